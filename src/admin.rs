@@ -1,0 +1,107 @@
+//! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics`, `/config`, and
+//! the optional demo echo endpoint `/echo/...`, which reflects the request as JSON.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::observe::metrics;
+use crate::state::Shared;
+
+pub struct Admin {
+    pub shared: Arc<Shared>,
+}
+
+/// Largest request body the echo endpoint reads.
+const ECHO_MAX_BODY: usize = 8 * 1024 * 1024;
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
+    reply(status, "application/json", v.to_string().into_bytes())
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = s.req_header().uri.path().to_string();
+        match path.as_str() {
+            "/healthz" => json(200, serde_json::json!({"status": "ok"})),
+            "/readyz" => {
+                if self.shared.ready.load(Ordering::Relaxed) {
+                    json(200, serde_json::json!({"status": "ready"}))
+                } else {
+                    json(503, serde_json::json!({"status": "starting"}))
+                }
+            }
+            "/metrics" => reply(200, "text/plain; version=0.0.4", metrics::render()),
+            "/config" => {
+                let gw = self.shared.gateway.load();
+                json(
+                    200,
+                    serde_json::json!({
+                        "name": gw.name,
+                        "generation": self.shared.generation.load(Ordering::SeqCst),
+                        "apis": gw.apis.len(),
+                        "products": gw.products.len(),
+                        "subscriptions": gw.subscriptions.list.len(),
+                        "backends": gw.backends.len(),
+                    }),
+                )
+            }
+            p if self.shared.echo && (p == "/echo" || p.starts_with("/echo/")) => echo(s).await,
+            _ => json(404, serde_json::json!({"statusCode": 404, "message": "Resource not found"})),
+        }
+    }
+}
+
+async fn echo(s: &mut ServerSession) -> Response<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        match s.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > ECHO_MAX_BODY {
+                    return json(413, serde_json::json!({"statusCode": 413, "message": "Request body too large for echo"}));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return json(400, serde_json::json!({"statusCode": 400, "message": "Cannot read request body"})),
+        }
+    }
+    let req = s.req_header();
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers.iter() {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match headers.get_mut(k.as_str()) {
+            Some(serde_json::Value::String(prev)) => {
+                prev.push_str(", ");
+                prev.push_str(&v);
+            }
+            _ => {
+                headers.insert(k.as_str().to_string(), serde_json::Value::String(v));
+            }
+        }
+    }
+    json(
+        200,
+        serde_json::json!({
+            "method": req.method.as_str(),
+            "path": req.uri.path(),
+            "query": req.uri.query().unwrap_or(""),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        }),
+    )
+}

@@ -1,0 +1,243 @@
+//! Command line: `run`, `check`, `explain`, `version`. The only place that uses `anyhow`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use clap::{Parser, Subcommand, ValueEnum};
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::config::{self, LoadedConfig};
+use crate::diag::Diagnostics;
+use crate::gateway::{self, explain};
+use crate::policy::Scope;
+use crate::proxy::Proxy;
+use crate::state::Shared;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", about = "API gateway running APIM-style XML policies on Pingora", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Global,
+    Product,
+    Api,
+    Operation,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway.
+    Run {
+        #[arg(short, long, default_value = "conf/gatehouse.yaml")]
+        config: PathBuf,
+        /// Run in the background (Pingora daemon mode).
+        #[arg(short, long)]
+        daemon: bool,
+        /// Take over the listening sockets of a running instance (zero-downtime upgrade).
+        #[arg(short, long)]
+        upgrade: bool,
+        /// Check the configuration, then exit.
+        #[arg(short, long)]
+        test: bool,
+    },
+    /// Load and compile everything; print every problem; exit 1 on errors.
+    Check {
+        #[arg(short, long, default_value = "conf/gatehouse.yaml")]
+        config: PathBuf,
+        /// Check one standalone policy or fragment document instead of a configuration.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Scope the standalone document is meant for.
+        #[arg(long, value_enum, default_value = "api")]
+        scope: ScopeArg,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Print the effective policy of an operation and the order its statements run in.
+    Explain {
+        #[arg(short, long, default_value = "conf/gatehouse.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        api: String,
+        #[arg(long)]
+        operation: String,
+        #[arg(long)]
+        product: Option<String>,
+    },
+    /// Print the version.
+    Version,
+}
+
+pub fn main() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("gatehouse {} (pingora 0.9.1)", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Command::Check { config, policy, scope, format } => Ok(check(&config, policy.as_deref(), scope, format)),
+        Command::Explain { config, api, operation, product } => {
+            let (cfg, gw) = load_or_report(&config)?;
+            let _ = cfg;
+            print!("{}", explain::explain(&gw, &api, &operation, product.as_deref()).map_err(anyhow::Error::msg)?);
+            Ok(0)
+        }
+        Command::Run { config, daemon, upgrade, test } => run(&config, daemon, upgrade, test),
+    }
+}
+
+fn print_diags(d: &Diagnostics, format: Format) {
+    match format {
+        Format::Text => eprint!("{}", d.render_text()),
+        Format::Json => println!("{}", d.render_json()),
+    }
+}
+
+fn check(config: &Path, policy: Option<&Path>, scope: ScopeArg, format: Format) -> i32 {
+    let d = match policy {
+        Some(p) => {
+            let scope = match scope {
+                ScopeArg::Global => Scope::Global,
+                ScopeArg::Product => Scope::Product,
+                ScopeArg::Api => Scope::Api,
+                ScopeArg::Operation => Scope::Operation,
+            };
+            gateway::compile::check_policy_file(p, scope)
+        }
+        None => match config::load(config).and_then(|c| gateway::compile(&c)) {
+            Ok((_, warnings)) => warnings,
+            Err(d) => d,
+        },
+    };
+    print_diags(&d, format);
+    if d.has_errors() {
+        if matches!(format, Format::Text) {
+            eprintln!("{} error(s)", d.error_count());
+        }
+        1
+    } else {
+        if matches!(format, Format::Text) {
+            eprintln!("ok");
+        }
+        0
+    }
+}
+
+fn load_or_report(path: &Path) -> anyhow::Result<(LoadedConfig, gateway::Gateway)> {
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", d.render_text());
+            bail!("configuration has {} error(s)", d.error_count());
+        }
+    };
+    match gateway::compile(&cfg) {
+        Ok((gw, warnings)) => {
+            eprint!("{}", warnings.render_text());
+            Ok((cfg, gw))
+        }
+        Err(d) => {
+            eprint!("{}", d.render_text());
+            bail!("configuration has {} error(s)", d.error_count());
+        }
+    }
+}
+
+fn server_conf(cfg: &LoadedConfig, daemon: bool) -> ServerConf {
+    let s = &cfg.raw.server;
+    let mut conf = ServerConf::default();
+    conf.threads = s.threads.max(1);
+    conf.work_stealing = s.work_stealing;
+    conf.pid_file = s.pid_file.clone();
+    conf.upgrade_sock = s.upgrade_sock.clone();
+    conf.grace_period_seconds = s.grace_period.map(|d| d.0.as_secs());
+    conf.graceful_shutdown_timeout_seconds = s.graceful_shutdown_timeout.map(|d| d.0.as_secs());
+    conf.error_log = s.error_log.clone();
+    conf.user = s.user.clone();
+    conf.group = s.group.clone();
+    conf.upstream_keepalive_pool_size = s.upstream_keepalive_pool_size;
+    conf.daemon = daemon;
+    conf
+}
+
+fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i32> {
+    let (cfg, gw) = load_or_report(path)?;
+    let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let shared = Shared::new(gw, cfg.raw.access_log, config_path, cfg.raw.admin.echo);
+    let opt = Opt { upgrade, daemon, nocapture: false, test, conf: None };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, daemon));
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy { shared: shared.clone() }, "gatehouse proxy");
+    for l in &cfg.raw.listeners {
+        match &l.tls {
+            None => proxy.add_tcp(&l.address),
+            Some(tls) => {
+                let cert = cfg.dir.join(&tls.cert);
+                let key = cfg.dir.join(&tls.key);
+                proxy
+                    .add_tls(&l.address, &cert.to_string_lossy(), &key.to_string_lossy())
+                    .with_context(|| format!("TLS listener {}", l.address))?;
+            }
+        }
+    }
+    server.add_service(proxy);
+    if !cfg.raw.admin.address.is_empty() {
+        let mut admin = Service::new("gatehouse admin".to_string(), Admin { shared: shared.clone() });
+        admin.add_tcp(&cfg.raw.admin.address);
+        server.add_service(admin);
+    }
+    server.add_service(background_service("gatehouse reload", Reloader { shared: shared.clone() }));
+    log::info!(
+        "gatehouse {} serving {} API(s) on {}",
+        env!("CARGO_PKG_VERSION"),
+        shared.gateway.load().apis.len(),
+        cfg.raw.listeners.iter().map(|l| l.address.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    server.run_forever()
+}
+
+/// Reloads the configuration on SIGHUP (Pingora handles TERM, INT and QUIT itself).
+struct Reloader {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot install the SIGHUP handler; reload is unavailable: {e}");
+                None
+            }
+        };
+        self.shared.ready.store(true, Ordering::SeqCst);
+        loop {
+            tokio::select! {
+                _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    let shared = self.shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || shared.reload()).await;
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Loading `gatehouse.yaml`: strict parsing, named-value resolution (plain and secret) and
+//! positions for semantic errors found later.
+
+pub mod duration;
+pub mod model;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diag::{Diagnostics, LineIndex, Span};
+pub use model::*;
+
+/// A parsed configuration file together with its text, for positions of later errors.
+pub struct LoadedConfig {
+    pub raw: RawConfig,
+    pub path: Arc<str>,
+    pub dir: PathBuf,
+    pub text: String,
+}
+
+impl LoadedConfig {
+    /// Best-effort position of a value in the YAML text: the first line holding
+    /// `key: value` (or `- value`) after any line holding `anchor`.
+    pub fn locate(&self, anchor: Option<&str>, key: &str, value: &str) -> Span {
+        locate_in(&self.text, &self.path, anchor, key, value)
+    }
+
+    pub fn file_span(&self) -> Span {
+        Span::new(&self.path, 1, 1)
+    }
+}
+
+pub fn locate_in(text: &str, file: &Arc<str>, anchor: Option<&str>, key: &str, value: &str) -> Span {
+    let idx = LineIndex::new(text);
+    let start = anchor.and_then(|a| find_kv(text, 0, "id", a)).unwrap_or(0);
+    let found = find_kv(text, start, key, value).or_else(|| find_kv(text, 0, key, value));
+    match found {
+        Some(off) => idx.span(file, off),
+        None => Span::new(file, 1, 1),
+    }
+}
+
+/// Offset of the value in a line like `key: value`, `key: "value"` or `- value`, from `from`.
+fn find_kv(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
+    let mut off = 0;
+    for line in text.split_inclusive('\n') {
+        let line_start = off;
+        off += line.len();
+        if line_start < from {
+            continue;
+        }
+        let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+        let rest = if key.is_empty() {
+            Some(trimmed)
+        } else {
+            trimmed.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(str::trim_start)
+        };
+        let Some(rest) = rest else { continue };
+        let v = rest.trim_end().trim_matches(|c| c == '"' || c == '\'');
+        if v == value || (value.is_empty() && !key.is_empty()) {
+            let col = line.len() - line.trim_start().len();
+            let value_col = line.find(rest).unwrap_or(col);
+            return Some(line_start + if value.is_empty() { col } else { value_col });
+        }
+    }
+    None
+}
+
+/// Read and strictly parse a configuration file. Shape errors carry the YAML position.
+pub fn load(path: &Path) -> Result<LoadedConfig, Diagnostics> {
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let mut diags = Diagnostics::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.error("C001", Span::new(&file, 1, 1), format!("cannot read configuration: {e}"));
+            return Err(diags);
+        }
+    };
+    match serde_yaml::from_str::<RawConfig>(&text) {
+        Ok(raw) => {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            Ok(LoadedConfig { raw, path: file, dir, text })
+        }
+        Err(e) => {
+            let (line, col) = e.location().map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
+            let msg = e.to_string();
+            // serde_yaml appends " at line X column Y"; the position is already in front.
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            diags.error("C002", Span::new(&file, line, col), msg);
+            Err(diags)
+        }
+    }
+}
+
+/// A resolved named value.
+#[derive(Clone, Debug)]
+pub struct NamedValue {
+    pub value: String,
+    pub secret: bool,
+}
+
+/// Resolve every named value: plain text, or secrets from `env` / `file`.
+pub fn resolve_named_values(cfg: &LoadedConfig, diags: &mut Diagnostics) -> ahash::AHashMap<String, NamedValue> {
+    let mut out = ahash::AHashMap::new();
+    for (name, spec) in &cfg.raw.named_values {
+        let span = cfg.locate(None, name, "");
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) || name.is_empty() {
+            diags.error("C010", span.clone(), format!("named value {name:?}: names may hold only letters, digits, '.', '-' and '_'"));
+        }
+        let sources = [spec.value.is_some(), spec.env.is_some(), spec.file.is_some()].iter().filter(|b| **b).count();
+        if sources != 1 {
+            diags.error("C011", span, format!("named value {name:?} needs exactly one of `value`, `env` or `file`"));
+            continue;
+        }
+        let value = if let Some(v) = &spec.value {
+            v.clone()
+        } else if let Some(var) = &spec.env {
+            match std::env::var(var) {
+                Ok(v) => v,
+                Err(_) => {
+                    diags.error("C012", span, format!("named value {name:?}: environment variable {var} is not set"));
+                    continue;
+                }
+            }
+        } else if let Some(f) = &spec.file {
+            let p = cfg.dir.join(f);
+            match std::fs::read_to_string(&p) {
+                Ok(v) => v.trim_end_matches(['\r', '\n']).to_string(),
+                Err(e) => {
+                    diags.error("C013", span, format!("named value {name:?}: cannot read {}: {e}", p.display()));
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        let secret = spec.secret || spec.env.is_some() || spec.file.is_some();
+        out.insert(name.clone(), NamedValue { value, secret });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_value_after_anchor() {
+        let text = "apis:\n  - id: a\n    backend: x\n  - id: b\n    backend: x\n";
+        let f: Arc<str> = Arc::from("c.yaml");
+        let s = locate_in(text, &f, Some("b"), "backend", "x");
+        assert_eq!((s.line, s.col), (5, 14));
+    }
+}

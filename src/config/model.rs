@@ -1,0 +1,364 @@
+//! The raw configuration model: exactly what `conf/gatehouse.yaml` may say, parsed strictly
+//! (`deny_unknown_fields` everywhere), with human durations and explicit defaults.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::duration::HumanDuration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Instance-group name; namespaces shared state and appears in logs and metrics.
+    #[serde(default = "default_gateway_name")]
+    pub name: String,
+    #[serde(default)]
+    pub server: ServerSettings,
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub access_log: AccessLogTarget,
+    #[serde(default)]
+    pub policies: PolicyPaths,
+    #[serde(default)]
+    pub named_values: BTreeMap<String, NamedValueSpec>,
+    #[serde(default)]
+    pub backends: Vec<BackendSpec>,
+    #[serde(default)]
+    pub apis: Vec<ApiSpec>,
+    #[serde(default)]
+    pub products: Vec<ProductSpec>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+fn default_gateway_name() -> String {
+    "gatehouse".to_string()
+}
+
+/// Pingora server settings (the subset an operator tunes).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    #[serde(default = "default_true")]
+    pub work_stealing: bool,
+    #[serde(default = "default_pid_file")]
+    pub pid_file: String,
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
+    /// How long to keep serving after SIGTERM before closing listeners.
+    #[serde(default)]
+    pub grace_period: Option<HumanDuration>,
+    /// How long in-flight requests get after the grace period.
+    #[serde(default)]
+    pub graceful_shutdown_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub error_log: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default = "default_keepalive_pool")]
+    pub upstream_keepalive_pool_size: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            threads: default_threads(),
+            work_stealing: true,
+            pid_file: default_pid_file(),
+            upgrade_sock: default_upgrade_sock(),
+            grace_period: None,
+            graceful_shutdown_timeout: None,
+            error_log: None,
+            user: None,
+            group: None,
+            upstream_keepalive_pool_size: default_keepalive_pool(),
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_pid_file() -> String {
+    "/tmp/gatehouse.pid".into()
+}
+fn default_upgrade_sock() -> String {
+    "/tmp/gatehouse_upgrade.sock".into()
+}
+fn default_keepalive_pool() -> usize {
+    128
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// `host:port`, e.g. `0.0.0.0:8080`.
+    pub address: String,
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `host:port`; loopback by default. Empty string disables the admin listener.
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+    /// Serve the demo echo endpoint at `/echo/...` (reflects the request as JSON).
+    #[serde(default)]
+    pub echo: bool,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings { address: default_admin_address(), echo: false }
+    }
+}
+
+fn default_admin_address() -> String {
+    "127.0.0.1:9180".into()
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogTarget {
+    #[default]
+    Stdout,
+    Stderr,
+    Off,
+}
+
+/// Where the policy documents live, relative to the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPaths {
+    #[serde(default = "default_policy_dir")]
+    pub dir: String,
+}
+
+impl Default for PolicyPaths {
+    fn default() -> Self {
+        PolicyPaths { dir: default_policy_dir() }
+    }
+}
+
+fn default_policy_dir() -> String {
+    "../policies".into()
+}
+
+/// A named value: plain text, or a secret read from the environment or a file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedValueSpec {
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSpec {
+    pub id: String,
+    pub url: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub credentials: Credentials,
+    #[serde(default)]
+    pub tls: BackendTls,
+    /// Time allowed to establish the TCP (and TLS) connection.
+    #[serde(default)]
+    pub connect_timeout: Option<HumanDuration>,
+    /// Default time to wait for response headers, when forward-request gives none.
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    #[serde(default)]
+    pub headers: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub query: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub authorization: Option<AuthorizationCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationCredential {
+    pub scheme: String,
+    pub parameter: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTls {
+    #[serde(default = "default_true")]
+    pub verify_chain: bool,
+    #[serde(default = "default_true")]
+    pub verify_name: bool,
+    /// Server name to send (SNI); defaults to the URL's host.
+    #[serde(default)]
+    pub sni: Option<String>,
+}
+
+impl Default for BackendTls {
+    fn default() -> Self {
+        BackendTls { verify_chain: true, verify_name: true, sni: None }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpec {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// URL suffix, e.g. `orders` serves `/orders/...`. Empty serves the root.
+    pub path: String,
+    /// Host names this API answers on; empty = any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub service_url: Option<String>,
+    /// A backend id used as the API's service.
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default = "default_true")]
+    pub subscription_required: bool,
+    #[serde(default)]
+    pub subscription_key: SubscriptionKeyNames,
+    /// Remove the subscription key header and query parameter before forwarding.
+    #[serde(default)]
+    pub strip_subscription_key: bool,
+    #[serde(default)]
+    pub operations: Vec<OperationSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionKeyNames {
+    #[serde(default = "default_key_header")]
+    pub header: String,
+    #[serde(default = "default_key_query")]
+    pub query: String,
+}
+
+impl Default for SubscriptionKeyNames {
+    fn default() -> Self {
+        SubscriptionKeyNames { header: default_key_header(), query: default_key_query() }
+    }
+}
+
+fn default_key_header() -> String {
+    "Ocp-Apim-Subscription-Key".into()
+}
+fn default_key_query() -> String {
+    "subscription-key".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationSpec {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// HTTP method, or `*` for any.
+    pub method: String,
+    pub url_template: String,
+    /// Example responses, used by `mock-response`.
+    #[serde(default)]
+    pub examples: Vec<ExampleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExampleSpec {
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
+    pub body: String,
+}
+
+fn default_status() -> u16 {
+    200
+}
+fn default_content_type() -> String {
+    "application/json".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSpec {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub apis: Vec<String>,
+    #[serde(default = "default_true")]
+    pub subscription_required: bool,
+    #[serde(default)]
+    pub state: ProductState,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ProductState {
+    #[default]
+    Published,
+    NotPublished,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `product:<id>`, `api:<id>`, `all-apis`, or `all-access`.
+    pub scope: String,
+    #[serde(default)]
+    pub primary_key: Option<String>,
+    #[serde(default)]
+    pub secondary_key: Option<String>,
+    #[serde(default)]
+    pub state: SubscriptionState,
+    #[serde(default)]
+    pub allow_tracing: bool,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionState {
+    #[default]
+    Active,
+    Suspended,
+    Submitted,
+    Rejected,
+    Cancelled,
+    Expired,
+}

@@ -1,0 +1,107 @@
+//! Built-in errors and policy failures: Reason strings, client status and message, and the
+//! `context.LastError` record (apim-reference.md §1.5, §1.6).
+
+use crate::policy::{Scope, Section, Stmt};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    OperationNotFound,
+    SubscriptionKeyNotFound,
+    SubscriptionKeyInvalid,
+    BackendConnectionFailure,
+    Timeout,
+    ExpressionValueEvaluationFailure,
+    /// `fail-on-error-status-code="true"` and the backend answered 400-599. The Reason is not
+    /// documented by APIM; gatehouse uses `BackendErrorStatusCode`.
+    BackendErrorStatusCode,
+    /// Anything else inside the gateway.
+    Internal,
+}
+
+pub const MISSING_KEY_MESSAGE: &str =
+    "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.";
+pub const INVALID_KEY_MESSAGE: &str =
+    "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
+
+impl ErrorKind {
+    pub fn reason(self) -> &'static str {
+        match self {
+            ErrorKind::OperationNotFound => "OperationNotFound",
+            ErrorKind::SubscriptionKeyNotFound => "SubscriptionKeyNotFound",
+            ErrorKind::SubscriptionKeyInvalid => "SubscriptionKeyInvalid",
+            ErrorKind::BackendConnectionFailure => "BackendConnectionFailure",
+            ErrorKind::Timeout => "Timeout",
+            ErrorKind::ExpressionValueEvaluationFailure => "ExpressionValueEvaluationFailure",
+            ErrorKind::BackendErrorStatusCode => "BackendErrorStatusCode",
+            ErrorKind::Internal => "InternalError",
+        }
+    }
+
+    /// Status of the default error response.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::OperationNotFound => 404,
+            ErrorKind::SubscriptionKeyNotFound | ErrorKind::SubscriptionKeyInvalid => 401,
+            _ => 500,
+        }
+    }
+
+    /// `message` of the default error body; `None` means the generic 500 with `activityId`.
+    pub fn client_message(self) -> Option<&'static str> {
+        match self {
+            ErrorKind::OperationNotFound => Some("Resource not found"),
+            ErrorKind::SubscriptionKeyNotFound => Some(MISSING_KEY_MESSAGE),
+            ErrorKind::SubscriptionKeyInvalid => Some(INVALID_KEY_MESSAGE),
+            _ => None,
+        }
+    }
+}
+
+/// A failure with everything `context.LastError` carries.
+#[derive(Clone, Debug)]
+pub struct PolicyError {
+    pub kind: ErrorKind,
+    /// Policy element name or built-in step (`configuration`, `authorization`).
+    pub source: &'static str,
+    pub message: String,
+    pub scope: Option<Scope>,
+    pub section: Option<Section>,
+    /// Position of the failing statement, e.g. `set-header[2]`.
+    pub path: String,
+    pub policy_id: Option<String>,
+}
+
+pub type LastError = PolicyError;
+
+impl PolicyError {
+    /// A built-in step's failure (no policy statement involved).
+    pub fn builtin(kind: ErrorKind, source: &'static str, message: impl Into<String>) -> PolicyError {
+        PolicyError { kind, source, message: message.into(), scope: None, section: None, path: String::new(), policy_id: None }
+    }
+
+    /// A statement's failure, placed where it happened.
+    pub fn at(e: super::StepError, st: &Stmt, section: Section, path: String) -> PolicyError {
+        PolicyError {
+            kind: e.kind,
+            source: st.element,
+            message: e.message,
+            scope: Some(st.scope),
+            section: Some(section),
+            path,
+            policy_id: st.id.clone(),
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        self.kind.reason()
+    }
+}
+
+/// The default JSON error body: `{"statusCode":N,"message":"…"}`, or the generic 500 with the
+/// request id as `activityId`.
+pub fn default_body(kind: ErrorKind, request_id: &str) -> String {
+    match kind.client_message() {
+        Some(m) => serde_json::json!({ "statusCode": kind.status(), "message": m }).to_string(),
+        None => serde_json::json!({ "statusCode": 500, "message": "Internal server error", "activityId": request_id }).to_string(),
+    }
+}

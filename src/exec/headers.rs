@@ -1,0 +1,44 @@
+//! Header access for the engine. The proxy implements it for Pingora's request and response
+//! headers; `http::HeaderMap` implements it for gateway-built responses and tests.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub trait HeaderStore {
+    fn get_all(&self, name: &HeaderName) -> Vec<HeaderValue>;
+    fn contains(&self, name: &HeaderName) -> bool;
+    /// Replace every value of `name` with `values` (each on its own line).
+    fn set(&mut self, name: &HeaderName, values: &[HeaderValue]);
+    fn append(&mut self, name: &HeaderName, value: HeaderValue);
+    fn remove(&mut self, name: &HeaderName);
+    /// Remove every header.
+    fn clear(&mut self);
+}
+
+impl HeaderStore for HeaderMap {
+    fn get_all(&self, name: &HeaderName) -> Vec<HeaderValue> {
+        HeaderMap::get_all(self, name).iter().cloned().collect()
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        self.contains_key(name)
+    }
+
+    fn set(&mut self, name: &HeaderName, values: &[HeaderValue]) {
+        self.remove(name);
+        for v in values {
+            HeaderMap::append(self, name.clone(), v.clone());
+        }
+    }
+
+    fn append(&mut self, name: &HeaderName, value: HeaderValue) {
+        HeaderMap::append(self, name.clone(), value);
+    }
+
+    fn remove(&mut self, name: &HeaderName) {
+        HeaderMap::remove(self, name);
+    }
+
+    fn clear(&mut self) {
+        HeaderMap::clear(self);
+    }
+}

@@ -1,0 +1,11 @@
+//! One module per built-in policy, named after its XML element.
+
+pub mod mock_response;
+pub mod return_response;
+pub mod rewrite_uri;
+pub mod set_backend_service;
+pub mod set_body;
+pub mod set_header;
+pub mod set_method;
+pub mod set_query_parameter;
+pub mod set_status;

@@ -1,0 +1,51 @@
+//! `<rewrite-uri>`: replace the backend path (relative to the backend base URL) from a template
+//! filled with `MatchedParameters`; optionally keep the query parameters the operation's
+//! template did not match.
+
+use crate::exec::state::encode_component;
+use crate::exec::{value, ExecCtx, StepError};
+use crate::policy::{RewriteUri, TemplatePart};
+
+fn render(parts: &[TemplatePart], matched: &[(String, String)], encode: bool) -> Result<String, StepError> {
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            TemplatePart::Text(t) => out.push_str(t),
+            TemplatePart::Param(name) => {
+                let v = matched
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+                    .ok_or_else(|| StepError { kind: crate::exec::ErrorKind::Internal, message: format!("rewrite-uri: template parameter {{{name}}} was not matched") })?;
+                if encode {
+                    out.push_str(&encode_component(v));
+                } else {
+                    out.push_str(v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(r: &RewriteUri, cx: &mut ExecCtx) -> Result<(), StepError> {
+    let t = value(&r.template)?;
+    let copy = *value(&r.copy_unmatched_params)?;
+    let path = render(&t.path, &cx.req.matched, true)?;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (name, parts) in &t.query {
+        pairs.push((name.clone(), render(parts, &cx.req.matched, false)?));
+    }
+    if copy {
+        for (k, v) in cx.req.query.pairs() {
+            let matched = cx.req.template_query.iter().any(|n| *n == k);
+            let named = t.query.iter().any(|(n, _)| *n == k);
+            if !matched && !named {
+                pairs.push((k, v));
+            }
+        }
+    }
+    cx.req.path = if path == "/" { String::new() } else { path };
+    *cx.req.query.pairs_mut() = pairs;
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! `<set-backend-service>`: send the request to another base URL or backend entity; the path
+//! remainder and query stay as they are.
+
+use crate::exec::{value, ErrorKind, ExecCtx, StepError, Target};
+use crate::gateway::BaseUrl;
+use crate::policy::BackendTarget;
+
+pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
+    cx.req.target = match t {
+        BackendTarget::BaseUrl(u) => {
+            let base = BaseUrl::parse(value(u)?).map_err(|m| StepError { kind: ErrorKind::Internal, message: m })?;
+            Target { base, backend: None }
+        }
+        BackendTarget::BackendId(id) => {
+            let id = value(id)?;
+            let (i, b) = cx
+                .gw
+                .backend(id)
+                .ok_or_else(|| StepError { kind: ErrorKind::Internal, message: format!("unknown backend `{id}`") })?;
+            Target { base: b.url.clone(), backend: Some(i) }
+        }
+    };
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! `<set-method>`: change the method of the backend request.
+
+use http::Method;
+
+use crate::exec::{value, ExecCtx, StepError};
+use crate::policy::Val;
+
+pub fn run(m: &Val<Method>, cx: &mut ExecCtx) -> Result<(), StepError> {
+    cx.req.method = value(m)?.clone();
+    Ok(())
+}

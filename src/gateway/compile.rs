@@ -1,0 +1,531 @@
+//! `compile`: configuration + policy documents -> an immutable `Gateway`, with every problem
+//! collected (never only the first).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ahash::AHashMap;
+use http::{HeaderName, HeaderValue, Method};
+
+use super::*;
+use crate::config::{self, LoadedConfig, NamedValue};
+use crate::diag::{Diagnostics, Span};
+use crate::policy::compose::{self, Fragments};
+use crate::policy::parse::{self, Env};
+use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, StmtKind, Val};
+
+/// Policy documents found on disk, keyed by what they apply to.
+struct PolicySet {
+    global: PolicyDoc,
+    products: AHashMap<String, PolicyDoc>,
+    apis: AHashMap<String, PolicyDoc>,
+    operations: AHashMap<(String, String), PolicyDoc>,
+}
+
+/// Compile a loaded configuration. On success, warnings come back with the gateway.
+pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics> {
+    let mut d = Diagnostics::new();
+    check_listeners(cfg, &mut d);
+    let named = config::resolve_named_values(cfg, &mut d);
+    let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
+    let (backends, backend_ids) = compile_backends(cfg, &named, &mut d);
+    let mut api_index: AHashMap<&str, usize> = AHashMap::new();
+    for (i, a) in cfg.raw.apis.iter().enumerate() {
+        if api_index.insert(&a.id, i).is_some() {
+            d.error("C020", cfg.locate(None, "id", &a.id), format!("duplicate API id `{}`", a.id));
+        }
+    }
+    let products = compile_products(cfg, &api_index, &mut d);
+    let set = load_policies(cfg, &policy_dir, &named, &products, &mut d);
+
+    let global_on_error: Arc<[Stmt]> = compose::compose(&[&set.global], Section::OnError).into();
+    let mut apis = Vec::new();
+    for (ai, spec) in cfg.raw.apis.iter().enumerate() {
+        if let Some(api) = compile_api(cfg, ai, spec, &set, &products, &backends, &backend_ids, &mut d) {
+            apis.push(api);
+        }
+    }
+    let subscriptions = compile_subscriptions(cfg, &api_index, &products, &mut d);
+    if d.has_errors() {
+        return Err(d.sorted());
+    }
+    let gw = Gateway {
+        name: cfg.raw.name.clone(),
+        apis,
+        backends,
+        backend_ids,
+        products,
+        subscriptions,
+        global_on_error,
+    };
+    Ok((gw, d.sorted()))
+}
+
+/// Listener and admin addresses must parse; TLS files must exist.
+fn check_listeners(cfg: &LoadedConfig, d: &mut Diagnostics) {
+    if cfg.raw.listeners.is_empty() {
+        d.error("C003", cfg.file_span(), "at least one listener is needed");
+    }
+    for l in &cfg.raw.listeners {
+        if l.address.parse::<std::net::SocketAddr>().is_err() {
+            d.error("C004", cfg.locate(None, "address", &l.address), format!("listener address {:?} must be ip:port", l.address));
+        }
+        if let Some(tls) = &l.tls {
+            for f in [&tls.cert, &tls.key] {
+                if !cfg.dir.join(f).is_file() {
+                    d.error("C005", cfg.locate(None, "", f), format!("TLS file {f:?} not found (relative to {})", cfg.dir.display()));
+                }
+            }
+        }
+    }
+    let admin = &cfg.raw.admin.address;
+    if !admin.is_empty() && admin.parse::<std::net::SocketAddr>().is_err() {
+        d.error("C004", cfg.locate(None, "address", admin), format!("admin address {admin:?} must be ip:port"));
+    }
+}
+
+fn compile_backends(
+    cfg: &LoadedConfig,
+    named: &AHashMap<String, NamedValue>,
+    d: &mut Diagnostics,
+) -> (Vec<Backend>, AHashMap<String, usize>) {
+    let mut out = Vec::new();
+    let mut ids = AHashMap::new();
+    for b in &cfg.raw.backends {
+        let span = cfg.locate(None, "id", &b.id);
+        if ids.contains_key(&b.id) {
+            d.error("C030", span.clone(), format!("duplicate backend id `{}`", b.id));
+            continue;
+        }
+        let url = match BaseUrl::parse(&b.url) {
+            Ok(u) => u,
+            Err(e) => {
+                d.error("C031", cfg.locate(Some(&b.id), "url", &b.url), format!("backend `{}`: {e}", b.id));
+                continue;
+            }
+        };
+        let env = Env { named, scope: Scope::Global };
+        let sub = |v: &str, d: &mut Diagnostics| parse::substitute(v, &span, &env, d);
+        let mut headers = Vec::new();
+        for (name, values) in &b.credentials.headers {
+            let Ok(n) = HeaderName::from_bytes(name.as_bytes()) else {
+                d.error("C032", span.clone(), format!("backend `{}`: invalid credential header name {name:?}", b.id));
+                continue;
+            };
+            for v in values {
+                match HeaderValue::from_str(&sub(v, d)) {
+                    Ok(hv) => headers.push((n.clone(), hv)),
+                    Err(_) => d.error("C032", span.clone(), format!("backend `{}`: invalid value for credential header {name}", b.id)),
+                }
+            }
+        }
+        let mut query = Vec::new();
+        for (name, values) in &b.credentials.query {
+            for v in values {
+                query.push((name.clone(), sub(v, d)));
+            }
+        }
+        let authorization = b.credentials.authorization.as_ref().and_then(|a| {
+            let v = format!("{} {}", a.scheme, sub(&a.parameter, d));
+            HeaderValue::from_str(&v).map_err(|_| d.error("C032", span.clone(), format!("backend `{}`: invalid authorization credential", b.id))).ok()
+        });
+        ids.insert(b.id.clone(), out.len());
+        out.push(Backend {
+            id: b.id.clone(),
+            sni: b.tls.sni.clone().unwrap_or_else(|| url.host_bare().to_string()),
+            url,
+            headers,
+            query,
+            authorization,
+            verify_cert: b.tls.verify_chain,
+            verify_hostname: b.tls.verify_name,
+            connect_timeout: b.connect_timeout.map_or(Duration::from_secs(10), |t| t.0),
+            timeout: b.timeout.map(|t| t.0),
+        });
+    }
+    (out, ids)
+}
+
+fn compile_products(cfg: &LoadedConfig, api_index: &AHashMap<&str, usize>, d: &mut Diagnostics) -> Vec<Product> {
+    let mut out: Vec<Product> = Vec::new();
+    for p in &cfg.raw.products {
+        if out.iter().any(|x| x.id == p.id) {
+            d.error("C040", cfg.locate(None, "id", &p.id), format!("duplicate product id `{}`", p.id));
+            continue;
+        }
+        let mut apis = Vec::new();
+        for a in &p.apis {
+            match api_index.get(a.as_str()) {
+                Some(&i) => apis.push(i),
+                None => d.error("C041", cfg.locate(Some(&p.id), "", a), format!("product `{}` lists unknown API `{a}`", p.id)),
+            }
+        }
+        out.push(Product {
+            id: p.id.clone(),
+            name: p.name.clone().unwrap_or_else(|| p.id.clone()),
+            subscription_required: p.subscription_required,
+            state: p.state,
+            apis,
+        });
+    }
+    out
+}
+
+fn default_global() -> PolicyDoc {
+    let mut doc = PolicyDoc::default();
+    let fwd = policy::ForwardRequest {
+        timeout_ms: None,
+        follow_redirects: Val::Lit(false),
+        buffer_request_body: false,
+        buffer_response: true,
+        fail_on_error_status_code: false,
+        http_version: policy::HttpVersion::Http1,
+    };
+    doc.sections[Section::Backend.index()] = Some(vec![Stmt {
+        kind: StmtKind::ForwardRequest(fwd),
+        element: "forward-request",
+        id: None,
+        span: Span::file("<default global policy>"),
+        scope: Scope::Global,
+        display: "<forward-request />".into(),
+    }]);
+    doc
+}
+
+fn load_policies(
+    cfg: &LoadedConfig,
+    dir: &Path,
+    named: &AHashMap<String, NamedValue>,
+    products: &[Product],
+    d: &mut Diagnostics,
+) -> PolicySet {
+    // Fragments first: documents include them.
+    let mut fragments: Fragments = AHashMap::new();
+    for (id, path) in xml_files(&dir.join("fragments")) {
+        let env = Env { named, scope: Scope::Global };
+        if let Some(stmts) = policy::load_fragment(&path, &env, d) {
+            fragments.insert(id, stmts);
+        }
+    }
+    let load = |path: &Path, scope: Scope, d: &mut Diagnostics| -> Option<PolicyDoc> {
+        let env = Env { named, scope };
+        let doc = policy::load_document(path, &env, d)?;
+        let doc = compose::expand_document(&doc, &fragments, d);
+        compose::check_legality(&doc, d);
+        Some(doc)
+    };
+    let global_path = dir.join("global.xml");
+    let global = if global_path.exists() { load(&global_path, Scope::Global, d).unwrap_or_default() } else { default_global() };
+    let mut set = PolicySet { global, products: AHashMap::new(), apis: AHashMap::new(), operations: AHashMap::new() };
+    for (id, path) in xml_files(&dir.join("products")) {
+        if !products.iter().any(|p| p.id == id) {
+            d.error("P050", Span::file(&path.display().to_string()), format!("policy file for unknown product `{id}`"));
+            continue;
+        }
+        if let Some(doc) = load(&path, Scope::Product, d) {
+            set.products.insert(id, doc);
+        }
+    }
+    let apis_dir = dir.join("apis");
+    for (id, path) in xml_files(&apis_dir) {
+        if !cfg.raw.apis.iter().any(|a| a.id == id) {
+            d.error("P050", Span::file(&path.display().to_string()), format!("policy file for unknown API `{id}`"));
+            continue;
+        }
+        if let Some(doc) = load(&path, Scope::Api, d) {
+            set.apis.insert(id, doc);
+        }
+    }
+    for api in &cfg.raw.apis {
+        for (op, path) in xml_files(&apis_dir.join(&api.id)) {
+            if !api.operations.iter().any(|o| o.id == op) {
+                d.error("P050", Span::file(&path.display().to_string()), format!("policy file for unknown operation `{op}` of API `{}`", api.id));
+                continue;
+            }
+            if let Some(doc) = load(&path, Scope::Operation, d) {
+                set.operations.insert((api.id.clone(), op), doc);
+            }
+        }
+    }
+    set
+}
+
+/// `(stem, path)` of every `*.xml` in a directory, sorted; a missing directory is empty.
+fn xml_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "xml"))
+        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
+        .collect();
+    out.sort();
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_api(
+    cfg: &LoadedConfig,
+    ai: usize,
+    spec: &crate::config::ApiSpec,
+    set: &PolicySet,
+    products: &[Product],
+    backends: &[Backend],
+    backend_ids: &AHashMap<String, usize>,
+    d: &mut Diagnostics,
+) -> Option<Api> {
+    let span = cfg.locate(None, "id", &spec.id);
+    let (service, service_backend) = match (&spec.service_url, &spec.backend) {
+        (Some(u), None) => match BaseUrl::parse(u) {
+            Ok(b) => (b, None),
+            Err(e) => {
+                d.error("C021", cfg.locate(Some(&spec.id), "service_url", u), format!("API `{}`: {e}", spec.id));
+                return None;
+            }
+        },
+        (None, Some(b)) => match backend_ids.get(b) {
+            Some(&i) => (backends[i].url.clone(), Some(i)),
+            None => {
+                d.error("C022", cfg.locate(Some(&spec.id), "backend", b), format!("API `{}` uses unknown backend `{b}`", spec.id));
+                return None;
+            }
+        },
+        _ => {
+            d.error("C023", span, format!("API `{}` needs exactly one of `service_url` or `backend`", spec.id));
+            return None;
+        }
+    };
+    let path = normalize_path(&spec.path);
+    let key_header = match HeaderName::from_bytes(spec.subscription_key.header.as_bytes()) {
+        Ok(h) => h,
+        Err(_) => {
+            d.error("C024", span.clone(), format!("API `{}`: invalid subscription key header name", spec.id));
+            return None;
+        }
+    };
+    let api_products: Vec<usize> = products.iter().enumerate().filter(|(_, p)| p.apis.contains(&ai)).map(|(i, _)| i).collect();
+    let open: Vec<usize> = api_products.iter().copied().filter(|&p| !products[p].subscription_required).collect();
+    if open.len() > 1 {
+        d.error("C042", span.clone(), format!("API `{}` is in more than one open product ({}); at most one is allowed", spec.id, open.iter().map(|&p| products[p].id.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    let empty = PolicyDoc::default();
+    let api_doc = set.apis.get(&spec.id).unwrap_or(&empty);
+    let on_error: Arc<[Stmt]> = compose::compose(&[&set.global, api_doc], Section::OnError).into();
+
+    let mut operations = Vec::new();
+    for op in &spec.operations {
+        let op_span = cfg.locate(Some(&spec.id), "id", &op.id);
+        if operations.iter().any(|o: &Operation| o.id == op.id) {
+            d.error("C025", op_span.clone(), format!("API `{}`: duplicate operation id `{}`", spec.id, op.id));
+            continue;
+        }
+        let method = if op.method == "*" {
+            None
+        } else {
+            match Method::from_bytes(op.method.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    d.error("C026", cfg.locate(Some(&op.id), "method", &op.method), format!("operation `{}`: invalid method {:?}", op.id, op.method));
+                    continue;
+                }
+            }
+        };
+        let template = match UrlTemplate::parse(&op.url_template) {
+            Ok(t) => t,
+            Err(e) => {
+                d.error("C027", cfg.locate(Some(&op.id), "url_template", &op.url_template), format!("operation `{}`: {e}", op.id));
+                continue;
+            }
+        };
+        let op_doc = set.operations.get(&(spec.id.clone(), op.id.clone())).unwrap_or(&empty);
+        let mut pipelines = vec![Arc::new(build_pipeline(&[&set.global, api_doc, op_doc], backend_ids, d))];
+        for &p in &api_products {
+            let prod_doc = set.products.get(&products[p].id).unwrap_or(&empty);
+            pipelines.push(Arc::new(build_pipeline(&[&set.global, prod_doc, api_doc, op_doc], backend_ids, d)));
+        }
+        let examples: Arc<[Example]> = op
+            .examples
+            .iter()
+            .map(|e| Example { status: e.status, content_type: e.content_type.clone(), body: e.body.clone() })
+            .collect();
+        operations.push(Operation {
+            id: op.id.clone(),
+            name: op.name.clone().unwrap_or_else(|| op.id.clone()),
+            method,
+            url_template: op.url_template.clone(),
+            template,
+            examples,
+            pipelines,
+        });
+    }
+    // Most specific template first, so `/users/me` wins over `/users/{id}`.
+    operations.sort_by(|a, b| b.template.specificity.cmp(&a.template.specificity));
+    Some(Api {
+        id: spec.id.clone(),
+        name: spec.name.clone().unwrap_or_else(|| spec.id.clone()),
+        path,
+        hosts: spec.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        service,
+        service_backend,
+        subscription_required: spec.subscription_required,
+        key_header,
+        key_query: spec.subscription_key.query.clone(),
+        strip_key: spec.strip_subscription_key,
+        operations,
+        products: api_products,
+        open_product: open.first().copied(),
+        on_error,
+    })
+}
+
+/// Lexically remove `.` and `..` components, so positions print as `policies/x.xml`.
+fn clean_path(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn normalize_path(p: &str) -> String {
+    let t = p.trim().trim_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("/{t}")
+    }
+}
+
+/// Compose the four sections over a scope chain and split the backend section at
+/// `forward-request`.
+pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize>, d: &mut Diagnostics) -> Pipeline {
+    let mut sections: Vec<Vec<Stmt>> = Vec::new();
+    for s in Section::ALL {
+        let stmts = compose::compose(chain, s);
+        compose::check_composed(s, &stmts, d);
+        for st in &stmts {
+            if let StmtKind::SetBackendService(BackendTarget::BackendId(Val::Lit(id))) = &st.kind {
+                if !backend_ids.is_empty() && !backend_ids.contains_key(id) {
+                    d.error("P043", st.span.clone(), format!("set-backend-service names unknown backend `{id}`"));
+                }
+            }
+        }
+        sections.push(stmts);
+    }
+    let on_error = sections.pop().unwrap_or_default();
+    let outbound = sections.pop().unwrap_or_default();
+    let backend = sections.pop().unwrap_or_default();
+    let inbound = sections.pop().unwrap_or_default();
+    let (mut pre, mut forward, mut post) = (Vec::new(), None, Vec::new());
+    for st in backend {
+        match (&st.kind, &forward) {
+            (StmtKind::ForwardRequest(f), None) => forward = Some(Forward { options: f.clone(), stmt: st.clone() }),
+            (_, None) => pre.push(st),
+            (_, Some(_)) => post.push(st),
+        }
+    }
+    let replaces_request_body = inbound.iter().chain(pre.iter()).any(|s| matches!(s.kind, StmtKind::SetBody(_)));
+    Pipeline { inbound, backend_pre: pre, forward, backend_post: post, outbound, on_error, replaces_request_body }
+}
+
+fn compile_subscriptions(
+    cfg: &LoadedConfig,
+    api_index: &AHashMap<&str, usize>,
+    products: &[Product],
+    d: &mut Diagnostics,
+) -> Subscriptions {
+    let mut list: Vec<Subscription> = Vec::new();
+    let mut seen_keys: AHashMap<String, String> = AHashMap::new();
+    for s in &cfg.raw.subscriptions {
+        let span = cfg.locate(None, "id", &s.id);
+        if list.iter().any(|x| x.id == s.id) {
+            d.error("C050", span.clone(), format!("duplicate subscription id `{}`", s.id));
+            continue;
+        }
+        let scope = match s.scope.split_once(':') {
+            Some(("product", p)) => products.iter().position(|x| x.id == p).map(SubScope::Product),
+            Some(("api", a)) => api_index.get(a).map(|&i| SubScope::Api(i)),
+            None if s.scope == "all-apis" => Some(SubScope::AllApis),
+            None if s.scope == "all-access" => Some(SubScope::AllAccess),
+            _ => None,
+        };
+        let Some(scope) = scope else {
+            d.error(
+                "C051",
+                cfg.locate(Some(&s.id), "scope", &s.scope),
+                format!("subscription `{}`: scope {:?} must be product:<id>, api:<id>, all-apis or all-access, naming a configured product or API", s.id, s.scope),
+            );
+            continue;
+        };
+        if s.primary_key.is_none() && s.secondary_key.is_none() {
+            d.error("C052", span.clone(), format!("subscription `{}` needs a primary_key or secondary_key", s.id));
+        }
+        for k in [&s.primary_key, &s.secondary_key].into_iter().flatten() {
+            if k.len() < 8 {
+                d.error("C053", span.clone(), format!("subscription `{}`: keys must be at least 8 characters", s.id));
+            }
+            if let Some(other) = seen_keys.insert(k.clone(), s.id.clone()) {
+                d.error("C054", span.clone(), format!("subscription `{}` reuses a key of subscription `{other}`; keys must be unique", s.id));
+            }
+        }
+        list.push(Subscription {
+            id: s.id.clone(),
+            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+            scope,
+            primary_key: s.primary_key.clone(),
+            secondary_key: s.secondary_key.clone(),
+            state: s.state,
+            allow_tracing: s.allow_tracing,
+        });
+    }
+    Subscriptions::new(list)
+}
+
+/// Check one standalone policy or fragment document (`gatehouse check --policy`), with the
+/// same checks as a full load. Named values and fragments are unknown here and reported
+/// (P030, P031).
+pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let named = AHashMap::new();
+    let env = Env { named: &named, scope };
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            d.error("P009", Span::new(&file, 1, 1), format!("cannot read policy document: {e}"));
+            return d;
+        }
+    };
+    let root = match policy::xml::parse(&file, &text) {
+        Ok(r) => r,
+        Err(e) => return e.sorted(),
+    };
+    if root.name == "fragment" {
+        if text.len() > policy::MAX_FRAGMENT_BYTES {
+            d.error("P008", Span::new(&file, 1, 1), format!("fragment is {} bytes; the limit is {}", text.len(), policy::MAX_FRAGMENT_BYTES));
+        }
+        parse::parse_fragment(&root, &env, &mut d);
+    } else {
+        if text.len() > policy::MAX_DOCUMENT_BYTES {
+            d.error("P008", Span::new(&file, 1, 1), format!("document is {} bytes; the limit is {}", text.len(), policy::MAX_DOCUMENT_BYTES));
+        }
+        let doc = parse::parse_document(&root, &env, &mut d);
+        let doc = compose::expand_document(&doc, &AHashMap::new(), &mut d);
+        compose::check_legality(&doc, &mut d);
+        build_pipeline(&[&doc], &AHashMap::new(), &mut d);
+    }
+    d.sorted()
+}

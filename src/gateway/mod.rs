@@ -1,0 +1,169 @@
+//! The immutable gateway snapshot: configuration and policies compiled into what the request
+//! path uses (router, subscription index, composed pipelines, backends). Built once per load or
+//! reload and shared behind an `ArcSwap`.
+
+pub mod access;
+pub mod compile;
+pub mod explain;
+pub mod router;
+pub mod subscriptions;
+pub mod url;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ahash::AHashMap;
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::config::{ProductState, SubscriptionState};
+use crate::policy::{ForwardRequest, Stmt};
+pub use compile::compile;
+pub use router::UrlTemplate;
+pub use subscriptions::{SubScope, Subscription, Subscriptions};
+pub use url::BaseUrl;
+
+pub struct Gateway {
+    pub name: String,
+    pub apis: Vec<Api>,
+    pub backends: Vec<Backend>,
+    pub backend_ids: AHashMap<String, usize>,
+    pub products: Vec<Product>,
+    pub subscriptions: Subscriptions,
+    /// Global on-error: runs for errors before an API is matched.
+    pub global_on_error: Arc<[Stmt]>,
+}
+
+pub struct Backend {
+    pub id: String,
+    pub url: BaseUrl,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub query: Vec<(String, String)>,
+    pub authorization: Option<HeaderValue>,
+    pub verify_cert: bool,
+    pub verify_hostname: bool,
+    pub sni: String,
+    pub connect_timeout: Duration,
+    pub timeout: Option<Duration>,
+}
+
+pub struct Api {
+    pub id: String,
+    pub name: String,
+    /// Normalised path prefix: `""` (root) or `/orders`.
+    pub path: String,
+    /// Lower-cased host names; empty = any host.
+    pub hosts: Vec<String>,
+    pub service: BaseUrl,
+    pub service_backend: Option<usize>,
+    pub subscription_required: bool,
+    pub key_header: HeaderName,
+    pub key_query: String,
+    pub strip_key: bool,
+    pub operations: Vec<Operation>,
+    /// Products that contain this API (indices into `Gateway::products`).
+    pub products: Vec<usize>,
+    /// The open product (subscription not required) containing this API, if any.
+    pub open_product: Option<usize>,
+    /// Global + API on-error: runs for errors after the API match and before inbound.
+    pub on_error: Arc<[Stmt]>,
+}
+
+pub struct Operation {
+    pub id: String,
+    pub name: String,
+    /// `None` matches any method (`*`).
+    pub method: Option<Method>,
+    pub url_template: String,
+    pub template: UrlTemplate,
+    pub examples: Arc<[Example]>,
+    /// Composed pipelines: index 0 without a product, `k + 1` for `Api::products[k]`.
+    pub pipelines: Vec<Arc<Pipeline>>,
+}
+
+/// An example response for mock-response.
+#[derive(Clone, Debug)]
+pub struct Example {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// The effective policy of one (operation, product context), split for the proxy phases.
+pub struct Pipeline {
+    pub inbound: Vec<Stmt>,
+    /// Backend statements before `forward-request`.
+    pub backend_pre: Vec<Stmt>,
+    pub forward: Option<Forward>,
+    /// Backend statements after `forward-request` (run on the response).
+    pub backend_post: Vec<Stmt>,
+    pub outbound: Vec<Stmt>,
+    pub on_error: Vec<Stmt>,
+    /// Whether any statement replaces the request body (the proxy then rewrites framing).
+    pub replaces_request_body: bool,
+}
+
+pub struct Forward {
+    pub options: ForwardRequest,
+    pub stmt: Stmt,
+}
+
+pub struct Product {
+    pub id: String,
+    pub name: String,
+    pub subscription_required: bool,
+    pub state: ProductState,
+    pub apis: Vec<usize>,
+}
+
+impl Gateway {
+    /// Find the API for a host and path: the longest matching path prefix wins.
+    pub fn match_api(&self, host: Option<&str>, path: &str) -> Option<(usize, usize)> {
+        let host = host.map(|h| h.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(h, |(h, _)| h));
+        let mut best: Option<(usize, usize)> = None;
+        for (i, api) in self.apis.iter().enumerate() {
+            if !api.hosts.is_empty() && !host.is_some_and(|h| api.hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) {
+                continue;
+            }
+            let Some(rest) = strip_prefix_ci(path, &api.path) else { continue };
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((b, _)) => {
+                    let b = &self.apis[b];
+                    api.path.len() > b.path.len() || (api.path.len() == b.path.len() && !api.hosts.is_empty() && b.hosts.is_empty())
+                }
+            };
+            if better {
+                best = Some((i, api.path.len()));
+            }
+        }
+        best
+    }
+
+    pub fn backend(&self, id: &str) -> Option<(usize, &Backend)> {
+        self.backend_ids.get(id).map(|&i| (i, &self.backends[i]))
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+impl SubscriptionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriptionState::Active => "active",
+            SubscriptionState::Suspended => "suspended",
+            SubscriptionState::Submitted => "submitted",
+            SubscriptionState::Rejected => "rejected",
+            SubscriptionState::Cancelled => "cancelled",
+            SubscriptionState::Expired => "expired",
+        }
+    }
+}

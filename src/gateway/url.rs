@@ -1,0 +1,73 @@
+//! Backend base URLs, parsed once at load (or per request when set from a policy).
+
+/// `scheme://host[:port][/path]` split into what the proxy needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing `/` (may be empty).
+    pub path: String,
+    /// Value for the `Host` header: host, plus `:port` when not the default.
+    pub authority: String,
+}
+
+impl BaseUrl {
+    pub fn parse(s: &str) -> Result<BaseUrl, String> {
+        let u = url::Url::parse(s.trim()).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+        let tls = match u.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(format!("invalid URL {s:?}: scheme must be http or https, found {other}")),
+        };
+        let host = match u.host() {
+            Some(url::Host::Ipv6(a)) => format!("[{a}]"),
+            Some(h) => h.to_string(),
+            None => return Err(format!("invalid URL {s:?}: no host")),
+        };
+        if u.query().is_some() || u.fragment().is_some() {
+            return Err(format!("invalid URL {s:?}: a base URL cannot carry a query or fragment"));
+        }
+        let port = u.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let path = u.path().trim_end_matches('/').to_string();
+        Ok(BaseUrl { tls, host, port, path, authority })
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Host name without IPv6 brackets (for connecting and SNI).
+    pub fn host_bare(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme(), self.authority, self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_base_urls() {
+        let b = BaseUrl::parse("http://contoso.com/api/10.4/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((b.tls, b.host.as_str(), b.port, b.path.as_str(), b.authority.as_str()), (false, "contoso.com", 80, "/api/10.4", "contoso.com"));
+        let b = BaseUrl::parse("https://127.0.0.1:8443").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((b.port, b.path.as_str(), b.authority.as_str()), (8443, "", "127.0.0.1:8443"));
+        assert!(BaseUrl::parse("ftp://x").is_err());
+        assert!(BaseUrl::parse("http://x/?a=1").is_err());
+    }
+}

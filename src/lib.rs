@@ -1,0 +1,14 @@
+//! gatehouse: a self-hosted API gateway that runs Azure-API-Management-style XML policies on
+//! Cloudflare Pingora.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod exec;
+pub mod expr;
+pub mod gateway;
+pub mod observe;
+pub mod policy;
+pub mod proxy;
+pub mod state;

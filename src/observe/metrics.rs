@@ -1,0 +1,74 @@
+//! Prometheus metrics, registered once per process and exported on the admin listener.
+
+use std::sync::OnceLock;
+
+use prometheus::{register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec, IntCounterVec, IntGauge};
+
+pub struct Metrics {
+    /// Requests by API, operation, status class and producer (`backend` / `gateway`).
+    pub requests: IntCounterVec,
+    /// Whole-request latency by API.
+    pub duration: HistogramVec,
+    /// Time waiting on the backend by API.
+    pub backend_duration: HistogramVec,
+    /// Reloads by result (`ok` / `error`).
+    pub reloads: IntCounterVec,
+    /// Generation of the configuration in service (1 at start, +1 per successful reload).
+    pub generation: IntGauge,
+}
+
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+static METRICS: OnceLock<Option<Metrics>> = OnceLock::new();
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    Ok(Metrics {
+        requests: register_int_counter_vec!(
+            "gatehouse_requests_total",
+            "Requests by API, operation, status class and producer",
+            &["api", "operation", "status_class", "producer"]
+        )?,
+        duration: register_histogram_vec!("gatehouse_request_duration_seconds", "Whole-request latency", &["api"], BUCKETS.to_vec())?,
+        backend_duration: register_histogram_vec!(
+            "gatehouse_backend_duration_seconds",
+            "Time from sending the request upstream to receiving response headers",
+            &["api"],
+            BUCKETS.to_vec()
+        )?,
+        reloads: register_int_counter_vec!("gatehouse_config_reloads_total", "Configuration reloads by result", &["result"])?,
+        generation: register_int_gauge!("gatehouse_config_generation", "Generation of the configuration in service")?,
+    })
+}
+
+/// The process-wide metrics (`None` only if registration failed, which is logged once).
+pub fn get() -> Option<&'static Metrics> {
+    METRICS
+        .get_or_init(|| match build() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log::error!("metrics registration failed: {e}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// Prometheus text exposition of every registered metric.
+pub fn render() -> Vec<u8> {
+    use prometheus::Encoder;
+    let _ = get();
+    let mut buf = Vec::new();
+    let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
+    buf
+}

@@ -1,0 +1,205 @@
+//! The typed policy AST: what a policy document means once read and checked. Values are
+//! `Val::Lit` (prepared at load) or `Val::Expr` (evaluated per request).
+
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::diag::Span;
+use crate::expr::Expr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    Inbound,
+    Backend,
+    Outbound,
+    OnError,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [Section::Inbound, Section::Backend, Section::Outbound, Section::OnError];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Inbound => "inbound",
+            Section::Backend => "backend",
+            Section::Outbound => "outbound",
+            Section::OnError => "on-error",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Global,
+    Product,
+    Api,
+    Operation,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Product => "product",
+            Scope::Api => "api",
+            Scope::Operation => "operation",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Scope> {
+        [Scope::Global, Scope::Product, Scope::Api, Scope::Operation].into_iter().find(|x| x.name() == s)
+    }
+}
+
+/// A literal prepared at load time, or an expression evaluated per request.
+#[derive(Clone, Debug)]
+pub enum Val<T> {
+    Lit(T),
+    Expr(Expr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExistsAction {
+    Override,
+    Skip,
+    Append,
+    Delete,
+}
+
+impl ExistsAction {
+    pub fn parse(s: &str) -> Option<ExistsAction> {
+        match s {
+            "override" => Some(ExistsAction::Override),
+            "skip" => Some(ExistsAction::Skip),
+            "append" => Some(ExistsAction::Append),
+            "delete" => Some(ExistsAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SetHeader {
+    pub name: Val<HeaderName>,
+    pub action: Val<ExistsAction>,
+    pub values: Vec<Val<HeaderValue>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SetQueryParameter {
+    pub name: Val<String>,
+    pub action: Val<ExistsAction>,
+    pub values: Vec<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SetStatus {
+    pub code: Val<u16>,
+    pub reason: Option<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReturnResponse {
+    pub status: Option<SetStatus>,
+    pub headers: Vec<SetHeader>,
+    pub body: Option<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MockResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+}
+
+/// One piece of a rewrite-uri template: literal text or a `{param}` placeholder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Param(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct UriTemplate {
+    pub path: Vec<TemplatePart>,
+    /// Query parameters named by the template: name and value template.
+    pub query: Vec<(String, Vec<TemplatePart>)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RewriteUri {
+    pub template: Val<UriTemplate>,
+    pub copy_unmatched_params: Val<bool>,
+}
+
+#[derive(Clone, Debug)]
+pub enum BackendTarget {
+    BaseUrl(Val<String>),
+    BackendId(Val<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http1,
+    Http2Or1,
+    Http2,
+}
+
+#[derive(Clone, Debug)]
+pub struct ForwardRequest {
+    /// Time to wait for the backend's response headers, in milliseconds. `None`: the
+    /// backend entity's `timeout`, else 300 s.
+    pub timeout_ms: Option<Val<u64>>,
+    pub follow_redirects: Val<bool>,
+    pub buffer_request_body: bool,
+    pub buffer_response: bool,
+    pub fail_on_error_status_code: bool,
+    pub http_version: HttpVersion,
+}
+
+#[derive(Clone, Debug)]
+pub enum StmtKind {
+    Base,
+    IncludeFragment(String),
+    SetHeader(SetHeader),
+    SetQueryParameter(SetQueryParameter),
+    SetMethod(Val<Method>),
+    SetStatus(SetStatus),
+    SetBody(Val<String>),
+    ReturnResponse(ReturnResponse),
+    MockResponse(MockResponse),
+    RewriteUri(RewriteUri),
+    SetBackendService(BackendTarget),
+    ForwardRequest(ForwardRequest),
+}
+
+/// One policy statement, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    /// The XML element name, e.g. `set-header`.
+    pub element: &'static str,
+    pub id: Option<String>,
+    pub span: Span,
+    pub scope: Scope,
+    /// The element as written (named values not substituted), for `explain`.
+    pub display: String,
+}
+
+/// A policy document: each section is `None` when omitted (treated as `<base/>`).
+#[derive(Clone, Debug, Default)]
+pub struct PolicyDoc {
+    pub sections: [Option<Vec<Stmt>>; 4],
+}
+
+impl PolicyDoc {
+    pub fn section(&self, s: Section) -> Option<&Vec<Stmt>> {
+        self.sections[s.index()].as_ref()
+    }
+}

@@ -1,0 +1,124 @@
+//! What gatehouse knows about every APIM policy element: which it runs, which are Azure-only,
+//! and where each may appear (apim-reference.md Appendix A).
+
+use super::ast::Section;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Runs in this build.
+    Supported,
+    /// A real APIM policy that this build does not run yet: a load error, never skipped.
+    NotYet,
+    /// Depends on an Azure service or identity: a load error (apim-reference.md §6.1 tier 3).
+    AzureOnly,
+}
+
+const I: u8 = 1;
+const B: u8 = 2;
+const O: u8 = 4;
+const E: u8 = 8;
+const ALL: u8 = I | B | O | E;
+
+/// (element, support, allowed sections bitmask)
+const CATALOG: &[(&str, Support, u8)] = &[
+    ("base", Support::Supported, ALL),
+    ("include-fragment", Support::Supported, ALL),
+    ("set-header", Support::Supported, ALL),
+    ("set-query-parameter", Support::Supported, I | B),
+    ("set-method", Support::Supported, I | E),
+    ("set-status", Support::Supported, ALL),
+    ("set-body", Support::Supported, ALL),
+    ("return-response", Support::Supported, ALL),
+    ("mock-response", Support::Supported, I | O | E),
+    ("rewrite-uri", Support::Supported, I),
+    ("set-backend-service", Support::Supported, I | B),
+    ("forward-request", Support::Supported, B),
+    ("choose", Support::NotYet, ALL),
+    ("set-variable", Support::NotYet, ALL),
+    ("trace", Support::NotYet, ALL),
+    ("find-and-replace", Support::NotYet, ALL),
+    ("rate-limit", Support::NotYet, I),
+    ("rate-limit-by-key", Support::NotYet, I),
+    ("quota", Support::NotYet, I),
+    ("quota-by-key", Support::NotYet, I),
+    ("limit-concurrency", Support::NotYet, ALL),
+    ("cache-lookup", Support::NotYet, I),
+    ("cache-store", Support::NotYet, O),
+    ("cache-lookup-value", Support::NotYet, ALL),
+    ("cache-store-value", Support::NotYet, ALL),
+    ("cache-remove-value", Support::NotYet, ALL),
+    ("cache-value", Support::NotYet, ALL),
+    ("cors", Support::NotYet, I),
+    ("check-header", Support::NotYet, I),
+    ("ip-filter", Support::NotYet, I),
+    ("validate-jwt", Support::NotYet, I),
+    ("validate-azure-ad-token", Support::NotYet, I),
+    ("validate-client-certificate", Support::NotYet, I),
+    ("authentication-basic", Support::NotYet, I),
+    ("authentication-certificate", Support::NotYet, I),
+    ("retry", Support::NotYet, ALL),
+    ("wait", Support::NotYet, I | B | O),
+    ("send-request", Support::NotYet, ALL),
+    ("send-one-way-request", Support::NotYet, ALL),
+    ("emit-metric", Support::NotYet, ALL),
+    ("json-to-xml", Support::NotYet, I | O | E),
+    ("xml-to-json", Support::NotYet, I | O | E),
+    ("xsl-transform", Support::NotYet, I | O),
+    ("jsonp", Support::NotYet, O),
+    ("redirect-content-urls", Support::NotYet, I | O),
+    ("validate-content", Support::NotYet, I | O | E),
+    ("validate-parameters", Support::NotYet, I),
+    ("validate-headers", Support::NotYet, O | E),
+    ("validate-status-code", Support::NotYet, O | E),
+    ("validate-graphql-request", Support::NotYet, I),
+    ("proxy", Support::NotYet, I),
+    ("llm-token-limit", Support::NotYet, I),
+    ("llm-emit-token-metric", Support::NotYet, ALL),
+    ("authentication-managed-identity", Support::AzureOnly, I),
+    ("get-authorization-context", Support::AzureOnly, I),
+    ("log-to-eventhub", Support::AzureOnly, ALL),
+    ("send-service-bus-message", Support::AzureOnly, ALL),
+    ("llm-semantic-cache-lookup", Support::AzureOnly, I),
+    ("llm-semantic-cache-store", Support::AzureOnly, O),
+    ("llm-content-safety", Support::AzureOnly, I),
+    ("publish-to-dapr", Support::AzureOnly, ALL),
+    ("invoke-dapr-binding", Support::AzureOnly, ALL),
+    ("http-data-source", Support::AzureOnly, ALL),
+    ("sql-data-source", Support::AzureOnly, ALL),
+    ("cosmosdb-data-source", Support::AzureOnly, ALL),
+    ("publish-event", Support::AzureOnly, ALL),
+    ("validate-odata-request", Support::AzureOnly, I),
+    ("cross-domain", Support::AzureOnly, I),
+    ("invoke-request", Support::AzureOnly, ALL),
+];
+
+/// Look an element up; `azure-openai-*` policies are Azure-only as a family.
+pub fn lookup(name: &str) -> Option<(&'static str, Support, u8)> {
+    if let Some(&(n, s, m)) = CATALOG.iter().find(|(n, _, _)| *n == name) {
+        return Some((n, s, m));
+    }
+    if name.starts_with("azure-openai-") {
+        return Some(("azure-openai-*", Support::AzureOnly, ALL));
+    }
+    None
+}
+
+pub fn allowed_in(mask: u8, section: Section) -> bool {
+    let bit = match section {
+        Section::Inbound => I,
+        Section::Backend => B,
+        Section::Outbound => O,
+        Section::OnError => E,
+    };
+    mask & bit != 0
+}
+
+/// The sections a mask allows, for messages.
+pub fn sections_of(mask: u8) -> String {
+    Section::ALL
+        .into_iter()
+        .filter(|s| allowed_in(mask, *s))
+        .map(Section::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

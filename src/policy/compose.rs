@@ -1,0 +1,149 @@
+//! Fragment expansion, scope composition with `<base/>`, and the legality checks that need the
+//! expanded or composed form (apim-reference.md §1.2, §4.2, Appendix A).
+
+use ahash::AHashMap;
+
+use super::ast::*;
+use super::catalog;
+use crate::diag::Diagnostics;
+
+pub type Fragments = AHashMap<String, Vec<Stmt>>;
+
+/// Replace every `<include-fragment>` with the fragment's statements (verbatim, at load).
+pub fn expand_fragments(stmts: &[Stmt], fragments: &Fragments, diags: &mut Diagnostics) -> Vec<Stmt> {
+    let mut out = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        match &s.kind {
+            StmtKind::IncludeFragment(id) => match fragments.get(id) {
+                Some(body) => out.extend(body.iter().cloned().map(|mut f| {
+                    f.scope = s.scope;
+                    f
+                })),
+                None => diags.error("P031", s.span.clone(), format!("unknown policy fragment `{id}`")),
+            },
+            _ => out.push(s.clone()),
+        }
+    }
+    out
+}
+
+/// Expand fragments in every section of a document.
+pub fn expand_document(doc: &PolicyDoc, fragments: &Fragments, diags: &mut Diagnostics) -> PolicyDoc {
+    let mut out = PolicyDoc::default();
+    for s in Section::ALL {
+        out.sections[s.index()] = doc.section(s).map(|st| expand_fragments(st, fragments, diags));
+    }
+    out
+}
+
+/// Check where each statement of an (expanded) document may appear.
+pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
+    for section in Section::ALL {
+        let Some(stmts) = doc.section(section) else { continue };
+        let mut bases = 0;
+        for s in stmts {
+            if let Some((_, _, mask)) = catalog::lookup(s.element) {
+                if !catalog::allowed_in(mask, section) {
+                    diags.error(
+                        "P040",
+                        s.span.clone(),
+                        format!("<{}> is not allowed in <{}>; it may appear in: {}", s.element, section.name(), catalog::sections_of(mask)),
+                    );
+                }
+            }
+            if matches!(s.kind, StmtKind::Base) {
+                bases += 1;
+                if bases > 1 {
+                    diags.error("P041", s.span.clone(), format!("<base/> may appear only once in <{}>", section.name()));
+                }
+            }
+        }
+    }
+}
+
+/// Compose one section across a scope chain ordered broadest first (global, product?, api,
+/// operation): start from the narrowest document and replace `<base/>` with the parent's
+/// section, recursively. An omitted section acts as `<base/>`.
+pub fn compose(chain: &[&PolicyDoc], section: Section) -> Vec<Stmt> {
+    fn eff(chain: &[&PolicyDoc], i: usize, section: Section, out: &mut Vec<Stmt>) {
+        match chain[i].section(section) {
+            None => {
+                if i > 0 {
+                    eff(chain, i - 1, section, out);
+                }
+            }
+            Some(stmts) => {
+                for s in stmts {
+                    if matches!(s.kind, StmtKind::Base) {
+                        if i > 0 {
+                            eff(chain, i - 1, section, out);
+                        }
+                    } else {
+                        out.push(s.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !chain.is_empty() {
+        eff(chain, chain.len() - 1, section, &mut out);
+    }
+    out
+}
+
+/// Checks on a composed section: once-only policies.
+pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics) {
+    if section == Section::Backend {
+        let forwards: Vec<&Stmt> = stmts.iter().filter(|s| matches!(s.kind, StmtKind::ForwardRequest(_))).collect();
+        for extra in forwards.iter().skip(1) {
+            diags.error(
+                "P042",
+                extra.span.clone(),
+                format!("<forward-request> may appear only once in the effective backend section (first at {})", forwards[0].span),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Span;
+
+    fn st(kind: StmtKind, element: &'static str, scope: Scope, tag: &str) -> Stmt {
+        Stmt { kind, element, id: None, span: Span::file("t"), scope, display: tag.to_string() }
+    }
+
+    fn body(tag: &str, scope: Scope) -> Stmt {
+        st(StmtKind::SetBody(Val::Lit(tag.into())), "set-body", scope, tag)
+    }
+
+    fn base(scope: Scope) -> Stmt {
+        st(StmtKind::Base, "base", scope, "base")
+    }
+
+    fn doc(inbound: Option<Vec<Stmt>>) -> PolicyDoc {
+        let mut d = PolicyDoc::default();
+        d.sections[0] = inbound;
+        d
+    }
+
+    fn names(v: &[Stmt]) -> Vec<&str> {
+        v.iter().map(|s| s.display.as_str()).collect()
+    }
+
+    #[test]
+    fn base_first_last_absent() {
+        let g = doc(Some(vec![body("g", Scope::Global)]));
+        let a = doc(Some(vec![body("a1", Scope::Api), base(Scope::Api), body("a2", Scope::Api)]));
+        let o_first = doc(Some(vec![base(Scope::Operation), body("o", Scope::Operation)]));
+        let o_last = doc(Some(vec![body("o", Scope::Operation), base(Scope::Operation)]));
+        let o_none = doc(Some(vec![body("o", Scope::Operation)]));
+        let o_omitted = doc(None);
+        assert_eq!(names(&compose(&[&g, &a, &o_first], Section::Inbound)), ["a1", "g", "a2", "o"]);
+        assert_eq!(names(&compose(&[&g, &a, &o_last], Section::Inbound)), ["o", "a1", "g", "a2"]);
+        assert_eq!(names(&compose(&[&g, &a, &o_none], Section::Inbound)), ["o"]);
+        assert_eq!(names(&compose(&[&g, &a, &o_omitted], Section::Inbound)), ["a1", "g", "a2"]);
+    }
+}

@@ -1,0 +1,573 @@
+//! From XML elements to typed statements: named-value substitution, attribute checks, literal
+//! preparation and expression compilation, with every problem reported with its position.
+
+use ahash::AHashMap;
+use http::{HeaderName, HeaderValue, Method};
+
+use super::ast::*;
+use super::catalog::{self, Support};
+use super::xml::{Element, Node};
+use crate::config::NamedValue;
+use crate::diag::{Diagnostics, Span};
+use crate::expr;
+
+/// What the parser needs from its surroundings.
+pub struct Env<'a> {
+    /// Named values; an unknown `{{name}}` is error P030.
+    pub named: &'a AHashMap<String, NamedValue>,
+    pub scope: Scope,
+}
+
+/// Substitute `{{name}}` references (textually, before interpretation; apim-reference.md §4.1).
+pub fn substitute(text: &str, span: &Span, env: &Env, diags: &mut Diagnostics) -> String {
+    if !text.contains("{{") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        match after.find("}}") {
+            Some(close) => {
+                let name = after[..close].trim();
+                match env.named.get(name) {
+                    Some(nv) => out.push_str(&nv.value),
+                    None => {
+                        diags.error("P030", span.clone(), format!("unknown named value `{{{{{name}}}}}`"));
+                    }
+                }
+                rest = &after[close + 2..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parse a `<policies>` document.
+pub fn parse_document(root: &Element, env: &Env, diags: &mut Diagnostics) -> PolicyDoc {
+    let mut doc = PolicyDoc::default();
+    if root.name != "policies" {
+        diags.error("P004", root.span.clone(), format!("policy document root must be <policies>, found <{}>", root.name));
+        return doc;
+    }
+    check_no_attrs(root, diags);
+    for n in &root.children {
+        match n {
+            Node::Text(t) => diags.error("P005", t.span.clone(), "unexpected text in <policies>"),
+            Node::Element(sec) => match Section::from_name(&sec.name) {
+                Some(s) => {
+                    if doc.sections[s.index()].is_some() {
+                        diags.error("P006", sec.span.clone(), format!("section <{}> appears twice", sec.name));
+                        continue;
+                    }
+                    check_no_attrs(sec, diags);
+                    doc.sections[s.index()] = Some(parse_statements(sec, env, diags));
+                }
+                None => diags.error(
+                    "P007",
+                    sec.span.clone(),
+                    format!("unknown section <{}>: expected inbound, backend, outbound or on-error", sec.name),
+                ),
+            },
+        }
+    }
+    doc
+}
+
+/// Parse a `<fragment>` document into statements.
+pub fn parse_fragment(root: &Element, env: &Env, diags: &mut Diagnostics) -> Vec<Stmt> {
+    if root.name != "fragment" {
+        diags.error("P004", root.span.clone(), format!("fragment root must be <fragment>, found <{}>", root.name));
+        return Vec::new();
+    }
+    let stmts = parse_statements(root, env, diags);
+    for s in &stmts {
+        match s.kind {
+            StmtKind::Base => diags.error("P032", s.span.clone(), "<base/> is not allowed in a fragment"),
+            StmtKind::IncludeFragment(_) => diags.error("P033", s.span.clone(), "fragments cannot include other fragments"),
+            _ => {}
+        }
+    }
+    stmts
+}
+
+fn check_no_attrs(el: &Element, diags: &mut Diagnostics) {
+    for a in &el.attrs {
+        diags.error("P011", a.span.clone(), format!("<{}> has no attribute `{}`", el.name, a.name));
+    }
+}
+
+pub fn parse_statements(parent: &Element, env: &Env, diags: &mut Diagnostics) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    for n in &parent.children {
+        match n {
+            Node::Text(t) => diags.error("P005", t.span.clone(), format!("unexpected text in <{}>", parent.name)),
+            Node::Element(el) => {
+                if let Some(s) = parse_statement(el, env, diags) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<Stmt> {
+    let Some((element, support, _)) = catalog::lookup(&el.name) else {
+        diags.error("P010", el.span.clone(), format!("unknown policy element <{}>", el.name));
+        return None;
+    };
+    match support {
+        Support::AzureOnly => {
+            diags.error(
+                "P020",
+                el.span.clone(),
+                format!("<{}> depends on an Azure service and is not supported by gatehouse", el.name),
+            );
+            return None;
+        }
+        Support::NotYet => {
+            diags.error("P021", el.span.clone(), format!("<{}> is not supported by this gatehouse build yet", el.name));
+            return None;
+        }
+        Support::Supported => {}
+    }
+    let mut r = Reader::new(el, env, diags);
+    let id = r.literal("id").map(|(v, _)| v);
+    let kind = match element {
+        "base" => {
+            r.no_children();
+            StmtKind::Base
+        }
+        "include-fragment" => {
+            r.no_children();
+            let id = r.required_literal("fragment-id").unwrap_or_default();
+            StmtKind::IncludeFragment(id)
+        }
+        "set-header" => StmtKind::SetHeader(parse_set_header(&mut r)),
+        "set-query-parameter" => StmtKind::SetQueryParameter(parse_set_query(&mut r)),
+        "set-method" => {
+            r.no_children();
+            let v = r.text_value(true, parse_method).unwrap_or(Val::Lit(Method::GET));
+            StmtKind::SetMethod(v)
+        }
+        "set-status" => {
+            r.no_children();
+            StmtKind::SetStatus(parse_set_status(&mut r))
+        }
+        "set-body" => {
+            if let Some((t, span)) = r.literal("template") {
+                if t == "liquid" {
+                    r.diags.error("P021", span, "set-body template=\"liquid\" is not supported by this gatehouse build yet");
+                } else {
+                    r.diags.error("P012", span, format!("set-body template must be \"liquid\", found {t:?}"));
+                }
+            }
+            r.no_children();
+            r.literal("xsi-nil");
+            r.literal("parse-date");
+            let v = r.text_value(false, |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            StmtKind::SetBody(v)
+        }
+        "return-response" => StmtKind::ReturnResponse(parse_return_response(&mut r)),
+        "mock-response" => {
+            r.no_children();
+            let status = r.parsed_literal("status-code", |s| parse_status(s)).unwrap_or(200);
+            let content_type = r.literal("content-type").map(|(v, _)| v);
+            r.literal("index");
+            StmtKind::MockResponse(MockResponse { status, content_type })
+        }
+        "rewrite-uri" => {
+            r.no_children();
+            let template = r.required_value("template", parse_uri_template).unwrap_or(Val::Lit(UriTemplate { path: vec![], query: vec![] }));
+            let copy = r.value("copy-unmatched-params", parse_bool).unwrap_or(Val::Lit(true));
+            StmtKind::RewriteUri(RewriteUri { template, copy_unmatched_params: copy })
+        }
+        "set-backend-service" => {
+            r.no_children();
+            for a in &el.attrs {
+                if a.name.starts_with("sf-") || a.name.starts_with("dapr-") {
+                    r.used.push(a.name.clone());
+                    r.diags.error("P020", a.span.clone(), format!("set-backend-service `{}` (Service Fabric / Dapr) is not supported by gatehouse", a.name));
+                }
+            }
+            let base = r.value("base-url", |s| crate::gateway::BaseUrl::parse(s).map(|_| s.trim().to_string()));
+            let id = r.value("backend-id", |s| Ok(s.to_string()));
+            match (base, id) {
+                (Some(b), None) => StmtKind::SetBackendService(BackendTarget::BaseUrl(b)),
+                (None, Some(i)) => StmtKind::SetBackendService(BackendTarget::BackendId(i)),
+                (Some(_), Some(_)) => {
+                    r.diags.error("P013", el.span.clone(), "set-backend-service takes exactly one of `base-url` or `backend-id`, not both");
+                    return None;
+                }
+                (None, None) => {
+                    r.diags.error("P013", el.span.clone(), "set-backend-service needs `base-url` or `backend-id`");
+                    return None;
+                }
+            }
+        }
+        "forward-request" => {
+            r.no_children();
+            StmtKind::ForwardRequest(parse_forward_request(&mut r))
+        }
+        _ => return None,
+    };
+    r.finish();
+    Some(Stmt { kind, element, id, span: el.span.clone(), scope: env.scope, display: render_element(el) })
+}
+
+fn parse_set_header(r: &mut Reader) -> SetHeader {
+    let name = r.required_value("name", parse_header_name).unwrap_or(Val::Lit(HeaderName::from_static("x-invalid")));
+    let action = r.value("exists-action", parse_action).unwrap_or(Val::Lit(ExistsAction::Override));
+    let mut values = Vec::new();
+    for child in r.children() {
+        if child.name != "value" {
+            r.diags.error("P014", child.span.clone(), format!("<{}> is not allowed in <{}>; expected <value>", child.name, r.el.name));
+            continue;
+        }
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        if let Some(v) = cr.text_value(false, parse_header_value) {
+            values.push(v);
+        } else {
+            values.push(Val::Lit(HeaderValue::from_static("")));
+        }
+        cr.finish();
+    }
+    if let (Val::Lit(ExistsAction::Delete), false) = (&action, values.is_empty()) {
+        r.diags.warning("P015", r.el.span.clone(), "exists-action=\"delete\" ignores <value> children");
+    }
+    if let Val::Lit(n) = &name {
+        let restricted = ["connection", "content-length", "keep-alive", "transfer-encoding"];
+        if restricted.contains(&n.as_str()) {
+            r.diags.warning("P016", r.el.span.clone(), format!("header `{n}` cannot be modified; this set-header is ignored"));
+        }
+    }
+    SetHeader { name, action, values }
+}
+
+fn parse_set_query(r: &mut Reader) -> SetQueryParameter {
+    let name = r.required_value("name", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+    let action = r.value("exists-action", parse_action).unwrap_or(Val::Lit(ExistsAction::Override));
+    let mut values = Vec::new();
+    for child in r.children() {
+        if child.name != "value" {
+            r.diags.error("P014", child.span.clone(), format!("<{}> is not allowed in <{}>; expected <value>", child.name, r.el.name));
+            continue;
+        }
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        values.push(cr.text_value(false, |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new())));
+        cr.finish();
+    }
+    let deleting = matches!(action, Val::Lit(ExistsAction::Delete));
+    if values.is_empty() && !deleting {
+        r.diags.error("P012", r.el.span.clone(), "set-query-parameter needs at least one <value> unless exists-action=\"delete\"");
+    }
+    SetQueryParameter { name, action, values }
+}
+
+fn parse_set_status(r: &mut Reader) -> SetStatus {
+    let code = r.required_value("code", parse_status).unwrap_or(Val::Lit(200));
+    let reason = r.value("reason", |s| Ok(s.to_string()));
+    SetStatus { code, reason }
+}
+
+fn parse_return_response(r: &mut Reader) -> ReturnResponse {
+    if let Some((_, span)) = r.literal("response-variable-name") {
+        r.diags.error("P021", span, "return-response `response-variable-name` needs send-request, which this build does not support yet");
+    }
+    let mut out = ReturnResponse { status: None, headers: Vec::new(), body: None };
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        match child.name.as_str() {
+            "set-status" if out.status.is_none() => {
+                cr.no_children();
+                out.status = Some(parse_set_status(&mut cr));
+            }
+            "set-header" => out.headers.push(parse_set_header(&mut cr)),
+            "set-body" if out.body.is_none() => {
+                out.body = cr.text_value(false, |s| Ok(s.to_string()));
+            }
+            "set-status" | "set-body" => {
+                cr.diags.error("P017", child.span.clone(), format!("<{}> may appear only once in <return-response>", child.name));
+            }
+            other => {
+                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <return-response>; expected set-status, set-header or set-body"));
+                continue;
+            }
+        }
+        cr.literal("id");
+        cr.finish();
+    }
+    out
+}
+
+fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
+    let timeout_s = r.value("timeout", |s| s.trim().parse::<u64>().map(|v| v * 1000).map_err(|_| "expected whole seconds".to_string()));
+    let timeout_ms = r.value("timeout-ms", |s| s.trim().parse::<u64>().map_err(|_| "expected whole milliseconds".to_string()));
+    let timeout = match (timeout_s, timeout_ms) {
+        (Some(_), Some(ms)) => {
+            r.diags.error("P013", r.el.span.clone(), "forward-request takes `timeout` or `timeout-ms`, not both");
+            Some(ms)
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(ms)) => Some(ms),
+        (None, None) => None,
+    };
+    if let Some((_, span)) = r.literal("continue-timeout") {
+        r.diags.warning("P018", span, "continue-timeout is accepted and ignored: gatehouse does not wait for 100 Continue");
+    }
+    let http_version = match r.literal("http-version") {
+        None => HttpVersion::Http1,
+        Some((v, span)) => match v.as_str() {
+            "1" => HttpVersion::Http1,
+            "2or1" => HttpVersion::Http2Or1,
+            "2" => HttpVersion::Http2,
+            _ => {
+                r.diags.error("P012", span, format!("http-version must be 1, 2or1 or 2, found {v:?}"));
+                HttpVersion::Http1
+            }
+        },
+    };
+    let follow_redirects = r.value("follow-redirects", parse_bool).unwrap_or(Val::Lit(false));
+    let buffer_request_body = r.parsed_literal("buffer-request-body", parse_bool).unwrap_or(false);
+    let buffer_response = r.parsed_literal("buffer-response", parse_bool).unwrap_or(true);
+    let fail_on_error_status_code = r.parsed_literal("fail-on-error-status-code", parse_bool).unwrap_or(false);
+    ForwardRequest { timeout_ms: timeout, follow_redirects, buffer_request_body, buffer_response, fail_on_error_status_code, http_version }
+}
+
+// ---- literal parsers -------------------------------------------------------------------
+
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("expected true or false, found {s:?}")),
+    }
+}
+
+fn parse_status(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(c) if (100..=999).contains(&c) => Ok(c),
+        _ => Err(format!("expected an HTTP status code (100-999), found {s:?}")),
+    }
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("expected an HTTP method".into());
+    }
+    Method::from_bytes(t.to_ascii_uppercase().as_bytes()).map_err(|_| format!("invalid HTTP method {t:?}"))
+}
+
+fn parse_action(s: &str) -> Result<ExistsAction, String> {
+    ExistsAction::parse(s.trim()).ok_or_else(|| format!("exists-action must be override, skip, append or delete, found {s:?}"))
+}
+
+fn parse_header_name(s: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("invalid header name {s:?}"))
+}
+
+fn parse_header_value(s: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(s).map_err(|_| format!("invalid header value {s:?}: control characters are not allowed"))
+}
+
+/// Parse a rewrite-uri template: `/path/{param}?name=value&other={p}`.
+pub fn parse_uri_template(s: &str) -> Result<UriTemplate, String> {
+    let s = s.trim();
+    let (path, query) = match s.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (s, None),
+    };
+    if !path.starts_with('/') && !path.is_empty() {
+        return Err(format!("template {s:?} must start with '/'"));
+    }
+    let path = template_parts(path)?;
+    let mut q = Vec::new();
+    if let Some(query) = query {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if n.contains('{') {
+                return Err(format!("query parameter names in {s:?} cannot be placeholders"));
+            }
+            q.push((n.to_string(), template_parts(v)?));
+        }
+    }
+    Ok(UriTemplate { path, query: q })
+}
+
+fn template_parts(s: &str) -> Result<Vec<TemplatePart>, String> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TemplatePart::Text(rest[..open].to_string()));
+        }
+        let close = rest[open..].find('}').ok_or_else(|| format!("unclosed '{{' in template {s:?}"))? + open;
+        let name = rest[open + 1..close].trim().trim_start_matches('*');
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!("invalid placeholder in template {s:?}"));
+        }
+        parts.push(TemplatePart::Param(name.to_string()));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Text(rest.to_string()));
+    }
+    Ok(parts)
+}
+
+/// Render an element back to one line of XML as written (for `explain`).
+fn render_element(el: &Element) -> String {
+    let mut s = format!("<{}", el.name);
+    for a in &el.attrs {
+        s.push_str(&format!(" {}=\"{}\"", a.name, a.value.replace('"', "&quot;")));
+    }
+    if el.children.is_empty() {
+        s.push_str(" />");
+        return s;
+    }
+    s.push('>');
+    for n in &el.children {
+        match n {
+            Node::Element(c) => s.push_str(&render_element(c)),
+            Node::Text(t) => s.push_str(t.value.trim()),
+        }
+    }
+    s.push_str(&format!("</{}>", el.name));
+    s
+}
+
+// ---- attribute reader ---------------------------------------------------------------------
+
+/// Reads the attributes and text of one element, substituting named values, and reports
+/// any attribute it was not asked for as unknown.
+struct Reader<'e, 'a, 'd> {
+    el: &'e Element,
+    env: &'e Env<'a>,
+    diags: &'d mut Diagnostics,
+    used: Vec<String>,
+    children_checked: bool,
+}
+
+impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
+    fn new(el: &'e Element, env: &'e Env<'a>, diags: &'d mut Diagnostics) -> Self {
+        Reader { el, env, diags, used: Vec::new(), children_checked: false }
+    }
+
+    fn literal(&mut self, name: &str) -> Option<(String, Span)> {
+        self.used.push(name.to_string());
+        let a = self.el.attr(name)?;
+        Some((substitute(&a.value, &a.span, self.env, self.diags), a.span.clone()))
+    }
+
+    fn required_literal(&mut self, name: &str) -> Option<String> {
+        let v = self.literal(name);
+        if v.is_none() {
+            self.diags.error("P012", self.el.span.clone(), format!("<{}> needs attribute `{name}`", self.el.name));
+        }
+        v.map(|(v, _)| v)
+    }
+
+    /// A literal-only attribute parsed into a type.
+    fn parsed_literal<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let (v, span) = self.literal(name)?;
+        if expr::is_expression(&v) {
+            self.diags.error("P019", span, format!("`{name}` of <{}> takes a literal value, not an expression", self.el.name));
+            return None;
+        }
+        match parse(&v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.diags.error("P012", span, format!("`{name}` of <{}>: {e}", self.el.name));
+                None
+            }
+        }
+    }
+
+    /// An attribute that may be a literal or an expression.
+    fn value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
+        let (v, span) = self.literal(name)?;
+        Some(self.to_val(&v, &span, name, parse))
+    }
+
+    fn required_value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
+        let v = self.value(name, parse);
+        if v.is_none() && self.el.attr(name).is_none() {
+            self.diags.error("P012", self.el.span.clone(), format!("<{}> needs attribute `{name}`", self.el.name));
+        }
+        v
+    }
+
+    /// The element's text as a value; `required` reports an empty element.
+    fn text_value<T>(&mut self, required: bool, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
+        let Some(t) = self.el.text() else {
+            if required {
+                self.diags.error("P012", self.el.span.clone(), format!("<{}> needs a value", self.el.name));
+            }
+            return None;
+        };
+        let v = substitute(&t.value, &t.span, self.env, self.diags);
+        let what = format!("<{}>", self.el.name);
+        Some(self.to_val(&v, &t.span, &what, parse))
+    }
+
+    fn to_val<T>(&mut self, v: &str, span: &Span, what: &str, parse: impl Fn(&str) -> Result<T, String>) -> Val<T> {
+        if expr::is_expression(v) {
+            match expr::compile(v.trim(), span) {
+                Ok(e) => return Val::Expr(e),
+                Err(d) => {
+                    self.diags.error(d.code, d.span, d.message);
+                }
+            }
+        } else {
+            match parse(v) {
+                Ok(t) => return Val::Lit(t),
+                Err(e) => self.diags.error("P012", span.clone(), format!("{what} of <{}>: {e}", self.el.name)),
+            }
+        }
+        Val::Expr(crate::expr::Expr { source: v.to_string(), span: span.clone() })
+    }
+
+    fn children(&mut self) -> Vec<&'e Element> {
+        self.children_checked = true;
+        self.el.elements().collect()
+    }
+
+    fn no_children(&mut self) {
+        self.children_checked = true;
+        for c in self.el.elements() {
+            self.diags.error("P014", c.span.clone(), format!("<{}> is not allowed inside <{}>", c.name, self.el.name));
+        }
+    }
+
+    fn finish(self) {
+        for a in &self.el.attrs {
+            if !self.used.iter().any(|u| u == &a.name) {
+                self.diags.error("P011", a.span.clone(), format!("unknown attribute `{}` on <{}>", a.name, self.el.name));
+            }
+        }
+        let _ = self.children_checked;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_templates() {
+        let t = parse_uri_template("/v2/{store}/x?City=city&o={order}").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.path, vec![TemplatePart::Text("/v2/".into()), TemplatePart::Param("store".into()), TemplatePart::Text("/x".into())]);
+        assert_eq!(t.query.len(), 2);
+        assert!(parse_uri_template("/a/{").is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! The lenient policy XML reader: masks expressions, reads the XML with quick-xml, restores the
+//! original text and keeps a `file:line:col` on every element, attribute and text node.
+
+use std::sync::Arc;
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use super::mask;
+use crate::diag::{Diagnostics, LineIndex, Span};
+
+#[derive(Clone, Debug)]
+pub struct Element {
+    pub name: String,
+    pub span: Span,
+    pub attrs: Vec<Attr>,
+    pub children: Vec<Node>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attr {
+    pub name: String,
+    pub value: String,
+    /// Position of the value's first character.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum Node {
+    Element(Element),
+    Text(Text),
+}
+
+#[derive(Clone, Debug)]
+pub struct Text {
+    pub value: String,
+    pub span: Span,
+}
+
+impl Element {
+    pub fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Concatenated text content (direct text children), with its first position.
+    pub fn text(&self) -> Option<Text> {
+        let mut out: Option<Text> = None;
+        for n in &self.children {
+            if let Node::Text(t) = n {
+                match &mut out {
+                    Some(o) => o.value.push_str(&t.value),
+                    None => out = Some(t.clone()),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Decode the five XML entities and numeric references; anything else stays as written
+/// (a raw `&&` inside an expression is not an entity).
+pub fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        let decoded = tail.find(';').filter(|&e| e <= 10).and_then(|e| {
+            let ent = &tail[1..e];
+            let ch = match ent {
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
+                _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            ch.map(|c| (c, e + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parse a policy or fragment document. All problems are reported as diagnostics.
+pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
+    let idx = LineIndex::new(text);
+    let mut diags = Diagnostics::new();
+    let ranges = match mask::find_expressions(text) {
+        Ok(r) => r,
+        Err(at) => {
+            diags.error("P001", idx.span(file, at), "unterminated policy expression: no matching `)` or `}`");
+            return Err(diags);
+        }
+    };
+    let masked = mask::mask(text, &ranges);
+    let base = masked.as_ptr() as usize;
+    let offset_of = |s: &[u8]| (s.as_ptr() as usize).saturating_sub(base);
+    let restore = |s: &[u8]| {
+        let off = offset_of(s);
+        text.get(off..off + s.len()).map(decode_entities).unwrap_or_default()
+    };
+
+    let mut reader = Reader::from_str(&masked);
+    reader.config_mut().trim_text(false);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let pos = reader.buffer_position() as usize;
+        let ev = match reader.read_event() {
+            Ok(ev) => ev,
+            Err(e) => {
+                let at = reader.error_position() as usize;
+                diags.error("P002", idx.span(file, at), format!("malformed XML: {e}"));
+                return Err(diags);
+            }
+        };
+        match ev {
+            Event::Start(ref s) | Event::Empty(ref s) => {
+                let is_empty = matches!(ev, Event::Empty(_));
+                let name = String::from_utf8_lossy(s.name().as_ref()).into_owned();
+                let start_off = pos + masked[pos..].find('<').unwrap_or(0);
+                let mut el = Element { name, span: idx.span(file, start_off + 1), attrs: Vec::new(), children: Vec::new() };
+                for a in s.attributes().with_checks(true) {
+                    match a {
+                        Ok(a) => {
+                            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                            if key.starts_with("xmlns") {
+                                continue;
+                            }
+                            let raw: &[u8] = &a.value;
+                            let value_off = offset_of(raw);
+                            if el.attrs.iter().any(|x| x.name == key) {
+                                diags.error("P003", idx.span(file, value_off), format!("duplicate attribute `{key}`"));
+                            }
+                            el.attrs.push(Attr { name: key, value: restore(raw), span: idx.span(file, value_off) });
+                        }
+                        Err(e) => {
+                            diags.error("P002", el.span.clone(), format!("malformed attribute: {e}"));
+                        }
+                    }
+                }
+                if is_empty {
+                    attach(&mut stack, &mut root, el);
+                } else {
+                    stack.push(el);
+                }
+            }
+            Event::End(_) => {
+                if let Some(el) = stack.pop() {
+                    attach(&mut stack, &mut root, el);
+                }
+            }
+            Event::Text(t) => {
+                let raw: &[u8] = &t;
+                push_text(&mut stack, restore(raw), idx.span(file, offset_of(raw)));
+            }
+            Event::CData(c) => {
+                let raw: &[u8] = &c;
+                let off = offset_of(raw);
+                let value = text.get(off..off + raw.len()).unwrap_or_default().to_string();
+                push_text(&mut stack, value, idx.span(file, off));
+            }
+            Event::Eof => break,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        diags.error("P002", idx.span(file, text.len()), "malformed XML: unclosed element");
+    }
+    match root {
+        Some(r) if !diags.has_errors() => Ok(r),
+        Some(_) => Err(diags),
+        None => {
+            diags.error("P002", Span::new(file, 1, 1), "document has no root element");
+            Err(diags)
+        }
+    }
+}
+
+fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Element(el)),
+        None => {
+            if root.is_none() {
+                *root = Some(el);
+            }
+        }
+    }
+}
+
+fn push_text(stack: &mut [Element], value: String, span: Span) {
+    if let Some(parent) = stack.last_mut() {
+        if value.trim().is_empty() {
+            return;
+        }
+        parent.children.push(Node::Text(Text { value, span }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(t: &str) -> Element {
+        let f: Arc<str> = Arc::from("t.xml");
+        match parse(&f, t) {
+            Ok(e) => e,
+            Err(d) => panic!("{}", d.render_text()),
+        }
+    }
+
+    #[test]
+    fn restores_raw_expressions_with_positions() {
+        let e = doc("<policies>\n  <inbound>\n    <set-header name=\"x\" value=\"@(a == \"b\" && c < d)\" />\n  </inbound>\n</policies>");
+        let inbound = e.elements().next().map(|x| x.clone()).unwrap_or_else(|| panic!("no inbound"));
+        let sh = inbound.elements().next().unwrap_or_else(|| panic!("no set-header"));
+        assert_eq!(sh.name, "set-header");
+        assert_eq!((sh.span.line, sh.span.col), (3, 6));
+        let v = sh.attr("value").unwrap_or_else(|| panic!("no value"));
+        assert_eq!(v.value, "@(a == \"b\" && c < d)");
+        assert_eq!((v.span.line, v.span.col), (3, 33));
+        assert!(sh.children.is_empty());
+    }
+
+    #[test]
+    fn decodes_entities_and_keeps_text() {
+        let e = doc("<set-body>@(x.As&lt;JObject&gt;() &amp;&amp; \"a\")</set-body>");
+        assert_eq!(e.text().map(|t| t.value), Some("@(x.As<JObject>() && \"a\")".to_string()));
+        let e = doc("<set-body><![CDATA[a < b & c]]></set-body>");
+        assert_eq!(e.text().map(|t| t.value), Some("a < b & c".to_string()));
+    }
+
+    #[test]
+    fn reports_malformed_xml_with_position() {
+        let f: Arc<str> = Arc::from("t.xml");
+        let d = parse(&f, "<policies>\n<inbound>\n</policies>").err().unwrap_or_default();
+        assert!(d.render_text().starts_with("t.xml:3:"), "{}", d.render_text());
+    }
+}

@@ -1,0 +1,253 @@
+//! Per-request context of the Pingora adapter: the gateway snapshot taken at the start, what
+//! matched, the engine's request and response state, and timing for the access log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderMap, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+
+use crate::exec::{self, error::default_body, ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError, ReqState, RespState};
+use crate::gateway::{Example, Gateway, Pipeline};
+use crate::observe::{access_log, metrics};
+use crate::policy::{Section, Stmt};
+use crate::state::Shared;
+
+pub struct Ctx {
+    pub gw: Arc<Gateway>,
+    pub start: Instant,
+    pub request_id: String,
+    pub api: Option<usize>,
+    pub op: Option<usize>,
+    pub product: Option<usize>,
+    pub subscription: Option<usize>,
+    pub pipeline: Option<Arc<Pipeline>>,
+    pub examples: Arc<[Example]>,
+    pub req: Option<ReqState>,
+    pub resp: RespState,
+    /// Headers of a gateway-built response.
+    pub resp_headers: HeaderMap,
+    pub origin: Origin,
+    pub error: Option<PolicyError>,
+    pub upstream_start: Option<Instant>,
+    pub backend_time: Option<Duration>,
+    /// Outbound or on-error replaced the upstream body: `response_body_filter` swaps it.
+    pub replace_response_body: bool,
+    pub response_started: bool,
+    pub client_gone: bool,
+    pub final_status: u16,
+    /// Set for a missing key: the header name for `WWW-Authenticate`.
+    pub www_authenticate: Option<String>,
+}
+
+impl Ctx {
+    pub fn new(gw: Arc<Gateway>) -> Ctx {
+        Ctx {
+            gw,
+            start: Instant::now(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            api: None,
+            op: None,
+            product: None,
+            subscription: None,
+            pipeline: None,
+            examples: Arc::from(Vec::new()),
+            req: None,
+            resp: RespState { status: 200, reason: None, body: None },
+            resp_headers: HeaderMap::new(),
+            origin: Origin::Backend,
+            error: None,
+            upstream_start: None,
+            backend_time: None,
+            replace_response_body: false,
+            response_started: false,
+            client_gone: false,
+            final_status: 0,
+            www_authenticate: None,
+        }
+    }
+
+    pub fn req_body_len(&self) -> Option<usize> {
+        self.req.as_ref().and_then(|r| r.body.as_ref()).map(|b| b.len())
+    }
+
+    /// Run statements with the request's headers and the gateway-built response's headers.
+    pub fn run(&mut self, session: &mut Session, section: Section, stmts: &[Stmt]) -> Flow {
+        let mut h = std::mem::take(&mut self.resp_headers);
+        let flow = self.run_with(session.req_header_mut(), &mut h, section, stmts);
+        self.resp_headers = h;
+        flow
+    }
+
+    fn run_with(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, section: Section, stmts: &[Stmt]) -> Flow {
+        if stmts.is_empty() {
+            return Flow::Continue;
+        }
+        if self.req.is_none() {
+            self.req = Some(placeholder_request(&self.request_id, req_h));
+        }
+        let Some(req) = self.req.as_mut() else { return Flow::Continue };
+        let mut cx = ExecCtx {
+            gw: &self.gw,
+            section,
+            req,
+            req_headers: req_h,
+            resp: &mut self.resp,
+            resp_headers: resp_h,
+            examples: &self.examples,
+        };
+        exec::run_section(stmts, &mut cx)
+    }
+
+    /// Outbound (after backend statements, when there was a backend response).
+    /// `upstream`: the backend response's headers; `None` for gateway-built responses.
+    pub fn after_response(&mut self, session: &mut Session, p: &Pipeline, upstream: Option<&mut ResponseHeader>) {
+        match upstream {
+            Some(up) => {
+                let mut flow = self.run_with(session.req_header_mut(), up, Section::Backend, &p.backend_post);
+                if matches!(flow, Flow::Continue) {
+                    flow = self.run_with(session.req_header_mut(), up, Section::Outbound, &p.outbound);
+                }
+                match flow {
+                    Flow::Continue => {}
+                    Flow::Respond { origin, .. } => self.origin = origin,
+                    Flow::Fail(e) => self.fail_on_upstream_response(session, e, &p.on_error, up),
+                }
+            }
+            None => match self.run(session, Section::Outbound, &p.outbound) {
+                Flow::Continue => {}
+                Flow::Respond { origin, .. } => self.origin = origin,
+                Flow::Fail(e) => self.fail(session, e, &p.on_error),
+            },
+        }
+    }
+
+    /// A failure with a gateway-built response: default error response, then on-error.
+    pub fn fail(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
+        let mut h = std::mem::take(&mut self.resp_headers);
+        self.fail_into(session.req_header_mut(), &mut h, e, on_error);
+        self.resp_headers = h;
+    }
+
+    /// A failure after the backend answered: the backend response's headers are reset to the
+    /// default error response (or, for `fail-on-error-status-code`, kept as the backend sent
+    /// them), then on-error runs on them.
+    pub fn fail_on_upstream_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt], up: &mut ResponseHeader) {
+        if e.kind == ErrorKind::BackendErrorStatusCode {
+            // The backend response stays in context.Response [apim-reference §1.4, unverified].
+            self.origin = Origin::Backend;
+            self.error = Some(e);
+            let flow = self.run_with(session.req_header_mut(), up, Section::OnError, on_error);
+            self.after_on_error(flow, up);
+            return;
+        }
+        self.fail_into(session.req_header_mut(), up, e, on_error);
+    }
+
+    fn fail_into(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, e: PolicyError, on_error: &[Stmt]) {
+        self.set_default_error(resp_h, e.kind);
+        self.origin = match e.section {
+            Some(section) => Origin::Policy { element: e.source, id: e.policy_id.clone(), section, scope: e.scope.unwrap_or(crate::policy::Scope::Global) },
+            None => Origin::Builtin(e.source),
+        };
+        self.error = Some(e);
+        let flow = self.run_with(req_h, resp_h, Section::OnError, on_error);
+        self.after_on_error(flow, resp_h);
+    }
+
+    fn after_on_error(&mut self, flow: Flow, resp_h: &mut dyn HeaderStore) {
+        match flow {
+            Flow::Continue => {}
+            Flow::Respond { origin, .. } => self.origin = origin,
+            Flow::Fail(inner) => {
+                // An error inside on-error: generic 500, on-error is not re-entered.
+                log::warn!("request {}: error inside on-error: {} ({})", self.request_id, inner.message, inner.reason());
+                self.set_default_error(resp_h, ErrorKind::Internal);
+                self.origin = Origin::Builtin("on-error");
+            }
+        }
+    }
+
+    fn set_default_error(&mut self, h: &mut dyn HeaderStore, kind: ErrorKind) {
+        h.clear();
+        h.set(&header::CONTENT_TYPE, &[HeaderValue::from_static("application/json")]);
+        if let (ErrorKind::SubscriptionKeyNotFound, Some(name)) = (kind, &self.www_authenticate) {
+            let v = format!("AzureApiManagementKey realm=\"{}\",name=\"{}\",type=\"header\"", self.gw.name, name);
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.set(&header::WWW_AUTHENTICATE, &[v]);
+            }
+        }
+        self.resp.status = kind.status();
+        self.resp.reason = None;
+        self.resp.body = Some(default_body(kind, &self.request_id).into());
+    }
+
+    /// Make the backend response carry what outbound / on-error decided.
+    pub fn apply_to_upstream_response(&mut self, up: &mut ResponseHeader) {
+        if up.status.as_u16() != self.resp.status {
+            let _ = up.set_status(self.resp.status);
+        }
+        if let Some(r) = &self.resp.reason {
+            let _ = up.set_reason_phrase(Some(r));
+        }
+        if let Some(body) = &self.resp.body {
+            self.replace_response_body = true;
+            up.remove_header(&header::TRANSFER_ENCODING);
+            let _ = up.insert_header(header::CONTENT_LENGTH, body.len().to_string());
+        }
+    }
+
+    /// Access log line and metrics.
+    pub fn log(&self, shared: &Shared, req: &RequestHeader, status: u16, client: Option<String>, _had_error: bool) {
+        let api = self.api.map(|a| &self.gw.apis[a]);
+        let op = api.and_then(|a| self.op.map(|o| &a.operations[o]));
+        let (policy, policy_id, section, scope) = match &self.origin {
+            Origin::Backend => (None, None, None, None),
+            Origin::Builtin(s) => (Some(*s), None, None, None),
+            Origin::Policy { element, id, section, scope } => (Some(*element), id.as_deref(), Some(section.name()), Some(scope.name())),
+        };
+        let produced_by = access_log::Producer { kind: self.origin.producer(), policy, policy_id, section, scope };
+        let duration = self.start.elapsed();
+        let entry = access_log::Entry {
+            ts: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            request_id: &self.request_id,
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            status,
+            api: api.map(|a| a.id.as_str()),
+            operation: op.map(|o| o.id.as_str()),
+            product: self.product.map(|p| self.gw.products[p].id.as_str()),
+            subscription: self.subscription.map(|s| self.gw.subscriptions.list[s].id.as_str()),
+            client,
+            produced_by,
+            error: self.error.as_ref().map(|e| e.reason()),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            backend_ms: self.backend_time.map(|d| d.as_secs_f64() * 1000.0),
+        };
+        access_log::write(shared.access_log, &entry);
+        if let Some(m) = metrics::get() {
+            let api_id = api.map_or("", |a| a.id.as_str());
+            let op_id = op.map_or("", |o| o.id.as_str());
+            m.requests.with_label_values(&[api_id, op_id, metrics::status_class(status), self.origin.producer()]).inc();
+            m.duration.with_label_values(&[api_id]).observe(duration.as_secs_f64());
+            if let Some(b) = self.backend_time {
+                m.backend_duration.with_label_values(&[api_id]).observe(b.as_secs_f64());
+            }
+        }
+    }
+}
+
+/// Request state for errors raised before routing finished (on-error still runs).
+fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
+    ReqState {
+        request_id: request_id.to_string(),
+        method: req.method.clone(),
+        target: exec::Target { base: Default::default(), backend: None },
+        path: req.uri.path().to_string(),
+        query: exec::QueryState::raw(req.uri.query().unwrap_or("")),
+        matched: Vec::new(),
+        template_query: Vec::new(),
+        body: None,
+    }
+}

@@ -1,0 +1,323 @@
+//! The Pingora adapter: maps APIM sections onto `ProxyHttp` phases. Routing, the subscription
+//! check and inbound run in `request_filter`; the backend target is chosen in `upstream_peer`
+//! and shaped in `upstream_request_filter`; backend-after-forward and outbound run in
+//! `upstream_response_filter`; connection failures and timeouts go to on-error in
+//! `fail_to_proxy`; `logging` writes the access log and metrics.
+
+pub mod ctx;
+pub mod headers;
+mod respond;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use pingora::prelude::*;
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorType;
+
+use crate::exec::{self, ErrorKind, Flow, Origin, PolicyError};
+use crate::gateway::access;
+use crate::policy::{HttpVersion, Section};
+use crate::state::Shared;
+pub use ctx::Ctx;
+
+pub struct Proxy {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new(self.shared.gateway.load_full())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if let Err(e) = self.route(session, ctx) {
+            // Before an API matched: global on-error; after: global + API on-error.
+            let stmts = match ctx.api {
+                Some(a) => ctx.gw.apis[a].on_error.clone(),
+                None => ctx.gw.global_on_error.clone(),
+            };
+            ctx.fail(session, e, &stmts);
+            respond::write_gateway_response(session, ctx).await?;
+            return Ok(true);
+        }
+        let Some(p) = ctx.pipeline.clone() else { return Ok(false) };
+        let flow = ctx.run(session, Section::Inbound, &p.inbound);
+        let flow = match flow {
+            Flow::Continue => ctx.run(session, Section::Backend, &p.backend_pre),
+            other => other,
+        };
+        match flow {
+            Flow::Continue if p.forward.is_some() => {
+                if p.replaces_request_body {
+                    // The replacement body is sent from request_body_filter; say its length now.
+                    if let Some(b) = &ctx.req_body_len() {
+                        let _ = session.req_header_mut().insert_header(header::CONTENT_LENGTH, b.to_string());
+                        session.req_header_mut().remove_header(&header::TRANSFER_ENCODING);
+                    }
+                }
+                return Ok(false);
+            }
+            Flow::Continue => {
+                // No forward-request: nothing goes upstream; outbound runs on an empty 200.
+                ctx.resp.status = 200;
+                ctx.origin = Origin::Builtin("no-forward-request");
+                ctx.after_response(session, &p, None);
+            }
+            Flow::Respond { origin, run_outbound } => {
+                ctx.origin = origin;
+                if run_outbound {
+                    ctx.after_response(session, &p, None);
+                }
+            }
+            Flow::Fail(e) => ctx.fail(session, e, &p.on_error),
+        }
+        respond::write_gateway_response(session, ctx).await?;
+        Ok(true)
+    }
+
+    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
+        if let Some(req) = &ctx.req {
+            if let Some(replacement) = &req.body {
+                *body = if end { Some(replacement.clone()) } else { Some(Bytes::new()) };
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let (Some(req), Some(p)) = (&ctx.req, &ctx.pipeline) else {
+            return Error::e_explain(ErrorType::InternalError, "no route for upstream");
+        };
+        let Some(fwd) = &p.forward else {
+            return Error::e_explain(ErrorType::InternalError, "no forward-request");
+        };
+        let base = &req.target.base;
+        let addr = match tokio::net::lookup_host((base.host_bare(), base.port)).await {
+            Ok(mut it) => it.next(),
+            Err(_) => None,
+        };
+        let Some(addr) = addr else {
+            return Error::e_explain(ErrorType::ConnectNoRoute, format!("cannot resolve backend host {}", base.host));
+        };
+        let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
+        let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
+        let mut peer = HttpPeer::new(addr, base.tls, sni);
+        let timeout = match &fwd.options.timeout_ms {
+            Some(v) => exec::value(v).map_or(Duration::from_secs(300), |ms| Duration::from_millis(*ms)),
+            None => backend.and_then(|b| b.timeout).unwrap_or(Duration::from_secs(300)),
+        };
+        peer.options.connection_timeout = Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
+        peer.options.read_timeout = Some(timeout);
+        peer.options.write_timeout = Some(timeout);
+        if let Some(b) = backend {
+            peer.options.verify_cert = b.verify_cert;
+            peer.options.verify_hostname = b.verify_hostname;
+        }
+        peer.options.alpn = match fwd.options.http_version {
+            HttpVersion::Http1 => pingora::protocols::ALPN::H1,
+            HttpVersion::Http2Or1 => pingora::protocols::ALPN::H2H1,
+            HttpVersion::Http2 => pingora::protocols::ALPN::H2,
+        };
+        ctx.upstream_start = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(&self, _session: &mut Session, up: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        let Some(req) = &ctx.req else { return Ok(()) };
+        up.set_method(req.method.clone());
+        let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
+        let mut pq = req.path_and_query();
+        if let Some(b) = backend {
+            for (k, v) in &b.query {
+                pq.push(if pq.contains('?') { '&' } else { '?' });
+                pq.push_str(&exec::state::encode_component(k));
+                pq.push('=');
+                pq.push_str(&exec::state::encode_component(v));
+            }
+        }
+        match http::Uri::try_from(pq.as_str()) {
+            Ok(uri) => up.set_uri(uri),
+            Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
+        }
+        up.insert_header(header::HOST, req.target.base.authority.as_str())?;
+        if let Some(b) = backend {
+            for (n, _) in &b.headers {
+                up.remove_header(n);
+            }
+            for (n, v) in &b.headers {
+                up.append_header(n.clone(), v.clone())?;
+            }
+            if let Some(a) = &b.authorization {
+                up.insert_header(header::AUTHORIZATION, a.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(start) = ctx.upstream_start {
+            ctx.backend_time = Some(start.elapsed());
+        }
+        let Some(p) = ctx.pipeline.clone() else { return Ok(()) };
+        ctx.origin = Origin::Backend;
+        ctx.resp.status = resp.status.as_u16();
+        ctx.resp.reason = None;
+        let fail_on_error = p.forward.as_ref().is_some_and(|f| f.options.fail_on_error_status_code);
+        if fail_on_error && ctx.resp.status >= 400 {
+            let e = PolicyError::builtin(
+                ErrorKind::BackendErrorStatusCode,
+                "forward-request",
+                format!("backend responded with status {}", ctx.resp.status),
+            );
+            ctx.fail_on_upstream_response(session, e, &p.on_error, resp);
+        } else {
+            ctx.after_response(session, &p, Some(resp));
+        }
+        ctx.apply_to_upstream_response(resp);
+        Ok(())
+    }
+
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
+        if ctx.replace_response_body {
+            *body = if end { ctx.resp.body.take() } else { None };
+        }
+        Ok(None)
+    }
+
+    async fn response_filter(&self, _session: &mut Session, _resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        ctx.response_started = true;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut Ctx) -> FailToProxy {
+        let kind = match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => {
+                ErrorKind::Timeout
+            }
+            ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError
+            | ErrorType::TLSHandshakeFailure
+            | ErrorType::TLSWantX509Lookup
+            | ErrorType::ConnectProxyFailure
+            | ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+                if e.esource() == &pingora::ErrorSource::Upstream =>
+            {
+                ErrorKind::BackendConnectionFailure
+            }
+            _ if e.esource() == &pingora::ErrorSource::Upstream => ErrorKind::BackendConnectionFailure,
+            ErrorType::HTTPStatus(code) => {
+                // Pingora refused the request itself (e.g. malformed); answer plainly.
+                let code = *code;
+                let _ = session.respond_error(code).await;
+                ctx.final_status = code;
+                return FailToProxy { error_code: code, can_reuse_downstream: false };
+            }
+            _ if e.esource() == &pingora::ErrorSource::Downstream => {
+                ctx.client_gone = true;
+                return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            }
+            _ => ErrorKind::Internal,
+        };
+        if ctx.response_started {
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        }
+        if ctx.backend_time.is_none() {
+            ctx.backend_time = ctx.upstream_start.map(|s| s.elapsed());
+        }
+        let err = PolicyError::builtin(kind, "forward-request", e.to_string());
+        let stmts = ctx.pipeline.as_ref().map(|p| p.on_error.clone()).unwrap_or_default();
+        ctx.fail(session, err, &stmts);
+        let code = match respond::write_gateway_response(session, ctx).await {
+            Ok(()) => ctx.resp.status,
+            Err(_) => 0,
+        };
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _e: &pingora::Error) -> bool {
+        // Upstream failures are reported once, in the access log, with their Reason.
+        ctx.error.is_some() || ctx.client_gone
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(ctx.final_status, |r| r.status.as_u16());
+        let client = session.client_addr().map(|a: &PingoraAddr| a.to_string());
+        ctx.log(&self.shared, session.req_header(), status, client, e.is_some());
+    }
+}
+
+impl Proxy {
+    /// Match API and operation, decide the subscription, and prepare the request state.
+    fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
+        let gw = ctx.gw.clone();
+        let req = session.req_header();
+        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri.host()).map(str::to_string);
+        let path = req.uri.path().to_string();
+        let raw_query = req.uri.query().unwrap_or("").to_string();
+        let not_found = || PolicyError::builtin(ErrorKind::OperationNotFound, "configuration", "Unable to match incoming request to an operation.");
+        let (ai, prefix_len) = gw.match_api(host.as_deref(), &path).ok_or_else(not_found)?;
+        ctx.api = Some(ai);
+        let api = &gw.apis[ai];
+        let remainder = &path[prefix_len..];
+        let query_pairs = crate::gateway::router::parse_query(&raw_query);
+        let method = req.method.clone();
+        let (oi, matched) = api
+            .operations
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| crate::gateway::router::method_matches(&o.method, &method))
+            .find_map(|(i, o)| o.template.matches(remainder, &query_pairs).map(|m| (i, m)))
+            .ok_or_else(not_found)?;
+        ctx.op = Some(oi);
+        let op = &api.operations[oi];
+        // Subscription key: header first, then the query parameter.
+        let header_key = req.headers.get(&api.key_header).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let key = header_key.clone().or_else(|| query_pairs.iter().find(|(k, _)| *k == api.key_query).map(|(_, v)| v.clone()));
+        let decision = access::decide(&gw, ai, key.as_deref()).map_err(|kind| {
+            let msg = kind.client_message().unwrap_or_default();
+            PolicyError::builtin(kind, "authorization", msg)
+        });
+        let a = match decision {
+            Ok(a) => a,
+            Err(e) => {
+                if e.kind == ErrorKind::SubscriptionKeyNotFound {
+                    ctx.www_authenticate = Some(api.key_header.as_str().to_string());
+                }
+                return Err(e);
+            }
+        };
+        ctx.subscription = a.subscription;
+        ctx.product = a.product;
+        ctx.pipeline = Some(op.pipelines[a.pipeline].clone());
+        let mut query = exec::QueryState::raw(&raw_query);
+        if api.strip_key {
+            session.req_header_mut().remove_header(&api.key_header);
+            if query_pairs.iter().any(|(k, _)| *k == api.key_query) {
+                query.pairs_mut().retain(|(k, _)| *k != api.key_query);
+            }
+        }
+        ctx.req = Some(exec::ReqState {
+            request_id: ctx.request_id.clone(),
+            method,
+            target: exec::Target { base: api.service.clone(), backend: api.service_backend },
+            path: remainder.to_string(),
+            query,
+            matched,
+            template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
+            body: None,
+        });
+        ctx.examples = op.examples.clone();
+        Ok(())
+    }
+}
