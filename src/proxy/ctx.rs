@@ -68,10 +68,6 @@ impl Ctx {
         }
     }
 
-    pub fn req_body_len(&self) -> Option<usize> {
-        self.req.as_ref().and_then(|r| r.body.as_ref()).map(|b| b.len())
-    }
-
     /// Run statements with the request's headers and the gateway-built response's headers.
     pub fn run(&mut self, session: &mut Session, section: Section, stmts: &[Stmt]) -> Flow {
         let mut h = std::mem::take(&mut self.resp_headers);

@@ -55,16 +55,7 @@ impl ProxyHttp for Proxy {
             other => other,
         };
         match flow {
-            Flow::Continue if p.forward.is_some() => {
-                if p.replaces_request_body {
-                    // The replacement body is sent from request_body_filter; say its length now.
-                    if let Some(b) = &ctx.req_body_len() {
-                        let _ = session.req_header_mut().insert_header(header::CONTENT_LENGTH, b.to_string());
-                        session.req_header_mut().remove_header(&header::TRANSFER_ENCODING);
-                    }
-                }
-                return Ok(false);
-            }
+            Flow::Continue if p.forward.is_some() => return Ok(false),
             Flow::Continue => {
                 // No forward-request: nothing goes upstream; outbound runs on an empty 200.
                 ctx.resp.status = 200;
@@ -148,6 +139,12 @@ impl ProxyHttp for Proxy {
             Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
         }
         up.insert_header(header::HOST, req.target.base.authority.as_str())?;
+        if let Some(body) = &req.body {
+            // The replacement body is sent from request_body_filter; announce its length here
+            // (never on the downstream request, whose framing Pingora still reads by).
+            up.remove_header(&header::TRANSFER_ENCODING);
+            up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        }
         if let Some(b) = backend {
             for (n, _) in &b.headers {
                 up.remove_header(n);

@@ -1,0 +1,194 @@
+//! Test harness: runs the real `gatehouse` binary with a generated configuration in a fresh
+//! temporary directory, on ephemeral loopback ports.
+
+#![allow(dead_code)]
+
+pub mod http;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[allow(unused_imports)]
+pub use self::http::{echo_response, get, send, Origin, Reply, Request, Response};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("gatehouse-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        TempDir(p)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.0.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        }
+        std::fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gatehouse")
+}
+
+/// The configuration a test gives, completed with listeners, admin and server settings.
+fn full_config(dir: &Path, port: u16, admin: u16, body: &str) -> String {
+    format!(
+        "server:\n  threads: 1\n  pid_file: {d}/gatehouse.pid\n  upgrade_sock: {d}/upgrade.sock\n  graceful_shutdown_timeout: 1s\nlisteners:\n  - address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin}\n  echo: true\naccess_log: stdout\npolicies:\n  dir: policies\n{body}",
+        d = dir.display()
+    )
+}
+
+pub struct Gatehouse {
+    pub port: u16,
+    pub admin: u16,
+    pub dir: TempDir,
+    child: Child,
+}
+
+impl Gatehouse {
+    /// Start with `yaml` (apis, backends, …) and policy files (paths relative to `policies/`).
+    pub fn start(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
+        Gatehouse::start_with(yaml, policies, &[])
+    }
+
+    /// Like `start`, with extra files relative to the configuration directory.
+    pub fn start_with(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)]) -> Gatehouse {
+        let dir = TempDir::new();
+        for (p, c) in files {
+            dir.write(p, c);
+        }
+        let (port, admin) = (free_port(), free_port());
+        dir.write("gatehouse.yaml", &full_config(&dir.0, port, admin, yaml));
+        for (p, c) in policies {
+            dir.write(&format!("policies/{p}"), c);
+        }
+        Gatehouse::spawn(dir, port, admin)
+    }
+
+    fn spawn(dir: TempDir, port: u16, admin: u16) -> Gatehouse {
+        let log = std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+        let child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(dir.0.join("gatehouse.yaml"))
+            .env("RUST_LOG", "warn,gatehouse=info")
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn gatehouse: {e}"));
+        let mut g = Gatehouse { port, admin, dir, child };
+        g.wait_ready();
+        g
+    }
+
+    fn wait_ready(&mut self) {
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gatehouse exited with {status}:\n{}", self.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok() {
+                let r = get(self.admin, "/readyz", &[]);
+                if r.status == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gatehouse not ready after 10 s:\n{}", self.log());
+    }
+
+    pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response {
+        get(self.port, target, headers)
+    }
+
+    pub fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        send(self.port, method, target, headers, body)
+    }
+
+    /// Everything the process printed (access log on stdout, logs on stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("out.log")).unwrap_or_default()
+    }
+
+    /// Access-log entries (JSON lines) printed so far.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        self.log().lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// The access-log entry for the n-th most recent request (0 = last); waits briefly, since
+    /// the line is written after the response.
+    pub fn last_log(&self) -> serde_json::Value {
+        for _ in 0..40 {
+            if let Some(v) = self.access_log().pop() {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("no access log line:\n{}", self.log())
+    }
+
+    pub fn write_policy(&self, rel: &str, content: &str) {
+        self.dir.write(&format!("policies/{rel}"), content);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+    }
+}
+
+impl Drop for Gatehouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `gatehouse` with arguments in `dir` and collect its output.
+pub fn run_cli(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).current_dir(dir).args(args).output().unwrap_or_else(|e| panic!("run gatehouse: {e}"))
+}
+
+/// Compare `actual` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var("UPDATE_GOLDEN").is_ok() {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).ok();
+        std::fs::write(&path, actual).unwrap_or_else(|e| panic!("write golden: {e}"));
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read golden {}: {e}\nactual:\n{actual}", path.display()));
+    assert_eq!(actual, expected, "golden file {name} differs (UPDATE_GOLDEN=1 to accept)");
+}
+
+/// A YAML API entry whose service is `origin`, with one catch-all operation per method list.
+pub fn api_yaml(id: &str, path: &str, service: &str, extra: &str, ops: &[(&str, &str, &str)]) -> String {
+    let mut s = format!("  - id: {id}\n    path: {path}\n    service_url: {service}\n{extra}    operations:\n");
+    for (oid, m, t) in ops {
+        s.push_str(&format!("      - id: {oid}\n        method: \"{m}\"\n        url_template: \"{t}\"\n"));
+    }
+    s
+}
