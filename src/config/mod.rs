@@ -25,6 +25,10 @@ impl LoadedConfig {
         locate_in(&self.text, &self.path, anchor, key, value)
     }
 
+    pub fn locate_nth(&self, key: &str, value: &str, n: usize) -> Span {
+        locate_nth(&self.text, &self.path, key, value, n)
+    }
+
     pub fn file_span(&self) -> Span {
         Span::new(&self.path, 1, 1)
     }
@@ -33,11 +37,47 @@ impl LoadedConfig {
 pub fn locate_in(text: &str, file: &Arc<str>, anchor: Option<&str>, key: &str, value: &str) -> Span {
     let idx = LineIndex::new(text);
     let start = anchor.and_then(|a| find_kv(text, 0, "id", a)).unwrap_or(0);
-    let found = find_kv(text, start, key, value).or_else(|| find_kv(text, 0, key, value));
+    let found = find_kv(text, start, key, value)
+        .or_else(|| find_kv(text, 0, key, value))
+        .or_else(|| find_word(text, start, value));
     match found {
         Some(off) => idx.span(file, off),
         None => Span::new(file, 1, 1),
     }
+}
+
+/// The n-th (0-based) line holding `key: value`.
+pub fn locate_nth(text: &str, file: &Arc<str>, key: &str, value: &str, n: usize) -> Span {
+    let idx = LineIndex::new(text);
+    let mut from = 0;
+    let mut found = None;
+    for _ in 0..=n {
+        found = find_kv(text, from, key, value);
+        match found {
+            Some(off) => from = text[off..].find('\n').map_or(text.len(), |e| off + e + 1),
+            None => break,
+        }
+    }
+    found.map_or_else(|| Span::new(file, 1, 1), |off| idx.span(file, off))
+}
+
+/// First occurrence of `word` (not inside a longer name) at or after `from`.
+fn find_word(text: &str, from: usize, word: &str) -> Option<usize> {
+    if word.is_empty() {
+        return None;
+    }
+    let is_name = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    let mut at = from;
+    while let Some(i) = text.get(at..)?.find(word) {
+        let s = at + i;
+        let before = text[..s].chars().next_back().is_some_and(is_name);
+        let after = text[s + word.len()..].chars().next().is_some_and(is_name);
+        if !before && !after {
+            return Some(s);
+        }
+        at = s + word.len();
+    }
+    None
 }
 
 /// Offset of the value in a line like `key: value`, `key: "value"` or `- value`, from `from`.

@@ -31,10 +31,15 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
     let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
     let (backends, backend_ids) = compile_backends(cfg, &named, &mut d);
     let mut api_index: AHashMap<&str, usize> = AHashMap::new();
+    let mut seen: AHashMap<&str, usize> = AHashMap::new();
     for (i, a) in cfg.raw.apis.iter().enumerate() {
-        if api_index.insert(&a.id, i).is_some() {
-            d.error("C020", cfg.locate(None, "id", &a.id), format!("duplicate API id `{}`", a.id));
+        let n = seen.entry(&a.id).or_insert(0);
+        if *n > 0 {
+            d.error("C020", cfg.locate_nth("id", &a.id, *n), format!("duplicate API id `{}`", a.id));
+        } else {
+            api_index.insert(&a.id, i);
         }
+        *n += 1;
     }
     let products = compile_products(cfg, &api_index, &mut d);
     let set = load_policies(cfg, &policy_dir, &named, &products, &mut d);
@@ -277,24 +282,29 @@ fn compile_api(
     d: &mut Diagnostics,
 ) -> Option<Api> {
     let span = cfg.locate(None, "id", &spec.id);
+    // Problems with the service are reported, and the operations are still checked.
+    let mut ok = true;
     let (service, service_backend) = match (&spec.service_url, &spec.backend) {
         (Some(u), None) => match BaseUrl::parse(u) {
             Ok(b) => (b, None),
             Err(e) => {
                 d.error("C021", cfg.locate(Some(&spec.id), "service_url", u), format!("API `{}`: {e}", spec.id));
-                return None;
+                ok = false;
+                (BaseUrl::default(), None)
             }
         },
         (None, Some(b)) => match backend_ids.get(b) {
             Some(&i) => (backends[i].url.clone(), Some(i)),
             None => {
                 d.error("C022", cfg.locate(Some(&spec.id), "backend", b), format!("API `{}` uses unknown backend `{b}`", spec.id));
-                return None;
+                ok = false;
+                (BaseUrl::default(), None)
             }
         },
         _ => {
-            d.error("C023", span, format!("API `{}` needs exactly one of `service_url` or `backend`", spec.id));
-            return None;
+            d.error("C023", span.clone(), format!("API `{}` needs exactly one of `service_url` or `backend`", spec.id));
+            ok = false;
+            (BaseUrl::default(), None)
         }
     };
     let path = normalize_path(&spec.path);
@@ -362,6 +372,9 @@ fn compile_api(
     }
     // Most specific template first, so `/users/me` wins over `/users/{id}`.
     operations.sort_by(|a, b| b.template.specificity.cmp(&a.template.specificity));
+    if !ok {
+        return None;
+    }
     Some(Api {
         id: spec.id.clone(),
         name: spec.name.clone().unwrap_or_else(|| spec.id.clone()),

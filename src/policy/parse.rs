@@ -86,14 +86,19 @@ pub fn parse_fragment(root: &Element, env: &Env, diags: &mut Diagnostics) -> Vec
         diags.error("P004", root.span.clone(), format!("fragment root must be <fragment>, found <{}>", root.name));
         return Vec::new();
     }
-    let stmts = parse_statements(root, env, diags);
-    for s in &stmts {
-        match s.kind {
-            StmtKind::Base => diags.error("P032", s.span.clone(), "<base/> is not allowed in a fragment"),
-            StmtKind::IncludeFragment(_) => diags.error("P033", s.span.clone(), "fragments cannot include other fragments"),
-            _ => {}
+    let mut stmts = parse_statements(root, env, diags);
+    // Report and drop what a fragment may not hold, so including it does not cascade.
+    stmts.retain(|s| match s.kind {
+        StmtKind::Base => {
+            diags.error("P032", s.span.clone(), "<base/> is not allowed in a fragment");
+            false
         }
-    }
+        StmtKind::IncludeFragment(_) => {
+            diags.error("P033", s.span.clone(), "fragments cannot include other fragments");
+            false
+        }
+        _ => true,
+    });
     stmts
 }
 

@@ -63,6 +63,8 @@ pub struct Gatehouse {
     pub admin: u16,
     pub dir: TempDir,
     child: Child,
+    /// Requests sent through `get` / `send`, to wait for their access-log lines.
+    sent: AtomicUsize,
 }
 
 impl Gatehouse {
@@ -96,7 +98,7 @@ impl Gatehouse {
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn gatehouse: {e}"));
-        let mut g = Gatehouse { port, admin, dir, child };
+        let mut g = Gatehouse { port, admin, dir, child, sent: AtomicUsize::new(0) };
         g.wait_ready();
         g
     }
@@ -118,10 +120,12 @@ impl Gatehouse {
     }
 
     pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response {
+        self.sent.fetch_add(1, Ordering::SeqCst);
         get(self.port, target, headers)
     }
 
     pub fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        self.sent.fetch_add(1, Ordering::SeqCst);
         send(self.port, method, target, headers, body)
     }
 
@@ -135,14 +139,18 @@ impl Gatehouse {
         self.log().lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
-    /// The access-log entry for the n-th most recent request (0 = last); waits briefly, since
-    /// the line is written after the response.
+    /// The access-log entry of the last request sent through this harness; waits (bounded)
+    /// until it is written, since the line is written after the response.
     pub fn last_log(&self) -> serde_json::Value {
-        for _ in 0..40 {
-            if let Some(v) = self.access_log().pop() {
-                return v;
+        let want = self.sent.load(Ordering::SeqCst);
+        for _ in 0..200 {
+            let mut lines = self.access_log();
+            if lines.len() >= want {
+                if let Some(v) = lines.pop() {
+                    return v;
+                }
             }
-            std::thread::sleep(Duration::from_millis(25));
+            std::thread::sleep(Duration::from_millis(10));
         }
         panic!("no access log line:\n{}", self.log())
     }
