@@ -162,19 +162,20 @@ fn load_or_report(path: &Path) -> anyhow::Result<(LoadedConfig, gateway::Gateway
 
 fn server_conf(cfg: &LoadedConfig, daemon: bool) -> ServerConf {
     let s = &cfg.raw.server;
-    let mut conf = ServerConf::default();
-    conf.threads = s.threads.max(1);
-    conf.work_stealing = s.work_stealing;
-    conf.pid_file = s.pid_file.clone();
-    conf.upgrade_sock = s.upgrade_sock.clone();
-    conf.grace_period_seconds = s.grace_period.map(|d| d.0.as_secs());
-    conf.graceful_shutdown_timeout_seconds = s.graceful_shutdown_timeout.map(|d| d.0.as_secs());
-    conf.error_log = s.error_log.clone();
-    conf.user = s.user.clone();
-    conf.group = s.group.clone();
-    conf.upstream_keepalive_pool_size = s.upstream_keepalive_pool_size;
-    conf.daemon = daemon;
-    conf
+    ServerConf {
+        threads: s.threads.max(1),
+        work_stealing: s.work_stealing,
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        grace_period_seconds: s.grace_period.map(|d| d.0.as_secs()),
+        graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout.map(|d| d.0.as_secs()),
+        error_log: s.error_log.clone(),
+        user: s.user.clone(),
+        group: s.group.clone(),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        daemon,
+        ..ServerConf::default()
+    }
 }
 
 fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i32> {

@@ -371,7 +371,7 @@ fn compile_api(
         });
     }
     // Most specific template first, so `/users/me` wins over `/users/{id}`.
-    operations.sort_by(|a, b| b.template.specificity.cmp(&a.template.specificity));
+    operations.sort_by_key(|o| std::cmp::Reverse(o.template.specificity));
     if !ok {
         return None;
     }

@@ -183,7 +183,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         "return-response" => StmtKind::ReturnResponse(parse_return_response(&mut r)),
         "mock-response" => {
             r.no_children();
-            let status = r.parsed_literal("status-code", |s| parse_status(s)).unwrap_or(200);
+            let status = r.parsed_literal("status-code", parse_status).unwrap_or(200);
             let content_type = r.literal("content-type").map(|(v, _)| v);
             r.literal("index");
             StmtKind::MockResponse(MockResponse { status, content_type })
@@ -501,7 +501,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     /// An attribute that may be a literal or an expression.
     fn value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
         let (v, span) = self.literal(name)?;
-        Some(self.to_val(&v, &span, name, parse))
+        Some(self.make_val(&v, &span, name, parse))
     }
 
     fn required_value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
@@ -522,10 +522,10 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
         };
         let v = substitute(&t.value, &t.span, self.env, self.diags);
         let what = format!("<{}>", self.el.name);
-        Some(self.to_val(&v, &t.span, &what, parse))
+        Some(self.make_val(&v, &t.span, &what, parse))
     }
 
-    fn to_val<T>(&mut self, v: &str, span: &Span, what: &str, parse: impl Fn(&str) -> Result<T, String>) -> Val<T> {
+    fn make_val<T>(&mut self, v: &str, span: &Span, what: &str, parse: impl Fn(&str) -> Result<T, String>) -> Val<T> {
         if expr::is_expression(v) {
             match expr::compile(v.trim(), span) {
                 Ok(e) => return Val::Expr(e),

@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn restores_raw_expressions_with_positions() {
         let e = doc("<policies>\n  <inbound>\n    <set-header name=\"x\" value=\"@(a == \"b\" && c < d)\" />\n  </inbound>\n</policies>");
-        let inbound = e.elements().next().map(|x| x.clone()).unwrap_or_else(|| panic!("no inbound"));
+        let inbound = e.elements().next().cloned().unwrap_or_else(|| panic!("no inbound"));
         let sh = inbound.elements().next().unwrap_or_else(|| panic!("no set-header"));
         assert_eq!(sh.name, "set-header");
         assert_eq!((sh.span.line, sh.span.col), (3, 6));

@@ -71,7 +71,9 @@ impl Response {
     }
 }
 
-fn read_head<R: BufRead>(r: &mut R) -> std::io::Result<Option<(String, Vec<(String, String)>)>> {
+type Head = (String, Vec<(String, String)>);
+
+fn read_head<R: BufRead>(r: &mut R) -> std::io::Result<Option<Head>> {
     let mut first = String::new();
     if r.read_line(&mut first)? == 0 {
         return Ok(None);

@@ -38,7 +38,7 @@ pub fn run(r: &RewriteUri, cx: &mut ExecCtx) -> Result<(), StepError> {
     }
     if copy {
         for (k, v) in cx.req.query.pairs() {
-            let matched = cx.req.template_query.iter().any(|n| *n == k);
+            let matched = cx.req.template_query.contains(&k);
             let named = t.query.iter().any(|(n, _)| *n == k);
             if !matched && !named {
                 pairs.push((k, v));
