@@ -268,3 +268,31 @@ fn forward_request_timeout_and_fail_on_error_status_code() {
     assert_eq!((r.status, r.text().as_str()), (500, "backend broke"));
     assert_eq!(r.header("x-on-error"), None);
 }
+
+#[test]
+fn forward_request_follows_redirects_when_asked() {
+    let origin = Origin::start(|r| match r.path() {
+        "/base/r1" | "/base/r1-plain" => Reply::Full(Response::new(302, "").with_header("Location", "/base/r2?from=r1")),
+        "/base/see-other" => Reply::Full(Response::new(303, "").with_header("Location", "/base/r2")),
+        _ => Reply::Full(echo_response(r)),
+    });
+    let fwd = |attrs: &str| format!("<policies><inbound><base /></inbound><backend><forward-request {attrs} /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let gw = gateway(
+        origin.port,
+        &[
+            ("r1", "GET", "/r1", &fwd(r#"follow-redirects="true""#)),
+            ("r1-plain", "GET", "/r1-plain", &fwd("")),
+            ("see-other", "POST", "/see-other", &fwd(r#"follow-redirects="true""#)),
+        ],
+        "",
+    );
+    let r = gw.get("/t/r1", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/base/r2");
+    assert_eq!(r.json()["query"], "from=r1");
+    let r = gw.get("/t/r1-plain", &[]);
+    assert_eq!((r.status, r.header("location")), (302, Some("/base/r2?from=r1")));
+    let r = gw.send("POST", "/t/see-other", &[], b"payload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["method"].as_str(), r.json()["body_len"].as_u64()), (Some("GET"), Some(0)));
+}

@@ -39,6 +39,9 @@ pub struct Ctx {
     pub final_status: u16,
     /// Set for a missing key: the header name for `WWW-Authenticate`.
     pub www_authenticate: Option<String>,
+    /// Redirects followed so far, and whether the current upstream error is one.
+    pub redirects: u8,
+    pub redirecting: bool,
 }
 
 impl Ctx {
@@ -65,6 +68,8 @@ impl Ctx {
             client_gone: false,
             final_status: 0,
             www_authenticate: None,
+            redirects: 0,
+            redirecting: false,
         }
     }
 

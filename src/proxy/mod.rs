@@ -164,6 +164,9 @@ impl ProxyHttp for Proxy {
             ctx.backend_time = Some(start.elapsed());
         }
         let Some(p) = ctx.pipeline.clone() else { return Ok(()) };
+        if let Some(e) = self.follow_redirect(resp, ctx, &p) {
+            return Err(e);
+        }
         ctx.origin = Origin::Backend;
         ctx.resp.status = resp.status.as_u16();
         ctx.resp.reason = None;
@@ -242,6 +245,28 @@ impl ProxyHttp for Proxy {
         FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
+    fn error_while_proxy(&self, peer: &HttpPeer, session: &mut Session, e: Box<pingora::Error>, ctx: &mut Ctx, client_reused: bool) -> Box<pingora::Error> {
+        if ctx.redirecting {
+            // A redirect followed by forward-request: always try again, at the new location.
+            ctx.redirecting = false;
+            let mut e = e;
+            e.set_retry(true);
+            return e;
+        }
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    fn suppress_proxy_warn_log(&self, _session: &Session, ctx: &Ctx, e: &pingora::Error, _c: pingora::proxy::ProxyWarnLogContext) -> bool {
+        // Followed redirects are not failures.
+        ctx.redirects > 0 && matches!(e.etype(), ErrorType::HTTPStatus(300..=399))
+    }
+
     fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _e: &pingora::Error) -> bool {
         // Upstream failures are reported once, in the access log, with their Reason.
         ctx.error.is_some() || ctx.client_gone
@@ -254,7 +279,49 @@ impl ProxyHttp for Proxy {
     }
 }
 
+/// Most redirects one request follows (`follow-redirects="true"`).
+const MAX_REDIRECTS: u8 = 10;
+
 impl Proxy {
+    /// With `follow-redirects="true"`, a 3xx with a `Location` re-targets the request and asks
+    /// Pingora to try again (the response is dropped; nothing has been sent downstream yet).
+    /// 303, and 301/302 after a POST, continue as a GET without a body.
+    fn follow_redirect(&self, resp: &ResponseHeader, ctx: &mut Ctx, p: &crate::gateway::Pipeline) -> Option<Box<pingora::Error>> {
+        let fwd = p.forward.as_ref()?;
+        let follow = exec::value(&fwd.options.follow_redirects).map(|b| *b).unwrap_or(false);
+        let status = resp.status.as_u16();
+        if !follow || !matches!(status, 301 | 302 | 303 | 307 | 308) || ctx.redirects >= MAX_REDIRECTS {
+            return None;
+        }
+        let location = resp.headers.get(header::LOCATION)?.to_str().ok()?.to_string();
+        let req = ctx.req.as_mut()?;
+        let (path_and_query, base) = if location.starts_with("http://") || location.starts_with("https://") {
+            let after_scheme = location.split_once("://").map_or("", |(_, r)| r);
+            let split = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
+            let origin_part = &location[..location.len() - after_scheme.len() + split];
+            (after_scheme[split..].to_string(), crate::gateway::BaseUrl::parse(origin_part).ok()?)
+        } else if location.starts_with('/') {
+            let mut base = req.target.base.clone();
+            base.path.clear();
+            (location.clone(), base)
+        } else {
+            return None;
+        };
+        let (path, query) = path_and_query.split_once('?').unwrap_or((&path_and_query, ""));
+        req.target = exec::Target { base, backend: req.target.backend };
+        req.path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+        req.query = exec::QueryState::raw(query);
+        if status == 303 || (matches!(status, 301 | 302) && req.method == http::Method::POST) {
+            req.method = http::Method::GET;
+            req.body = Some(Bytes::new());
+        }
+        ctx.redirects += 1;
+        ctx.redirecting = true;
+        let mut e = pingora::Error::explain(ErrorType::HTTPStatus(status), format!("following redirect to {location}"));
+        e.set_retry(true);
+        Some(e)
+    }
+
     /// Match API and operation, decide the subscription, and prepare the request state.
     fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
         let gw = ctx.gw.clone();

@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 client and origin server for integration tests (loopback only, bounded
 //! timeouts). Hand-written so tests see exact bytes: status lines, header order, framing.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 #[allow(unused_imports)]
 use std::io::Read as _;
 use std::net::{TcpListener, TcpStream};
@@ -129,8 +129,23 @@ fn read_body<R: BufRead>(r: &mut R, headers: &[(String, String)], until_eof: boo
 
 /// Send one request (`Connection: close`) and read the whole response.
 pub fn send(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    exchange(s, port, method, target, headers, body)
+}
+
+/// The same over TLS (certificate not verified: tests use self-signed certificates).
+pub fn send_tls(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap_or_else(|e| panic!("tls: {e}"));
+    b.set_verify(SslVerifyMode::NONE);
+    let tls = b.build().connect("localhost", s).unwrap_or_else(|e| panic!("tls handshake: {e}"));
+    exchange(tls, port, method, target, headers, body)
+}
+
+fn exchange<S: Read + Write>(mut s: S, port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let mut req = format!("{method} {target} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));

@@ -51,15 +51,18 @@ pub fn bin() -> &'static str {
 }
 
 /// The configuration a test gives, completed with listeners, admin and server settings.
-fn full_config(dir: &Path, port: u16, admin: u16, body: &str) -> String {
+fn full_config(dir: &Path, port: u16, admin: u16, tls_port: Option<u16>, body: &str) -> String {
+    let tls = tls_port.map_or(String::new(), |p| format!("  - address: 127.0.0.1:{p}\n    tls:\n      cert: cert.pem\n      key: key.pem\n"));
     format!(
-        "server:\n  threads: 1\n  pid_file: {d}/gatehouse.pid\n  upgrade_sock: {d}/upgrade.sock\n  graceful_shutdown_timeout: 1s\nlisteners:\n  - address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin}\n  echo: true\naccess_log: stdout\npolicies:\n  dir: policies\n{body}",
+        "server:\n  threads: 1\n  pid_file: {d}/gatehouse.pid\n  upgrade_sock: {d}/upgrade.sock\n  graceful_shutdown_timeout: 1s\nlisteners:\n  - address: 127.0.0.1:{port}\n{tls}admin:\n  address: 127.0.0.1:{admin}\n  echo: true\naccess_log: stdout\npolicies:\n  dir: policies\n{body}",
         d = dir.display()
     )
 }
 
 pub struct Gatehouse {
     pub port: u16,
+    /// The HTTPS listener, when started with `start_tls`.
+    pub tls_port: Option<u16>,
     pub admin: u16,
     pub dir: TempDir,
     child: Child,
@@ -75,19 +78,38 @@ impl Gatehouse {
 
     /// Like `start`, with extra files relative to the configuration directory.
     pub fn start_with(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)]) -> Gatehouse {
+        Gatehouse::start_full(yaml, policies, files, false)
+    }
+
+    /// With an extra HTTPS listener using a fresh self-signed certificate for `localhost`.
+    pub fn start_tls(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
+        Gatehouse::start_full(yaml, policies, &[], true)
+    }
+
+    fn start_full(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)], tls: bool) -> Gatehouse {
         let dir = TempDir::new();
         for (p, c) in files {
             dir.write(p, c);
         }
         let (port, admin) = (free_port(), free_port());
-        dir.write("gatehouse.yaml", &full_config(&dir.0, port, admin, yaml));
+        let tls_port = tls.then(|| {
+            let st = Command::new("openssl")
+                .current_dir(&dir.0)
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", "key.pem", "-out", "cert.pem"])
+                .stderr(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| panic!("openssl: {e}"));
+            assert!(st.success(), "openssl req failed");
+            free_port()
+        });
+        dir.write("gatehouse.yaml", &full_config(&dir.0, port, admin, tls_port, yaml));
         for (p, c) in policies {
             dir.write(&format!("policies/{p}"), c);
         }
-        Gatehouse::spawn(dir, port, admin)
+        Gatehouse::spawn(dir, port, admin, tls_port)
     }
 
-    fn spawn(dir: TempDir, port: u16, admin: u16) -> Gatehouse {
+    fn spawn(dir: TempDir, port: u16, admin: u16, tls_port: Option<u16>) -> Gatehouse {
         let log = std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         let child = Command::new(bin())
@@ -98,7 +120,7 @@ impl Gatehouse {
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn gatehouse: {e}"));
-        let mut g = Gatehouse { port, admin, dir, child, sent: AtomicUsize::new(0) };
+        let mut g = Gatehouse { port, tls_port, admin, dir, child, sent: AtomicUsize::new(0) };
         g.wait_ready();
         g
     }
@@ -129,6 +151,11 @@ impl Gatehouse {
         send(self.port, method, target, headers, body)
     }
 
+    pub fn send_tls(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        self::http::send_tls(self.tls_port.unwrap_or_else(|| panic!("started without TLS")), method, target, headers, body)
+    }
+
     /// Everything the process printed (access log on stdout, logs on stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("out.log")).unwrap_or_default()
@@ -153,6 +180,17 @@ impl Gatehouse {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("no access log line:\n{}", self.log())
+    }
+
+    /// The most recent access-log entry for `path` (waits, bounded, for it to appear).
+    pub fn log_for(&self, path: &str) -> serde_json::Value {
+        for _ in 0..200 {
+            if let Some(v) = self.access_log().into_iter().filter(|v| v["path"] == path).next_back() {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no access log line for {path}:\n{}", self.log())
     }
 
     pub fn write_policy(&self, rel: &str, content: &str) {
