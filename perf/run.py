@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Drive the side-by-side perf run (see perf/run.sh).
+
+Pinning: the load generator (wrk) and the origin run on core 0; each proxy's single worker runs
+on core 1. CPU time per request is read from /proc (utime + stime of the proxy's processes)
+around each wrk run, so it counts only the proxy's own work.
+"""
+import json, os, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = int(os.environ.get("DURATION", "10"))
+CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
+LOAD_CORE, PROXY_CORE = "0", "1"
+PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003}
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def nginx_conf(prefix, port, body):
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(f"""daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fcgi; uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+  {body}
+}}
+""")
+    return path
+
+
+def start(cmd, core, **kw):
+    return subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def wait_port(port, path="/", timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.1)
+    sys.exit(f"port {port} did not answer")
+
+
+def pids_of(proc):
+    """The process and its children (nginx master + worker)."""
+    out = [proc.pid]
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        out += [int(k) for k in kids]
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def rss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                m = re.search(r"VmRSS:\s+(\d+)", f.read())
+                total += int(m.group(1)) if m else 0
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def to_ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port, path, conns):
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}s", "--latency", f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {m.group(1): to_ms(m.group(2), m.group(3)) for m in re.finditer(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", out)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": reqs, "rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="gatehouse-perf-")
+    procs = []
+    try:
+        origin_conf = nginx_conf(os.path.join(tmp, "origin"), PORTS["origin"],
+                                 f'server {{ listen 127.0.0.1:{PORTS["origin"]}; location / {{ return 200 "hello from origin\\n"; }} }}')
+        proxy_conf = nginx_conf(os.path.join(tmp, "proxy"), PORTS["nginx"],
+                                f'upstream o {{ server 127.0.0.1:{PORTS["origin"]}; keepalive 128; }}'
+                                f' server {{ listen 127.0.0.1:{PORTS["nginx"]}; location / {{ proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}')
+        procs.append(("origin", start([NGINX, "-c", origin_conf, "-p", os.path.join(tmp, "origin")], LOAD_CORE)))
+        wait_port(PORTS["origin"])
+        procs.append(("nginx", start([NGINX, "-c", proxy_conf, "-p", os.path.join(tmp, "proxy")], PROXY_CORE)))
+        gh_conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
+        env = dict(os.environ, RUST_LOG="error")
+        procs.append(("gatehouse", start([os.path.join(ROOT, "target", "release", "gatehouse"), "run", "-c", gh_conf], PROXY_CORE, env=env)))
+        wait_port(PORTS["nginx"])
+        wait_port(PORTS["gatehouse"], "/pass/")
+        by_name = dict(procs)
+        targets = [
+            ("origin", PORTS["origin"], "/pass/", None),
+            ("nginx", PORTS["nginx"], "/pass/", by_name["nginx"]),
+            ("gatehouse-passthrough", PORTS["gatehouse"], "/pass/", by_name["gatehouse"]),
+        ]
+        idle_rss = {n: rss_kb(pids_of(p)) for n, p in procs}
+        results = {}
+        for conns in CONNS:
+            for rnd in range(ROUNDS):
+                for name, port, path, proc in targets:
+                    pids = pids_of(proc) if proc else []
+                    t0 = cpu_ticks(pids)
+                    r = wrk(port, path, conns)
+                    ticks = cpu_ticks(pids) - t0
+                    r["cpu_us_per_req"] = (ticks * 1e6 / CLK_TCK / r["requests"]) if proc and r["requests"] else None
+                    r["rss_kb"] = rss_kb(pids) if proc else None
+                    results.setdefault(f"{name}@c{conns}", []).append(r)
+                    print(f"  round {rnd + 1} c={conns} {name}: {r['rps']:.0f} req/s, p99 {r['p99_ms']} ms, cpu/req {r['cpu_us_per_req']}", flush=True)
+        summary = summarize(results)
+        out_dir = os.path.join(ROOT, "perf", "out")
+        os.makedirs(out_dir, exist_ok=True)
+        out = os.path.join(out_dir, time.strftime("%Y%m%d-%H%M%S") + ".json")
+        with open(out, "w") as f:
+            json.dump({"rounds": ROUNDS, "duration_s": DURATION, "pinning": {"load_and_origin": LOAD_CORE, "proxy": PROXY_CORE},
+                       "idle_rss_kb": idle_rss, "summary": summary, "raw": results}, f, indent=2)
+        print_table(summary)
+        print(f"\nwritten: {out}")
+    finally:
+        for _, p in procs:
+            p.send_signal(signal.SIGTERM)
+        for _, p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def summarize(results):
+    s = {}
+    for key, runs in results.items():
+        s[key] = {k: median([r[k] for r in runs]) for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_kb")}
+        s[key]["non2xx"] = sum(r["non2xx"] for r in runs)
+    for key in list(s):
+        name, conns = key.split("@")
+        ref = s.get(f"nginx@{conns}")
+        if ref and name != "nginx":
+            s[key]["rps_vs_nginx"] = s[key]["rps"] / ref["rps"] if ref["rps"] else None
+            if s[key]["cpu_us_per_req"] and ref["cpu_us_per_req"]:
+                s[key]["cpu_vs_nginx"] = s[key]["cpu_us_per_req"] / ref["cpu_us_per_req"]
+            if s[key]["p99_ms"] and ref["p99_ms"]:
+                s[key]["p99_vs_nginx"] = s[key]["p99_ms"] / ref["p99_ms"]
+    return s
+
+
+def print_table(s):
+    print(f"\n{'target':34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'RSS MB':>7} {'rps/nginx':>10} {'cpu/nginx':>10}")
+    for key, v in s.items():
+        f = lambda x, spec: format(x, spec) if x is not None else "-"
+        print(f"{key:34} {f(v['rps'], '10.0f')} {f(v['p50_ms'], '8.3f')} {f(v['p99_ms'], '8.3f')} {f(v['cpu_us_per_req'], '11.1f')} "
+              f"{f(v['rss_kb'] and v['rss_kb'] / 1024, '7.1f')} {f(v.get('rps_vs_nginx'), '10.2f')} {f(v.get('cpu_vs_nginx'), '10.2f')}")
+
+
+if __name__ == "__main__":
+    main()
