@@ -146,3 +146,29 @@ fn admin_endpoints_and_metrics() {
     let echo = send(gw.admin, "POST", "/echo/a?b=1", &[("X-T", "1")], b"hi").json();
     assert_eq!((echo["method"].as_str(), echo["path"].as_str(), echo["query"].as_str(), echo["body"].as_str()), (Some("POST"), Some("/echo/a"), Some("b=1"), Some("hi")));
 }
+
+#[test]
+fn zero_downtime_upgrade_with_dash_u() {
+    let origin = Origin::echo();
+    let yaml = format!("apis:\n{}", api_yaml("u", "u", &format!("http://127.0.0.1:{}", origin.port), "    subscription_required: false\n", &[("get", "GET", "/")]));
+    let gw = Gatehouse::start(&yaml, &[]);
+    let mut new = gw.spawn_upgrade();
+    // The new process waits for the sockets; the old one hands them over on SIGQUIT.
+    std::thread::sleep(Duration::from_millis(500));
+    gw.signal("QUIT");
+    let mut failures = 0;
+    let mut served = 0;
+    for _ in 0..60 {
+        match std::panic::catch_unwind(|| get(gw.port, "/u/", &[]).status) {
+            Ok(200) => served += 1,
+            _ => failures += 1,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new_log = std::fs::read_to_string(gw.dir.0.join("upgrade.log")).unwrap_or_default();
+    let _ = new.kill();
+    let _ = new.wait();
+    assert_eq!(failures, 0, "requests failed during the upgrade ({served} served)\nnew process:\n{new_log}");
+    assert!(new_log.contains("serving 1 API(s)"), "{new_log}");
+    assert!(new_log.contains(r#""path":"/u/""#), "the new process served no request:\n{new_log}");
+}

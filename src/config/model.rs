@@ -49,12 +49,12 @@ pub struct ServerSettings {
     pub pid_file: String,
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: String,
-    /// How long to keep serving after SIGTERM before closing listeners.
-    #[serde(default)]
-    pub grace_period: Option<HumanDuration>,
-    /// How long in-flight requests get after the grace period.
-    #[serde(default)]
-    pub graceful_shutdown_timeout: Option<HumanDuration>,
+    /// How long to keep accepting after SIGTERM / SIGQUIT before closing listeners (5s).
+    #[serde(default = "default_grace")]
+    pub grace_period: HumanDuration,
+    /// How long in-flight requests get after the grace period (10s).
+    #[serde(default = "default_shutdown")]
+    pub graceful_shutdown_timeout: HumanDuration,
     #[serde(default)]
     pub error_log: Option<String>,
     #[serde(default)]
@@ -72,8 +72,8 @@ impl Default for ServerSettings {
             work_stealing: true,
             pid_file: default_pid_file(),
             upgrade_sock: default_upgrade_sock(),
-            grace_period: None,
-            graceful_shutdown_timeout: None,
+            grace_period: default_grace(),
+            graceful_shutdown_timeout: default_shutdown(),
             error_log: None,
             user: None,
             group: None,
@@ -82,6 +82,12 @@ impl Default for ServerSettings {
     }
 }
 
+fn default_grace() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+fn default_shutdown() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
 fn default_threads() -> usize {
     1
 }

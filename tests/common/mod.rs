@@ -54,7 +54,7 @@ pub fn bin() -> &'static str {
 fn full_config(dir: &Path, port: u16, admin: u16, tls_port: Option<u16>, body: &str) -> String {
     let tls = tls_port.map_or(String::new(), |p| format!("  - address: 127.0.0.1:{p}\n    tls:\n      cert: cert.pem\n      key: key.pem\n"));
     format!(
-        "server:\n  threads: 1\n  pid_file: {d}/gatehouse.pid\n  upgrade_sock: {d}/upgrade.sock\n  graceful_shutdown_timeout: 1s\nlisteners:\n  - address: 127.0.0.1:{port}\n{tls}admin:\n  address: 127.0.0.1:{admin}\n  echo: true\naccess_log: stdout\npolicies:\n  dir: policies\n{body}",
+        "server:\n  threads: 1\n  pid_file: {d}/gatehouse.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\nlisteners:\n  - address: 127.0.0.1:{port}\n{tls}admin:\n  address: 127.0.0.1:{admin}\n  echo: true\naccess_log: stdout\npolicies:\n  dir: policies\n{body}",
         d = dir.display()
     )
 }
@@ -195,6 +195,20 @@ impl Gatehouse {
 
     pub fn write_policy(&self, rel: &str, content: &str) {
         self.dir.write(&format!("policies/{rel}"), content);
+    }
+
+    /// Start a second process with `run -u` on the same configuration (it takes over the
+    /// listening sockets when this one gets SIGQUIT).
+    pub fn spawn_upgrade(&self) -> Child {
+        let log = std::fs::File::create(self.dir.0.join("upgrade.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
+        Command::new(bin())
+            .args(["run", "-u", "-c"])
+            .arg(self.dir.0.join("gatehouse.yaml"))
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn gatehouse -u: {e}"))
     }
 
     pub fn pid(&self) -> u32 {
