@@ -172,3 +172,40 @@ fn zero_downtime_upgrade_with_dash_u() {
     assert!(new_log.contains("serving 1 API(s)"), "{new_log}");
     assert!(new_log.contains(r#""path":"/u/""#), "the new process served no request:\n{new_log}");
 }
+
+#[test]
+fn daemon_mode_writes_the_pid_file_and_serves() {
+    let dir = TempDir::new();
+    let (port, admin) = (free_port(), free_port());
+    let pid_file = dir.0.join("d.pid");
+    dir.write(
+        "gatehouse.yaml",
+        &format!(
+            "server:\n  pid_file: {}\n  upgrade_sock: {}/u.sock\nlisteners:\n  - address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin}\naccess_log: off\npolicies:\n  dir: policies\napis:\n  - id: d\n    path: d\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: get\n        method: GET\n        url_template: /\n",
+            pid_file.display(),
+            dir.0.display()
+        ),
+    );
+    dir.write("policies/apis/d/get.xml", "<policies><inbound><return-response><set-body>daemon</set-body></return-response></inbound></policies>");
+    // The daemon keeps inherited stdio open, so do not capture it.
+    let status = std::process::Command::new(bin())
+        .current_dir(&dir.0)
+        .args(["run", "-d", "-c", "gatehouse.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let mut pid = String::new();
+    for _ in 0..100 {
+        pid = std::fs::read_to_string(&pid_file).unwrap_or_default().trim().to_string();
+        if !pid.is_empty() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid.is_empty(), "no pid file");
+    let r = get(port, "/d/", &[]);
+    let _ = std::process::Command::new("kill").arg("-KILL").arg(&pid).status();
+    assert_eq!((r.status, r.text().as_str()), (200, "daemon"));
+}
