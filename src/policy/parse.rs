@@ -539,7 +539,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
                 Err(e) => self.diags.error("P012", span.clone(), format!("{what} of <{}>: {e}", self.el.name)),
             }
         }
-        Val::Expr(crate::expr::Expr { source: v.to_string(), span: span.clone() })
+        Val::Expr(crate::expr::Expr::placeholder(v, span))
     }
 
     fn children(&mut self) -> Vec<&'e Element> {

@@ -1,0 +1,633 @@
+//! The binder: resolves names (locals to frame slots, `context` members, allowed types and
+//! their static members), checks member names, and produces the tree the evaluator runs.
+//! Every error carries the byte offset of the offending name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::ast::{self, BinOp, ExprKind, Init, LambdaBody, Lit, OutArg, StmtKind, UnOp};
+use super::builtins;
+use super::types::{self, RType, Ty};
+use super::value::{Ctx, Lambda, Value};
+
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    pub at: usize,
+    pub message: String,
+}
+
+type CResult<T> = Result<T, CompileError>;
+
+fn err<T>(at: usize, message: impl Into<String>) -> CResult<T> {
+    Err(CompileError { at, message: message.into() })
+}
+
+/// A `context` member that yields a value (rather than another context object).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtxProp {
+    pub obj: Ctx,
+    pub name: &'static str,
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Const(Value),
+    Local(u32),
+    /// A context object handle (`context.Request`, ...), never null.
+    Ctx(Ctx),
+    /// A context member read from the running request (may be null: `context.Product`).
+    Prop(CtxProp),
+    Interp(Vec<(Option<Node>, String)>),
+    Member { target: Box<Node>, name: &'static str, null_cond: bool },
+    Static { ty: Arc<RType>, name: &'static str },
+    Index { target: Box<Node>, args: Vec<Node>, null_cond: bool },
+    Call { target: Box<Node>, name: &'static str, type_args: Vec<RType>, args: Vec<CArg>, null_cond: bool },
+    StaticCall { ty: Arc<RType>, name: &'static str, type_args: Vec<RType>, args: Vec<CArg> },
+    LocalCall { func: u32, args: Vec<Node> },
+    Invoke { target: Box<Node>, args: Vec<Node> },
+    New { ty: Arc<RType>, args: Vec<CArg>, init: Option<CInit> },
+    NewArray { items: Vec<Node> },
+    NewAnon { members: Vec<(String, Node)> },
+    Unary { op: UnOp, expr: Box<Node> },
+    Binary { op: BinOp, left: Box<Node>, right: Box<Node> },
+    Cond { cond: Box<Node>, then: Box<Node>, other: Box<Node> },
+    Assign { target: Box<LValue>, op: Option<BinOp>, value: Box<Node> },
+    IncDec { target: Box<LValue>, delta: i32, prefix: bool },
+    Cast { ty: Arc<RType>, expr: Box<Node> },
+    Is { expr: Box<Node>, ty: Arc<RType>, bind: Option<u32> },
+    IsPattern { expr: Box<Node>, value: Box<Node>, negate: bool },
+    As { expr: Box<Node>, ty: Arc<RType> },
+    Lambda(Arc<Lambda>),
+    Throw(Option<Box<Node>>),
+    Default(Option<Arc<RType>>),
+}
+
+#[derive(Debug)]
+pub struct CArg {
+    pub name: Option<String>,
+    /// For `out` arguments: the slot receiving the value.
+    pub out: Option<u32>,
+    pub value: Node,
+}
+
+#[derive(Debug)]
+pub enum CInit {
+    Items(Vec<Node>),
+    Keyed(Vec<(Node, Node)>),
+    Members(Vec<(String, Node)>),
+}
+
+#[derive(Debug)]
+pub enum LValue {
+    Local(u32),
+    Index { target: Node, args: Vec<Node> },
+    Member { target: Node, name: &'static str },
+}
+
+#[derive(Debug)]
+pub enum Stmt {
+    Let(u32, Node),
+    Expr(Node),
+    If(Node, Vec<Stmt>, Vec<Stmt>),
+    Foreach(u32, Node, Vec<Stmt>),
+    For(Vec<Stmt>, Option<Node>, Vec<Node>, Vec<Stmt>),
+    While(Node, Vec<Stmt>),
+    DoWhile(Vec<Stmt>, Node),
+    Return(Option<Node>),
+    Break,
+    Continue,
+    Block(Vec<Stmt>),
+    Try { body: Vec<Stmt>, catches: Vec<(Option<Arc<RType>>, Option<u32>, Vec<Stmt>)>, finally: Vec<Stmt> },
+    Throw(Option<Node>),
+}
+
+#[derive(Debug)]
+pub enum LambdaCode {
+    Expr(Node),
+    Block(Vec<Stmt>),
+}
+
+/// A local function: parameter slots and body.
+#[derive(Debug)]
+pub struct Func {
+    pub params: Vec<u32>,
+    pub body: LambdaCode,
+}
+
+/// A compiled expression or block.
+#[derive(Debug)]
+pub struct Program {
+    pub body: LambdaCode,
+    pub slots: u32,
+    pub funcs: Vec<Func>,
+    /// Reads `context.Request.Body` / `context.Response.Body`.
+    pub reads_request_body: bool,
+    pub reads_response_body: bool,
+}
+
+struct Binder {
+    scopes: Vec<HashMap<String, u32>>,
+    funcs: HashMap<String, u32>,
+    func_bodies: Vec<Option<Func>>,
+    next: u32,
+    reads_request_body: bool,
+    reads_response_body: bool,
+}
+
+pub fn compile_expression(e: &ast::Expr) -> CResult<Program> {
+    let mut b = Binder::new();
+    let node = b.expr(e)?;
+    b.finish(LambdaCode::Expr(node))
+}
+
+pub fn compile_block(stmts: &[ast::Stmt]) -> CResult<Program> {
+    let mut b = Binder::new();
+    let body = b.block(stmts)?;
+    if !always_returns(&body) {
+        return err(0, "not all code paths return a value: a `@{ }` block must end in `return`");
+    }
+    b.finish(LambdaCode::Block(body))
+}
+
+fn always_returns(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match s {
+        Stmt::Return(_) | Stmt::Throw(_) => true,
+        Stmt::If(_, a, b) => always_returns(a) && always_returns(b),
+        Stmt::Block(b) => always_returns(b),
+        Stmt::Try { body, catches, finally } => (always_returns(body) && catches.iter().all(|c| always_returns(&c.2))) || always_returns(finally),
+        Stmt::While(Node::Const(Value::Bool(true)), _) => true,
+        _ => false,
+    })
+}
+
+impl Binder {
+    fn new() -> Binder {
+        Binder { scopes: vec![HashMap::new()], funcs: HashMap::new(), func_bodies: Vec::new(), next: 0, reads_request_body: false, reads_response_body: false }
+    }
+
+    fn finish(self, body: LambdaCode) -> CResult<Program> {
+        let funcs = self.func_bodies.into_iter().flatten().collect();
+        Ok(Program { body, slots: self.next, funcs, reads_request_body: self.reads_request_body, reads_response_body: self.reads_response_body })
+    }
+
+    fn declare(&mut self, name: &str, at: usize) -> CResult<u32> {
+        if name == "context" {
+            return err(at, "`context` cannot be redeclared");
+        }
+        if self.scopes.iter().any(|s| s.contains_key(name)) {
+            return err(at, format!("a local named `{name}` is already defined in this scope"));
+        }
+        let slot = self.next;
+        self.next += 1;
+        if let Some(s) = self.scopes.last_mut() {
+            s.insert(name.to_string(), slot);
+        }
+        Ok(slot)
+    }
+
+    fn lookup(&self, name: &str) -> Option<u32> {
+        self.scopes.iter().rev().find_map(|s| s.get(name).copied())
+    }
+
+    fn scoped<T>(&mut self, f: impl FnOnce(&mut Self) -> CResult<T>) -> CResult<T> {
+        self.scopes.push(HashMap::new());
+        let r = f(self);
+        self.scopes.pop();
+        r
+    }
+
+    fn block(&mut self, stmts: &[ast::Stmt]) -> CResult<Vec<Stmt>> {
+        self.scoped(|b| {
+            // Local functions are visible in the whole block (hoisted).
+            for s in stmts {
+                if let StmtKind::LocalFn { name, .. } = &s.kind {
+                    let idx = b.func_bodies.len() as u32;
+                    b.func_bodies.push(None);
+                    b.funcs.insert(name.clone(), idx);
+                }
+            }
+            let mut out = Vec::new();
+            for s in stmts {
+                if let Some(st) = b.stmt(s)? {
+                    out.push(st);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn stmt(&mut self, s: &ast::Stmt) -> CResult<Option<Stmt>> {
+        Ok(Some(match &s.kind {
+            StmtKind::Var { ty, decls } => {
+                if let Some(t) = ty {
+                    types::resolve(t).map_err(|m| CompileError { at: t.at, message: m })?;
+                }
+                let mut out = Vec::new();
+                for (name, init) in decls {
+                    let value = match init {
+                        Some(e) => self.expr(e)?,
+                        None => Node::Default(None),
+                    };
+                    let slot = self.declare(name, s.at)?;
+                    out.push(Stmt::Let(slot, value));
+                }
+                if out.len() == 1 {
+                    out.pop().unwrap_or(Stmt::Block(vec![]))
+                } else {
+                    Stmt::Block(out)
+                }
+            }
+            StmtKind::Expr(e) => Stmt::Expr(self.expr(e)?),
+            StmtKind::If { cond, then, other } => {
+                let c = self.expr(cond)?;
+                let t = self.block(then)?;
+                let o = match other {
+                    Some(o) => self.block(o)?,
+                    None => vec![],
+                };
+                Stmt::If(c, t, o)
+            }
+            StmtKind::Foreach { name, iter, body } => {
+                let it = self.expr(iter)?;
+                self.scoped(|b| {
+                    let slot = b.declare(name, s.at)?;
+                    let body = b.block(body)?;
+                    Ok(Stmt::Foreach(slot, it, body))
+                })?
+            }
+            StmtKind::For { init, cond, step, body } => self.scoped(|b| {
+                let mut i = Vec::new();
+                for s in init {
+                    if let Some(x) = b.stmt(s)? {
+                        i.push(x);
+                    }
+                }
+                let c = cond.as_ref().map(|c| b.expr(c)).transpose()?;
+                let st = step.iter().map(|e| b.expr(e)).collect::<CResult<Vec<_>>>()?;
+                let body = b.block(body)?;
+                Ok(Stmt::For(i, c, st, body))
+            })?,
+            StmtKind::While { cond, body } => Stmt::While(self.expr(cond)?, self.block(body)?),
+            StmtKind::DoWhile { body, cond } => {
+                let b = self.block(body)?;
+                Stmt::DoWhile(b, self.expr(cond)?)
+            }
+            StmtKind::Return(e) => Stmt::Return(e.as_ref().map(|e| self.expr(e)).transpose()?),
+            StmtKind::Break => Stmt::Break,
+            StmtKind::Continue => Stmt::Continue,
+            StmtKind::Block(b) => Stmt::Block(self.block(b)?),
+            StmtKind::Try { body, catches, finally } => {
+                let body = self.block(body)?;
+                let mut cs = Vec::new();
+                for c in catches {
+                    let ty = match &c.ty {
+                        Some(t) if t.name == "Exception" || t.name.ends_with("Exception") => None,
+                        Some(t) => Some(Arc::new(types::resolve(t).map_err(|m| CompileError { at: t.at, message: m })?)),
+                        None => None,
+                    };
+                    let (slot, body) = self.scoped(|b| {
+                        let slot = c.name.as_ref().map(|n| b.declare(n, s.at)).transpose()?;
+                        Ok((slot, b.block(&c.body)?))
+                    })?;
+                    cs.push((ty, slot, body));
+                }
+                let finally = match finally {
+                    Some(f) => self.block(f)?,
+                    None => vec![],
+                };
+                Stmt::Try { body, catches: cs, finally }
+            }
+            StmtKind::Throw(e) => Stmt::Throw(e.as_ref().map(|e| self.expr(e)).transpose()?),
+            StmtKind::LocalFn { name, params, body } => {
+                let idx = *self.funcs.get(name).ok_or(CompileError { at: s.at, message: "local function".into() })?;
+                let func = self.scoped(|b| {
+                    let slots = params.iter().map(|p| b.declare(p, s.at)).collect::<CResult<Vec<_>>>()?;
+                    let body = match body {
+                        LambdaBody::Expr(e) => LambdaCode::Expr(b.expr(e)?),
+                        LambdaBody::Block(st) => LambdaCode::Block(b.block(st)?),
+                    };
+                    Ok(Func { params: slots, body })
+                })?;
+                self.func_bodies[idx as usize] = Some(func);
+                return Ok(None);
+            }
+            StmtKind::Empty => return Ok(None),
+        }))
+    }
+
+    fn rtype(&self, t: &ast::TypeRef) -> CResult<Arc<RType>> {
+        types::resolve(t).map(Arc::new).map_err(|m| CompileError { at: t.at, message: m })
+    }
+
+    fn args(&mut self, args: &[ast::Arg]) -> CResult<Vec<CArg>> {
+        let mut out = Vec::new();
+        for a in args {
+            let out_slot = match &a.out {
+                Some(OutArg::Declare(n)) => Some(self.declare(n, a.value.at)?),
+                Some(OutArg::Existing(n)) => Some(self.lookup(n).ok_or(CompileError { at: a.value.at, message: format!("unknown local `{n}`") })?),
+                None => None,
+            };
+            let value = if out_slot.is_some() { Node::Const(Value::Null) } else { self.expr(&a.value)? };
+            out.push(CArg { name: a.name.clone(), out: out_slot, value });
+        }
+        Ok(out)
+    }
+
+    /// Resolve `context.X.Y` chains at compile time.
+    fn ctx_member(&mut self, obj: Ctx, name: &str, at: usize) -> CResult<Node> {
+        use Ctx::*;
+        let handle = |c: Ctx| Ok(Node::Ctx(c));
+        let prop = |n: &'static str| Ok(Node::Prop(CtxProp { obj, name: n }));
+        let nullable = |c: Ctx, n: &'static str| Ok(Node::Prop(CtxProp { obj: c, name: n }));
+        match (obj, name) {
+            (Context, "Request") => handle(Request),
+            (Context, "Response") => handle(Response),
+            (Context, "Api") => handle(Api),
+            (Context, "Operation") => handle(Operation),
+            (Context, "Deployment") => handle(Deployment),
+            (Context, "Variables") => handle(Variables),
+            (Context, "Product") => nullable(Context, "Product"),
+            (Context, "Subscription") => nullable(Context, "Subscription"),
+            (Context, "User") => nullable(Context, "User"),
+            (Context, "LastError") => nullable(Context, "LastError"),
+            (Context, "Backend") => nullable(Context, "Backend"),
+            (Context, "RequestId" | "Timestamp" | "Elapsed" | "Tracing" | "Workspace") => prop(static_name(name)),
+            (Request, "Headers") => handle(RequestHeaders),
+            (Request, "MatchedParameters") => handle(MatchedParameters),
+            (Request, "Body") => {
+                self.reads_request_body = true;
+                nullable(Request, "Body")
+            }
+            (Request, "Method" | "Url" | "OriginalUrl" | "IpAddress" | "Certificate" | "OriginalMethod" | "PrivateEndpointConnection") => prop(static_name(name)),
+            (Response, "Headers") => handle(ResponseHeaders),
+            (Response, "Body") => {
+                self.reads_response_body = true;
+                nullable(Response, "Body")
+            }
+            (Response, "StatusCode" | "StatusReason") => prop(static_name(name)),
+            (Api, "SubscriptionKeyParameterNames") => handle(SubscriptionKeyNames),
+            (Api, "Id" | "Name" | "Path" | "Protocols" | "ServiceUrl" | "IsCurrentRevision" | "Revision" | "Version") => prop(static_name(name)),
+            (SubscriptionKeyNames, "Header" | "Query") => prop(static_name(name)),
+            (Operation, "Id" | "Method" | "Name" | "UrlTemplate") => prop(static_name(name)),
+            (Deployment, "GatewayId" | "Region" | "ServiceId" | "ServiceName" | "Gateway" | "Certificates" | "SustainabilityInfo") => prop(static_name(name)),
+            _ => err(at, format!("`{}` has no member `{name}`", ctx_name(obj))),
+        }
+    }
+
+    fn expr(&mut self, e: &ast::Expr) -> CResult<Node> {
+        let at = e.at;
+        Ok(match &e.kind {
+            ExprKind::Lit(l) => Node::Const(match l {
+                Lit::Null => Value::Null,
+                Lit::Bool(b) => Value::Bool(*b),
+                Lit::Int(i) => Value::Int(*i),
+                Lit::Long(i) => Value::Long(*i),
+                Lit::Double(d) => Value::Double(*d),
+                Lit::Char(c) => Value::Char(*c),
+                Lit::Str(s) => Value::str(s),
+            }),
+            ExprKind::Interp(segs) => {
+                let mut parts = Vec::new();
+                for s in segs {
+                    match s {
+                        ast::InterpSeg::Text(t) => parts.push((None, t.clone())),
+                        ast::InterpSeg::Hole(e, fmt) => parts.push((Some(self.expr(e)?), fmt.clone().unwrap_or_default())),
+                    }
+                }
+                Node::Interp(parts)
+            }
+            ExprKind::Name(n) => {
+                if let Some(slot) = self.lookup(n) {
+                    Node::Local(slot)
+                } else if n == "context" {
+                    Node::Ctx(Ctx::Context)
+                } else if types::is_known_type(n) {
+                    return err(at, format!("type `{n}` used as a value"));
+                } else {
+                    return err(at, format!("unknown name `{n}`"));
+                }
+            }
+            ExprKind::Member { target, name, null_cond } => {
+                // Static members: `string.Empty`, `DateTime.UtcNow`, `StringComparison.Ordinal`.
+                if let ExprKind::Name(tn) = &target.kind {
+                    if self.lookup(tn).is_none() && tn != "context" {
+                        if let Some(ty) = types::lookup(tn) {
+                            let rt = Arc::new(RType { ty, arrays: 0, args: vec![], nullable: false, name: tn.clone() });
+                            return self.static_member(rt, name, at);
+                        }
+                        if let Some(q) = qualified(target) {
+                            if types::is_known_type(&q) {
+                                let ty = types::lookup(&q).unwrap_or(Ty::Object);
+                                let short = q.rsplit('.').next().unwrap_or(&q).to_string();
+                                return self.static_member(Arc::new(RType { ty, arrays: 0, args: vec![], nullable: false, name: short }), name, at);
+                            }
+                        }
+                    }
+                }
+                if let Some(q) = qualified(e) {
+                    // `System.Text.Encoding.UTF8`: a qualified static member.
+                    if let Some((tn, member)) = q.rsplit_once('.') {
+                        if types::is_known_type(tn) && !tn.contains("context") && self.lookup(tn.split('.').next().unwrap_or("")).is_none() && tn.contains('.') {
+                            let ty = types::lookup(tn).unwrap_or(Ty::Object);
+                            let short = tn.rsplit('.').next().unwrap_or(tn).to_string();
+                            return self.static_member(Arc::new(RType { ty, arrays: 0, args: vec![], nullable: false, name: short }), member, at);
+                        }
+                    }
+                }
+                let t = self.expr(target)?;
+                if let Node::Ctx(c) = t {
+                    return self.ctx_member(c, name, at);
+                }
+                let n = builtins::member_name(name).ok_or(CompileError { at, message: format!("unknown member `{name}`") })?;
+                Node::Member { target: Box::new(t), name: n, null_cond: *null_cond }
+            }
+            ExprKind::Index { target, args, null_cond } => {
+                let t = self.expr(target)?;
+                let a = args.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()?;
+                Node::Index { target: Box::new(t), args: a, null_cond: *null_cond }
+            }
+            ExprKind::Call { target, type_args, args } => self.call(target, type_args, args, at)?,
+            ExprKind::New { ty, args, init } => match ty {
+                None => match init {
+                    Some(Init::Items(items)) => Node::NewArray { items: items.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()? },
+                    Some(Init::Members(m)) => Node::NewAnon { members: m.iter().map(|(n, x)| Ok((n.clone(), self.expr(x)?))).collect::<CResult<Vec<_>>>()? },
+                    _ => return err(at, "unsupported `new` form"),
+                },
+                Some(t) => {
+                    let rt = self.rtype(t)?;
+                    let args = self.args(args)?;
+                    let init = match init {
+                        None => None,
+                        Some(Init::Items(items)) => Some(CInit::Items(items.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()?)),
+                        Some(Init::Keyed(kv)) => Some(CInit::Keyed(kv.iter().map(|(k, v)| Ok((self.expr(k)?, self.expr(v)?))).collect::<CResult<Vec<_>>>()?)),
+                        Some(Init::Members(m)) => Some(CInit::Members(m.iter().map(|(n, x)| Ok((n.clone(), self.expr(x)?))).collect::<CResult<Vec<_>>>()?)),
+                    };
+                    if !builtins::constructible(&rt) {
+                        return err(t.at, format!("`new {}` is not supported", rt.display()));
+                    }
+                    Node::New { ty: rt, args, init }
+                }
+            },
+            ExprKind::Unary { op, expr } => Node::Unary { op: *op, expr: Box::new(self.expr(expr)?) },
+            ExprKind::Binary { op, left, right } => Node::Binary { op: *op, left: Box::new(self.expr(left)?), right: Box::new(self.expr(right)?) },
+            ExprKind::Cond { cond, then, other } => {
+                Node::Cond { cond: Box::new(self.expr(cond)?), then: Box::new(self.expr(then)?), other: Box::new(self.expr(other)?) }
+            }
+            ExprKind::Assign { target, op, value } => {
+                let lv = self.lvalue(target)?;
+                Node::Assign { target: Box::new(lv), op: *op, value: Box::new(self.expr(value)?) }
+            }
+            ExprKind::IncDec { target, delta, prefix } => Node::IncDec { target: Box::new(self.lvalue(target)?), delta: *delta, prefix: *prefix },
+            ExprKind::Cast { ty, expr } => Node::Cast { ty: self.rtype(ty)?, expr: Box::new(self.expr(expr)?) },
+            ExprKind::Is { expr, ty, bind } => {
+                let x = self.expr(expr)?;
+                let t = self.rtype(ty)?;
+                let b = bind.as_ref().map(|n| self.declare(n, at)).transpose()?;
+                Node::Is { expr: Box::new(x), ty: t, bind: b }
+            }
+            ExprKind::IsPattern { expr, value, negate } => Node::IsPattern { expr: Box::new(self.expr(expr)?), value: Box::new(self.expr(value)?), negate: *negate },
+            ExprKind::As { expr, ty } => Node::As { expr: Box::new(self.expr(expr)?), ty: self.rtype(ty)? },
+            ExprKind::Lambda { params, body } => self.scoped(|b| {
+                let slots = params.iter().map(|p| b.declare(p, at)).collect::<CResult<Vec<_>>>()?;
+                let body = match body {
+                    LambdaBody::Expr(e) => LambdaCode::Expr(b.expr(e)?),
+                    LambdaBody::Block(s) => LambdaCode::Block(b.block(s)?),
+                };
+                Ok(Node::Lambda(Arc::new(Lambda { params: slots, body })))
+            })?,
+            ExprKind::Type(t) => Node::Const(Value::Type(self.rtype(t)?)),
+            ExprKind::Default(t) => Node::Default(t.as_ref().map(|t| self.rtype(t)).transpose()?),
+        })
+    }
+
+    fn static_member(&mut self, ty: Arc<RType>, name: &str, at: usize) -> CResult<Node> {
+        match builtins::static_member(&ty, name) {
+            Some(n) => Ok(Node::Static { ty, name: n }),
+            None => err(at, format!("`{}` has no static member `{name}`", ty.name)),
+        }
+    }
+
+    fn lvalue(&mut self, e: &ast::Expr) -> CResult<LValue> {
+        match &e.kind {
+            ExprKind::Name(n) => match self.lookup(n) {
+                Some(s) => Ok(LValue::Local(s)),
+                None => err(e.at, format!("cannot assign to `{n}`: not a local variable")),
+            },
+            ExprKind::Index { target, args, .. } => {
+                let t = self.expr(target)?;
+                if matches!(t, Node::Ctx(_) | Node::Prop(_)) {
+                    return err(e.at, "`context` is read-only: change it with policies (set-variable, set-header, ...)");
+                }
+                Ok(LValue::Index { target: t, args: args.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()? })
+            }
+            ExprKind::Member { target, name, .. } => {
+                let t = self.expr(target)?;
+                if matches!(t, Node::Ctx(_) | Node::Prop(_)) {
+                    return err(e.at, "`context` is read-only: change it with policies (set-variable, set-header, ...)");
+                }
+                let n = builtins::member_name(name).ok_or(CompileError { at: e.at, message: format!("unknown member `{name}`") })?;
+                Ok(LValue::Member { target: t, name: n })
+            }
+            _ => err(e.at, "this expression cannot be assigned to"),
+        }
+    }
+
+    fn call(&mut self, target: &ast::Expr, type_args: &[ast::TypeRef], args: &[ast::Arg], at: usize) -> CResult<Node> {
+        let targs = type_args.iter().map(|t| self.rtype(t).map(|r| (*r).clone())).collect::<CResult<Vec<_>>>()?;
+        match &target.kind {
+            ExprKind::Name(n) if n == "__throw" => {
+                let a = self.args(args)?;
+                Ok(Node::Throw(a.into_iter().next().map(|x| Box::new(x.value))))
+            }
+            ExprKind::Name(n) => {
+                if let Some(&f) = self.funcs.get(n) {
+                    let a = args.iter().map(|x| self.expr(&x.value)).collect::<CResult<Vec<_>>>()?;
+                    return Ok(Node::LocalCall { func: f, args: a });
+                }
+                if let Some(slot) = self.lookup(n) {
+                    // Invoking a lambda held in a local (Func<...>).
+                    let a = args.iter().map(|x| self.expr(&x.value)).collect::<CResult<Vec<_>>>()?;
+                    return Ok(Node::Invoke { target: Box::new(Node::Local(slot)), args: a });
+                }
+                if n == "nameof" {
+                    let s = args.first().and_then(|a| qualified(&a.value)).unwrap_or_default();
+                    return Ok(Node::Const(Value::string(s.rsplit('.').next().unwrap_or("").to_string())));
+                }
+                err(target.at, format!("unknown function `{n}`"))
+            }
+            ExprKind::Member { target: inner, name, null_cond } => {
+                // Static call: `string.IsNullOrEmpty(...)`, `JObject.Parse(...)`.
+                let static_ty = match &inner.kind {
+                    ExprKind::Name(tn) if self.lookup(tn).is_none() && tn != "context" => types::lookup(tn).map(|ty| RType { ty, arrays: 0, args: vec![], nullable: false, name: tn.clone() }),
+                    ExprKind::Member { .. } => qualified(inner).filter(|q| q.contains('.') && !q.starts_with("context") && types::is_known_type(q)).map(|q| {
+                        let short = q.rsplit('.').next().unwrap_or(&q).to_string();
+                        RType { ty: types::lookup(&q).unwrap_or(Ty::Object), arrays: 0, args: vec![], nullable: false, name: short }
+                    }),
+                    _ => None,
+                };
+                if let Some(rt) = static_ty {
+                    let n = builtins::static_method(&rt, name).ok_or(CompileError { at, message: format!("`{}` has no static method `{name}`", rt.name) })?;
+                    let a = self.args(args)?;
+                    return Ok(Node::StaticCall { ty: Arc::new(rt), name: n, type_args: targs, args: a });
+                }
+                let t = self.expr(inner)?;
+                if let Node::Ctx(Ctx::Context) = t {
+                    if name == "Trace" {
+                        let a = self.args(args)?;
+                        return Ok(Node::Call { target: Box::new(t), name: "Trace", type_args: targs, args: a, null_cond: false });
+                    }
+                }
+                let n = builtins::method_name(name).ok_or(CompileError { at, message: format!("unknown method `{name}`") })?;
+                let a = self.args(args)?;
+                Ok(Node::Call { target: Box::new(t), name: n, type_args: targs, args: a, null_cond: *null_cond })
+            }
+            _ => {
+                let t = self.expr(target)?;
+                let a = args.iter().map(|x| self.expr(&x.value)).collect::<CResult<Vec<_>>>()?;
+                Ok(Node::Invoke { target: Box::new(t), args: a })
+            }
+        }
+    }
+}
+
+/// `a.b.c` as a dotted name, if the expression is only names and member accesses.
+fn qualified(e: &ast::Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Name(n) => Some(n.clone()),
+        ExprKind::Member { target, name, null_cond: false } => Some(format!("{}.{name}", qualified(target)?)),
+        _ => None,
+    }
+}
+
+fn ctx_name(c: Ctx) -> &'static str {
+    match c {
+        Ctx::Context => "context",
+        Ctx::Api => "context.Api",
+        Ctx::Operation => "context.Operation",
+        Ctx::Product => "context.Product",
+        Ctx::Subscription => "context.Subscription",
+        Ctx::User => "context.User",
+        Ctx::Deployment => "context.Deployment",
+        Ctx::Request => "context.Request",
+        Ctx::Response => "context.Response",
+        Ctx::RequestHeaders => "context.Request.Headers",
+        Ctx::ResponseHeaders => "context.Response.Headers",
+        Ctx::RequestBody => "context.Request.Body",
+        Ctx::ResponseBody => "context.Response.Body",
+        Ctx::MatchedParameters => "context.Request.MatchedParameters",
+        Ctx::Variables => "context.Variables",
+        Ctx::LastError => "context.LastError",
+        Ctx::Backend => "context.Backend",
+        Ctx::SubscriptionKeyNames => "context.Api.SubscriptionKeyParameterNames",
+    }
+}
+
+/// Intern a context member name (they are all known at compile time).
+fn static_name(n: &str) -> &'static str {
+    const NAMES: &[&str] = &[
+        "RequestId", "Timestamp", "Elapsed", "Tracing", "Workspace", "Method", "Url", "OriginalUrl", "IpAddress", "Certificate", "OriginalMethod",
+        "PrivateEndpointConnection", "StatusCode", "StatusReason", "Id", "Name", "Path", "Protocols", "ServiceUrl", "IsCurrentRevision", "Revision",
+        "Version", "Header", "Query", "UrlTemplate", "GatewayId", "Region", "ServiceId", "ServiceName", "Gateway", "Certificates", "SustainabilityInfo",
+    ];
+    NAMES.iter().find(|x| **x == n).copied().unwrap_or("?")
+}

@@ -1,0 +1,660 @@
+//! The evaluator: runs a compiled program over a frame of locals, with a step budget, a depth
+//! limit and a string-size limit, so a hostile or buggy expression cannot stall a worker.
+
+use std::sync::Arc;
+
+use super::ast::{BinOp, UnOp};
+use super::builtins;
+use super::compile::{CArg, CInit, Func, LValue, LambdaCode, Node, Program, Stmt};
+use super::context::ContextEnv;
+use super::value::{self, Lambda, Value};
+
+/// Bounds on one evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_steps: u64,
+    pub max_depth: u32,
+    /// Largest string or byte array an expression may produce.
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_steps: 1_000_000, max_depth: 256, max_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+/// Why an evaluation stopped.
+#[derive(Clone, Debug)]
+pub enum EvalError {
+    /// A .NET-style exception (catchable by `try`/`catch` in the expression).
+    Exception { ty: String, message: String },
+    /// A limit was reached (not catchable).
+    Limit(String),
+}
+
+impl EvalError {
+    pub fn message(&self) -> String {
+        match self {
+            EvalError::Exception { ty, message } => format!("{ty}: {message}"),
+            EvalError::Limit(m) => m.clone(),
+        }
+    }
+}
+
+pub type EResult<T> = Result<T, EvalError>;
+
+pub fn exception<T>(ty: &str, message: impl Into<String>) -> EResult<T> {
+    Err(EvalError::Exception { ty: ty.to_string(), message: message.into() })
+}
+
+pub fn null_ref<T>(what: &str) -> EResult<T> {
+    exception("NullReferenceException", format!("Object reference not set to an instance of an object ({what})"))
+}
+
+enum Flow {
+    Normal,
+    Return(Value),
+    Break,
+    Continue,
+}
+
+pub struct Machine<'a> {
+    pub env: &'a mut dyn ContextEnv,
+    frame: Vec<Value>,
+    funcs: &'a [Func],
+    steps: u64,
+    depth: u32,
+    pub limits: Limits,
+}
+
+/// Evaluate a program against the request context.
+pub fn run(p: &Program, env: &mut dyn ContextEnv, limits: Limits) -> EResult<Value> {
+    let mut m = Machine { env, frame: vec![Value::Null; p.slots as usize], funcs: &p.funcs, steps: 0, depth: 0, limits };
+    match &p.body {
+        LambdaCode::Expr(e) => m.eval(e),
+        LambdaCode::Block(b) => match m.block(b)? {
+            Flow::Return(v) => Ok(v),
+            _ => exception("InvalidOperationException", "the block ended without `return`"),
+        },
+    }
+}
+
+impl Machine<'_> {
+    fn tick(&mut self) -> EResult<()> {
+        self.steps += 1;
+        if self.steps > self.limits.max_steps {
+            return Err(EvalError::Limit(format!("expression exceeded its budget of {} steps", self.limits.max_steps)));
+        }
+        Ok(())
+    }
+
+    pub fn check_size(&self, len: usize) -> EResult<()> {
+        if len > self.limits.max_bytes {
+            return Err(EvalError::Limit(format!("expression produced {len} bytes; the limit is {}", self.limits.max_bytes)));
+        }
+        Ok(())
+    }
+
+    /// Call a lambda value with arguments (used by LINQ and friends).
+    pub fn call_lambda(&mut self, f: &Value, args: &[Value]) -> EResult<Value> {
+        let Value::Lambda(l) = f else {
+            return exception("InvalidCastException", format!("expected a function, found {}", f.type_name()));
+        };
+        self.invoke(l, args)
+    }
+
+    fn invoke(&mut self, l: &Arc<Lambda>, args: &[Value]) -> EResult<Value> {
+        self.depth += 1;
+        if self.depth > self.limits.max_depth {
+            return Err(EvalError::Limit("expression nests or recurses too deeply".into()));
+        }
+        for (slot, a) in l.params.iter().zip(args) {
+            self.frame[*slot as usize] = a.clone();
+        }
+        let r = match &l.body {
+            LambdaCode::Expr(e) => self.eval(e),
+            LambdaCode::Block(b) => match self.block(b) {
+                Ok(Flow::Return(v)) => Ok(v),
+                Ok(_) => Ok(Value::Null),
+                Err(e) => Err(e),
+            },
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn call_func(&mut self, f: u32, args: Vec<Value>) -> EResult<Value> {
+        let funcs = self.funcs;
+        let func = funcs.get(f as usize).ok_or(EvalError::Limit("unknown local function".into()))?;
+        self.depth += 1;
+        if self.depth > self.limits.max_depth {
+            return Err(EvalError::Limit("expression nests or recurses too deeply".into()));
+        }
+        // Save parameters so simple recursion works.
+        let saved: Vec<Value> = func.params.iter().map(|s| self.frame[*s as usize].clone()).collect();
+        for (slot, a) in func.params.iter().zip(args) {
+            self.frame[*slot as usize] = a;
+        }
+        let r = match &func.body {
+            LambdaCode::Expr(e) => self.eval(e),
+            LambdaCode::Block(b) => match self.block(b) {
+                Ok(Flow::Return(v)) => Ok(v),
+                Ok(_) => Ok(Value::Null),
+                Err(e) => Err(e),
+            },
+        };
+        for (slot, v) in func.params.iter().zip(saved) {
+            self.frame[*slot as usize] = v;
+        }
+        self.depth -= 1;
+        r
+    }
+
+    fn block(&mut self, stmts: &[Stmt]) -> EResult<Flow> {
+        for s in stmts {
+            match self.stmt(s)? {
+                Flow::Normal => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn cond(&mut self, n: &Node) -> EResult<bool> {
+        match self.eval(n)? {
+            Value::Bool(b) => Ok(b),
+            v => exception("InvalidCastException", format!("a condition must be bool, found {}", v.type_name())),
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> EResult<Flow> {
+        self.tick()?;
+        match s {
+            Stmt::Let(slot, e) => {
+                let v = self.eval(e)?;
+                self.frame[*slot as usize] = v;
+            }
+            Stmt::Expr(e) => {
+                self.eval(e)?;
+            }
+            Stmt::If(c, t, o) => {
+                return if self.cond(c)? { self.block(t) } else { self.block(o) };
+            }
+            Stmt::Foreach(slot, iter, body) => {
+                let it = self.eval(iter)?;
+                let items = builtins::iterate(self, &it)?;
+                for it in items {
+                    self.tick()?;
+                    self.frame[*slot as usize] = it;
+                    match self.block(body)? {
+                        Flow::Break => break,
+                        Flow::Return(v) => return Ok(Flow::Return(v)),
+                        _ => {}
+                    }
+                }
+            }
+            Stmt::For(init, cond, step, body) => {
+                for s in init {
+                    self.stmt(s)?;
+                }
+                loop {
+                    self.tick()?;
+                    if let Some(c) = cond {
+                        if !self.cond(c)? {
+                            break;
+                        }
+                    }
+                    match self.block(body)? {
+                        Flow::Break => break,
+                        Flow::Return(v) => return Ok(Flow::Return(v)),
+                        _ => {}
+                    }
+                    for e in step {
+                        self.eval(e)?;
+                    }
+                }
+            }
+            Stmt::While(c, body) => {
+                while self.cond(c)? {
+                    self.tick()?;
+                    match self.block(body)? {
+                        Flow::Break => break,
+                        Flow::Return(v) => return Ok(Flow::Return(v)),
+                        _ => {}
+                    }
+                }
+            }
+            Stmt::DoWhile(body, c) => loop {
+                self.tick()?;
+                match self.block(body)? {
+                    Flow::Break => break,
+                    Flow::Return(v) => return Ok(Flow::Return(v)),
+                    _ => {}
+                }
+                if !self.cond(c)? {
+                    break;
+                }
+            },
+            Stmt::Return(e) => {
+                let v = match e {
+                    Some(e) => self.eval(e)?,
+                    None => Value::Null,
+                };
+                return Ok(Flow::Return(v));
+            }
+            Stmt::Break => return Ok(Flow::Break),
+            Stmt::Continue => return Ok(Flow::Continue),
+            Stmt::Block(b) => return self.block(b),
+            Stmt::Try { body, catches, finally } => {
+                let r = self.block(body);
+                let r = match r {
+                    Err(EvalError::Exception { ty, message }) if !catches.is_empty() => {
+                        let (_, slot, cbody) = &catches[0];
+                        if let Some(s) = slot {
+                            self.frame[*s as usize] = Value::obj(value::Obj::Exception { ty: ty.clone(), message: message.clone() });
+                        }
+                        self.block(cbody)
+                    }
+                    other => other,
+                };
+                if !finally.is_empty() {
+                    self.block(finally)?;
+                }
+                return r;
+            }
+            Stmt::Throw(e) => {
+                let v = match e {
+                    Some(e) => self.eval(e)?,
+                    None => Value::Null,
+                };
+                return Err(to_exception(v));
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    pub fn eval(&mut self, n: &Node) -> EResult<Value> {
+        self.tick()?;
+        match n {
+            Node::Const(v) => Ok(v.clone()),
+            Node::Local(s) => Ok(self.frame[*s as usize].clone()),
+            Node::Ctx(c) => Ok(Value::Ctx(*c)),
+            Node::Prop(p) => self.env.prop(p.obj, p.name).map_err(|m| EvalError::Exception { ty: "InvalidOperationException".into(), message: m }),
+            Node::Interp(parts) => {
+                let mut s = String::new();
+                for (e, text) in parts {
+                    match e {
+                        None => s.push_str(text),
+                        Some(e) => {
+                            let v = self.eval(e)?;
+                            s.push_str(&builtins::format_value(&v, text)?);
+                        }
+                    }
+                    self.check_size(s.len())?;
+                }
+                Ok(Value::string(s))
+            }
+            Node::Member { target, name, null_cond } => {
+                let t = self.eval(target)?;
+                if t.is_null() {
+                    // Nullable<T>.HasValue on null is false, not an error.
+                    return if *name == "HasValue" { Ok(Value::Bool(false)) } else if *null_cond { Ok(Value::Null) } else { null_ref(name) };
+                }
+                builtins::get_member(self, &t, name)
+            }
+            Node::Static { ty, name } => builtins::static_get(self, ty, name),
+            Node::Index { target, args, null_cond } => {
+                let t = self.eval(target)?;
+                if t.is_null() {
+                    return if *null_cond { Ok(Value::Null) } else { null_ref("indexer") };
+                }
+                let a = self.eval_all(args)?;
+                builtins::index_get(self, &t, &a)
+            }
+            Node::Call { target, name, type_args, args, null_cond } => {
+                let t = self.eval(target)?;
+                if t.is_null() {
+                    return if *null_cond { Ok(Value::Null) } else { null_ref(name) };
+                }
+                let (vals, named) = self.eval_args(args)?;
+                let mut outs = Vec::new();
+                let r = builtins::call_method(self, &t, name, type_args, &vals, &named, &mut outs)?;
+                self.store_outs(args, outs);
+                Ok(r)
+            }
+            Node::StaticCall { ty, name, type_args, args } => {
+                let (vals, named) = self.eval_args(args)?;
+                let mut outs = Vec::new();
+                let r = builtins::call_static(self, ty, name, type_args, &vals, &named, &mut outs)?;
+                self.store_outs(args, outs);
+                Ok(r)
+            }
+            Node::LocalCall { func, args } => {
+                let a = self.eval_all(args)?;
+                self.call_func(*func, a)
+            }
+            Node::Invoke { target, args } => {
+                let f = self.eval(target)?;
+                let a = self.eval_all(args)?;
+                self.call_lambda(&f, &a)
+            }
+            Node::New { ty, args, init } => {
+                let (vals, _) = self.eval_args(args)?;
+                let init = match init {
+                    None => None,
+                    Some(CInit::Items(items)) => Some(builtins::Initializer::Items(self.eval_all(items)?)),
+                    Some(CInit::Keyed(kv)) => {
+                        let mut out = Vec::new();
+                        for (k, v) in kv {
+                            out.push((self.eval(k)?, self.eval(v)?));
+                        }
+                        Some(builtins::Initializer::Keyed(out))
+                    }
+                    Some(CInit::Members(m)) => {
+                        let mut out = Vec::new();
+                        for (k, v) in m {
+                            out.push((k.clone(), self.eval(v)?));
+                        }
+                        Some(builtins::Initializer::Members(out))
+                    }
+                };
+                builtins::construct(self, ty, vals, init)
+            }
+            Node::NewArray { items } => {
+                let v = self.eval_all(items)?;
+                Ok(builtins::typed_array(v))
+            }
+            Node::NewAnon { members } => {
+                let mut map = indexmap::IndexMap::new();
+                for (k, v) in members {
+                    let v = self.eval(v)?;
+                    map.insert(k.clone(), v);
+                }
+                Ok(Value::JObject(value::shared(map)))
+            }
+            Node::Unary { op, expr } => {
+                let v = self.eval(expr)?;
+                unary(*op, v)
+            }
+            Node::Binary { op, left, right } => match op {
+                BinOp::And => Ok(Value::Bool(self.cond(left)? && self.cond(right)?)),
+                BinOp::Or => Ok(Value::Bool(self.cond(left)? || self.cond(right)?)),
+                BinOp::Coalesce => {
+                    let l = self.eval(left)?;
+                    if l.is_null() {
+                        self.eval(right)
+                    } else {
+                        Ok(l)
+                    }
+                }
+                _ => {
+                    let l = self.eval(left)?;
+                    let r = self.eval(right)?;
+                    let v = binary(*op, &l, &r)?;
+                    if let Value::Str(s) = &v {
+                        self.check_size(s.len())?;
+                    }
+                    Ok(v)
+                }
+            },
+            Node::Cond { cond, then, other } => {
+                if self.cond(cond)? {
+                    self.eval(then)
+                } else {
+                    self.eval(other)
+                }
+            }
+            Node::Assign { target, op, value } => {
+                let v = match op {
+                    None => self.eval(value)?,
+                    Some(BinOp::Coalesce) => {
+                        let cur = self.read_lvalue(target)?;
+                        if !cur.is_null() {
+                            return Ok(cur);
+                        }
+                        self.eval(value)?
+                    }
+                    Some(op) => {
+                        let cur = self.read_lvalue(target)?;
+                        let r = self.eval(value)?;
+                        binary(*op, &cur, &r)?
+                    }
+                };
+                self.write_lvalue(target, v.clone())?;
+                Ok(v)
+            }
+            Node::IncDec { target, delta, prefix } => {
+                let cur = self.read_lvalue(target)?;
+                let next = binary(BinOp::Add, &cur, &Value::Int(*delta))?;
+                self.write_lvalue(target, next.clone())?;
+                Ok(if *prefix { next } else { cur })
+            }
+            Node::Cast { ty, expr } => {
+                let v = self.eval(expr)?;
+                builtins::cast(self, v, ty)
+            }
+            Node::Is { expr, ty, bind } => {
+                let v = self.eval(expr)?;
+                let ok = builtins::is_type(&v, ty);
+                if ok {
+                    if let Some(s) = bind {
+                        self.frame[*s as usize] = v;
+                    }
+                }
+                Ok(Value::Bool(ok))
+            }
+            Node::IsPattern { expr, value, negate } => {
+                let v = self.eval(expr)?;
+                let p = self.eval(value)?;
+                Ok(Value::Bool(value::equals(&v, &p) != *negate))
+            }
+            Node::As { expr, ty } => {
+                let v = self.eval(expr)?;
+                Ok(if builtins::is_type(&v, ty) { v } else { Value::Null })
+            }
+            Node::Lambda(l) => Ok(Value::Lambda(l.clone())),
+            Node::Throw(e) => {
+                let v = match e {
+                    Some(e) => self.eval(e)?,
+                    None => Value::Null,
+                };
+                Err(to_exception(v))
+            }
+            Node::Default(t) => Ok(t.as_ref().map_or(Value::Null, |t| builtins::default_of(t))),
+        }
+    }
+
+    fn eval_all(&mut self, ns: &[Node]) -> EResult<Vec<Value>> {
+        let mut out = Vec::with_capacity(ns.len());
+        for n in ns {
+            out.push(self.eval(n)?);
+        }
+        Ok(out)
+    }
+
+    fn eval_args(&mut self, args: &[CArg]) -> EResult<(Vec<Value>, Vec<(String, Value)>)> {
+        let mut vals = Vec::with_capacity(args.len());
+        let mut named = Vec::new();
+        for a in args {
+            let v = self.eval(&a.value)?;
+            match &a.name {
+                Some(n) => named.push((n.clone(), v)),
+                None => vals.push(v),
+            }
+        }
+        Ok((vals, named))
+    }
+
+    fn store_outs(&mut self, args: &[CArg], outs: Vec<Value>) {
+        let mut it = outs.into_iter();
+        for a in args {
+            if let Some(slot) = a.out {
+                if let Some(v) = it.next() {
+                    self.frame[slot as usize] = v;
+                }
+            }
+        }
+    }
+
+    fn read_lvalue(&mut self, lv: &LValue) -> EResult<Value> {
+        match lv {
+            LValue::Local(s) => Ok(self.frame[*s as usize].clone()),
+            LValue::Index { target, args } => {
+                let t = self.eval(target)?;
+                let a = self.eval_all(args)?;
+                builtins::index_get(self, &t, &a)
+            }
+            LValue::Member { target, name } => {
+                let t = self.eval(target)?;
+                builtins::get_member(self, &t, name)
+            }
+        }
+    }
+
+    fn write_lvalue(&mut self, lv: &LValue, v: Value) -> EResult<()> {
+        match lv {
+            LValue::Local(s) => {
+                self.frame[*s as usize] = v;
+                Ok(())
+            }
+            LValue::Index { target, args } => {
+                let t = self.eval(target)?;
+                let a = self.eval_all(args)?;
+                builtins::index_set(&t, &a, v)
+            }
+            LValue::Member { target, name } => {
+                let t = self.eval(target)?;
+                builtins::set_member(&t, name, v)
+            }
+        }
+    }
+}
+
+fn to_exception(v: Value) -> EvalError {
+    match &v {
+        Value::Obj(o) => match &**o {
+            value::Obj::Exception { ty, message } => EvalError::Exception { ty: ty.clone(), message: message.clone() },
+            _ => EvalError::Exception { ty: "Exception".into(), message: v.to_display() },
+        },
+        _ => EvalError::Exception { ty: "Exception".into(), message: v.to_display() },
+    }
+}
+
+fn unary(op: UnOp, v: Value) -> EResult<Value> {
+    Ok(match (op, v) {
+        (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
+        (UnOp::Neg, Value::Int(i)) => Value::Int(i.wrapping_neg()),
+        (UnOp::Neg, Value::Long(i)) => Value::Long(i.wrapping_neg()),
+        (UnOp::Neg, Value::Double(d)) => Value::Double(-d),
+        (UnOp::Plus, v @ (Value::Int(_) | Value::Long(_) | Value::Double(_))) => v,
+        (UnOp::BitNot, Value::Int(i)) => Value::Int(!i),
+        (UnOp::BitNot, Value::Long(i)) => Value::Long(!i),
+        (_, Value::Null) => Value::Null,
+        (op, v) => return exception("InvalidOperationException", format!("operator {op:?} cannot be applied to {}", v.type_name())),
+    })
+}
+
+/// Binary operators with C# numeric promotion; `+` concatenates when either side is a string.
+pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
+    use Value::*;
+    match op {
+        BinOp::Eq => return Ok(Bool(value::equals(l, r))),
+        BinOp::Ne => return Ok(Bool(!value::equals(l, r))),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            if l.is_null() || r.is_null() {
+                return Ok(Bool(false));
+            }
+            let ord = match (l, r) {
+                (Str(_), Str(_)) => return exception("InvalidOperationException", "strings cannot be compared with < or >; use string.Compare"),
+                _ => value::compare(l, r),
+            };
+            let Some(ord) = ord else {
+                return exception("InvalidOperationException", format!("cannot compare {} with {}", l.type_name(), r.type_name()));
+            };
+            use std::cmp::Ordering::*;
+            return Ok(Bool(match op {
+                BinOp::Lt => ord == Less,
+                BinOp::Le => ord != Greater,
+                BinOp::Gt => ord == Greater,
+                _ => ord != Less,
+            }));
+        }
+        _ => {}
+    }
+    if op == BinOp::Add {
+        if let (Str(_), _) | (_, Str(_)) = (l, r) {
+            let mut s = String::new();
+            s.push_str(&l.to_display());
+            s.push_str(&r.to_display());
+            return Ok(Value::string(s));
+        }
+        match (l, r) {
+            (DateTime(d), TimeSpan(t)) | (TimeSpan(t), DateTime(d)) => return Ok(DateTime(super::time::DateTime { ticks: d.ticks + t, kind: d.kind })),
+            (TimeSpan(a), TimeSpan(b)) => return Ok(TimeSpan(a + b)),
+            _ => {}
+        }
+    }
+    if op == BinOp::Sub {
+        match (l, r) {
+            (DateTime(a), DateTime(b)) => return Ok(TimeSpan(a.ticks - b.ticks)),
+            (DateTime(d), TimeSpan(t)) => return Ok(DateTime(super::time::DateTime { ticks: d.ticks - t, kind: d.kind })),
+            (TimeSpan(a), TimeSpan(b)) => return Ok(TimeSpan(a - b)),
+            _ => {}
+        }
+    }
+    if let (Bool(a), Bool(b)) = (l, r) {
+        return match op {
+            BinOp::BitAnd => Ok(Bool(*a & *b)),
+            BinOp::BitOr => Ok(Bool(*a | *b)),
+            BinOp::BitXor => Ok(Bool(*a ^ *b)),
+            _ => exception("InvalidOperationException", "operator cannot be applied to bool"),
+        };
+    }
+    if l.is_null() || r.is_null() {
+        // Lifted operators on nullable values give null.
+        return Ok(Null);
+    }
+    let is_int = |v: &Value| matches!(v, Int(_) | Char(_) | Byte(_));
+    if matches!(l, Double(_)) || matches!(r, Double(_)) {
+        let (a, b) = (num(l)?, num(r)?);
+        return Ok(Double(match op {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+            BinOp::Rem => a % b,
+            _ => return exception("InvalidOperationException", "bitwise operators need integers"),
+        }));
+    }
+    let (a, b) = (int(l)?, int(r)?);
+    let both_int = is_int(l) && is_int(r);
+    if matches!(op, BinOp::Div | BinOp::Rem) && b == 0 {
+        return exception("DivideByZeroException", "Attempted to divide by zero.");
+    }
+    let v = match op {
+        BinOp::Add => a.wrapping_add(b),
+        BinOp::Sub => a.wrapping_sub(b),
+        BinOp::Mul => a.wrapping_mul(b),
+        BinOp::Div => a.wrapping_div(b),
+        BinOp::Rem => a.wrapping_rem(b),
+        BinOp::BitAnd => a & b,
+        BinOp::BitOr => a | b,
+        BinOp::BitXor => a ^ b,
+        BinOp::Shl => a.wrapping_shl(b as u32),
+        BinOp::Shr => a.wrapping_shr(b as u32),
+        _ => return exception("InvalidOperationException", format!("operator {op:?} is not supported here")),
+    };
+    Ok(if both_int { Int(v as i32) } else { Long(v) })
+}
+
+fn num(v: &Value) -> EResult<f64> {
+    v.as_f64().map_or_else(|| exception("InvalidOperationException", format!("expected a number, found {}", v.type_name())), Ok)
+}
+
+fn int(v: &Value) -> EResult<i64> {
+    match v {
+        Value::Int(_) | Value::Long(_) | Value::Char(_) | Value::Byte(_) | Value::Enum(_) => Ok(v.as_i64().unwrap_or(0)),
+        _ => exception("InvalidOperationException", format!("expected a number, found {}", v.type_name())),
+    }
+}

@@ -1,0 +1,279 @@
+//! Unit tests for the expression language: each construct and builtin, with a fixed context.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::context::ContextEnv;
+use super::value::{Ctx, Value};
+use super::*;
+use crate::diag::Span;
+
+#[derive(Default)]
+struct TestEnv {
+    headers: Vec<(String, String)>,
+    vars: HashMap<String, Value>,
+    matched: Vec<(String, String)>,
+    body: Option<Bytes>,
+    traces: Vec<String>,
+    method: String,
+    status: i32,
+}
+
+impl ContextEnv for TestEnv {
+    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {
+        Ok(match (obj, name) {
+            (Ctx::Request, "Method") => Value::str(&self.method),
+            (Ctx::Request, "IpAddress") => Value::str("10.0.0.1"),
+            (Ctx::Request, "Url") => Value::obj(value::Obj::Url(value::UrlData {
+                scheme: "https".into(),
+                host: "api.example.com".into(),
+                port: 443,
+                path: "/orders/42".into(),
+                query: vec![("a".into(), "1".into()), ("b".into(), "x y".into())],
+            })),
+            (Ctx::Request, "Body") => match self.body {
+                Some(_) => Value::obj(value::Obj::Body { which: Ctx::RequestBody }),
+                None => Value::Null,
+            },
+            (Ctx::Response, "StatusCode") => Value::Int(self.status),
+            (Ctx::Context, "Product") => Value::Null,
+            (Ctx::Context, "Subscription") => Value::Ctx(Ctx::Subscription),
+            (Ctx::Subscription, "Id") => Value::str("sub-1"),
+            (Ctx::Context, "RequestId") => Value::Guid(0x1234),
+            (Ctx::Operation, "Id") => Value::str("get-order"),
+            _ => return Err(format!("no {name}")),
+        })
+    }
+    fn header(&self, _which: Ctx, name: &str) -> Option<Vec<String>> {
+        let v: Vec<String> = self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect();
+        (!v.is_empty()).then_some(v)
+    }
+    fn header_names(&self, _which: Ctx) -> Vec<String> {
+        self.headers.iter().map(|(k, _)| k.clone()).collect()
+    }
+    fn matched_parameters(&self) -> Vec<(String, String)> {
+        self.matched.clone()
+    }
+    fn variable(&self, name: &str) -> Option<Value> {
+        self.vars.get(name).cloned()
+    }
+    fn variable_names(&self) -> Vec<String> {
+        self.vars.keys().cloned().collect()
+    }
+    fn body(&mut self, _which: Ctx) -> Option<Bytes> {
+        self.body.clone()
+    }
+    fn trace(&mut self, message: &str) {
+        self.traces.push(message.to_string());
+    }
+}
+
+fn env() -> TestEnv {
+    let mut e = TestEnv { method: "POST".into(), status: 503, ..Default::default() };
+    e.headers = vec![("Authorization".into(), "Bearer abc".into()), ("X-Multi".into(), "a".into()), ("X-Multi".into(), "b".into())];
+    e.vars.insert("name".into(), Value::str("world"));
+    e.vars.insert("count".into(), Value::Int(3));
+    e.matched = vec![("id".into(), "42".into())];
+    e.body = Some(Bytes::from_static(br#"{"user":{"name":"ann","roles":["a","b"]},"n":5}"#));
+    e
+}
+
+fn run_in(e: &mut TestEnv, src: &str) -> Result<String, String> {
+    let x = compile(src, &Span::file("t")).map_err(|d| format!("{}: {}", d.code, d.message))?;
+    x.eval(e).map(|v| v.to_display()).map_err(|e| e.message())
+}
+
+fn run(src: &str) -> String {
+    run_in(&mut env(), src).unwrap_or_else(|e| panic!("{src}: {e}"))
+}
+
+fn fails(src: &str) -> String {
+    match run_in(&mut env(), src) {
+        Ok(v) => panic!("{src}: expected an error, got {v}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn literals_and_operators() {
+    assert_eq!(run(r#"@(1 + 2 * 3)"#), "7");
+    assert_eq!(run(r#"@(7 / 2)"#), "3");
+    assert_eq!(run(r#"@(7 / 2.0)"#), "3.5");
+    assert_eq!(run(r#"@(-7 % 3)"#), "-1");
+    assert_eq!(run(r#"@("a" + 1 + true)"#), "a1True");
+    assert_eq!(run(r#"@(@"c:\x" + "\t|")"#), "c:\\x\t|");
+    assert_eq!(run(r#"@($"{1+1}-{"x"}-{3:D3}")"#), "2-x-003");
+    assert_eq!(run(r#"@('a' == 'a' && !(1 > 2) || false)"#), "True");
+    assert_eq!(run(r#"@(null ?? "d")"#), "d");
+    assert_eq!(run(r#"@(1 < 2 ? "y" : "n")"#), "y");
+    assert_eq!(run(r#"@(2147483647 + 1)"#), "-2147483648");
+    assert_eq!(run(r#"@(10L * 3)"#), "30");
+    assert_eq!(run(r#"@(0.1 + 0.2)"#), "0.30000000000000004");
+    assert_eq!(run(r#"@(5 & 3 | 8)"#), "9");
+}
+
+#[test]
+fn context_members_and_headers() {
+    assert_eq!(run(r#"@(context.Request.Method)"#), "POST");
+    assert_eq!(run(r#"@(context.Request.Headers.GetValueOrDefault("authorization", ""))"#), "Bearer abc");
+    assert_eq!(run(r#"@(context.Request.Headers.GetValueOrDefault("missing", "dflt"))"#), "dflt");
+    assert_eq!(run(r#"@(context.Request.Headers.GetValueOrDefault("X-Multi"))"#), "a,b");
+    assert_eq!(run(r#"@(context.Request.Headers["X-Multi"].Length)"#), "2");
+    assert_eq!(run(r#"@(context.Request.Headers.ContainsKey("x-multi"))"#), "True");
+    assert_eq!(run(r#"@(context.Request.Url.Path + context.Request.Url.QueryString)"#), "/orders/42?a=1&b=x%20y");
+    assert_eq!(run(r#"@(context.Request.Url.Query.GetValueOrDefault("b"))"#), "x y");
+    assert_eq!(run(r#"@(context.Request.MatchedParameters["id"])"#), "42");
+    assert_eq!(run(r#"@((string)context.Variables["name"])"#), "world");
+    assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<int>("count", 0) + 1)"#), "4");
+    assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<string>("none", "x"))"#), "x");
+    assert_eq!(run(r#"@(context.Variables.ContainsKey("name"))"#), "True");
+    assert_eq!(run(r#"@(context.Product?.Id ?? "no-product")"#), "no-product");
+    assert_eq!(run(r#"@(context.Subscription?.Id ?? "anon")"#), "sub-1");
+    assert_eq!(run(r#"@(context.Response.StatusCode >= 500)"#), "True");
+    assert!(fails(r#"@(context.Variables["nope"])"#).contains("KeyNotFoundException"));
+    assert!(fails(r#"@(context.Product.Id)"#).contains("NullReferenceException"));
+}
+
+#[test]
+fn blocks_and_statements() {
+    let src = r#"@{
+        var total = 0;
+        for (int i = 0; i < 5; i++) { if (i == 3) { continue; } total += i; }
+        foreach (var s in new[] { "a", "b" }) { total += s.Length; }
+        int n = 0;
+        while (true) { n++; if (n > 2) break; }
+        try { throw new Exception("boom"); } catch (Exception ex) { total += ex.Message.Length; }
+        if (int.TryParse("12", out var parsed)) { total += parsed; }
+        string Local(string x) => x + "!";
+        return Local(total.ToString()) + n;
+    }"#;
+    assert_eq!(run(src), "25!3");
+    assert!(compile("@{ var x = 1; }", &Span::file("t")).is_err(), "a block must return");
+}
+
+#[test]
+fn strings() {
+    assert_eq!(run(r#"@("a,b,,c".Split(new[] { ',' }, StringSplitOptions.RemoveEmptyEntries).Length)"#), "3");
+    assert_eq!(run(r#"@("Bearer xyz".Split(' ')[1])"#), "xyz");
+    assert_eq!(run(r#"@("Hello".StartsWith("he", StringComparison.OrdinalIgnoreCase))"#), "True");
+    assert_eq!(run(r#"@("  x ".Trim() + "|" + "xxAxx".Trim('x'))"#), "x|A");
+    assert_eq!(run(r#"@("abcdef".Substring(2, 3) + "abc".IndexOf("c") + "abc".Replace("b", "B"))"#), "cde2aBc");
+    assert_eq!(run(r#"@("7".PadLeft(3, '0') + "Ab".ToUpper() + "Ab".ToLowerInvariant())"#), "007ABab");
+    assert_eq!(run(r#"@(string.IsNullOrEmpty("") && string.IsNullOrWhiteSpace("  "))"#), "True");
+    assert_eq!(run(r#"@(string.Format("{0}-{1:D2}", "a", 5) + string.Join("/", new List<string> { "x", "y" }))"#), "a-05x/y");
+    assert_eq!(run(r#"@(string.Concat("a", "b") + string.Equals("A", "a", StringComparison.OrdinalIgnoreCase))"#), "abTrue");
+    assert_eq!(run(r#"@("abc"[1])"#), "b");
+    assert_eq!(run(r#"@("héllo".Length)"#), "5");
+}
+
+#[test]
+fn parsing_and_conversion() {
+    assert_eq!(run(r#"@(int.Parse("42") + long.Parse("1") + (bool.Parse("true") ? 1 : 0))"#), "44");
+    assert_eq!(run(r#"@(double.Parse("1.5") * 2)"#), "3");
+    assert_eq!(run(r#"@(Convert.ToInt32("12") + Convert.ToInt32(2.6))"#), "15");
+    assert_eq!(run(r#"@(Convert.ToBase64String(Encoding.UTF8.GetBytes("hi")))"#), "aGk=");
+    assert_eq!(run(r#"@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))"#), "hi");
+    assert_eq!(run(r#"@(Guid.NewGuid().ToString().Length)"#), "36");
+    assert_eq!(run(r#"@(Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e").ToString("N"))"#), "0f8fad5bd9cb469fa16570867728950e");
+    assert_eq!(run(r#"@((1234.5).ToString("N2") + " " + (0.25).ToString("P0") + " " + (3.14159).ToString("0.00"))"#), "1,234.50 25 % 3.14");
+    assert!(fails(r#"@(int.Parse("x"))"#).contains("FormatException"));
+}
+
+#[test]
+fn dates_and_times() {
+    assert_eq!(run(r#"@(new DateTime(2024, 1, 2, 3, 4, 5, DateTimeKind.Utc).ToString("o"))"#), "2024-01-02T03:04:05.0000000Z");
+    assert_eq!(run(r#"@(DateTime.Parse("2024-01-02T03:04:05Z").AddDays(1).ToString("yyyy-MM-dd"))"#), "2024-01-03");
+    assert_eq!(run(r#"@((DateTime.Parse("2024-01-02T00:00:10Z") - DateTime.Parse("2024-01-02T00:00:00Z")).TotalSeconds)"#), "10");
+    assert_eq!(run(r#"@(TimeSpan.FromSeconds(90).ToString())"#), "00:01:30");
+    assert_eq!(run(r#"@(DateTime.UtcNow > DateTime.Parse("2020-01-01"))"#), "True");
+    assert_eq!(run(r#"@(DateTime.Parse(DateTime.UtcNow.ToString("o")).Year >= 2024)"#), "True");
+}
+
+#[test]
+fn linq() {
+    assert_eq!(run(r#"@(new[] { 3, 1, 2 }.OrderBy(x => x).Select(x => x * 10).Sum())"#), "60");
+    assert_eq!(run(r#"@(string.Join(",", new List<int> { 1, 2, 3, 4 }.Where(x => x % 2 == 0)))"#), "2,4");
+    assert_eq!(run(r#"@(new[] { "a", "bb" }.Any(s => s.Length > 1) && new[] { 1 }.All(x => x == 1))"#), "True");
+    assert_eq!(run(r#"@(new[] { 1, 2, 2 }.Distinct().Count() + new[] { 5 }.FirstOrDefault())"#), "7");
+    assert_eq!(run(r#"@(string.Join("", new[] { "b", "a" }.OrderByDescending(s => s).Skip(0).Take(2).ToArray()))"#), "ba");
+    assert_eq!(run(r#"@(new[] { "x", "y" }.ToDictionary(s => s, s => s.ToUpper())["y"])"#), "Y");
+    assert_eq!(run(r#"@(new[] { 1, 2, 3 }.Aggregate((a, b) => a * b) + new[] { 1.5, 2.5 }.Average())"#), "8");
+    assert_eq!(run(r#"@(new[] { "a" }.Concat(new[] { "b" }).Last())"#), "b");
+    let prefix = r#"@{ var p = "a"; return new[] { "ab", "b", "ac" }.Count(s => s.StartsWith(p)); }"#;
+    assert_eq!(run(prefix), "2");
+}
+
+#[test]
+fn json() {
+    let s = r#"@{
+        var body = context.Request.Body.As<JObject>(preserveContent: true);
+        var name = body["user"]["name"].ToString();
+        var roles = ((JArray)body["user"]["roles"]).Select(r => (string)r).ToArray();
+        var o = new JObject(new JProperty("name", name), new JProperty("roleCount", roles.Length));
+        o["n"] = body.SelectToken("$.n").Value<int>() + 1;
+        o.Add("tags", new JArray("x", "y"));
+        return o.ToString(Formatting.None);
+    }"#;
+    assert_eq!(run(s), r#"{"name":"ann","roleCount":2,"n":6,"tags":["x","y"]}"#);
+    assert_eq!(run(r#"@(JObject.Parse("{\"b\":1,\"a\":2}").ToString())"#), "{\n  \"b\": 1,\n  \"a\": 2\n}");
+    assert_eq!(run(r#"@(JsonConvert.SerializeObject(new { id = 1, name = "x" }))"#), r#"{"id":1,"name":"x"}"#);
+    assert_eq!(run(r#"@(JObject.Parse("{\"a\":{\"b\":[10,20]}}").SelectToken("a.b[1]").ToString())"#), "20");
+    assert_eq!(run(r#"@(JObject.Parse("{}")["missing"] == null)"#), "True");
+    assert!(fails(r#"@(JObject.Parse("[1]"))"#).contains("JsonReaderException"));
+}
+
+#[test]
+fn regex_and_hashing() {
+    assert_eq!(run(r#"@(Regex.Match("max-age=300, public", @"max-age=(?<m>\d+)").Groups["m"].Value)"#), "300");
+    assert_eq!(run(r#"@(Regex.IsMatch("ABC", "^abc$", RegexOptions.IgnoreCase))"#), "True");
+    assert_eq!(run(r##"@(Regex.Replace("a1b22", @"\d+", "#"))"##), "a#b#");
+    assert_eq!(
+        run(r#"@(BitConverter.ToString(new HMACSHA256(Encoding.UTF8.GetBytes("key")).ComputeHash(Encoding.UTF8.GetBytes("msg"))).Replace("-", "").ToLower())"#),
+        "2d93cbc1be167bcb1637a4a23cbff01a7878f0c50ee833954ea5221bb1b8c628"
+    );
+    assert_eq!(run(r#"@(Convert.ToBase64String(SHA256.Create().ComputeHash(Encoding.UTF8.GetBytes("abc"))))"#), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+}
+
+#[test]
+fn jwt_and_basic() {
+    // {"alg":"HS256","typ":"JWT"}.{"sub":"alice","aud":["a1","a2"],"exp":1700000000}.sig
+    let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImF1ZCI6WyJhMSIsImEyIl0sImV4cCI6MTcwMDAwMDAwMH0.c2ln";
+    let mut e = env();
+    e.headers = vec![("Authorization".into(), format!("Bearer {token}"))];
+    let r = |src: &str, e: &mut TestEnv| run_in(e, src).unwrap_or_else(|x| panic!("{src}: {x}"));
+    assert_eq!(r(r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").AsJwt()?.Subject)"#, &mut e), "alice");
+    assert_eq!(r(r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").Split(' ')[1].AsJwt().Audiences.Count())"#, &mut e), "2");
+    assert_eq!(r(r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").AsJwt().ExpirationTime.Value.Year)"#, &mut e).len(), 4);
+    assert_eq!(r(r#"@("not a jwt".AsJwt() == null)"#, &mut e), "True");
+    assert_eq!(run(r#"@("Basic dXNlcjpwYXNz".AsBasic().Password)"#), "pass");
+}
+
+#[test]
+fn load_time_errors_point_inside_the_expression() {
+    let d = compile(r#"@(context.Request.Foo)"#, &Span { file: "f".into(), line: 3, col: 10 }).err().unwrap_or_else(|| panic!("no error"));
+    assert_eq!((d.code, d.span.line, d.span.col), ("E003", 3, 28));
+    assert!(d.message.contains("has no member `Foo`"), "{}", d.message);
+    let d = compile(r#"@(System.IO.File.ReadAllText("x"))"#, &Span::file("f")).err().unwrap_or_else(|| panic!("no error"));
+    assert_eq!(d.code, "E003");
+    let d = compile(r#"@(1 +)"#, &Span::file("f")).err().unwrap_or_else(|| panic!("no error"));
+    assert_eq!(d.code, "E002");
+    let d = compile("@{\n  var x = unknownName;\n  return x;\n}", &Span { file: "f".into(), line: 1, col: 1 }).err().unwrap_or_else(|| panic!("no error"));
+    assert_eq!((d.span.line, d.span.col), (2, 11));
+}
+
+#[test]
+fn limits_stop_runaway_expressions() {
+    assert!(fails("@{ while (true) { } return 1; }").contains("budget"));
+    assert!(fails(r#"@{ var s = "x"; while (true) { s = s + s; } return s; }"#).contains("limit"));
+    assert!(fails(r#"@(new string('x', 100000000))"#).contains("limit"));
+}
+
+#[test]
+fn trace_and_null_propagation() {
+    let mut e = env();
+    assert_eq!(run_in(&mut e, r#"@{ context.Trace("hello"); return "ok"; }"#).unwrap_or_default(), "ok");
+    assert_eq!(e.traces, vec!["hello".to_string()]);
+    assert_eq!(run(r#"@(((string)null)?.Length ?? -1)"#), "-1");
+    assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<string>("missing")?.ToUpper() ?? "none")"#), "none");
+}
