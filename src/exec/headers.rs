@@ -12,6 +12,8 @@ pub trait HeaderStore {
     fn remove(&mut self, name: &HeaderName);
     /// Remove every header.
     fn clear(&mut self);
+    /// Header names present (lower case, each once).
+    fn names(&self) -> Vec<String>;
 }
 
 impl HeaderStore for HeaderMap {
@@ -40,5 +42,9 @@ impl HeaderStore for HeaderMap {
 
     fn clear(&mut self) {
         HeaderMap::clear(self);
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().map(|k| k.as_str().to_string()).collect()
     }
 }

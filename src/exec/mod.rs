@@ -1,19 +1,22 @@
 //! The policy engine: runs a section of compiled statements over an `ExecCtx`. No Pingora here;
 //! headers are reached through the `HeaderStore` trait, so the engine is testable without sockets.
 
+pub mod env;
 pub mod error;
 pub mod headers;
 pub mod state;
 pub mod steps;
 
-use http::{HeaderName, HeaderValue};
+use std::borrow::Cow;
 
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::expr::{EvalError, Value};
 use crate::gateway::{Example, Gateway};
-use crate::policy::{Scope, Section, Stmt, StmtKind, Val};
+use crate::policy::{ExistsAction, Scope, Section, Stmt, StmtKind, UriTemplate, Val};
 pub use error::{ErrorKind, LastError, PolicyError};
 pub use headers::HeaderStore;
-pub use state::{Origin, QueryState, ReqState, RespState, Target};
-
+pub use state::{Origin, QueryState, ReqState, RequestInfo, RespState, Target, TraceEntry};
 
 /// Everything a statement may read or change while a section runs.
 pub struct ExecCtx<'a> {
@@ -51,6 +54,8 @@ pub enum Flow {
 pub enum Step {
     Next,
     Respond { run_outbound: bool },
+    /// A nested statement (inside choose) failed; it is already placed.
+    Failed(PolicyError),
 }
 
 /// A statement's failure before it is placed (scope, section, path) by `run_section`.
@@ -66,17 +71,107 @@ impl StepError {
     }
 }
 
-/// The value of a prepared attribute. Expressions are rejected at load in this build, so an
-/// `Expr` here is an evaluation failure, never a panic.
-pub fn value<T>(v: &Val<T>) -> Result<&T, StepError> {
+/// Conversion of an expression's result to an attribute's type.
+pub trait FromValue: Sized + Clone {
+    fn from_value(v: Value) -> Result<Self, String>;
+}
+
+impl FromValue for String {
+    fn from_value(v: Value) -> Result<Self, String> {
+        Ok(match v {
+            Value::JObject(_) | Value::JArray(_) => crate::expr::value::json_text(&v, true),
+            other => other.to_display(),
+        })
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Bool(b) => Ok(b),
+            Value::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+            Value::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+            other => Err(format!("expected a bool, the expression returned {}", other.type_name())),
+        }
+    }
+}
+
+impl FromValue for u16 {
+    fn from_value(v: Value) -> Result<Self, String> {
+        let n = match &v {
+            Value::Str(s) => s.trim().parse::<i64>().ok(),
+            other => other.as_i64(),
+        };
+        n.and_then(|n| u16::try_from(n).ok()).filter(|n| (100..=999).contains(n)).ok_or_else(|| format!("expected an HTTP status code, the expression returned {}", v.to_display()))
+    }
+}
+
+impl FromValue for u64 {
+    fn from_value(v: Value) -> Result<Self, String> {
+        let n = match &v {
+            Value::Str(s) => s.trim().parse::<i64>().ok(),
+            other => other.as_i64(),
+        };
+        n.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| format!("expected a non-negative number, the expression returned {}", v.to_display()))
+    }
+}
+
+impl FromValue for HeaderName {
+    fn from_value(v: Value) -> Result<Self, String> {
+        HeaderName::from_bytes(v.to_display().trim().as_bytes()).map_err(|_| format!("invalid header name {:?}", v.to_display()))
+    }
+}
+
+impl FromValue for HeaderValue {
+    fn from_value(v: Value) -> Result<Self, String> {
+        HeaderValue::from_str(&String::from_value(v.clone())?).map_err(|_| "invalid header value: control characters are not allowed".to_string())
+    }
+}
+
+impl FromValue for Method {
+    fn from_value(v: Value) -> Result<Self, String> {
+        Method::from_bytes(v.to_display().trim().to_ascii_uppercase().as_bytes()).map_err(|_| format!("invalid HTTP method {:?}", v.to_display()))
+    }
+}
+
+impl FromValue for ExistsAction {
+    fn from_value(v: Value) -> Result<Self, String> {
+        ExistsAction::parse(v.to_display().trim()).ok_or_else(|| format!("exists-action must be override, skip, append or delete, found {:?}", v.to_display()))
+    }
+}
+
+impl FromValue for UriTemplate {
+    fn from_value(v: Value) -> Result<Self, String> {
+        crate::policy::parse::parse_uri_template(&v.to_display())
+    }
+}
+
+/// Evaluate an expression against the request.
+pub fn eval(e: &crate::expr::Expr, cx: &mut ExecCtx) -> Result<Value, StepError> {
+    e.eval(cx).map_err(|err| match err {
+        EvalError::Exception { ty, message } => StepError::expression(format!("{ty}: {message}")),
+        EvalError::Limit(m) => StepError::expression(m),
+    })
+}
+
+/// The value of an attribute: the prepared literal, or the expression's result converted to
+/// the attribute's type (a failed conversion is an `ExpressionValueEvaluationFailure`).
+pub fn value<'v, T: FromValue>(v: &'v Val<T>, cx: &mut ExecCtx) -> Result<Cow<'v, T>, StepError> {
     match v {
-        Val::Lit(t) => Ok(t),
-        Val::Expr(e) => Err(StepError::expression(format!("expression at {} cannot be evaluated by this build", e.span))),
+        Val::Lit(t) => Ok(Cow::Borrowed(t)),
+        Val::Expr(e) => {
+            let r = eval(e, cx)?;
+            T::from_value(r).map(Cow::Owned).map_err(StepError::expression)
+        }
     }
 }
 
 /// Run statements in order. Stops at the first statement that responds or fails.
 pub fn run_section(stmts: &[Stmt], cx: &mut ExecCtx) -> Flow {
+    run_nested(stmts, cx, "")
+}
+
+fn run_nested(stmts: &[Stmt], cx: &mut ExecCtx, prefix: &str) -> Flow {
     for (i, st) in stmts.iter().enumerate() {
         let outcome = match &st.kind {
             StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::ForwardRequest(_) => Ok(Step::Next),
@@ -89,13 +184,21 @@ pub fn run_section(stmts: &[Stmt], cx: &mut ExecCtx) -> Flow {
             StmtKind::MockResponse(m) => steps::mock_response::run(m, cx),
             StmtKind::RewriteUri(r) => steps::rewrite_uri::run(r, cx).map(|_| Step::Next),
             StmtKind::SetBackendService(t) => steps::set_backend_service::run(t, cx).map(|_| Step::Next),
+            StmtKind::SetVariable { name, value } => steps::set_variable::run(name, value, cx).map(|_| Step::Next),
+            StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
+            StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
+            StmtKind::Choose(c) => {
+                let path = format!("{prefix}{}", path_of(stmts, i));
+                steps::choose::run(c, cx, &path, run_nested)
+            }
         };
         match outcome {
             Ok(Step::Next) => {}
             Ok(Step::Respond { run_outbound }) => {
                 return Flow::Respond { origin: Origin::policy(st, cx.section), run_outbound };
             }
-            Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, path_of(stmts, i))),
+            Ok(Step::Failed(e)) => return Flow::Fail(e),
+            Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, format!("{prefix}{}", path_of(stmts, i)))),
         }
     }
     Flow::Continue

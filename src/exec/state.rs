@@ -82,6 +82,57 @@ pub struct ReqState {
     pub template_query: Vec<String>,
     /// A replacement request body set by policy.
     pub body: Option<Bytes>,
+    /// The original request body, when the pipeline buffers it.
+    pub original_body: Option<Bytes>,
+    /// `context.Variables`.
+    pub vars: Vec<(String, crate::expr::Value)>,
+    /// Who and what the request is, for `context.*`.
+    pub info: RequestInfo,
+    /// `context.LastError` while on-error runs.
+    pub last_error: Option<super::PolicyError>,
+    /// `trace` policy output and `context.Trace(...)` calls.
+    pub traces: Vec<TraceEntry>,
+}
+
+/// Facts about the request that expressions read (`context.Api`, `context.Request.IpAddress`, ...).
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    pub api: Option<usize>,
+    pub operation: Option<usize>,
+    pub product: Option<usize>,
+    pub subscription: Option<usize>,
+    /// The key the caller presented (`context.Subscription.Key`).
+    pub key: Option<String>,
+    pub ip: String,
+    pub original_method: String,
+    pub original_scheme: String,
+    pub original_host: String,
+    pub original_port: i32,
+    pub original_path: String,
+    pub original_query: String,
+    pub timestamp_ticks: i64,
+    pub started: Option<std::time::Instant>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TraceEntry {
+    pub source: String,
+    pub severity: &'static str,
+    pub message: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl ReqState {
+    pub fn variable(&self, name: &str) -> Option<&crate::expr::Value> {
+        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    pub fn set_variable(&mut self, name: &str, v: crate::expr::Value) {
+        match self.vars.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = v,
+            None => self.vars.push((name.to_string(), v)),
+        }
+    }
 }
 
 impl ReqState {
@@ -108,7 +159,10 @@ impl ReqState {
 pub struct RespState {
     pub status: u16,
     pub reason: Option<String>,
+    /// A replacement body set by policy.
     pub body: Option<Bytes>,
+    /// The backend's body, when the pipeline buffers it.
+    pub original_body: Option<Bytes>,
 }
 
 /// Who produced a response, for the access log and metrics.

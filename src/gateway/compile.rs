@@ -451,7 +451,42 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
         }
     }
     let replaces_request_body = inbound.iter().chain(pre.iter()).any(|s| matches!(s.kind, StmtKind::SetBody(_)));
-    Pipeline { inbound, backend_pre: pre, forward, backend_post: post, outbound, on_error, replaces_request_body }
+    // Which bodies the statements read: decided here, once, not per request.
+    let mut needs_request_body = false;
+    fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
+        for s in stmts {
+            f(s);
+            for c in s.children() {
+                walk(std::slice::from_ref(c), f);
+            }
+        }
+    }
+    let request_side: Vec<&Vec<Stmt>> = vec![&inbound, &pre];
+    for stmts in request_side {
+        walk(stmts, &mut |s| {
+            if matches!(s.kind, StmtKind::FindAndReplace { .. }) {
+                needs_request_body = true;
+            }
+        });
+    }
+    for (i, stmts) in [&inbound, &pre, &on_error, &post, &outbound].into_iter().enumerate() {
+        walk(stmts, &mut |s| {
+            s.visit_exprs(&mut |e| {
+                needs_request_body |= e.reads_request_body();
+                if i >= 3 && forward.is_some() && e.reads_response_body() {
+                    d.error("P046", e.span.clone(), "reading context.Response.Body is not supported by this gatehouse build yet (the response is streamed)");
+                }
+            });
+        });
+    }
+    for stmts in [&post, &outbound] {
+        walk(stmts, &mut |s| {
+            if matches!(s.kind, StmtKind::FindAndReplace { .. }) && forward.is_some() {
+                d.error("P046", s.span.clone(), "find-and-replace on a backend response is not supported by this gatehouse build yet (the response is streamed)");
+            }
+        });
+    }
+    Pipeline { inbound, backend_pre: pre, forward, backend_post: post, outbound, on_error, replaces_request_body, needs_request_body }
 }
 
 fn compile_subscriptions(

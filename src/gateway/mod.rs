@@ -100,6 +100,8 @@ pub struct Pipeline {
     pub on_error: Vec<Stmt>,
     /// Whether any statement replaces the request body (the proxy then rewrites framing).
     pub replaces_request_body: bool,
+    /// Whether statements read the request body (it is buffered before inbound runs).
+    pub needs_request_body: bool,
 }
 
 pub struct Forward {

@@ -37,8 +37,17 @@ pub struct Entry<'a> {
     pub produced_by: Producer<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<TraceLine<'a>>,
     pub duration_ms: f64,
     pub backend_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct TraceLine<'a> {
+    pub source: &'a str,
+    pub severity: &'a str,
+    pub message: &'a str,
 }
 
 pub fn write(target: AccessLogTarget, entry: &Entry) {

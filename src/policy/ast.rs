@@ -164,6 +164,27 @@ pub struct ForwardRequest {
 }
 
 #[derive(Clone, Debug)]
+pub struct Choose {
+    pub whens: Vec<(Val<bool>, Vec<Stmt>)>,
+    pub otherwise: Option<Vec<Stmt>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Verbose,
+    Information,
+    Error,
+}
+
+#[derive(Clone, Debug)]
+pub struct Trace {
+    pub source: String,
+    pub severity: Severity,
+    pub message: Val<String>,
+    pub metadata: Vec<(String, Val<String>)>,
+}
+
+#[derive(Clone, Debug)]
 pub enum StmtKind {
     Base,
     IncludeFragment(String),
@@ -177,6 +198,94 @@ pub enum StmtKind {
     RewriteUri(RewriteUri),
     SetBackendService(BackendTarget),
     ForwardRequest(ForwardRequest),
+    Choose(Choose),
+    /// `value`: a literal is stored as a string; an expression's value is stored as it is.
+    SetVariable { name: String, value: Val<String> },
+    Trace(Trace),
+    FindAndReplace { from: Val<String>, to: Val<String> },
+}
+
+impl Stmt {
+    /// Statements nested in this one (choose branches).
+    pub fn children(&self) -> Vec<&Stmt> {
+        match &self.kind {
+            StmtKind::Choose(c) => c.whens.iter().flat_map(|(_, b)| b.iter()).chain(c.otherwise.iter().flatten()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every expression in this statement and its children.
+    pub fn visit_exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        fn v<T>(x: &Val<T>, f: &mut dyn FnMut(&crate::expr::Expr)) {
+            if let Val::Expr(e) = x {
+                f(e);
+            }
+        }
+        match &self.kind {
+            StmtKind::SetHeader(h) => {
+                v(&h.name, f);
+                v(&h.action, f);
+                h.values.iter().for_each(|x| v(x, f));
+            }
+            StmtKind::SetQueryParameter(q) => {
+                v(&q.name, f);
+                v(&q.action, f);
+                q.values.iter().for_each(|x| v(x, f));
+            }
+            StmtKind::SetMethod(m) => v(m, f),
+            StmtKind::SetStatus(s) => {
+                v(&s.code, f);
+                if let Some(r) = &s.reason {
+                    v(r, f);
+                }
+            }
+            StmtKind::SetBody(b) => v(b, f),
+            StmtKind::ReturnResponse(r) => {
+                if let Some(s) = &r.status {
+                    v(&s.code, f);
+                    if let Some(x) = &s.reason {
+                        v(x, f);
+                    }
+                }
+                for h in &r.headers {
+                    v(&h.name, f);
+                    v(&h.action, f);
+                    h.values.iter().for_each(|x| v(x, f));
+                }
+                if let Some(b) = &r.body {
+                    v(b, f);
+                }
+            }
+            StmtKind::RewriteUri(r) => {
+                v(&r.template, f);
+                v(&r.copy_unmatched_params, f);
+            }
+            StmtKind::SetBackendService(BackendTarget::BaseUrl(x) | BackendTarget::BackendId(x)) => v(x, f),
+            StmtKind::ForwardRequest(fr) => {
+                if let Some(t) = &fr.timeout_ms {
+                    v(t, f);
+                }
+                v(&fr.follow_redirects, f);
+            }
+            StmtKind::Choose(c) => {
+                for (cond, body) in &c.whens {
+                    v(cond, f);
+                    body.iter().for_each(|s| s.visit_exprs(f));
+                }
+                c.otherwise.iter().flatten().for_each(|s| s.visit_exprs(f));
+            }
+            StmtKind::SetVariable { value, .. } => v(value, f),
+            StmtKind::Trace(t) => {
+                v(&t.message, f);
+                t.metadata.iter().for_each(|(_, x)| v(x, f));
+            }
+            StmtKind::FindAndReplace { from, to } => {
+                v(from, f);
+                v(to, f);
+            }
+            StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::MockResponse(_) => {}
+        }
+    }
 }
 
 /// One policy statement, with where it came from.

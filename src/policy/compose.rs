@@ -14,9 +14,16 @@ pub fn expand_fragments(stmts: &[Stmt], fragments: &Fragments, diags: &mut Diagn
     let mut out = Vec::with_capacity(stmts.len());
     for s in stmts {
         match &s.kind {
+            StmtKind::Choose(c) => {
+                let mut s = s.clone();
+                let whens = c.whens.iter().map(|(cond, body)| (cond.clone(), expand_fragments(body, fragments, diags))).collect();
+                let otherwise = c.otherwise.as_ref().map(|b| expand_fragments(b, fragments, diags));
+                s.kind = StmtKind::Choose(crate::policy::Choose { whens, otherwise });
+                out.push(s);
+            }
             StmtKind::IncludeFragment(id) => match fragments.get(id) {
                 Some(body) => out.extend(body.iter().cloned().map(|mut f| {
-                    f.scope = s.scope;
+                    set_scope(&mut f, s.scope);
                     f
                 })),
                 None => diags.error("P031", s.span.clone(), format!("unknown policy fragment `{id}`")),
@@ -25,6 +32,18 @@ pub fn expand_fragments(stmts: &[Stmt], fragments: &Fragments, diags: &mut Diagn
         }
     }
     out
+}
+
+fn set_scope(s: &mut Stmt, scope: Scope) {
+    s.scope = scope;
+    if let StmtKind::Choose(c) = &mut s.kind {
+        for (_, body) in &mut c.whens {
+            body.iter_mut().for_each(|x| set_scope(x, scope));
+        }
+        if let Some(b) = &mut c.otherwise {
+            b.iter_mut().for_each(|x| set_scope(x, scope));
+        }
+    }
 }
 
 /// Expand fragments in every section of a document.
@@ -38,10 +57,27 @@ pub fn expand_document(doc: &PolicyDoc, fragments: &Fragments, diags: &mut Diagn
 
 /// Check where each statement of an (expanded) document may appear.
 pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
+    fn nested(section: Section, s: &Stmt, diags: &mut Diagnostics) {
+        for c in s.children() {
+            if matches!(c.kind, StmtKind::Base) {
+                diags.error("P045", c.span.clone(), "<base/> must be a direct child of a section");
+            }
+            if matches!(c.kind, StmtKind::ForwardRequest(_)) {
+                diags.error("P044", c.span.clone(), "<forward-request> inside <choose> is not supported yet; place it directly in <backend>");
+            }
+            if let Some((_, _, mask)) = catalog::lookup(c.element) {
+                if !catalog::allowed_in(mask, section) {
+                    diags.error("P040", c.span.clone(), format!("<{}> is not allowed in <{}>; it may appear in: {}", c.element, section.name(), catalog::sections_of(mask)));
+                }
+            }
+            nested(section, c, diags);
+        }
+    }
     for section in Section::ALL {
         let Some(stmts) = doc.section(section) else { continue };
         let mut bases = 0;
         for s in stmts {
+            nested(section, s, diags);
             if let Some((_, _, mask)) = catalog::lookup(s.element) {
                 if !catalog::allowed_in(mask, section) {
                     diags.error(

@@ -221,6 +221,25 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             r.no_children();
             StmtKind::ForwardRequest(parse_forward_request(&mut r))
         }
+        "choose" => StmtKind::Choose(parse_choose(&mut r)),
+        "set-variable" => {
+            r.no_children();
+            let name = r.required_literal("name").unwrap_or_default();
+            let value = r.required_value("value", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            StmtKind::SetVariable { name, value }
+        }
+        "trace" => StmtKind::Trace(parse_trace(&mut r)),
+        "find-and-replace" => {
+            r.no_children();
+            let from = r.required_value("from", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let to = r.required_value("to", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            if let Val::Lit(f) = &from {
+                if f.is_empty() {
+                    r.diags.error("P012", r.el.span.clone(), "find-and-replace `from` cannot be empty");
+                }
+            }
+            StmtKind::FindAndReplace { from, to }
+        }
         _ => return None,
     };
     r.finish();
@@ -312,6 +331,79 @@ fn parse_return_response(r: &mut Reader) -> ReturnResponse {
         cr.finish();
     }
     out
+}
+
+fn parse_choose(r: &mut Reader) -> Choose {
+    let mut out = Choose { whens: Vec::new(), otherwise: None };
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        match child.name.as_str() {
+            "when" if out.otherwise.is_none() => {
+                let cond = cr.required_value("condition", parse_bool).unwrap_or(Val::Lit(false));
+                let body = parse_statements(child, cr.env, cr.diags);
+                out.whens.push((cond, body));
+            }
+            "otherwise" if out.otherwise.is_none() => {
+                out.otherwise = Some(parse_statements(child, cr.env, cr.diags));
+            }
+            "when" | "otherwise" => {
+                cr.diags.error("P017", child.span.clone(), format!("<{}> cannot follow <otherwise> in <choose>", child.name));
+            }
+            other => {
+                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <choose>; expected <when> or <otherwise>"));
+                continue;
+            }
+        }
+        cr.literal("id");
+        cr.finish();
+    }
+    if out.whens.is_empty() {
+        r.diags.error("P012", r.el.span.clone(), "<choose> needs at least one <when>");
+    }
+    out
+}
+
+fn parse_trace(r: &mut Reader) -> Trace {
+    let source = r.required_literal("source").unwrap_or_default();
+    let severity = match r.literal("severity") {
+        None => Severity::Verbose,
+        Some((s, span)) => match s.as_str() {
+            "verbose" => Severity::Verbose,
+            "information" => Severity::Information,
+            "error" => Severity::Error,
+            _ => {
+                r.diags.error("P012", span, format!("trace severity must be verbose, information or error, found {s:?}"));
+                Severity::Verbose
+            }
+        },
+    };
+    let mut message = None;
+    let mut metadata = Vec::new();
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        match child.name.as_str() {
+            "message" if message.is_none() => {
+                cr.no_children();
+                message = Some(cr.text_value(false, |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new())));
+            }
+            "metadata" => {
+                cr.no_children();
+                let name = cr.required_literal("name").unwrap_or_default();
+                let value = cr.required_value("value", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+                metadata.push((name, value));
+            }
+            other => {
+                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <trace>; expected <message> or <metadata>"));
+                continue;
+            }
+        }
+        cr.finish();
+    }
+    let message = message.unwrap_or_else(|| {
+        r.diags.error("P012", r.el.span.clone(), "<trace> needs a <message>");
+        Val::Lit(String::new())
+    });
+    Trace { source, severity, message, metadata }
 }
 
 fn parse_forward_request(r: &mut Reader) -> ForwardRequest {

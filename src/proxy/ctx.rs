@@ -42,6 +42,10 @@ pub struct Ctx {
     /// Redirects followed so far, and whether the current upstream error is one.
     pub redirects: u8,
     pub redirecting: bool,
+    /// forward-request's timeout and follow-redirects, evaluated when the backend section
+    /// reaches it.
+    pub forward_timeout: Option<Duration>,
+    pub follow_redirects: bool,
 }
 
 impl Ctx {
@@ -57,7 +61,7 @@ impl Ctx {
             pipeline: None,
             examples: Arc::from(Vec::new()),
             req: None,
-            resp: RespState { status: 200, reason: None, body: None },
+            resp: RespState { status: 200, reason: None, body: None, original_body: None },
             resp_headers: HeaderMap::new(),
             origin: Origin::Backend,
             error: None,
@@ -70,6 +74,8 @@ impl Ctx {
             www_authenticate: None,
             redirects: 0,
             redirecting: false,
+            forward_timeout: None,
+            follow_redirects: false,
         }
     }
 
@@ -138,6 +144,9 @@ impl Ctx {
         if e.kind == ErrorKind::BackendErrorStatusCode {
             // The backend response stays in context.Response [apim-reference §1.4, unverified].
             self.origin = Origin::Backend;
+            if let Some(r) = self.req.as_mut() {
+                r.last_error = Some(e.clone());
+            }
             self.error = Some(e);
             let flow = self.run_with(session.req_header_mut(), up, Section::OnError, on_error);
             self.after_on_error(flow, up);
@@ -148,6 +157,12 @@ impl Ctx {
 
     fn fail_into(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, e: PolicyError, on_error: &[Stmt]) {
         self.set_default_error(resp_h, e.kind);
+        if self.req.is_none() {
+            self.req = Some(placeholder_request(&self.request_id, req_h));
+        }
+        if let Some(r) = self.req.as_mut() {
+            r.last_error = Some(e.clone());
+        }
         self.origin = match e.section {
             Some(section) => Origin::Policy { element: e.source, id: e.policy_id.clone(), section, scope: e.scope.unwrap_or(crate::policy::Scope::Global) },
             None => Origin::Builtin(e.source),
@@ -223,10 +238,16 @@ impl Ctx {
             client,
             produced_by,
             error: self.error.as_ref().map(|e| e.reason()),
+            traces: self.req.as_ref().map(|r| r.traces.iter().map(|t| access_log::TraceLine { source: &t.source, severity: t.severity, message: &t.message }).collect()).unwrap_or_default(),
             duration_ms: duration.as_secs_f64() * 1000.0,
             backend_ms: self.backend_time.map(|d| d.as_secs_f64() * 1000.0),
         };
         access_log::write(shared.access_log, &entry);
+        if let Some(r) = &self.req {
+            for t in &r.traces {
+                log::info!(target: "gatehouse::trace", "request {} trace [{}] {}: {}", self.request_id, t.severity, t.source, t.message);
+            }
+        }
         if let Some(m) = metrics::get() {
             let api_id = api.map_or("", |a| a.id.as_str());
             let op_id = op.map_or("", |o| o.id.as_str());
@@ -250,5 +271,36 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
         matched: Vec::new(),
         template_query: Vec::new(),
         body: None,
+        original_body: None,
+        vars: Vec::new(),
+        info: exec::RequestInfo::default(),
+        last_error: None,
+        traces: Vec::new(),
+    }
+}
+
+impl Ctx {
+    /// Evaluate forward-request's timeout and follow-redirects (they may be expressions).
+    pub fn prepare_forward(&mut self, session: &mut Session, fwd: &crate::policy::ForwardRequest) -> Result<(), exec::StepError> {
+        let mut h = std::mem::take(&mut self.resp_headers);
+        let r = self.with_exec(session.req_header_mut(), &mut h, Section::Backend, |cx| {
+            let timeout = match &fwd.timeout_ms {
+                Some(v) => Some(Duration::from_millis(*exec::value(v, cx)?)),
+                None => None,
+            };
+            let follow = *exec::value(&fwd.follow_redirects, cx)?;
+            Ok((timeout, follow))
+        });
+        self.resp_headers = h;
+        let (timeout, follow) = r?;
+        self.forward_timeout = timeout;
+        self.follow_redirects = follow;
+        Ok(())
+    }
+
+    fn with_exec<T>(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, section: Section, f: impl FnOnce(&mut ExecCtx) -> T) -> T {
+        let req = self.req.get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
+        let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples };
+        f(&mut cx)
     }
 }

@@ -32,6 +32,10 @@ macro_rules! header_store {
                 self.remove_header(name);
             }
 
+            fn names(&self) -> Vec<String> {
+                self.headers.keys().map(|k| k.as_str().to_string()).collect()
+            }
+
             fn clear(&mut self) {
                 let names: Vec<HeaderName> = self.headers.keys().cloned().collect();
                 for n in names {

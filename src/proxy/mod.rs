@@ -49,10 +49,24 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         let Some(p) = ctx.pipeline.clone() else { return Ok(false) };
+        if p.needs_request_body {
+            if let Err(e) = read_request_body(session, ctx).await {
+                ctx.fail(session, e, &p.on_error);
+                respond::write_gateway_response(session, ctx).await?;
+                return Ok(true);
+            }
+        }
         let flow = ctx.run(session, Section::Inbound, &p.inbound);
         let flow = match flow {
             Flow::Continue => ctx.run(session, Section::Backend, &p.backend_pre),
             other => other,
+        };
+        let flow = match (flow, &p.forward) {
+            (Flow::Continue, Some(fwd)) => match ctx.prepare_forward(session, &fwd.options) {
+                Ok(()) => Flow::Continue,
+                Err(e) => Flow::Fail(PolicyError::at(e, &fwd.stmt, Section::Backend, "forward-request[1]".into())),
+            },
+            (other, _) => other,
         };
         match flow {
             Flow::Continue if p.forward.is_some() => return Ok(false),
@@ -101,10 +115,7 @@ impl ProxyHttp for Proxy {
         let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
         let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
         let mut peer = HttpPeer::new(addr, base.tls, sni);
-        let timeout = match &fwd.options.timeout_ms {
-            Some(v) => exec::value(v).map_or(Duration::from_secs(300), |ms| Duration::from_millis(*ms)),
-            None => backend.and_then(|b| b.timeout).unwrap_or(Duration::from_secs(300)),
-        };
+        let timeout = ctx.forward_timeout.or_else(|| backend.and_then(|b| b.timeout)).unwrap_or(Duration::from_secs(300));
         peer.options.connection_timeout = Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
@@ -279,6 +290,38 @@ impl ProxyHttp for Proxy {
     }
 }
 
+/// Largest request body buffered for policies that read it.
+pub const MAX_BUFFERED_BODY: usize = 8 * 1024 * 1024;
+
+/// Read the whole request body for policies that need it (expressions reading
+/// `context.Request.Body`, find-and-replace). Pingora's retry buffer makes it call
+/// `request_body_filter` once more, where the buffered body is sent upstream as is (or as a
+/// policy changed it).
+async fn read_request_body(session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
+    session.as_mut().enable_retry_buffering();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BUFFERED_BODY {
+                    return Err(PolicyError::builtin(ErrorKind::Internal, "configuration", format!("request body larger than {MAX_BUFFERED_BODY} bytes cannot be buffered for policies")));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(PolicyError::builtin(ErrorKind::Internal, "configuration", format!("reading the request body: {e}"))),
+        }
+    }
+    if let Some(r) = ctx.req.as_mut() {
+        let body = buf.freeze();
+        if !body.is_empty() {
+            r.body = Some(body.clone());
+        }
+        r.original_body = Some(body);
+    }
+    Ok(())
+}
+
 /// Most redirects one request follows (`follow-redirects="true"`).
 const MAX_REDIRECTS: u8 = 10;
 
@@ -288,7 +331,8 @@ impl Proxy {
     /// 303, and 301/302 after a POST, continue as a GET without a body.
     fn follow_redirect(&self, resp: &ResponseHeader, ctx: &mut Ctx, p: &crate::gateway::Pipeline) -> Option<Box<pingora::Error>> {
         let fwd = p.forward.as_ref()?;
-        let follow = exec::value(&fwd.options.follow_redirects).map(|b| *b).unwrap_or(false);
+        let _ = fwd;
+        let follow = ctx.follow_redirects;
         let status = resp.status.as_u16();
         if !follow || !matches!(status, 301 | 302 | 303 | 307 | 308) || ctx.redirects >= MAX_REDIRECTS {
             return None;
@@ -371,6 +415,26 @@ impl Proxy {
                 query.pairs_mut().retain(|(k, _)| *k != api.key_query);
             }
         }
+        let (original_host, original_port) = match host.as_deref().and_then(|h| h.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))) {
+            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(80)),
+            None => (host.clone().unwrap_or_default(), 80),
+        };
+        let info = exec::RequestInfo {
+            api: Some(ai),
+            operation: Some(oi),
+            product: a.product,
+            subscription: a.subscription,
+            key: if a.subscription.is_some() { key } else { None },
+            ip: session.client_addr().and_then(|c| c.as_inet()).map(|c| c.ip().to_string()).unwrap_or_default(),
+            original_method: method.as_str().to_string(),
+            original_scheme: "http".into(),
+            original_host,
+            original_port,
+            original_path: path.clone(),
+            original_query: raw_query.clone(),
+            timestamp_ticks: crate::expr::time::DateTime::now_utc().ticks,
+            started: Some(ctx.start),
+        };
         ctx.req = Some(exec::ReqState {
             request_id: ctx.request_id.clone(),
             method,
@@ -380,6 +444,11 @@ impl Proxy {
             matched,
             template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
             body: None,
+            original_body: None,
+            vars: Vec::new(),
+            info,
+            last_error: None,
+            traces: Vec::new(),
         });
         ctx.examples = op.examples.clone();
         Ok(())

@@ -1,5 +1,7 @@
 //! One module per built-in policy, named after its XML element.
 
+pub mod choose;
+pub mod find_and_replace;
 pub mod mock_response;
 pub mod return_response;
 pub mod rewrite_uri;
@@ -9,3 +11,5 @@ pub mod set_header;
 pub mod set_method;
 pub mod set_query_parameter;
 pub mod set_status;
+pub mod set_variable;
+pub mod trace;

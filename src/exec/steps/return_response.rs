@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::exec::{value, ExecCtx, Step, StepError};
+use crate::exec::{ExecCtx, Step, StepError};
 use crate::policy::ReturnResponse;
 
 pub fn run(r: &ReturnResponse, cx: &mut ExecCtx) -> Result<Step, StepError> {
@@ -11,13 +11,13 @@ pub fn run(r: &ReturnResponse, cx: &mut ExecCtx) -> Result<Step, StepError> {
     cx.resp.reason = None;
     cx.resp.body = Some(Bytes::new());
     if let Some(s) = &r.status {
-        super::set_status::apply(s, cx.resp)?;
+        super::set_status::run(s, cx)?;
     }
     for h in &r.headers {
-        super::set_header::apply(h, cx.resp_headers)?;
+        super::set_header::apply(h, cx, true)?;
     }
     if let Some(b) = &r.body {
-        cx.resp.body = Some(Bytes::from(value(b)?.clone()));
+        cx.resp.body = Some(super::set_body::body_of(b, cx)?);
     }
     Ok(Step::Respond { run_outbound: false })
 }

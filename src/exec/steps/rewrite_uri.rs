@@ -29,8 +29,8 @@ fn render(parts: &[TemplatePart], matched: &[(String, String)], encode: bool) ->
 }
 
 pub fn run(r: &RewriteUri, cx: &mut ExecCtx) -> Result<(), StepError> {
-    let t = value(&r.template)?;
-    let copy = *value(&r.copy_unmatched_params)?;
+    let t = value(&r.template, cx)?.into_owned();
+    let copy = *value(&r.copy_unmatched_params, cx)?;
     let path = render(&t.path, &cx.req.matched, true)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (name, parts) in &t.query {

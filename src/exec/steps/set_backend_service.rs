@@ -8,14 +8,14 @@ use crate::policy::BackendTarget;
 pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
     cx.req.target = match t {
         BackendTarget::BaseUrl(u) => {
-            let base = BaseUrl::parse(value(u)?).map_err(|m| StepError { kind: ErrorKind::Internal, message: m })?;
+            let base = BaseUrl::parse(&value(u, cx)?).map_err(|m| StepError { kind: ErrorKind::Internal, message: m })?;
             Target { base, backend: None }
         }
         BackendTarget::BackendId(id) => {
-            let id = value(id)?;
+            let id = value(id, cx)?.into_owned();
             let (i, b) = cx
                 .gw
-                .backend(id)
+                .backend(&id)
                 .ok_or_else(|| StepError { kind: ErrorKind::Internal, message: format!("unknown backend `{id}`") })?;
             Target { base: b.url.clone(), backend: Some(i) }
         }

@@ -12,19 +12,28 @@ fn restricted(name: &HeaderName) -> bool {
 }
 
 pub fn run(sh: &SetHeader, cx: &mut ExecCtx) -> Result<(), StepError> {
-    apply(sh, cx.section_headers())
+    let response = matches!(cx.section, crate::policy::Section::Outbound | crate::policy::Section::OnError);
+    apply(sh, cx, response)
 }
 
-/// Apply a set-header to a header store (also used by return-response).
-pub fn apply(sh: &SetHeader, h: &mut dyn HeaderStore) -> Result<(), StepError> {
-    let name = value(&sh.name)?;
-    let action = *value(&sh.action)?;
-    if restricted(name) {
-        return Ok(());
-    }
+/// Apply a set-header to the request's or the response's headers (return-response uses the
+/// response's).
+pub fn apply(sh: &SetHeader, cx: &mut ExecCtx, response: bool) -> Result<(), StepError> {
+    let name = value(&sh.name, cx)?.into_owned();
+    let action = *value(&sh.action, cx)?;
     let mut values = Vec::with_capacity(sh.values.len());
     for v in &sh.values {
-        values.push(value(v)?.clone());
+        values.push(value(v, cx)?.into_owned());
+    }
+    let h: &mut dyn HeaderStore = if response { &mut *cx.resp_headers } else { &mut *cx.req_headers };
+    apply_to(&name, action, values, h);
+    Ok(())
+}
+
+/// The header change itself, on any header store.
+pub fn apply_to(name: &HeaderName, action: ExistsAction, values: Vec<HeaderValue>, h: &mut dyn HeaderStore) {
+    if restricted(name) {
+        return;
     }
     match action {
         ExistsAction::Delete => {
@@ -44,7 +53,6 @@ pub fn apply(sh: &SetHeader, h: &mut dyn HeaderStore) -> Result<(), StepError> {
             put(h, name, &all);
         }
     }
-    Ok(())
 }
 
 /// Set all values: one comma-joined line, or separate lines for headers that may hold commas.
@@ -60,15 +68,17 @@ fn put(h: &mut dyn HeaderStore, name: &HeaderName, values: &[HeaderValue]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Val;
     use http::HeaderMap;
 
-    fn sh(name: &'static str, action: ExistsAction, values: &[&'static str]) -> SetHeader {
-        SetHeader {
-            name: Val::Lit(HeaderName::from_static(name)),
-            action: Val::Lit(action),
-            values: values.iter().map(|v| Val::Lit(HeaderValue::from_static(v))).collect(),
-        }
+    struct Lit(&'static str, ExistsAction, Vec<HeaderValue>);
+
+    fn sh(name: &'static str, action: ExistsAction, values: &[&'static str]) -> Lit {
+        Lit(name, action, values.iter().map(|v| HeaderValue::from_static(v)).collect())
+    }
+
+    fn apply(l: Lit, h: &mut HeaderMap) -> Result<(), ()> {
+        apply_to(&HeaderName::from_static(l.0), l.1, l.2, h);
+        Ok(())
     }
 
     fn vals(h: &HeaderMap, n: &str) -> Vec<String> {
@@ -79,20 +89,20 @@ mod tests {
     fn actions() {
         let mut h = HeaderMap::new();
         h.insert("x-a", HeaderValue::from_static("1"));
-        assert!(apply(&sh("x-a", ExistsAction::Skip, &["2"]), &mut h).is_ok());
+        assert!(apply(sh("x-a", ExistsAction::Skip, &["2"]), &mut h).is_ok());
         assert_eq!(vals(&h, "x-a"), ["1"]);
-        assert!(apply(&sh("x-b", ExistsAction::Skip, &["2"]), &mut h).is_ok());
+        assert!(apply(sh("x-b", ExistsAction::Skip, &["2"]), &mut h).is_ok());
         assert_eq!(vals(&h, "x-b"), ["2"]);
-        assert!(apply(&sh("x-a", ExistsAction::Append, &["3"]), &mut h).is_ok());
+        assert!(apply(sh("x-a", ExistsAction::Append, &["3"]), &mut h).is_ok());
         assert_eq!(vals(&h, "x-a"), ["1, 3"]);
-        assert!(apply(&sh("set-cookie", ExistsAction::Override, &["a=1", "b=2"]), &mut h).is_ok());
+        assert!(apply(sh("set-cookie", ExistsAction::Override, &["a=1", "b=2"]), &mut h).is_ok());
         assert_eq!(vals(&h, "set-cookie"), ["a=1", "b=2"]);
-        assert!(apply(&sh("x-a", ExistsAction::Override, &[]), &mut h).is_ok());
+        assert!(apply(sh("x-a", ExistsAction::Override, &[]), &mut h).is_ok());
         assert_eq!(vals(&h, "x-a"), [""]);
-        assert!(apply(&sh("x-a", ExistsAction::Delete, &[]), &mut h).is_ok());
+        assert!(apply(sh("x-a", ExistsAction::Delete, &[]), &mut h).is_ok());
         assert!(vals(&h, "x-a").is_empty());
         h.insert("server", HeaderValue::from_static("s"));
-        assert!(apply(&sh("server", ExistsAction::Delete, &[]), &mut h).is_ok());
+        assert!(apply(sh("server", ExistsAction::Delete, &[]), &mut h).is_ok());
         assert_eq!(vals(&h, "server"), ["s"]);
     }
 }

@@ -4,11 +4,11 @@ use crate::exec::{value, ExecCtx, StepError};
 use crate::policy::{ExistsAction, SetQueryParameter};
 
 pub fn run(q: &SetQueryParameter, cx: &mut ExecCtx) -> Result<(), StepError> {
-    let name = value(&q.name)?.clone();
-    let action = *value(&q.action)?;
+    let name = value(&q.name, cx)?.into_owned();
+    let action = *value(&q.action, cx)?;
     let mut values = Vec::with_capacity(q.values.len());
     for v in &q.values {
-        values.push(value(v)?.clone());
+        values.push(value(v, cx)?.into_owned());
     }
     let pairs = cx.req.query.pairs_mut();
     let present = pairs.iter().any(|(k, _)| *k == name);
