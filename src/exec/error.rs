@@ -14,6 +14,8 @@ pub enum ErrorKind {
     /// `fail-on-error-status-code="true"` and the backend answered 400-599. The Reason is not
     /// documented by APIM; gatehouse uses `BackendErrorStatusCode`.
     BackendErrorStatusCode,
+    /// A body policies must read is larger than the gateway buffers (413).
+    PayloadTooLarge,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -33,6 +35,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "Timeout",
             ErrorKind::ExpressionValueEvaluationFailure => "ExpressionValueEvaluationFailure",
             ErrorKind::BackendErrorStatusCode => "BackendErrorStatusCode",
+            ErrorKind::PayloadTooLarge => "PayloadTooLarge",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -42,6 +45,7 @@ impl ErrorKind {
         match self {
             ErrorKind::OperationNotFound => 404,
             ErrorKind::SubscriptionKeyNotFound | ErrorKind::SubscriptionKeyInvalid => 401,
+            ErrorKind::PayloadTooLarge => 413,
             _ => 500,
         }
     }
@@ -52,6 +56,7 @@ impl ErrorKind {
             ErrorKind::OperationNotFound => Some("Resource not found"),
             ErrorKind::SubscriptionKeyNotFound => Some(MISSING_KEY_MESSAGE),
             ErrorKind::SubscriptionKeyInvalid => Some(INVALID_KEY_MESSAGE),
+            ErrorKind::PayloadTooLarge => Some("Request body is larger than the 65536 bytes policies can read."),
             _ => None,
         }
     }

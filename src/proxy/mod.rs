@@ -290,8 +290,9 @@ impl ProxyHttp for Proxy {
     }
 }
 
-/// Largest request body buffered for policies that read it.
-pub const MAX_BUFFERED_BODY: usize = 8 * 1024 * 1024;
+/// Largest request body buffered for policies that read it: Pingora's retry buffer (64 KiB),
+/// through which the buffered body is sent upstream. Larger bodies get 413.
+pub const MAX_BUFFERED_BODY: usize = 64 * 1024;
 
 /// Read the whole request body for policies that need it (expressions reading
 /// `context.Request.Body`, find-and-replace). Pingora's retry buffer makes it call
@@ -304,7 +305,7 @@ async fn read_request_body(session: &mut Session, ctx: &mut Ctx) -> Result<(), P
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > MAX_BUFFERED_BODY {
-                    return Err(PolicyError::builtin(ErrorKind::Internal, "configuration", format!("request body larger than {MAX_BUFFERED_BODY} bytes cannot be buffered for policies")));
+                    return Err(PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", format!("Request body is larger than the {MAX_BUFFERED_BODY} bytes policies can read.")));
                 }
                 buf.extend_from_slice(&chunk);
             }
