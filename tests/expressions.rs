@@ -155,3 +155,44 @@ fn expression_errors_are_load_errors_with_positions() {
     assert!(err.contains("not allowed in policy expressions") || err.contains("unknown name `System`"), "{err}");
     assert!(err.contains("not all code paths return a value"), "{err}");
 }
+
+#[test]
+fn outbound_reads_and_rewrites_the_backend_response() {
+    let origin = Origin::start(|r| match r.path() {
+        "/slow" => Reply::Delay(std::time::Duration::from_millis(2000), Response::new(200, "{}")),
+        "/json" => Reply::Full(
+            Response::new(200, format!(r#"{{"id":7,"secret":"s3","echo":{}}}"#, serde_json::json!(String::from_utf8_lossy(&r.body))))
+                .with_header("Content-Type", "application/json")
+                .with_header("X-Origin", "yes"),
+        ),
+        _ => Reply::Full(Response::new(404, "nope")),
+    });
+    let outbound = r#"
+        <set-variable name="resp" value="@(context.Response.Body.As<JObject>(preserveContent: true))" />
+        <set-header name="X-Id" exists-action="override"><value>@(((JObject)context.Variables["resp"])["id"].ToString())</value></set-header>
+        <set-body>@{
+            var o = (JObject)context.Variables["resp"];
+            o.Remove("secret");
+            o["status"] = context.Response.StatusCode;
+            return o.ToString(Formatting.None);
+        }</set-body>"#;
+    let replace = r#"<find-and-replace from="s3" to="***" />"#;
+    let timeout_doc = "<policies><inbound><base /></inbound><backend><forward-request timeout-ms=\"300\" /></backend><outbound><base /><set-header name=\"X-Len\" exists-action=\"override\"><value>@(context.Response.Body.As<string>().Length.ToString())</value></set-header></outbound><on-error><base /></on-error></policies>";
+    let gw = gateway(
+        origin.port,
+        &[("json", "POST", "/json", &doc("", outbound, "")), ("replace", "POST", "/json2", &doc("<rewrite-uri template=\"/json\" />", replace, "")), ("slow", "GET", "/slow", timeout_doc)],
+        "",
+    );
+    let r = gw.send("POST", "/x/json", &[], b"payload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), r#"{"id":7,"echo":"payload","status":200}"#);
+    assert_eq!(r.header("x-id"), Some("7"));
+    assert_eq!(r.header("x-origin"), Some("yes"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(gw.last_log()["produced_by"]["kind"], "backend");
+    let r = gw.send("POST", "/x/json2", &[], b"");
+    assert_eq!(r.text(), r#"{"id":7,"secret":"***","echo":""}"#);
+    let r = gw.get("/x/slow", &[]);
+    assert_eq!(r.status, 500);
+    assert_eq!(gw.last_log()["error"], "Timeout");
+}

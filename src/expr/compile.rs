@@ -97,9 +97,12 @@ pub enum Stmt {
     Break,
     Continue,
     Block(Vec<Stmt>),
-    Try { body: Vec<Stmt>, catches: Vec<(Option<Arc<RType>>, Option<u32>, Vec<Stmt>)>, finally: Vec<Stmt> },
+    Try { body: Vec<Stmt>, catches: Vec<CatchClause>, finally: Vec<Stmt> },
     Throw(Option<Node>),
 }
+
+/// `catch (T name) { body }`: the exception type (None = any), the slot for `name`, the body.
+pub type CatchClause = (Option<Arc<RType>>, Option<u32>, Vec<Stmt>);
 
 #[derive(Debug)]
 pub enum LambdaCode {

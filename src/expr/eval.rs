@@ -44,6 +44,9 @@ impl EvalError {
 
 pub type EResult<T> = Result<T, EvalError>;
 
+/// Positional and named argument values of a call.
+type Args = (Vec<Value>, Vec<(String, Value)>);
+
 pub fn exception<T>(ty: &str, message: impl Into<String>) -> EResult<T> {
     Err(EvalError::Exception { ty: ty.to_string(), message: message.into() })
 }
@@ -473,7 +476,7 @@ impl Machine<'_> {
         Ok(out)
     }
 
-    fn eval_args(&mut self, args: &[CArg]) -> EResult<(Vec<Value>, Vec<(String, Value)>)> {
+    fn eval_args(&mut self, args: &[CArg]) -> EResult<Args> {
         let mut vals = Vec::with_capacity(args.len());
         let mut named = Vec::new();
         for a in args {

@@ -320,12 +320,9 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), LexError> {
         }
     }
     let text = src[start..i].replace('_', "");
-    match b.get(i) {
-        Some(b'd' | b'D' | b'f' | b'F' | b'm' | b'M') => {
-            let v: f64 = text.parse().map_err(|_| LexError { at: start, message: "invalid number".into() })?;
-            return Ok((Tok::Double(v), i + 1));
-        }
-        _ => {}
+    if let Some(b'd' | b'D' | b'f' | b'F' | b'm' | b'M') = b.get(i) {
+        let v: f64 = text.parse().map_err(|_| LexError { at: start, message: "invalid number".into() })?;
+        return Ok((Tok::Double(v), i + 1));
     }
     if is_float {
         let v: f64 = text.parse().map_err(|_| LexError { at: start, message: "invalid number".into() })?;

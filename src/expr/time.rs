@@ -70,6 +70,7 @@ pub struct Parts {
 }
 
 impl DateTime {
+    #[allow(clippy::too_many_arguments)]
     pub fn from_parts(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac: u32, kind: Kind) -> Option<DateTime> {
         if !(1..=9999).contains(&y) || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
             return None;
@@ -185,7 +186,7 @@ impl DateTime {
                 },
                 'H' => out.push_str(&if n == 1 { p.hour.to_string() } else { format!("{:02}", p.hour) }),
                 'h' => {
-                    let h = if p.hour % 12 == 0 { 12 } else { p.hour % 12 };
+                    let h = if p.hour.is_multiple_of(12) { 12 } else { p.hour % 12 };
                     out.push_str(&if n == 1 { h.to_string() } else { format!("{h:02}") });
                 }
                 'm' => out.push_str(&if n == 1 { p.minute.to_string() } else { format!("{:02}", p.minute) }),

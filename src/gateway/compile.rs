@@ -453,6 +453,7 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     let replaces_request_body = inbound.iter().chain(pre.iter()).any(|s| matches!(s.kind, StmtKind::SetBody(_)));
     // Which bodies the statements read: decided here, once, not per request.
     let mut needs_request_body = false;
+    let mut needs_response_body = false;
     fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
         for s in stmts {
             f(s);
@@ -474,7 +475,7 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
             s.visit_exprs(&mut |e| {
                 needs_request_body |= e.reads_request_body();
                 if i >= 3 && forward.is_some() && e.reads_response_body() {
-                    d.error("P046", e.span.clone(), "reading context.Response.Body is not supported by this gatehouse build yet (the response is streamed)");
+                    needs_response_body = true;
                 }
             });
         });
@@ -482,11 +483,15 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     for stmts in [&post, &outbound] {
         walk(stmts, &mut |s| {
             if matches!(s.kind, StmtKind::FindAndReplace { .. }) && forward.is_some() {
-                d.error("P046", s.span.clone(), "find-and-replace on a backend response is not supported by this gatehouse build yet (the response is streamed)");
+                needs_response_body = true;
             }
         });
     }
-    Pipeline { inbound, backend_pre: pre, forward, backend_post: post, outbound, on_error, replaces_request_body, needs_request_body }
+    // The buffered forward sends the request body itself, so it reads it first.
+    if needs_response_body {
+        needs_request_body = true;
+    }
+    Pipeline { inbound, backend_pre: pre, forward, backend_post: post, outbound, on_error, replaces_request_body, needs_request_body, needs_response_body }
 }
 
 fn compile_subscriptions(

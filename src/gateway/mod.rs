@@ -102,6 +102,9 @@ pub struct Pipeline {
     pub replaces_request_body: bool,
     /// Whether statements read the request body (it is buffered before inbound runs).
     pub needs_request_body: bool,
+    /// Whether backend-after-forward or outbound statements read the response body (the
+    /// gateway then forwards the request itself and buffers the response).
+    pub needs_response_body: bool,
 }
 
 pub struct Forward {

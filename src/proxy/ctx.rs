@@ -130,6 +130,32 @@ impl Ctx {
         }
     }
 
+    /// Backend-after-forward and outbound over a response the gateway buffered itself.
+    pub fn after_buffered_response(&mut self, session: &mut Session, p: &Pipeline) {
+        let mut flow = self.run(session, Section::Backend, &p.backend_post);
+        if matches!(flow, Flow::Continue) {
+            flow = self.run(session, Section::Outbound, &p.outbound);
+        }
+        match flow {
+            Flow::Continue => {}
+            Flow::Respond { origin, .. } => self.origin = origin,
+            Flow::Fail(e) => self.fail(session, e, &p.on_error),
+        }
+    }
+
+    /// fail-on-error-status-code on a buffered response: on-error runs with the backend's
+    /// response kept.
+    pub fn fail_keep_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
+        if let Some(r) = self.req.as_mut() {
+            r.last_error = Some(e.clone());
+        }
+        self.error = Some(e);
+        let mut h = std::mem::take(&mut self.resp_headers);
+        let flow = self.run_with(session.req_header_mut(), &mut h, Section::OnError, on_error);
+        self.after_on_error(flow, &mut h);
+        self.resp_headers = h;
+    }
+
     /// A failure with a gateway-built response: default error response, then on-error.
     pub fn fail(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
         let mut h = std::mem::take(&mut self.resp_headers);

@@ -7,6 +7,7 @@
 pub mod ctx;
 pub mod headers;
 mod respond;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +22,14 @@ use pingora::ErrorType;
 
 use crate::exec::{self, ErrorKind, Flow, Origin, PolicyError};
 use crate::gateway::access;
-use crate::policy::{HttpVersion, Section};
+use crate::policy::Section;
 use crate::state::Shared;
 pub use ctx::Ctx;
 
 pub struct Proxy {
     pub shared: Arc<Shared>,
+    /// Upstream connections for requests the gateway forwards itself (buffered responses).
+    pub connector: pingora::connectors::http::Connector,
 }
 
 #[async_trait]
@@ -50,7 +53,10 @@ impl ProxyHttp for Proxy {
         }
         let Some(p) = ctx.pipeline.clone() else { return Ok(false) };
         if p.needs_request_body {
-            if let Err(e) = read_request_body(session, ctx).await {
+            // The buffered path sends the body itself; the streaming path replays it through
+            // Pingora's retry buffer, which holds 64 KiB.
+            let limit = if p.needs_response_body { MAX_FORWARDED_BODY } else { MAX_BUFFERED_BODY };
+            if let Err(e) = read_request_body(session, ctx, limit, !p.needs_response_body).await {
                 ctx.fail(session, e, &p.on_error);
                 respond::write_gateway_response(session, ctx).await?;
                 return Ok(true);
@@ -69,6 +75,21 @@ impl ProxyHttp for Proxy {
             (other, _) => other,
         };
         match flow {
+            Flow::Continue if p.forward.is_some() && p.needs_response_body => {
+                // Outbound reads the response body: forward and buffer it here, then shape it.
+                match upstream::forward_buffered(&self.connector, session, ctx).await {
+                    Ok(()) => {
+                        let fail_on_error = p.forward.as_ref().is_some_and(|f| f.options.fail_on_error_status_code);
+                        if fail_on_error && ctx.resp.status >= 400 {
+                            let e = PolicyError::builtin(ErrorKind::BackendErrorStatusCode, "forward-request", format!("backend responded with status {}", ctx.resp.status));
+                            ctx.fail_keep_response(session, e, &p.on_error);
+                        } else {
+                            ctx.after_buffered_response(session, &p);
+                        }
+                    }
+                    Err(e) => ctx.fail(session, e, &p.on_error),
+                }
+            }
             Flow::Continue if p.forward.is_some() => return Ok(false),
             Flow::Continue => {
                 // No forward-request: nothing goes upstream; outbound runs on an empty 200.
@@ -98,76 +119,13 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let (Some(req), Some(p)) = (&ctx.req, &ctx.pipeline) else {
-            return Error::e_explain(ErrorType::InternalError, "no route for upstream");
-        };
-        let Some(fwd) = &p.forward else {
-            return Error::e_explain(ErrorType::InternalError, "no forward-request");
-        };
-        let base = &req.target.base;
-        let addr = match tokio::net::lookup_host((base.host_bare(), base.port)).await {
-            Ok(mut it) => it.next(),
-            Err(_) => None,
-        };
-        let Some(addr) = addr else {
-            return Error::e_explain(ErrorType::ConnectNoRoute, format!("cannot resolve backend host {}", base.host));
-        };
-        let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
-        let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
-        let mut peer = HttpPeer::new(addr, base.tls, sni);
-        let timeout = ctx.forward_timeout.or_else(|| backend.and_then(|b| b.timeout)).unwrap_or(Duration::from_secs(300));
-        peer.options.connection_timeout = Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
-        peer.options.read_timeout = Some(timeout);
-        peer.options.write_timeout = Some(timeout);
-        if let Some(b) = backend {
-            peer.options.verify_cert = b.verify_cert;
-            peer.options.verify_hostname = b.verify_hostname;
-        }
-        peer.options.alpn = match fwd.options.http_version {
-            HttpVersion::Http1 => pingora::protocols::ALPN::H1,
-            HttpVersion::Http2Or1 => pingora::protocols::ALPN::H2H1,
-            HttpVersion::Http2 => pingora::protocols::ALPN::H2,
-        };
+        let peer = upstream::peer(ctx).await?;
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(&self, _session: &mut Session, up: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        let Some(req) = &ctx.req else { return Ok(()) };
-        up.set_method(req.method.clone());
-        let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
-        let mut pq = req.path_and_query();
-        if let Some(b) = backend {
-            for (k, v) in &b.query {
-                pq.push(if pq.contains('?') { '&' } else { '?' });
-                pq.push_str(&exec::state::encode_component(k));
-                pq.push('=');
-                pq.push_str(&exec::state::encode_component(v));
-            }
-        }
-        match http::Uri::try_from(pq.as_str()) {
-            Ok(uri) => up.set_uri(uri),
-            Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
-        }
-        up.insert_header(header::HOST, req.target.base.authority.as_str())?;
-        if let Some(body) = &req.body {
-            // The replacement body is sent from request_body_filter; announce its length here
-            // (never on the downstream request, whose framing Pingora still reads by).
-            up.remove_header(&header::TRANSFER_ENCODING);
-            up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-        }
-        if let Some(b) = backend {
-            for (n, _) in &b.headers {
-                up.remove_header(n);
-            }
-            for (n, v) in &b.headers {
-                up.append_header(n.clone(), v.clone())?;
-            }
-            if let Some(a) = &b.authorization {
-                up.insert_header(header::AUTHORIZATION, a.clone())?;
-            }
-        }
-        Ok(())
+        upstream::shape_request(ctx, up)
     }
 
     async fn upstream_response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
@@ -298,14 +256,16 @@ pub const MAX_BUFFERED_BODY: usize = 64 * 1024;
 /// `context.Request.Body`, find-and-replace). Pingora's retry buffer makes it call
 /// `request_body_filter` once more, where the buffered body is sent upstream as is (or as a
 /// policy changed it).
-async fn read_request_body(session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
-    session.as_mut().enable_retry_buffering();
+async fn read_request_body(session: &mut Session, ctx: &mut Ctx, limit: usize, retry_buffer: bool) -> Result<(), PolicyError> {
+    if retry_buffer {
+        session.as_mut().enable_retry_buffering();
+    }
     let mut buf = bytes::BytesMut::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > MAX_BUFFERED_BODY {
-                    return Err(PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", format!("Request body is larger than the {MAX_BUFFERED_BODY} bytes policies can read.")));
+                if buf.len() + chunk.len() > limit {
+                    return Err(PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", format!("Request body is larger than the {limit} bytes policies can read.")));
                 }
                 buf.extend_from_slice(&chunk);
             }
@@ -322,6 +282,9 @@ async fn read_request_body(session: &mut Session, ctx: &mut Ctx) -> Result<(), P
     }
     Ok(())
 }
+
+/// Largest request body the gateway forwards itself (pipelines that buffer the response).
+pub const MAX_FORWARDED_BODY: usize = 8 * 1024 * 1024;
 
 /// Most redirects one request follows (`follow-redirects="true"`).
 const MAX_REDIRECTS: u8 = 10;

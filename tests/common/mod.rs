@@ -185,7 +185,7 @@ impl Gatehouse {
     /// The most recent access-log entry for `path` (waits, bounded, for it to appear).
     pub fn log_for(&self, path: &str) -> serde_json::Value {
         for _ in 0..200 {
-            if let Some(v) = self.access_log().into_iter().filter(|v| v["path"] == path).next_back() {
+            if let Some(v) = self.access_log().into_iter().rfind(|v| v["path"] == path) {
                 return v;
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -1,0 +1,178 @@
+//! The backend hop: the peer for a request, the shape of the upstream request, and the
+//! buffered forward used when outbound policies read the response body (the gateway then sends
+//! the request itself over Pingora's connector and reads the whole response before shaping it).
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use http::header;
+use pingora::connectors::http::Connector;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use pingora::ErrorType;
+
+use super::Ctx;
+use crate::exec::{self, ErrorKind, PolicyError};
+use crate::policy::HttpVersion;
+
+/// Largest backend response buffered for outbound policies.
+pub const MAX_BUFFERED_RESPONSE: usize = 8 * 1024 * 1024;
+
+pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
+    let (Some(req), Some(p)) = (&ctx.req, &ctx.pipeline) else {
+        return Error::e_explain(ErrorType::InternalError, "no route for upstream");
+    };
+    let Some(fwd) = &p.forward else {
+        return Error::e_explain(ErrorType::InternalError, "no forward-request");
+    };
+    let base = &req.target.base;
+    let addr = match tokio::net::lookup_host((base.host_bare(), base.port)).await {
+        Ok(mut it) => it.next(),
+        Err(_) => None,
+    };
+    let Some(addr) = addr else {
+        return Error::e_explain(ErrorType::ConnectNoRoute, format!("cannot resolve backend host {}", base.host));
+    };
+    let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
+    let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
+    let mut peer = HttpPeer::new(addr, base.tls, sni);
+    let timeout = timeout(ctx);
+    peer.options.connection_timeout = Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
+    peer.options.read_timeout = Some(timeout);
+    peer.options.write_timeout = Some(timeout);
+    if let Some(b) = backend {
+        peer.options.verify_cert = b.verify_cert;
+        peer.options.verify_hostname = b.verify_hostname;
+    }
+    peer.options.alpn = match fwd.options.http_version {
+        HttpVersion::Http1 => pingora::protocols::ALPN::H1,
+        HttpVersion::Http2Or1 => pingora::protocols::ALPN::H2H1,
+        HttpVersion::Http2 => pingora::protocols::ALPN::H2,
+    };
+    Ok(peer)
+}
+
+/// forward-request's timeout for response headers: the policy's, else the backend entity's,
+/// else 300 s.
+pub fn timeout(ctx: &Ctx) -> Duration {
+    let backend = ctx.req.as_ref().and_then(|r| r.target.backend).map(|i| &ctx.gw.backends[i]);
+    ctx.forward_timeout.or_else(|| backend.and_then(|b| b.timeout)).unwrap_or(Duration::from_secs(300))
+}
+
+/// Method, path and query, Host, backend credentials and body framing of the upstream request.
+pub fn shape_request(ctx: &Ctx, up: &mut RequestHeader) -> Result<()> {
+    let Some(req) = &ctx.req else { return Ok(()) };
+    up.set_method(req.method.clone());
+    let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
+    let mut pq = req.path_and_query();
+    if let Some(b) = backend {
+        for (k, v) in &b.query {
+            pq.push(if pq.contains('?') { '&' } else { '?' });
+            pq.push_str(&exec::state::encode_component(k));
+            pq.push('=');
+            pq.push_str(&exec::state::encode_component(v));
+        }
+    }
+    match http::Uri::try_from(pq.as_str()) {
+        Ok(uri) => up.set_uri(uri),
+        Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
+    }
+    up.insert_header(header::HOST, req.target.base.authority.as_str())?;
+    if let Some(body) = &req.body {
+        // A replacement body is sent from request_body_filter (or by forward_buffered);
+        // announce its length here, never on the downstream request, whose framing Pingora
+        // still reads by.
+        up.remove_header(&header::TRANSFER_ENCODING);
+        up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    }
+    if let Some(b) = backend {
+        for (n, _) in &b.headers {
+            up.remove_header(n);
+        }
+        for (n, v) in &b.headers {
+            up.append_header(n.clone(), v.clone())?;
+        }
+        if let Some(a) = &b.authorization {
+            up.insert_header(header::AUTHORIZATION, a.clone())?;
+        }
+    }
+    Ok(())
+}
+
+fn failure(e: &pingora::Error) -> PolicyError {
+    let kind = match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => ErrorKind::Timeout,
+        _ => ErrorKind::BackendConnectionFailure,
+    };
+    PolicyError::builtin(kind, "forward-request", e.to_string())
+}
+
+/// Send the request upstream and read the whole response into `ctx.resp` / `ctx.resp_headers`.
+pub async fn forward_buffered(connector: &Connector, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
+    let peer = peer(ctx).await.map_err(|e| failure(&e))?;
+    let mut up = session.req_header().clone();
+    // The original body has been read already; what is sent is `req.body` (set by the policies
+    // or to the buffered original).
+    let body = ctx.req.as_ref().and_then(|r| r.body.clone().or_else(|| r.original_body.clone())).unwrap_or_default();
+    if let Some(r) = ctx.req.as_mut() {
+        if r.body.is_none() && !body.is_empty() {
+            r.body = Some(body.clone());
+        }
+    }
+    shape_request(ctx, &mut up).map_err(|e| failure(&e))?;
+    if body.is_empty() {
+        up.remove_header(&header::TRANSFER_ENCODING);
+        if up.headers.contains_key(header::CONTENT_LENGTH) {
+            let _ = up.insert_header(header::CONTENT_LENGTH, "0");
+        }
+    }
+    let deadline = timeout(ctx);
+    let start = Instant::now();
+    ctx.upstream_start = Some(start);
+    let exchange = async {
+        let (mut s, _reused) = connector.get_http_session(&peer).await?;
+        s.write_request_header(Box::new(up)).await?;
+        if !body.is_empty() {
+            s.write_request_body(body.clone(), true).await?;
+        }
+        s.finish_request_body().await?;
+        s.read_response_header().await?;
+        Ok::<_, Box<pingora::Error>>(s)
+    };
+    let mut s = match tokio::time::timeout(deadline, exchange).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(failure(&e)),
+        Err(_) => return Err(PolicyError::builtin(ErrorKind::Timeout, "forward-request", format!("no response headers within {deadline:?}"))),
+    };
+    ctx.backend_time = Some(start.elapsed());
+    let Some(head) = s.response_header().cloned() else {
+        return Err(PolicyError::builtin(ErrorKind::BackendConnectionFailure, "forward-request", "no response header"));
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        match s.read_response_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BUFFERED_RESPONSE {
+                    return Err(PolicyError::builtin(ErrorKind::Internal, "forward-request", format!("backend response larger than {MAX_BUFFERED_RESPONSE} bytes cannot be buffered for outbound policies")));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(failure(&e)),
+        }
+    }
+    connector.release_http_session(s, &peer, Some(Duration::from_secs(60))).await;
+    ctx.resp.status = head.status.as_u16();
+    ctx.resp.reason = None;
+    ctx.resp.body = None;
+    ctx.resp.original_body = Some(buf.freeze());
+    ctx.resp_headers.clear();
+    for (n, v) in head.headers.iter() {
+        if n == header::TRANSFER_ENCODING || n == header::CONTENT_LENGTH || n == header::CONNECTION {
+            continue;
+        }
+        ctx.resp_headers.append(n.clone(), v.clone());
+    }
+    ctx.origin = crate::exec::Origin::Backend;
+    Ok(())
+}
