@@ -429,6 +429,13 @@ pub fn index_get(m: &mut Machine, v: &Value, args: &[Value]) -> EResult<Value> {
         Value::Obj(o) => match &**o {
             Obj::Match { .. } | Obj::Group { .. } => misc::group_index(v, k),
             Obj::Url(u) => Ok(Value::string(u.query.iter().find(|(n, _)| *n == k.to_display()).map(|(_, v)| v.clone()).unwrap_or_default())),
+            Obj::MultiMap { map, ignore_case } => {
+                let key = k.to_display();
+                map.iter()
+                    .find(|(n, _)| if *ignore_case { n.eq_ignore_ascii_case(&key) } else { *n == key })
+                    .map(|(_, vs)| Value::list(vs.iter().map(|x| Value::str(x)).collect()))
+                    .map_or_else(|| exception("KeyNotFoundException", format!("The given key '{key}' was not present in the dictionary.")), Ok)
+            }
             _ => exception("InvalidOperationException", format!("{} cannot be indexed", v.type_name())),
         },
         _ => exception("InvalidOperationException", format!("{} cannot be indexed", v.type_name())),
