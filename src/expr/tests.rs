@@ -277,3 +277,16 @@ fn trace_and_null_propagation() {
     assert_eq!(run(r#"@(((string)null)?.Length ?? -1)"#), "-1");
     assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<string>("missing")?.ToUpper() ?? "none")"#), "none");
 }
+
+#[test]
+fn xml_basics() {
+    let x = r#"@{
+        var doc = XDocument.Parse("<order id=\"7\"><item sku=\"a\">2</item><item sku=\"b\">3</item><note>hi &amp; bye</note></order>");
+        var root = doc.Root;
+        var total = root.Elements("item").Sum(i => int.Parse(((XElement)i).Value));
+        return root.Attribute("id").Value + "|" + total + "|" + root.Element("note").Value + "|" + root.Elements().Count() + "|" + root.Name;
+    }"#;
+    assert_eq!(run(x), "7|5|hi & bye|3|order");
+    assert_eq!(run(r#"@(XElement.Parse("<a><b x=\"1\"/></a>").ToString())"#), r#"<a><b x="1" /></a>"#);
+    assert!(fails(r#"@(XElement.Parse("<a>"))"#).contains("XmlException"));
+}

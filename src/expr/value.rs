@@ -160,6 +160,10 @@ pub enum Obj {
     Encoding(&'static str),
     Comparer { ignore_case: bool },
     LastError,
+    /// An `XElement` (or an `XDocument`, which reads as its root).
+    Xml(Arc<super::builtins::xml::XNode>),
+    /// An `XAttribute`: name and value.
+    XAttr(String, String),
 }
 
 #[derive(Clone, Debug)]
@@ -254,6 +258,8 @@ impl Value {
                 Obj::Encoding(_) => "Encoding",
                 Obj::Comparer { .. } => "StringComparer",
                 Obj::LastError => "ProxyError",
+                Obj::Xml(_) => "XElement",
+                Obj::XAttr(..) => "XAttribute",
             },
             Value::Ctx(_) => "context",
             Value::Enum(e) => e.ty,
@@ -315,6 +321,12 @@ impl Value {
                 Obj::StringBuilder(s) => s.lock().clone(),
                 Obj::IpAddress(a) => a.to_string(),
                 Obj::Exception { ty, message } => format!("{ty}: {message}"),
+                Obj::Xml(n) => {
+                    let mut s = String::new();
+                    super::builtins::xml::serialize(n, &mut s);
+                    s
+                }
+                Obj::XAttr(k, v) => format!("{k}=\"{v}\""),
                 other => format!("{other:?}"),
             },
             Value::Ctx(c) => format!("{c:?}"),

@@ -501,6 +501,9 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
         },
         (Obj::IpAddress(a), "IsIPv4MappedToIPv6") => Value::Bool(matches!(a, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())),
         (Obj::Exception { message, .. }, "Message") => Value::str(message),
+        (Obj::Xml(n), _) => return super::xml::member(n, name),
+        (Obj::XAttr(_, v), "Value") => Value::str(v),
+        (Obj::XAttr(k, _), "Name") => Value::str(k),
         (Obj::Exception { .. }, "InnerException") => Value::Null,
         (Obj::Exception { .. }, "StackTrace") => Value::str(""),
         (Obj::Body { .. } | Obj::BodyData(_), _) => return missing(),
@@ -544,6 +547,7 @@ pub fn body_as(m: &mut Machine, bytes: &[u8], targs: &[RType]) -> EResult<Value>
     Ok(match t {
         Ty::String => Value::string(text()),
         Ty::Bytes => Value::Bytes(Arc::new(bytes.to_vec())),
+        Ty::XElement | Ty::XDocument => Value::obj(Obj::Xml(super::xml::parse(&text())?)),
         Ty::JObject | Ty::JToken | Ty::JArray => {
             let v = super::json::parse(&text())?;
             match (t, &v) {
@@ -715,6 +719,7 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
             other => *other,
         })),
         (Obj::Jwt(j), _) if name == "ToString" => Value::str(&j.raw),
+        (Obj::Xml(n), _) => return super::xml::call(n, name, args),
         _ => {
             let _ = named;
             return exception("MissingMethodException", format!("'{}' does not contain a method '{name}'", v.type_name()));

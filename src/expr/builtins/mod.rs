@@ -8,6 +8,7 @@ mod linq;
 mod misc;
 mod string;
 mod time;
+pub mod xml;
 
 use std::sync::Arc;
 
@@ -69,7 +70,7 @@ const METHODS: &[&str] = &[
     // misc
     "ComputeHash", "GetBytes", "GetString", "GetAddressBytes", "Next", "NextDouble", "NextBytes", "ToUri", "GetLeftPart", "Encrypt",
     "Decrypt", "VerifyNoRevocation", "Dispose", "MapToIPv4", "MapToIPv6", "HasFlag", "Invoke", "Compile", "TransformFinalBlock",
-    "GetComponents", "IsBaseOf", "MakeRelativeUri", "GetValue", "SetValue", "Deconstruct", "Attribute", "Element", "Elements",
+    "GetComponents", "IsBaseOf", "MakeRelativeUri", "GetValue", "SetValue", "Deconstruct", "Attribute", "Element", "Elements", "HasElements",
 ];
 
 pub fn member_name(n: &str) -> Option<&'static str> {
@@ -141,6 +142,7 @@ pub fn constructible(t: &RType) -> bool {
                 | Ty::Bytes
                 | Ty::IpAddress
         )
+        && t.ty != Ty::XElement
 }
 
 fn arg<'a>(args: &'a [Value], i: usize, what: &str) -> EResult<&'a Value> {
@@ -240,6 +242,7 @@ pub fn is_type(v: &Value, t: &RType) -> bool {
                 | (Ty::StringBuilder, Obj::StringBuilder(_))
                 | (Ty::IpAddress, Obj::IpAddress(_))
                 | (Ty::Exception, Obj::Exception { .. })
+                | (Ty::XElement | Ty::XDocument, Obj::Xml(_))
         ),
         (Ty::IResponse | Ty::IRequest, Value::Ctx(value::Ctx::Response | value::Ctx::Request)) => true,
         _ => false,
@@ -531,6 +534,7 @@ pub fn call_static(
         Ty::DateTime | Ty::DateTimeOffset | Ty::TimeSpan => time::call_static(ty, name, args, outs),
         Ty::Int | Ty::Long | Ty::Double | Ty::Bool | Ty::Char | Ty::Byte | Ty::Guid | Ty::Enum => convert::call_static_parse(ty, name, args, outs),
         Ty::Static if ty.name == "Convert" => convert::call_convert(name, args),
+        Ty::XElement | Ty::XDocument if name == "Parse" || name == "Load" => Ok(Value::obj(Obj::Xml(xml::parse(&args.first().map(Value::to_display).unwrap_or_default())?))),
         _ => misc::call_static(m, ty, name, targs, args, named_args, outs),
     }
 }

@@ -1,0 +1,174 @@
+//! LINQ-to-XML basics: `XElement.Parse`, `XDocument.Parse(..).Root`, `Element`, `Elements`,
+//! `Descendants`, `Attribute(..).Value`, `Value`, `Name`, `ToString()`, and `Body.As<XElement>()`.
+//! Elements are immutable snapshots; names match by local name.
+
+use std::sync::Arc;
+
+use quick_xml::events::Event;
+
+use super::super::eval::{exception, EResult};
+use super::super::value::{Obj, Value};
+
+#[derive(Debug, Clone)]
+pub struct XNode {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<XChild>,
+}
+
+#[derive(Debug, Clone)]
+pub enum XChild {
+    Element(Arc<XNode>),
+    Text(String),
+}
+
+fn local(n: &str) -> &str {
+    let n = n.rsplit('}').next().unwrap_or(n);
+    n.rsplit(':').next().unwrap_or(n)
+}
+
+pub fn parse(text: &str) -> EResult<Arc<XNode>> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut stack: Vec<XNode> = Vec::new();
+    let mut root: Option<XNode> = None;
+    let err = |m: String| exception::<Arc<XNode>>("XmlException", m);
+    loop {
+        match reader.read_event() {
+            Ok(ev @ (Event::Start(_) | Event::Empty(_))) => {
+                let (s, empty) = match &ev {
+                    Event::Start(s) => (s, false),
+                    Event::Empty(s) => (s, true),
+                    _ => continue,
+                };
+                let name = String::from_utf8_lossy(s.name().as_ref()).into_owned();
+                let mut attrs = Vec::new();
+                for a in s.attributes().flatten() {
+                    let v = a.unescape_value().map(|c| c.into_owned()).unwrap_or_default();
+                    attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v));
+                }
+                let node = XNode { name, attrs, children: Vec::new() };
+                if empty {
+                    match stack.last_mut() {
+                        Some(p) => p.children.push(XChild::Element(Arc::new(node))),
+                        None => root = Some(node),
+                    }
+                } else {
+                    stack.push(node);
+                }
+            }
+            Ok(Event::End(_)) => {
+                let Some(node) = stack.pop() else { return err("unbalanced end tag".into()) };
+                match stack.last_mut() {
+                    Some(p) => p.children.push(XChild::Element(Arc::new(node))),
+                    None => root = Some(node),
+                }
+            }
+            Ok(Event::Text(t)) => {
+                let s = t.unescape().map(|c| c.into_owned()).unwrap_or_default();
+                if let Some(p) = stack.last_mut() {
+                    if !s.trim().is_empty() {
+                        p.children.push(XChild::Text(s));
+                    }
+                }
+            }
+            Ok(Event::CData(c)) => {
+                if let Some(p) = stack.last_mut() {
+                    p.children.push(XChild::Text(String::from_utf8_lossy(&c).into_owned()));
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => return err(format!("Data at the root level is invalid: {e}")),
+        }
+    }
+    if !stack.is_empty() {
+        return err("unexpected end of file".into());
+    }
+    root.map(Arc::new).map_or_else(|| err("Root element is missing.".into()), Ok)
+}
+
+fn text_of(n: &XNode, out: &mut String) {
+    for c in &n.children {
+        match c {
+            XChild::Text(t) => out.push_str(t),
+            XChild::Element(e) => text_of(e, out),
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+pub fn serialize(n: &XNode, out: &mut String) {
+    out.push('<');
+    out.push_str(&n.name);
+    for (k, v) in &n.attrs {
+        out.push_str(&format!(" {k}=\"{}\"", escape(v).replace('"', "&quot;")));
+    }
+    if n.children.is_empty() {
+        out.push_str(" />");
+        return;
+    }
+    out.push('>');
+    for c in &n.children {
+        match c {
+            XChild::Text(t) => out.push_str(&escape(t)),
+            XChild::Element(e) => serialize(e, out),
+        }
+    }
+    out.push_str(&format!("</{}>", n.name));
+}
+
+fn elements(n: &XNode) -> impl Iterator<Item = &Arc<XNode>> {
+    n.children.iter().filter_map(|c| if let XChild::Element(e) = c { Some(e) } else { None })
+}
+
+fn descendants(n: &Arc<XNode>, name: Option<&str>, out: &mut Vec<Value>) {
+    for e in elements(n) {
+        if name.is_none_or(|x| local(&e.name) == local(x)) {
+            out.push(Value::obj(Obj::Xml(e.clone())));
+        }
+        descendants(e, name, out);
+    }
+}
+
+pub fn member(n: &Arc<XNode>, name: &str) -> EResult<Value> {
+    Ok(match name {
+        "Name" => Value::string(local(&n.name).to_string()),
+        "Value" => {
+            let mut s = String::new();
+            text_of(n, &mut s);
+            Value::string(s)
+        }
+        "HasElements" => Value::Bool(elements(n).next().is_some()),
+        "Root" => Value::obj(Obj::Xml(n.clone())),
+        _ => return exception("MissingMemberException", format!("'XElement' does not contain a definition for '{name}'")),
+    })
+}
+
+pub fn call(n: &Arc<XNode>, name: &str, args: &[Value]) -> EResult<Value> {
+    let arg = args.first().map(Value::to_display);
+    Ok(match name {
+        "Element" => {
+            let want = arg.unwrap_or_default();
+            elements(n).find(|e| local(&e.name) == local(&want)).map_or(Value::Null, |e| Value::obj(Obj::Xml(e.clone())))
+        }
+        "Elements" => Value::list(elements(n).filter(|e| arg.as_ref().is_none_or(|w| local(&e.name) == local(w))).map(|e| Value::obj(Obj::Xml(e.clone()))).collect()),
+        "Descendants" => {
+            let mut out = Vec::new();
+            descendants(n, arg.as_deref(), &mut out);
+            Value::list(out)
+        }
+        "Attribute" => {
+            let want = arg.unwrap_or_default();
+            n.attrs.iter().find(|(k, _)| local(k) == local(&want)).map_or(Value::Null, |(k, v)| Value::obj(Obj::XAttr(k.clone(), v.clone())))
+        }
+        "ToString" => {
+            let mut s = String::new();
+            serialize(n, &mut s);
+            Value::string(s)
+        }
+        _ => return exception("MissingMethodException", format!("'XElement' does not contain a method '{name}'")),
+    })
+}
