@@ -269,9 +269,11 @@ fn hole(src: &str, i: usize) -> Result<(usize, Option<String>, usize), LexError>
                 // A conditional inside a hole must be parenthesised in C#; `?` here is `?.`/`??`.
             }
             b':' if depth == 0 && b.get(k + 1) != Some(&b':') && expr_end.is_none() => expr_end = Some(k),
+            // `{x,10}` / `{x,-5:D3}`: alignment, then an optional format.
+            b',' if depth == 0 && expr_end.is_none() => expr_end = Some(k),
             b'}' if depth == 0 => {
                 let e = expr_end.unwrap_or(k);
-                let format = expr_end.map(|f| src[f + 1..k].to_string());
+                let format = expr_end.map(|f| if b[f] == b',' { src[f..k].to_string() } else { src[f + 1..k].to_string() });
                 return Ok((e - i, format, k + 1));
             }
             b'}' => depth -= 1,

@@ -290,3 +290,11 @@ fn xml_basics() {
     assert_eq!(run(r#"@(XElement.Parse("<a><b x=\"1\"/></a>").ToString())"#), r#"<a><b x="1" /></a>"#);
     assert!(fails(r#"@(XElement.Parse("<a>"))"#).contains("XmlException"));
 }
+
+#[test]
+fn fuzz_regressions() {
+    // Found by `cargo fuzz run expr_parse`: an enormous precision in a format string panicked.
+    assert_eq!(run(r#"@($"{1:F99999999}".Length)"#), "102");
+    assert_eq!(run(r#"@($"{1,99999999}".Length)"#), "1000");
+    assert_eq!(run(r#"@((5).ToString("D99999999").Length)"#), "100");
+}

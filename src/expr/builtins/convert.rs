@@ -91,6 +91,7 @@ pub fn format_value(v: &Value, fmt: &str) -> EResult<String> {
         _ if fmt.starts_with(',') => (fmt[1..].trim().parse::<i32>().ok(), ""),
         _ => (None, fmt),
     };
+    let align = align.map(|a| a.clamp(-MAX_ALIGN, MAX_ALIGN));
     let s = match v {
         Value::DateTime(d) => d.format(fmt),
         Value::TimeSpan(t) => super::super::time::format_timespan(*t),
@@ -114,9 +115,14 @@ pub fn format_value(v: &Value, fmt: &str) -> EResult<String> {
     })
 }
 
+/// The number after a standard format letter (`D5`, `F2`), bounded so a hostile format string
+/// cannot ask for huge output (found by fuzzing: `{x:F99999999}`).
 fn precision(fmt: &str, default: usize) -> usize {
-    fmt[1..].parse().unwrap_or(default)
+    fmt[1..].parse::<usize>().unwrap_or(default).min(MAX_PRECISION)
 }
+
+const MAX_PRECISION: usize = 100;
+const MAX_ALIGN: i32 = 1000;
 
 fn group_thousands(int_part: &str) -> String {
     let (sign, digits) = int_part.strip_prefix('-').map_or(("", int_part), |d| ("-", d));
@@ -171,7 +177,7 @@ fn format_float(d: f64, fmt: &str) -> String {
         'G' | 'g' | 'R' | 'r' => format_double(d),
         '0' | '#' => {
             // Custom numeric: digits after '.' give the precision; a ',' groups thousands.
-            let decimals = fmt.split_once('.').map_or(0, |(_, f)| f.chars().filter(|c| *c == '0' || *c == '#').count());
+            let decimals = fmt.split_once('.').map_or(0, |(_, f)| f.chars().filter(|c| *c == '0' || *c == '#').count()).min(MAX_PRECISION);
             let min_dec = fmt.split_once('.').map_or(0, |(_, f)| f.chars().filter(|c| *c == '0').count());
             let mut s = format!("{:.p$}", d, p = decimals);
             if decimals > min_dec && s.contains('.') {
@@ -182,7 +188,7 @@ fn format_float(d: f64, fmt: &str) -> String {
                     s.pop();
                 }
             }
-            let int_zeros = fmt.split('.').next().unwrap_or("").chars().filter(|c| *c == '0').count();
+            let int_zeros = fmt.split('.').next().unwrap_or("").chars().filter(|c| *c == '0').count().min(MAX_PRECISION);
             let (ip, fp) = s.split_once('.').map_or((s.clone(), None), |(a, b)| (a.to_string(), Some(b.to_string())));
             let (neg, digits) = ip.strip_prefix('-').map_or((false, ip.as_str()), |x| (true, x));
             let mut ip = format!("{:0>w$}", digits, w = int_zeros.max(1));
