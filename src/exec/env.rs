@@ -14,7 +14,7 @@ fn s(v: &str) -> Value {
 }
 
 impl ExecCtx<'_> {
-    fn headers(&self, which: Ctx) -> &dyn super::HeaderStore {
+    fn headers(&self, which: Ctx) -> &(dyn super::HeaderStore + Send) {
         match which {
             Ctx::ResponseHeaders => &*self.resp_headers,
             _ => &*self.req_headers,

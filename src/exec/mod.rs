@@ -23,16 +23,19 @@ pub struct ExecCtx<'a> {
     pub gw: &'a Gateway,
     pub section: Section,
     pub req: &'a mut ReqState,
-    pub req_headers: &'a mut dyn HeaderStore,
+    pub req_headers: &'a mut (dyn HeaderStore + Send),
     pub resp: &'a mut RespState,
-    pub resp_headers: &'a mut dyn HeaderStore,
+    pub resp_headers: &'a mut (dyn HeaderStore + Send),
     pub examples: &'a [Example],
 }
+
+/// A section run in progress (boxed: `choose` nests).
+pub type FlowFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Flow> + Send + 'a>>;
 
 impl ExecCtx<'_> {
     /// The headers a statement in this section works on: the request's in inbound and
     /// backend, the response's in outbound and on-error.
-    pub fn section_headers(&mut self) -> &mut dyn HeaderStore {
+    pub fn section_headers(&mut self) -> &mut (dyn HeaderStore + Send) {
         match self.section {
             Section::Inbound | Section::Backend => &mut *self.req_headers,
             Section::Outbound | Section::OnError => &mut *self.resp_headers,
@@ -54,8 +57,6 @@ pub enum Flow {
 pub enum Step {
     Next,
     Respond { run_outbound: bool },
-    /// A nested statement (inside choose) failed; it is already placed.
-    Failed(PolicyError),
 }
 
 /// A statement's failure before it is placed (scope, section, path) by `run_section`.
@@ -167,41 +168,49 @@ pub fn value<'v, T: FromValue>(v: &'v Val<T>, cx: &mut ExecCtx) -> Result<Cow<'v
 }
 
 /// Run statements in order. Stops at the first statement that responds or fails.
-pub fn run_section(stmts: &[Stmt], cx: &mut ExecCtx) -> Flow {
-    run_nested(stmts, cx, "")
+pub async fn run_section(stmts: &[Stmt], cx: &mut ExecCtx<'_>) -> Flow {
+    run_nested(stmts, cx, String::new()).await
 }
 
-fn run_nested(stmts: &[Stmt], cx: &mut ExecCtx, prefix: &str) -> Flow {
-    for (i, st) in stmts.iter().enumerate() {
-        let outcome = match &st.kind {
-            StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::ForwardRequest(_) => Ok(Step::Next),
-            StmtKind::SetHeader(sh) => steps::set_header::run(sh, cx).map(|_| Step::Next),
-            StmtKind::SetQueryParameter(q) => steps::set_query_parameter::run(q, cx).map(|_| Step::Next),
-            StmtKind::SetMethod(m) => steps::set_method::run(m, cx).map(|_| Step::Next),
-            StmtKind::SetStatus(s) => steps::set_status::run(s, cx).map(|_| Step::Next),
-            StmtKind::SetBody(b) => steps::set_body::run(b, cx).map(|_| Step::Next),
-            StmtKind::ReturnResponse(r) => steps::return_response::run(r, cx),
-            StmtKind::MockResponse(m) => steps::mock_response::run(m, cx),
-            StmtKind::RewriteUri(r) => steps::rewrite_uri::run(r, cx).map(|_| Step::Next),
-            StmtKind::SetBackendService(t) => steps::set_backend_service::run(t, cx).map(|_| Step::Next),
-            StmtKind::SetVariable { name, value } => steps::set_variable::run(name, value, cx).map(|_| Step::Next),
-            StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
-            StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
-            StmtKind::Choose(c) => {
-                let path = format!("{prefix}{}", path_of(stmts, i));
-                steps::choose::run(c, cx, &path, run_nested)
+fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: String) -> FlowFuture<'a> {
+    Box::pin(async move {
+        for (i, st) in stmts.iter().enumerate() {
+            let outcome = match &st.kind {
+                StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::ForwardRequest(_) => Ok(Step::Next),
+                StmtKind::SetHeader(sh) => steps::set_header::run(sh, cx).map(|_| Step::Next),
+                StmtKind::SetQueryParameter(q) => steps::set_query_parameter::run(q, cx).map(|_| Step::Next),
+                StmtKind::SetMethod(m) => steps::set_method::run(m, cx).map(|_| Step::Next),
+                StmtKind::SetStatus(s) => steps::set_status::run(s, cx).map(|_| Step::Next),
+                StmtKind::SetBody(b) => steps::set_body::run(b, cx).map(|_| Step::Next),
+                StmtKind::ReturnResponse(r) => steps::return_response::run(r, cx),
+                StmtKind::MockResponse(m) => steps::mock_response::run(m, cx),
+                StmtKind::RewriteUri(r) => steps::rewrite_uri::run(r, cx).map(|_| Step::Next),
+                StmtKind::SetBackendService(t) => steps::set_backend_service::run(t, cx).map(|_| Step::Next),
+                StmtKind::SetVariable { name, value } => steps::set_variable::run(name, value, cx).map(|_| Step::Next),
+                StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
+                StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
+                StmtKind::Choose(c) => {
+                    let path = format!("{prefix}{}", path_of(stmts, i));
+                    match steps::choose::select(c, cx, &path) {
+                        Ok(Some((body, inner))) => match run_nested(body, cx, inner).await {
+                            Flow::Continue => Ok(Step::Next),
+                            other => return other,
+                        },
+                        Ok(None) => Ok(Step::Next),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match outcome {
+                Ok(Step::Next) => {}
+                Ok(Step::Respond { run_outbound }) => {
+                    return Flow::Respond { origin: Origin::policy(st, cx.section), run_outbound };
+                }
+                Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, format!("{prefix}{}", path_of(stmts, i)))),
             }
-        };
-        match outcome {
-            Ok(Step::Next) => {}
-            Ok(Step::Respond { run_outbound }) => {
-                return Flow::Respond { origin: Origin::policy(st, cx.section), run_outbound };
-            }
-            Ok(Step::Failed(e)) => return Flow::Fail(e),
-            Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, format!("{prefix}{}", path_of(stmts, i)))),
         }
-    }
-    Flow::Continue
+        Flow::Continue
+    })
 }
 
 /// `element[n]`: the statement's position among same-named siblings (1-based).

@@ -80,14 +80,14 @@ impl Ctx {
     }
 
     /// Run statements with the request's headers and the gateway-built response's headers.
-    pub fn run(&mut self, session: &mut Session, section: Section, stmts: &[Stmt]) -> Flow {
+    pub async fn run(&mut self, session: &mut Session, section: Section, stmts: &[Stmt]) -> Flow {
         let mut h = std::mem::take(&mut self.resp_headers);
-        let flow = self.run_with(session.req_header_mut(), &mut h, section, stmts);
+        let flow = self.run_with(session.req_header_mut(), &mut h, section, stmts).await;
         self.resp_headers = h;
         flow
     }
 
-    fn run_with(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, section: Section, stmts: &[Stmt]) -> Flow {
+    async fn run_with(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), section: Section, stmts: &[Stmt]) -> Flow {
         if stmts.is_empty() {
             return Flow::Continue;
         }
@@ -104,69 +104,69 @@ impl Ctx {
             resp_headers: resp_h,
             examples: &self.examples,
         };
-        exec::run_section(stmts, &mut cx)
+        exec::run_section(stmts, &mut cx).await
     }
 
     /// Outbound (after backend statements, when there was a backend response).
     /// `upstream`: the backend response's headers; `None` for gateway-built responses.
-    pub fn after_response(&mut self, session: &mut Session, p: &Pipeline, upstream: Option<&mut ResponseHeader>) {
+    pub async fn after_response(&mut self, session: &mut Session, p: &Pipeline, upstream: Option<&mut ResponseHeader>) {
         match upstream {
             Some(up) => {
-                let mut flow = self.run_with(session.req_header_mut(), up, Section::Backend, &p.backend_post);
+                let mut flow = self.run_with(session.req_header_mut(), up, Section::Backend, &p.backend_post).await;
                 if matches!(flow, Flow::Continue) {
-                    flow = self.run_with(session.req_header_mut(), up, Section::Outbound, &p.outbound);
+                    flow = self.run_with(session.req_header_mut(), up, Section::Outbound, &p.outbound).await;
                 }
                 match flow {
                     Flow::Continue => {}
                     Flow::Respond { origin, .. } => self.origin = origin,
-                    Flow::Fail(e) => self.fail_on_upstream_response(session, e, &p.on_error, up),
+                    Flow::Fail(e) => self.fail_on_upstream_response(session, e, &p.on_error, up).await,
                 }
             }
-            None => match self.run(session, Section::Outbound, &p.outbound) {
+            None => match self.run(session, Section::Outbound, &p.outbound).await {
                 Flow::Continue => {}
                 Flow::Respond { origin, .. } => self.origin = origin,
-                Flow::Fail(e) => self.fail(session, e, &p.on_error),
+                Flow::Fail(e) => self.fail(session, e, &p.on_error).await,
             },
         }
     }
 
     /// Backend-after-forward and outbound over a response the gateway buffered itself.
-    pub fn after_buffered_response(&mut self, session: &mut Session, p: &Pipeline) {
-        let mut flow = self.run(session, Section::Backend, &p.backend_post);
+    pub async fn after_buffered_response(&mut self, session: &mut Session, p: &Pipeline) {
+        let mut flow = self.run(session, Section::Backend, &p.backend_post).await;
         if matches!(flow, Flow::Continue) {
-            flow = self.run(session, Section::Outbound, &p.outbound);
+            flow = self.run(session, Section::Outbound, &p.outbound).await;
         }
         match flow {
             Flow::Continue => {}
             Flow::Respond { origin, .. } => self.origin = origin,
-            Flow::Fail(e) => self.fail(session, e, &p.on_error),
+            Flow::Fail(e) => self.fail(session, e, &p.on_error).await,
         }
     }
 
     /// fail-on-error-status-code on a buffered response: on-error runs with the backend's
     /// response kept.
-    pub fn fail_keep_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
+    pub async fn fail_keep_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
         if let Some(r) = self.req.as_mut() {
             r.last_error = Some(e.clone());
         }
         self.error = Some(e);
         let mut h = std::mem::take(&mut self.resp_headers);
-        let flow = self.run_with(session.req_header_mut(), &mut h, Section::OnError, on_error);
+        let flow = self.run_with(session.req_header_mut(), &mut h, Section::OnError, on_error).await;
         self.after_on_error(flow, &mut h);
         self.resp_headers = h;
     }
 
     /// A failure with a gateway-built response: default error response, then on-error.
-    pub fn fail(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
+    pub async fn fail(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
         let mut h = std::mem::take(&mut self.resp_headers);
-        self.fail_into(session.req_header_mut(), &mut h, e, on_error);
+        self.fail_into(session.req_header_mut(), &mut h, e, on_error).await;
         self.resp_headers = h;
     }
 
     /// A failure after the backend answered: the backend response's headers are reset to the
     /// default error response (or, for `fail-on-error-status-code`, kept as the backend sent
     /// them), then on-error runs on them.
-    pub fn fail_on_upstream_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt], up: &mut ResponseHeader) {
+    pub async fn fail_on_upstream_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt], up: &mut ResponseHeader) {
         if e.kind == ErrorKind::BackendErrorStatusCode {
             // The backend response stays in context.Response [apim-reference §1.4, unverified].
             self.origin = Origin::Backend;
@@ -174,14 +174,14 @@ impl Ctx {
                 r.last_error = Some(e.clone());
             }
             self.error = Some(e);
-            let flow = self.run_with(session.req_header_mut(), up, Section::OnError, on_error);
+            let flow = self.run_with(session.req_header_mut(), up, Section::OnError, on_error).await;
             self.after_on_error(flow, up);
             return;
         }
-        self.fail_into(session.req_header_mut(), up, e, on_error);
+        self.fail_into(session.req_header_mut(), up, e, on_error).await;
     }
 
-    fn fail_into(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, e: PolicyError, on_error: &[Stmt]) {
+    async fn fail_into(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), e: PolicyError, on_error: &[Stmt]) {
         self.set_default_error(resp_h, e.kind);
         if self.req.is_none() {
             self.req = Some(placeholder_request(&self.request_id, req_h));
@@ -194,11 +194,11 @@ impl Ctx {
             None => Origin::Builtin(e.source),
         };
         self.error = Some(e);
-        let flow = self.run_with(req_h, resp_h, Section::OnError, on_error);
+        let flow = self.run_with(req_h, resp_h, Section::OnError, on_error).await;
         self.after_on_error(flow, resp_h);
     }
 
-    fn after_on_error(&mut self, flow: Flow, resp_h: &mut dyn HeaderStore) {
+    fn after_on_error(&mut self, flow: Flow, resp_h: &mut (dyn HeaderStore + Send)) {
         match flow {
             Flow::Continue => {}
             Flow::Respond { origin, .. } => self.origin = origin,
@@ -211,7 +211,7 @@ impl Ctx {
         }
     }
 
-    fn set_default_error(&mut self, h: &mut dyn HeaderStore, kind: ErrorKind) {
+    fn set_default_error(&mut self, h: &mut (dyn HeaderStore + Send), kind: ErrorKind) {
         h.clear();
         h.set(&header::CONTENT_TYPE, &[HeaderValue::from_static("application/json")]);
         if let (ErrorKind::SubscriptionKeyNotFound, Some(name)) = (kind, &self.www_authenticate) {
@@ -324,7 +324,7 @@ impl Ctx {
         Ok(())
     }
 
-    fn with_exec<T>(&mut self, req_h: &mut RequestHeader, resp_h: &mut dyn HeaderStore, section: Section, f: impl FnOnce(&mut ExecCtx) -> T) -> T {
+    fn with_exec<T>(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), section: Section, f: impl FnOnce(&mut ExecCtx) -> T) -> T {
         let req = self.req.get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
         let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples };
         f(&mut cx)

@@ -47,7 +47,7 @@ impl ProxyHttp for Proxy {
                 Some(a) => ctx.gw.apis[a].on_error.clone(),
                 None => ctx.gw.global_on_error.clone(),
             };
-            ctx.fail(session, e, &stmts);
+            ctx.fail(session, e, &stmts).await;
             respond::write_gateway_response(session, ctx).await?;
             return Ok(true);
         }
@@ -57,14 +57,14 @@ impl ProxyHttp for Proxy {
             // Pingora's retry buffer, which holds 64 KiB.
             let limit = if p.needs_response_body { MAX_FORWARDED_BODY } else { MAX_BUFFERED_BODY };
             if let Err(e) = read_request_body(session, ctx, limit, !p.needs_response_body).await {
-                ctx.fail(session, e, &p.on_error);
+                ctx.fail(session, e, &p.on_error).await;
                 respond::write_gateway_response(session, ctx).await?;
                 return Ok(true);
             }
         }
-        let flow = ctx.run(session, Section::Inbound, &p.inbound);
+        let flow = ctx.run(session, Section::Inbound, &p.inbound).await;
         let flow = match flow {
-            Flow::Continue => ctx.run(session, Section::Backend, &p.backend_pre),
+            Flow::Continue => ctx.run(session, Section::Backend, &p.backend_pre).await,
             other => other,
         };
         let flow = match (flow, &p.forward) {
@@ -82,12 +82,12 @@ impl ProxyHttp for Proxy {
                         let fail_on_error = p.forward.as_ref().is_some_and(|f| f.options.fail_on_error_status_code);
                         if fail_on_error && ctx.resp.status >= 400 {
                             let e = PolicyError::builtin(ErrorKind::BackendErrorStatusCode, "forward-request", format!("backend responded with status {}", ctx.resp.status));
-                            ctx.fail_keep_response(session, e, &p.on_error);
+                            ctx.fail_keep_response(session, e, &p.on_error).await;
                         } else {
-                            ctx.after_buffered_response(session, &p);
+                            ctx.after_buffered_response(session, &p).await;
                         }
                     }
-                    Err(e) => ctx.fail(session, e, &p.on_error),
+                    Err(e) => ctx.fail(session, e, &p.on_error).await,
                 }
             }
             Flow::Continue if p.forward.is_some() => return Ok(false),
@@ -95,15 +95,15 @@ impl ProxyHttp for Proxy {
                 // No forward-request: nothing goes upstream; outbound runs on an empty 200.
                 ctx.resp.status = 200;
                 ctx.origin = Origin::Builtin("no-forward-request");
-                ctx.after_response(session, &p, None);
+                ctx.after_response(session, &p, None).await;
             }
             Flow::Respond { origin, run_outbound } => {
                 ctx.origin = origin;
                 if run_outbound {
-                    ctx.after_response(session, &p, None);
+                    ctx.after_response(session, &p, None).await;
                 }
             }
-            Flow::Fail(e) => ctx.fail(session, e, &p.on_error),
+            Flow::Fail(e) => ctx.fail(session, e, &p.on_error).await,
         }
         respond::write_gateway_response(session, ctx).await?;
         Ok(true)
@@ -146,9 +146,9 @@ impl ProxyHttp for Proxy {
                 "forward-request",
                 format!("backend responded with status {}", ctx.resp.status),
             );
-            ctx.fail_on_upstream_response(session, e, &p.on_error, resp);
+            ctx.fail_on_upstream_response(session, e, &p.on_error, resp).await;
         } else {
-            ctx.after_response(session, &p, Some(resp));
+            ctx.after_response(session, &p, Some(resp)).await;
         }
         ctx.apply_to_upstream_response(resp);
         Ok(())
@@ -206,7 +206,7 @@ impl ProxyHttp for Proxy {
         }
         let err = PolicyError::builtin(kind, "forward-request", e.to_string());
         let stmts = ctx.pipeline.as_ref().map(|p| p.on_error.clone()).unwrap_or_default();
-        ctx.fail(session, err, &stmts);
+        ctx.fail(session, err, &stmts).await;
         let code = match respond::write_gateway_response(session, ctx).await {
             Ok(()) => ctx.resp.status,
             Err(_) => 0,

@@ -25,7 +25,7 @@ pub fn apply(sh: &SetHeader, cx: &mut ExecCtx, response: bool) -> Result<(), Ste
     for v in &sh.values {
         values.push(value(v, cx)?.into_owned());
     }
-    let h: &mut dyn HeaderStore = if response { &mut *cx.resp_headers } else { &mut *cx.req_headers };
+    let h: &mut (dyn HeaderStore + Send) = if response { &mut *cx.resp_headers } else { &mut *cx.req_headers };
     apply_to(&name, action, values, h);
     Ok(())
 }
