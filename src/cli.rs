@@ -181,7 +181,10 @@ fn server_conf(cfg: &LoadedConfig, daemon: bool) -> ServerConf {
 fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i32> {
     let (cfg, gw) = load_or_report(path)?;
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let shared = Shared::new(gw, cfg.raw.access_log, config_path, cfg.raw.admin.echo);
+    let store: Arc<dyn crate::store::Counters> = match cfg.raw.store.r#type {
+        crate::config::StoreType::Memory => Arc::new(crate::store::memory::MemoryStore::new(cfg.raw.store.max_keys)),
+    };
+    let shared = Shared::new(gw, cfg.raw.access_log, config_path, cfg.raw.admin.echo, store);
     let opt = Opt { upgrade, daemon, nocapture: false, test, conf: None };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, daemon));
     server.bootstrap();

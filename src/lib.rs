@@ -12,3 +12,4 @@ pub mod observe;
 pub mod policy;
 pub mod proxy;
 pub mod state;
+pub mod store;

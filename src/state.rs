@@ -14,6 +14,8 @@ use crate::observe::metrics;
 
 pub struct Shared {
     pub gateway: ArcSwap<Gateway>,
+    /// Rate-limit and quota counters (built once; survives reloads).
+    pub store: Arc<dyn crate::store::Counters>,
     pub access_log: AccessLogTarget,
     pub config_path: PathBuf,
     pub generation: AtomicU64,
@@ -22,12 +24,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(gw: Gateway, access_log: AccessLogTarget, config_path: PathBuf, echo: bool) -> Arc<Shared> {
+    pub fn new(gw: Gateway, access_log: AccessLogTarget, config_path: PathBuf, echo: bool, store: Arc<dyn crate::store::Counters>) -> Arc<Shared> {
         if let Some(m) = metrics::get() {
             m.generation.set(1);
         }
         Arc::new(Shared {
             gateway: ArcSwap::from_pointee(gw),
+            store,
             access_log,
             config_path,
             generation: AtomicU64::new(1),

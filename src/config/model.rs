@@ -22,6 +22,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub policies: PolicyPaths,
     #[serde(default)]
+    pub store: StoreSettings,
+    #[serde(default)]
     pub named_values: BTreeMap<String, NamedValueSpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
@@ -148,6 +150,35 @@ pub enum AccessLogTarget {
     Stdout,
     Stderr,
     Off,
+}
+
+/// Where rate-limit, quota and cache state lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `memory` (default): state local to this instance.
+    #[serde(default)]
+    pub r#type: StoreType,
+    /// Most keys the in-memory store keeps (oldest evicted first).
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { r#type: StoreType::Memory, max_keys: default_max_keys() }
+    }
+}
+
+fn default_max_keys() -> usize {
+    100_000
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreType {
+    #[default]
+    Memory,
 }
 
 /// Where the policy documents live, relative to the configuration file.

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     BackendErrorStatusCode,
     /// A body policies must read is larger than the gateway buffers (413).
     PayloadTooLarge,
+    RateLimitExceeded,
+    QuotaExceeded,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -36,6 +38,8 @@ impl ErrorKind {
             ErrorKind::ExpressionValueEvaluationFailure => "ExpressionValueEvaluationFailure",
             ErrorKind::BackendErrorStatusCode => "BackendErrorStatusCode",
             ErrorKind::PayloadTooLarge => "PayloadTooLarge",
+            ErrorKind::RateLimitExceeded => "RateLimitExceeded",
+            ErrorKind::QuotaExceeded => "QuotaExceeded",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -46,6 +50,8 @@ impl ErrorKind {
             ErrorKind::OperationNotFound => 404,
             ErrorKind::SubscriptionKeyNotFound | ErrorKind::SubscriptionKeyInvalid => 401,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::RateLimitExceeded => 429,
+            ErrorKind::QuotaExceeded => 403,
             _ => 500,
         }
     }
@@ -74,6 +80,16 @@ pub struct PolicyError {
     /// Position of the failing statement, e.g. `set-header[2]`.
     pub path: String,
     pub policy_id: Option<String>,
+    /// For limits: what the default response says and which headers it carries.
+    pub detail: Option<LimitDetail>,
+}
+
+/// The client-facing details of a rate-limit or quota rejection.
+#[derive(Clone, Debug)]
+pub struct LimitDetail {
+    pub message: String,
+    pub retry_after_secs: u64,
+    pub retry_after_header: http::HeaderName,
 }
 
 pub type LastError = PolicyError;
@@ -81,7 +97,7 @@ pub type LastError = PolicyError;
 impl PolicyError {
     /// A built-in step's failure (no policy statement involved).
     pub fn builtin(kind: ErrorKind, source: &'static str, message: impl Into<String>) -> PolicyError {
-        PolicyError { kind, source, message: message.into(), scope: None, section: None, path: String::new(), policy_id: None }
+        PolicyError { kind, source, message: message.into(), scope: None, section: None, path: String::new(), policy_id: None, detail: None }
     }
 
     /// A statement's failure, placed where it happened.
@@ -94,6 +110,7 @@ impl PolicyError {
             section: Some(section),
             path,
             policy_id: st.id.clone(),
+            detail: e.detail,
         }
     }
 
@@ -105,6 +122,13 @@ impl PolicyError {
 /// The default JSON error body: `{"statusCode":N,"message":"…"}`, or the generic 500 with the
 /// request id as `activityId`.
 pub fn default_body(kind: ErrorKind, request_id: &str) -> String {
+    default_body_for(kind, None, request_id)
+}
+
+pub fn default_body_for(kind: ErrorKind, detail: Option<&LimitDetail>, request_id: &str) -> String {
+    if let Some(d) = detail {
+        return serde_json::json!({ "statusCode": kind.status(), "message": d.message }).to_string();
+    }
     match kind.client_message() {
         Some(m) => serde_json::json!({ "statusCode": kind.status(), "message": m }).to_string(),
         None => serde_json::json!({ "statusCode": 500, "message": "Internal server error", "activityId": request_id }).to_string(),

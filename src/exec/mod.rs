@@ -27,6 +27,8 @@ pub struct ExecCtx<'a> {
     pub resp: &'a mut RespState,
     pub resp_headers: &'a mut (dyn HeaderStore + Send),
     pub examples: &'a [Example],
+    /// Rate-limit and quota counters.
+    pub store: &'a dyn crate::store::Counters,
 }
 
 /// A section run in progress (boxed: `choose` nests).
@@ -64,11 +66,16 @@ pub enum Step {
 pub struct StepError {
     pub kind: ErrorKind,
     pub message: String,
+    pub detail: Option<error::LimitDetail>,
 }
 
 impl StepError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> StepError {
+        StepError { kind, message: message.into(), detail: None }
+    }
+
     pub fn expression(message: impl Into<String>) -> StepError {
-        StepError { kind: ErrorKind::ExpressionValueEvaluationFailure, message: message.into() }
+        StepError::new(ErrorKind::ExpressionValueEvaluationFailure, message)
     }
 }
 
@@ -189,6 +196,10 @@ fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: St
                 StmtKind::SetVariable { name, value } => steps::set_variable::run(name, value, cx).map(|_| Step::Next),
                 StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
                 StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
+                StmtKind::RateLimitByKey(r) => steps::rate_limit::by_key(r, cx).await.map(|_| Step::Next),
+                StmtKind::RateLimit(r) => steps::rate_limit::per_subscription(r, cx).await.map(|_| Step::Next),
+                StmtKind::QuotaByKey(q) => steps::quota::by_key(q, cx).await.map(|_| Step::Next),
+                StmtKind::Quota(q) => steps::quota::per_subscription(q, cx).await.map(|_| Step::Next),
                 StmtKind::Choose(c) => {
                     let path = format!("{prefix}{}", path_of(stmts, i));
                     match steps::choose::select(c, cx, &path) {

@@ -92,6 +92,20 @@ pub struct ReqState {
     pub last_error: Option<super::PolicyError>,
     /// `trace` policy output and `context.Trace(...)` calls.
     pub traces: Vec<TraceEntry>,
+    /// Counter increments that wait for the response (expression conditions, bandwidth).
+    pub deferred: Vec<Deferred>,
+    /// Headers policies add to the final response (remaining / total calls).
+    pub extra_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// quota-by-key keys already incremented by this request (each counts once).
+    pub quota_keys: Vec<String>,
+}
+
+/// An increment applied after the response (in the logging phase).
+#[derive(Clone, Debug)]
+pub enum Deferred {
+    Sliding { key: String, window: std::time::Duration, condition: Option<crate::policy::Val<bool>>, count: Option<crate::policy::Val<u64>> },
+    QuotaCalls { key: String, window_id: i64, ttl: Option<std::time::Duration>, condition: Option<crate::policy::Val<bool>>, count: Option<crate::policy::Val<u64>> },
+    QuotaBytes { key: String, window_id: i64, ttl: Option<std::time::Duration> },
 }
 
 /// Facts about the request that expressions read (`context.Api`, `context.Request.IpAddress`, ...).

@@ -184,6 +184,67 @@ pub struct Trace {
     pub metadata: Vec<(String, Val<String>)>,
 }
 
+/// Response headers and variables the rate-limit and quota policies set.
+#[derive(Clone, Debug, Default)]
+pub struct LimitOutputs {
+    pub retry_after_header: Option<HeaderName>,
+    pub retry_after_variable: Option<String>,
+    pub remaining_header: Option<HeaderName>,
+    pub remaining_variable: Option<String>,
+    pub total_header: Option<HeaderName>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimitByKey {
+    pub calls: Val<u64>,
+    pub period: Val<u64>,
+    pub key: Val<String>,
+    pub increment_condition: Option<Val<bool>>,
+    pub increment_count: Option<Val<u64>>,
+    pub outputs: LimitOutputs,
+}
+
+/// A nested `<api>` / `<operation>` limit of rate-limit or quota: matched by id (or name).
+#[derive(Clone, Debug)]
+pub struct ScopedLimit {
+    pub api: String,
+    pub operation: Option<String>,
+    pub calls: u64,
+    pub bandwidth_kb: u64,
+    pub period: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    pub calls: u64,
+    pub period: u64,
+    pub nested: Vec<ScopedLimit>,
+    pub outputs: LimitOutputs,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotaByKey {
+    pub key: Val<String>,
+    pub calls: u64,
+    pub bandwidth_kb: u64,
+    /// Seconds; 0 = the quota never renews.
+    pub period: u64,
+    pub increment_condition: Option<Val<bool>>,
+    pub increment_count: Option<Val<u64>>,
+    /// Unix seconds the windows are aligned to.
+    pub first_period_start: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotaPolicy {
+    pub calls: u64,
+    pub bandwidth_kb: u64,
+    pub period: u64,
+    pub nested: Vec<ScopedLimit>,
+}
+
+// Statements are built once at load; variant sizes do not matter on the request path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum StmtKind {
     Base,
@@ -203,6 +264,10 @@ pub enum StmtKind {
     SetVariable { name: String, value: Val<String> },
     Trace(Trace),
     FindAndReplace { from: Val<String>, to: Val<String> },
+    RateLimitByKey(RateLimitByKey),
+    RateLimit(RateLimit),
+    QuotaByKey(QuotaByKey),
+    Quota(QuotaPolicy),
 }
 
 impl Stmt {
@@ -283,7 +348,27 @@ impl Stmt {
                 v(from, f);
                 v(to, f);
             }
-            StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::MockResponse(_) => {}
+            StmtKind::RateLimitByKey(r) => {
+                v(&r.calls, f);
+                v(&r.period, f);
+                v(&r.key, f);
+                if let Some(c) = &r.increment_condition {
+                    v(c, f);
+                }
+                if let Some(c) = &r.increment_count {
+                    v(c, f);
+                }
+            }
+            StmtKind::QuotaByKey(q) => {
+                v(&q.key, f);
+                if let Some(c) = &q.increment_condition {
+                    v(c, f);
+                }
+                if let Some(c) = &q.increment_count {
+                    v(c, f);
+                }
+            }
+            StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::MockResponse(_) | StmtKind::RateLimit(_) | StmtKind::Quota(_) => {}
         }
     }
 }

@@ -87,6 +87,11 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
                     );
                 }
             }
+            match (&s.kind, s.scope) {
+                (StmtKind::RateLimit(_), Scope::Global) => diags.error("P047", s.span.clone(), "<rate-limit> is allowed only at product, API and operation scope (use rate-limit-by-key at global scope)"),
+                (StmtKind::Quota(_), scope) if scope != Scope::Product => diags.error("P047", s.span.clone(), "<quota> is allowed only at product scope (use quota-by-key elsewhere)"),
+                _ => {}
+            }
             if matches!(s.kind, StmtKind::Base) {
                 bases += 1;
                 if bases > 1 {
@@ -130,6 +135,12 @@ pub fn compose(chain: &[&PolicyDoc], section: Section) -> Vec<Stmt> {
 
 /// Checks on a composed section: once-only policies.
 pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics) {
+    for (name, what) in [("rate-limit", "rate-limit"), ("quota", "quota")] {
+        let found: Vec<&Stmt> = stmts.iter().filter(|s| s.element == name).collect();
+        for extra in found.iter().skip(1) {
+            diags.error("P042", extra.span.clone(), format!("<{what}> may appear only once in the effective policy (first at {})", found[0].span));
+        }
+    }
     if section == Section::Backend {
         let forwards: Vec<&Stmt> = stmts.iter().filter(|s| matches!(s.kind, StmtKind::ForwardRequest(_))).collect();
         for extra in forwards.iter().skip(1) {

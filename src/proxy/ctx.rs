@@ -16,6 +16,7 @@ use crate::state::Shared;
 
 pub struct Ctx {
     pub gw: Arc<Gateway>,
+    pub store: Arc<dyn crate::store::Counters>,
     pub start: Instant,
     pub request_id: String,
     pub api: Option<usize>,
@@ -49,9 +50,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(gw: Arc<Gateway>) -> Ctx {
+    pub fn new(gw: Arc<Gateway>, store: Arc<dyn crate::store::Counters>) -> Ctx {
         Ctx {
             gw,
+            store,
             start: Instant::now(),
             request_id: uuid::Uuid::new_v4().to_string(),
             api: None,
@@ -103,6 +105,7 @@ impl Ctx {
             resp: &mut self.resp,
             resp_headers: resp_h,
             examples: &self.examples,
+            store: &*self.store,
         };
         exec::run_section(stmts, &mut cx).await
     }
@@ -183,6 +186,10 @@ impl Ctx {
 
     async fn fail_into(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), e: PolicyError, on_error: &[Stmt]) {
         self.set_default_error(resp_h, e.kind);
+        if let Some(d) = &e.detail {
+            resp_h.set(&d.retry_after_header, &[HeaderValue::from(d.retry_after_secs)]);
+            self.resp.body = Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());
+        }
         if self.req.is_none() {
             self.req = Some(placeholder_request(&self.request_id, req_h));
         }
@@ -225,8 +232,55 @@ impl Ctx {
         self.resp.body = Some(default_body(kind, &self.request_id).into());
     }
 
+    /// Counter increments that waited for the response (expression conditions, bandwidth),
+    /// evaluated against the final response.
+    pub async fn apply_deferred(&mut self, session: &mut Session, bytes: u64) {
+        let Some(deferred) = self.req.as_mut().map(|r| std::mem::take(&mut r.deferred)) else { return };
+        if deferred.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let mut h = std::mem::take(&mut self.resp_headers);
+        for d in deferred {
+            let (cond, count) = match &d {
+                exec::state::Deferred::Sliding { condition, count, .. } | exec::state::Deferred::QuotaCalls { condition, count, .. } => {
+                    self.with_exec(session.req_header_mut(), &mut h, Section::Outbound, |cx| {
+                        let c = condition.as_ref().map_or(Ok(true), |v| exec::value(v, cx).map(|b| *b));
+                        let n = count.as_ref().map_or(Ok(1), |v| exec::value(v, cx).map(|n| *n));
+                        (c, n)
+                    })
+                }
+                exec::state::Deferred::QuotaBytes { .. } => (Ok(true), Ok(0)),
+            };
+            let (Ok(cond), Ok(count)) = (cond, count) else {
+                log::warn!("request {}: a deferred increment's expression failed; not counted", self.request_id);
+                continue;
+            };
+            if !cond {
+                continue;
+            }
+            let r = match d {
+                exec::state::Deferred::Sliding { key, window, .. } => store.sliding_add(&key, window, count).await,
+                exec::state::Deferred::QuotaCalls { key, window_id, ttl, .. } => store.quota_hit(&key, window_id, ttl, 0, 0, count, 0, true).await.map(|_| ()),
+                exec::state::Deferred::QuotaBytes { key, window_id, ttl } => store.quota_hit(&key, window_id, ttl, 0, 0, 0, bytes, true).await.map(|_| ()),
+            };
+            if let Err(e) = r {
+                log::warn!("request {}: deferred increment failed: {e}", self.request_id);
+            }
+        }
+        self.resp_headers = h;
+    }
+
+    /// Headers policies asked to add to the final response.
+    pub fn extra_headers(&self) -> Vec<(http::HeaderName, HeaderValue)> {
+        self.req.as_ref().map(|r| r.extra_headers.clone()).unwrap_or_default()
+    }
+
     /// Make the backend response carry what outbound / on-error decided.
     pub fn apply_to_upstream_response(&mut self, up: &mut ResponseHeader) {
+        for (n, v) in self.extra_headers() {
+            let _ = up.insert_header(n, v);
+        }
         if up.status.as_u16() != self.resp.status {
             let _ = up.set_status(self.resp.status);
         }
@@ -302,6 +356,9 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
         info: exec::RequestInfo::default(),
         last_error: None,
         traces: Vec::new(),
+        deferred: Vec::new(),
+        extra_headers: Vec::new(),
+        quota_keys: Vec::new(),
     }
 }
 
@@ -326,7 +383,7 @@ impl Ctx {
 
     fn with_exec<T>(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), section: Section, f: impl FnOnce(&mut ExecCtx) -> T) -> T {
         let req = self.req.get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
-        let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples };
+        let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples, store: &*self.store };
         f(&mut cx)
     }
 }

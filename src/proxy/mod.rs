@@ -37,7 +37,7 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.shared.gateway.load_full())
+        Ctx::new(self.shared.gateway.load_full(), self.shared.store.clone())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
@@ -244,6 +244,8 @@ impl ProxyHttp for Proxy {
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(ctx.final_status, |r| r.status.as_u16());
         let client = session.client_addr().map(|a: &PingoraAddr| a.to_string());
+        let bytes = session.body_bytes_read() as u64 + session.body_bytes_sent() as u64;
+        ctx.apply_deferred(session, bytes).await;
         ctx.log(&self.shared, session.req_header(), status, client, e.is_some());
     }
 }
@@ -331,6 +333,7 @@ impl Proxy {
     }
 
     /// Match API and operation, decide the subscription, and prepare the request state.
+    #[allow(clippy::result_large_err)]
     fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
         let gw = ctx.gw.clone();
         let req = session.req_header();
@@ -413,6 +416,9 @@ impl Proxy {
             info,
             last_error: None,
             traces: Vec::new(),
+            deferred: Vec::new(),
+            extra_headers: Vec::new(),
+            quota_keys: Vec::new(),
         });
         ctx.examples = op.examples.clone();
         Ok(())

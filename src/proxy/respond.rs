@@ -13,6 +13,9 @@ pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Res
     for (name, value) in ctx.resp_headers.iter() {
         h.append_header(name.clone(), value.clone())?;
     }
+    for (name, value) in ctx.extra_headers() {
+        h.insert_header(name, value)?;
+    }
     if let Some(r) = &ctx.resp.reason {
         h.set_reason_phrase(Some(r))?;
     }

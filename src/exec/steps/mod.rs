@@ -3,6 +3,8 @@
 pub mod choose;
 pub mod find_and_replace;
 pub mod mock_response;
+pub mod quota;
+pub mod rate_limit;
 pub mod return_response;
 pub mod rewrite_uri;
 pub mod set_backend_service;

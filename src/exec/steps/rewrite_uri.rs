@@ -16,7 +16,7 @@ fn render(parts: &[TemplatePart], matched: &[(String, String)], encode: bool) ->
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(name))
                     .map(|(_, v)| v.as_str())
-                    .ok_or_else(|| StepError { kind: crate::exec::ErrorKind::Internal, message: format!("rewrite-uri: template parameter {{{name}}} was not matched") })?;
+                    .ok_or_else(|| StepError::new(crate::exec::ErrorKind::Internal, format!("rewrite-uri: template parameter {{{name}}} was not matched")))?;
                 if encode {
                     out.push_str(&encode_component(v));
                 } else {

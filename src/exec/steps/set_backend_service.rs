@@ -8,7 +8,7 @@ use crate::policy::BackendTarget;
 pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
     cx.req.target = match t {
         BackendTarget::BaseUrl(u) => {
-            let base = BaseUrl::parse(&value(u, cx)?).map_err(|m| StepError { kind: ErrorKind::Internal, message: m })?;
+            let base = BaseUrl::parse(&value(u, cx)?).map_err(|m| StepError::new(ErrorKind::Internal, m))?;
             Target { base, backend: None }
         }
         BackendTarget::BackendId(id) => {
@@ -16,7 +16,7 @@ pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
             let (i, b) = cx
                 .gw
                 .backend(&id)
-                .ok_or_else(|| StepError { kind: ErrorKind::Internal, message: format!("unknown backend `{id}`") })?;
+                .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("unknown backend `{id}`")))?;
             Target { base: b.url.clone(), backend: Some(i) }
         }
     };

@@ -1,0 +1,127 @@
+//! `<quota-by-key>` and `<quota>`: fixed windows aligned to a start time (`first-period-start`
+//! for quota-by-key; 0001-01-01 for per-subscription quotas, as subscriptions carry no start
+//! date here), counting calls and bandwidth (request + response bytes, added after the
+//! response). Exceeding raises `QuotaExceeded`: 403 with `Retry-After`.
+
+use std::time::Duration;
+
+use crate::exec::error::LimitDetail;
+use crate::exec::state::Deferred;
+use crate::exec::{value, ErrorKind, ExecCtx, StepError};
+use crate::expr::time::{format_timespan, DateTime, TICKS_PER_SECOND};
+use crate::policy::{QuotaByKey, QuotaPolicy, Val};
+use crate::store::StoreError;
+
+const SEP: char = '\u{1f}';
+/// 0001-01-01T00:00:00Z in unix seconds.
+const EPOCH_0001: i64 = -62_135_596_800;
+
+fn store_failure(e: StoreError) -> StepError {
+    StepError::new(ErrorKind::Internal, e.to_string())
+}
+
+/// The current window (id, seconds left, time to keep it) for a period aligned to `start`.
+pub fn window(start: i64, period: u64, now: i64) -> (i64, u64, Option<Duration>) {
+    if period == 0 {
+        return (0, 0, None);
+    }
+    let p = period as i64;
+    let id = (now - start).div_euclid(p);
+    let left = (start + (id + 1) * p - now).max(1) as u64;
+    (id, left, Some(Duration::from_secs(left + 60)))
+}
+
+fn rejected(bandwidth: bool, left: u64) -> StepError {
+    let when = format_timespan(left as i64 * TICKS_PER_SECOND);
+    let message = if bandwidth {
+        format!("Out of bandwidth quota. Quota will be replenished in {when}.")
+    } else {
+        format!("Out of call volume quota. Quota will be replenished in {when}.")
+    };
+    StepError {
+        kind: ErrorKind::QuotaExceeded,
+        message: message.clone(),
+        detail: Some(LimitDetail { message, retry_after_secs: left, retry_after_header: http::header::RETRY_AFTER }),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    cx: &mut ExecCtx<'_>,
+    key: String,
+    start: i64,
+    period: u64,
+    calls: u64,
+    bandwidth_kb: u64,
+    condition: Option<&Val<bool>>,
+    count: Option<&Val<u64>>,
+) -> Result<(), StepError> {
+    let now = DateTime::now_utc().unix_seconds();
+    let (id, left, ttl) = window(start, period, now);
+    let deferred = matches!(condition, Some(Val::Expr(_))) || matches!(count, Some(Val::Expr(_)));
+    // The same key counts once per request, however many policies name it.
+    let first = !cx.req.quota_keys.contains(&key);
+    let n = match count {
+        Some(Val::Lit(n)) => *n,
+        _ => 1,
+    };
+    let counts = !deferred && first && !matches!(condition, Some(Val::Lit(false)));
+    let q = cx.store.quota_hit(&key, id, ttl, calls, bandwidth_kb * 1024, if counts { n } else { 1 }, 0, counts).await.map_err(store_failure)?;
+    if !q.admitted {
+        let bandwidth = bandwidth_kb > 0 && q.bytes >= bandwidth_kb * 1024;
+        return Err(rejected(bandwidth, left));
+    }
+    if first {
+        cx.req.quota_keys.push(key.clone());
+        if deferred && calls > 0 {
+            cx.req.deferred.push(Deferred::QuotaCalls { key: key.clone(), window_id: id, ttl, condition: condition.cloned(), count: count.cloned() });
+        }
+        if bandwidth_kb > 0 {
+            cx.req.deferred.push(Deferred::QuotaBytes { key, window_id: id, ttl });
+        }
+    }
+    Ok(())
+}
+
+pub async fn by_key(q: &QuotaByKey, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+    let key = value(&q.key, cx)?.into_owned();
+    let store_key = format!("qk{SEP}{}{SEP}{}{SEP}{key}", q.period, q.first_period_start);
+    check(cx, store_key, q.first_period_start, q.period, q.calls, q.bandwidth_kb, q.increment_condition.as_ref(), q.increment_count.as_ref()).await
+}
+
+pub async fn per_subscription(q: &QuotaPolicy, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+    let Some(sub) = cx.req.info.subscription else { return Ok(()) };
+    let gw = cx.gw;
+    let sub_id = gw.subscriptions.list[sub].id.clone();
+    if q.calls > 0 || q.bandwidth_kb > 0 {
+        let key = format!("q{SEP}{sub_id}{SEP}{}", q.period);
+        check(cx, key, EPOCH_0001, q.period, q.calls, q.bandwidth_kb, None, None).await?;
+    }
+    let api = cx.req.info.api.map(|a| &gw.apis[a]);
+    let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
+    for n in &q.nested {
+        if !api.is_some_and(|a| a.id == n.api || a.name == n.api) {
+            continue;
+        }
+        let key = match &n.operation {
+            None => format!("q{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}", n.api, n.period),
+            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!("q{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}", n.api, n.period),
+            Some(_) => continue,
+        };
+        check(cx, key, EPOCH_0001, n.period, n.calls, n.bandwidth_kb, None, None).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_align_to_the_start() {
+        assert_eq!(window(0, 300, 299), (0, 1, Some(Duration::from_secs(61))));
+        assert_eq!(window(0, 300, 300).0, 1);
+        assert_eq!(window(100, 300, 50), (-1, 50, Some(Duration::from_secs(110))));
+        assert_eq!(window(0, 0, 12345), (0, 0, None));
+    }
+}

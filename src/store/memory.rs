@@ -1,0 +1,187 @@
+//! The in-memory store: exact sliding windows (a log of recent hits per key) and fixed-window
+//! quota counters, sharded behind mutexes and bounded in size (the oldest keys are evicted and
+//! counted in `gatehouse_store_evictions_total`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use ahash::AHashMap;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{Counters, Quota, Sliding, StoreError};
+
+const SHARDS: usize = 16;
+
+struct Log {
+    hits: VecDeque<(Instant, u64)>,
+    sum: u64,
+    window: Duration,
+}
+
+struct QuotaEntry {
+    window_id: i64,
+    calls: u64,
+    bytes: u64,
+    expires: Option<Instant>,
+}
+
+pub struct MemoryStore {
+    logs: Vec<Mutex<AHashMap<String, Log>>>,
+    quotas: Vec<Mutex<AHashMap<String, QuotaEntry>>>,
+    max_keys_per_shard: usize,
+    hasher: ahash::RandomState,
+}
+
+impl MemoryStore {
+    /// `max_keys`: the most keys kept (rate and quota counters each).
+    pub fn new(max_keys: usize) -> MemoryStore {
+        MemoryStore {
+            logs: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
+            quotas: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
+            max_keys_per_shard: (max_keys / SHARDS).max(16),
+            hasher: ahash::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    fn evicted(n: usize) {
+        if n > 0 {
+            if let Some(m) = crate::observe::metrics::get() {
+                m.store_evictions.inc_by(n as u64);
+            }
+        }
+    }
+}
+
+impl Log {
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(t, c)) = self.hits.front() {
+            if now.duration_since(t) >= self.window {
+                self.hits.pop_front();
+                self.sum -= c;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Counters for MemoryStore {
+    async fn sliding_hit(&self, key: &str, limit: u64, window: Duration, count: u64, record: bool) -> Result<Sliding, StoreError> {
+        let now = Instant::now();
+        let mut shard = self.logs[self.shard(key)].lock();
+        if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
+            // Drop keys whose windows are empty first, then any key.
+            let before = shard.len();
+            shard.retain(|_, l| {
+                l.expire(now);
+                l.sum > 0
+            });
+            if shard.len() >= self.max_keys_per_shard {
+                if let Some(k) = shard.keys().next().cloned() {
+                    shard.remove(&k);
+                }
+            }
+            Self::evicted(before - shard.len());
+        }
+        let log = shard.entry(key.to_string()).or_insert_with(|| Log { hits: VecDeque::new(), sum: 0, window });
+        log.window = window;
+        log.expire(now);
+        if log.sum + count <= limit {
+            if record && count > 0 {
+                log.hits.push_back((now, count));
+                log.sum += count;
+            }
+            let count_now = if record { log.sum } else { log.sum + count };
+            return Ok(Sliding { admitted: true, count: count_now, retry_after: Duration::ZERO });
+        }
+        // How long until enough of the oldest hits leave the window.
+        let mut need = (log.sum + count).saturating_sub(limit);
+        let mut retry = window;
+        for &(t, c) in &log.hits {
+            retry = window.saturating_sub(now.duration_since(t));
+            if c >= need {
+                break;
+            }
+            need -= c;
+        }
+        Ok(Sliding { admitted: false, count: log.sum, retry_after: retry })
+    }
+
+    async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut shard = self.logs[self.shard(key)].lock();
+        let log = shard.entry(key.to_string()).or_insert_with(|| Log { hits: VecDeque::new(), sum: 0, window });
+        log.window = window;
+        log.expire(now);
+        if count > 0 {
+            log.hits.push_back((now, count));
+            log.sum += count;
+        }
+        Ok(())
+    }
+
+    async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError> {
+        let now = Instant::now();
+        let mut shard = self.quotas[self.shard(key)].lock();
+        if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
+            let before = shard.len();
+            shard.retain(|_, q| q.expires.is_none_or(|e| e > now));
+            if shard.len() >= self.max_keys_per_shard {
+                if let Some(k) = shard.keys().next().cloned() {
+                    shard.remove(&k);
+                }
+            }
+            Self::evicted(before - shard.len());
+        }
+        let e = shard.entry(key.to_string()).or_insert(QuotaEntry { window_id, calls: 0, bytes: 0, expires: None });
+        if e.window_id != window_id || e.expires.is_some_and(|x| x <= now) {
+            *e = QuotaEntry { window_id, calls: 0, bytes: 0, expires: None };
+        }
+        e.expires = ttl.map(|t| now + t);
+        let over_calls = max_calls > 0 && e.calls + calls.max(1) > max_calls;
+        let over_bytes = max_bytes > 0 && e.bytes >= max_bytes;
+        if over_calls || over_bytes {
+            return Ok(Quota { admitted: false, calls: e.calls, bytes: e.bytes });
+        }
+        if record {
+            e.calls += calls;
+            e.bytes += bytes;
+        }
+        Ok(Quota { admitted: true, calls: e.calls, bytes: e.bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sliding_window_is_exact() {
+        let s = MemoryStore::new(1000);
+        let w = Duration::from_millis(200);
+        for i in 0..3 {
+            let r = s.sliding_hit("k", 3, w, 1, true).await.unwrap_or_else(|_| panic!("store"));
+            assert!(r.admitted, "hit {i}");
+        }
+        let r = s.sliding_hit("k", 3, w, 1, true).await.unwrap_or_else(|_| panic!("store"));
+        assert!(!r.admitted);
+        assert!(r.retry_after <= w && r.retry_after > Duration::ZERO);
+        tokio::time::sleep(w).await;
+        assert!(s.sliding_hit("k", 3, w, 1, true).await.map(|r| r.admitted).unwrap_or(false));
+    }
+
+    #[tokio::test]
+    async fn quota_windows_reset() {
+        let s = MemoryStore::new(1000);
+        assert!(s.quota_hit("q", 1, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
+        assert!(s.quota_hit("q", 1, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
+        assert!(!s.quota_hit("q", 1, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(true));
+        assert!(s.quota_hit("q", 2, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
+    }
+}

@@ -1,0 +1,50 @@
+//! Shared state for traffic control: sliding-window rate counters and fixed-window quotas.
+//! `memory` is the embedded default; a Redis implementation behind the same trait makes
+//! several instances act as one.
+
+pub mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// The result of a sliding-window check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sliding {
+    pub admitted: bool,
+    /// Calls counted in the window after this request (admitted or not).
+    pub count: u64,
+    /// When rejected: how long until the request would fit.
+    pub retry_after: Duration,
+}
+
+/// The result of a fixed-window quota check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub admitted: bool,
+    pub calls: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Counters: Send + Sync {
+    /// Sliding window over `window`: if the calls counted in the last `window` plus `count`
+    /// stay within `limit`, record `count` and admit. With `record` false, only check (the
+    /// increment comes later through `sliding_add`).
+    async fn sliding_hit(&self, key: &str, limit: u64, window: Duration, count: u64, record: bool) -> Result<Sliding, StoreError>;
+
+    /// Record `count` calls now without checking (deferred increments).
+    async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError>;
+
+    /// Fixed window `window_id` (kept for `ttl`): admit when `calls` more stay within
+    /// `max_calls` and the bytes counted so far are below `max_bytes` (`0` = no limit); with
+    /// `record`, add `calls` and `bytes`.
+    #[allow(clippy::too_many_arguments)]
+    async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError>;
+}
