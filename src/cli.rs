@@ -181,8 +181,18 @@ fn server_conf(cfg: &LoadedConfig, daemon: bool) -> ServerConf {
 fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i32> {
     let (cfg, gw) = load_or_report(path)?;
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let store: Arc<dyn crate::store::Counters> = match cfg.raw.store.r#type {
-        crate::config::StoreType::Memory => Arc::new(crate::store::memory::MemoryStore::new(cfg.raw.store.max_keys)),
+    let st = &cfg.raw.store;
+    let store: Arc<dyn crate::store::Counters> = match st.r#type {
+        crate::config::StoreType::Memory => Arc::new(crate::store::memory::MemoryStore::new(st.max_keys)),
+        crate::config::StoreType::Redis => {
+            let mode = match st.failure_mode {
+                crate::config::StoreFailureMode::Local => crate::store::redis::FailureMode::Local,
+                crate::config::StoreFailureMode::FailOpen => crate::store::redis::FailureMode::FailOpen,
+                crate::config::StoreFailureMode::FailClosed => crate::store::redis::FailureMode::FailClosed,
+            };
+            let url = st.url.clone().unwrap_or_default();
+            Arc::new(crate::store::redis::RedisStore::new(&url, &cfg.raw.name, st.timeout.0, mode, st.max_keys).map_err(anyhow::Error::msg)?)
+        }
     };
     let shared = Shared::new(gw, cfg.raw.access_log, config_path, cfg.raw.admin.echo, store);
     let opt = Opt { upgrade, daemon, nocapture: false, test, conf: None };
@@ -234,6 +244,7 @@ impl BackgroundService for Reloader {
                 None
             }
         };
+        self.shared.store.warm_up().await;
         self.shared.ready.store(true, Ordering::SeqCst);
         loop {
             tokio::select! {

@@ -162,12 +162,34 @@ pub struct StoreSettings {
     /// Most keys the in-memory store keeps (oldest evicted first).
     #[serde(default = "default_max_keys")]
     pub max_keys: usize,
+    /// `redis://host:port/db` (type redis).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Longest wait for one Redis call before the failure mode applies.
+    #[serde(default = "default_store_timeout")]
+    pub timeout: HumanDuration,
+    /// While Redis is unreachable: `local` (count in memory), `fail-open`, `fail-closed`.
+    #[serde(default)]
+    pub failure_mode: StoreFailureMode,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { r#type: StoreType::Memory, max_keys: default_max_keys() }
+        StoreSettings { r#type: StoreType::Memory, max_keys: default_max_keys(), url: None, timeout: default_store_timeout(), failure_mode: StoreFailureMode::Local }
     }
+}
+
+fn default_store_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(100))
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreFailureMode {
+    #[default]
+    Local,
+    FailOpen,
+    FailClosed,
 }
 
 fn default_max_keys() -> usize {
@@ -179,6 +201,7 @@ fn default_max_keys() -> usize {
 pub enum StoreType {
     #[default]
     Memory,
+    Redis,
 }
 
 /// Where the policy documents live, relative to the configuration file.

@@ -84,6 +84,14 @@ fn check_listeners(cfg: &LoadedConfig, d: &mut Diagnostics) {
             }
         }
     }
+    let st = &cfg.raw.store;
+    match (st.r#type, &st.url) {
+        (crate::config::StoreType::Redis, None) => d.error("C006", cfg.locate(None, "type", "redis"), "store type redis needs `url` (redis://host:port)"),
+        (crate::config::StoreType::Redis, Some(u)) if redis::Client::open(u.as_str()).is_err() => {
+            d.error("C006", cfg.locate(None, "url", u), format!("invalid Redis URL {u:?}"))
+        }
+        _ => {}
+    }
     let admin = &cfg.raw.admin.address;
     if !admin.is_empty() && admin.parse::<std::net::SocketAddr>().is_err() {
         d.error("C004", cfg.locate(None, "address", admin), format!("admin address {admin:?} must be ip:port"));

@@ -41,6 +41,9 @@ pub struct Entry<'a> {
     pub traces: Vec<TraceLine<'a>>,
     pub duration_ms: f64,
     pub backend_ms: Option<f64>,
+    /// The shared store was unreachable (its failure mode applied).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub store_degraded: bool,
 }
 
 #[derive(Serialize)]

@@ -17,6 +17,10 @@ pub struct Metrics {
     pub generation: IntGauge,
     /// Keys evicted from the in-memory store because it was full.
     pub store_evictions: prometheus::IntCounter,
+    /// Failed calls to the shared store (Redis).
+    pub store_errors: prometheus::IntCounter,
+    /// 1 while the shared store answers, 0 while its failure mode is in force.
+    pub store_up: IntGauge,
 }
 
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -40,6 +44,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         reloads: register_int_counter_vec!("gatehouse_config_reloads_total", "Configuration reloads by result", &["result"])?,
         generation: register_int_gauge!("gatehouse_config_generation", "Generation of the configuration in service")?,
         store_evictions: prometheus::register_int_counter!("gatehouse_store_evictions_total", "Keys evicted from the in-memory store because it was full")?,
+        store_errors: prometheus::register_int_counter!("gatehouse_store_errors_total", "Failed calls to the shared store")?,
+        store_up: register_int_gauge!("gatehouse_store_up", "1 while the shared store answers, 0 while its failure mode applies")?,
     })
 }
 

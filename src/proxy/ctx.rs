@@ -321,6 +321,7 @@ impl Ctx {
             traces: self.req.as_ref().map(|r| r.traces.iter().map(|t| access_log::TraceLine { source: &t.source, severity: t.severity, message: &t.message }).collect()).unwrap_or_default(),
             duration_ms: duration.as_secs_f64() * 1000.0,
             backend_ms: self.backend_time.map(|d| d.as_secs_f64() * 1000.0),
+            store_degraded: self.store.degraded(),
         };
         access_log::write(shared.access_log, &entry);
         if let Some(r) = &self.req {

@@ -3,6 +3,7 @@
 //! several instances act as one.
 
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -47,4 +48,12 @@ pub trait Counters: Send + Sync {
     /// `record`, add `calls` and `bytes`.
     #[allow(clippy::too_many_arguments)]
     async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError>;
+
+    /// Whether a shared store is unreachable and its failure mode is in force.
+    fn degraded(&self) -> bool {
+        false
+    }
+
+    /// Connect ahead of the first request (called once the server has started).
+    async fn warm_up(&self) {}
 }

@@ -1,0 +1,254 @@
+//! The Redis store: every check-and-increment is one atomic Lua script (loaded once, called by
+//! hash), timed by Redis's own clock, under keys namespaced by the gateway name, so N instances
+//! act as one. Redis never takes the gateway down: each call has a short timeout, the client
+//! connects lazily and reconnects by itself, and while Redis is unreachable the configured
+//! failure mode applies (`local` counters by default, `fail-open`, or `fail-closed`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use super::memory::MemoryStore;
+use super::{Counters, Quota, Sliding, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Count in this instance's memory until Redis is back.
+    Local,
+    /// Admit every request.
+    FailOpen,
+    /// Fail requests that need the store.
+    FailClosed,
+}
+
+/// Sliding window as a sorted set of unit hits scored by Redis time (microseconds).
+/// KEYS[1] = key; ARGV = window_us, limit, count, record (0/1), unique id.
+/// Returns {admitted, count, retry_after_us}.
+const SLIDING: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n + count <= limit then
+  if ARGV[4] == '1' and count > 0 then
+    for i = 1, count do redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i) end
+    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+    n = n + count
+  else
+    n = n + count
+  end
+  return {1, n, 0}
+end
+local need = n + count - limit
+local e = redis.call('ZRANGE', KEYS[1], need - 1, need - 1, 'WITHSCORES')
+local retry = window
+if e[2] then retry = tonumber(e[2]) + window - now end
+return {0, n, retry}
+"#;
+
+/// Unconditional add of `count` hits. KEYS[1]; ARGV = window_us, count, id.
+const SLIDING_ADD: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+for i = 1, tonumber(ARGV[2]) do redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i) end
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+return 1
+"#;
+
+/// Fixed-window quota in a hash. KEYS[1] (window id in the key); ARGV = ttl_s (0 = none),
+/// max_calls, max_bytes, calls, bytes, record. Returns {admitted, calls, bytes}.
+const QUOTA: &str = r#"
+local c = tonumber(redis.call('HGET', KEYS[1], 'c') or '0')
+local b = tonumber(redis.call('HGET', KEYS[1], 'b') or '0')
+local maxc = tonumber(ARGV[2])
+local maxb = tonumber(ARGV[3])
+local addc = tonumber(ARGV[4])
+local addb = tonumber(ARGV[5])
+local probe = addc
+if probe < 1 then probe = 1 end
+if (maxc > 0 and c + probe > maxc) or (maxb > 0 and b >= maxb) then return {0, c, b} end
+if ARGV[6] == '1' then
+  c = redis.call('HINCRBY', KEYS[1], 'c', addc)
+  b = redis.call('HINCRBY', KEYS[1], 'b', addb)
+  if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+end
+return {1, c, b}
+"#;
+
+pub struct RedisStore {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    next_attempt: parking_lot::Mutex<Instant>,
+    timeout: Duration,
+    mode: FailureMode,
+    local: MemoryStore,
+    prefix: String,
+    sliding: redis::Script,
+    sliding_add: redis::Script,
+    quota: redis::Script,
+    degraded: AtomicBool,
+}
+
+impl RedisStore {
+    pub fn new(url: &str, prefix: &str, timeout: Duration, mode: FailureMode, max_keys: usize) -> Result<RedisStore, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+        Ok(RedisStore {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            next_attempt: parking_lot::Mutex::new(Instant::now()),
+            timeout,
+            mode,
+            local: MemoryStore::new(max_keys),
+            prefix: format!("gh:{prefix}:"),
+            sliding: redis::Script::new(SLIDING),
+            sliding_add: redis::Script::new(SLIDING_ADD),
+            quota: redis::Script::new(QUOTA),
+            degraded: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the last call to Redis failed (the failure mode is in force).
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let mut g = self.conn.lock().await;
+        if let Some(c) = g.as_ref() {
+            return Ok(c.clone());
+        }
+        if Instant::now() < *self.next_attempt.lock() {
+            return Err(StoreError::Unavailable("waiting before reconnecting".into()));
+        }
+        let cfg = redis::aio::ConnectionManagerConfig::new().set_connection_timeout(self.timeout).set_response_timeout(self.timeout).set_number_of_retries(1);
+        match tokio::time::timeout(self.timeout * 4, ConnectionManager::new_with_config(self.client.clone(), cfg)).await {
+            Ok(Ok(c)) => {
+                *g = Some(c.clone());
+                Ok(c)
+            }
+            Ok(Err(e)) => {
+                *self.next_attempt.lock() = Instant::now() + Duration::from_millis(500);
+                Err(StoreError::Unavailable(e.to_string()))
+            }
+            Err(_) => {
+                *self.next_attempt.lock() = Instant::now() + Duration::from_millis(500);
+                Err(StoreError::Unavailable("connect timed out".into()))
+            }
+        }
+    }
+
+    async fn run(&self, script: &redis::Script, key: &str, args: &[String]) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.connection().await?;
+        let mut inv = script.key(format!("{}{key}", self.prefix));
+        for a in args {
+            inv.arg(a);
+        }
+        match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
+            Ok(Ok(v)) => {
+                if self.degraded.swap(false, Ordering::Relaxed) {
+                    log::info!("store: Redis is reachable again; counters are shared");
+                    metric_up(true);
+                }
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
+    fn failed(&self, e: &StoreError) {
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            log::warn!("store: Redis unavailable ({e}); failure mode {:?} applies until it is back", self.mode);
+            metric_up(false);
+        }
+        if let Some(m) = crate::observe::metrics::get() {
+            m.store_errors.inc();
+        }
+    }
+}
+
+fn metric_up(up: bool) {
+    if let Some(m) = crate::observe::metrics::get() {
+        m.store_up.set(i64::from(up));
+    }
+}
+
+fn unique() -> String {
+    format!("{:x}", rand::random::<u64>())
+}
+
+#[async_trait]
+impl Counters for RedisStore {
+    async fn sliding_hit(&self, key: &str, limit: u64, window: Duration, count: u64, record: bool) -> Result<Sliding, StoreError> {
+        let args = [window.as_micros().to_string(), limit.to_string(), count.to_string(), if record { "1" } else { "0" }.to_string(), unique()];
+        match self.run(&self.sliding, key, &args).await {
+            Ok(v) if v.len() == 3 => Ok(Sliding { admitted: v[0] == 1, count: v[1].max(0) as u64, retry_after: Duration::from_micros(v[2].max(0) as u64) }),
+            Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
+            Err(e) => {
+                self.failed(&e);
+                match self.mode {
+                    FailureMode::Local => self.local.sliding_hit(key, limit, window, count, record).await,
+                    FailureMode::FailOpen => Ok(Sliding { admitted: true, count: 0, retry_after: Duration::ZERO }),
+                    FailureMode::FailClosed => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError> {
+        let args = [window.as_micros().to_string(), count.to_string(), unique()];
+        match self.run(&self.sliding_add, key, &args).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.failed(&e);
+                match self.mode {
+                    FailureMode::Local => self.local.sliding_add(key, window, count).await,
+                    FailureMode::FailOpen => Ok(()),
+                    FailureMode::FailClosed => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError> {
+        let full = format!("{key}\u{1f}{window_id}");
+        let args = [
+            ttl.map_or(0, |t| t.as_secs()).to_string(),
+            max_calls.to_string(),
+            max_bytes.to_string(),
+            calls.to_string(),
+            bytes.to_string(),
+            if record { "1" } else { "0" }.to_string(),
+        ];
+        match self.run(&self.quota, &full, &args).await {
+            Ok(v) if v.len() == 3 => Ok(Quota { admitted: v[0] == 1, calls: v[1].max(0) as u64, bytes: v[2].max(0) as u64 }),
+            Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
+            Err(e) => {
+                self.failed(&e);
+                match self.mode {
+                    FailureMode::Local => self.local.quota_hit(key, window_id, ttl, max_calls, max_bytes, calls, bytes, record).await,
+                    FailureMode::FailOpen => Ok(Quota { admitted: true, calls: 0, bytes: 0 }),
+                    FailureMode::FailClosed => Err(e),
+                }
+            }
+        }
+    }
+
+    fn degraded(&self) -> bool {
+        self.is_degraded()
+    }
+
+    async fn warm_up(&self) {
+        match self.connection().await {
+            Ok(_) => metric_up(true),
+            Err(e) => self.failed(&e),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Limits shared through a real redis-server (started by the test on a free port): several
+//! gatehouse instances act as one, and a Redis outage costs nothing beyond the failure mode.
+
+mod common;
+use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn yaml(origin_port: u16, redis: &RedisServer, extra_store: &str) -> String {
+    format!(
+        "name: shared\nstore:\n  type: redis\n  url: {}\n  timeout: 100ms\n{extra_store}apis:\n{}",
+        redis.url(),
+        api_yaml("a", "a", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("rl", "GET", "/rl"), ("q", "GET", "/q")])
+    )
+}
+
+const RL: &str = r#"<policies><inbound><base /><rate-limit-by-key calls="20" renewal-period="30" counter-key="shared-key" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+
+#[test]
+fn three_instances_admit_exactly_n_per_window() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let gws: Vec<Gatehouse> = (0..3).map(|_| Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)])).collect();
+    let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let rejected = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let (ports, admitted, rejected) = (ports.clone(), admitted.clone(), rejected.clone());
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let port = ports[(t + i) % ports.len()];
+                    match get(port, "/a/rl", &[]).status {
+                        200 => admitted.fetch_add(1, Ordering::SeqCst),
+                        429 => rejected.fetch_add(1, Ordering::SeqCst),
+                        other => panic!("unexpected status {other}"),
+                    };
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let (a, r) = (admitted.load(Ordering::SeqCst), rejected.load(Ordering::SeqCst));
+    println!("admitted {a}, rejected {r}, over-admission {}", a as i64 - 20);
+    assert_eq!(a, 20, "exactly N admitted across 3 instances (admitted {a}, rejected {r})");
+    assert_eq!(r, 70);
+    assert_eq!(origin.count(), 20);
+}
+
+#[test]
+fn redis_outage_falls_back_to_local_counters_and_recovers() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::echo();
+    let gw = Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)]);
+    let other = Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)]);
+    for _ in 0..5 {
+        assert_eq!(gw.get("/a/rl", &[]).status, 200);
+    }
+    redis.kill();
+    // During the outage: requests keep flowing on local counters, none waits long.
+    for i in 0..10 {
+        let start = Instant::now();
+        let r = gw.get("/a/rl", &[]);
+        assert_eq!(r.status, 200, "request {i} during the outage");
+        assert!(start.elapsed() < Duration::from_secs(2), "request {i} took {:?}", start.elapsed());
+    }
+    let log = gw.last_log();
+    assert_eq!(log["store_degraded"], true, "{log}");
+    let m = get(gw.admin, "/metrics", &[]).text();
+    assert!(m.contains("gatehouse_store_up 0"), "{m}");
+    redis.restart();
+    // After Redis is back the counters are shared again: 20 per window across both instances.
+    let mut back = false;
+    for _ in 0..100 {
+        if gw.get("/a/rl", &[]).status == 200 && !gw.last_log()["store_degraded"].as_bool().unwrap_or(false) {
+            back = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(back, "store did not recover:\n{}", gw.log());
+    let mut admitted = 1;
+    for i in 0..30 {
+        let g = if i % 2 == 0 { &other } else { &gw };
+        if g.get("/a/rl", &[]).status == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 20, "shared again after the restart");
+}
+
+#[test]
+fn fail_closed_and_fail_open_modes() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::echo();
+    let closed = Gatehouse::start(&yaml(origin.port, &redis, "  failure_mode: fail-closed\n"), &[("apis/a/rl.xml", RL)]);
+    let open = Gatehouse::start(&yaml(origin.port, &redis, "  failure_mode: fail-open\n"), &[("apis/a/rl.xml", RL)]);
+    assert_eq!(closed.get("/a/rl", &[]).status, 200);
+    redis.kill();
+    assert_eq!(closed.get("/a/rl", &[]).status, 500);
+    for _ in 0..25 {
+        assert_eq!(open.get("/a/rl", &[]).status, 200);
+    }
+}
+
+#[test]
+fn quota_windows_roll_over_at_boundaries() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let yaml = format!(
+        "name: q\nstore:\n  type: redis\n  url: {}\napis:\n{}products:\n  - id: p\n    apis: [k]\nsubscriptions:\n  - id: s\n    scope: product:p\n    primary_key: quota-key-123\n",
+        redis.url(),
+        api_yaml("k", "k", &format!("http://127.0.0.1:{}", origin.port), "", &[("g", "GET", "/")])
+    );
+    let gw = Gatehouse::start(&yaml, &[("products/p.xml", "<policies><inbound><base /><quota calls=\"2\" renewal-period=\"2\" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")]);
+    let key = [("Ocp-Apim-Subscription-Key", "quota-key-123")];
+    // Start right after a 2-second boundary (windows are aligned to 0001-01-01, i.e. even seconds).
+    let wait = |pred: &dyn Fn(u64) -> bool| {
+        for _ in 0..300 {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            if pred(now.as_millis() as u64 % 2000) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait(&|ms| ms < 200);
+    assert_eq!(gw.get("/k/", &key).status, 200);
+    assert_eq!(gw.get("/k/", &key).status, 200);
+    let r = gw.get("/k/", &key);
+    assert_eq!(r.status, 403);
+    let retry: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(99);
+    assert!(retry <= 2, "Retry-After {retry} is the rest of the 2 s window");
+    wait(&|ms| ms >= 1800);
+    wait(&|ms| ms < 200);
+    assert_eq!(gw.get("/k/", &key).status, 200, "a new window");
+}
