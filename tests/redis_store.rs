@@ -11,7 +11,7 @@ fn yaml(origin_port: u16, redis: &RedisServer, extra_store: &str) -> String {
     format!(
         "name: shared\nstore:\n  type: redis\n  url: {}\n  timeout: 100ms\n{extra_store}apis:\n{}",
         redis.url(),
-        api_yaml("a", "a", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("rl", "GET", "/rl"), ("q", "GET", "/q")])
+        api_yaml("a", "a", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("rl", "GET", "/rl"), ("probe", "GET", "/probe")])
     )
 }
 
@@ -54,8 +54,10 @@ fn three_instances_admit_exactly_n_per_window() {
 fn redis_outage_falls_back_to_local_counters_and_recovers() {
     let mut redis = RedisServer::start();
     let origin = Origin::echo();
-    let gw = Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)]);
-    let other = Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)]);
+    let probe = RL.replace("calls=\"20\"", "calls=\"1000\"").replace("shared-key", "probe-key");
+    let files = [("apis/a/rl.xml", RL), ("apis/a/probe.xml", probe.as_str())];
+    let gw = Gatehouse::start(&yaml(origin.port, &redis, ""), &files);
+    let other = Gatehouse::start(&yaml(origin.port, &redis, ""), &files);
     for _ in 0..5 {
         assert_eq!(gw.get("/a/rl", &[]).status, 200);
     }
@@ -72,17 +74,22 @@ fn redis_outage_falls_back_to_local_counters_and_recovers() {
     let m = get(gw.admin, "/metrics", &[]).text();
     assert!(m.contains("gatehouse_store_up 0"), "{m}");
     redis.restart();
-    // After Redis is back the counters are shared again: 20 per window across both instances.
-    let mut back = false;
-    for _ in 0..100 {
-        if gw.get("/a/rl", &[]).status == 200 && !gw.last_log()["store_degraded"].as_bool().unwrap_or(false) {
-            back = true;
-            break;
+    // Each instance notices on its next call (which still uses its local counters) and
+    // reconnects by itself; probe on another counter until both answer from Redis again.
+    for g in [&gw, &other] {
+        let mut back = false;
+        for _ in 0..100 {
+            let r = g.get("/a/probe", &[]);
+            if r.status == 200 && !g.last_log()["store_degraded"].as_bool().unwrap_or(false) {
+                back = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(back, "store did not recover:\n{}", g.log());
     }
-    assert!(back, "store did not recover:\n{}", gw.log());
-    let mut admitted = 1;
+    // The restarted Redis kept nothing: a fresh shared window of 20 across both instances.
+    let mut admitted = 0;
     for i in 0..30 {
         let g = if i % 2 == 0 { &other } else { &gw };
         if g.get("/a/rl", &[]).status == 200 {
