@@ -59,7 +59,7 @@ fn starts_value(b: &[u8], at: usize) -> bool {
 }
 
 fn quote_at(b: &[u8], i: usize) -> Option<(u8, usize)> {
-    match b[i] {
+    match *b.get(i)? {
         b'"' => Some((b'"', 1)),
         b'\'' => Some((b'\'', 1)),
         b'&' if b[i..].starts_with(b"&quot;") => Some((b'"', 6)),
@@ -206,6 +206,13 @@ mod tests {
     fn comments_and_verbatim() {
         let t = "<v>@{ // ) not a closer\n return @\"a\"\"b)\"; }</v><!-- @( -->";
         assert_eq!(exprs(t).len(), 1);
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // Found by `cargo fuzz run xml_reader`: a string prefix at the very end of the input.
+        assert!(find_expressions("<a>@(x $").is_err());
+        assert!(find_expressions("<a>@(@").is_err());
     }
 
     #[test]
