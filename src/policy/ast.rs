@@ -235,6 +235,14 @@ pub struct QuotaByKey {
     pub first_period_start: i64,
 }
 
+/// `caching-type`: which cache a cache policy uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachingType {
+    Internal,
+    External,
+    PreferExternal,
+}
+
 #[derive(Clone, Debug)]
 pub struct QuotaPolicy {
     pub calls: u64,
@@ -264,6 +272,9 @@ pub enum StmtKind {
     SetVariable { name: String, value: Val<String> },
     Trace(Trace),
     FindAndReplace { from: Val<String>, to: Val<String> },
+    CacheLookupValue { key: Val<String>, variable: String, default: Option<Val<String>>, caching: CachingType },
+    CacheStoreValue { key: Val<String>, value: Val<String>, duration: Val<u64>, caching: CachingType },
+    CacheRemoveValue { key: Val<String>, caching: CachingType },
     RateLimitByKey(RateLimitByKey),
     RateLimit(RateLimit),
     QuotaByKey(QuotaByKey),
@@ -348,6 +359,18 @@ impl Stmt {
                 v(from, f);
                 v(to, f);
             }
+            StmtKind::CacheLookupValue { key, default, .. } => {
+                v(key, f);
+                if let Some(d) = default {
+                    v(d, f);
+                }
+            }
+            StmtKind::CacheStoreValue { key, value, duration, .. } => {
+                v(key, f);
+                v(value, f);
+                v(duration, f);
+            }
+            StmtKind::CacheRemoveValue { key, .. } => v(key, f),
             StmtKind::RateLimitByKey(r) => {
                 v(&r.calls, f);
                 v(&r.period, f);

@@ -222,6 +222,28 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             StmtKind::ForwardRequest(parse_forward_request(&mut r))
         }
         "choose" => StmtKind::Choose(parse_choose(&mut r)),
+        "cache-lookup-value" => {
+            r.no_children();
+            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let variable = r.required_literal("variable-name").unwrap_or_default();
+            let default = r.value("default-value", |s| Ok(s.to_string()));
+            let caching = parse_caching(&mut r);
+            StmtKind::CacheLookupValue { key, variable, default, caching }
+        }
+        "cache-store-value" => {
+            r.no_children();
+            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let value = r.required_value("value", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let duration = r.required_value("duration", parse_u64).unwrap_or(Val::Lit(0));
+            let caching = parse_caching(&mut r);
+            StmtKind::CacheStoreValue { key, value, duration, caching }
+        }
+        "cache-remove-value" => {
+            r.no_children();
+            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let caching = parse_caching(&mut r);
+            StmtKind::CacheRemoveValue { key, caching }
+        }
         "rate-limit-by-key" => {
             r.no_children();
             let calls = r.required_value("calls", parse_u64).unwrap_or(Val::Lit(1));
@@ -490,6 +512,16 @@ fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
     let buffer_response = r.parsed_literal("buffer-response", parse_bool).unwrap_or(true);
     let fail_on_error_status_code = r.parsed_literal("fail-on-error-status-code", parse_bool).unwrap_or(false);
     ForwardRequest { timeout_ms: timeout, follow_redirects, buffer_request_body, buffer_response, fail_on_error_status_code, http_version }
+}
+
+fn parse_caching(r: &mut Reader) -> CachingType {
+    r.parsed_literal("caching-type", |s| match s.trim() {
+        "internal" => Ok(CachingType::Internal),
+        "external" => Ok(CachingType::External),
+        "prefer-external" => Ok(CachingType::PreferExternal),
+        other => Err(format!("caching-type must be internal, external or prefer-external, found {other:?}")),
+    })
+    .unwrap_or(CachingType::PreferExternal)
 }
 
 fn parse_limit_outputs(r: &mut Reader) -> LimitOutputs {

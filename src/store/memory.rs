@@ -28,6 +28,7 @@ struct QuotaEntry {
 
 pub struct MemoryStore {
     logs: Vec<Mutex<AHashMap<String, Log>>>,
+    cache: Vec<Mutex<AHashMap<String, (Vec<u8>, Instant)>>>,
     quotas: Vec<Mutex<AHashMap<String, QuotaEntry>>>,
     max_keys_per_shard: usize,
     hasher: ahash::RandomState,
@@ -38,6 +39,7 @@ impl MemoryStore {
     pub fn new(max_keys: usize) -> MemoryStore {
         MemoryStore {
             logs: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
+            cache: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
             quotas: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
             max_keys_per_shard: (max_keys / SHARDS).max(16),
             hasher: ahash::RandomState::new(),
@@ -154,6 +156,39 @@ impl Counters for MemoryStore {
             e.bytes += bytes;
         }
         Ok(Quota { admitted: true, calls: e.calls, bytes: e.bytes })
+    }
+
+    async fn cache_get(&self, key: &str, _external: bool) -> Option<Vec<u8>> {
+        let now = Instant::now();
+        let mut shard = self.cache[self.shard(key)].lock();
+        match shard.get(key) {
+            Some((v, exp)) if *exp > now => Some(v.clone()),
+            Some(_) => {
+                shard.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration, _external: bool) {
+        let now = Instant::now();
+        let mut shard = self.cache[self.shard(key)].lock();
+        if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
+            let before = shard.len();
+            shard.retain(|_, (_, exp)| *exp > now);
+            if shard.len() >= self.max_keys_per_shard {
+                if let Some(k) = shard.keys().next().cloned() {
+                    shard.remove(&k);
+                }
+            }
+            Self::evicted(before - shard.len());
+        }
+        shard.insert(key.to_string(), (value, now + ttl));
+    }
+
+    async fn cache_remove(&self, key: &str, _external: bool) {
+        self.cache[self.shard(key)].lock().remove(key);
     }
 }
 

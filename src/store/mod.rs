@@ -56,4 +56,11 @@ pub trait Counters: Send + Sync {
 
     /// Connect ahead of the first request (called once the server has started).
     async fn warm_up(&self) {}
+
+    /// The value cache (cache-lookup-value and friends). `external`: use the shared store when
+    /// there is one (`caching-type` external / prefer-external), else this instance's memory.
+    /// Failures are soft: a miss, or a skipped write.
+    async fn cache_get(&self, key: &str, external: bool) -> Option<Vec<u8>>;
+    async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration, external: bool);
+    async fn cache_remove(&self, key: &str, external: bool);
 }

@@ -245,6 +245,47 @@ impl Counters for RedisStore {
         self.is_degraded()
     }
 
+    async fn cache_get(&self, key: &str, external: bool) -> Option<Vec<u8>> {
+        if !external {
+            return self.local.cache_get(key, false).await;
+        }
+        let mut conn = self.connection().await.ok()?;
+        let k = format!("{}c:{key}", self.prefix);
+        match tokio::time::timeout(self.timeout, redis::cmd("GET").arg(k).query_async::<Option<Vec<u8>>>(&mut conn)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                self.failed(&StoreError::Unavailable(e.to_string()));
+                None
+            }
+            Err(_) => {
+                self.failed(&StoreError::Unavailable("cache read timed out".into()));
+                None
+            }
+        }
+    }
+
+    async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration, external: bool) {
+        if !external {
+            return self.local.cache_set(key, value, ttl, false).await;
+        }
+        let Ok(mut conn) = self.connection().await else { return };
+        let k = format!("{}c:{key}", self.prefix);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(k).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64);
+        if !matches!(tokio::time::timeout(self.timeout, cmd.query_async::<()>(&mut conn)).await, Ok(Ok(()))) {
+            self.failed(&StoreError::Unavailable("cache write failed".into()));
+        }
+    }
+
+    async fn cache_remove(&self, key: &str, external: bool) {
+        if !external {
+            return self.local.cache_remove(key, false).await;
+        }
+        let Ok(mut conn) = self.connection().await else { return };
+        let k = format!("{}c:{key}", self.prefix);
+        let _ = tokio::time::timeout(self.timeout, redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn)).await;
+    }
+
     async fn warm_up(&self) {
         match self.connection().await {
             Ok(_) => metric_up(true),
