@@ -13,6 +13,9 @@ use super::{Counters, Quota, Sliding, StoreError};
 
 const SHARDS: usize = 16;
 
+/// A cached value and when it expires.
+type CacheEntry = (Vec<u8>, Instant);
+
 struct Log {
     hits: VecDeque<(Instant, u64)>,
     sum: u64,
@@ -28,7 +31,7 @@ struct QuotaEntry {
 
 pub struct MemoryStore {
     logs: Vec<Mutex<AHashMap<String, Log>>>,
-    cache: Vec<Mutex<AHashMap<String, (Vec<u8>, Instant)>>>,
+    cache: Vec<Mutex<AHashMap<String, CacheEntry>>>,
     quotas: Vec<Mutex<AHashMap<String, QuotaEntry>>>,
     max_keys_per_shard: usize,
     hasher: ahash::RandomState,
