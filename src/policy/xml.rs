@@ -141,7 +141,7 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
             Event::Start(ref s) | Event::Empty(ref s) => {
                 let is_empty = matches!(ev, Event::Empty(_));
                 let name = String::from_utf8_lossy(s.name().as_ref()).into_owned();
-                let start_off = pos + masked[pos..].find('<').unwrap_or(0);
+                let start_off = pos + masked.as_bytes().get(pos..).and_then(|b| b.iter().position(|&c| c == b'<')).unwrap_or(0);
                 let mut el = Element { name, span: idx.span(file, start_off + 1), attrs: Vec::new(), children: Vec::new() };
                 for a in s.attributes().with_checks(true) {
                     match a {
@@ -251,6 +251,14 @@ mod tests {
         assert_eq!(e.text().map(|t| t.value), Some("@(x.As<JObject>() && \"a\")".to_string()));
         let e = doc("<set-body><![CDATA[a < b & c]]></set-body>");
         assert_eq!(e.text().map(|t| t.value), Some("a < b & c".to_string()));
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // Found by `cargo fuzz run xml_reader`: a byte-order mark before the root element.
+        let f: Arc<str> = Arc::from("t.xml");
+        let _ = parse(&f, "\u{feff}z<poli  cFies>\n");
+        assert!(parse(&f, "\u{feff}<policies><inbound /></policies>").is_ok());
     }
 
     #[test]
