@@ -187,6 +187,23 @@ impl ContextEnv for ExecCtx<'_> {
         self.headers(which).names()
     }
 
+    fn header_joined(&self, which: Ctx, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        self.headers(which).each_value(name, &mut |v| {
+            let s = out.get_or_insert_with(String::new);
+            if !s.is_empty() {
+                s.push(',');
+            }
+            // Values sent as one comma-separated line read as several values joined by ','.
+            match std::str::from_utf8(v) {
+                Ok(t) if t.contains(", ") => s.push_str(&t.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
+                Ok(t) => s.push_str(t.trim()),
+                Err(_) => s.push_str(&String::from_utf8_lossy(v)),
+            }
+        });
+        out
+    }
+
     fn matched_parameters(&self) -> Vec<(String, String)> {
         self.req.matched.clone()
     }

@@ -14,6 +14,8 @@ pub trait HeaderStore {
     fn clear(&mut self);
     /// Header names present (lower case, each once).
     fn names(&self) -> Vec<String>;
+    /// Call `f` with each value of `name` (case-insensitive), without allocating.
+    fn each_value(&self, name: &str, f: &mut dyn FnMut(&[u8]));
 }
 
 impl HeaderStore for HeaderMap {
@@ -46,5 +48,11 @@ impl HeaderStore for HeaderMap {
 
     fn names(&self) -> Vec<String> {
         self.keys().map(|k| k.as_str().to_string()).collect()
+    }
+
+    fn each_value(&self, name: &str, f: &mut dyn FnMut(&[u8])) {
+        for v in HeaderMap::get_all(self, name) {
+            f(v.as_bytes());
+        }
     }
 }

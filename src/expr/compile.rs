@@ -471,10 +471,10 @@ impl Binder {
                     Node::New { ty: rt, args, init }
                 }
             },
-            ExprKind::Unary { op, expr } => Node::Unary { op: *op, expr: Box::new(self.expr(expr)?) },
-            ExprKind::Binary { op, left, right } => Node::Binary { op: *op, left: Box::new(self.expr(left)?), right: Box::new(self.expr(right)?) },
+            ExprKind::Unary { op, expr } => fold(Node::Unary { op: *op, expr: Box::new(self.expr(expr)?) }),
+            ExprKind::Binary { op, left, right } => fold(Node::Binary { op: *op, left: Box::new(self.expr(left)?), right: Box::new(self.expr(right)?) }),
             ExprKind::Cond { cond, then, other } => {
-                Node::Cond { cond: Box::new(self.expr(cond)?), then: Box::new(self.expr(then)?), other: Box::new(self.expr(other)?) }
+                fold(Node::Cond { cond: Box::new(self.expr(cond)?), then: Box::new(self.expr(then)?), other: Box::new(self.expr(other)?) })
             }
             ExprKind::Assign { target, op, value } => {
                 let lv = self.lvalue(target)?;
@@ -590,6 +590,46 @@ impl Binder {
                 Ok(Node::Invoke { target: Box::new(t), args: a })
             }
         }
+    }
+}
+
+/// Constant folding: operators over literals are computed once at load (`"a" + 1`,
+/// `60 * 60`, `true ? x : y`). Anything that would throw is left for run time, where it
+/// raises the expected exception.
+fn fold(n: Node) -> Node {
+    use super::eval;
+    let scalar = |v: &Value| matches!(v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Long(_) | Value::Double(_) | Value::Char(_) | Value::Str(_));
+    match n {
+        Node::Binary { op, left, right } => match (&*left, &*right) {
+            (Node::Const(l), Node::Const(r)) if scalar(l) && scalar(r) => {
+                let folded = match op {
+                    BinOp::And | BinOp::Or => match (l, r) {
+                        (Value::Bool(a), Value::Bool(b)) => Some(Value::Bool(if op == BinOp::And { *a && *b } else { *a || *b })),
+                        _ => None,
+                    },
+                    BinOp::Coalesce => Some(if l.is_null() { r.clone() } else { l.clone() }),
+                    _ => eval::binary(op, l, r).ok(),
+                };
+                match folded {
+                    Some(v) => Node::Const(v),
+                    None => Node::Binary { op, left, right },
+                }
+            }
+            _ => Node::Binary { op, left, right },
+        },
+        Node::Unary { op, expr } => match &*expr {
+            Node::Const(v) if scalar(v) => match eval::unary(op, v.clone()) {
+                Ok(v) => Node::Const(v),
+                Err(_) => Node::Unary { op, expr },
+            },
+            _ => Node::Unary { op, expr },
+        },
+        Node::Cond { cond, then, other } => match &*cond {
+            Node::Const(Value::Bool(true)) => *then,
+            Node::Const(Value::Bool(false)) => *other,
+            _ => Node::Cond { cond, then, other },
+        },
+        other => other,
     }
 }
 

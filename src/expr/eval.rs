@@ -544,7 +544,7 @@ fn to_exception(v: Value) -> EvalError {
     }
 }
 
-fn unary(op: UnOp, v: Value) -> EResult<Value> {
+pub fn unary(op: UnOp, v: Value) -> EResult<Value> {
     Ok(match (op, v) {
         (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
         (UnOp::Neg, Value::Int(i)) => Value::Int(i.wrapping_neg()),

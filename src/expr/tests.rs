@@ -21,6 +21,21 @@ struct TestEnv {
 }
 
 impl ContextEnv for TestEnv {
+    fn header_joined(&self, which: Ctx, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for (k, v) in &self.headers {
+            if k.eq_ignore_ascii_case(name) {
+                let s = out.get_or_insert_with(String::new);
+                if !s.is_empty() {
+                    s.push(',');
+                }
+                s.push_str(v);
+            }
+        }
+        let _ = which;
+        out
+    }
+
     fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {
         Ok(match (obj, name) {
             (Ctx::Request, "Method") => Value::str(&self.method),
@@ -298,3 +313,13 @@ fn fuzz_regressions() {
     assert_eq!(run(r#"@($"{1,99999999}".Length)"#), "1000");
     assert_eq!(run(r#"@((5).ToString("D99999999").Length)"#), "100");
 }
+
+#[test]
+fn constants_are_folded_at_load() {
+    let e = compile(r#"@("a" + 1 + (60 * 60) + (true ? "x" : "y"))"#, &Span::file("t")).unwrap_or_else(|d| panic!("{}", d.message));
+    assert!(matches!(e.program.body, compile::LambdaCode::Expr(compile::Node::Const(_))), "{:?}", e.program.body);
+    assert_eq!(run(r#"@("a" + 1 + (60 * 60) + (true ? "x" : "y"))"#), "a13600x");
+    // What would throw stays for run time.
+    assert!(fails("@(1 / 0)").contains("DivideByZeroException"));
+}
+

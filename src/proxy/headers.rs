@@ -32,6 +32,12 @@ macro_rules! header_store {
                 self.remove_header(name);
             }
 
+            fn each_value(&self, name: &str, f: &mut dyn FnMut(&[u8])) {
+                for v in self.headers.get_all(name) {
+                    f(v.as_bytes());
+                }
+            }
+
             fn names(&self) -> Vec<String> {
                 self.headers.keys().map(|k| k.as_str().to_string()).collect()
             }

@@ -75,10 +75,16 @@ pub fn call(m: &mut Machine, c: Ctx, name: &str, targs: &[RType], args: &[Value]
             m.env.trace(&msg);
             Ok(Value::Null)
         }
-        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "GetValueOrDefault") => Ok(match header_values(m, c, &key()?) {
-            Some(vs) => Value::string(vs.join(",")),
-            None => args.get(1).cloned().unwrap_or(Value::Null),
-        }),
+        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "GetValueOrDefault") => {
+            let joined = match arg(args, 0, name)? {
+                Value::Str(k) => m.env.header_joined(c, k),
+                other => m.env.header_joined(c, &other.to_display()),
+            };
+            Ok(match joined {
+                Some(v) => Value::string(v),
+                None => args.get(1).cloned().unwrap_or(Value::Null),
+            })
+        }
         (Ctx::RequestHeaders | Ctx::ResponseHeaders, "ContainsKey") => Ok(Value::Bool(header_values(m, c, &key()?).is_some())),
         (Ctx::RequestHeaders | Ctx::ResponseHeaders, "TryGetValue") => Ok(match header_values(m, c, &key()?) {
             Some(vs) => {
