@@ -200,7 +200,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     server.bootstrap();
 
     let connector = pingora::connectors::http::Connector::new(Some(pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration)));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy { shared: shared.clone(), connector }, "gatehouse proxy");
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(shared.clone(), connector), "gatehouse proxy");
     for l in &cfg.raw.listeners {
         match &l.tls {
             None => proxy.add_tcp(&l.address),

@@ -4,6 +4,7 @@
 pub mod env;
 pub mod error;
 pub mod headers;
+pub mod outbound;
 pub mod state;
 pub mod steps;
 
@@ -29,6 +30,8 @@ pub struct ExecCtx<'a> {
     pub examples: &'a [Example],
     /// Rate-limit and quota counters.
     pub store: &'a dyn crate::store::Counters,
+    /// The client for send-request.
+    pub outbound: &'a dyn outbound::Outbound,
 }
 
 /// A section run in progress (boxed: `choose` nests).
@@ -196,6 +199,7 @@ fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: St
                 StmtKind::SetVariable { name, value } => steps::set_variable::run(name, value, cx).map(|_| Step::Next),
                 StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
                 StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
+                StmtKind::SendRequest(r) => steps::send_request::run(r, cx).await.map(|_| Step::Next),
                 StmtKind::CacheLookupValue { key, variable, default, caching } => steps::cache_value::lookup(key, variable, default.as_ref(), *caching, cx).await.map(|_| Step::Next),
                 StmtKind::CacheStoreValue { key, value, duration, caching } => steps::cache_value::store(key, value, duration, *caching, cx).await.map(|_| Step::Next),
                 StmtKind::CacheRemoveValue { key, caching } => steps::cache_value::remove(key, *caching, cx).await.map(|_| Step::Next),

@@ -473,7 +473,9 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     let request_side: Vec<&Vec<Stmt>> = vec![&inbound, &pre];
     for stmts in request_side {
         walk(stmts, &mut |s| {
-            if matches!(s.kind, StmtKind::FindAndReplace { .. }) {
+            // find-and-replace edits it; send-request mode="copy" sends a copy of it.
+            let copies = matches!(&s.kind, StmtKind::SendRequest(r) if !matches!(&r.copy, Val::Lit(m) if m == "new"));
+            if matches!(s.kind, StmtKind::FindAndReplace { .. }) || copies {
                 needs_request_body = true;
             }
         });

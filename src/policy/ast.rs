@@ -107,6 +107,8 @@ pub struct SetStatus {
 
 #[derive(Clone, Debug)]
 pub struct ReturnResponse {
+    /// A variable holding an `IResponse` (from send-request) to start from.
+    pub response_variable: Option<String>,
     pub status: Option<SetStatus>,
     pub headers: Vec<SetHeader>,
     pub body: Option<Val<String>>,
@@ -235,6 +237,21 @@ pub struct QuotaByKey {
     pub first_period_start: i64,
 }
 
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    /// `new` or `copy`.
+    pub copy: Val<String>,
+    /// None for send-one-way-request.
+    pub response_variable: Option<String>,
+    /// Seconds.
+    pub timeout: Val<u64>,
+    pub ignore_error: bool,
+    pub url: Option<Val<String>>,
+    pub method: Option<Val<Method>>,
+    pub headers: Vec<SetHeader>,
+    pub body: Option<Val<String>>,
+}
+
 /// `caching-type`: which cache a cache policy uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CachingType {
@@ -272,6 +289,7 @@ pub enum StmtKind {
     SetVariable { name: String, value: Val<String> },
     Trace(Trace),
     FindAndReplace { from: Val<String>, to: Val<String> },
+    SendRequest(SendRequest),
     CacheLookupValue { key: Val<String>, variable: String, default: Option<Val<String>>, caching: CachingType },
     CacheStoreValue { key: Val<String>, value: Val<String>, duration: Val<u64>, caching: CachingType },
     CacheRemoveValue { key: Val<String>, caching: CachingType },
@@ -358,6 +376,24 @@ impl Stmt {
             StmtKind::FindAndReplace { from, to } => {
                 v(from, f);
                 v(to, f);
+            }
+            StmtKind::SendRequest(r) => {
+                v(&r.copy, f);
+                v(&r.timeout, f);
+                if let Some(u) = &r.url {
+                    v(u, f);
+                }
+                if let Some(m) = &r.method {
+                    v(m, f);
+                }
+                for h in &r.headers {
+                    v(&h.name, f);
+                    v(&h.action, f);
+                    h.values.iter().for_each(|x| v(x, f));
+                }
+                if let Some(b) = &r.body {
+                    v(b, f);
+                }
             }
             StmtKind::CacheLookupValue { key, default, .. } => {
                 v(key, f);

@@ -222,6 +222,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             StmtKind::ForwardRequest(parse_forward_request(&mut r))
         }
         "choose" => StmtKind::Choose(parse_choose(&mut r)),
+        "send-request" | "send-one-way-request" => StmtKind::SendRequest(parse_send_request(&mut r, element == "send-request")),
         "cache-lookup-value" => {
             r.no_children();
             let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
@@ -378,10 +379,8 @@ fn parse_set_status(r: &mut Reader) -> SetStatus {
 }
 
 fn parse_return_response(r: &mut Reader) -> ReturnResponse {
-    if let Some((_, span)) = r.literal("response-variable-name") {
-        r.diags.error("P021", span, "return-response `response-variable-name` needs send-request, which this build does not support yet");
-    }
-    let mut out = ReturnResponse { status: None, headers: Vec::new(), body: None };
+    let response_variable = r.literal("response-variable-name").map(|(v, _)| v);
+    let mut out = ReturnResponse { response_variable, status: None, headers: Vec::new(), body: None };
     for child in r.children() {
         let mut cr = Reader::new(child, r.env, r.diags);
         match child.name.as_str() {
@@ -512,6 +511,49 @@ fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
     let buffer_response = r.parsed_literal("buffer-response", parse_bool).unwrap_or(true);
     let fail_on_error_status_code = r.parsed_literal("fail-on-error-status-code", parse_bool).unwrap_or(false);
     ForwardRequest { timeout_ms: timeout, follow_redirects, buffer_request_body, buffer_response, fail_on_error_status_code, http_version }
+}
+
+fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
+    let copy = r.value("mode", |s| match s.trim() {
+        "new" | "copy" => Ok(s.trim().to_string()),
+        other => Err(format!("mode must be new or copy, found {other:?}")),
+    });
+    let response_variable = if two_way { r.required_literal("response-variable-name") } else { None };
+    let timeout = r.value("timeout", parse_u64).unwrap_or(Val::Lit(60));
+    let ignore_error = if two_way { r.parsed_literal("ignore-error", parse_bool).unwrap_or(false) } else { true };
+    let mut out = SendRequest { copy: copy.unwrap_or(Val::Lit("new".into())), response_variable, timeout, ignore_error, url: None, method: None, headers: Vec::new(), body: None };
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        match child.name.as_str() {
+            "set-url" => {
+                cr.no_children();
+                out.url = cr.text_value(true, |s| Ok(s.trim().to_string()));
+            }
+            "set-method" => {
+                cr.no_children();
+                out.method = cr.text_value(true, parse_method);
+            }
+            "set-header" => out.headers.push(parse_set_header(&mut cr)),
+            "set-body" => {
+                cr.no_children();
+                out.body = cr.text_value(false, |s| Ok(s.to_string()));
+            }
+            "authentication-certificate" | "authentication-managed-identity" | "proxy" => {
+                cr.diags.error("P021", child.span.clone(), format!("<{}> inside <{}> is not supported by this gatehouse build yet", child.name, r.el.name));
+                continue;
+            }
+            other => {
+                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <{}>", r.el.name));
+                continue;
+            }
+        }
+        cr.literal("id");
+        cr.finish();
+    }
+    if out.url.is_none() && matches!(&out.copy, Val::Lit(m) if m == "new") {
+        r.diags.error("P012", r.el.span.clone(), format!("<{}> mode=\"new\" needs <set-url>", r.el.name));
+    }
+    out
 }
 
 fn parse_caching(r: &mut Reader) -> CachingType {

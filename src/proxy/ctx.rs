@@ -17,6 +17,7 @@ use crate::state::Shared;
 pub struct Ctx {
     pub gw: Arc<Gateway>,
     pub store: Arc<dyn crate::store::Counters>,
+    pub outbound: Arc<dyn exec::outbound::Outbound>,
     pub start: Instant,
     pub request_id: String,
     pub api: Option<usize>,
@@ -50,10 +51,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(gw: Arc<Gateway>, store: Arc<dyn crate::store::Counters>) -> Ctx {
+    pub fn new(gw: Arc<Gateway>, store: Arc<dyn crate::store::Counters>, outbound: Arc<dyn exec::outbound::Outbound>) -> Ctx {
         Ctx {
             gw,
             store,
+            outbound,
             start: Instant::now(),
             request_id: uuid::Uuid::new_v4().to_string(),
             api: None,
@@ -106,6 +108,7 @@ impl Ctx {
             resp_headers: resp_h,
             examples: &self.examples,
             store: &*self.store,
+            outbound: &*self.outbound,
         };
         exec::run_section(stmts, &mut cx).await
     }
@@ -384,7 +387,7 @@ impl Ctx {
 
     fn with_exec<T>(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), section: Section, f: impl FnOnce(&mut ExecCtx) -> T) -> T {
         let req = self.req.get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
-        let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples, store: &*self.store };
+        let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples, store: &*self.store, outbound: &*self.outbound };
         f(&mut cx)
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod ctx;
 pub mod headers;
+mod outbound;
 mod respond;
 mod upstream;
 
@@ -28,8 +29,18 @@ pub use ctx::Ctx;
 
 pub struct Proxy {
     pub shared: Arc<Shared>,
-    /// Upstream connections for requests the gateway forwards itself (buffered responses).
-    pub connector: pingora::connectors::http::Connector,
+    /// Upstream connections for requests the gateway forwards itself (buffered responses,
+    /// send-request).
+    pub connector: Arc<pingora::connectors::http::Connector>,
+    outbound: Arc<dyn exec::outbound::Outbound>,
+}
+
+impl Proxy {
+    pub fn new(shared: Arc<Shared>, connector: pingora::connectors::http::Connector) -> Proxy {
+        let connector = Arc::new(connector);
+        let outbound = Arc::new(outbound::PingoraOutbound { connector: connector.clone() });
+        Proxy { shared, connector, outbound }
+    }
 }
 
 #[async_trait]
@@ -37,7 +48,7 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.shared.gateway.load_full(), self.shared.store.clone())
+        Ctx::new(self.shared.gateway.load_full(), self.shared.store.clone(), self.outbound.clone())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {

@@ -8,6 +8,7 @@ pub mod quota;
 pub mod rate_limit;
 pub mod return_response;
 pub mod rewrite_uri;
+pub mod send_request;
 pub mod set_backend_service;
 pub mod set_body;
 pub mod set_header;

@@ -1,0 +1,41 @@
+//! Calls policies make themselves (send-request, send-one-way-request): the engine describes
+//! the request; the proxy sends it over the gateway's upstream connections.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+
+use super::ErrorKind;
+use crate::expr::value::Message;
+
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+#[async_trait]
+pub trait Outbound: Send + Sync {
+    /// Send and read the whole response; `timeout` bounds the whole exchange.
+    async fn send(&self, req: OutboundRequest, timeout: Duration) -> Result<Message, (ErrorKind, String)>;
+    /// A handle that can outlive the request (for fire-and-forget calls).
+    fn clone_box(&self) -> std::sync::Arc<dyn Outbound>;
+}
+
+/// For contexts without a network (tests of the pure engine).
+pub struct NoOutbound;
+
+#[async_trait]
+impl Outbound for NoOutbound {
+    async fn send(&self, _req: OutboundRequest, _timeout: Duration) -> Result<Message, (ErrorKind, String)> {
+        Err((ErrorKind::BackendConnectionFailure, "no outbound client".into()))
+    }
+
+    fn clone_box(&self) -> std::sync::Arc<dyn Outbound> {
+        std::sync::Arc::new(NoOutbound)
+    }
+}
