@@ -28,8 +28,8 @@ impl ContextEnv for BenchEnv {
     fn header(&self, _which: Ctx, name: &str) -> Option<Vec<String>> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| vec![v.clone()])
     }
-    fn header_joined(&self, _which: Ctx, name: &str) -> Option<String> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    fn header_joined(&self, _which: Ctx, name: &str) -> Option<Arc<str>> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| Arc::from(v.as_str()))
     }
     fn header_names(&self, _which: Ctx) -> Vec<String> {
         self.headers.iter().map(|(k, _)| k.clone()).collect()

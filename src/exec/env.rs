@@ -187,21 +187,26 @@ impl ContextEnv for ExecCtx<'_> {
         self.headers(which).names()
     }
 
-    fn header_joined(&self, which: Ctx, name: &str) -> Option<String> {
-        let mut out: Option<String> = None;
+    fn header_joined(&self, which: Ctx, name: &str) -> Option<std::sync::Arc<str>> {
+        // One value (the usual case): the produced string is the only allocation.
+        let mut first: Option<std::sync::Arc<str>> = None;
+        let mut more: Option<String> = None;
         self.headers(which).each_value(name, &mut |v| {
-            let s = out.get_or_insert_with(String::new);
-            if !s.is_empty() {
-                s.push(',');
-            }
-            // Values sent as one comma-separated line read as several values joined by ','.
-            match std::str::from_utf8(v) {
-                Ok(t) if t.contains(", ") => s.push_str(&t.split(',').map(str::trim).collect::<Vec<_>>().join(",")),
-                Ok(t) => s.push_str(t.trim()),
-                Err(_) => s.push_str(&String::from_utf8_lossy(v)),
+            let t = String::from_utf8_lossy(v);
+            let t = if t.contains(", ") { std::borrow::Cow::Owned(t.split(',').map(str::trim).collect::<Vec<_>>().join(",")) } else { t };
+            match (&first, &mut more) {
+                (None, _) => first = Some(std::sync::Arc::from(t.trim())),
+                (Some(f), None) => more = Some(format!("{f},{}", t.trim())),
+                (Some(_), Some(m)) => {
+                    m.push(',');
+                    m.push_str(t.trim());
+                }
             }
         });
-        out
+        match more {
+            Some(m) => Some(std::sync::Arc::from(m)),
+            None => first,
+        }
     }
 
     fn matched_parameters(&self) -> Vec<(String, String)> {

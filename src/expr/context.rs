@@ -12,9 +12,10 @@ pub trait ContextEnv {
     /// Values of a header (`RequestHeaders` / `ResponseHeaders`), case-insensitive; None if absent.
     fn header(&self, which: Ctx, name: &str) -> Option<Vec<String>>;
     fn header_names(&self, which: Ctx) -> Vec<String>;
-    /// All values of a header joined with `,` (APIM's `GetValueOrDefault`), built directly.
-    fn header_joined(&self, which: Ctx, name: &str) -> Option<String> {
-        self.header(which, name).map(|v| v.join(","))
+    /// All values of a header joined with `,` (APIM's `GetValueOrDefault`), built directly as
+    /// the produced string.
+    fn header_joined(&self, which: Ctx, name: &str) -> Option<std::sync::Arc<str>> {
+        self.header(which, name).map(|v| std::sync::Arc::from(v.join(",")))
     }
     fn matched_parameters(&self) -> Vec<(String, String)>;
     fn variable(&self, name: &str) -> Option<Value>;

@@ -44,8 +44,9 @@ impl EvalError {
 
 pub type EResult<T> = Result<T, EvalError>;
 
-/// Positional and named argument values of a call.
-type Args = (Vec<Value>, Vec<(String, Value)>);
+/// Positional and named argument values of a call (inline up to four: no allocation for the
+/// usual calls).
+type Args = (smallvec::SmallVec<[Value; 4]>, Vec<(String, Value)>);
 
 pub fn exception<T>(ty: &str, message: impl Into<String>) -> EResult<T> {
     Err(EvalError::Exception { ty: ty.to_string(), message: message.into() })
@@ -362,7 +363,7 @@ impl Machine<'_> {
                         Some(builtins::Initializer::Members(out))
                     }
                 };
-                builtins::construct(self, ty, vals, init)
+                builtins::construct(self, ty, vals.into_vec(), init)
             }
             Node::NewArray { items } => {
                 let v = self.eval_all(items)?;
@@ -477,7 +478,7 @@ impl Machine<'_> {
     }
 
     fn eval_args(&mut self, args: &[CArg]) -> EResult<Args> {
-        let mut vals = Vec::with_capacity(args.len());
+        let mut vals = smallvec::SmallVec::new();
         let mut named = Vec::new();
         for a in args {
             let v = self.eval(&a.value)?;

@@ -21,7 +21,7 @@ struct TestEnv {
 }
 
 impl ContextEnv for TestEnv {
-    fn header_joined(&self, which: Ctx, name: &str) -> Option<String> {
+    fn header_joined(&self, which: Ctx, name: &str) -> Option<std::sync::Arc<str>> {
         let mut out: Option<String> = None;
         for (k, v) in &self.headers {
             if k.eq_ignore_ascii_case(name) {
@@ -33,7 +33,7 @@ impl ContextEnv for TestEnv {
             }
         }
         let _ = which;
-        out
+        out.map(std::sync::Arc::from)
     }
 
     fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {

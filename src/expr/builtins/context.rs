@@ -81,7 +81,7 @@ pub fn call(m: &mut Machine, c: Ctx, name: &str, targs: &[RType], args: &[Value]
                 other => m.env.header_joined(c, &other.to_display()),
             };
             Ok(match joined {
-                Some(v) => Value::string(v),
+                Some(v) => Value::Str(v),
                 None => args.get(1).cloned().unwrap_or(Value::Null),
             })
         }
