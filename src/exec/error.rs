@@ -18,6 +18,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     RateLimitExceeded,
     QuotaExceeded,
+    /// limit-concurrency full (Reason undocumented in APIM; this is gatehouse's).
+    ConcurrencyLimitExceeded,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "PayloadTooLarge",
             ErrorKind::RateLimitExceeded => "RateLimitExceeded",
             ErrorKind::QuotaExceeded => "QuotaExceeded",
+            ErrorKind::ConcurrencyLimitExceeded => "ConcurrencyLimitExceeded",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -52,6 +55,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimitExceeded => 429,
             ErrorKind::QuotaExceeded => 403,
+            ErrorKind::ConcurrencyLimitExceeded => 429,
             _ => 500,
         }
     }
@@ -63,6 +67,7 @@ impl ErrorKind {
             ErrorKind::SubscriptionKeyNotFound => Some(MISSING_KEY_MESSAGE),
             ErrorKind::SubscriptionKeyInvalid => Some(INVALID_KEY_MESSAGE),
             ErrorKind::PayloadTooLarge => Some("Request body is larger than the 65536 bytes policies can read."),
+            ErrorKind::ConcurrencyLimitExceeded => Some("Too many concurrent requests. Try again later."),
             _ => None,
         }
     }

@@ -200,6 +200,23 @@ fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: St
                 StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
                 StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
                 StmtKind::SendRequest(r) => steps::send_request::run(r, cx).await.map(|_| Step::Next),
+                StmtKind::AcquireSlot { key, max } => steps::limit_concurrency::acquire(key, *max, cx).await.map(|k| {
+                    cx.req.held_slots.push(k);
+                    Step::Next
+                }),
+                StmtKind::LimitConcurrency { key, max, body } => match steps::limit_concurrency::acquire(key, *max, cx).await {
+                    Ok(k) => {
+                        let inner = format!("{prefix}{}/", path_of(stmts, i));
+                        let flow = run_nested(body, cx, inner).await;
+                        // The slot is released however the block ends.
+                        cx.store.release(&k).await;
+                        match flow {
+                            Flow::Continue => Ok(Step::Next),
+                            other => return other,
+                        }
+                    }
+                    Err(e) => Err(e),
+                },
                 StmtKind::CacheLookupValue { key, variable, default, caching } => steps::cache_value::lookup(key, variable, default.as_ref(), *caching, cx).await.map(|_| Step::Next),
                 StmtKind::CacheStoreValue { key, value, duration, caching } => steps::cache_value::store(key, value, duration, *caching, cx).await.map(|_| Step::Next),
                 StmtKind::CacheRemoveValue { key, caching } => steps::cache_value::remove(key, *caching, cx).await.map(|_| Step::Next),

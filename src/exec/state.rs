@@ -98,6 +98,8 @@ pub struct ReqState {
     pub extra_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// quota-by-key keys already incremented by this request (each counts once).
     pub quota_keys: Vec<String>,
+    /// limit-concurrency slots held until the request ends.
+    pub held_slots: Vec<String>,
 }
 
 /// An increment applied after the response (in the logging phase).

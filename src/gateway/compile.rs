@@ -451,7 +451,21 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     let backend = sections.pop().unwrap_or_default();
     let inbound = sections.pop().unwrap_or_default();
     let (mut pre, mut forward, mut post) = (Vec::new(), None, Vec::new());
+    // A limit-concurrency around forward-request: take the slot before forwarding and hold it
+    // until the request ends; the statements around forward-request run before / after it.
+    let mut flat = Vec::new();
     for st in backend {
+        match &st.kind {
+            StmtKind::LimitConcurrency { key, max, body } if body.iter().any(|b| matches!(b.kind, StmtKind::ForwardRequest(_))) => {
+                let mut acquire = st.clone();
+                acquire.kind = StmtKind::AcquireSlot { key: key.clone(), max: *max };
+                flat.push(acquire);
+                flat.extend(body.iter().cloned());
+            }
+            _ => flat.push(st),
+        }
+    }
+    for st in flat {
         match (&st.kind, &forward) {
             (StmtKind::ForwardRequest(f), None) => forward = Some(Forward { options: f.clone(), stmt: st.clone() }),
             (_, None) => pre.push(st),

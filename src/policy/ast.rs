@@ -290,6 +290,10 @@ pub enum StmtKind {
     Trace(Trace),
     FindAndReplace { from: Val<String>, to: Val<String> },
     SendRequest(SendRequest),
+    /// `<limit-concurrency key max-count>` around nested statements.
+    LimitConcurrency { key: Val<String>, max: u64, body: Vec<Stmt> },
+    /// Takes a slot held until the request ends (a limit-concurrency around forward-request).
+    AcquireSlot { key: Val<String>, max: u64 },
     CacheLookupValue { key: Val<String>, variable: String, default: Option<Val<String>>, caching: CachingType },
     CacheStoreValue { key: Val<String>, value: Val<String>, duration: Val<u64>, caching: CachingType },
     CacheRemoveValue { key: Val<String>, caching: CachingType },
@@ -304,6 +308,7 @@ impl Stmt {
     pub fn children(&self) -> Vec<&Stmt> {
         match &self.kind {
             StmtKind::Choose(c) => c.whens.iter().flat_map(|(_, b)| b.iter()).chain(c.otherwise.iter().flatten()).collect(),
+            StmtKind::LimitConcurrency { body, .. } => body.iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -377,6 +382,11 @@ impl Stmt {
                 v(from, f);
                 v(to, f);
             }
+            StmtKind::LimitConcurrency { key, body, .. } => {
+                v(key, f);
+                body.iter().for_each(|s| s.visit_exprs(f));
+            }
+            StmtKind::AcquireSlot { key, .. } => v(key, f),
             StmtKind::SendRequest(r) => {
                 v(&r.copy, f);
                 v(&r.timeout, f);

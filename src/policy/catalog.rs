@@ -41,7 +41,7 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("rate-limit-by-key", Support::Supported, I),
     ("quota", Support::Supported, I),
     ("quota-by-key", Support::Supported, I),
-    ("limit-concurrency", Support::NotYet, ALL),
+    ("limit-concurrency", Support::Supported, ALL),
     ("cache-lookup", Support::NotYet, I),
     ("cache-store", Support::NotYet, O),
     ("cache-lookup-value", Support::Supported, ALL),

@@ -62,7 +62,8 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
             if matches!(c.kind, StmtKind::Base) {
                 diags.error("P045", c.span.clone(), "<base/> must be a direct child of a section");
             }
-            if matches!(c.kind, StmtKind::ForwardRequest(_)) {
+            let in_limit = matches!(s.kind, StmtKind::LimitConcurrency { .. });
+            if matches!(c.kind, StmtKind::ForwardRequest(_)) && !in_limit {
                 diags.error("P044", c.span.clone(), "<forward-request> inside <choose> is not supported yet; place it directly in <backend>");
             }
             if let Some((_, _, mask)) = catalog::lookup(c.element) {
@@ -142,7 +143,14 @@ pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics)
         }
     }
     if section == Section::Backend {
-        let forwards: Vec<&Stmt> = stmts.iter().filter(|s| matches!(s.kind, StmtKind::ForwardRequest(_))).collect();
+        let forwards: Vec<&Stmt> = stmts
+            .iter()
+            .flat_map(|s| match &s.kind {
+                StmtKind::LimitConcurrency { body, .. } => body.iter().collect::<Vec<_>>(),
+                _ => vec![s],
+            })
+            .filter(|s| matches!(s.kind, StmtKind::ForwardRequest(_)))
+            .collect();
         for extra in forwards.iter().skip(1) {
             diags.error(
                 "P042",

@@ -222,6 +222,16 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             StmtKind::ForwardRequest(parse_forward_request(&mut r))
         }
         "choose" => StmtKind::Choose(parse_choose(&mut r)),
+        "limit-concurrency" => {
+            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let max = r.parsed_literal("max-count", parse_u64).unwrap_or(1);
+            if r.el.attr("max-count").is_none() {
+                r.diags.error("P012", r.el.span.clone(), "<limit-concurrency> needs attribute `max-count`");
+            }
+            r.children_checked = true;
+            let body = parse_statements(r.el, r.env, r.diags);
+            StmtKind::LimitConcurrency { key, max, body }
+        }
         "send-request" | "send-one-way-request" => StmtKind::SendRequest(parse_send_request(&mut r, element == "send-request")),
         "cache-lookup-value" => {
             r.no_children();

@@ -238,6 +238,11 @@ impl Ctx {
     /// Counter increments that waited for the response (expression conditions, bandwidth),
     /// evaluated against the final response.
     pub async fn apply_deferred(&mut self, session: &mut Session, bytes: u64) {
+        // limit-concurrency slots held across forward-request end with the request.
+        let held = self.req.as_mut().map(|r| std::mem::take(&mut r.held_slots)).unwrap_or_default();
+        for k in held {
+            self.store.release(&k).await;
+        }
         let Some(deferred) = self.req.as_mut().map(|r| std::mem::take(&mut r.deferred)) else { return };
         if deferred.is_empty() {
             return;
@@ -363,6 +368,7 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
         deferred: Vec::new(),
         extra_headers: Vec::new(),
         quota_keys: Vec::new(),
+        held_slots: Vec::new(),
     }
 }
 

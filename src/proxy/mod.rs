@@ -430,6 +430,7 @@ impl Proxy {
             deferred: Vec::new(),
             extra_headers: Vec::new(),
             quota_keys: Vec::new(),
+            held_slots: Vec::new(),
         });
         ctx.examples = op.examples.clone();
         Ok(())

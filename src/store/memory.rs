@@ -31,6 +31,7 @@ struct QuotaEntry {
 
 pub struct MemoryStore {
     logs: Vec<Mutex<AHashMap<String, Log>>>,
+    slots: Mutex<AHashMap<String, u64>>,
     cache: Vec<Mutex<AHashMap<String, CacheEntry>>>,
     quotas: Vec<Mutex<AHashMap<String, QuotaEntry>>>,
     max_keys_per_shard: usize,
@@ -42,6 +43,7 @@ impl MemoryStore {
     pub fn new(max_keys: usize) -> MemoryStore {
         MemoryStore {
             logs: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
+            slots: Mutex::new(AHashMap::new()),
             cache: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
             quotas: (0..SHARDS).map(|_| Mutex::new(AHashMap::new())).collect(),
             max_keys_per_shard: (max_keys / SHARDS).max(16),
@@ -159,6 +161,26 @@ impl Counters for MemoryStore {
             e.bytes += bytes;
         }
         Ok(Quota { admitted: true, calls: e.calls, bytes: e.bytes })
+    }
+
+    async fn acquire(&self, key: &str, max: u64, _ttl: Duration) -> Result<bool, StoreError> {
+        let mut slots = self.slots.lock();
+        let n = slots.entry(key.to_string()).or_insert(0);
+        if *n >= max {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+
+    async fn release(&self, key: &str) {
+        let mut slots = self.slots.lock();
+        if let Some(n) = slots.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                slots.remove(key);
+            }
+        }
     }
 
     async fn cache_get(&self, key: &str, _external: bool) -> Option<Vec<u8>> {

@@ -57,6 +57,11 @@ pub trait Counters: Send + Sync {
     /// Connect ahead of the first request (called once the server has started).
     async fn warm_up(&self) {}
 
+    /// Take one of `max` slots of a semaphore (limit-concurrency); false when all are taken.
+    /// `ttl` bounds how long a slot can outlive a crashed holder.
+    async fn acquire(&self, key: &str, max: u64, ttl: Duration) -> Result<bool, StoreError>;
+    async fn release(&self, key: &str);
+
     /// The value cache (cache-lookup-value and friends). `external`: use the shared store when
     /// there is one (`caching-type` external / prefer-external), else this instance's memory.
     /// Failures are soft: a miss, or a skipped write.

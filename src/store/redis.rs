@@ -82,6 +82,20 @@ end
 return {1, c, b}
 "#;
 
+/// Semaphore: KEYS[1]; ARGV = max, ttl_s. Returns 1 when a slot was taken.
+const ACQUIRE: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"#;
+
+const RELEASE: &str = r#"
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) end
+return 1
+"#;
+
 pub struct RedisStore {
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
@@ -93,6 +107,8 @@ pub struct RedisStore {
     sliding: redis::Script,
     sliding_add: redis::Script,
     quota: redis::Script,
+    acquire: redis::Script,
+    release: redis::Script,
     degraded: AtomicBool,
 }
 
@@ -110,6 +126,8 @@ impl RedisStore {
             sliding: redis::Script::new(SLIDING),
             sliding_add: redis::Script::new(SLIDING_ADD),
             quota: redis::Script::new(QUOTA),
+            acquire: redis::Script::new(ACQUIRE),
+            release: redis::Script::new(RELEASE),
             degraded: AtomicBool::new(false),
         })
     }
@@ -243,6 +261,26 @@ impl Counters for RedisStore {
 
     fn degraded(&self) -> bool {
         self.is_degraded()
+    }
+
+    async fn acquire(&self, key: &str, max: u64, ttl: Duration) -> Result<bool, StoreError> {
+        match self.run(&self.acquire, &format!("lc:{key}"), &[max.to_string(), ttl.as_secs().max(1).to_string()]).await {
+            Ok(v) => Ok(v.first() == Some(&1)),
+            Err(e) => {
+                self.failed(&e);
+                match self.mode {
+                    FailureMode::Local => self.local.acquire(key, max, ttl).await,
+                    FailureMode::FailOpen => Ok(true),
+                    FailureMode::FailClosed => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn release(&self, key: &str) {
+        if self.run(&self.release, &format!("lc:{key}"), &[]).await.is_err() {
+            self.local.release(key).await;
+        }
     }
 
     async fn cache_get(&self, key: &str, external: bool) -> Option<Vec<u8>> {

@@ -3,6 +3,7 @@
 pub mod cache_value;
 pub mod choose;
 pub mod find_and_replace;
+pub mod limit_concurrency;
 pub mod mock_response;
 pub mod quota;
 pub mod rate_limit;
