@@ -12,7 +12,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
 LOAD_CORE, PROXY_CORE = "0", "1"
-PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003}
+PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "redis": 18010}
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -113,18 +113,25 @@ def main():
         procs.append(("origin", start([NGINX, "-c", origin_conf, "-p", os.path.join(tmp, "origin")], LOAD_CORE)))
         wait_port(PORTS["origin"])
         procs.append(("nginx", start([NGINX, "-c", proxy_conf, "-p", os.path.join(tmp, "proxy")], PROXY_CORE)))
-        gh_conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
+        gh = os.path.join(ROOT, "target", "release", "gatehouse")
         env = dict(os.environ, RUST_LOG="error")
-        procs.append(("gatehouse", start([os.path.join(ROOT, "target", "release", "gatehouse"), "run", "-c", gh_conf], PROXY_CORE, env=env)))
+        # Redis for the shared-store route, on the load core (it is part of the environment).
+        procs.append(("redis", start(["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], LOAD_CORE)))
+        time.sleep(0.5)
+        procs.append(("gatehouse", start([gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf.yaml")], PROXY_CORE, env=env)))
+        procs.append(("gatehouse-redis", start([gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")], PROXY_CORE, env=env)))
         wait_port(PORTS["nginx"])
         wait_port(PORTS["gatehouse"], "/pass/")
+        wait_port(PORTS["gatehouse_redis"], "/rl/")
         by_name = dict(procs)
         targets = [
             ("origin", PORTS["origin"], "/pass/", None),
             ("nginx", PORTS["nginx"], "/pass/", by_name["nginx"]),
             ("gatehouse-passthrough", PORTS["gatehouse"], "/pass/", by_name["gatehouse"]),
+            ("gatehouse-ratelimit-memory", PORTS["gatehouse"], "/rl/", by_name["gatehouse"]),
+            ("gatehouse-ratelimit-redis", PORTS["gatehouse_redis"], "/rl/", by_name["gatehouse-redis"]),
         ]
-        idle_rss = {n: rss_kb(pids_of(p)) for n, p in procs}
+        idle_rss = {n: rss_kb(pids_of(p)) for n, p in procs if n != "redis"}
         results = {}
         for conns in CONNS:
             for rnd in range(ROUNDS):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side end-to-end perf on loopback: origin directly, nginx as a keepalive reverse proxy,
-# and gatehouse on a passthrough API, interleaved in one run (A B C A B C ...).
+# gatehouse on a passthrough API, and gatehouse with rate-limit-by-key on the memory and the
+# Redis store, interleaved in one run (A B C A B C ...).
 #   perf/run.sh                 # defaults: 3 rounds x 10 s, 64 and 1 connections
 #   ROUNDS=5 DURATION=20 perf/run.sh
 # Results: a table on stdout and perf/out/<timestamp>.json.
@@ -12,6 +13,7 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
