@@ -200,6 +200,8 @@ fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: St
                 StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
                 StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
                 StmtKind::SendRequest(r) => steps::send_request::run(r, cx).await.map(|_| Step::Next),
+                StmtKind::CacheLookup(c) => steps::cache::lookup(c, cx).await,
+                StmtKind::CacheStore { duration, cache_response } => steps::cache::store(duration, cache_response.as_ref(), cx).await.map(|_| Step::Next),
                 StmtKind::AcquireSlot { key, max } => steps::limit_concurrency::acquire(key, *max, cx).await.map(|k| {
                     cx.req.held_slots.push(k);
                     Step::Next

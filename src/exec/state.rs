@@ -100,6 +100,8 @@ pub struct ReqState {
     pub quota_keys: Vec<String>,
     /// limit-concurrency slots held until the request ends.
     pub held_slots: Vec<String>,
+    /// cache-lookup's key and outcome, for cache-store.
+    pub cache: Option<super::steps::cache::CacheState>,
 }
 
 /// An increment applied after the response (in the logging phase).

@@ -506,7 +506,8 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     }
     for stmts in [&post, &outbound] {
         walk(stmts, &mut |s| {
-            if matches!(s.kind, StmtKind::FindAndReplace { .. }) && forward.is_some() {
+            // find-and-replace edits the response body; cache-store saves it.
+            if matches!(s.kind, StmtKind::FindAndReplace { .. } | StmtKind::CacheStore { .. }) && forward.is_some() {
                 needs_response_body = true;
             }
         });

@@ -252,6 +252,19 @@ pub struct SendRequest {
     pub body: Option<Val<String>>,
 }
 
+#[derive(Clone, Debug)]
+pub struct CacheLookup {
+    pub vary_by_developer: Val<bool>,
+    pub vary_by_developer_groups: Val<bool>,
+    pub caching: CachingType,
+    /// `none`, `private` or `public`.
+    pub downstream: Val<String>,
+    pub must_revalidate: Val<bool>,
+    pub allow_private: Val<bool>,
+    pub vary_headers: Vec<String>,
+    pub vary_query: Vec<String>,
+}
+
 /// `caching-type`: which cache a cache policy uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CachingType {
@@ -290,6 +303,9 @@ pub enum StmtKind {
     Trace(Trace),
     FindAndReplace { from: Val<String>, to: Val<String> },
     SendRequest(SendRequest),
+    CacheLookup(CacheLookup),
+    /// `duration` seconds; `cache_response`: None = only 200s are stored.
+    CacheStore { duration: Val<u64>, cache_response: Option<Val<bool>> },
     /// `<limit-concurrency key max-count>` around nested statements.
     LimitConcurrency { key: Val<String>, max: u64, body: Vec<Stmt> },
     /// Takes a slot held until the request ends (a limit-concurrency around forward-request).
@@ -381,6 +397,19 @@ impl Stmt {
             StmtKind::FindAndReplace { from, to } => {
                 v(from, f);
                 v(to, f);
+            }
+            StmtKind::CacheLookup(c) => {
+                v(&c.vary_by_developer, f);
+                v(&c.vary_by_developer_groups, f);
+                v(&c.downstream, f);
+                v(&c.must_revalidate, f);
+                v(&c.allow_private, f);
+            }
+            StmtKind::CacheStore { duration, cache_response } => {
+                v(duration, f);
+                if let Some(c) = cache_response {
+                    v(c, f);
+                }
             }
             StmtKind::LimitConcurrency { key, body, .. } => {
                 v(key, f);

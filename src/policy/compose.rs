@@ -136,7 +136,7 @@ pub fn compose(chain: &[&PolicyDoc], section: Section) -> Vec<Stmt> {
 
 /// Checks on a composed section: once-only policies.
 pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics) {
-    for (name, what) in [("rate-limit", "rate-limit"), ("quota", "quota")] {
+    for (name, what) in [("rate-limit", "rate-limit"), ("quota", "quota"), ("cache-lookup", "cache-lookup"), ("cache-store", "cache-store")] {
         let found: Vec<&Stmt> = stmts.iter().filter(|s| s.element == name).collect();
         for extra in found.iter().skip(1) {
             diags.error("P042", extra.span.clone(), format!("<{what}> may appear only once in the effective policy (first at {})", found[0].span));

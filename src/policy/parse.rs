@@ -222,6 +222,49 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             StmtKind::ForwardRequest(parse_forward_request(&mut r))
         }
         "choose" => StmtKind::Choose(parse_choose(&mut r)),
+        "cache-lookup" => {
+            let vary_by_developer = r.required_value("vary-by-developer", parse_bool).unwrap_or(Val::Lit(false));
+            let vary_by_developer_groups = r.required_value("vary-by-developer-groups", parse_bool).unwrap_or(Val::Lit(false));
+            let caching = parse_caching(&mut r);
+            let downstream = r.value("downstream-caching-type", |s| match s.trim() {
+                "none" | "private" | "public" => Ok(s.trim().to_string()),
+                other => Err(format!("downstream-caching-type must be none, private or public, found {other:?}")),
+            });
+            let must_revalidate = r.value("must-revalidate", parse_bool).unwrap_or(Val::Lit(true));
+            let allow_private = r.value("allow-private-response-caching", parse_bool).unwrap_or(Val::Lit(false));
+            let (mut vary_headers, mut vary_query) = (Vec::new(), Vec::new());
+            for child in r.children() {
+                let mut cr = Reader::new(child, r.env, r.diags);
+                cr.no_children();
+                match child.name.as_str() {
+                    "vary-by-header" => vary_headers.extend(child.text().map(|t| t.value.trim().to_ascii_lowercase())),
+                    "vary-by-query-parameter" => vary_query.extend(child.text().into_iter().flat_map(|t| t.value.split(';').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>())),
+                    other => {
+                        cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <cache-lookup>; expected vary-by-header or vary-by-query-parameter"));
+                        continue;
+                    }
+                }
+                cr.finish();
+            }
+            vary_headers.sort();
+            vary_query.sort();
+            StmtKind::CacheLookup(CacheLookup {
+                vary_by_developer,
+                vary_by_developer_groups,
+                caching,
+                downstream: downstream.unwrap_or(Val::Lit("none".into())),
+                must_revalidate,
+                allow_private,
+                vary_headers,
+                vary_query,
+            })
+        }
+        "cache-store" => {
+            r.no_children();
+            let duration = r.required_value("duration", parse_u64).unwrap_or(Val::Lit(0));
+            let cache_response = r.value("cache-response", parse_bool);
+            StmtKind::CacheStore { duration, cache_response }
+        }
         "limit-concurrency" => {
             let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
             let max = r.parsed_literal("max-count", parse_u64).unwrap_or(1);

@@ -128,7 +128,7 @@ impl Ctx {
                     Flow::Fail(e) => self.fail_on_upstream_response(session, e, &p.on_error, up).await,
                 }
             }
-            None => match self.run(session, Section::Outbound, &p.outbound).await {
+            None => match self.run(session, Section::Outbound, outbound_from(p, self.req.as_ref())).await {
                 Flow::Continue => {}
                 Flow::Respond { origin, .. } => self.origin = origin,
                 Flow::Fail(e) => self.fail(session, e, &p.on_error).await,
@@ -238,6 +238,10 @@ impl Ctx {
     /// Counter increments that waited for the response (expression conditions, bandwidth),
     /// evaluated against the final response.
     pub async fn apply_deferred(&mut self, session: &mut Session, bytes: u64) {
+        // A cache fill that never reached cache-store still wakes its waiters.
+        if let Some(c) = self.req.as_ref().and_then(|r| r.cache.as_ref()).filter(|c| c.filler) {
+            exec::steps::cache::release_fill(&c.key);
+        }
         // limit-concurrency slots held across forward-request end with the request.
         let held = self.req.as_mut().map(|r| std::mem::take(&mut r.held_slots)).unwrap_or_default();
         for k in held {
@@ -349,6 +353,18 @@ impl Ctx {
     }
 }
 
+/// The outbound statements to run: after a cache hit, only those after cache-store
+/// (apim-reference.md §1.4).
+fn outbound_from<'p>(p: &'p Pipeline, req: Option<&ReqState>) -> &'p [Stmt] {
+    let hit = req.and_then(|r| r.cache.as_ref()).is_some_and(|c| c.hit);
+    if hit {
+        if let Some(i) = p.outbound.iter().position(|s| matches!(s.kind, crate::policy::StmtKind::CacheStore { .. })) {
+            return &p.outbound[i + 1..];
+        }
+    }
+    &p.outbound
+}
+
 /// Request state for errors raised before routing finished (on-error still runs).
 fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
     ReqState {
@@ -369,6 +385,7 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
         extra_headers: Vec::new(),
         quota_keys: Vec::new(),
         held_slots: Vec::new(),
+        cache: None,
     }
 }
 

@@ -431,6 +431,7 @@ impl Proxy {
             extra_headers: Vec::new(),
             quota_keys: Vec::new(),
             held_slots: Vec::new(),
+            cache: None,
         });
         ctx.examples = op.examples.clone();
         Ok(())

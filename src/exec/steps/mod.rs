@@ -1,5 +1,6 @@
 //! One module per built-in policy, named after its XML element.
 
+pub mod cache;
 pub mod cache_value;
 pub mod choose;
 pub mod find_and_replace;

@@ -1,0 +1,204 @@
+//! `<cache-lookup>` / `<cache-store>`: the response cache. GET only; the key is the API,
+//! operation, frontend path and each vary-by value (plus the subscription as the "developer").
+//! A hit answers from the cache and outbound resumes after `cache-store`; a miss lets
+//! `cache-store` save status, headers and body (up to 2 MiB) for `duration` seconds. Concurrent
+//! misses for one key in one instance wait for the first to fill (single flight, at most 5 s).
+//! Requests with `Authorization` bypass the cache unless allow-private-response-caching.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ahash::AHashMap;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{value, ExecCtx, Step, StepError};
+use crate::policy::{CacheLookup, CachingType, Val};
+
+/// Largest response stored.
+pub const MAX_CACHED_BODY: usize = 2 * 1024 * 1024;
+const FILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Per-request cache state between cache-lookup and cache-store.
+#[derive(Clone, Debug)]
+pub struct CacheState {
+    pub key: String,
+    pub external: bool,
+    pub hit: bool,
+    /// This request fills the entry others wait for.
+    pub filler: bool,
+    pub downstream: String,
+    pub must_revalidate: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    status: u16,
+    headers: Vec<(String, String)>,
+    expires_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn inflight() -> &'static Mutex<AHashMap<String, Arc<tokio::sync::Notify>>> {
+    static M: OnceLock<Mutex<AHashMap<String, Arc<tokio::sync::Notify>>>> = OnceLock::new();
+    M.get_or_init(|| Mutex::new(AHashMap::new()))
+}
+
+/// End this request's fill (stored or not): wake whoever waits for the key.
+pub fn release_fill(key: &str) {
+    if let Some(n) = inflight().lock().remove(key) {
+        n.notify_waiters();
+    }
+}
+
+fn downstream_header(state: &CacheState, remaining_s: u64) -> Option<HeaderValue> {
+    let mut v = match state.downstream.as_str() {
+        "private" => format!("private, max-age={remaining_s}"),
+        "public" => format!("public, max-age={remaining_s}"),
+        _ => return None,
+    };
+    if state.must_revalidate {
+        v.push_str(", must-revalidate");
+    }
+    HeaderValue::from_str(&v).ok()
+}
+
+fn encode(e: &Entry, body: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(e).unwrap_or_default();
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode(b: &[u8]) -> Option<(Entry, Bytes)> {
+    let nl = b.iter().position(|c| *c == b'\n')?;
+    let e: Entry = serde_json::from_slice(&b[..nl]).ok()?;
+    Some((e, Bytes::copy_from_slice(&b[nl + 1..])))
+}
+
+async fn answer_from(cx: &mut ExecCtx<'_>, state: &mut CacheState, raw: &[u8]) -> bool {
+    let Some((e, body)) = decode(raw) else { return false };
+    cx.resp_headers.clear();
+    for (k, v) in &e.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            cx.resp_headers.append(&n, v);
+        }
+    }
+    cx.resp.status = e.status;
+    cx.resp.reason = None;
+    cx.resp.body = Some(body);
+    state.hit = true;
+    let remaining = e.expires_ms.saturating_sub(now_ms()) / 1000;
+    if let Some(h) = downstream_header(state, remaining) {
+        cx.req.extra_headers.push((http::header::CACHE_CONTROL, h));
+    }
+    true
+}
+
+pub async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Result<Step, StepError> {
+    if cx.req.method != http::Method::GET {
+        return Ok(Step::Next);
+    }
+    let allow_private = *value(&c.allow_private, cx)?;
+    if !allow_private && cx.req_headers.contains(&http::header::AUTHORIZATION) {
+        return Ok(Step::Next);
+    }
+    let by_dev = *value(&c.vary_by_developer, cx)?;
+    let _by_groups = *value(&c.vary_by_developer_groups, cx)?;
+    let downstream = value(&c.downstream, cx)?.into_owned();
+    let must_revalidate = *value(&c.must_revalidate, cx)?;
+    let info = &cx.req.info;
+    let mut key = format!("rc\u{1f}{}\u{1f}{}\u{1f}{}", info.api.unwrap_or(usize::MAX), info.operation.unwrap_or(usize::MAX), info.original_path);
+    let query = crate::gateway::router::parse_query(&info.original_query);
+    for q in &c.vary_query {
+        let vals: Vec<&str> = query.iter().filter(|(k, _)| k == q).map(|(_, v)| v.as_str()).collect();
+        key.push_str(&format!("\u{1f}q:{q}={}", vals.join(",")));
+    }
+    for h in &c.vary_headers {
+        let vals: Vec<String> = HeaderName::from_bytes(h.as_bytes()).map(|n| cx.req_headers.get_all(&n).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()).unwrap_or_default();
+        key.push_str(&format!("\u{1f}h:{h}={}", vals.join(",")));
+    }
+    if by_dev {
+        let sub = cx.req.info.subscription.map(|s| cx.gw.subscriptions.list[s].id.clone()).unwrap_or_default();
+        key.push_str(&format!("\u{1f}d:{sub}"));
+    }
+    let external = c.caching != CachingType::Internal;
+    let mut state = CacheState { key: key.clone(), external, hit: false, filler: false, downstream, must_revalidate };
+    if let Some(raw) = cx.store.cache_get(&key, external).await {
+        if answer_from(cx, &mut state, &raw).await {
+            cx.req.cache = Some(state);
+            return Ok(Step::Respond { run_outbound: true });
+        }
+    }
+    // Single flight: the first miss fills; the others wait for it, then look again.
+    let waiter = {
+        let mut m = inflight().lock();
+        match m.get(&key) {
+            Some(n) => {
+                let n = n.clone();
+                Some(n)
+            }
+            None => {
+                m.insert(key.clone(), Arc::new(tokio::sync::Notify::new()));
+                state.filler = true;
+                None
+            }
+        }
+    };
+    if let Some(n) = waiter {
+        let notified = n.notified();
+        let _ = tokio::time::timeout(FILL_WAIT, notified).await;
+        if let Some(raw) = cx.store.cache_get(&key, external).await {
+            if answer_from(cx, &mut state, &raw).await {
+                cx.req.cache = Some(state);
+                return Ok(Step::Respond { run_outbound: true });
+            }
+        }
+    }
+    cx.req.cache = Some(state);
+    Ok(Step::Next)
+}
+
+pub async fn store(duration: &Val<u64>, cache_response: Option<&Val<bool>>, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+    let Some(state) = cx.req.cache.clone() else { return Ok(()) };
+    if state.hit {
+        return Ok(());
+    }
+    let secs = *value(duration, cx)?;
+    let any_status = match cache_response {
+        Some(v) => *value(v, cx)?,
+        None => false,
+    };
+    let body = cx.resp.body.clone().or_else(|| cx.resp.original_body.clone()).unwrap_or_default();
+    let storable = secs > 0 && (any_status || cx.resp.status == 200) && body.len() <= MAX_CACHED_BODY;
+    if storable {
+        let mut headers = Vec::new();
+        for n in cx.resp_headers.names() {
+            if matches!(n.as_str(), "connection" | "transfer-encoding" | "content-length" | "keep-alive" | "date") {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(n.as_bytes()) {
+                for v in cx.resp_headers.get_all(&name) {
+                    headers.push((n.clone(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+                }
+            }
+        }
+        let e = Entry { status: cx.resp.status, headers, expires_ms: now_ms() + secs * 1000 };
+        cx.store.cache_set(&state.key, encode(&e, &body), Duration::from_secs(secs), state.external).await;
+        if let Some(h) = downstream_header(&state, secs) {
+            cx.req.extra_headers.push((http::header::CACHE_CONTROL, h));
+        }
+    }
+    if state.filler {
+        release_fill(&state.key);
+        if let Some(s) = cx.req.cache.as_mut() {
+            s.filler = false;
+        }
+    }
+    Ok(())
+}
