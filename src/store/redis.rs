@@ -59,7 +59,7 @@ local window = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 for i = 1, tonumber(ARGV[2]) do redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i) end
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-return 1
+return {1}
 "#;
 
 /// Fixed-window quota in a hash. KEYS[1] (window id in the key); ARGV = ttl_s (0 = none),
@@ -85,15 +85,15 @@ return {1, c, b}
 /// Semaphore: KEYS[1]; ARGV = max, ttl_s. Returns 1 when a slot was taken.
 const ACQUIRE: &str = r#"
 local n = redis.call('INCR', KEYS[1])
-if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
+if n > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return {0} end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1
+return {1}
 "#;
 
 const RELEASE: &str = r#"
 local n = redis.call('DECR', KEYS[1])
 if n <= 0 then redis.call('DEL', KEYS[1]) end
-return 1
+return {1}
 "#;
 
 pub struct RedisStore {
