@@ -29,7 +29,8 @@ fn origin() -> Origin {
     Origin::start(|r| {
         std::thread::sleep(Duration::from_millis(if r.path().contains("slow") { 500 } else { 0 }));
         let status = if r.path().contains("missing") { 404 } else { 200 };
-        Reply::Full(Response::new(status, format!("body for {}?{}", r.path(), r.query())).with_header("X-Origin", "yes").with_header("Content-Type", "text/plain"))
+        let resp = Response::new(status, format!("body for {}?{}", r.path(), r.query())).with_header("X-Origin", "yes").with_header("Content-Type", "text/plain");
+        Reply::Full(if r.path().contains("session") { resp.with_header("Set-Cookie", "sid=secret") } else { resp })
     })
 }
 
@@ -62,6 +63,11 @@ fn hits_skip_the_backend_and_resume_after_cache_store() {
     gw.get("/c/items/missing", &[]);
     gw.get("/c/items/missing", &[]);
     assert_eq!(o.count(), 6);
+    // A response that sets a cookie is never stored (it belongs to one client).
+    let s1 = gw.get("/c/items/session", &[]);
+    assert_eq!(s1.header("set-cookie"), Some("sid=secret"));
+    gw.get("/c/items/session", &[]);
+    assert_eq!(o.count(), 8);
 }
 
 #[test]

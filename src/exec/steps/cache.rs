@@ -3,7 +3,8 @@
 //! A hit answers from the cache and outbound resumes after `cache-store`; a miss lets
 //! `cache-store` save status, headers and body (up to 2 MiB) for `duration` seconds. Concurrent
 //! misses for one key in one instance wait for the first to fill (single flight, at most 5 s).
-//! Requests with `Authorization` bypass the cache unless allow-private-response-caching.
+//! Requests with `Authorization` bypass the cache unless allow-private-response-caching;
+//! responses that carry `Set-Cookie` are never stored.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -175,7 +176,9 @@ pub async fn store(duration: &Val<u64>, cache_response: Option<&Val<bool>>, cx: 
         None => false,
     };
     let body = cx.resp.body.clone().or_else(|| cx.resp.original_body.clone()).unwrap_or_default();
-    let storable = secs > 0 && (any_status || cx.resp.status == 200) && body.len() <= MAX_CACHED_BODY;
+    // A response that sets a cookie belongs to one client: never store it in a shared cache.
+    let sets_cookie = cx.resp_headers.contains(&http::header::SET_COOKIE);
+    let storable = secs > 0 && (any_status || cx.resp.status == 200) && body.len() <= MAX_CACHED_BODY && !sets_cookie;
     if storable {
         let mut headers = Vec::new();
         for n in cx.resp_headers.names() {
