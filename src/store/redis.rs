@@ -4,7 +4,8 @@
 //! connects lazily and reconnects by itself, and while Redis is unreachable the configured
 //! failure mode applies (`local` counters by default, `fail-open`, or `fail-closed`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -96,7 +97,19 @@ if n <= 0 then redis.call('DEL', KEYS[1]) end
 return {1}
 "#;
 
+/// Each store gets an id so a thread's cached connection is never reused by a later store
+/// (after a reload) that happens to live at the same address.
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Connections owned by this thread, per store id. A connection's driver task runs on the
+    /// runtime that created it, so a worker thread that uses its own connection keeps every
+    /// Redis call on its runtime (no cross-thread wake-ups per request).
+    static THREAD_CONNS: RefCell<Vec<(u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub struct RedisStore {
+    id: u64,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     next_attempt: parking_lot::Mutex<Instant>,
@@ -116,6 +129,7 @@ impl RedisStore {
     pub fn new(url: &str, prefix: &str, timeout: Duration, mode: FailureMode, max_keys: usize) -> Result<RedisStore, String> {
         let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
         Ok(RedisStore {
+            id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             client,
             conn: tokio::sync::Mutex::new(None),
             next_attempt: parking_lot::Mutex::new(Instant::now()),
@@ -137,7 +151,30 @@ impl RedisStore {
         self.degraded.load(Ordering::Relaxed)
     }
 
+    /// This thread's connection, made on first use (one multiplexed connection per worker
+    /// thread; each reconnects by itself).
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(c) = THREAD_CONNS.with(|m| m.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, c)| c.clone())) {
+            return Ok(c);
+        }
+        if Instant::now() < *self.next_attempt.lock() {
+            return Err(StoreError::Unavailable("waiting before reconnecting".into()));
+        }
+        let c = self.connect().await?;
+        THREAD_CONNS.with(|m| {
+            let mut m = m.borrow_mut();
+            // Stores replaced by a reload leave their connections behind: keep the newest few.
+            if m.len() >= 4 {
+                m.sort_by_key(|(id, _)| *id);
+                m.remove(0);
+            }
+            m.push((self.id, c.clone()));
+        });
+        Ok(c)
+    }
+
+    /// The shared connection of the background service (readiness and the first check).
+    async fn shared_connection(&self) -> Result<ConnectionManager, StoreError> {
         let mut g = self.conn.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
@@ -145,12 +182,15 @@ impl RedisStore {
         if Instant::now() < *self.next_attempt.lock() {
             return Err(StoreError::Unavailable("waiting before reconnecting".into()));
         }
+        let c = self.connect().await?;
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn connect(&self) -> Result<ConnectionManager, StoreError> {
         let cfg = redis::aio::ConnectionManagerConfig::new().set_connection_timeout(self.timeout).set_response_timeout(self.timeout).set_number_of_retries(1);
         match tokio::time::timeout(self.timeout * 4, ConnectionManager::new_with_config(self.client.clone(), cfg)).await {
-            Ok(Ok(c)) => {
-                *g = Some(c.clone());
-                Ok(c)
-            }
+            Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => {
                 *self.next_attempt.lock() = Instant::now() + Duration::from_millis(500);
                 Err(StoreError::Unavailable(e.to_string()))
@@ -325,7 +365,7 @@ impl Counters for RedisStore {
     }
 
     async fn warm_up(&self) {
-        match self.connection().await {
+        match self.shared_connection().await {
             Ok(_) => metric_up(true),
             Err(e) => self.failed(&e),
         }
