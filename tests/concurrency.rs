@@ -36,3 +36,33 @@ fn concurrent_requests_beyond_max_count_get_429() {
     let rejected: Vec<_> = log.iter().filter(|l| l["status"] == 429).collect();
     assert!(rejected.iter().all(|l| l["error"] == "ConcurrencyLimitExceeded"), "{rejected:?}");
 }
+
+#[test]
+fn a_client_that_disconnects_gives_its_slot_back() {
+    let origin = Origin::start(|r| match r.path() {
+        "/slow" => Reply::Delay(Duration::from_millis(500), Response::new(200, "slow")),
+        _ => Reply::Full(echo_response(r)),
+    });
+    let slow = r#"<policies><inbound><base /></inbound><backend><limit-concurrency key="backend" max-count="2"><forward-request timeout="10" /></limit-concurrency></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let gw = Gatehouse::start(&yaml(origin.port), &[("apis/l/slow.xml", slow)]);
+    // Two clients take both slots and hang up before the backend answers.
+    for _ in 0..2 {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+        s.write_all(b"GET /l/slow HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
+        std::thread::sleep(Duration::from_millis(50));
+        drop(s);
+    }
+    // Wait until both abandoned requests have ended (bounded), then both slots are free again.
+    for _ in 0..40 {
+        if gw.access_log().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(origin.count(), 2, "both abandoned requests reached the backend while holding a slot");
+    let port = gw.port;
+    let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(port, "/l/slow", &[]).status)).collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap_or(0)).collect();
+    assert_eq!(statuses, vec![200, 200], "slots of disconnected clients were released");
+}
