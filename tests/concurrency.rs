@@ -48,8 +48,8 @@ fn a_client_that_disconnects_gives_its_slot_back() {
     // Two clients take both slots and hang up before the backend answers.
     for _ in 0..2 {
         use std::io::Write;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
-        s.write_all(b"GET /l/slow HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", gw.port)) else { panic!("cannot connect to gatehouse") };
+        assert!(s.write_all(b"GET /l/slow HTTP/1.1\r\nHost: localhost\r\n\r\n").is_ok());
         std::thread::sleep(Duration::from_millis(50));
         drop(s);
     }
