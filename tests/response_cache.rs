@@ -14,6 +14,7 @@ const DOC: &str = r#"<policies>
     <inbound><base />
         <cache-lookup vary-by-developer="false" vary-by-developer-groups="false" downstream-caching-type="public" must-revalidate="true" caching-type="prefer-external">
             <vary-by-query-parameter>lang</vary-by-query-parameter>
+            <vary-by-header>Accept</vary-by-header>
         </cache-lookup>
     </inbound>
     <backend><base /></backend>
@@ -55,19 +56,23 @@ fn hits_skip_the_backend_and_resume_after_cache_store() {
     // vary-by-query-parameter: another lang is another entry.
     gw.get("/c/items/1?lang=fr", &[]);
     assert_eq!(o.count(), 2);
+    // vary-by-header: another Accept is another entry, and it is then a hit too.
+    gw.get("/c/items/1?lang=en", &[("Accept", "application/xml")]);
+    gw.get("/c/items/1?lang=en", &[("Accept", "application/xml")]);
+    assert_eq!(o.count(), 3);
     // GET only; Authorization bypasses; non-200 is not stored.
     gw.send("POST", "/c/items/1?lang=en", &[], b"x");
-    assert_eq!(o.count(), 3);
-    gw.get("/c/items/1?lang=en", &[("Authorization", "Bearer t")]);
     assert_eq!(o.count(), 4);
+    gw.get("/c/items/1?lang=en", &[("Authorization", "Bearer t")]);
+    assert_eq!(o.count(), 5);
     gw.get("/c/items/missing", &[]);
     gw.get("/c/items/missing", &[]);
-    assert_eq!(o.count(), 6);
+    assert_eq!(o.count(), 7);
     // A response that sets a cookie is never stored (it belongs to one client).
     let s1 = gw.get("/c/items/session", &[]);
     assert_eq!(s1.header("set-cookie"), Some("sid=secret"));
     gw.get("/c/items/session", &[]);
-    assert_eq!(o.count(), 8);
+    assert_eq!(o.count(), 9);
 }
 
 #[test]
