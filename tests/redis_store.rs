@@ -67,7 +67,8 @@ fn redis_outage_falls_back_to_local_counters_and_recovers() {
         let start = Instant::now();
         let r = gw.get("/a/rl", &[]);
         assert_eq!(r.status, 200, "request {i} during the outage");
-        assert!(start.elapsed() < Duration::from_secs(2), "request {i} took {:?}", start.elapsed());
+        // The store timeout is 100 ms; allow for a debug build's own request time on top.
+        assert!(start.elapsed() < Duration::from_millis(600), "request {i} took {:?}", start.elapsed());
     }
     let log = gw.last_log();
     assert_eq!(log["store_degraded"], true, "{log}");

@@ -189,7 +189,7 @@ impl RedisStore {
 
     async fn connect(&self) -> Result<ConnectionManager, StoreError> {
         let cfg = redis::aio::ConnectionManagerConfig::new().set_connection_timeout(self.timeout).set_response_timeout(self.timeout).set_number_of_retries(1);
-        match tokio::time::timeout(self.timeout * 4, ConnectionManager::new_with_config(self.client.clone(), cfg)).await {
+        match tokio::time::timeout(self.timeout, ConnectionManager::new_with_config(self.client.clone(), cfg)).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => {
                 *self.next_attempt.lock() = Instant::now() + Duration::from_millis(500);
