@@ -148,3 +148,42 @@ fn limit_policies_are_checked_at_load() {
     assert!(err.contains("renewal-period must be 1 to 300 seconds"), "{err}");
     assert!(err.contains("quota-by-key `renewal-period` must be 0 (never renews) or at least 300 seconds"), "{err}");
 }
+
+#[test]
+fn quota_windows_align_to_the_subscription_start_date() {
+    let o = origin();
+    // s1 started at an odd second: its 2-second windows begin at odd seconds, not even ones.
+    let cfg = yaml(o.port).replace("    primary_key: key-one-12345\n", "    primary_key: key-one-12345\n    start_date: 2020-01-01T00:00:01Z\n");
+    let product = r#"<quota calls="1" renewal-period="2" />"#;
+    let gw = Gatehouse::start(&cfg, &[("products/gold.xml", &doc(product, ""))]);
+    let k1 = [("Ocp-Apim-Subscription-Key", "key-one-12345")];
+    let wait = |pred: &dyn Fn(u64) -> bool| {
+        for _ in 0..600 {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            if pred(now.as_millis() as u64 % 2000) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait(&|ms| (1000..1200).contains(&ms)); // just after an odd second: s1's window opens
+    assert_eq!(gw.get("/keyed/a", &k1).status, 200);
+    assert_eq!(gw.get("/keyed/a", &k1).status, 403);
+    wait(&|ms| ms < 200); // an even second: a new window only if aligned to 0001-01-01
+    assert_eq!(gw.get("/keyed/a", &k1).status, 403, "still s1's window (aligned to its start date)");
+    wait(&|ms| (1000..1200).contains(&ms));
+    assert_eq!(gw.get("/keyed/a", &k1).status, 200, "s1's next window");
+}
+
+#[test]
+fn a_bad_subscription_start_date_is_a_load_error() {
+    let dir = TempDir::new();
+    let cfg = yaml(1).replace("    primary_key: key-one-12345\n", "    primary_key: key-one-12345\n    start_date: yesterday\n");
+    dir.write("gatehouse.yaml", &format!("listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: policies\n{cfg}"));
+    dir.write("policies/global.xml", "<policies><inbound /><backend><forward-request /></backend></policies>");
+    let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("error[C055]") && err.contains("start_date must be yyyy-MM-ddTHH:mm:ssZ"), "{err}");
+    assert!(err.contains("gatehouse.yaml:"), "the error names the file and position: {err}");
+}

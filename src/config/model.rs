@@ -409,6 +409,10 @@ pub struct SubscriptionSpec {
     pub state: SubscriptionState,
     #[serde(default)]
     pub allow_tracing: bool,
+    /// When the subscription started (`yyyy-MM-ddTHH:mm:ssZ`); per-subscription quota windows
+    /// are aligned to it. Default 0001-01-01T00:00:00Z.
+    #[serde(default)]
+    pub start_date: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]

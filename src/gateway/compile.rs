@@ -559,7 +559,18 @@ fn compile_subscriptions(
                 d.error("C054", span.clone(), format!("subscription `{}` reuses a key of subscription `{other}`; keys must be unique", s.id));
             }
         }
+        let start = match &s.start_date {
+            None => crate::exec::steps::quota::EPOCH_0001,
+            Some(t) => match crate::expr::time::DateTime::parse(t) {
+                Some(dt) => dt.unix_seconds(),
+                None => {
+                    d.error("C055", cfg.locate(Some(&s.id), "start_date", t), format!("subscription `{}`: start_date must be yyyy-MM-ddTHH:mm:ssZ, found {t:?}", s.id));
+                    crate::exec::steps::quota::EPOCH_0001
+                }
+            },
+        };
         list.push(Subscription {
+            start,
             id: s.id.clone(),
             name: s.name.clone().unwrap_or_else(|| s.id.clone()),
             scope,

@@ -23,6 +23,8 @@ pub struct Subscription {
     pub secondary_key: Option<String>,
     pub state: SubscriptionState,
     pub allow_tracing: bool,
+    /// Start date in unix seconds (quota windows align to it).
+    pub start: i64,
 }
 
 pub struct Subscriptions {

@@ -334,7 +334,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             }
             let increment_condition = r.value("increment-condition", parse_bool);
             let increment_count = r.value("increment-count", parse_u64);
-            let first_period_start = r.parsed_literal("first-period-start", parse_start).unwrap_or(-62_135_596_800);
+            let first_period_start = r.parsed_literal("first-period-start", parse_start).unwrap_or(crate::exec::steps::quota::EPOCH_0001);
             StmtKind::QuotaByKey(QuotaByKey { key, calls, bandwidth_kb, period, increment_condition, increment_count, first_period_start })
         }
         "quota" => {

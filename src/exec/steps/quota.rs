@@ -1,6 +1,5 @@
 //! `<quota-by-key>` and `<quota>`: fixed windows aligned to a start time (`first-period-start`
-//! for quota-by-key; 0001-01-01 for per-subscription quotas, as subscriptions carry no start
-//! date here), counting calls and bandwidth (request + response bytes, added after the
+//! for quota-by-key; the subscription's `start_date` for `quota`, default 0001-01-01), counting calls and bandwidth (request + response bytes, added after the
 //! response). Exceeding raises `QuotaExceeded`: 403 with `Retry-After`.
 
 use std::time::Duration;
@@ -14,7 +13,7 @@ use crate::store::StoreError;
 
 const SEP: char = '\u{1f}';
 /// 0001-01-01T00:00:00Z in unix seconds.
-const EPOCH_0001: i64 = -62_135_596_800;
+pub const EPOCH_0001: i64 = -62_135_596_800;
 
 fn store_failure(e: StoreError) -> StepError {
     StepError::new(ErrorKind::Internal, e.to_string())
@@ -93,9 +92,10 @@ pub async fn per_subscription(q: &QuotaPolicy, cx: &mut ExecCtx<'_>) -> Result<(
     let Some(sub) = cx.req.info.subscription else { return Ok(()) };
     let gw = cx.gw;
     let sub_id = gw.subscriptions.list[sub].id.clone();
+    let start = gw.subscriptions.list[sub].start;
     if q.calls > 0 || q.bandwidth_kb > 0 {
         let key = format!("q{SEP}{sub_id}{SEP}{}", q.period);
-        check(cx, key, EPOCH_0001, q.period, q.calls, q.bandwidth_kb, None, None).await?;
+        check(cx, key, start, q.period, q.calls, q.bandwidth_kb, None, None).await?;
     }
     let api = cx.req.info.api.map(|a| &gw.apis[a]);
     let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
@@ -108,7 +108,7 @@ pub async fn per_subscription(q: &QuotaPolicy, cx: &mut ExecCtx<'_>) -> Result<(
             Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!("q{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}", n.api, n.period),
             Some(_) => continue,
         };
-        check(cx, key, EPOCH_0001, n.period, n.calls, n.bandwidth_kb, None, None).await?;
+        check(cx, key, start, n.period, n.calls, n.bandwidth_kb, None, None).await?;
     }
     Ok(())
 }
