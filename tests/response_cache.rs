@@ -100,3 +100,32 @@ fn a_response_cached_through_one_instance_is_served_by_the_others() {
     }
     assert_eq!(o.count(), 1, "the backend was called once for three instances");
 }
+
+#[test]
+fn vary_by_developer_keeps_one_entry_per_subscription() {
+    let o = origin();
+    let cfg = |by_dev: &str| {
+        let doc = format!(
+            r#"<policies><inbound><base /><cache-lookup vary-by-developer="{by_dev}" vary-by-developer-groups="false" /></inbound><backend><base /></backend><outbound><base /><cache-store duration="30" /></outbound><on-error><base /></on-error></policies>"#
+        );
+        let yaml = format!(
+            "name: rcd\napis:\n{}products:\n  - id: p\n    apis: [c]\nsubscriptions:\n  - id: s1\n    scope: product:p\n    primary_key: dev-one-12345\n  - id: s2\n    scope: product:p\n    primary_key: dev-two-12345\n",
+            api_yaml("c", "c", &format!("http://127.0.0.1:{}", o.port), "", &[("item", "*", "/items/{id}")])
+        );
+        (yaml, doc)
+    };
+    let (k1, k2) = ([("Ocp-Apim-Subscription-Key", "dev-one-12345")], [("Ocp-Apim-Subscription-Key", "dev-two-12345")]);
+    let (yaml, doc) = cfg("true");
+    let gw = Gatehouse::start(&yaml, &[("apis/c/item.xml", &doc)]);
+    gw.get("/c/items/1", &k1);
+    gw.get("/c/items/1", &k1);
+    assert_eq!(o.count(), 1, "a hit for the same subscription");
+    gw.get("/c/items/1", &k2);
+    assert_eq!(o.count(), 2, "another subscription is another entry");
+    drop(gw);
+    let (yaml, doc) = cfg("false");
+    let gw = Gatehouse::start(&yaml, &[("apis/c/item.xml", &doc)]);
+    gw.get("/c/items/2", &k1);
+    gw.get("/c/items/2", &k2);
+    assert_eq!(o.count(), 3, "without vary-by-developer the subscriptions share the entry");
+}

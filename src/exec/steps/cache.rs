@@ -109,12 +109,15 @@ pub async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Result<Step, StepE
     if !allow_private && cx.req_headers.contains(&http::header::AUTHORIZATION) {
         return Ok(Step::Next);
     }
-    let by_dev = *value(&c.vary_by_developer, cx)?;
-    let _by_groups = *value(&c.vary_by_developer_groups, cx)?;
+    // No developer or group model here: the subscription stands for both.
+    let by_dev = *value(&c.vary_by_developer, cx)? || *value(&c.vary_by_developer_groups, cx)?;
     let downstream = value(&c.downstream, cx)?.into_owned();
     let must_revalidate = *value(&c.must_revalidate, cx)?;
     let info = &cx.req.info;
-    let mut key = format!("rc\u{1f}{}\u{1f}{}\u{1f}{}", info.api.unwrap_or(usize::MAX), info.operation.unwrap_or(usize::MAX), info.original_path);
+    // Ids, not indices: entries in Redis outlive a reload that reorders the APIs.
+    let api = info.api.map(|a| &cx.gw.apis[a]);
+    let (api_id, op_id) = (api.map_or("", |a| a.id.as_str()), api.and_then(|a| info.operation.map(|o| a.operations[o].id.as_str())).unwrap_or(""));
+    let mut key = format!("rc\u{1f}{api_id}\u{1f}{op_id}\u{1f}{}", info.original_path);
     let query = crate::gateway::router::parse_query(&info.original_query);
     for q in &c.vary_query {
         let vals: Vec<&str> = query.iter().filter(|(k, _)| k == q).map(|(_, v)| v.as_str()).collect();
