@@ -9,15 +9,22 @@ fn yaml(origin_port: u16) -> String {
     format!("apis:\n{}", api_yaml("l", "l", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("slow", "GET", "/slow"), ("inner", "GET", "/inner")]))
 }
 
+/// /slow answers after `ms`; anything else echoes.
+fn slow_origin(ms: u64) -> Origin {
+    Origin::start(move |r| match r.path() {
+        "/slow" => Reply::Delay(Duration::from_millis(ms), Response::new(200, "slow")),
+        _ => Reply::Full(echo_response(r)),
+    })
+}
+
+/// forward-request inside a limit-concurrency of two slots.
+const SLOW: &str = r#"<policies><inbound><base /></inbound><backend><limit-concurrency key="backend" max-count="2"><forward-request timeout="10" /></limit-concurrency></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+
 #[test]
 fn concurrent_requests_beyond_max_count_get_429() {
-    let origin = Origin::start(|r| match r.path() {
-        "/slow" => Reply::Delay(Duration::from_millis(800), Response::new(200, "slow")),
-        _ => Reply::Full(echo_response(r)),
-    });
-    let slow = r#"<policies><inbound><base /></inbound><backend><limit-concurrency key="backend" max-count="2"><forward-request timeout="10" /></limit-concurrency></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let origin = slow_origin(800);
     let inner = r#"<policies><inbound><base /><limit-concurrency key="@("inner-" + context.Request.Method)" max-count="1"><set-header name="X-In-Block" exists-action="override"><value>yes</value></set-header></limit-concurrency></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
-    let gw = Gatehouse::start(&yaml(origin.port), &[("apis/l/slow.xml", slow), ("apis/l/inner.xml", inner)]);
+    let gw = Gatehouse::start(&yaml(origin.port), &[("apis/l/slow.xml", SLOW), ("apis/l/inner.xml", inner)]);
     let port = gw.port;
     let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(move || get(port, "/l/slow", &[]).status)).collect();
     let mut statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap_or(0)).collect();
@@ -39,12 +46,8 @@ fn concurrent_requests_beyond_max_count_get_429() {
 
 #[test]
 fn a_client_that_disconnects_gives_its_slot_back() {
-    let origin = Origin::start(|r| match r.path() {
-        "/slow" => Reply::Delay(Duration::from_millis(500), Response::new(200, "slow")),
-        _ => Reply::Full(echo_response(r)),
-    });
-    let slow = r#"<policies><inbound><base /></inbound><backend><limit-concurrency key="backend" max-count="2"><forward-request timeout="10" /></limit-concurrency></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
-    let gw = Gatehouse::start(&yaml(origin.port), &[("apis/l/slow.xml", slow)]);
+    let origin = slow_origin(500);
+    let gw = Gatehouse::start(&yaml(origin.port), &[("apis/l/slow.xml", SLOW)]);
     // Two clients take both slots and hang up before the backend answers.
     for _ in 0..2 {
         use std::io::Write;

@@ -157,15 +157,7 @@ fn quota_windows_align_to_the_subscription_start_date() {
     let product = r#"<quota calls="1" renewal-period="2" />"#;
     let gw = Gatehouse::start(&cfg, &[("products/gold.xml", &doc(product, ""))]);
     let k1 = [("Ocp-Apim-Subscription-Key", "key-one-12345")];
-    let wait = |pred: &dyn Fn(u64) -> bool| {
-        for _ in 0..600 {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            if pred(now.as_millis() as u64 % 2000) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
+    let wait = |pred: &dyn Fn(u64) -> bool| wait_for_phase(2000, pred);
     wait(&|ms| (1000..1200).contains(&ms)); // just after an odd second: s1's window opens
     assert_eq!(gw.get("/keyed/a", &k1).status, 200);
     assert_eq!(gw.get("/keyed/a", &k1).status, 403);

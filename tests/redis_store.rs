@@ -126,15 +126,7 @@ fn quota_windows_roll_over_at_boundaries() {
     let gw = Gatehouse::start(&yaml, &[("products/p.xml", "<policies><inbound><base /><quota calls=\"2\" renewal-period=\"2\" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")]);
     let key = [("Ocp-Apim-Subscription-Key", "quota-key-123")];
     // Start right after a 2-second boundary (windows are aligned to 0001-01-01, i.e. even seconds).
-    let wait = |pred: &dyn Fn(u64) -> bool| {
-        for _ in 0..300 {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            if pred(now.as_millis() as u64 % 2000) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
+    let wait = |pred: &dyn Fn(u64) -> bool| wait_for_phase(2000, pred);
     wait(&|ms| ms < 200);
     assert_eq!(gw.get("/k/", &key).status, 200);
     assert_eq!(gw.get("/k/", &key).status, 200);

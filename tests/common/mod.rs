@@ -318,3 +318,15 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Wait (bounded: at most 3 s) until the wall clock's position inside a `period_ms` cycle
+/// satisfies `pred`; used to start a test right after a fixed-window boundary.
+pub fn wait_for_phase(period_ms: u64, pred: impl Fn(u64) -> bool) {
+    for _ in 0..600 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        if pred(now.as_millis() as u64 % period_ms) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
