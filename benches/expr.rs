@@ -20,16 +20,30 @@ impl ContextEnv for BenchEnv {
     fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {
         Ok(match (obj, name) {
             (Ctx::Request, "Method") => Value::str("POST"),
-            (Ctx::Request, "Url") => Value::obj(Obj::Url(UrlData { scheme: "https".into(), host: "api.example.com".into(), port: 443, path: "/orders/42".into(), query: vec![] })),
-            (Ctx::Request, "Body") => Value::obj(Obj::Body { which: Ctx::RequestBody }),
+            (Ctx::Request, "Url") => Value::obj(Obj::Url(UrlData {
+                scheme: "https".into(),
+                host: "api.example.com".into(),
+                port: 443,
+                path: "/orders/42".into(),
+                query: vec![],
+            })),
+            (Ctx::Request, "Body") => Value::obj(Obj::Body {
+                which: Ctx::RequestBody,
+            }),
             _ => Value::Null,
         })
     }
     fn header(&self, _which: Ctx, name: &str) -> Option<Vec<String>> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| vec![v.clone()])
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| vec![v.clone()])
     }
     fn header_joined(&self, _which: Ctx, name: &str) -> Option<Arc<str>> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| Arc::from(v.as_str()))
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| Arc::from(v.as_str()))
     }
     fn header_names(&self, _which: Ctx) -> Vec<String> {
         self.headers.iter().map(|(k, _)| k.clone()).collect()
@@ -64,9 +78,24 @@ fn env() -> BenchEnv {
 
 fn bench(c: &mut Criterion) {
     let cases: Vec<(&str, Arc<Expr>)> = vec![
-        ("header_lookup", Arc::new(compile(r#"@(context.Request.Headers.GetValueOrDefault("x-tenant", ""))"#))),
-        ("choose_condition", Arc::new(compile(r#"@(context.Request.Method == "POST" && context.Request.Url.Path.StartsWith("/orders"))"#))),
-        ("jwt_subject", Arc::new(compile(r#"@(context.Request.Headers.GetValueOrDefault("Authorization", "").AsJwt()?.Subject)"#))),
+        (
+            "header_lookup",
+            Arc::new(compile(
+                r#"@(context.Request.Headers.GetValueOrDefault("x-tenant", ""))"#,
+            )),
+        ),
+        (
+            "choose_condition",
+            Arc::new(compile(
+                r#"@(context.Request.Method == "POST" && context.Request.Url.Path.StartsWith("/orders"))"#,
+            )),
+        ),
+        (
+            "jwt_subject",
+            Arc::new(compile(
+                r#"@(context.Request.Headers.GetValueOrDefault("Authorization", "").AsJwt()?.Subject)"#,
+            )),
+        ),
         (
             "jobject_read_rebuild",
             Arc::new(compile(
@@ -118,9 +147,13 @@ fn bench(c: &mut Criterion) {
     let file: Arc<str> = Arc::from("bench.xml");
     c.bench_function("compile_200_expression_document", |b| {
         b.iter(|| {
-            let root = gatehouse::policy::xml::parse(&file, black_box(&doc)).unwrap_or_else(|_| panic!("xml"));
+            let root = gatehouse::policy::xml::parse(&file, black_box(&doc))
+                .unwrap_or_else(|_| panic!("xml"));
             let named = ahash::AHashMap::new();
-            let env = gatehouse::policy::parse::Env { named: &named, scope: gatehouse::policy::Scope::Api };
+            let env = gatehouse::policy::parse::Env {
+                named: &named,
+                scope: gatehouse::policy::Scope::Api,
+            };
             let mut d = gatehouse::diag::Diagnostics::new();
             let parsed = gatehouse::policy::parse::parse_document(&root, &env, &mut d);
             assert!(!d.has_errors());

@@ -61,7 +61,10 @@ impl ServeHttp for Admin {
                 )
             }
             p if self.shared.echo && (p == "/echo" || p.starts_with("/echo/")) => echo(s).await,
-            _ => json(404, serde_json::json!({"statusCode": 404, "message": "Resource not found"})),
+            _ => json(
+                404,
+                serde_json::json!({"statusCode": 404, "message": "Resource not found"}),
+            ),
         }
     }
 }
@@ -72,12 +75,20 @@ async fn echo(s: &mut ServerSession) -> Response<Vec<u8>> {
         match s.read_request_body().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > ECHO_MAX_BODY {
-                    return json(413, serde_json::json!({"statusCode": 413, "message": "Request body too large for echo"}));
+                    return json(
+                        413,
+                        serde_json::json!({"statusCode": 413, "message": "Request body too large for echo"}),
+                    );
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(_) => return json(400, serde_json::json!({"statusCode": 400, "message": "Cannot read request body"})),
+            Err(_) => {
+                return json(
+                    400,
+                    serde_json::json!({"statusCode": 400, "message": "Cannot read request body"}),
+                )
+            }
         }
     }
     let req = s.req_header();

@@ -21,7 +21,11 @@ use crate::proxy::Proxy;
 use crate::state::Shared;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", about = "API gateway running APIM-style XML policies on Pingora", version)]
+#[command(
+    name = "gatehouse",
+    about = "API gateway running APIM-style XML policies on Pingora",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,14 +96,33 @@ pub fn main() -> anyhow::Result<i32> {
             println!("gatehouse {} (pingora 0.9.1)", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
-        Command::Check { config, policy, scope, format } => Ok(check(&config, policy.as_deref(), scope, format)),
-        Command::Explain { config, api, operation, product } => {
+        Command::Check {
+            config,
+            policy,
+            scope,
+            format,
+        } => Ok(check(&config, policy.as_deref(), scope, format)),
+        Command::Explain {
+            config,
+            api,
+            operation,
+            product,
+        } => {
             let (cfg, gw) = load_or_report(&config)?;
             let _ = cfg;
-            print!("{}", explain::explain(&gw, &api, &operation, product.as_deref()).map_err(anyhow::Error::msg)?);
+            print!(
+                "{}",
+                explain::explain(&gw, &api, &operation, product.as_deref())
+                    .map_err(anyhow::Error::msg)?
+            );
             Ok(0)
         }
-        Command::Run { config, daemon, upgrade, test } => run(&config, daemon, upgrade, test),
+        Command::Run {
+            config,
+            daemon,
+            upgrade,
+            test,
+        } => run(&config, daemon, upgrade, test),
     }
 }
 
@@ -183,24 +206,57 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let st = &cfg.raw.store;
     let store: Arc<dyn crate::store::Counters> = match st.r#type {
-        crate::config::StoreType::Memory => Arc::new(crate::store::memory::MemoryStore::new(st.max_keys)),
+        crate::config::StoreType::Memory => {
+            Arc::new(crate::store::memory::MemoryStore::new(st.max_keys))
+        }
         crate::config::StoreType::Redis => {
             let mode = match st.failure_mode {
                 crate::config::StoreFailureMode::Local => crate::store::redis::FailureMode::Local,
-                crate::config::StoreFailureMode::FailOpen => crate::store::redis::FailureMode::FailOpen,
-                crate::config::StoreFailureMode::FailClosed => crate::store::redis::FailureMode::FailClosed,
+                crate::config::StoreFailureMode::FailOpen => {
+                    crate::store::redis::FailureMode::FailOpen
+                }
+                crate::config::StoreFailureMode::FailClosed => {
+                    crate::store::redis::FailureMode::FailClosed
+                }
             };
             let url = st.url.clone().unwrap_or_default();
-            Arc::new(crate::store::redis::RedisStore::new(&url, &cfg.raw.name, st.timeout.0, mode, st.max_keys).map_err(anyhow::Error::msg)?)
+            Arc::new(
+                crate::store::redis::RedisStore::new(
+                    &url,
+                    &cfg.raw.name,
+                    st.timeout.0,
+                    mode,
+                    st.max_keys,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
         }
     };
-    let shared = Shared::new(gw, cfg.raw.access_log, config_path, cfg.raw.admin.echo, store);
-    let opt = Opt { upgrade, daemon, nocapture: false, test, conf: None };
+    let shared = Shared::new(
+        gw,
+        cfg.raw.access_log,
+        config_path,
+        cfg.raw.admin.echo,
+        store,
+    );
+    let opt = Opt {
+        upgrade,
+        daemon,
+        nocapture: false,
+        test,
+        conf: None,
+    };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, daemon));
     server.bootstrap();
 
-    let connector = pingora::connectors::http::Connector::new(Some(pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration)));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, Proxy::new(shared.clone(), connector), "gatehouse proxy");
+    let connector = pingora::connectors::http::Connector::new(Some(
+        pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
+    ));
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(shared.clone(), connector),
+        "gatehouse proxy",
+    );
     for l in &cfg.raw.listeners {
         match &l.tls {
             None => proxy.add_tcp(&l.address),
@@ -215,16 +271,31 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     }
     server.add_service(proxy);
     if !cfg.raw.admin.address.is_empty() {
-        let mut admin = Service::new("gatehouse admin".to_string(), Admin { shared: shared.clone() });
+        let mut admin = Service::new(
+            "gatehouse admin".to_string(),
+            Admin {
+                shared: shared.clone(),
+            },
+        );
         admin.add_tcp(&cfg.raw.admin.address);
         server.add_service(admin);
     }
-    server.add_service(background_service("gatehouse reload", Reloader { shared: shared.clone() }));
+    server.add_service(background_service(
+        "gatehouse reload",
+        Reloader {
+            shared: shared.clone(),
+        },
+    ));
     log::info!(
         "gatehouse {} serving {} API(s) on {}",
         env!("CARGO_PKG_VERSION"),
         shared.gateway.load().apis.len(),
-        cfg.raw.listeners.iter().map(|l| l.address.as_str()).collect::<Vec<_>>().join(", ")
+        cfg.raw
+            .listeners
+            .iter()
+            .map(|l| l.address.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     server.run_forever()
 }

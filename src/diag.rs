@@ -14,12 +14,20 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: &Arc<str>, line: u32, col: u32) -> Span {
-        Span { file: file.clone(), line, col }
+        Span {
+            file: file.clone(),
+            line,
+            col,
+        }
     }
 
     /// A span for a whole file, when no finer position is known.
     pub fn file(file: &str) -> Span {
-        Span { file: Arc::from(file), line: 1, col: 1 }
+        Span {
+            file: Arc::from(file),
+            line: 1,
+            col: 1,
+        }
     }
 }
 
@@ -50,7 +58,10 @@ impl<'a> LineIndex<'a> {
             Err(i) => i - 1,
         };
         let start = self.starts[line];
-        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count());
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
         (line as u32 + 1, col as u32 + 1)
     }
 
@@ -98,11 +109,21 @@ impl Diagnostics {
     }
 
     pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) {
-        self.items.push(Diagnostic { severity: Severity::Error, code, span, message: message.into() });
+        self.items.push(Diagnostic {
+            severity: Severity::Error,
+            code,
+            span,
+            message: message.into(),
+        });
     }
 
     pub fn warning(&mut self, code: &'static str, span: Span, message: impl Into<String>) {
-        self.items.push(Diagnostic { severity: Severity::Warning, code, span, message: message.into() });
+        self.items.push(Diagnostic {
+            severity: Severity::Warning,
+            code,
+            span,
+            message: message.into(),
+        });
     }
 
     pub fn extend(&mut self, other: Diagnostics) {
@@ -114,7 +135,10 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.items.iter().filter(|d| d.severity == Severity::Error).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn items(&self) -> &[Diagnostic] {
@@ -124,7 +148,12 @@ impl Diagnostics {
     /// Sorted by file, line and column, so output is stable.
     pub fn sorted(mut self) -> Self {
         self.items.sort_by(|a, b| {
-            (&*a.span.file, a.span.line, a.span.col, a.code).cmp(&(&*b.span.file, b.span.line, b.span.col, b.code))
+            (&*a.span.file, a.span.line, a.span.col, a.code).cmp(&(
+                &*b.span.file,
+                b.span.line,
+                b.span.col,
+                b.code,
+            ))
         });
         self.items.dedup();
         self

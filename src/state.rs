@@ -24,7 +24,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(gw: Gateway, access_log: AccessLogTarget, config_path: PathBuf, echo: bool, store: Arc<dyn crate::store::Counters>) -> Arc<Shared> {
+    pub fn new(
+        gw: Gateway,
+        access_log: AccessLogTarget,
+        config_path: PathBuf,
+        echo: bool,
+        store: Arc<dyn crate::store::Counters>,
+    ) -> Arc<Shared> {
         if let Some(m) = metrics::get() {
             m.generation.set(1);
         }
@@ -62,7 +68,11 @@ impl Shared {
                 if let Some(m) = metrics::get() {
                     m.reloads.with_label_values(&["error"]).inc();
                 }
-                log::error!("configuration reload failed; keeping generation {}:\n{}", self.generation.load(Ordering::SeqCst), d.render_text());
+                log::error!(
+                    "configuration reload failed; keeping generation {}:\n{}",
+                    self.generation.load(Ordering::SeqCst),
+                    d.render_text()
+                );
                 Err(d)
             }
         }

@@ -6,10 +6,22 @@ use common::*;
 use std::time::Duration;
 
 fn yaml(origin_port: u16, redis: Option<&RedisServer>) -> String {
-    let store = redis.map_or(String::new(), |r| format!("store:\n  type: redis\n  url: {}\n", r.url()));
+    let store = redis.map_or(String::new(), |r| {
+        format!("store:\n  type: redis\n  url: {}\n", r.url())
+    });
     format!(
         "name: cv\n{store}apis:\n{}",
-        api_yaml("c", "c", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("get", "GET", "/get/{k}"), ("put", "PUT", "/put/{k}"), ("del", "DELETE", "/del/{k}")])
+        api_yaml(
+            "c",
+            "c",
+            &format!("http://127.0.0.1:{origin_port}"),
+            "    subscription_required: false\n",
+            &[
+                ("get", "GET", "/get/{k}"),
+                ("put", "PUT", "/put/{k}"),
+                ("del", "DELETE", "/del/{k}")
+            ]
+        )
     )
 }
 
@@ -32,7 +44,11 @@ fn files(caching: &str) -> Vec<(String, String)> {
             <return-response><set-status code="204" reason="No Content" /></return-response>
         </inbound></policies>"#
     );
-    vec![("apis/c/get.xml".into(), get), ("apis/c/put.xml".into(), put), ("apis/c/del.xml".into(), del)]
+    vec![
+        ("apis/c/get.xml".into(), get),
+        ("apis/c/put.xml".into(), put),
+        ("apis/c/del.xml".into(), del),
+    ]
 }
 
 fn refs(f: &[(String, String)]) -> Vec<(&str, &str)> {
@@ -44,14 +60,26 @@ fn store_lookup_remove_and_expire_in_memory() {
     let origin = Origin::echo();
     let f = files("internal");
     let gw = Gatehouse::start(&yaml(origin.port, None), &refs(&f));
-    assert_eq!(gw.get("/c/get/a", &[]).text(), "string:none", "a miss sets the default");
+    assert_eq!(
+        gw.get("/c/get/a", &[]).text(),
+        "string:none",
+        "a miss sets the default"
+    );
     assert_eq!(gw.send("PUT", "/c/put/a", &[], b"").status, 204);
-    assert_eq!(gw.get("/c/get/a", &[]).text(), "int:42", "the value keeps its type");
+    assert_eq!(
+        gw.get("/c/get/a", &[]).text(),
+        "int:42",
+        "the value keeps its type"
+    );
     assert_eq!(gw.send("PUT", "/c/put/json", &[], b"").status, 204);
     assert_eq!(gw.get("/c/get/json", &[]).text(), "json:5");
     assert_eq!(gw.send("DELETE", "/c/del/a", &[], b"").status, 204);
     assert_eq!(gw.get("/c/get/a", &[]).text(), "string:none");
-    assert_eq!(gw.send("PUT", "/c/put/short", &[("X-Ttl", "1")], b"").status, 204);
+    assert_eq!(
+        gw.send("PUT", "/c/put/short", &[("X-Ttl", "1")], b"")
+            .status,
+        204
+    );
     assert_eq!(gw.get("/c/get/short", &[]).text(), "int:42");
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(gw.get("/c/get/short", &[]).text(), "string:none", "expired");

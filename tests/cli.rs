@@ -7,24 +7,32 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn check_output(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = run_cli(dir, args);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn malformed_policies_report_every_problem_with_positions() {
-    let (code, _, stderr) = check_output(&fixture("bad-policies"), &["check", "-c", "gatehouse.yaml"]);
+    let (code, _, stderr) =
+        check_output(&fixture("bad-policies"), &["check", "-c", "gatehouse.yaml"]);
     assert_eq!(code, 1);
     assert_golden("bad-policies.txt", &stderr);
 }
 
 #[test]
 fn malformed_config_reports_the_yaml_position() {
-    let (code, _, stderr) = check_output(&fixture("bad-config"), &["check", "-c", "gatehouse.yaml"]);
+    let (code, _, stderr) =
+        check_output(&fixture("bad-config"), &["check", "-c", "gatehouse.yaml"]);
     assert_eq!(code, 1);
     assert_golden("bad-config.txt", &stderr);
 }
@@ -38,25 +46,42 @@ fn broken_references_are_all_reported() {
 
 #[test]
 fn run_refuses_a_bad_configuration() {
-    let (code, _, stderr) = check_output(&fixture("bad-policies"), &["run", "-c", "gatehouse.yaml"]);
+    let (code, _, stderr) =
+        check_output(&fixture("bad-policies"), &["run", "-c", "gatehouse.yaml"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("policies/apis/orders.xml:7:10: error[P010]: unknown policy element <frobnicate>"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "policies/apis/orders.xml:7:10: error[P010]: unknown policy element <frobnicate>"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn standalone_policy_check_and_json_format() {
     let dir = fixture("standalone");
-    let (code, _, stderr) = check_output(&dir, &["check", "--policy", "doc.xml", "--scope", "operation"]);
+    let (code, _, stderr) = check_output(
+        &dir,
+        &["check", "--policy", "doc.xml", "--scope", "operation"],
+    );
     assert_eq!(code, 1);
     assert_golden("standalone.txt", &stderr);
-    let (code, stdout, _) = check_output(&dir, &["check", "--policy", "doc.xml", "--format", "json"]);
+    let (code, stdout, _) =
+        check_output(&dir, &["check", "--policy", "doc.xml", "--format", "json"]);
     assert_eq!(code, 1);
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    let codes: Vec<&str> = v.as_array().into_iter().flatten().filter_map(|d| d["code"].as_str()).collect();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let codes: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
     assert_eq!(codes, ["P030", "P031"]);
     assert_eq!(v[0]["file"], "doc.xml");
     assert_eq!(v[0]["line"], 4);
-    let (code, stdout, _) = check_output(&dir, &["check", "--policy", "good.xml", "--format", "json"]);
+    let (code, stdout, _) =
+        check_output(&dir, &["check", "--policy", "good.xml", "--format", "json"]);
     assert_eq!((code, stdout.trim()), (0, "[]"));
 }
 
@@ -65,12 +90,39 @@ fn shipped_configuration_checks_clean_and_explains() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (code, _, stderr) = check_output(root, &["check", "-c", "conf/gatehouse.yaml"]);
     assert_eq!((code, stderr.as_str()), (0, "ok\n"));
-    let (code, stdout, stderr) = check_output(root, &["explain", "-c", "conf/gatehouse.yaml", "--api", "echo", "--operation", "get-order", "--product", "starter"]);
+    let (code, stdout, stderr) = check_output(
+        root,
+        &[
+            "explain",
+            "-c",
+            "conf/gatehouse.yaml",
+            "--api",
+            "echo",
+            "--operation",
+            "get-order",
+            "--product",
+            "starter",
+        ],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert_golden("explain-echo-get-order.txt", &stdout);
-    let (code, _, stderr) = check_output(root, &["explain", "-c", "conf/gatehouse.yaml", "--api", "echo", "--operation", "nope"]);
+    let (code, _, stderr) = check_output(
+        root,
+        &[
+            "explain",
+            "-c",
+            "conf/gatehouse.yaml",
+            "--api",
+            "echo",
+            "--operation",
+            "nope",
+        ],
+    );
     assert_eq!(code, 1);
-    assert!(stderr.contains("API `echo` has no operation `nope`"), "{stderr}");
+    assert!(
+        stderr.contains("API `echo` has no operation `nope`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -90,7 +142,16 @@ fn header_doc(v: &str) -> String {
 #[test]
 fn sighup_reloads_and_a_bad_reload_keeps_the_running_config() {
     let origin = Origin::echo();
-    let yaml = format!("apis:\n{}", api_yaml("r", "r", &format!("http://127.0.0.1:{}", origin.port), "    subscription_required: false\n", &[("get", "GET", "/")]));
+    let yaml = format!(
+        "apis:\n{}",
+        api_yaml(
+            "r",
+            "r",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("get", "GET", "/")]
+        )
+    );
     let gw = Gatehouse::start(&yaml, &[("apis/r.xml", &header_doc("one"))]);
     assert_eq!(gw.get("/r/", &[]).header("x-version"), Some("one"));
 
@@ -98,7 +159,11 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_running_config() {
     gw.signal("HUP");
     let mut v = String::new();
     for _ in 0..100 {
-        v = gw.get("/r/", &[]).header("x-version").unwrap_or("").to_string();
+        v = gw
+            .get("/r/", &[])
+            .header("x-version")
+            .unwrap_or("")
+            .to_string();
         if v == "two" {
             break;
         }
@@ -108,7 +173,10 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_running_config() {
     let cfg = get(gw.admin, "/config", &[]).json();
     assert_eq!(cfg["generation"], 2);
 
-    gw.write_policy("apis/r.xml", "<policies><inbound><frobnicate /></inbound></policies>");
+    gw.write_policy(
+        "apis/r.xml",
+        "<policies><inbound><frobnicate /></inbound></policies>",
+    );
     gw.signal("HUP");
     let mut failed = false;
     for _ in 0..100 {
@@ -119,17 +187,36 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_running_config() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(failed, "{}", gw.log());
-    assert!(gw.log().contains("apis/r.xml:1:21: error[P010]"), "{}", gw.log());
+    assert!(
+        gw.log().contains("apis/r.xml:1:21: error[P010]"),
+        "{}",
+        gw.log()
+    );
     assert_eq!(gw.get("/r/", &[]).header("x-version"), Some("two"));
     let metrics = get(gw.admin, "/metrics", &[]).text();
-    assert!(metrics.contains("gatehouse_config_reloads_total{result=\"error\"} 1"), "{metrics}");
-    assert!(metrics.contains("gatehouse_config_reloads_total{result=\"ok\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("gatehouse_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_config_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn admin_endpoints_and_metrics() {
     let origin = Origin::echo();
-    let yaml = format!("apis:\n{}", api_yaml("m", "m", &format!("http://127.0.0.1:{}", origin.port), "    subscription_required: false\n", &[("get", "GET", "/")]));
+    let yaml = format!(
+        "apis:\n{}",
+        api_yaml(
+            "m",
+            "m",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("get", "GET", "/")]
+        )
+    );
     let gw = Gatehouse::start(&yaml, &[]);
     assert_eq!(get(gw.admin, "/healthz", &[]).status, 200);
     assert_eq!(get(gw.admin, "/readyz", &[]).status, 200);
@@ -139,18 +226,41 @@ fn admin_endpoints_and_metrics() {
     let m = get(gw.admin, "/metrics", &[]).text();
     assert!(m.contains(r#"gatehouse_requests_total{api="m",operation="get",producer="backend",status_class="2xx"} 1"#), "{m}");
     assert!(m.contains(r#"gatehouse_requests_total{api="",operation="",producer="gateway",status_class="4xx"} 1"#), "{m}");
-    assert!(m.contains("gatehouse_request_duration_seconds_bucket{api=\"m\""), "{m}");
-    assert!(m.contains("gatehouse_backend_duration_seconds_count{api=\"m\"} 1"), "{m}");
+    assert!(
+        m.contains("gatehouse_request_duration_seconds_bucket{api=\"m\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("gatehouse_backend_duration_seconds_count{api=\"m\"} 1"),
+        "{m}"
+    );
     let e = gw.send("POST", "/echo-not-routed", &[], b"x");
     assert_eq!(e.status, 404);
     let echo = send(gw.admin, "POST", "/echo/a?b=1", &[("X-T", "1")], b"hi").json();
-    assert_eq!((echo["method"].as_str(), echo["path"].as_str(), echo["query"].as_str(), echo["body"].as_str()), (Some("POST"), Some("/echo/a"), Some("b=1"), Some("hi")));
+    assert_eq!(
+        (
+            echo["method"].as_str(),
+            echo["path"].as_str(),
+            echo["query"].as_str(),
+            echo["body"].as_str()
+        ),
+        (Some("POST"), Some("/echo/a"), Some("b=1"), Some("hi"))
+    );
 }
 
 #[test]
 fn zero_downtime_upgrade_with_dash_u() {
     let origin = Origin::echo();
-    let yaml = format!("apis:\n{}", api_yaml("u", "u", &format!("http://127.0.0.1:{}", origin.port), "    subscription_required: false\n", &[("get", "GET", "/")]));
+    let yaml = format!(
+        "apis:\n{}",
+        api_yaml(
+            "u",
+            "u",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("get", "GET", "/")]
+        )
+    );
     let gw = Gatehouse::start(&yaml, &[]);
     let mut new = gw.spawn_upgrade();
     // The new process waits for the sockets; the old one hands them over on SIGQUIT.
@@ -168,9 +278,15 @@ fn zero_downtime_upgrade_with_dash_u() {
     let new_log = std::fs::read_to_string(gw.dir.0.join("upgrade.log")).unwrap_or_default();
     let _ = new.kill();
     let _ = new.wait();
-    assert_eq!(failures, 0, "requests failed during the upgrade ({served} served)\nnew process:\n{new_log}");
+    assert_eq!(
+        failures, 0,
+        "requests failed during the upgrade ({served} served)\nnew process:\n{new_log}"
+    );
     assert!(new_log.contains("serving 1 API(s)"), "{new_log}");
-    assert!(new_log.contains(r#""path":"/u/""#), "the new process served no request:\n{new_log}");
+    assert!(
+        new_log.contains(r#""path":"/u/""#),
+        "the new process served no request:\n{new_log}"
+    );
 }
 
 #[test]
@@ -198,7 +314,10 @@ fn daemon_mode_writes_the_pid_file_and_serves() {
     assert!(status.success());
     let mut pid = String::new();
     for _ in 0..100 {
-        pid = std::fs::read_to_string(&pid_file).unwrap_or_default().trim().to_string();
+        pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if !pid.is_empty() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
@@ -206,6 +325,9 @@ fn daemon_mode_writes_the_pid_file_and_serves() {
     }
     assert!(!pid.is_empty(), "no pid file");
     let r = get(port, "/d/", &[]);
-    let _ = std::process::Command::new("kill").arg("-KILL").arg(&pid).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(&pid)
+        .status();
     assert_eq!((r.status, r.text().as_str()), (200, "daemon"));
 }

@@ -5,7 +5,11 @@ mod common;
 use common::*;
 
 fn header_policy(name: &str, before: &[&str], base: bool, after: &[&str]) -> String {
-    let set = |v: &str| format!("<set-header name=\"{name}\" exists-action=\"append\"><value>{v}</value></set-header>");
+    let set = |v: &str| {
+        format!(
+            "<set-header name=\"{name}\" exists-action=\"append\"><value>{v}</value></set-header>"
+        )
+    };
     let mut s = String::from("<policies><inbound>");
     for v in before {
         s.push_str(&set(v));
@@ -43,9 +47,18 @@ fn setup(origin: &Origin) -> Gatehouse {
             ("global.xml", global),
             ("products/gold.xml", &product),
             ("apis/comp.xml", api),
-            ("apis/comp/first.xml", &header_policy("X-Order", &[], true, &["operation"])),
-            ("apis/comp/last.xml", &header_policy("X-Order", &["operation"], true, &[])),
-            ("apis/comp/absent.xml", &header_policy("X-Order", &["operation"], false, &[])),
+            (
+                "apis/comp/first.xml",
+                &header_policy("X-Order", &[], true, &["operation"]),
+            ),
+            (
+                "apis/comp/last.xml",
+                &header_policy("X-Order", &["operation"], true, &[]),
+            ),
+            (
+                "apis/comp/absent.xml",
+                &header_policy("X-Order", &["operation"], false, &[]),
+            ),
         ],
     )
 }
@@ -60,10 +73,22 @@ fn order(gw: &Gatehouse, origin: &Origin, path: &str, key: &str) -> String {
 fn base_first_last_absent_and_omitted() {
     let origin = Origin::echo();
     let gw = setup(&origin);
-    assert_eq!(order(&gw, &origin, "/comp/first", "api-key-1234567"), "api-before, global, api-after, operation");
-    assert_eq!(order(&gw, &origin, "/comp/last", "api-key-1234567"), "operation, api-before, global, api-after");
-    assert_eq!(order(&gw, &origin, "/comp/absent", "api-key-1234567"), "operation");
-    assert_eq!(order(&gw, &origin, "/comp/omitted", "api-key-1234567"), "api-before, global, api-after");
+    assert_eq!(
+        order(&gw, &origin, "/comp/first", "api-key-1234567"),
+        "api-before, global, api-after, operation"
+    );
+    assert_eq!(
+        order(&gw, &origin, "/comp/last", "api-key-1234567"),
+        "operation, api-before, global, api-after"
+    );
+    assert_eq!(
+        order(&gw, &origin, "/comp/absent", "api-key-1234567"),
+        "operation"
+    );
+    assert_eq!(
+        order(&gw, &origin, "/comp/omitted", "api-key-1234567"),
+        "api-before, global, api-after"
+    );
 }
 
 #[test]
@@ -71,10 +96,16 @@ fn product_scope_applies_only_in_product_context() {
     let origin = Origin::echo();
     let gw = setup(&origin);
     // Product key: product policies join the chain between global and API.
-    assert_eq!(order(&gw, &origin, "/comp/first", "gold-key-123456"), "api-before, global, product, api-after, operation");
+    assert_eq!(
+        order(&gw, &origin, "/comp/first", "gold-key-123456"),
+        "api-before, global, product, api-after, operation"
+    );
     assert_eq!(gw.last_log()["product"], "gold");
     // API-scoped key: no product policies (apim-reference.md §1.2 rule 5).
-    assert_eq!(order(&gw, &origin, "/comp/first", "api-key-1234567"), "api-before, global, api-after, operation");
+    assert_eq!(
+        order(&gw, &origin, "/comp/first", "api-key-1234567"),
+        "api-before, global, api-after, operation"
+    );
     assert_eq!(gw.last_log()["product"], serde_json::Value::Null);
 }
 
@@ -82,7 +113,10 @@ fn product_scope_applies_only_in_product_context() {
 fn outbound_composes_in_document_order() {
     let origin = Origin::echo();
     let gw = setup(&origin);
-    let r = gw.get("/comp/first", &[("Ocp-Apim-Subscription-Key", "api-key-1234567")]);
+    let r = gw.get(
+        "/comp/first",
+        &[("Ocp-Apim-Subscription-Key", "api-key-1234567")],
+    );
     assert_eq!(r.header("x-out"), Some("global, api"));
 }
 
@@ -92,7 +126,13 @@ fn named_values_and_fragments() {
     let dir_secret = "s3cr3t-value-xyz";
     let yaml = format!(
         "named_values:\n  tenant:\n    value: contoso\n  token:\n    file: token.txt\napis:\n{}",
-        api_yaml("nv", "nv", &format!("http://127.0.0.1:{}", origin.port), "    subscription_required: false\n", &[("get", "GET", "/")])
+        api_yaml(
+            "nv",
+            "nv",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("get", "GET", "/")]
+        )
     );
     let api = "<policies><inbound><base />\
         <set-header name=\"X-Tenant\" exists-action=\"override\"><value>{{tenant}}</value></set-header>\
@@ -101,7 +141,11 @@ fn named_values_and_fragments() {
         <include-fragment fragment-id=\"tags\" />\
         </inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>";
     let frag = "<fragment><set-header name=\"X-Frag\" exists-action=\"override\"><value>from-fragment-{{tenant}}</value></set-header></fragment>";
-    let gw = Gatehouse::start_with(&yaml, &[("apis/nv.xml", api), ("fragments/tags.xml", frag)], &[("token.txt", &format!("{dir_secret}\n"))]);
+    let gw = Gatehouse::start_with(
+        &yaml,
+        &[("apis/nv.xml", api), ("fragments/tags.xml", frag)],
+        &[("token.txt", &format!("{dir_secret}\n"))],
+    );
     let r = gw.get("/nv/", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(origin.last().header("x-token"), Some(dir_secret));
@@ -110,9 +154,24 @@ fn named_values_and_fragments() {
     assert_eq!(req.header("x-mixed"), Some("pre-contoso-post"));
     assert_eq!(req.header("x-frag"), Some("from-fragment-contoso"));
     // explain shows references, never secret values.
-    let out = run_cli(&gw.dir.0, &["explain", "-c", "gatehouse.yaml", "--api", "nv", "--operation", "get"]);
+    let out = run_cli(
+        &gw.dir.0,
+        &[
+            "explain",
+            "-c",
+            "gatehouse.yaml",
+            "--api",
+            "nv",
+            "--operation",
+            "get",
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("{{token}}"), "{text}");
     assert!(!text.contains(dir_secret), "{text}");
     assert!(!gw.log().contains(dir_secret), "secret leaked into the log");

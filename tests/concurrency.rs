@@ -6,7 +6,16 @@ use common::*;
 use std::time::Duration;
 
 fn yaml(origin_port: u16) -> String {
-    format!("apis:\n{}", api_yaml("l", "l", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("slow", "GET", "/slow"), ("inner", "GET", "/inner")]))
+    format!(
+        "apis:\n{}",
+        api_yaml(
+            "l",
+            "l",
+            &format!("http://127.0.0.1:{origin_port}"),
+            "    subscription_required: false\n",
+            &[("slow", "GET", "/slow"), ("inner", "GET", "/inner")]
+        )
+    )
 }
 
 /// /slow answers after `ms`; anything else echoes.
@@ -24,9 +33,14 @@ const SLOW: &str = r#"<policies><inbound><base /></inbound><backend><limit-concu
 fn concurrent_requests_beyond_max_count_get_429() {
     let origin = slow_origin(800);
     let inner = r#"<policies><inbound><base /><limit-concurrency key="@("inner-" + context.Request.Method)" max-count="1"><set-header name="X-In-Block" exists-action="override"><value>yes</value></set-header></limit-concurrency></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
-    let gw = Gatehouse::start(&yaml(origin.port), &[("apis/l/slow.xml", SLOW), ("apis/l/inner.xml", inner)]);
+    let gw = Gatehouse::start(
+        &yaml(origin.port),
+        &[("apis/l/slow.xml", SLOW), ("apis/l/inner.xml", inner)],
+    );
     let port = gw.port;
-    let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(move || get(port, "/l/slow", &[]).status)).collect();
+    let threads: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(port, "/l/slow", &[]).status))
+        .collect();
     let mut statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap_or(0)).collect();
     statuses.sort();
     assert_eq!(statuses, vec![200, 200, 429, 429]);
@@ -41,7 +55,12 @@ fn concurrent_requests_beyond_max_count_get_429() {
     }
     let log = gw.access_log();
     let rejected: Vec<_> = log.iter().filter(|l| l["status"] == 429).collect();
-    assert!(rejected.iter().all(|l| l["error"] == "ConcurrencyLimitExceeded"), "{rejected:?}");
+    assert!(
+        rejected
+            .iter()
+            .all(|l| l["error"] == "ConcurrencyLimitExceeded"),
+        "{rejected:?}"
+    );
 }
 
 #[test]
@@ -51,8 +70,12 @@ fn a_client_that_disconnects_gives_its_slot_back() {
     // Two clients take both slots and hang up before the backend answers.
     for _ in 0..2 {
         use std::io::Write;
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", gw.port)) else { panic!("cannot connect to gatehouse") };
-        assert!(s.write_all(b"GET /l/slow HTTP/1.1\r\nHost: localhost\r\n\r\n").is_ok());
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", gw.port)) else {
+            panic!("cannot connect to gatehouse")
+        };
+        assert!(s
+            .write_all(b"GET /l/slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .is_ok());
         std::thread::sleep(Duration::from_millis(50));
         drop(s);
     }
@@ -63,9 +86,19 @@ fn a_client_that_disconnects_gives_its_slot_back() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(origin.count(), 2, "both abandoned requests reached the backend while holding a slot");
+    assert_eq!(
+        origin.count(),
+        2,
+        "both abandoned requests reached the backend while holding a slot"
+    );
     let port = gw.port;
-    let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(port, "/l/slow", &[]).status)).collect();
+    let threads: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(port, "/l/slow", &[]).status))
+        .collect();
     let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap_or(0)).collect();
-    assert_eq!(statuses, vec![200, 200], "slots of disconnected clients were released");
+    assert_eq!(
+        statuses,
+        vec![200, 200],
+        "slots of disconnected clients were released"
+    );
 }

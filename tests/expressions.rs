@@ -8,9 +8,24 @@ const OPEN: &str = "    subscription_required: false\n";
 
 fn gateway(origin_port: u16, ops: &[(&str, &str, &str, &str)], extra_yaml: &str) -> Gatehouse {
     let ops_yaml: Vec<(&str, &str, &str)> = ops.iter().map(|(id, m, t, _)| (*id, *m, *t)).collect();
-    let yaml = format!("{extra_yaml}apis:\n{}", api_yaml("x", "x", &format!("http://127.0.0.1:{origin_port}"), OPEN, &ops_yaml));
-    let files: Vec<(String, String)> = ops.iter().map(|(id, _, _, xml)| (format!("apis/x/{id}.xml"), xml.to_string())).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let yaml = format!(
+        "{extra_yaml}apis:\n{}",
+        api_yaml(
+            "x",
+            "x",
+            &format!("http://127.0.0.1:{origin_port}"),
+            OPEN,
+            &ops_yaml
+        )
+    );
+    let files: Vec<(String, String)> = ops
+        .iter()
+        .map(|(id, _, _, xml)| (format!("apis/x/{id}.xml"), xml.to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     Gatehouse::start(&yaml, &refs)
 }
 
@@ -45,7 +60,10 @@ fn choose_with_raw_quotes_and_variables() {
     gw.send("POST", "/x/c", &[], b"x");
     assert_eq!(origin.last().header("x-route"), Some("post"));
     let r = gw.get("/x/c", &[]);
-    assert_eq!((r.status, r.text().as_str()), (405, "GET is not allowed for tier free"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (405, "GET is not allowed for tier free")
+    );
 }
 
 #[test]
@@ -64,21 +82,42 @@ fn expression_attributes_and_json_bodies() {
     let outbound = r#"
         <set-status code="@(context.Response.StatusCode == 200 ? 201 : context.Response.StatusCode)" reason="Created" />
         <set-header name="X-Elapsed-Known" exists-action="override"><value>@((context.Elapsed.TotalMilliseconds >= 0).ToString())</value></set-header>"#;
-    let gw = gateway(origin.port, &[("j", "POST", "/items/{id}", &doc(inbound, outbound, ""))], "");
-    let r = gw.send("POST", "/x/items/7?page=2", &[("Content-Type", "application/json")], br#"{"user":"ann","items":[1,2,3]}"#);
-    assert_eq!((r.status, r.reason.as_str()), (201, "Created"), "{}", r.text());
+    let gw = gateway(
+        origin.port,
+        &[("j", "POST", "/items/{id}", &doc(inbound, outbound, ""))],
+        "",
+    );
+    let r = gw.send(
+        "POST",
+        "/x/items/7?page=2",
+        &[("Content-Type", "application/json")],
+        br#"{"user":"ann","items":[1,2,3]}"#,
+    );
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (201, "Created"),
+        "{}",
+        r.text()
+    );
     assert_eq!(r.header("x-elapsed-known"), Some("True"));
     let req = origin.last();
     assert_eq!(req.header("x-computed"), Some("7-j"));
     assert_eq!(req.query(), "page=3");
-    assert_eq!(String::from_utf8_lossy(&req.body), r#"{"user":"ANN","items":3}"#);
+    assert_eq!(
+        String::from_utf8_lossy(&req.body),
+        r#"{"user":"ANN","items":3}"#
+    );
 }
 
 #[test]
 fn request_body_read_by_an_expression_is_still_forwarded() {
     let origin = Origin::echo();
     let inbound = r#"<set-header name="X-Body-Length" exists-action="override"><value>@(context.Request.Body.As<string>(preserveContent: true).Length.ToString())</value></set-header>"#;
-    let gw = gateway(origin.port, &[("b", "POST", "/b", &doc(inbound, "", ""))], "");
+    let gw = gateway(
+        origin.port,
+        &[("b", "POST", "/b", &doc(inbound, "", ""))],
+        "",
+    );
     let body: Vec<u8> = (0..60_000).map(|i| b'a' + (i % 26) as u8).collect();
     let r = gw.send("POST", "/x/b", &[], &body);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -89,7 +128,10 @@ fn request_body_read_by_an_expression_is_still_forwarded() {
     let big = vec![b'x'; 100_000];
     let r = gw.send("POST", "/x/b", &[], &big);
     assert_eq!(r.status, 413);
-    assert_eq!(r.json()["message"], "Request body is larger than the 65536 bytes policies can read.");
+    assert_eq!(
+        r.json()["message"],
+        "Request body is larger than the 65536 bytes policies can read."
+    );
     assert_eq!(origin.count(), 1);
 }
 
@@ -102,7 +144,11 @@ fn failing_expression_goes_to_on_error_with_last_error() {
             <value>@($"{context.LastError.Source}|{context.LastError.Reason}|{context.LastError.Section}|{context.LastError.Scope}|{context.LastError.Path}|{context.LastError.PolicyId}")</value>
         </set-header>
         <set-body>@(context.LastError.Message.Contains("KeyNotFound") ? "missing header" : context.LastError.Message)</set-body>"#;
-    let gw = gateway(origin.port, &[("e", "GET", "/e", &doc(inbound, "", on_error))], "");
+    let gw = gateway(
+        origin.port,
+        &[("e", "GET", "/e", &doc(inbound, "", on_error))],
+        "",
+    );
     let r = gw.get("/x/e", &[]);
     assert_eq!(r.status, 500);
     assert_eq!(r.header("x-error"), Some("set-header|ExpressionValueEvaluationFailure|inbound|operation|set-header[1]|bad-header"));
@@ -123,11 +169,18 @@ fn trace_find_and_replace_and_named_values_in_code() {
         <set-header name="X-Limit" exists-action="override"><value>@((int.Parse("{{limit}}") * 2).ToString())</value></set-header>
         <set-backend-service base-url="@("http://127.0.0.1:" + "{{port}}" + "/moved")" />"#;
     let yaml = format!("named_values:\n  tier:\n    value: gold\n  limit:\n    value: \"21\"\n  port:\n    value: \"{}\"\n", origin.port);
-    let gw = gateway(origin.port, &[("t", "POST", "/t", &doc(inbound, "", ""))], &yaml);
+    let gw = gateway(
+        origin.port,
+        &[("t", "POST", "/t", &doc(inbound, "", ""))],
+        &yaml,
+    );
     let r = gw.send("POST", "/x/t", &[], b"my secret and another secret");
     assert_eq!(r.status, 200, "{}", r.text());
     let req = origin.last();
-    assert_eq!(String::from_utf8_lossy(&req.body), "my [redacted] and another [redacted]");
+    assert_eq!(
+        String::from_utf8_lossy(&req.body),
+        "my [redacted] and another [redacted]"
+    );
     assert_eq!(req.header("x-limit"), Some("42"));
     assert_eq!(req.path(), "/moved/t");
     let log = gw.last_log();
@@ -149,21 +202,38 @@ fn expression_errors_are_load_errors_with_positions() {
     let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("policies/apis/x.xml:3:51: error[E003]: `context.Request` has no member `Nope`"), "{err}");
+    assert!(
+        err.contains(
+            "policies/apis/x.xml:3:51: error[E003]: `context.Request` has no member `Nope`"
+        ),
+        "{err}"
+    );
     assert!(err.contains("policies/apis/x.xml:5:"), "{err}");
     assert!(err.contains("error[E002]"), "{err}");
-    assert!(err.contains("not allowed in policy expressions") || err.contains("unknown name `System`"), "{err}");
+    assert!(
+        err.contains("not allowed in policy expressions") || err.contains("unknown name `System`"),
+        "{err}"
+    );
     assert!(err.contains("not all code paths return a value"), "{err}");
 }
 
 #[test]
 fn outbound_reads_and_rewrites_the_backend_response() {
     let origin = Origin::start(|r| match r.path() {
-        "/slow" => Reply::Delay(std::time::Duration::from_millis(2000), Response::new(200, "{}")),
+        "/slow" => Reply::Delay(
+            std::time::Duration::from_millis(2000),
+            Response::new(200, "{}"),
+        ),
         "/json" => Reply::Full(
-            Response::new(200, format!(r#"{{"id":7,"secret":"s3","echo":{}}}"#, serde_json::json!(String::from_utf8_lossy(&r.body))))
-                .with_header("Content-Type", "application/json")
-                .with_header("X-Origin", "yes"),
+            Response::new(
+                200,
+                format!(
+                    r#"{{"id":7,"secret":"s3","echo":{}}}"#,
+                    serde_json::json!(String::from_utf8_lossy(&r.body))
+                ),
+            )
+            .with_header("Content-Type", "application/json")
+            .with_header("X-Origin", "yes"),
         ),
         _ => Reply::Full(Response::new(404, "nope")),
     });
@@ -180,7 +250,16 @@ fn outbound_reads_and_rewrites_the_backend_response() {
     let timeout_doc = "<policies><inbound><base /></inbound><backend><forward-request timeout-ms=\"300\" /></backend><outbound><base /><set-header name=\"X-Len\" exists-action=\"override\"><value>@(context.Response.Body.As<string>().Length.ToString())</value></set-header></outbound><on-error><base /></on-error></policies>";
     let gw = gateway(
         origin.port,
-        &[("json", "POST", "/json", &doc("", outbound, "")), ("replace", "POST", "/json2", &doc("<rewrite-uri template=\"/json\" />", replace, "")), ("slow", "GET", "/slow", timeout_doc)],
+        &[
+            ("json", "POST", "/json", &doc("", outbound, "")),
+            (
+                "replace",
+                "POST",
+                "/json2",
+                &doc("<rewrite-uri template=\"/json\" />", replace, ""),
+            ),
+            ("slow", "GET", "/slow", timeout_doc),
+        ],
         "",
     );
     let r = gw.send("POST", "/x/json", &[], b"payload");

@@ -9,9 +9,24 @@ const OPEN: &str = "    subscription_required: false\n";
 /// backend / outbound XML per operation.
 fn gateway(origin_port: u16, ops: &[(&str, &str, &str, &str)], extra_yaml: &str) -> Gatehouse {
     let ops_yaml: Vec<(&str, &str, &str)> = ops.iter().map(|(id, m, t, _)| (*id, *m, *t)).collect();
-    let yaml = format!("{extra_yaml}apis:\n{}", api_yaml("t", "t", &format!("http://127.0.0.1:{origin_port}/base"), OPEN, &ops_yaml));
-    let files: Vec<(String, String)> = ops.iter().map(|(id, _, _, xml)| (format!("apis/t/{id}.xml"), xml.to_string())).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let yaml = format!(
+        "{extra_yaml}apis:\n{}",
+        api_yaml(
+            "t",
+            "t",
+            &format!("http://127.0.0.1:{origin_port}/base"),
+            OPEN,
+            &ops_yaml
+        )
+    );
+    let files: Vec<(String, String)> = ops
+        .iter()
+        .map(|(id, _, _, xml)| (format!("apis/t/{id}.xml"), xml.to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     Gatehouse::start(&yaml, &refs)
 }
 
@@ -34,10 +49,19 @@ fn set_header_actions_on_request_and_response() {
         <set-header name="X-Origin" exists-action="delete" />
         <set-header name="X-Added" exists-action="override"><value>out</value></set-header>
         <set-header name="Set-Cookie" exists-action="append"><value>a=1</value><value>b=2</value></set-header>"#;
-    let gw = gateway(origin.port, &[("h", "GET", "/h", &doc(inbound, outbound))], "");
+    let gw = gateway(
+        origin.port,
+        &[("h", "GET", "/h", &doc(inbound, outbound))],
+        "",
+    );
     let r = gw.get(
         "/t/h",
-        &[("X-Override", "old"), ("X-Skip-Present", "kept"), ("X-Append", "one"), ("X-Delete", "gone")],
+        &[
+            ("X-Override", "old"),
+            ("X-Skip-Present", "kept"),
+            ("X-Append", "one"),
+            ("X-Delete", "gone"),
+        ],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let req = origin.last();
@@ -66,7 +90,10 @@ fn set_query_parameter_actions() {
     let gw = gateway(origin.port, &[("q", "GET", "/q", &doc(inbound, ""))], "");
     let r = gw.get("/t/q?a=1&b=keep&c=x&d=gone", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(origin.last().query(), "a=2&b=keep&c=x&n=new%20value&c=y&m=1&m=2");
+    assert_eq!(
+        origin.last().query(),
+        "a=2&b=keep&c=x&n=new%20value&c=y&m=1&m=2"
+    );
 }
 
 #[test]
@@ -83,7 +110,15 @@ fn set_method_and_set_status() {
     let origin = Origin::echo();
     let gw = gateway(
         origin.port,
-        &[("m", "GET", "/m", &doc("<set-method>PUT</set-method>", r#"<set-status code="299" reason="Custom Reason" />"#))],
+        &[(
+            "m",
+            "GET",
+            "/m",
+            &doc(
+                "<set-method>PUT</set-method>",
+                r#"<set-status code="299" reason="Custom Reason" />"#,
+            ),
+        )],
         "",
     );
     let r = gw.get("/t/m", &[]);
@@ -97,12 +132,27 @@ fn set_body_replaces_request_and_response_bodies() {
     let gw = gateway(
         origin.port,
         &[
-            ("req", "*", "/req", &doc("<set-body>replaced request body</set-body>", "")),
-            ("resp", "GET", "/resp", &doc("", r#"<set-body>{"replaced": true}</set-body>"#)),
+            (
+                "req",
+                "*",
+                "/req",
+                &doc("<set-body>replaced request body</set-body>", ""),
+            ),
+            (
+                "resp",
+                "GET",
+                "/resp",
+                &doc("", r#"<set-body>{"replaced": true}</set-body>"#),
+            ),
         ],
         "",
     );
-    let r = gw.send("POST", "/t/req", &[], b"original body that is longer than the replacement!!");
+    let r = gw.send(
+        "POST",
+        "/t/req",
+        &[],
+        b"original body that is longer than the replacement!!",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let req = origin.last();
     assert_eq!(String::from_utf8_lossy(&req.body), "replaced request body");
@@ -110,12 +160,19 @@ fn set_body_replaces_request_and_response_bodies() {
     // A GET without a body gets one too.
     let r = gw.get("/t/req", &[]);
     assert_eq!(r.status, 200);
-    assert_eq!(String::from_utf8_lossy(&origin.last().body), "replaced request body");
+    assert_eq!(
+        String::from_utf8_lossy(&origin.last().body),
+        "replaced request body"
+    );
 
     let r = gw.get("/t/resp", &[]);
     assert_eq!(r.text(), r#"{"replaced": true}"#);
     assert_eq!(r.header("content-length"), Some("18"));
-    assert_eq!(r.header("x-origin"), Some("yes"), "other backend headers stay");
+    assert_eq!(
+        r.header("x-origin"),
+        Some("yes"),
+        "other backend headers stay"
+    );
 }
 
 #[test]
@@ -129,7 +186,15 @@ fn return_response_ends_the_pipeline() {
     let gw = gateway(
         origin.port,
         &[
-            ("rr", "GET", "/rr", &doc(rr, r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#)),
+            (
+                "rr",
+                "GET",
+                "/rr",
+                &doc(
+                    rr,
+                    r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#,
+                ),
+            ),
             ("empty", "GET", "/empty", &doc("<return-response />", "")),
         ],
         "",
@@ -138,7 +203,11 @@ fn return_response_ends_the_pipeline() {
     assert_eq!((r.status, r.reason.as_str()), (403, "Nope"));
     assert_eq!(r.header("x-reason"), Some("policy"));
     assert_eq!(r.text(), r#"{"denied": true}"#);
-    assert_eq!(r.header("x-outbound"), None, "outbound must not run after return-response");
+    assert_eq!(
+        r.header("x-outbound"),
+        None,
+        "outbound must not run after return-response"
+    );
     let r = gw.get("/t/empty", &[]);
     assert_eq!((r.status, r.body.len()), (200, 0));
     assert_eq!(origin.count(), 0, "the backend must not be called");
@@ -156,18 +225,32 @@ fn mock_response_uses_examples_and_runs_outbound() {
         "apis:\n  - id: t\n    path: t\n    service_url: http://127.0.0.1:{}\n{OPEN}    operations:\n      - id: ex\n        method: GET\n        url_template: /ex\n        examples:\n          - status: 200\n            content_type: application/json\n            body: '{{\"id\": 7}}'\n          - status: 201\n            content_type: text/plain\n            body: created\n      - id: none\n        method: GET\n        url_template: /none\n",
         origin.port
     );
-    let out = r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#;
+    let out =
+        r#"<set-header name="X-Outbound" exists-action="override"><value>ran</value></set-header>"#;
     let gw = Gatehouse::start(
         &yaml,
         &[
-            ("apis/t/ex.xml", &doc(r#"<mock-response status-code="201" />"#, out)),
-            ("apis/t/none.xml", &doc(r#"<mock-response status-code="404" content-type="application/json" />"#, out)),
+            (
+                "apis/t/ex.xml",
+                &doc(r#"<mock-response status-code="201" />"#, out),
+            ),
+            (
+                "apis/t/none.xml",
+                &doc(
+                    r#"<mock-response status-code="404" content-type="application/json" />"#,
+                    out,
+                ),
+            ),
         ],
     );
     let r = gw.get("/t/ex", &[]);
     assert_eq!((r.status, r.text().as_str()), (201, "created"));
     assert_eq!(r.header("content-type"), Some("text/plain"));
-    assert_eq!(r.header("x-outbound"), Some("ran"), "outbound runs after mock-response (documented choice)");
+    assert_eq!(
+        r.header("x-outbound"),
+        Some("ran"),
+        "outbound runs after mock-response (documented choice)"
+    );
     let r = gw.get("/t/none", &[]);
     assert_eq!((r.status, r.body.len()), (404, 0));
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -180,9 +263,30 @@ fn rewrite_uri_with_parameters_and_unmatched_query() {
     let gw = gateway(
         origin.port,
         &[
-            ("copy", "GET", "/items/{id}?q={qq}", &doc(r#"<rewrite-uri template="/v2/things/{id}?search={qq}" />"#, "")),
-            ("nocopy", "GET", "/other/{id}", &doc(r#"<rewrite-uri template="/v3/{id}" copy-unmatched-params="false" />"#, "")),
-            ("put", "GET", "/get?a={b}", &doc(r#"<rewrite-uri template="/put" />"#, "")),
+            (
+                "copy",
+                "GET",
+                "/items/{id}?q={qq}",
+                &doc(
+                    r#"<rewrite-uri template="/v2/things/{id}?search={qq}" />"#,
+                    "",
+                ),
+            ),
+            (
+                "nocopy",
+                "GET",
+                "/other/{id}",
+                &doc(
+                    r#"<rewrite-uri template="/v3/{id}" copy-unmatched-params="false" />"#,
+                    "",
+                ),
+            ),
+            (
+                "put",
+                "GET",
+                "/get?a={b}",
+                &doc(r#"<rewrite-uri template="/put" />"#, ""),
+            ),
         ],
         "",
     );
@@ -209,15 +313,34 @@ fn set_backend_service_base_url_and_backend_entity() {
     let gw = gateway(
         first.port,
         &[
-            ("url", "GET", "/url/{x}", &doc(&format!(r#"<set-backend-service base-url="http://127.0.0.1:{}/moved" />"#, second.port), "")),
-            ("id", "GET", "/id/{x}", &doc(r#"<set-backend-service backend-id="third" />"#, "")),
+            (
+                "url",
+                "GET",
+                "/url/{x}",
+                &doc(
+                    &format!(
+                        r#"<set-backend-service base-url="http://127.0.0.1:{}/moved" />"#,
+                        second.port
+                    ),
+                    "",
+                ),
+            ),
+            (
+                "id",
+                "GET",
+                "/id/{x}",
+                &doc(r#"<set-backend-service backend-id="third" />"#, ""),
+            ),
         ],
         &backends,
     );
     let r = gw.get("/t/url/1?v=1", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(second.last().target, "/moved/url/1?v=1");
-    assert_eq!(second.last().header("host"), Some(format!("127.0.0.1:{}", second.port).as_str()));
+    assert_eq!(
+        second.last().header("host"),
+        Some(format!("127.0.0.1:{}", second.port).as_str())
+    );
     let r = gw.get("/t/id/2?v=1", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let req = third.last();
@@ -230,8 +353,13 @@ fn set_backend_service_base_url_and_backend_entity() {
 #[test]
 fn forward_request_timeout_and_fail_on_error_status_code() {
     let origin = Origin::start(|r| match r.path() {
-        "/base/slow" => Reply::Delay(std::time::Duration::from_millis(3000), Response::new(200, "late")),
-        "/base/fail" | "/base/fail-plain" => Reply::Full(Response::new(500, "backend broke").with_header("X-Backend", "1")),
+        "/base/slow" => Reply::Delay(
+            std::time::Duration::from_millis(3000),
+            Response::new(200, "late"),
+        ),
+        "/base/fail" | "/base/fail-plain" => {
+            Reply::Full(Response::new(500, "backend broke").with_header("X-Backend", "1"))
+        }
         _ => Reply::Full(Response::new(200, "ok")),
     });
     let backend = |attrs: &str| {
@@ -244,8 +372,18 @@ fn forward_request_timeout_and_fail_on_error_status_code() {
         origin.port,
         &[
             ("slow", "GET", "/slow", &backend(r#"timeout-ms="300""#)),
-            ("fail", "GET", "/fail", &backend(r#"fail-on-error-status-code="true""#)),
-            ("fail-plain", "GET", "/fail-plain", &backend(r#"buffer-request-body="true" http-version="1""#)),
+            (
+                "fail",
+                "GET",
+                "/fail",
+                &backend(r#"fail-on-error-status-code="true""#),
+            ),
+            (
+                "fail-plain",
+                "GET",
+                "/fail-plain",
+                &backend(r#"buffer-request-body="true" http-version="1""#),
+            ),
         ],
         "",
     );
@@ -272,17 +410,28 @@ fn forward_request_timeout_and_fail_on_error_status_code() {
 #[test]
 fn forward_request_follows_redirects_when_asked() {
     let origin = Origin::start(|r| match r.path() {
-        "/base/r1" | "/base/r1-plain" => Reply::Full(Response::new(302, "").with_header("Location", "/base/r2?from=r1")),
-        "/base/see-other" => Reply::Full(Response::new(303, "").with_header("Location", "/base/r2")),
+        "/base/r1" | "/base/r1-plain" => {
+            Reply::Full(Response::new(302, "").with_header("Location", "/base/r2?from=r1"))
+        }
+        "/base/see-other" => {
+            Reply::Full(Response::new(303, "").with_header("Location", "/base/r2"))
+        }
         _ => Reply::Full(echo_response(r)),
     });
-    let fwd = |attrs: &str| format!("<policies><inbound><base /></inbound><backend><forward-request {attrs} /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let fwd = |attrs: &str| {
+        format!("<policies><inbound><base /></inbound><backend><forward-request {attrs} /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
+    };
     let gw = gateway(
         origin.port,
         &[
             ("r1", "GET", "/r1", &fwd(r#"follow-redirects="true""#)),
             ("r1-plain", "GET", "/r1-plain", &fwd("")),
-            ("see-other", "POST", "/see-other", &fwd(r#"follow-redirects="true""#)),
+            (
+                "see-other",
+                "POST",
+                "/see-other",
+                &fwd(r#"follow-redirects="true""#),
+            ),
         ],
         "",
     );
@@ -291,8 +440,14 @@ fn forward_request_follows_redirects_when_asked() {
     assert_eq!(r.json()["path"], "/base/r2");
     assert_eq!(r.json()["query"], "from=r1");
     let r = gw.get("/t/r1-plain", &[]);
-    assert_eq!((r.status, r.header("location")), (302, Some("/base/r2?from=r1")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("/base/r2?from=r1"))
+    );
     let r = gw.send("POST", "/t/see-other", &[], b"payload");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!((r.json()["method"].as_str(), r.json()["body_len"].as_u64()), (Some("GET"), Some(0)));
+    assert_eq!(
+        (r.json()["method"].as_str(), r.json()["body_len"].as_u64()),
+        (Some("GET"), Some(0))
+    );
 }

@@ -11,7 +11,13 @@ fn yaml(origin_port: u16, redis: &RedisServer, extra_store: &str) -> String {
     format!(
         "name: shared\nstore:\n  type: redis\n  url: {}\n  timeout: 100ms\n{extra_store}apis:\n{}",
         redis.url(),
-        api_yaml("a", "a", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("rl", "GET", "/rl"), ("probe", "GET", "/probe")])
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{origin_port}"),
+            "    subscription_required: false\n",
+            &[("rl", "GET", "/rl"), ("probe", "GET", "/probe")]
+        )
     )
 }
 
@@ -21,7 +27,9 @@ const RL: &str = r#"<policies><inbound><base /><rate-limit-by-key calls="20" ren
 fn three_instances_admit_exactly_n_per_window() {
     let redis = RedisServer::start();
     let origin = Origin::echo();
-    let gws: Vec<Gatehouse> = (0..3).map(|_| Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)])).collect();
+    let gws: Vec<Gatehouse> = (0..3)
+        .map(|_| Gatehouse::start(&yaml(origin.port, &redis, ""), &[("apis/a/rl.xml", RL)]))
+        .collect();
     let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
     let admitted = Arc::new(AtomicUsize::new(0));
     let rejected = Arc::new(AtomicUsize::new(0));
@@ -43,9 +51,18 @@ fn three_instances_admit_exactly_n_per_window() {
     for t in threads {
         let _ = t.join();
     }
-    let (a, r) = (admitted.load(Ordering::SeqCst), rejected.load(Ordering::SeqCst));
-    println!("admitted {a}, rejected {r}, over-admission {}", a as i64 - 20);
-    assert_eq!(a, 20, "exactly N admitted across 3 instances (admitted {a}, rejected {r})");
+    let (a, r) = (
+        admitted.load(Ordering::SeqCst),
+        rejected.load(Ordering::SeqCst),
+    );
+    println!(
+        "admitted {a}, rejected {r}, over-admission {}",
+        a as i64 - 20
+    );
+    assert_eq!(
+        a, 20,
+        "exactly N admitted across 3 instances (admitted {a}, rejected {r})"
+    );
     assert_eq!(r, 70);
     assert_eq!(origin.count(), 20);
 }
@@ -54,7 +71,9 @@ fn three_instances_admit_exactly_n_per_window() {
 fn redis_outage_falls_back_to_local_counters_and_recovers() {
     let mut redis = RedisServer::start();
     let origin = Origin::echo();
-    let probe = RL.replace("calls=\"20\"", "calls=\"1000\"").replace("shared-key", "probe-key");
+    let probe = RL
+        .replace("calls=\"20\"", "calls=\"1000\"")
+        .replace("shared-key", "probe-key");
     let files = [("apis/a/rl.xml", RL), ("apis/a/probe.xml", probe.as_str())];
     let gw = Gatehouse::start(&yaml(origin.port, &redis, ""), &files);
     let other = Gatehouse::start(&yaml(origin.port, &redis, ""), &files);
@@ -68,7 +87,11 @@ fn redis_outage_falls_back_to_local_counters_and_recovers() {
         let r = gw.get("/a/rl", &[]);
         assert_eq!(r.status, 200, "request {i} during the outage");
         // The store timeout is 100 ms; allow for a debug build's own request time on top.
-        assert!(start.elapsed() < Duration::from_millis(600), "request {i} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(600),
+            "request {i} took {:?}",
+            start.elapsed()
+        );
     }
     let log = gw.last_log();
     assert_eq!(log["store_degraded"], true, "{log}");
@@ -104,8 +127,14 @@ fn redis_outage_falls_back_to_local_counters_and_recovers() {
 fn fail_closed_and_fail_open_modes() {
     let mut redis = RedisServer::start();
     let origin = Origin::echo();
-    let closed = Gatehouse::start(&yaml(origin.port, &redis, "  failure_mode: fail-closed\n"), &[("apis/a/rl.xml", RL)]);
-    let open = Gatehouse::start(&yaml(origin.port, &redis, "  failure_mode: fail-open\n"), &[("apis/a/rl.xml", RL)]);
+    let closed = Gatehouse::start(
+        &yaml(origin.port, &redis, "  failure_mode: fail-closed\n"),
+        &[("apis/a/rl.xml", RL)],
+    );
+    let open = Gatehouse::start(
+        &yaml(origin.port, &redis, "  failure_mode: fail-open\n"),
+        &[("apis/a/rl.xml", RL)],
+    );
     assert_eq!(closed.get("/a/rl", &[]).status, 200);
     redis.kill();
     assert_eq!(closed.get("/a/rl", &[]).status, 500);
@@ -132,8 +161,14 @@ fn quota_windows_roll_over_at_boundaries() {
     assert_eq!(gw.get("/k/", &key).status, 200);
     let r = gw.get("/k/", &key);
     assert_eq!(r.status, 403);
-    let retry: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(99);
-    assert!(retry <= 2, "Retry-After {retry} is the rest of the 2 s window");
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(99);
+    assert!(
+        retry <= 2,
+        "Retry-After {retry} is the rest of the 2 s window"
+    );
     wait(&|ms| ms >= 1800);
     wait(&|ms| ms < 200);
     assert_eq!(gw.get("/k/", &key).status, 200, "a new window");

@@ -6,8 +6,19 @@ use common::*;
 use std::time::Duration;
 
 fn yaml(origin_port: u16, redis: Option<&RedisServer>) -> String {
-    let store = redis.map_or(String::new(), |r| format!("store:\n  type: redis\n  url: {}\n", r.url()));
-    format!("name: rc\n{store}apis:\n{}", api_yaml("c", "c", &format!("http://127.0.0.1:{origin_port}"), "    subscription_required: false\n", &[("item", "*", "/items/{id}")]))
+    let store = redis.map_or(String::new(), |r| {
+        format!("store:\n  type: redis\n  url: {}\n", r.url())
+    });
+    format!(
+        "name: rc\n{store}apis:\n{}",
+        api_yaml(
+            "c",
+            "c",
+            &format!("http://127.0.0.1:{origin_port}"),
+            "    subscription_required: false\n",
+            &[("item", "*", "/items/{id}")]
+        )
+    )
 }
 
 const DOC: &str = r#"<policies>
@@ -28,10 +39,24 @@ const DOC: &str = r#"<policies>
 
 fn origin() -> Origin {
     Origin::start(|r| {
-        std::thread::sleep(Duration::from_millis(if r.path().contains("slow") { 500 } else { 0 }));
-        let status = if r.path().contains("missing") { 404 } else { 200 };
-        let resp = Response::new(status, format!("body for {}?{}", r.path(), r.query())).with_header("X-Origin", "yes").with_header("Content-Type", "text/plain");
-        Reply::Full(if r.path().contains("session") { resp.with_header("Set-Cookie", "sid=secret") } else { resp })
+        std::thread::sleep(Duration::from_millis(if r.path().contains("slow") {
+            500
+        } else {
+            0
+        }));
+        let status = if r.path().contains("missing") {
+            404
+        } else {
+            200
+        };
+        let resp = Response::new(status, format!("body for {}?{}", r.path(), r.query()))
+            .with_header("X-Origin", "yes")
+            .with_header("Content-Type", "text/plain");
+        Reply::Full(if r.path().contains("session") {
+            resp.with_header("Set-Cookie", "sid=secret")
+        } else {
+            resp
+        })
     })
 }
 
@@ -41,17 +66,37 @@ fn hits_skip_the_backend_and_resume_after_cache_store() {
     let gw = Gatehouse::start(&yaml(o.port, None), &[("apis/c/item.xml", DOC)]);
     let r1 = gw.get("/c/items/1?lang=en&other=x", &[]);
     assert_eq!((r1.status, r1.header("x-after")), (200, Some("ran")));
-    let first_id = gw.last_log()["request_id"].as_str().unwrap_or("").to_string();
+    let first_id = gw.last_log()["request_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert_eq!(r1.header("x-before"), Some(first_id.as_str()));
-    assert_eq!(r1.header("cache-control"), Some("public, max-age=30, must-revalidate"));
+    assert_eq!(
+        r1.header("cache-control"),
+        Some("public, max-age=30, must-revalidate")
+    );
     let r2 = gw.get("/c/items/1?lang=en&other=y", &[]);
-    assert_eq!(o.count(), 1, "the second call is a hit (other is not a vary-by parameter)");
+    assert_eq!(
+        o.count(),
+        1,
+        "the second call is a hit (other is not a vary-by parameter)"
+    );
     assert_eq!(r2.text(), r1.text());
     assert_eq!(r2.header("x-origin"), Some("yes"));
     // Statements before cache-store do not run on a hit: their effect is the cached one.
-    assert_eq!(r2.header("x-before"), Some(first_id.as_str()), "outbound before cache-store does not run on a hit");
-    assert_eq!(r2.header("x-after"), Some("ran"), "outbound after cache-store runs on a hit");
-    assert!(r2.header("cache-control").is_some_and(|v| v.starts_with("public, max-age=")));
+    assert_eq!(
+        r2.header("x-before"),
+        Some(first_id.as_str()),
+        "outbound before cache-store does not run on a hit"
+    );
+    assert_eq!(
+        r2.header("x-after"),
+        Some("ran"),
+        "outbound after cache-store runs on a hit"
+    );
+    assert!(r2
+        .header("cache-control")
+        .is_some_and(|v| v.starts_with("public, max-age=")));
     assert_eq!(gw.last_log()["produced_by"]["policy"], "cache-lookup");
     // vary-by-query-parameter: another lang is another entry.
     gw.get("/c/items/1?lang=fr", &[]);
@@ -80,7 +125,9 @@ fn concurrent_misses_wait_for_one_fill() {
     let o = origin();
     let gw = Gatehouse::start(&yaml(o.port, None), &[("apis/c/item.xml", DOC)]);
     let port = gw.port;
-    let threads: Vec<_> = (0..5).map(|_| std::thread::spawn(move || get(port, "/c/items/slow", &[]).status)).collect();
+    let threads: Vec<_> = (0..5)
+        .map(|_| std::thread::spawn(move || get(port, "/c/items/slow", &[]).status))
+        .collect();
     let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap_or(0)).collect();
     assert_eq!(statuses, vec![200; 5]);
     assert_eq!(o.count(), 1, "one fill for five concurrent misses");
@@ -90,7 +137,9 @@ fn concurrent_misses_wait_for_one_fill() {
 fn a_response_cached_through_one_instance_is_served_by_the_others() {
     let redis = RedisServer::start();
     let o = origin();
-    let gws: Vec<Gatehouse> = (0..3).map(|_| Gatehouse::start(&yaml(o.port, Some(&redis)), &[("apis/c/item.xml", DOC)])).collect();
+    let gws: Vec<Gatehouse> = (0..3)
+        .map(|_| Gatehouse::start(&yaml(o.port, Some(&redis)), &[("apis/c/item.xml", DOC)]))
+        .collect();
     let first = gws[0].get("/c/items/7", &[]);
     assert_eq!(first.status, 200);
     for g in &gws[1..] {
@@ -98,7 +147,11 @@ fn a_response_cached_through_one_instance_is_served_by_the_others() {
         assert_eq!(r.text(), first.text());
         assert_eq!(r.header("x-after"), Some("ran"));
     }
-    assert_eq!(o.count(), 1, "the backend was called once for three instances");
+    assert_eq!(
+        o.count(),
+        1,
+        "the backend was called once for three instances"
+    );
 }
 
 #[test]
@@ -114,7 +167,10 @@ fn vary_by_developer_keeps_one_entry_per_subscription() {
         );
         (yaml, doc)
     };
-    let (k1, k2) = ([("Ocp-Apim-Subscription-Key", "dev-one-12345")], [("Ocp-Apim-Subscription-Key", "dev-two-12345")]);
+    let (k1, k2) = (
+        [("Ocp-Apim-Subscription-Key", "dev-one-12345")],
+        [("Ocp-Apim-Subscription-Key", "dev-two-12345")],
+    );
     let (yaml, doc) = cfg("true");
     let gw = Gatehouse::start(&yaml, &[("apis/c/item.xml", &doc)]);
     gw.get("/c/items/1", &k1);
@@ -127,5 +183,9 @@ fn vary_by_developer_keeps_one_entry_per_subscription() {
     let gw = Gatehouse::start(&yaml, &[("apis/c/item.xml", &doc)]);
     gw.get("/c/items/2", &k1);
     gw.get("/c/items/2", &k2);
-    assert_eq!(o.count(), 3, "without vary-by-developer the subscriptions share the entry");
+    assert_eq!(
+        o.count(),
+        3,
+        "without vary-by-developer the subscriptions share the entry"
+    );
 }

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 fn origin() -> Origin {
     Origin::start(|r| match r.path() {
-        "/token" => Reply::Full(Response::new(200, r#"{"access_token":"abc123","expires_in":60}"#).with_header("Content-Type", "application/json")),
+        "/token" => Reply::Full(
+            Response::new(200, r#"{"access_token":"abc123","expires_in":60}"#)
+                .with_header("Content-Type", "application/json"),
+        ),
         "/data" => Reply::Full(Response::new(201, "created-data").with_header("X-Data", "yes")),
         "/audit" => Reply::Delay(Duration::from_millis(2000), Response::new(204, "")),
         _ => Reply::Full(echo_response(r)),
@@ -19,10 +22,22 @@ fn gateway(o: &Origin, ops: &[(&str, &str, &str, &str)]) -> Gatehouse {
     let yaml = format!(
         "named_values:\n  origin:\n    value: \"http://127.0.0.1:{}\"\napis:\n{}",
         o.port,
-        api_yaml("s", "s", &format!("http://127.0.0.1:{}", o.port), "    subscription_required: false\n", &ops_yaml)
+        api_yaml(
+            "s",
+            "s",
+            &format!("http://127.0.0.1:{}", o.port),
+            "    subscription_required: false\n",
+            &ops_yaml
+        )
     );
-    let files: Vec<(String, String)> = ops.iter().map(|(id, _, _, xml)| (format!("apis/s/{id}.xml"), xml.to_string())).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let files: Vec<(String, String)> = ops
+        .iter()
+        .map(|(id, _, _, xml)| (format!("apis/s/{id}.xml"), xml.to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     Gatehouse::start(&yaml, &refs)
 }
 
@@ -56,9 +71,16 @@ fn token_from_send_request_kept_in_the_value_cache() {
     }
     let reqs = o.requests.lock().map(|v| v.clone()).unwrap_or_default();
     let token_calls: Vec<_> = reqs.iter().filter(|r| r.path() == "/token").collect();
-    assert_eq!(token_calls.len(), 1, "the token is fetched once and then cached");
+    assert_eq!(
+        token_calls.len(),
+        1,
+        "the token is fetched once and then cached"
+    );
     assert_eq!(token_calls[0].method, "POST");
-    assert_eq!(String::from_utf8_lossy(&token_calls[0].body), "grant_type=client_credentials");
+    assert_eq!(
+        String::from_utf8_lossy(&token_calls[0].body),
+        "grant_type=client_credentials"
+    );
 }
 
 #[test]
@@ -75,15 +97,26 @@ fn response_variable_feeds_return_response_and_expressions() {
         <send-request mode="new" response-variable-name="r" timeout="2" ignore-error="true"><set-url>http://127.0.0.1:1/none</set-url></send-request>
         <return-response><set-body>@(context.Variables["r"] == null ? "null" : "set")</set-body></return-response>"#;
     let fail = r#"<send-request mode="new" response-variable-name="r" timeout="2"><set-url>http://127.0.0.1:1/none</set-url></send-request>"#;
-    let on_error = r#"<set-body>@(context.LastError.Source + "|" + context.LastError.Reason)</set-body>"#;
-    let gw = gateway(&o, &[("rv", "GET", "/rv", &doc(inbound, "")), ("ig", "GET", "/ig", &doc(ignore, "")), ("fail", "GET", "/fail", &doc(fail, on_error))]);
+    let on_error =
+        r#"<set-body>@(context.LastError.Source + "|" + context.LastError.Reason)</set-body>"#;
+    let gw = gateway(
+        &o,
+        &[
+            ("rv", "GET", "/rv", &doc(inbound, "")),
+            ("ig", "GET", "/ig", &doc(ignore, "")),
+            ("fail", "GET", "/fail", &doc(fail, on_error)),
+        ],
+    );
     let r = gw.get("/s/rv", &[]);
     assert_eq!((r.status, r.text().as_str()), (201, "created-data"));
     assert_eq!(r.header("x-data"), Some("yes"));
     assert_eq!(r.header("x-status-seen"), Some("201"));
     assert_eq!(gw.get("/s/ig", &[]).text(), "null");
     let r = gw.get("/s/fail", &[]);
-    assert_eq!((r.status, r.text().as_str()), (500, "send-request|BackendConnectionFailure"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, "send-request|BackendConnectionFailure")
+    );
 }
 
 #[test]
@@ -95,7 +128,13 @@ fn copy_mode_and_one_way_requests() {
     let one_way = r#"
         <send-one-way-request mode="new"><set-url>{{origin}}/audit</set-url><set-method>POST</set-method><set-body>audit</set-body></send-one-way-request>
         <return-response><set-body>done</set-body></return-response>"#;
-    let gw = gateway(&o, &[("copy", "POST", "/copy", &doc(copy, "")), ("ow", "GET", "/ow", &doc(one_way, ""))]);
+    let gw = gateway(
+        &o,
+        &[
+            ("copy", "POST", "/copy", &doc(copy, "")),
+            ("ow", "GET", "/ow", &doc(one_way, "")),
+        ],
+    );
     let r = gw.send("POST", "/s/copy", &[("X-Original", "1")], b"the body");
     assert_eq!(r.status, 200, "{}", r.text());
     let echoed: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
@@ -106,10 +145,17 @@ fn copy_mode_and_one_way_requests() {
     let start = Instant::now();
     let r = gw.get("/s/ow", &[]);
     assert_eq!(r.text(), "done");
-    assert!(start.elapsed() < Duration::from_millis(1500), "the one-way call (2 s at the origin) must not delay the client");
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "the one-way call (2 s at the origin) must not delay the client"
+    );
     let mut seen = false;
     for _ in 0..100 {
-        if o.requests.lock().map(|v| v.iter().any(|r| r.path() == "/audit")).unwrap_or(false) {
+        if o.requests
+            .lock()
+            .map(|v| v.iter().any(|r| r.path() == "/audit"))
+            .unwrap_or(false)
+        {
             seen = true;
             break;
         }

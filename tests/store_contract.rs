@@ -13,47 +13,116 @@ async fn contract(s: &dyn Counters, ns: &str) {
     // Sliding window: exactly `limit` admitted, then a positive Retry-After, then admitted again.
     let w = Duration::from_millis(400);
     for i in 0..3 {
-        let r = s.sliding_hit(&k("s"), 3, w, 1, true).await.unwrap_or_else(|e| panic!("{e}"));
+        let r = s
+            .sliding_hit(&k("s"), 3, w, 1, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(r.admitted, "hit {i}");
         assert_eq!(r.count, i + 1);
     }
-    let r = s.sliding_hit(&k("s"), 3, w, 1, true).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = s
+        .sliding_hit(&k("s"), 3, w, 1, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!r.admitted);
-    assert!(r.retry_after > Duration::ZERO && r.retry_after <= w, "{:?}", r.retry_after);
+    assert!(
+        r.retry_after > Duration::ZERO && r.retry_after <= w,
+        "{:?}",
+        r.retry_after
+    );
     // Check-only does not record.
-    let r = s.sliding_hit(&k("c"), 1, w, 1, false).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = s
+        .sliding_hit(&k("c"), 1, w, 1, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(r.admitted);
-    assert!(s.sliding_hit(&k("c"), 1, w, 1, true).await.map(|r| r.admitted).unwrap_or(false));
+    assert!(s
+        .sliding_hit(&k("c"), 1, w, 1, true)
+        .await
+        .map(|r| r.admitted)
+        .unwrap_or(false));
     // Deferred adds count.
-    s.sliding_add(&k("d"), w, 2).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(!s.sliding_hit(&k("d"), 2, w, 1, true).await.map(|r| r.admitted).unwrap_or(true));
+    s.sliding_add(&k("d"), w, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!s
+        .sliding_hit(&k("d"), 2, w, 1, true)
+        .await
+        .map(|r| r.admitted)
+        .unwrap_or(true));
     tokio::time::sleep(w + Duration::from_millis(50)).await;
-    assert!(s.sliding_hit(&k("s"), 3, w, 1, true).await.map(|r| r.admitted).unwrap_or(false), "the window moved on");
+    assert!(
+        s.sliding_hit(&k("s"), 3, w, 1, true)
+            .await
+            .map(|r| r.admitted)
+            .unwrap_or(false),
+        "the window moved on"
+    );
 
     // Quotas: calls per window id, bytes, check-only.
-    assert!(s.quota_hit(&k("q"), 1, Some(Duration::from_secs(60)), 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
-    assert!(s.quota_hit(&k("q"), 1, Some(Duration::from_secs(60)), 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
-    assert!(!s.quota_hit(&k("q"), 1, Some(Duration::from_secs(60)), 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(true));
-    assert!(s.quota_hit(&k("q"), 2, Some(Duration::from_secs(60)), 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false), "next window");
-    s.quota_hit(&k("b"), 1, None, 0, 1024, 0, 2000, true).await.unwrap_or_else(|e| panic!("{e}"));
-    let q = s.quota_hit(&k("b"), 1, None, 0, 1024, 1, 0, false).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(s
+        .quota_hit(&k("q"), 1, Some(Duration::from_secs(60)), 2, 0, 1, 0, true)
+        .await
+        .map(|q| q.admitted)
+        .unwrap_or(false));
+    assert!(s
+        .quota_hit(&k("q"), 1, Some(Duration::from_secs(60)), 2, 0, 1, 0, true)
+        .await
+        .map(|q| q.admitted)
+        .unwrap_or(false));
+    assert!(!s
+        .quota_hit(&k("q"), 1, Some(Duration::from_secs(60)), 2, 0, 1, 0, true)
+        .await
+        .map(|q| q.admitted)
+        .unwrap_or(true));
+    assert!(
+        s.quota_hit(&k("q"), 2, Some(Duration::from_secs(60)), 2, 0, 1, 0, true)
+            .await
+            .map(|q| q.admitted)
+            .unwrap_or(false),
+        "next window"
+    );
+    s.quota_hit(&k("b"), 1, None, 0, 1024, 0, 2000, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let q = s
+        .quota_hit(&k("b"), 1, None, 0, 1024, 1, 0, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!q.admitted);
     assert_eq!(q.bytes, 2000);
 
     // Semaphores.
-    assert!(s.acquire(&k("l"), 2, Duration::from_secs(60)).await.unwrap_or(false));
-    assert!(s.acquire(&k("l"), 2, Duration::from_secs(60)).await.unwrap_or(false));
-    assert!(!s.acquire(&k("l"), 2, Duration::from_secs(60)).await.unwrap_or(true));
+    assert!(s
+        .acquire(&k("l"), 2, Duration::from_secs(60))
+        .await
+        .unwrap_or(false));
+    assert!(s
+        .acquire(&k("l"), 2, Duration::from_secs(60))
+        .await
+        .unwrap_or(false));
+    assert!(!s
+        .acquire(&k("l"), 2, Duration::from_secs(60))
+        .await
+        .unwrap_or(true));
     s.release(&k("l")).await;
-    assert!(s.acquire(&k("l"), 2, Duration::from_secs(60)).await.unwrap_or(false));
+    assert!(s
+        .acquire(&k("l"), 2, Duration::from_secs(60))
+        .await
+        .unwrap_or(false));
 
     // Cache with TTL.
     assert_eq!(s.cache_get(&k("v"), true).await, None);
-    s.cache_set(&k("v"), b"value".to_vec(), Duration::from_millis(300), true).await;
-    assert_eq!(s.cache_get(&k("v"), true).await.as_deref(), Some(&b"value"[..]));
+    s.cache_set(&k("v"), b"value".to_vec(), Duration::from_millis(300), true)
+        .await;
+    assert_eq!(
+        s.cache_get(&k("v"), true).await.as_deref(),
+        Some(&b"value"[..])
+    );
     s.cache_remove(&k("v"), true).await;
     assert_eq!(s.cache_get(&k("v"), true).await, None);
-    s.cache_set(&k("t"), b"x".to_vec(), Duration::from_millis(200), true).await;
+    s.cache_set(&k("t"), b"x".to_vec(), Duration::from_millis(200), true)
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.cache_get(&k("t"), true).await, None, "expired");
 }
@@ -67,7 +136,14 @@ async fn memory_store_keeps_the_contract() {
 #[tokio::test]
 async fn redis_store_keeps_the_contract() {
     let redis = RedisServer::start();
-    let s = RedisStore::new(&redis.url(), "contract", Duration::from_millis(500), FailureMode::FailClosed, 10_000).unwrap_or_else(|e| panic!("{e}"));
+    let s = RedisStore::new(
+        &redis.url(),
+        "contract",
+        Duration::from_millis(500),
+        FailureMode::FailClosed,
+        10_000,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     s.warm_up().await;
     contract(&s, "r").await;
     assert!(!s.is_degraded());

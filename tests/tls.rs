@@ -16,11 +16,19 @@ fn https_listener_and_tls_backend() {
     );
     let inner = "<policies><inbound><base /><return-response><set-body>inner over tls</set-body></return-response></inbound></policies>";
     // The TLS port is known only after start: start, point the backends at it, reload.
-    let gw = Gatehouse::start_tls(&yaml.replace(tls_port_placeholder, "1"), &[("apis/inner/hello.xml", inner)]);
+    let gw = Gatehouse::start_tls(
+        &yaml.replace(tls_port_placeholder, "1"),
+        &[("apis/inner/hello.xml", inner)],
+    );
     let tls_port = gw.tls_port.unwrap_or_else(|| panic!("no tls port"));
     // Point the backends at this instance's TLS port and reload.
     let cfg_path = gw.dir.0.join("gatehouse.yaml");
-    let cfg = std::fs::read_to_string(&cfg_path).unwrap_or_default().replace("https://127.0.0.1:1/", &format!("https://127.0.0.1:{tls_port}/"));
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap_or_default()
+        .replace(
+            "https://127.0.0.1:1/",
+            &format!("https://127.0.0.1:{tls_port}/"),
+        );
     std::fs::write(&cfg_path, cfg).unwrap_or_else(|e| panic!("{e}"));
     gw.signal("HUP");
     let mut status = 0;
@@ -41,5 +49,8 @@ fn https_listener_and_tls_backend() {
     // Verification on (the default): a self-signed certificate is a connection failure.
     let r = gw.get("/strict/hello", &[]);
     assert_eq!(r.status, 500);
-    assert_eq!(gw.log_for("/strict/hello")["error"], "BackendConnectionFailure");
+    assert_eq!(
+        gw.log_for("/strict/hello")["error"],
+        "BackendConnectionFailure"
+    );
 }

@@ -34,7 +34,13 @@ impl LoadedConfig {
     }
 }
 
-pub fn locate_in(text: &str, file: &Arc<str>, anchor: Option<&str>, key: &str, value: &str) -> Span {
+pub fn locate_in(
+    text: &str,
+    file: &Arc<str>,
+    anchor: Option<&str>,
+    key: &str,
+    value: &str,
+) -> Span {
     let idx = LineIndex::new(text);
     let start = anchor.and_then(|a| find_kv(text, 0, "id", a)).unwrap_or(0);
     let found = find_kv(text, start, key, value)
@@ -93,7 +99,10 @@ fn find_kv(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
         let rest = if key.is_empty() {
             Some(trimmed)
         } else {
-            trimmed.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(str::trim_start)
+            trimmed
+                .strip_prefix(key)
+                .and_then(|r| r.strip_prefix(':'))
+                .map(str::trim_start)
         };
         let Some(rest) = rest else { continue };
         let v = rest.trim_end().trim_matches(|c| c == '"' || c == '\'');
@@ -113,17 +122,28 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Diagnostics> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            diags.error("C001", Span::new(&file, 1, 1), format!("cannot read configuration: {e}"));
+            diags.error(
+                "C001",
+                Span::new(&file, 1, 1),
+                format!("cannot read configuration: {e}"),
+            );
             return Err(diags);
         }
     };
     match serde_yaml::from_str::<RawConfig>(&text) {
         Ok(raw) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            Ok(LoadedConfig { raw, path: file, dir, text })
+            Ok(LoadedConfig {
+                raw,
+                path: file,
+                dir,
+                text,
+            })
         }
         Err(e) => {
-            let (line, col) = e.location().map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
+            let (line, col) = e
+                .location()
+                .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
             let msg = e.to_string();
             // serde_yaml appends " at line X column Y"; the position is already in front.
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
@@ -141,16 +161,40 @@ pub struct NamedValue {
 }
 
 /// Resolve every named value: plain text, or secrets from `env` / `file`.
-pub fn resolve_named_values(cfg: &LoadedConfig, diags: &mut Diagnostics) -> ahash::AHashMap<String, NamedValue> {
+pub fn resolve_named_values(
+    cfg: &LoadedConfig,
+    diags: &mut Diagnostics,
+) -> ahash::AHashMap<String, NamedValue> {
     let mut out = ahash::AHashMap::new();
     for (name, spec) in &cfg.raw.named_values {
         let span = cfg.locate(None, name, "");
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) || name.is_empty() {
-            diags.error("C010", span.clone(), format!("named value {name:?}: names may hold only letters, digits, '.', '-' and '_'"));
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            || name.is_empty()
+        {
+            diags.error(
+                "C010",
+                span.clone(),
+                format!(
+                    "named value {name:?}: names may hold only letters, digits, '.', '-' and '_'"
+                ),
+            );
         }
-        let sources = [spec.value.is_some(), spec.env.is_some(), spec.file.is_some()].iter().filter(|b| **b).count();
+        let sources = [
+            spec.value.is_some(),
+            spec.env.is_some(),
+            spec.file.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if sources != 1 {
-            diags.error("C011", span, format!("named value {name:?} needs exactly one of `value`, `env` or `file`"));
+            diags.error(
+                "C011",
+                span,
+                format!("named value {name:?} needs exactly one of `value`, `env` or `file`"),
+            );
             continue;
         }
         let value = if let Some(v) = &spec.value {
@@ -159,7 +203,11 @@ pub fn resolve_named_values(cfg: &LoadedConfig, diags: &mut Diagnostics) -> ahas
             match std::env::var(var) {
                 Ok(v) => v,
                 Err(_) => {
-                    diags.error("C012", span, format!("named value {name:?}: environment variable {var} is not set"));
+                    diags.error(
+                        "C012",
+                        span,
+                        format!("named value {name:?}: environment variable {var} is not set"),
+                    );
                     continue;
                 }
             }
@@ -168,7 +216,11 @@ pub fn resolve_named_values(cfg: &LoadedConfig, diags: &mut Diagnostics) -> ahas
             match std::fs::read_to_string(&p) {
                 Ok(v) => v.trim_end_matches(['\r', '\n']).to_string(),
                 Err(e) => {
-                    diags.error("C013", span, format!("named value {name:?}: cannot read {}: {e}", p.display()));
+                    diags.error(
+                        "C013",
+                        span,
+                        format!("named value {name:?}: cannot read {}: {e}", p.display()),
+                    );
                     continue;
                 }
             }

@@ -135,7 +135,10 @@ pub struct AdminSettings {
 
 impl Default for AdminSettings {
     fn default() -> Self {
-        AdminSettings { address: default_admin_address(), echo: false }
+        AdminSettings {
+            address: default_admin_address(),
+            echo: false,
+        }
     }
 }
 
@@ -175,7 +178,13 @@ pub struct StoreSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { r#type: StoreType::Memory, max_keys: default_max_keys(), url: None, timeout: default_store_timeout(), failure_mode: StoreFailureMode::Local }
+        StoreSettings {
+            r#type: StoreType::Memory,
+            max_keys: default_max_keys(),
+            url: None,
+            timeout: default_store_timeout(),
+            failure_mode: StoreFailureMode::Local,
+        }
     }
 }
 
@@ -214,7 +223,9 @@ pub struct PolicyPaths {
 
 impl Default for PolicyPaths {
     fn default() -> Self {
-        PolicyPaths { dir: default_policy_dir() }
+        PolicyPaths {
+            dir: default_policy_dir(),
+        }
     }
 }
 
@@ -287,7 +298,11 @@ pub struct BackendTls {
 
 impl Default for BackendTls {
     fn default() -> Self {
-        BackendTls { verify_chain: true, verify_name: true, sni: None }
+        BackendTls {
+            verify_chain: true,
+            verify_name: true,
+            sni: None,
+        }
     }
 }
 
@@ -329,7 +344,10 @@ pub struct SubscriptionKeyNames {
 
 impl Default for SubscriptionKeyNames {
     fn default() -> Self {
-        SubscriptionKeyNames { header: default_key_header(), query: default_key_query() }
+        SubscriptionKeyNames {
+            header: default_key_header(),
+            query: default_key_query(),
+        }
     }
 }
 

@@ -51,16 +51,35 @@ impl ContextEnv for ExecCtx<'_> {
         let api = info.api.map(|a| &gw.apis[a]);
         let op = api.and_then(|a| info.operation.map(|o| &a.operations[o]));
         Ok(match (obj, name) {
-            (Ctx::Context, "RequestId") => crate::expr::value::parse_guid(&self.req.request_id).map_or_else(|| s(&self.req.request_id), Value::Guid),
-            (Ctx::Context, "Timestamp") => Value::DateTime(DateTime { ticks: info.timestamp_ticks, kind: crate::expr::time::Kind::Utc }),
-            (Ctx::Context, "Elapsed") => Value::TimeSpan(info.started.map_or(0, |t| (t.elapsed().as_nanos() / 100) as i64)),
+            (Ctx::Context, "RequestId") => crate::expr::value::parse_guid(&self.req.request_id)
+                .map_or_else(|| s(&self.req.request_id), Value::Guid),
+            (Ctx::Context, "Timestamp") => Value::DateTime(DateTime {
+                ticks: info.timestamp_ticks,
+                kind: crate::expr::time::Kind::Utc,
+            }),
+            (Ctx::Context, "Elapsed") => Value::TimeSpan(
+                info.started
+                    .map_or(0, |t| (t.elapsed().as_nanos() / 100) as i64),
+            ),
             (Ctx::Context, "Tracing") => Value::Bool(false),
             (Ctx::Context, "Workspace") => Value::Null,
-            (Ctx::Context, "Product") => info.product.map_or(Value::Null, |_| Value::Ctx(Ctx::Product)),
-            (Ctx::Context, "Subscription") => info.subscription.map_or(Value::Null, |_| Value::Ctx(Ctx::Subscription)),
+            (Ctx::Context, "Product") => info
+                .product
+                .map_or(Value::Null, |_| Value::Ctx(Ctx::Product)),
+            (Ctx::Context, "Subscription") => info
+                .subscription
+                .map_or(Value::Null, |_| Value::Ctx(Ctx::Subscription)),
             (Ctx::Context, "User") => Value::Null,
-            (Ctx::Context, "LastError") => self.req.last_error.as_ref().map_or(Value::Null, |_| Value::Ctx(Ctx::LastError)),
-            (Ctx::Context, "Backend") => self.req.target.backend.map_or(Value::Null, |_| Value::Ctx(Ctx::Backend)),
+            (Ctx::Context, "LastError") => self
+                .req
+                .last_error
+                .as_ref()
+                .map_or(Value::Null, |_| Value::Ctx(Ctx::LastError)),
+            (Ctx::Context, "Backend") => self
+                .req
+                .target
+                .backend
+                .map_or(Value::Null, |_| Value::Ctx(Ctx::Backend)),
             (Ctx::Request, "Method") => s(self.req.method.as_str()),
             (Ctx::Request, "OriginalMethod") => s(&info.original_method),
             (Ctx::Request, "Url") => Value::obj(Obj::Url(self.backend_url())),
@@ -68,17 +87,34 @@ impl ContextEnv for ExecCtx<'_> {
             (Ctx::Request, "IpAddress") => s(&info.ip),
             (Ctx::Request, "Certificate" | "PrivateEndpointConnection") => Value::Null,
             (Ctx::Request, "Body") => {
-                if self.req.body.is_some() || self.req.original_body.as_ref().is_some_and(|b| !b.is_empty()) {
-                    Value::obj(Obj::Body { which: Ctx::RequestBody })
+                if self.req.body.is_some()
+                    || self
+                        .req
+                        .original_body
+                        .as_ref()
+                        .is_some_and(|b| !b.is_empty())
+                {
+                    Value::obj(Obj::Body {
+                        which: Ctx::RequestBody,
+                    })
                 } else {
                     Value::Null
                 }
             }
             (Ctx::Response, "StatusCode") => Value::Int(self.resp.status as i32),
-            (Ctx::Response, "StatusReason") => s(self.resp.reason.as_deref().unwrap_or_else(|| http::StatusCode::from_u16(self.resp.status).ok().and_then(|c| c.canonical_reason()).unwrap_or(""))),
+            (Ctx::Response, "StatusReason") => {
+                s(self.resp.reason.as_deref().unwrap_or_else(|| {
+                    http::StatusCode::from_u16(self.resp.status)
+                        .ok()
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("")
+                }))
+            }
             (Ctx::Response, "Body") => {
                 if self.resp.body.is_some() || self.resp.original_body.is_some() {
-                    Value::obj(Obj::Body { which: Ctx::ResponseBody })
+                    Value::obj(Obj::Body {
+                        which: Ctx::ResponseBody,
+                    })
                 } else {
                     Value::Null
                 }
@@ -87,20 +123,35 @@ impl ContextEnv for ExecCtx<'_> {
             (Ctx::Api, "Name") => s(api.map_or("", |a| a.name.as_str())),
             (Ctx::Api, "Path") => s(api.map_or("", |a| a.path.trim_start_matches('/'))),
             (Ctx::Api, "ServiceUrl") => api.map_or(Value::Null, |a| {
-                Value::obj(Obj::Url(UrlData { scheme: a.service.scheme().into(), host: a.service.host.clone(), port: a.service.port as i32, path: a.service.path.clone(), query: vec![] }))
+                Value::obj(Obj::Url(UrlData {
+                    scheme: a.service.scheme().into(),
+                    host: a.service.host.clone(),
+                    port: a.service.port as i32,
+                    path: a.service.path.clone(),
+                    query: vec![],
+                }))
             }),
             (Ctx::Api, "Protocols") => Value::list(vec![s("http"), s("https")]),
             (Ctx::Api, "IsCurrentRevision") => Value::Bool(true),
             (Ctx::Api, "Revision") => s("1"),
             (Ctx::Api, "Version") => s(""),
-            (Ctx::SubscriptionKeyNames, "Header") => s(api.map_or("Ocp-Apim-Subscription-Key", |a| a.key_header.as_str())),
-            (Ctx::SubscriptionKeyNames, "Query") => s(api.map_or("subscription-key", |a| a.key_query.as_str())),
+            (Ctx::SubscriptionKeyNames, "Header") => {
+                s(api.map_or("Ocp-Apim-Subscription-Key", |a| a.key_header.as_str()))
+            }
+            (Ctx::SubscriptionKeyNames, "Query") => {
+                s(api.map_or("subscription-key", |a| a.key_query.as_str()))
+            }
             (Ctx::Operation, "Id") => s(op.map_or("", |o| o.id.as_str())),
             (Ctx::Operation, "Name") => s(op.map_or("", |o| o.name.as_str())),
-            (Ctx::Operation, "Method") => s(op.and_then(|o| o.method.as_ref()).map_or("*", |m| m.as_str())),
+            (Ctx::Operation, "Method") => s(op
+                .and_then(|o| o.method.as_ref())
+                .map_or("*", |m| m.as_str())),
             (Ctx::Operation, "UrlTemplate") => s(op.map_or("", |o| o.url_template.as_str())),
             (Ctx::Product, n) => {
-                let p = info.product.map(|p| &gw.products[p]).ok_or("no product context")?;
+                let p = info
+                    .product
+                    .map(|p| &gw.products[p])
+                    .ok_or("no product context")?;
                 match n {
                     "Id" => s(&p.id),
                     "Name" => s(&p.name),
@@ -117,7 +168,10 @@ impl ContextEnv for ExecCtx<'_> {
                 }
             }
             (Ctx::Subscription, n) => {
-                let sub = info.subscription.map(|x| &gw.subscriptions.list[x]).ok_or("no subscription")?;
+                let sub = info
+                    .subscription
+                    .map(|x| &gw.subscriptions.list[x])
+                    .ok_or("no subscription")?;
                 match n {
                     "Id" => s(&sub.id),
                     "Name" => s(&sub.name),
@@ -148,7 +202,12 @@ impl ContextEnv for ExecCtx<'_> {
                 }
             }
             (Ctx::Backend, n) => {
-                let b = self.req.target.backend.map(|i| &gw.backends[i]).ok_or("no backend entity")?;
+                let b = self
+                    .req
+                    .target
+                    .backend
+                    .map(|i| &gw.backends[i])
+                    .ok_or("no backend entity")?;
                 match n {
                     "Id" => s(&b.id),
                     "Type" => s("Single"),
@@ -193,7 +252,11 @@ impl ContextEnv for ExecCtx<'_> {
         let mut more: Option<String> = None;
         self.headers(which).each_value(name, &mut |v| {
             let t = String::from_utf8_lossy(v);
-            let t = if t.contains(", ") { std::borrow::Cow::Owned(t.split(',').map(str::trim).collect::<Vec<_>>().join(",")) } else { t };
+            let t = if t.contains(", ") {
+                std::borrow::Cow::Owned(t.split(',').map(str::trim).collect::<Vec<_>>().join(","))
+            } else {
+                t
+            };
             match (&first, &mut more) {
                 (None, _) => first = Some(std::sync::Arc::from(t.trim())),
                 (Some(f), None) => more = Some(format!("{f},{}", t.trim())),
@@ -223,12 +286,25 @@ impl ContextEnv for ExecCtx<'_> {
 
     fn body(&mut self, which: Ctx) -> Option<Bytes> {
         match which {
-            Ctx::RequestBody => self.req.body.clone().or_else(|| self.req.original_body.clone()),
-            _ => self.resp.body.clone().or_else(|| self.resp.original_body.clone()),
+            Ctx::RequestBody => self
+                .req
+                .body
+                .clone()
+                .or_else(|| self.req.original_body.clone()),
+            _ => self
+                .resp
+                .body
+                .clone()
+                .or_else(|| self.resp.original_body.clone()),
         }
     }
 
     fn trace(&mut self, message: &str) {
-        self.req.traces.push(super::TraceEntry { source: "expression".into(), severity: "verbose", message: message.to_string(), metadata: vec![] });
+        self.req.traces.push(super::TraceEntry {
+            source: "expression".into(),
+            severity: "verbose",
+            message: message.to_string(),
+            metadata: vec![],
+        });
     }
 }

@@ -66,8 +66,12 @@ impl ErrorKind {
             ErrorKind::OperationNotFound => Some("Resource not found"),
             ErrorKind::SubscriptionKeyNotFound => Some(MISSING_KEY_MESSAGE),
             ErrorKind::SubscriptionKeyInvalid => Some(INVALID_KEY_MESSAGE),
-            ErrorKind::PayloadTooLarge => Some("Request body is larger than the 65536 bytes policies can read."),
-            ErrorKind::ConcurrencyLimitExceeded => Some("Too many concurrent requests. Try again later."),
+            ErrorKind::PayloadTooLarge => {
+                Some("Request body is larger than the 65536 bytes policies can read.")
+            }
+            ErrorKind::ConcurrencyLimitExceeded => {
+                Some("Too many concurrent requests. Try again later.")
+            }
             _ => None,
         }
     }
@@ -101,8 +105,21 @@ pub type LastError = PolicyError;
 
 impl PolicyError {
     /// A built-in step's failure (no policy statement involved).
-    pub fn builtin(kind: ErrorKind, source: &'static str, message: impl Into<String>) -> PolicyError {
-        PolicyError { kind, source, message: message.into(), scope: None, section: None, path: String::new(), policy_id: None, detail: None }
+    pub fn builtin(
+        kind: ErrorKind,
+        source: &'static str,
+        message: impl Into<String>,
+    ) -> PolicyError {
+        PolicyError {
+            kind,
+            source,
+            message: message.into(),
+            scope: None,
+            section: None,
+            path: String::new(),
+            policy_id: None,
+            detail: None,
+        }
     }
 
     /// A statement's failure, placed where it happened.
@@ -132,7 +149,8 @@ pub fn default_body(kind: ErrorKind, request_id: &str) -> String {
 
 pub fn default_body_for(kind: ErrorKind, detail: Option<&LimitDetail>, request_id: &str) -> String {
     if let Some(d) = detail {
-        return serde_json::json!({ "statusCode": kind.status(), "message": d.message }).to_string();
+        return serde_json::json!({ "statusCode": kind.status(), "message": d.message })
+            .to_string();
     }
     match kind.client_message() {
         Some(m) => serde_json::json!({ "statusCode": kind.status(), "message": m }).to_string(),

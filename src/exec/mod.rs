@@ -54,7 +54,10 @@ pub enum Flow {
     Continue,
     /// The gateway answers with `ctx.resp`. `run_outbound`: mock-response skips the backend but
     /// outbound still runs; return-response ends the whole pipeline.
-    Respond { origin: Origin, run_outbound: bool },
+    Respond {
+        origin: Origin,
+        run_outbound: bool,
+    },
     Fail(PolicyError),
 }
 
@@ -74,7 +77,11 @@ pub struct StepError {
 
 impl StepError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> StepError {
-        StepError { kind, message: message.into(), detail: None }
+        StepError {
+            kind,
+            message: message.into(),
+            detail: None,
+        }
     }
 
     pub fn expression(message: impl Into<String>) -> StepError {
@@ -102,7 +109,10 @@ impl FromValue for bool {
             Value::Bool(b) => Ok(b),
             Value::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
             Value::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-            other => Err(format!("expected a bool, the expression returned {}", other.type_name())),
+            other => Err(format!(
+                "expected a bool, the expression returned {}",
+                other.type_name()
+            )),
         }
     }
 }
@@ -113,7 +123,14 @@ impl FromValue for u16 {
             Value::Str(s) => s.trim().parse::<i64>().ok(),
             other => other.as_i64(),
         };
-        n.and_then(|n| u16::try_from(n).ok()).filter(|n| (100..=999).contains(n)).ok_or_else(|| format!("expected an HTTP status code, the expression returned {}", v.to_display()))
+        n.and_then(|n| u16::try_from(n).ok())
+            .filter(|n| (100..=999).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "expected an HTTP status code, the expression returned {}",
+                    v.to_display()
+                )
+            })
     }
 }
 
@@ -123,31 +140,44 @@ impl FromValue for u64 {
             Value::Str(s) => s.trim().parse::<i64>().ok(),
             other => other.as_i64(),
         };
-        n.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| format!("expected a non-negative number, the expression returned {}", v.to_display()))
+        n.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+            format!(
+                "expected a non-negative number, the expression returned {}",
+                v.to_display()
+            )
+        })
     }
 }
 
 impl FromValue for HeaderName {
     fn from_value(v: Value) -> Result<Self, String> {
-        HeaderName::from_bytes(v.to_display().trim().as_bytes()).map_err(|_| format!("invalid header name {:?}", v.to_display()))
+        HeaderName::from_bytes(v.to_display().trim().as_bytes())
+            .map_err(|_| format!("invalid header name {:?}", v.to_display()))
     }
 }
 
 impl FromValue for HeaderValue {
     fn from_value(v: Value) -> Result<Self, String> {
-        HeaderValue::from_str(&String::from_value(v.clone())?).map_err(|_| "invalid header value: control characters are not allowed".to_string())
+        HeaderValue::from_str(&String::from_value(v.clone())?)
+            .map_err(|_| "invalid header value: control characters are not allowed".to_string())
     }
 }
 
 impl FromValue for Method {
     fn from_value(v: Value) -> Result<Self, String> {
-        Method::from_bytes(v.to_display().trim().to_ascii_uppercase().as_bytes()).map_err(|_| format!("invalid HTTP method {:?}", v.to_display()))
+        Method::from_bytes(v.to_display().trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("invalid HTTP method {:?}", v.to_display()))
     }
 }
 
 impl FromValue for ExistsAction {
     fn from_value(v: Value) -> Result<Self, String> {
-        ExistsAction::parse(v.to_display().trim()).ok_or_else(|| format!("exists-action must be override, skip, append or delete, found {:?}", v.to_display()))
+        ExistsAction::parse(v.to_display().trim()).ok_or_else(|| {
+            format!(
+                "exists-action must be override, skip, append or delete, found {:?}",
+                v.to_display()
+            )
+        })
     }
 }
 
@@ -172,7 +202,9 @@ pub fn value<'v, T: FromValue>(v: &'v Val<T>, cx: &mut ExecCtx) -> Result<Cow<'v
         Val::Lit(t) => Ok(Cow::Borrowed(t)),
         Val::Expr(e) => {
             let r = eval(e, cx)?;
-            T::from_value(r).map(Cow::Owned).map_err(StepError::expression)
+            T::from_value(r)
+                .map(Cow::Owned)
+                .map_err(StepError::expression)
         }
     }
 }
@@ -182,50 +214,101 @@ pub async fn run_section(stmts: &[Stmt], cx: &mut ExecCtx<'_>) -> Flow {
     run_nested(stmts, cx, String::new()).await
 }
 
-fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: String) -> FlowFuture<'a> {
+fn run_nested<'a, 'b: 'a>(
+    stmts: &'a [Stmt],
+    cx: &'a mut ExecCtx<'b>,
+    prefix: String,
+) -> FlowFuture<'a> {
     Box::pin(async move {
         for (i, st) in stmts.iter().enumerate() {
             let outcome = match &st.kind {
-                StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::ForwardRequest(_) => Ok(Step::Next),
+                StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::ForwardRequest(_) => {
+                    Ok(Step::Next)
+                }
                 StmtKind::SetHeader(sh) => steps::set_header::run(sh, cx).map(|_| Step::Next),
-                StmtKind::SetQueryParameter(q) => steps::set_query_parameter::run(q, cx).map(|_| Step::Next),
+                StmtKind::SetQueryParameter(q) => {
+                    steps::set_query_parameter::run(q, cx).map(|_| Step::Next)
+                }
                 StmtKind::SetMethod(m) => steps::set_method::run(m, cx).map(|_| Step::Next),
                 StmtKind::SetStatus(s) => steps::set_status::run(s, cx).map(|_| Step::Next),
                 StmtKind::SetBody(b) => steps::set_body::run(b, cx).map(|_| Step::Next),
                 StmtKind::ReturnResponse(r) => steps::return_response::run(r, cx),
                 StmtKind::MockResponse(m) => steps::mock_response::run(m, cx),
                 StmtKind::RewriteUri(r) => steps::rewrite_uri::run(r, cx).map(|_| Step::Next),
-                StmtKind::SetBackendService(t) => steps::set_backend_service::run(t, cx).map(|_| Step::Next),
-                StmtKind::SetVariable { name, value } => steps::set_variable::run(name, value, cx).map(|_| Step::Next),
+                StmtKind::SetBackendService(t) => {
+                    steps::set_backend_service::run(t, cx).map(|_| Step::Next)
+                }
+                StmtKind::SetVariable { name, value } => {
+                    steps::set_variable::run(name, value, cx).map(|_| Step::Next)
+                }
                 StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
-                StmtKind::FindAndReplace { from, to } => steps::find_and_replace::run(from, to, cx).map(|_| Step::Next),
-                StmtKind::SendRequest(r) => steps::send_request::run(r, cx).await.map(|_| Step::Next),
+                StmtKind::FindAndReplace { from, to } => {
+                    steps::find_and_replace::run(from, to, cx).map(|_| Step::Next)
+                }
+                StmtKind::SendRequest(r) => {
+                    steps::send_request::run(r, cx).await.map(|_| Step::Next)
+                }
                 StmtKind::CacheLookup(c) => steps::cache::lookup(c, cx).await,
-                StmtKind::CacheStore { duration, cache_response } => steps::cache::store(duration, cache_response.as_ref(), cx).await.map(|_| Step::Next),
-                StmtKind::AcquireSlot { key, max } => steps::limit_concurrency::acquire(key, *max, cx).await.map(|k| {
-                    cx.req.held_slots.push(k);
-                    Step::Next
-                }),
-                StmtKind::LimitConcurrency { key, max, body } => match steps::limit_concurrency::acquire(key, *max, cx).await {
-                    Ok(k) => {
-                        let inner = format!("{prefix}{}/", path_of(stmts, i));
-                        let flow = run_nested(body, cx, inner).await;
-                        // The slot is released however the block ends.
-                        cx.store.release(&k).await;
-                        match flow {
-                            Flow::Continue => Ok(Step::Next),
-                            other => return other,
+                StmtKind::CacheStore {
+                    duration,
+                    cache_response,
+                } => steps::cache::store(duration, cache_response.as_ref(), cx)
+                    .await
+                    .map(|_| Step::Next),
+                StmtKind::AcquireSlot { key, max } => {
+                    steps::limit_concurrency::acquire(key, *max, cx)
+                        .await
+                        .map(|k| {
+                            cx.req.held_slots.push(k);
+                            Step::Next
+                        })
+                }
+                StmtKind::LimitConcurrency { key, max, body } => {
+                    match steps::limit_concurrency::acquire(key, *max, cx).await {
+                        Ok(k) => {
+                            let inner = format!("{prefix}{}/", path_of(stmts, i));
+                            let flow = run_nested(body, cx, inner).await;
+                            // The slot is released however the block ends.
+                            cx.store.release(&k).await;
+                            match flow {
+                                Flow::Continue => Ok(Step::Next),
+                                other => return other,
+                            }
                         }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                },
-                StmtKind::CacheLookupValue { key, variable, default, caching } => steps::cache_value::lookup(key, variable, default.as_ref(), *caching, cx).await.map(|_| Step::Next),
-                StmtKind::CacheStoreValue { key, value, duration, caching } => steps::cache_value::store(key, value, duration, *caching, cx).await.map(|_| Step::Next),
-                StmtKind::CacheRemoveValue { key, caching } => steps::cache_value::remove(key, *caching, cx).await.map(|_| Step::Next),
-                StmtKind::RateLimitByKey(r) => steps::rate_limit::by_key(r, cx).await.map(|_| Step::Next),
-                StmtKind::RateLimit(r) => steps::rate_limit::per_subscription(r, cx).await.map(|_| Step::Next),
+                }
+                StmtKind::CacheLookupValue {
+                    key,
+                    variable,
+                    default,
+                    caching,
+                } => steps::cache_value::lookup(key, variable, default.as_ref(), *caching, cx)
+                    .await
+                    .map(|_| Step::Next),
+                StmtKind::CacheStoreValue {
+                    key,
+                    value,
+                    duration,
+                    caching,
+                } => steps::cache_value::store(key, value, duration, *caching, cx)
+                    .await
+                    .map(|_| Step::Next),
+                StmtKind::CacheRemoveValue { key, caching } => {
+                    steps::cache_value::remove(key, *caching, cx)
+                        .await
+                        .map(|_| Step::Next)
+                }
+                StmtKind::RateLimitByKey(r) => {
+                    steps::rate_limit::by_key(r, cx).await.map(|_| Step::Next)
+                }
+                StmtKind::RateLimit(r) => steps::rate_limit::per_subscription(r, cx)
+                    .await
+                    .map(|_| Step::Next),
                 StmtKind::QuotaByKey(q) => steps::quota::by_key(q, cx).await.map(|_| Step::Next),
-                StmtKind::Quota(q) => steps::quota::per_subscription(q, cx).await.map(|_| Step::Next),
+                StmtKind::Quota(q) => steps::quota::per_subscription(q, cx)
+                    .await
+                    .map(|_| Step::Next),
                 StmtKind::Choose(c) => {
                     let path = format!("{prefix}{}", path_of(stmts, i));
                     match steps::choose::select(c, cx, &path) {
@@ -241,9 +324,19 @@ fn run_nested<'a, 'b: 'a>(stmts: &'a [Stmt], cx: &'a mut ExecCtx<'b>, prefix: St
             match outcome {
                 Ok(Step::Next) => {}
                 Ok(Step::Respond { run_outbound }) => {
-                    return Flow::Respond { origin: Origin::policy(st, cx.section), run_outbound };
+                    return Flow::Respond {
+                        origin: Origin::policy(st, cx.section),
+                        run_outbound,
+                    };
                 }
-                Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, format!("{prefix}{}", path_of(stmts, i)))),
+                Err(e) => {
+                    return Flow::Fail(PolicyError::at(
+                        e,
+                        st,
+                        cx.section,
+                        format!("{prefix}{}", path_of(stmts, i)),
+                    ))
+                }
             }
         }
         Flow::Continue

@@ -21,7 +21,11 @@ pub struct OutboundRequest {
 #[async_trait]
 pub trait Outbound: Send + Sync {
     /// Send and read the whole response; `timeout` bounds the whole exchange.
-    async fn send(&self, req: OutboundRequest, timeout: Duration) -> Result<Message, (ErrorKind, String)>;
+    async fn send(
+        &self,
+        req: OutboundRequest,
+        timeout: Duration,
+    ) -> Result<Message, (ErrorKind, String)>;
     /// A handle that can outlive the request (for fire-and-forget calls).
     fn clone_box(&self) -> std::sync::Arc<dyn Outbound>;
 }
@@ -31,8 +35,15 @@ pub struct NoOutbound;
 
 #[async_trait]
 impl Outbound for NoOutbound {
-    async fn send(&self, _req: OutboundRequest, _timeout: Duration) -> Result<Message, (ErrorKind, String)> {
-        Err((ErrorKind::BackendConnectionFailure, "no outbound client".into()))
+    async fn send(
+        &self,
+        _req: OutboundRequest,
+        _timeout: Duration,
+    ) -> Result<Message, (ErrorKind, String)> {
+        Err((
+            ErrorKind::BackendConnectionFailure,
+            "no outbound client".into(),
+        ))
     }
 
     fn clone_box(&self) -> std::sync::Arc<dyn Outbound> {

@@ -23,7 +23,10 @@ pub struct QueryState {
 
 impl QueryState {
     pub fn raw(q: &str) -> QueryState {
-        QueryState { raw: Some(q.to_string()), pairs: Vec::new() }
+        QueryState {
+            raw: Some(q.to_string()),
+            pairs: Vec::new(),
+        }
     }
 
     /// Decoded pairs for changing; from now on the query is re-encoded.
@@ -50,7 +53,11 @@ impl QueryState {
     }
 }
 
-const QUERY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 pub fn encode_component(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, QUERY_SET).to_string()
@@ -107,9 +114,24 @@ pub struct ReqState {
 /// An increment applied after the response (in the logging phase).
 #[derive(Clone, Debug)]
 pub enum Deferred {
-    Sliding { key: String, window: std::time::Duration, condition: Option<crate::policy::Val<bool>>, count: Option<crate::policy::Val<u64>> },
-    QuotaCalls { key: String, window_id: i64, ttl: Option<std::time::Duration>, condition: Option<crate::policy::Val<bool>>, count: Option<crate::policy::Val<u64>> },
-    QuotaBytes { key: String, window_id: i64, ttl: Option<std::time::Duration> },
+    Sliding {
+        key: String,
+        window: std::time::Duration,
+        condition: Option<crate::policy::Val<bool>>,
+        count: Option<crate::policy::Val<u64>>,
+    },
+    QuotaCalls {
+        key: String,
+        window_id: i64,
+        ttl: Option<std::time::Duration>,
+        condition: Option<crate::policy::Val<bool>>,
+        count: Option<crate::policy::Val<u64>>,
+    },
+    QuotaBytes {
+        key: String,
+        window_id: i64,
+        ttl: Option<std::time::Duration>,
+    },
 }
 
 /// Facts about the request that expressions read (`context.Api`, `context.Request.IpAddress`, ...).
@@ -189,12 +211,22 @@ pub enum Origin {
     Backend,
     /// A built-in step: `routing`, `subscription`, `forward-request`.
     Builtin(&'static str),
-    Policy { element: &'static str, id: Option<String>, section: Section, scope: Scope },
+    Policy {
+        element: &'static str,
+        id: Option<String>,
+        section: Section,
+        scope: Scope,
+    },
 }
 
 impl Origin {
     pub fn policy(st: &Stmt, section: Section) -> Origin {
-        Origin::Policy { element: st.element, id: st.id.clone(), section, scope: st.scope }
+        Origin::Policy {
+            element: st.element,
+            id: st.id.clone(),
+            section,
+            scope: st.scope,
+        }
     }
 
     pub fn producer(&self) -> &'static str {

@@ -98,24 +98,76 @@ pub enum ExprKind {
     Lit(Lit),
     Interp(Vec<InterpSeg>),
     Name(String),
-    Member { target: Box<Expr>, name: String, null_cond: bool },
-    Index { target: Box<Expr>, args: Vec<Expr>, null_cond: bool },
-    Call { target: Box<Expr>, type_args: Vec<TypeRef>, args: Vec<Arg> },
+    Member {
+        target: Box<Expr>,
+        name: String,
+        null_cond: bool,
+    },
+    Index {
+        target: Box<Expr>,
+        args: Vec<Expr>,
+        null_cond: bool,
+    },
+    Call {
+        target: Box<Expr>,
+        type_args: Vec<TypeRef>,
+        args: Vec<Arg>,
+    },
     /// `new T(args) { init }`; `ty` is None for `new[] { .. }` and anonymous `new { .. }`.
-    New { ty: Option<TypeRef>, args: Vec<Arg>, init: Option<Init> },
-    Unary { op: UnOp, expr: Box<Expr> },
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr> },
-    Cond { cond: Box<Expr>, then: Box<Expr>, other: Box<Expr> },
+    New {
+        ty: Option<TypeRef>,
+        args: Vec<Arg>,
+        init: Option<Init>,
+    },
+    Unary {
+        op: UnOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Cond {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        other: Box<Expr>,
+    },
     /// `target = value`, or a compound `target op= value`.
-    Assign { target: Box<Expr>, op: Option<BinOp>, value: Box<Expr> },
+    Assign {
+        target: Box<Expr>,
+        op: Option<BinOp>,
+        value: Box<Expr>,
+    },
     /// `++x` / `x++` / `--x` / `x--`.
-    IncDec { target: Box<Expr>, delta: i32, prefix: bool },
-    Cast { ty: TypeRef, expr: Box<Expr> },
-    Is { expr: Box<Expr>, ty: TypeRef, bind: Option<String> },
+    IncDec {
+        target: Box<Expr>,
+        delta: i32,
+        prefix: bool,
+    },
+    Cast {
+        ty: TypeRef,
+        expr: Box<Expr>,
+    },
+    Is {
+        expr: Box<Expr>,
+        ty: TypeRef,
+        bind: Option<String>,
+    },
     /// `x is null` / `x is not null` / `x is "lit"`.
-    IsPattern { expr: Box<Expr>, value: Box<Expr>, negate: bool },
-    As { expr: Box<Expr>, ty: TypeRef },
-    Lambda { params: Vec<String>, body: LambdaBody },
+    IsPattern {
+        expr: Box<Expr>,
+        value: Box<Expr>,
+        negate: bool,
+    },
+    As {
+        expr: Box<Expr>,
+        ty: TypeRef,
+    },
+    Lambda {
+        params: Vec<String>,
+        body: LambdaBody,
+    },
     /// A type used as a value: `string`, `int` (before `.Member`), `typeof(T)`, `default(T)`.
     Type(TypeRef),
     Default(Option<TypeRef>),
@@ -137,21 +189,51 @@ pub struct Catch {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `var a = 1, b = 2;` / `string s = "";` (ty None for var).
-    Var { ty: Option<TypeRef>, decls: Vec<(String, Option<Expr>)> },
+    Var {
+        ty: Option<TypeRef>,
+        decls: Vec<(String, Option<Expr>)>,
+    },
     Expr(Expr),
-    If { cond: Expr, then: Vec<Stmt>, other: Option<Vec<Stmt>> },
-    Foreach { name: String, iter: Expr, body: Vec<Stmt> },
-    For { init: Vec<Stmt>, cond: Option<Expr>, step: Vec<Expr>, body: Vec<Stmt> },
-    While { cond: Expr, body: Vec<Stmt> },
-    DoWhile { body: Vec<Stmt>, cond: Expr },
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        other: Option<Vec<Stmt>>,
+    },
+    Foreach {
+        name: String,
+        iter: Expr,
+        body: Vec<Stmt>,
+    },
+    For {
+        init: Vec<Stmt>,
+        cond: Option<Expr>,
+        step: Vec<Expr>,
+        body: Vec<Stmt>,
+    },
+    While {
+        cond: Expr,
+        body: Vec<Stmt>,
+    },
+    DoWhile {
+        body: Vec<Stmt>,
+        cond: Expr,
+    },
     Return(Option<Expr>),
     Break,
     Continue,
     Block(Vec<Stmt>),
-    Try { body: Vec<Stmt>, catches: Vec<Catch>, finally: Option<Vec<Stmt>> },
+    Try {
+        body: Vec<Stmt>,
+        catches: Vec<Catch>,
+        finally: Option<Vec<Stmt>>,
+    },
     Throw(Option<Expr>),
     /// A local function: `string F(string a) { ... }` or `=> expr`.
-    LocalFn { name: String, params: Vec<String>, body: LambdaBody },
+    LocalFn {
+        name: String,
+        params: Vec<String>,
+        body: LambdaBody,
+    },
     Empty,
 }
 

@@ -19,7 +19,10 @@ pub struct CompileError {
 type CResult<T> = Result<T, CompileError>;
 
 fn err<T>(at: usize, message: impl Into<String>) -> CResult<T> {
-    Err(CompileError { at, message: message.into() })
+    Err(CompileError {
+        at,
+        message: message.into(),
+    })
 }
 
 /// A `context` member that yields a value (rather than another context object).
@@ -38,25 +41,94 @@ pub enum Node {
     /// A context member read from the running request (may be null: `context.Product`).
     Prop(CtxProp),
     Interp(Vec<(Option<Node>, String)>),
-    Member { target: Box<Node>, name: &'static str, null_cond: bool },
-    Static { ty: Arc<RType>, name: &'static str },
-    Index { target: Box<Node>, args: Vec<Node>, null_cond: bool },
-    Call { target: Box<Node>, name: &'static str, type_args: Vec<RType>, args: Vec<CArg>, null_cond: bool },
-    StaticCall { ty: Arc<RType>, name: &'static str, type_args: Vec<RType>, args: Vec<CArg> },
-    LocalCall { func: u32, args: Vec<Node> },
-    Invoke { target: Box<Node>, args: Vec<Node> },
-    New { ty: Arc<RType>, args: Vec<CArg>, init: Option<CInit> },
-    NewArray { items: Vec<Node> },
-    NewAnon { members: Vec<(String, Node)> },
-    Unary { op: UnOp, expr: Box<Node> },
-    Binary { op: BinOp, left: Box<Node>, right: Box<Node> },
-    Cond { cond: Box<Node>, then: Box<Node>, other: Box<Node> },
-    Assign { target: Box<LValue>, op: Option<BinOp>, value: Box<Node> },
-    IncDec { target: Box<LValue>, delta: i32, prefix: bool },
-    Cast { ty: Arc<RType>, expr: Box<Node> },
-    Is { expr: Box<Node>, ty: Arc<RType>, bind: Option<u32> },
-    IsPattern { expr: Box<Node>, value: Box<Node>, negate: bool },
-    As { expr: Box<Node>, ty: Arc<RType> },
+    Member {
+        target: Box<Node>,
+        name: &'static str,
+        null_cond: bool,
+    },
+    Static {
+        ty: Arc<RType>,
+        name: &'static str,
+    },
+    Index {
+        target: Box<Node>,
+        args: Vec<Node>,
+        null_cond: bool,
+    },
+    Call {
+        target: Box<Node>,
+        name: &'static str,
+        type_args: Vec<RType>,
+        args: Vec<CArg>,
+        null_cond: bool,
+    },
+    StaticCall {
+        ty: Arc<RType>,
+        name: &'static str,
+        type_args: Vec<RType>,
+        args: Vec<CArg>,
+    },
+    LocalCall {
+        func: u32,
+        args: Vec<Node>,
+    },
+    Invoke {
+        target: Box<Node>,
+        args: Vec<Node>,
+    },
+    New {
+        ty: Arc<RType>,
+        args: Vec<CArg>,
+        init: Option<CInit>,
+    },
+    NewArray {
+        items: Vec<Node>,
+    },
+    NewAnon {
+        members: Vec<(String, Node)>,
+    },
+    Unary {
+        op: UnOp,
+        expr: Box<Node>,
+    },
+    Binary {
+        op: BinOp,
+        left: Box<Node>,
+        right: Box<Node>,
+    },
+    Cond {
+        cond: Box<Node>,
+        then: Box<Node>,
+        other: Box<Node>,
+    },
+    Assign {
+        target: Box<LValue>,
+        op: Option<BinOp>,
+        value: Box<Node>,
+    },
+    IncDec {
+        target: Box<LValue>,
+        delta: i32,
+        prefix: bool,
+    },
+    Cast {
+        ty: Arc<RType>,
+        expr: Box<Node>,
+    },
+    Is {
+        expr: Box<Node>,
+        ty: Arc<RType>,
+        bind: Option<u32>,
+    },
+    IsPattern {
+        expr: Box<Node>,
+        value: Box<Node>,
+        negate: bool,
+    },
+    As {
+        expr: Box<Node>,
+        ty: Arc<RType>,
+    },
     Lambda(Arc<Lambda>),
     Throw(Option<Box<Node>>),
     Default(Option<Arc<RType>>),
@@ -97,7 +169,11 @@ pub enum Stmt {
     Break,
     Continue,
     Block(Vec<Stmt>),
-    Try { body: Vec<Stmt>, catches: Vec<CatchClause>, finally: Vec<Stmt> },
+    Try {
+        body: Vec<Stmt>,
+        catches: Vec<CatchClause>,
+        finally: Vec<Stmt>,
+    },
     Throw(Option<Node>),
 }
 
@@ -147,7 +223,10 @@ pub fn compile_block(stmts: &[ast::Stmt]) -> CResult<Program> {
     let mut b = Binder::new();
     let body = b.block(stmts)?;
     if !always_returns(&body) {
-        return err(0, "not all code paths return a value: a `@{ }` block must end in `return`");
+        return err(
+            0,
+            "not all code paths return a value: a `@{ }` block must end in `return`",
+        );
     }
     b.finish(LambdaCode::Block(body))
 }
@@ -157,7 +236,14 @@ fn always_returns(stmts: &[Stmt]) -> bool {
         Stmt::Return(_) | Stmt::Throw(_) => true,
         Stmt::If(_, a, b) => always_returns(a) && always_returns(b),
         Stmt::Block(b) => always_returns(b),
-        Stmt::Try { body, catches, finally } => (always_returns(body) && catches.iter().all(|c| always_returns(&c.2))) || always_returns(finally),
+        Stmt::Try {
+            body,
+            catches,
+            finally,
+        } => {
+            (always_returns(body) && catches.iter().all(|c| always_returns(&c.2)))
+                || always_returns(finally)
+        }
         Stmt::While(Node::Const(Value::Bool(true)), _) => true,
         _ => false,
     })
@@ -165,12 +251,25 @@ fn always_returns(stmts: &[Stmt]) -> bool {
 
 impl Binder {
     fn new() -> Binder {
-        Binder { scopes: vec![HashMap::new()], funcs: HashMap::new(), func_bodies: Vec::new(), next: 0, reads_request_body: false, reads_response_body: false }
+        Binder {
+            scopes: vec![HashMap::new()],
+            funcs: HashMap::new(),
+            func_bodies: Vec::new(),
+            next: 0,
+            reads_request_body: false,
+            reads_response_body: false,
+        }
     }
 
     fn finish(self, body: LambdaCode) -> CResult<Program> {
         let funcs = self.func_bodies.into_iter().flatten().collect();
-        Ok(Program { body, slots: self.next, funcs, reads_request_body: self.reads_request_body, reads_response_body: self.reads_response_body })
+        Ok(Program {
+            body,
+            slots: self.next,
+            funcs,
+            reads_request_body: self.reads_request_body,
+            reads_response_body: self.reads_response_body,
+        })
     }
 
     fn declare(&mut self, name: &str, at: usize) -> CResult<u32> {
@@ -178,7 +277,10 @@ impl Binder {
             return err(at, "`context` cannot be redeclared");
         }
         if self.scopes.iter().any(|s| s.contains_key(name)) {
-            return err(at, format!("a local named `{name}` is already defined in this scope"));
+            return err(
+                at,
+                format!("a local named `{name}` is already defined in this scope"),
+            );
         }
         let slot = self.next;
         self.next += 1;
@@ -223,7 +325,10 @@ impl Binder {
         Ok(Some(match &s.kind {
             StmtKind::Var { ty, decls } => {
                 if let Some(t) = ty {
-                    types::resolve(t).map_err(|m| CompileError { at: t.at, message: m })?;
+                    types::resolve(t).map_err(|m| CompileError {
+                        at: t.at,
+                        message: m,
+                    })?;
                 }
                 let mut out = Vec::new();
                 for (name, init) in decls {
@@ -258,7 +363,12 @@ impl Binder {
                     Ok(Stmt::Foreach(slot, it, body))
                 })?
             }
-            StmtKind::For { init, cond, step, body } => self.scoped(|b| {
+            StmtKind::For {
+                init,
+                cond,
+                step,
+                body,
+            } => self.scoped(|b| {
                 let mut i = Vec::new();
                 for s in init {
                     if let Some(x) = b.stmt(s)? {
@@ -266,7 +376,10 @@ impl Binder {
                     }
                 }
                 let c = cond.as_ref().map(|c| b.expr(c)).transpose()?;
-                let st = step.iter().map(|e| b.expr(e)).collect::<CResult<Vec<_>>>()?;
+                let st = step
+                    .iter()
+                    .map(|e| b.expr(e))
+                    .collect::<CResult<Vec<_>>>()?;
                 let body = b.block(body)?;
                 Ok(Stmt::For(i, c, st, body))
             })?,
@@ -279,13 +392,20 @@ impl Binder {
             StmtKind::Break => Stmt::Break,
             StmtKind::Continue => Stmt::Continue,
             StmtKind::Block(b) => Stmt::Block(self.block(b)?),
-            StmtKind::Try { body, catches, finally } => {
+            StmtKind::Try {
+                body,
+                catches,
+                finally,
+            } => {
                 let body = self.block(body)?;
                 let mut cs = Vec::new();
                 for c in catches {
                     let ty = match &c.ty {
                         Some(t) if t.name == "Exception" || t.name.ends_with("Exception") => None,
-                        Some(t) => Some(Arc::new(types::resolve(t).map_err(|m| CompileError { at: t.at, message: m })?)),
+                        Some(t) => Some(Arc::new(types::resolve(t).map_err(|m| CompileError {
+                            at: t.at,
+                            message: m,
+                        })?)),
                         None => None,
                     };
                     let (slot, body) = self.scoped(|b| {
@@ -298,18 +418,31 @@ impl Binder {
                     Some(f) => self.block(f)?,
                     None => vec![],
                 };
-                Stmt::Try { body, catches: cs, finally }
+                Stmt::Try {
+                    body,
+                    catches: cs,
+                    finally,
+                }
             }
             StmtKind::Throw(e) => Stmt::Throw(e.as_ref().map(|e| self.expr(e)).transpose()?),
             StmtKind::LocalFn { name, params, body } => {
-                let idx = *self.funcs.get(name).ok_or(CompileError { at: s.at, message: "local function".into() })?;
+                let idx = *self.funcs.get(name).ok_or(CompileError {
+                    at: s.at,
+                    message: "local function".into(),
+                })?;
                 let func = self.scoped(|b| {
-                    let slots = params.iter().map(|p| b.declare(p, s.at)).collect::<CResult<Vec<_>>>()?;
+                    let slots = params
+                        .iter()
+                        .map(|p| b.declare(p, s.at))
+                        .collect::<CResult<Vec<_>>>()?;
                     let body = match body {
                         LambdaBody::Expr(e) => LambdaCode::Expr(b.expr(e)?),
                         LambdaBody::Block(st) => LambdaCode::Block(b.block(st)?),
                     };
-                    Ok(Func { params: slots, body })
+                    Ok(Func {
+                        params: slots,
+                        body,
+                    })
                 })?;
                 self.func_bodies[idx as usize] = Some(func);
                 return Ok(None);
@@ -319,7 +452,10 @@ impl Binder {
     }
 
     fn rtype(&self, t: &ast::TypeRef) -> CResult<Arc<RType>> {
-        types::resolve(t).map(Arc::new).map_err(|m| CompileError { at: t.at, message: m })
+        types::resolve(t).map(Arc::new).map_err(|m| CompileError {
+            at: t.at,
+            message: m,
+        })
     }
 
     fn args(&mut self, args: &[ast::Arg]) -> CResult<Vec<CArg>> {
@@ -327,11 +463,22 @@ impl Binder {
         for a in args {
             let out_slot = match &a.out {
                 Some(OutArg::Declare(n)) => Some(self.declare(n, a.value.at)?),
-                Some(OutArg::Existing(n)) => Some(self.lookup(n).ok_or(CompileError { at: a.value.at, message: format!("unknown local `{n}`") })?),
+                Some(OutArg::Existing(n)) => Some(self.lookup(n).ok_or(CompileError {
+                    at: a.value.at,
+                    message: format!("unknown local `{n}`"),
+                })?),
                 None => None,
             };
-            let value = if out_slot.is_some() { Node::Const(Value::Null) } else { self.expr(&a.value)? };
-            out.push(CArg { name: a.name.clone(), out: out_slot, value });
+            let value = if out_slot.is_some() {
+                Node::Const(Value::Null)
+            } else {
+                self.expr(&a.value)?
+            };
+            out.push(CArg {
+                name: a.name.clone(),
+                out: out_slot,
+                value,
+            });
         }
         Ok(out)
     }
@@ -354,14 +501,25 @@ impl Binder {
             (Context, "User") => nullable(Context, "User"),
             (Context, "LastError") => nullable(Context, "LastError"),
             (Context, "Backend") => nullable(Context, "Backend"),
-            (Context, "RequestId" | "Timestamp" | "Elapsed" | "Tracing" | "Workspace") => prop(static_name(name)),
+            (Context, "RequestId" | "Timestamp" | "Elapsed" | "Tracing" | "Workspace") => {
+                prop(static_name(name))
+            }
             (Request, "Headers") => handle(RequestHeaders),
             (Request, "MatchedParameters") => handle(MatchedParameters),
             (Request, "Body") => {
                 self.reads_request_body = true;
                 nullable(Request, "Body")
             }
-            (Request, "Method" | "Url" | "OriginalUrl" | "IpAddress" | "Certificate" | "OriginalMethod" | "PrivateEndpointConnection") => prop(static_name(name)),
+            (
+                Request,
+                "Method"
+                | "Url"
+                | "OriginalUrl"
+                | "IpAddress"
+                | "Certificate"
+                | "OriginalMethod"
+                | "PrivateEndpointConnection",
+            ) => prop(static_name(name)),
             (Response, "Headers") => handle(ResponseHeaders),
             (Response, "Body") => {
                 self.reads_response_body = true;
@@ -369,10 +527,18 @@ impl Binder {
             }
             (Response, "StatusCode" | "StatusReason") => prop(static_name(name)),
             (Api, "SubscriptionKeyParameterNames") => handle(SubscriptionKeyNames),
-            (Api, "Id" | "Name" | "Path" | "Protocols" | "ServiceUrl" | "IsCurrentRevision" | "Revision" | "Version") => prop(static_name(name)),
+            (
+                Api,
+                "Id" | "Name" | "Path" | "Protocols" | "ServiceUrl" | "IsCurrentRevision"
+                | "Revision" | "Version",
+            ) => prop(static_name(name)),
             (SubscriptionKeyNames, "Header" | "Query") => prop(static_name(name)),
             (Operation, "Id" | "Method" | "Name" | "UrlTemplate") => prop(static_name(name)),
-            (Deployment, "GatewayId" | "Region" | "ServiceId" | "ServiceName" | "Gateway" | "Certificates" | "SustainabilityInfo") => prop(static_name(name)),
+            (
+                Deployment,
+                "GatewayId" | "Region" | "ServiceId" | "ServiceName" | "Gateway" | "Certificates"
+                | "SustainabilityInfo",
+            ) => prop(static_name(name)),
             _ => err(at, format!("`{}` has no member `{name}`", ctx_name(obj))),
         }
     }
@@ -394,7 +560,9 @@ impl Binder {
                 for s in segs {
                     match s {
                         ast::InterpSeg::Text(t) => parts.push((None, t.clone())),
-                        ast::InterpSeg::Hole(e, fmt) => parts.push((Some(self.expr(e)?), fmt.clone().unwrap_or_default())),
+                        ast::InterpSeg::Hole(e, fmt) => {
+                            parts.push((Some(self.expr(e)?), fmt.clone().unwrap_or_default()))
+                        }
                     }
                 }
                 Node::Interp(parts)
@@ -410,19 +578,39 @@ impl Binder {
                     return err(at, format!("unknown name `{n}`"));
                 }
             }
-            ExprKind::Member { target, name, null_cond } => {
+            ExprKind::Member {
+                target,
+                name,
+                null_cond,
+            } => {
                 // Static members: `string.Empty`, `DateTime.UtcNow`, `StringComparison.Ordinal`.
                 if let ExprKind::Name(tn) = &target.kind {
                     if self.lookup(tn).is_none() && tn != "context" {
                         if let Some(ty) = types::lookup(tn) {
-                            let rt = Arc::new(RType { ty, arrays: 0, args: vec![], nullable: false, name: tn.clone() });
+                            let rt = Arc::new(RType {
+                                ty,
+                                arrays: 0,
+                                args: vec![],
+                                nullable: false,
+                                name: tn.clone(),
+                            });
                             return self.static_member(rt, name, at);
                         }
                         if let Some(q) = qualified(target) {
                             if types::is_known_type(&q) {
                                 let ty = types::lookup(&q).unwrap_or(Ty::Object);
                                 let short = q.rsplit('.').next().unwrap_or(&q).to_string();
-                                return self.static_member(Arc::new(RType { ty, arrays: 0, args: vec![], nullable: false, name: short }), name, at);
+                                return self.static_member(
+                                    Arc::new(RType {
+                                        ty,
+                                        arrays: 0,
+                                        args: vec![],
+                                        nullable: false,
+                                        name: short,
+                                    }),
+                                    name,
+                                    at,
+                                );
                             }
                         }
                     }
@@ -430,10 +618,24 @@ impl Binder {
                 if let Some(q) = qualified(e) {
                     // `System.Text.Encoding.UTF8`: a qualified static member.
                     if let Some((tn, member)) = q.rsplit_once('.') {
-                        if types::is_known_type(tn) && !tn.contains("context") && self.lookup(tn.split('.').next().unwrap_or("")).is_none() && tn.contains('.') {
+                        if types::is_known_type(tn)
+                            && !tn.contains("context")
+                            && self.lookup(tn.split('.').next().unwrap_or("")).is_none()
+                            && tn.contains('.')
+                        {
                             let ty = types::lookup(tn).unwrap_or(Ty::Object);
                             let short = tn.rsplit('.').next().unwrap_or(tn).to_string();
-                            return self.static_member(Arc::new(RType { ty, arrays: 0, args: vec![], nullable: false, name: short }), member, at);
+                            return self.static_member(
+                                Arc::new(RType {
+                                    ty,
+                                    arrays: 0,
+                                    args: vec![],
+                                    nullable: false,
+                                    name: short,
+                                }),
+                                member,
+                                at,
+                            );
                         }
                     }
                 }
@@ -441,19 +643,51 @@ impl Binder {
                 if let Node::Ctx(c) = t {
                     return self.ctx_member(c, name, at);
                 }
-                let n = builtins::member_name(name).ok_or(CompileError { at, message: format!("unknown member `{name}`") })?;
-                Node::Member { target: Box::new(t), name: n, null_cond: *null_cond }
+                let n = builtins::member_name(name).ok_or(CompileError {
+                    at,
+                    message: format!("unknown member `{name}`"),
+                })?;
+                Node::Member {
+                    target: Box::new(t),
+                    name: n,
+                    null_cond: *null_cond,
+                }
             }
-            ExprKind::Index { target, args, null_cond } => {
+            ExprKind::Index {
+                target,
+                args,
+                null_cond,
+            } => {
                 let t = self.expr(target)?;
-                let a = args.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()?;
-                Node::Index { target: Box::new(t), args: a, null_cond: *null_cond }
+                let a = args
+                    .iter()
+                    .map(|x| self.expr(x))
+                    .collect::<CResult<Vec<_>>>()?;
+                Node::Index {
+                    target: Box::new(t),
+                    args: a,
+                    null_cond: *null_cond,
+                }
             }
-            ExprKind::Call { target, type_args, args } => self.call(target, type_args, args, at)?,
+            ExprKind::Call {
+                target,
+                type_args,
+                args,
+            } => self.call(target, type_args, args, at)?,
             ExprKind::New { ty, args, init } => match ty {
                 None => match init {
-                    Some(Init::Items(items)) => Node::NewArray { items: items.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()? },
-                    Some(Init::Members(m)) => Node::NewAnon { members: m.iter().map(|(n, x)| Ok((n.clone(), self.expr(x)?))).collect::<CResult<Vec<_>>>()? },
+                    Some(Init::Items(items)) => Node::NewArray {
+                        items: items
+                            .iter()
+                            .map(|x| self.expr(x))
+                            .collect::<CResult<Vec<_>>>()?,
+                    },
+                    Some(Init::Members(m)) => Node::NewAnon {
+                        members: m
+                            .iter()
+                            .map(|(n, x)| Ok((n.clone(), self.expr(x)?)))
+                            .collect::<CResult<Vec<_>>>()?,
+                    },
                     _ => return err(at, "unsupported `new` form"),
                 },
                 Some(t) => {
@@ -461,9 +695,22 @@ impl Binder {
                     let args = self.args(args)?;
                     let init = match init {
                         None => None,
-                        Some(Init::Items(items)) => Some(CInit::Items(items.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()?)),
-                        Some(Init::Keyed(kv)) => Some(CInit::Keyed(kv.iter().map(|(k, v)| Ok((self.expr(k)?, self.expr(v)?))).collect::<CResult<Vec<_>>>()?)),
-                        Some(Init::Members(m)) => Some(CInit::Members(m.iter().map(|(n, x)| Ok((n.clone(), self.expr(x)?))).collect::<CResult<Vec<_>>>()?)),
+                        Some(Init::Items(items)) => Some(CInit::Items(
+                            items
+                                .iter()
+                                .map(|x| self.expr(x))
+                                .collect::<CResult<Vec<_>>>()?,
+                        )),
+                        Some(Init::Keyed(kv)) => Some(CInit::Keyed(
+                            kv.iter()
+                                .map(|(k, v)| Ok((self.expr(k)?, self.expr(v)?)))
+                                .collect::<CResult<Vec<_>>>()?,
+                        )),
+                        Some(Init::Members(m)) => Some(CInit::Members(
+                            m.iter()
+                                .map(|(n, x)| Ok((n.clone(), self.expr(x)?)))
+                                .collect::<CResult<Vec<_>>>()?,
+                        )),
                     };
                     if !builtins::constructible(&rt) {
                         return err(t.at, format!("`new {}` is not supported", rt.display()));
@@ -471,32 +718,77 @@ impl Binder {
                     Node::New { ty: rt, args, init }
                 }
             },
-            ExprKind::Unary { op, expr } => fold(Node::Unary { op: *op, expr: Box::new(self.expr(expr)?) }),
-            ExprKind::Binary { op, left, right } => fold(Node::Binary { op: *op, left: Box::new(self.expr(left)?), right: Box::new(self.expr(right)?) }),
-            ExprKind::Cond { cond, then, other } => {
-                fold(Node::Cond { cond: Box::new(self.expr(cond)?), then: Box::new(self.expr(then)?), other: Box::new(self.expr(other)?) })
-            }
+            ExprKind::Unary { op, expr } => fold(Node::Unary {
+                op: *op,
+                expr: Box::new(self.expr(expr)?),
+            }),
+            ExprKind::Binary { op, left, right } => fold(Node::Binary {
+                op: *op,
+                left: Box::new(self.expr(left)?),
+                right: Box::new(self.expr(right)?),
+            }),
+            ExprKind::Cond { cond, then, other } => fold(Node::Cond {
+                cond: Box::new(self.expr(cond)?),
+                then: Box::new(self.expr(then)?),
+                other: Box::new(self.expr(other)?),
+            }),
             ExprKind::Assign { target, op, value } => {
                 let lv = self.lvalue(target)?;
-                Node::Assign { target: Box::new(lv), op: *op, value: Box::new(self.expr(value)?) }
+                Node::Assign {
+                    target: Box::new(lv),
+                    op: *op,
+                    value: Box::new(self.expr(value)?),
+                }
             }
-            ExprKind::IncDec { target, delta, prefix } => Node::IncDec { target: Box::new(self.lvalue(target)?), delta: *delta, prefix: *prefix },
-            ExprKind::Cast { ty, expr } => Node::Cast { ty: self.rtype(ty)?, expr: Box::new(self.expr(expr)?) },
+            ExprKind::IncDec {
+                target,
+                delta,
+                prefix,
+            } => Node::IncDec {
+                target: Box::new(self.lvalue(target)?),
+                delta: *delta,
+                prefix: *prefix,
+            },
+            ExprKind::Cast { ty, expr } => Node::Cast {
+                ty: self.rtype(ty)?,
+                expr: Box::new(self.expr(expr)?),
+            },
             ExprKind::Is { expr, ty, bind } => {
                 let x = self.expr(expr)?;
                 let t = self.rtype(ty)?;
                 let b = bind.as_ref().map(|n| self.declare(n, at)).transpose()?;
-                Node::Is { expr: Box::new(x), ty: t, bind: b }
+                Node::Is {
+                    expr: Box::new(x),
+                    ty: t,
+                    bind: b,
+                }
             }
-            ExprKind::IsPattern { expr, value, negate } => Node::IsPattern { expr: Box::new(self.expr(expr)?), value: Box::new(self.expr(value)?), negate: *negate },
-            ExprKind::As { expr, ty } => Node::As { expr: Box::new(self.expr(expr)?), ty: self.rtype(ty)? },
+            ExprKind::IsPattern {
+                expr,
+                value,
+                negate,
+            } => Node::IsPattern {
+                expr: Box::new(self.expr(expr)?),
+                value: Box::new(self.expr(value)?),
+                negate: *negate,
+            },
+            ExprKind::As { expr, ty } => Node::As {
+                expr: Box::new(self.expr(expr)?),
+                ty: self.rtype(ty)?,
+            },
             ExprKind::Lambda { params, body } => self.scoped(|b| {
-                let slots = params.iter().map(|p| b.declare(p, at)).collect::<CResult<Vec<_>>>()?;
+                let slots = params
+                    .iter()
+                    .map(|p| b.declare(p, at))
+                    .collect::<CResult<Vec<_>>>()?;
                 let body = match body {
                     LambdaBody::Expr(e) => LambdaCode::Expr(b.expr(e)?),
                     LambdaBody::Block(s) => LambdaCode::Block(b.block(s)?),
                 };
-                Ok(Node::Lambda(Arc::new(Lambda { params: slots, body })))
+                Ok(Node::Lambda(Arc::new(Lambda {
+                    params: slots,
+                    body,
+                })))
             })?,
             ExprKind::Type(t) => Node::Const(Value::Type(self.rtype(t)?)),
             ExprKind::Default(t) => Node::Default(t.as_ref().map(|t| self.rtype(t)).transpose()?),
@@ -514,29 +806,50 @@ impl Binder {
         match &e.kind {
             ExprKind::Name(n) => match self.lookup(n) {
                 Some(s) => Ok(LValue::Local(s)),
-                None => err(e.at, format!("cannot assign to `{n}`: not a local variable")),
+                None => err(
+                    e.at,
+                    format!("cannot assign to `{n}`: not a local variable"),
+                ),
             },
             ExprKind::Index { target, args, .. } => {
                 let t = self.expr(target)?;
                 if matches!(t, Node::Ctx(_) | Node::Prop(_)) {
                     return err(e.at, "`context` is read-only: change it with policies (set-variable, set-header, ...)");
                 }
-                Ok(LValue::Index { target: t, args: args.iter().map(|x| self.expr(x)).collect::<CResult<Vec<_>>>()? })
+                Ok(LValue::Index {
+                    target: t,
+                    args: args
+                        .iter()
+                        .map(|x| self.expr(x))
+                        .collect::<CResult<Vec<_>>>()?,
+                })
             }
             ExprKind::Member { target, name, .. } => {
                 let t = self.expr(target)?;
                 if matches!(t, Node::Ctx(_) | Node::Prop(_)) {
                     return err(e.at, "`context` is read-only: change it with policies (set-variable, set-header, ...)");
                 }
-                let n = builtins::member_name(name).ok_or(CompileError { at: e.at, message: format!("unknown member `{name}`") })?;
+                let n = builtins::member_name(name).ok_or(CompileError {
+                    at: e.at,
+                    message: format!("unknown member `{name}`"),
+                })?;
                 Ok(LValue::Member { target: t, name: n })
             }
             _ => err(e.at, "this expression cannot be assigned to"),
         }
     }
 
-    fn call(&mut self, target: &ast::Expr, type_args: &[ast::TypeRef], args: &[ast::Arg], at: usize) -> CResult<Node> {
-        let targs = type_args.iter().map(|t| self.rtype(t).map(|r| (*r).clone())).collect::<CResult<Vec<_>>>()?;
+    fn call(
+        &mut self,
+        target: &ast::Expr,
+        type_args: &[ast::TypeRef],
+        args: &[ast::Arg],
+        at: usize,
+    ) -> CResult<Node> {
+        let targs = type_args
+            .iter()
+            .map(|t| self.rtype(t).map(|r| (*r).clone()))
+            .collect::<CResult<Vec<_>>>()?;
         match &target.kind {
             ExprKind::Name(n) if n == "__throw" => {
                 let a = self.args(args)?;
@@ -544,50 +857,115 @@ impl Binder {
             }
             ExprKind::Name(n) => {
                 if let Some(&f) = self.funcs.get(n) {
-                    let a = args.iter().map(|x| self.expr(&x.value)).collect::<CResult<Vec<_>>>()?;
+                    let a = args
+                        .iter()
+                        .map(|x| self.expr(&x.value))
+                        .collect::<CResult<Vec<_>>>()?;
                     return Ok(Node::LocalCall { func: f, args: a });
                 }
                 if let Some(slot) = self.lookup(n) {
                     // Invoking a lambda held in a local (Func<...>).
-                    let a = args.iter().map(|x| self.expr(&x.value)).collect::<CResult<Vec<_>>>()?;
-                    return Ok(Node::Invoke { target: Box::new(Node::Local(slot)), args: a });
+                    let a = args
+                        .iter()
+                        .map(|x| self.expr(&x.value))
+                        .collect::<CResult<Vec<_>>>()?;
+                    return Ok(Node::Invoke {
+                        target: Box::new(Node::Local(slot)),
+                        args: a,
+                    });
                 }
                 if n == "nameof" {
-                    let s = args.first().and_then(|a| qualified(&a.value)).unwrap_or_default();
-                    return Ok(Node::Const(Value::string(s.rsplit('.').next().unwrap_or("").to_string())));
+                    let s = args
+                        .first()
+                        .and_then(|a| qualified(&a.value))
+                        .unwrap_or_default();
+                    return Ok(Node::Const(Value::string(
+                        s.rsplit('.').next().unwrap_or("").to_string(),
+                    )));
                 }
                 err(target.at, format!("unknown function `{n}`"))
             }
-            ExprKind::Member { target: inner, name, null_cond } => {
+            ExprKind::Member {
+                target: inner,
+                name,
+                null_cond,
+            } => {
                 // Static call: `string.IsNullOrEmpty(...)`, `JObject.Parse(...)`.
                 let static_ty = match &inner.kind {
-                    ExprKind::Name(tn) if self.lookup(tn).is_none() && tn != "context" => types::lookup(tn).map(|ty| RType { ty, arrays: 0, args: vec![], nullable: false, name: tn.clone() }),
-                    ExprKind::Member { .. } => qualified(inner).filter(|q| q.contains('.') && !q.starts_with("context") && types::is_known_type(q)).map(|q| {
-                        let short = q.rsplit('.').next().unwrap_or(&q).to_string();
-                        RType { ty: types::lookup(&q).unwrap_or(Ty::Object), arrays: 0, args: vec![], nullable: false, name: short }
-                    }),
+                    ExprKind::Name(tn) if self.lookup(tn).is_none() && tn != "context" => {
+                        types::lookup(tn).map(|ty| RType {
+                            ty,
+                            arrays: 0,
+                            args: vec![],
+                            nullable: false,
+                            name: tn.clone(),
+                        })
+                    }
+                    ExprKind::Member { .. } => qualified(inner)
+                        .filter(|q| {
+                            q.contains('.') && !q.starts_with("context") && types::is_known_type(q)
+                        })
+                        .map(|q| {
+                            let short = q.rsplit('.').next().unwrap_or(&q).to_string();
+                            RType {
+                                ty: types::lookup(&q).unwrap_or(Ty::Object),
+                                arrays: 0,
+                                args: vec![],
+                                nullable: false,
+                                name: short,
+                            }
+                        }),
                     _ => None,
                 };
                 if let Some(rt) = static_ty {
-                    let n = builtins::static_method(&rt, name).ok_or(CompileError { at, message: format!("`{}` has no static method `{name}`", rt.name) })?;
+                    let n = builtins::static_method(&rt, name).ok_or(CompileError {
+                        at,
+                        message: format!("`{}` has no static method `{name}`", rt.name),
+                    })?;
                     let a = self.args(args)?;
-                    return Ok(Node::StaticCall { ty: Arc::new(rt), name: n, type_args: targs, args: a });
+                    return Ok(Node::StaticCall {
+                        ty: Arc::new(rt),
+                        name: n,
+                        type_args: targs,
+                        args: a,
+                    });
                 }
                 let t = self.expr(inner)?;
                 if let Node::Ctx(Ctx::Context) = t {
                     if name == "Trace" {
                         let a = self.args(args)?;
-                        return Ok(Node::Call { target: Box::new(t), name: "Trace", type_args: targs, args: a, null_cond: false });
+                        return Ok(Node::Call {
+                            target: Box::new(t),
+                            name: "Trace",
+                            type_args: targs,
+                            args: a,
+                            null_cond: false,
+                        });
                     }
                 }
-                let n = builtins::method_name(name).ok_or(CompileError { at, message: format!("unknown method `{name}`") })?;
+                let n = builtins::method_name(name).ok_or(CompileError {
+                    at,
+                    message: format!("unknown method `{name}`"),
+                })?;
                 let a = self.args(args)?;
-                Ok(Node::Call { target: Box::new(t), name: n, type_args: targs, args: a, null_cond: *null_cond })
+                Ok(Node::Call {
+                    target: Box::new(t),
+                    name: n,
+                    type_args: targs,
+                    args: a,
+                    null_cond: *null_cond,
+                })
             }
             _ => {
                 let t = self.expr(target)?;
-                let a = args.iter().map(|x| self.expr(&x.value)).collect::<CResult<Vec<_>>>()?;
-                Ok(Node::Invoke { target: Box::new(t), args: a })
+                let a = args
+                    .iter()
+                    .map(|x| self.expr(&x.value))
+                    .collect::<CResult<Vec<_>>>()?;
+                Ok(Node::Invoke {
+                    target: Box::new(t),
+                    args: a,
+                })
             }
         }
     }
@@ -598,13 +976,30 @@ impl Binder {
 /// raises the expected exception.
 fn fold(n: Node) -> Node {
     use super::eval;
-    let scalar = |v: &Value| matches!(v, Value::Null | Value::Bool(_) | Value::Int(_) | Value::Long(_) | Value::Double(_) | Value::Char(_) | Value::Str(_));
+    let scalar = |v: &Value| {
+        matches!(
+            v,
+            Value::Null
+                | Value::Bool(_)
+                | Value::Int(_)
+                | Value::Long(_)
+                | Value::Double(_)
+                | Value::Char(_)
+                | Value::Str(_)
+        )
+    };
     match n {
         Node::Binary { op, left, right } => match (&*left, &*right) {
             (Node::Const(l), Node::Const(r)) if scalar(l) && scalar(r) => {
                 let folded = match op {
                     BinOp::And | BinOp::Or => match (l, r) {
-                        (Value::Bool(a), Value::Bool(b)) => Some(Value::Bool(if op == BinOp::And { *a && *b } else { *a || *b })),
+                        (Value::Bool(a), Value::Bool(b)) => {
+                            Some(Value::Bool(if op == BinOp::And {
+                                *a && *b
+                            } else {
+                                *a || *b
+                            }))
+                        }
                         _ => None,
                     },
                     BinOp::Coalesce => Some(if l.is_null() { r.clone() } else { l.clone() }),
@@ -637,7 +1032,11 @@ fn fold(n: Node) -> Node {
 fn qualified(e: &ast::Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Name(n) => Some(n.clone()),
-        ExprKind::Member { target, name, null_cond: false } => Some(format!("{}.{name}", qualified(target)?)),
+        ExprKind::Member {
+            target,
+            name,
+            null_cond: false,
+        } => Some(format!("{}.{name}", qualified(target)?)),
         _ => None,
     }
 }
@@ -668,9 +1067,38 @@ fn ctx_name(c: Ctx) -> &'static str {
 /// Intern a context member name (they are all known at compile time).
 fn static_name(n: &str) -> &'static str {
     const NAMES: &[&str] = &[
-        "RequestId", "Timestamp", "Elapsed", "Tracing", "Workspace", "Method", "Url", "OriginalUrl", "IpAddress", "Certificate", "OriginalMethod",
-        "PrivateEndpointConnection", "StatusCode", "StatusReason", "Id", "Name", "Path", "Protocols", "ServiceUrl", "IsCurrentRevision", "Revision",
-        "Version", "Header", "Query", "UrlTemplate", "GatewayId", "Region", "ServiceId", "ServiceName", "Gateway", "Certificates", "SustainabilityInfo",
+        "RequestId",
+        "Timestamp",
+        "Elapsed",
+        "Tracing",
+        "Workspace",
+        "Method",
+        "Url",
+        "OriginalUrl",
+        "IpAddress",
+        "Certificate",
+        "OriginalMethod",
+        "PrivateEndpointConnection",
+        "StatusCode",
+        "StatusReason",
+        "Id",
+        "Name",
+        "Path",
+        "Protocols",
+        "ServiceUrl",
+        "IsCurrentRevision",
+        "Revision",
+        "Version",
+        "Header",
+        "Query",
+        "UrlTemplate",
+        "GatewayId",
+        "Region",
+        "ServiceId",
+        "ServiceName",
+        "Gateway",
+        "Certificates",
+        "SustainabilityInfo",
     ];
     NAMES.iter().find(|x| **x == n).copied().unwrap_or("?")
 }

@@ -15,7 +15,8 @@ pub trait ContextEnv {
     /// All values of a header joined with `,` (APIM's `GetValueOrDefault`), built directly as
     /// the produced string.
     fn header_joined(&self, which: Ctx, name: &str) -> Option<std::sync::Arc<str>> {
-        self.header(which, name).map(|v| std::sync::Arc::from(v.join(",")))
+        self.header(which, name)
+            .map(|v| std::sync::Arc::from(v.join(",")))
     }
     fn matched_parameters(&self) -> Vec<(String, String)>;
     fn variable(&self, name: &str) -> Option<Value>;

@@ -20,7 +20,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_steps: 1_000_000, max_depth: 256, max_bytes: 16 * 1024 * 1024 }
+        Limits {
+            max_steps: 1_000_000,
+            max_depth: 256,
+            max_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -49,11 +53,17 @@ pub type EResult<T> = Result<T, EvalError>;
 type Args = (smallvec::SmallVec<[Value; 4]>, Vec<(String, Value)>);
 
 pub fn exception<T>(ty: &str, message: impl Into<String>) -> EResult<T> {
-    Err(EvalError::Exception { ty: ty.to_string(), message: message.into() })
+    Err(EvalError::Exception {
+        ty: ty.to_string(),
+        message: message.into(),
+    })
 }
 
 pub fn null_ref<T>(what: &str) -> EResult<T> {
-    exception("NullReferenceException", format!("Object reference not set to an instance of an object ({what})"))
+    exception(
+        "NullReferenceException",
+        format!("Object reference not set to an instance of an object ({what})"),
+    )
 }
 
 enum Flow {
@@ -74,12 +84,22 @@ pub struct Machine<'a> {
 
 /// Evaluate a program against the request context.
 pub fn run(p: &Program, env: &mut dyn ContextEnv, limits: Limits) -> EResult<Value> {
-    let mut m = Machine { env, frame: vec![Value::Null; p.slots as usize], funcs: &p.funcs, steps: 0, depth: 0, limits };
+    let mut m = Machine {
+        env,
+        frame: vec![Value::Null; p.slots as usize],
+        funcs: &p.funcs,
+        steps: 0,
+        depth: 0,
+        limits,
+    };
     match &p.body {
         LambdaCode::Expr(e) => m.eval(e),
         LambdaCode::Block(b) => match m.block(b)? {
             Flow::Return(v) => Ok(v),
-            _ => exception("InvalidOperationException", "the block ended without `return`"),
+            _ => exception(
+                "InvalidOperationException",
+                "the block ended without `return`",
+            ),
         },
     }
 }
@@ -88,14 +108,20 @@ impl Machine<'_> {
     fn tick(&mut self) -> EResult<()> {
         self.steps += 1;
         if self.steps > self.limits.max_steps {
-            return Err(EvalError::Limit(format!("expression exceeded its budget of {} steps", self.limits.max_steps)));
+            return Err(EvalError::Limit(format!(
+                "expression exceeded its budget of {} steps",
+                self.limits.max_steps
+            )));
         }
         Ok(())
     }
 
     pub fn check_size(&self, len: usize) -> EResult<()> {
         if len > self.limits.max_bytes {
-            return Err(EvalError::Limit(format!("expression produced {len} bytes; the limit is {}", self.limits.max_bytes)));
+            return Err(EvalError::Limit(format!(
+                "expression produced {len} bytes; the limit is {}",
+                self.limits.max_bytes
+            )));
         }
         Ok(())
     }
@@ -103,7 +129,10 @@ impl Machine<'_> {
     /// Call a lambda value with arguments (used by LINQ and friends).
     pub fn call_lambda(&mut self, f: &Value, args: &[Value]) -> EResult<Value> {
         let Value::Lambda(l) = f else {
-            return exception("InvalidCastException", format!("expected a function, found {}", f.type_name()));
+            return exception(
+                "InvalidCastException",
+                format!("expected a function, found {}", f.type_name()),
+            );
         };
         self.invoke(l, args)
     }
@@ -111,7 +140,9 @@ impl Machine<'_> {
     fn invoke(&mut self, l: &Arc<Lambda>, args: &[Value]) -> EResult<Value> {
         self.depth += 1;
         if self.depth > self.limits.max_depth {
-            return Err(EvalError::Limit("expression nests or recurses too deeply".into()));
+            return Err(EvalError::Limit(
+                "expression nests or recurses too deeply".into(),
+            ));
         }
         for (slot, a) in l.params.iter().zip(args) {
             self.frame[*slot as usize] = a.clone();
@@ -130,13 +161,21 @@ impl Machine<'_> {
 
     fn call_func(&mut self, f: u32, args: Vec<Value>) -> EResult<Value> {
         let funcs = self.funcs;
-        let func = funcs.get(f as usize).ok_or(EvalError::Limit("unknown local function".into()))?;
+        let func = funcs
+            .get(f as usize)
+            .ok_or(EvalError::Limit("unknown local function".into()))?;
         self.depth += 1;
         if self.depth > self.limits.max_depth {
-            return Err(EvalError::Limit("expression nests or recurses too deeply".into()));
+            return Err(EvalError::Limit(
+                "expression nests or recurses too deeply".into(),
+            ));
         }
         // Save parameters so simple recursion works.
-        let saved: Vec<Value> = func.params.iter().map(|s| self.frame[*s as usize].clone()).collect();
+        let saved: Vec<Value> = func
+            .params
+            .iter()
+            .map(|s| self.frame[*s as usize].clone())
+            .collect();
         for (slot, a) in func.params.iter().zip(args) {
             self.frame[*slot as usize] = a;
         }
@@ -168,7 +207,10 @@ impl Machine<'_> {
     fn cond(&mut self, n: &Node) -> EResult<bool> {
         match self.eval(n)? {
             Value::Bool(b) => Ok(b),
-            v => exception("InvalidCastException", format!("a condition must be bool, found {}", v.type_name())),
+            v => exception(
+                "InvalidCastException",
+                format!("a condition must be bool, found {}", v.type_name()),
+            ),
         }
     }
 
@@ -183,7 +225,11 @@ impl Machine<'_> {
                 self.eval(e)?;
             }
             Stmt::If(c, t, o) => {
-                return if self.cond(c)? { self.block(t) } else { self.block(o) };
+                return if self.cond(c)? {
+                    self.block(t)
+                } else {
+                    self.block(o)
+                };
             }
             Stmt::Foreach(slot, iter, body) => {
                 let it = self.eval(iter)?;
@@ -250,13 +296,20 @@ impl Machine<'_> {
             Stmt::Break => return Ok(Flow::Break),
             Stmt::Continue => return Ok(Flow::Continue),
             Stmt::Block(b) => return self.block(b),
-            Stmt::Try { body, catches, finally } => {
+            Stmt::Try {
+                body,
+                catches,
+                finally,
+            } => {
                 let r = self.block(body);
                 let r = match r {
                     Err(EvalError::Exception { ty, message }) if !catches.is_empty() => {
                         let (_, slot, cbody) = &catches[0];
                         if let Some(s) = slot {
-                            self.frame[*s as usize] = Value::obj(value::Obj::Exception { ty: ty.clone(), message: message.clone() });
+                            self.frame[*s as usize] = Value::obj(value::Obj::Exception {
+                                ty: ty.clone(),
+                                message: message.clone(),
+                            });
                         }
                         self.block(cbody)
                     }
@@ -284,7 +337,13 @@ impl Machine<'_> {
             Node::Const(v) => Ok(v.clone()),
             Node::Local(s) => Ok(self.frame[*s as usize].clone()),
             Node::Ctx(c) => Ok(Value::Ctx(*c)),
-            Node::Prop(p) => self.env.prop(p.obj, p.name).map_err(|m| EvalError::Exception { ty: "InvalidOperationException".into(), message: m }),
+            Node::Prop(p) => self
+                .env
+                .prop(p.obj, p.name)
+                .map_err(|m| EvalError::Exception {
+                    ty: "InvalidOperationException".into(),
+                    message: m,
+                }),
             Node::Interp(parts) => {
                 let mut s = String::new();
                 for (e, text) in parts {
@@ -299,27 +358,55 @@ impl Machine<'_> {
                 }
                 Ok(Value::string(s))
             }
-            Node::Member { target, name, null_cond } => {
+            Node::Member {
+                target,
+                name,
+                null_cond,
+            } => {
                 let t = self.eval(target)?;
                 if t.is_null() {
                     // Nullable<T>.HasValue on null is false, not an error.
-                    return if *name == "HasValue" { Ok(Value::Bool(false)) } else if *null_cond { Ok(Value::Null) } else { null_ref(name) };
+                    return if *name == "HasValue" {
+                        Ok(Value::Bool(false))
+                    } else if *null_cond {
+                        Ok(Value::Null)
+                    } else {
+                        null_ref(name)
+                    };
                 }
                 builtins::get_member(self, &t, name)
             }
             Node::Static { ty, name } => builtins::static_get(self, ty, name),
-            Node::Index { target, args, null_cond } => {
+            Node::Index {
+                target,
+                args,
+                null_cond,
+            } => {
                 let t = self.eval(target)?;
                 if t.is_null() {
-                    return if *null_cond { Ok(Value::Null) } else { null_ref("indexer") };
+                    return if *null_cond {
+                        Ok(Value::Null)
+                    } else {
+                        null_ref("indexer")
+                    };
                 }
                 let a = self.eval_all(args)?;
                 builtins::index_get(self, &t, &a)
             }
-            Node::Call { target, name, type_args, args, null_cond } => {
+            Node::Call {
+                target,
+                name,
+                type_args,
+                args,
+                null_cond,
+            } => {
                 let t = self.eval(target)?;
                 if t.is_null() {
-                    return if *null_cond { Ok(Value::Null) } else { null_ref(name) };
+                    return if *null_cond {
+                        Ok(Value::Null)
+                    } else {
+                        null_ref(name)
+                    };
                 }
                 let (vals, named) = self.eval_args(args)?;
                 let mut outs = Vec::new();
@@ -327,7 +414,12 @@ impl Machine<'_> {
                 self.store_outs(args, outs);
                 Ok(r)
             }
-            Node::StaticCall { ty, name, type_args, args } => {
+            Node::StaticCall {
+                ty,
+                name,
+                type_args,
+                args,
+            } => {
                 let (vals, named) = self.eval_args(args)?;
                 let mut outs = Vec::new();
                 let r = builtins::call_static(self, ty, name, type_args, &vals, &named, &mut outs)?;
@@ -347,7 +439,9 @@ impl Machine<'_> {
                 let (vals, _) = self.eval_args(args)?;
                 let init = match init {
                     None => None,
-                    Some(CInit::Items(items)) => Some(builtins::Initializer::Items(self.eval_all(items)?)),
+                    Some(CInit::Items(items)) => {
+                        Some(builtins::Initializer::Items(self.eval_all(items)?))
+                    }
                     Some(CInit::Keyed(kv)) => {
                         let mut out = Vec::new();
                         for (k, v) in kv {
@@ -428,7 +522,11 @@ impl Machine<'_> {
                 self.write_lvalue(target, v.clone())?;
                 Ok(v)
             }
-            Node::IncDec { target, delta, prefix } => {
+            Node::IncDec {
+                target,
+                delta,
+                prefix,
+            } => {
                 let cur = self.read_lvalue(target)?;
                 let next = binary(BinOp::Add, &cur, &Value::Int(*delta))?;
                 self.write_lvalue(target, next.clone())?;
@@ -448,14 +546,22 @@ impl Machine<'_> {
                 }
                 Ok(Value::Bool(ok))
             }
-            Node::IsPattern { expr, value, negate } => {
+            Node::IsPattern {
+                expr,
+                value,
+                negate,
+            } => {
                 let v = self.eval(expr)?;
                 let p = self.eval(value)?;
                 Ok(Value::Bool(value::equals(&v, &p) != *negate))
             }
             Node::As { expr, ty } => {
                 let v = self.eval(expr)?;
-                Ok(if builtins::is_type(&v, ty) { v } else { Value::Null })
+                Ok(if builtins::is_type(&v, ty) {
+                    v
+                } else {
+                    Value::Null
+                })
             }
             Node::Lambda(l) => Ok(Value::Lambda(l.clone())),
             Node::Throw(e) => {
@@ -538,10 +644,19 @@ impl Machine<'_> {
 fn to_exception(v: Value) -> EvalError {
     match &v {
         Value::Obj(o) => match &**o {
-            value::Obj::Exception { ty, message } => EvalError::Exception { ty: ty.clone(), message: message.clone() },
-            _ => EvalError::Exception { ty: "Exception".into(), message: v.to_display() },
+            value::Obj::Exception { ty, message } => EvalError::Exception {
+                ty: ty.clone(),
+                message: message.clone(),
+            },
+            _ => EvalError::Exception {
+                ty: "Exception".into(),
+                message: v.to_display(),
+            },
         },
-        _ => EvalError::Exception { ty: "Exception".into(), message: v.to_display() },
+        _ => EvalError::Exception {
+            ty: "Exception".into(),
+            message: v.to_display(),
+        },
     }
 }
 
@@ -555,7 +670,12 @@ pub fn unary(op: UnOp, v: Value) -> EResult<Value> {
         (UnOp::BitNot, Value::Int(i)) => Value::Int(!i),
         (UnOp::BitNot, Value::Long(i)) => Value::Long(!i),
         (_, Value::Null) => Value::Null,
-        (op, v) => return exception("InvalidOperationException", format!("operator {op:?} cannot be applied to {}", v.type_name())),
+        (op, v) => {
+            return exception(
+                "InvalidOperationException",
+                format!("operator {op:?} cannot be applied to {}", v.type_name()),
+            )
+        }
     })
 }
 
@@ -570,11 +690,19 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
                 return Ok(Bool(false));
             }
             let ord = match (l, r) {
-                (Str(_), Str(_)) => return exception("InvalidOperationException", "strings cannot be compared with < or >; use string.Compare"),
+                (Str(_), Str(_)) => {
+                    return exception(
+                        "InvalidOperationException",
+                        "strings cannot be compared with < or >; use string.Compare",
+                    )
+                }
                 _ => value::compare(l, r),
             };
             let Some(ord) = ord else {
-                return exception("InvalidOperationException", format!("cannot compare {} with {}", l.type_name(), r.type_name()));
+                return exception(
+                    "InvalidOperationException",
+                    format!("cannot compare {} with {}", l.type_name(), r.type_name()),
+                );
             };
             use std::cmp::Ordering::*;
             return Ok(Bool(match op {
@@ -594,7 +722,12 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
             return Ok(Value::string(s));
         }
         match (l, r) {
-            (DateTime(d), TimeSpan(t)) | (TimeSpan(t), DateTime(d)) => return Ok(DateTime(super::time::DateTime { ticks: d.ticks + t, kind: d.kind })),
+            (DateTime(d), TimeSpan(t)) | (TimeSpan(t), DateTime(d)) => {
+                return Ok(DateTime(super::time::DateTime {
+                    ticks: d.ticks + t,
+                    kind: d.kind,
+                }))
+            }
             (TimeSpan(a), TimeSpan(b)) => return Ok(TimeSpan(a + b)),
             _ => {}
         }
@@ -602,7 +735,12 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
     if op == BinOp::Sub {
         match (l, r) {
             (DateTime(a), DateTime(b)) => return Ok(TimeSpan(a.ticks - b.ticks)),
-            (DateTime(d), TimeSpan(t)) => return Ok(DateTime(super::time::DateTime { ticks: d.ticks - t, kind: d.kind })),
+            (DateTime(d), TimeSpan(t)) => {
+                return Ok(DateTime(super::time::DateTime {
+                    ticks: d.ticks - t,
+                    kind: d.kind,
+                }))
+            }
             (TimeSpan(a), TimeSpan(b)) => return Ok(TimeSpan(a - b)),
             _ => {}
         }
@@ -612,7 +750,10 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
             BinOp::BitAnd => Ok(Bool(*a & *b)),
             BinOp::BitOr => Ok(Bool(*a | *b)),
             BinOp::BitXor => Ok(Bool(*a ^ *b)),
-            _ => exception("InvalidOperationException", "operator cannot be applied to bool"),
+            _ => exception(
+                "InvalidOperationException",
+                "operator cannot be applied to bool",
+            ),
         };
     }
     if l.is_null() || r.is_null() {
@@ -628,7 +769,12 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
             BinOp::Mul => a * b,
             BinOp::Div => a / b,
             BinOp::Rem => a % b,
-            _ => return exception("InvalidOperationException", "bitwise operators need integers"),
+            _ => {
+                return exception(
+                    "InvalidOperationException",
+                    "bitwise operators need integers",
+                )
+            }
         }));
     }
     let (a, b) = (int(l)?, int(r)?);
@@ -647,18 +793,36 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
         BinOp::BitXor => a ^ b,
         BinOp::Shl => a.wrapping_shl(b as u32),
         BinOp::Shr => a.wrapping_shr(b as u32),
-        _ => return exception("InvalidOperationException", format!("operator {op:?} is not supported here")),
+        _ => {
+            return exception(
+                "InvalidOperationException",
+                format!("operator {op:?} is not supported here"),
+            )
+        }
     };
     Ok(if both_int { Int(v as i32) } else { Long(v) })
 }
 
 fn num(v: &Value) -> EResult<f64> {
-    v.as_f64().map_or_else(|| exception("InvalidOperationException", format!("expected a number, found {}", v.type_name())), Ok)
+    v.as_f64().map_or_else(
+        || {
+            exception(
+                "InvalidOperationException",
+                format!("expected a number, found {}", v.type_name()),
+            )
+        },
+        Ok,
+    )
 }
 
 fn int(v: &Value) -> EResult<i64> {
     match v {
-        Value::Int(_) | Value::Long(_) | Value::Char(_) | Value::Byte(_) | Value::Enum(_) => Ok(v.as_i64().unwrap_or(0)),
-        _ => exception("InvalidOperationException", format!("expected a number, found {}", v.type_name())),
+        Value::Int(_) | Value::Long(_) | Value::Char(_) | Value::Byte(_) | Value::Enum(_) => {
+            Ok(v.as_i64().unwrap_or(0))
+        }
+        _ => exception(
+            "InvalidOperationException",
+            format!("expected a number, found {}", v.type_name()),
+        ),
     }
 }

@@ -28,7 +28,11 @@ pub enum IntKind {
 #[derive(Clone, Debug, PartialEq)]
 pub enum InterpPart {
     Text(String),
-    Hole { src: String, offset: usize, format: Option<String> },
+    Hole {
+        src: String,
+        offset: usize,
+        format: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -51,8 +55,9 @@ impl fmt::Display for LexError {
 }
 
 const PUNCTS: [&str; 49] = [
-    "??=", "<<=", ">>=", "?.", "?[", "??", "=>", "==", "!=", "<=", ">=", "&&", "||", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=",
-    "^=", "<<", "::", "(", ")", "{", "}", "[", "]", ",", ";", ".", "?", ":", "<", ">", "!", "+", "-", "*", "/", "%", "=", "&", "|", "^", "~",
+    "??=", "<<=", ">>=", "?.", "?[", "??", "=>", "==", "!=", "<=", ">=", "&&", "||", "++", "--",
+    "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<", "::", "(", ")", "{", "}", "[", "]", ",",
+    ";", ".", "?", ":", "<", ">", "!", "+", "-", "*", "/", "%", "=", "&", "|", "^", "~",
 ];
 
 pub fn lex(src: &str) -> Result<Vec<Token>, LexError> {
@@ -72,7 +77,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LexError> {
             continue;
         }
         if b[i..].starts_with(b"/*") {
-            let end = src[i + 2..].find("*/").ok_or(LexError { at: i, message: "unterminated comment".into() })?;
+            let end = src[i + 2..].find("*/").ok_or(LexError {
+                at: i,
+                message: "unterminated comment".into(),
+            })?;
             i += end + 4;
             continue;
         }
@@ -93,7 +101,10 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LexError> {
         }
         if c == b'\'' {
             let (ch, end) = lex_char(src, i + 1)?;
-            out.push(Token { tok: Tok::Char(ch), at: start });
+            out.push(Token {
+                tok: Tok::Char(ch),
+                at: start,
+            });
             i = end;
             continue;
         }
@@ -103,7 +114,13 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LexError> {
             i = end;
             continue;
         }
-        if c == b'_' || c.is_ascii_alphabetic() || c == b'@' && b.get(i + 1).is_some_and(|d| d.is_ascii_alphabetic() || *d == b'_') || c >= 0x80 {
+        if c == b'_'
+            || c.is_ascii_alphabetic()
+            || c == b'@'
+                && b.get(i + 1)
+                    .is_some_and(|d| d.is_ascii_alphabetic() || *d == b'_')
+            || c >= 0x80
+        {
             if c == b'@' {
                 i += 1; // @identifier: a keyword used as a name
             }
@@ -111,28 +128,46 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LexError> {
             while i < b.len() && (b[i] == b'_' || b[i].is_ascii_alphanumeric() || b[i] >= 0x80) {
                 i += 1;
             }
-            let name = src.get(s..i).ok_or(LexError { at: s, message: "invalid identifier".into() })?;
-            out.push(Token { tok: Tok::Ident(name.to_string()), at: start });
+            let name = src.get(s..i).ok_or(LexError {
+                at: s,
+                message: "invalid identifier".into(),
+            })?;
+            out.push(Token {
+                tok: Tok::Ident(name.to_string()),
+                at: start,
+            });
             continue;
         }
         match PUNCTS.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
             Some(p) => {
-                out.push(Token { tok: Tok::Punct(p), at: start });
+                out.push(Token {
+                    tok: Tok::Punct(p),
+                    at: start,
+                });
                 i += p.len();
             }
             None => {
                 let ch = src[i..].chars().next().unwrap_or('?');
-                return Err(LexError { at: i, message: format!("unexpected character `{ch}`") });
+                return Err(LexError {
+                    at: i,
+                    message: format!("unexpected character `{ch}`"),
+                });
             }
         }
     }
-    out.push(Token { tok: Tok::Eof, at: src.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        at: src.len(),
+    });
     Ok(out)
 }
 
 fn escape(src: &str, i: usize) -> Result<(char, usize), LexError> {
     let b = src.as_bytes();
-    let e = *b.get(i).ok_or(LexError { at: i, message: "unterminated escape".into() })?;
+    let e = *b.get(i).ok_or(LexError {
+        at: i,
+        message: "unterminated escape".into(),
+    })?;
     let simple = match e {
         b'n' => Some('\n'),
         b'r' => Some('\r'),
@@ -154,14 +189,32 @@ fn escape(src: &str, i: usize) -> Result<(char, usize), LexError> {
         b'u' => (4, 1),
         b'U' => (8, 1),
         b'x' => {
-            let n = b[i + 1..].iter().take(4).take_while(|c| c.is_ascii_hexdigit()).count();
+            let n = b[i + 1..]
+                .iter()
+                .take(4)
+                .take_while(|c| c.is_ascii_hexdigit())
+                .count();
             (n, 1)
         }
-        _ => return Err(LexError { at: i - 1, message: format!("unknown escape `\\{}`", e as char) }),
+        _ => {
+            return Err(LexError {
+                at: i - 1,
+                message: format!("unknown escape `\\{}`", e as char),
+            })
+        }
     };
-    let hex = src.get(i + skip..i + skip + len).ok_or(LexError { at: i, message: "short unicode escape".into() })?;
-    let v = u32::from_str_radix(hex, 16).map_err(|_| LexError { at: i, message: "invalid unicode escape".into() })?;
-    let c = char::from_u32(v).ok_or(LexError { at: i, message: "invalid unicode escape".into() })?;
+    let hex = src.get(i + skip..i + skip + len).ok_or(LexError {
+        at: i,
+        message: "short unicode escape".into(),
+    })?;
+    let v = u32::from_str_radix(hex, 16).map_err(|_| LexError {
+        at: i,
+        message: "invalid unicode escape".into(),
+    })?;
+    let c = char::from_u32(v).ok_or(LexError {
+        at: i,
+        message: "invalid unicode escape".into(),
+    })?;
     Ok((c, i + skip + len))
 }
 
@@ -172,25 +225,39 @@ fn lex_char(src: &str, mut i: usize) -> Result<(char, usize), LexError> {
         i = n;
         c
     } else {
-        let c = src[i..].chars().next().ok_or(LexError { at: i, message: "unterminated char".into() })?;
+        let c = src[i..].chars().next().ok_or(LexError {
+            at: i,
+            message: "unterminated char".into(),
+        })?;
         i += c.len_utf8();
         c
     };
     if b.get(i) != Some(&b'\'') {
-        return Err(LexError { at: i, message: "unterminated char literal".into() });
+        return Err(LexError {
+            at: i,
+            message: "unterminated char literal".into(),
+        });
     }
     Ok((ch, i + 1))
 }
 
 /// Lex a string body starting after the opening quote.
-fn lex_string(src: &str, mut i: usize, verbatim: bool, interp: bool) -> Result<(Tok, usize), LexError> {
+fn lex_string(
+    src: &str,
+    mut i: usize,
+    verbatim: bool,
+    interp: bool,
+) -> Result<(Tok, usize), LexError> {
     let b = src.as_bytes();
     let start = i;
     let mut text = String::new();
     let mut parts = Vec::new();
     loop {
         let Some(&c) = b.get(i) else {
-            return Err(LexError { at: start.saturating_sub(1), message: "unterminated string".into() });
+            return Err(LexError {
+                at: start.saturating_sub(1),
+                message: "unterminated string".into(),
+            });
         };
         match c {
             b'"' if verbatim && b.get(i + 1) == Some(&b'"') => {
@@ -219,7 +286,11 @@ fn lex_string(src: &str, mut i: usize, verbatim: bool, interp: bool) -> Result<(
                     parts.push(InterpPart::Text(std::mem::take(&mut text)));
                 }
                 let (hole, format, end) = hole(src, i + 1)?;
-                parts.push(InterpPart::Hole { src: src[i + 1..i + 1 + hole].to_string(), offset: i + 1, format });
+                parts.push(InterpPart::Hole {
+                    src: src[i + 1..i + 1 + hole].to_string(),
+                    offset: i + 1,
+                    format,
+                });
                 i = end;
             }
             _ => {
@@ -268,12 +339,20 @@ fn hole(src: &str, i: usize) -> Result<(usize, Option<String>, usize), LexError>
             b'?' if depth == 0 => {
                 // A conditional inside a hole must be parenthesised in C#; `?` here is `?.`/`??`.
             }
-            b':' if depth == 0 && b.get(k + 1) != Some(&b':') && expr_end.is_none() => expr_end = Some(k),
+            b':' if depth == 0 && b.get(k + 1) != Some(&b':') && expr_end.is_none() => {
+                expr_end = Some(k)
+            }
             // `{x,10}` / `{x,-5:D3}`: alignment, then an optional format.
             b',' if depth == 0 && expr_end.is_none() => expr_end = Some(k),
             b'}' if depth == 0 => {
                 let e = expr_end.unwrap_or(k);
-                let format = expr_end.map(|f| if b[f] == b',' { src[f..k].to_string() } else { src[f + 1..k].to_string() });
+                let format = expr_end.map(|f| {
+                    if b[f] == b',' {
+                        src[f..k].to_string()
+                    } else {
+                        src[f + 1..k].to_string()
+                    }
+                });
                 return Ok((e - i, format, k + 1));
             }
             b'}' => depth -= 1,
@@ -281,7 +360,10 @@ fn hole(src: &str, i: usize) -> Result<(usize, Option<String>, usize), LexError>
         }
         k += 1;
     }
-    Err(LexError { at: i - 1, message: "unterminated interpolation hole".into() })
+    Err(LexError {
+        at: i - 1,
+        message: "unterminated interpolation hole".into(),
+    })
 }
 
 fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), LexError> {
@@ -293,7 +375,10 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), LexError> {
         while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b'_') {
             i += 1;
         }
-        let v = i64::from_str_radix(&src[s..i].replace('_', ""), 16).map_err(|_| LexError { at: start, message: "invalid hex literal".into() })?;
+        let v = i64::from_str_radix(&src[s..i].replace('_', ""), 16).map_err(|_| LexError {
+            at: start,
+            message: "invalid hex literal".into(),
+        })?;
         let (kind, end) = int_suffix(b, i);
         return Ok((Tok::Int(v, kind), end));
     }
@@ -323,21 +408,34 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), LexError> {
     }
     let text = src[start..i].replace('_', "");
     if let Some(b'd' | b'D' | b'f' | b'F' | b'm' | b'M') = b.get(i) {
-        let v: f64 = text.parse().map_err(|_| LexError { at: start, message: "invalid number".into() })?;
+        let v: f64 = text.parse().map_err(|_| LexError {
+            at: start,
+            message: "invalid number".into(),
+        })?;
         return Ok((Tok::Double(v), i + 1));
     }
     if is_float {
-        let v: f64 = text.parse().map_err(|_| LexError { at: start, message: "invalid number".into() })?;
+        let v: f64 = text.parse().map_err(|_| LexError {
+            at: start,
+            message: "invalid number".into(),
+        })?;
         return Ok((Tok::Double(v), i));
     }
     let (kind, end) = int_suffix(b, i);
     match text.parse::<i64>() {
         Ok(v) => {
             // An unsuffixed literal that does not fit an int is a long, as in C#.
-            let kind = if kind == IntKind::Int && i32::try_from(v).is_err() { IntKind::Long } else { kind };
+            let kind = if kind == IntKind::Int && i32::try_from(v).is_err() {
+                IntKind::Long
+            } else {
+                kind
+            };
             Ok((Tok::Int(v, kind), end))
         }
-        Err(_) => Err(LexError { at: start, message: format!("integer literal {text} is too large") }),
+        Err(_) => Err(LexError {
+            at: start,
+            message: format!("integer literal {text} is too large"),
+        }),
     }
 }
 
@@ -356,7 +454,11 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        lex(s).unwrap_or_else(|e| panic!("{e}")).into_iter().map(|t| t.tok).collect()
+        lex(s)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|t| t.tok)
+            .collect()
     }
 
     #[test]
@@ -382,15 +484,26 @@ mod tests {
 
     #[test]
     fn verbatim_and_interpolated() {
-        assert_eq!(toks(r#"@"a""b\c""#), vec![Tok::Str("a\"b\\c".into()), Tok::Eof]);
+        assert_eq!(
+            toks(r#"@"a""b\c""#),
+            vec![Tok::Str("a\"b\\c".into()), Tok::Eof]
+        );
         let t = toks(r#"$"x{a["k"]}y{n:D3}{{z}}""#);
         assert_eq!(
             t[0],
             Tok::Interp(vec![
                 InterpPart::Text("x".into()),
-                InterpPart::Hole { src: "a[\"k\"]".into(), offset: 4, format: None },
+                InterpPart::Hole {
+                    src: "a[\"k\"]".into(),
+                    offset: 4,
+                    format: None
+                },
                 InterpPart::Text("y".into()),
-                InterpPart::Hole { src: "n".into(), offset: 13, format: Some("D3".into()) },
+                InterpPart::Hole {
+                    src: "n".into(),
+                    offset: 13,
+                    format: Some("D3".into())
+                },
                 InterpPart::Text("{z}".into()),
             ])
         );
@@ -400,6 +513,9 @@ mod tests {
     fn errors() {
         assert!(lex("\"abc").is_err());
         assert!(lex("a # b").is_err());
-        assert_eq!(lex("99999999999").map(|t| t[0].tok.clone()), Ok(Tok::Int(99999999999, IntKind::Long)));
+        assert_eq!(
+            lex("99999999999").map(|t| t[0].tok.clone()),
+            Ok(Tok::Int(99999999999, IntKind::Long))
+        );
     }
 }

@@ -38,7 +38,11 @@ impl Expr {
             reads_request_body: false,
             reads_response_body: false,
         };
-        Expr { source: source.to_string(), span: span.clone(), program: Arc::new(program) }
+        Expr {
+            source: source.to_string(),
+            span: span.clone(),
+            program: Arc::new(program),
+        }
     }
 
     pub fn eval(&self, env: &mut dyn ContextEnv) -> Result<Value, EvalError> {
@@ -69,7 +73,11 @@ fn span_at(source: &str, span: &Span, offset: usize) -> Span {
         Some(p) => before[p + 1..].chars().count() as u32 + 1,
         None => span.col + before.chars().count() as u32,
     };
-    Span { file: span.file.clone(), line: span.line + newlines, col }
+    Span {
+        file: span.file.clone(),
+        line: span.line + newlines,
+        col,
+    }
 }
 
 /// Compile an expression at load time. Errors point inside the expression.
@@ -84,14 +92,20 @@ pub fn compile(source: &str, span: &Span) -> Result<Expr, Diagnostic> {
     };
     let inner = src.get(2..src.len().saturating_sub(1)).unwrap_or("");
     let program = if src.starts_with("@(") {
-        let e = parser::parse_expression(inner, 2).map_err(|e| error("E002", e.at, format!("expression syntax: {}", e.message)))?;
+        let e = parser::parse_expression(inner, 2)
+            .map_err(|e| error("E002", e.at, format!("expression syntax: {}", e.message)))?;
         compile::compile_expression(&e)
     } else {
-        let b = parser::parse_block(inner, 2).map_err(|e| error("E002", e.at, format!("expression syntax: {}", e.message)))?;
+        let b = parser::parse_block(inner, 2)
+            .map_err(|e| error("E002", e.at, format!("expression syntax: {}", e.message)))?;
         compile::compile_block(&b)
     };
     let program = program.map_err(|e| error("E003", e.at, e.message))?;
-    Ok(Expr { source: src.to_string(), span: span.clone(), program: Arc::new(program) })
+    Ok(Expr {
+        source: src.to_string(),
+        span: span.clone(),
+        program: Arc::new(program),
+    })
 }
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Recursive-descent / precedence-climbing parser for the C# subset real policies use.
 
 use super::ast::*;
-use super::lexer::{self, InterpPart, IntKind, Tok, Token};
+use super::lexer::{self, IntKind, InterpPart, Tok, Token};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -13,7 +13,8 @@ type PResult<T> = Result<T, ParseError>;
 
 /// Names that denote types when they appear in `(T)x` casts.
 const PREDEFINED: &[&str] = &[
-    "string", "int", "long", "bool", "double", "float", "decimal", "char", "byte", "sbyte", "short", "ushort", "uint", "ulong", "object",
+    "string", "int", "long", "bool", "double", "float", "decimal", "char", "byte", "sbyte",
+    "short", "ushort", "uint", "ulong", "object",
 ];
 
 fn is_type_like(name: &str) -> bool {
@@ -49,8 +50,16 @@ pub fn parse_block(src: &str, base: usize) -> PResult<Vec<Stmt>> {
 
 impl Parser {
     fn new(src: &str, base: usize) -> PResult<Parser> {
-        let toks = lexer::lex(src).map_err(|e| ParseError { at: base + e.at, message: e.message })?;
-        Ok(Parser { toks, pos: 0, base, depth: 0 })
+        let toks = lexer::lex(src).map_err(|e| ParseError {
+            at: base + e.at,
+            message: e.message,
+        })?;
+        Ok(Parser {
+            toks,
+            pos: 0,
+            base,
+            depth: 0,
+        })
     }
 
     fn peek(&self) -> &Tok {
@@ -104,7 +113,10 @@ impl Parser {
     }
 
     fn err<T>(&self, message: impl Into<String>) -> PResult<T> {
-        Err(ParseError { at: self.at(), message: message.into() })
+        Err(ParseError {
+            at: self.at(),
+            message: message.into(),
+        })
     }
 
     fn expect(&mut self, p: &str) -> PResult<()> {
@@ -119,7 +131,10 @@ impl Parser {
         if self.at_eof() {
             Ok(())
         } else {
-            self.err(format!("unexpected {} after the end of the expression", describe(self.peek())))
+            self.err(format!(
+                "unexpected {} after the end of the expression",
+                describe(self.peek())
+            ))
         }
     }
 
@@ -187,7 +202,11 @@ impl Parser {
                     let cond = self.expr()?;
                     self.expect(")")?;
                     let then = self.body()?;
-                    let other = if self.eat_ident("else") { Some(self.body()?) } else { None };
+                    let other = if self.eat_ident("else") {
+                        Some(self.body()?)
+                    } else {
+                        None
+                    };
                     StmtKind::If { cond, then, other }
                 }
                 "foreach" => {
@@ -202,7 +221,11 @@ impl Parser {
                     }
                     let iter = self.expr()?;
                     self.expect(")")?;
-                    StmtKind::Foreach { name, iter, body: self.body()? }
+                    StmtKind::Foreach {
+                        name,
+                        iter,
+                        body: self.body()?,
+                    }
                 }
                 "for" => {
                     self.pos += 1;
@@ -212,7 +235,11 @@ impl Parser {
                         init.push(self.simple_stmt()?);
                     }
                     self.expect(";")?;
-                    let cond = if self.is_punct(";") { None } else { Some(self.expr()?) };
+                    let cond = if self.is_punct(";") {
+                        None
+                    } else {
+                        Some(self.expr()?)
+                    };
                     self.expect(";")?;
                     let mut step = Vec::new();
                     while !self.is_punct(")") {
@@ -222,14 +249,22 @@ impl Parser {
                         }
                     }
                     self.expect(")")?;
-                    StmtKind::For { init, cond, step, body: self.body()? }
+                    StmtKind::For {
+                        init,
+                        cond,
+                        step,
+                        body: self.body()?,
+                    }
                 }
                 "while" => {
                     self.pos += 1;
                     self.expect("(")?;
                     let cond = self.expr()?;
                     self.expect(")")?;
-                    StmtKind::While { cond, body: self.body()? }
+                    StmtKind::While {
+                        cond,
+                        body: self.body()?,
+                    }
                 }
                 "do" => {
                     self.pos += 1;
@@ -245,7 +280,11 @@ impl Parser {
                 }
                 "return" => {
                     self.pos += 1;
-                    let v = if self.is_punct(";") { None } else { Some(self.expr()?) };
+                    let v = if self.is_punct(";") {
+                        None
+                    } else {
+                        Some(self.expr()?)
+                    };
                     self.expect(";")?;
                     StmtKind::Return(v)
                 }
@@ -261,7 +300,11 @@ impl Parser {
                 }
                 "throw" => {
                     self.pos += 1;
-                    let v = if self.is_punct(";") { None } else { Some(self.expr()?) };
+                    let v = if self.is_punct(";") {
+                        None
+                    } else {
+                        Some(self.expr()?)
+                    };
                     self.expect(";")?;
                     StmtKind::Throw(v)
                 }
@@ -279,15 +322,28 @@ impl Parser {
                             self.expect(")")?;
                         }
                         if self.eat_ident("when") {
-                            return self.err("exception filters (`catch ... when`) are not supported");
+                            return self
+                                .err("exception filters (`catch ... when`) are not supported");
                         }
-                        catches.push(Catch { ty, name, body: self.block()? });
+                        catches.push(Catch {
+                            ty,
+                            name,
+                            body: self.block()?,
+                        });
                     }
-                    let finally = if self.eat_ident("finally") { Some(self.block()?) } else { None };
+                    let finally = if self.eat_ident("finally") {
+                        Some(self.block()?)
+                    } else {
+                        None
+                    };
                     if catches.is_empty() && finally.is_none() {
                         return self.err("`try` needs a `catch` or `finally`");
                     }
-                    StmtKind::Try { body, catches, finally }
+                    StmtKind::Try {
+                        body,
+                        catches,
+                        finally,
+                    }
                 }
                 _ => {
                     let s = self.simple_stmt()?;
@@ -311,7 +367,13 @@ impl Parser {
         let at = self.at();
         if self.is_ident("var") && matches!(self.peek_at(1), Tok::Ident(_)) {
             self.pos += 1;
-            return Ok(Stmt { kind: StmtKind::Var { ty: None, decls: self.declarators()? }, at });
+            return Ok(Stmt {
+                kind: StmtKind::Var {
+                    ty: None,
+                    decls: self.declarators()?,
+                },
+                at,
+            });
         }
         // `Type name =`, `Type name;`, `Type name(` (local function)
         let save = self.pos;
@@ -319,7 +381,13 @@ impl Parser {
             if let Tok::Ident(name) = self.peek().clone() {
                 let after = self.peek_at(1).clone();
                 if matches!(after, Tok::Punct("=") | Tok::Punct(";") | Tok::Punct(",")) {
-                    return Ok(Stmt { kind: StmtKind::Var { ty: Some(ty), decls: self.declarators()? }, at });
+                    return Ok(Stmt {
+                        kind: StmtKind::Var {
+                            ty: Some(ty),
+                            decls: self.declarators()?,
+                        },
+                        at,
+                    });
                 }
                 if after == Tok::Punct("(") {
                     if let Some(f) = self.try_local_fn(name)? {
@@ -329,7 +397,10 @@ impl Parser {
             }
         }
         self.pos = save;
-        Ok(Stmt { kind: StmtKind::Expr(self.expr()?), at })
+        Ok(Stmt {
+            kind: StmtKind::Expr(self.expr()?),
+            at,
+        })
     }
 
     fn try_local_fn(&mut self, name: String) -> PResult<Option<StmtKind>> {
@@ -376,7 +447,11 @@ impl Parser {
         let mut out = Vec::new();
         loop {
             let name = self.ident()?;
-            let init = if self.eat("=") { Some(self.expr()?) } else { None };
+            let init = if self.eat("=") {
+                Some(self.expr()?)
+            } else {
+                None
+            };
             out.push((name, init));
             if !self.eat(",") {
                 return Ok(out);
@@ -389,7 +464,10 @@ impl Parser {
     fn type_ref(&mut self) -> PResult<TypeRef> {
         let at = self.at();
         let mut name = self.ident()?;
-        if matches!(name.as_str(), "if" | "return" | "new" | "true" | "false" | "null" | "this") {
+        if matches!(
+            name.as_str(),
+            "if" | "return" | "new" | "true" | "false" | "null" | "this"
+        ) {
             self.pos -= 1;
             return self.err("expected a type");
         }
@@ -412,7 +490,13 @@ impl Parser {
             self.pos += 2;
             arrays += 1;
         }
-        Ok(TypeRef { name, args, nullable, arrays, at })
+        Ok(TypeRef {
+            name,
+            args,
+            nullable,
+            arrays,
+            at,
+        })
     }
 
     /// `<T, U>`; None (and no progress) if what follows is not a type argument list.
@@ -474,7 +558,14 @@ impl Parser {
         if let Some(op) = op {
             self.pos += 1;
             let value = self.assignment()?;
-            return Ok(Expr { kind: ExprKind::Assign { target: Box::new(left), op, value: Box::new(value) }, at });
+            return Ok(Expr {
+                kind: ExprKind::Assign {
+                    target: Box::new(left),
+                    op,
+                    value: Box::new(value),
+                },
+                at,
+            });
         }
         Ok(left)
     }
@@ -525,8 +616,15 @@ impl Parser {
             }
             _ => return Ok(None),
         }
-        let body = if self.is_punct("{") { LambdaBody::Block(self.block()?) } else { LambdaBody::Expr(Box::new(self.expr()?)) };
-        Ok(Some(Expr { kind: ExprKind::Lambda { params, body }, at }))
+        let body = if self.is_punct("{") {
+            LambdaBody::Block(self.block()?)
+        } else {
+            LambdaBody::Expr(Box::new(self.expr()?))
+        };
+        Ok(Some(Expr {
+            kind: ExprKind::Lambda { params, body },
+            at,
+        }))
     }
 
     fn conditional(&mut self) -> PResult<Expr> {
@@ -536,7 +634,14 @@ impl Parser {
             let then = self.expr()?;
             self.expect(":")?;
             let other = self.expr()?;
-            return Ok(Expr { kind: ExprKind::Cond { cond: Box::new(cond), then: Box::new(then), other: Box::new(other) }, at });
+            return Ok(Expr {
+                kind: ExprKind::Cond {
+                    cond: Box::new(cond),
+                    then: Box::new(then),
+                    other: Box::new(other),
+                },
+                at,
+            });
         }
         Ok(cond)
     }
@@ -546,7 +651,14 @@ impl Parser {
         let left = self.binary(0)?;
         if self.eat("??") {
             let right = self.coalesce_rhs()?;
-            return Ok(Expr { kind: ExprKind::Binary { op: BinOp::Coalesce, left: Box::new(left), right: Box::new(right) }, at });
+            return Ok(Expr {
+                kind: ExprKind::Binary {
+                    op: BinOp::Coalesce,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                },
+                at,
+            });
         }
         Ok(left)
     }
@@ -557,7 +669,21 @@ impl Parser {
             let at = self.at();
             self.pos += 1;
             let e = self.coalesce()?;
-            return Ok(Expr { kind: ExprKind::Call { target: Box::new(Expr { kind: ExprKind::Name("__throw".into()), at }), type_args: vec![], args: vec![Arg { name: None, out: None, value: e }] }, at });
+            return Ok(Expr {
+                kind: ExprKind::Call {
+                    target: Box::new(Expr {
+                        kind: ExprKind::Name("__throw".into()),
+                        at,
+                    }),
+                    type_args: vec![],
+                    args: vec![Arg {
+                        name: None,
+                        out: None,
+                        value: e,
+                    }],
+                },
+                at,
+            });
         }
         self.coalesce()
     }
@@ -575,16 +701,31 @@ impl Parser {
             if min <= 7 && self.is_ident("as") {
                 self.pos += 1;
                 let ty = self.type_ref()?;
-                left = Expr { kind: ExprKind::As { expr: Box::new(left), ty }, at };
+                left = Expr {
+                    kind: ExprKind::As {
+                        expr: Box::new(left),
+                        ty,
+                    },
+                    at,
+                };
                 continue;
             }
-            let Some((op, prec)) = binop(self.peek()) else { break };
+            let Some((op, prec)) = binop(self.peek()) else {
+                break;
+            };
             if prec < min {
                 break;
             }
             self.pos += 1;
             let right = self.binary(prec + 1)?;
-            left = Expr { kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) }, at };
+            left = Expr {
+                kind: ExprKind::Binary {
+                    op,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                },
+                at,
+            };
         }
         Ok(left)
     }
@@ -592,13 +733,22 @@ impl Parser {
     fn is_tail(&mut self, left: Expr, at: usize) -> PResult<Expr> {
         let negate = self.eat_ident("not");
         // Constant patterns: null, literals.
-        let constant = matches!(self.peek(), Tok::Int(..) | Tok::Double(_) | Tok::Str(_) | Tok::Char(_))
-            || self.is_ident("null")
+        let constant = matches!(
+            self.peek(),
+            Tok::Int(..) | Tok::Double(_) | Tok::Str(_) | Tok::Char(_)
+        ) || self.is_ident("null")
             || self.is_ident("true")
             || self.is_ident("false");
         if constant || negate {
             let value = self.unary()?;
-            return Ok(Expr { kind: ExprKind::IsPattern { expr: Box::new(left), value: Box::new(value), negate }, at });
+            return Ok(Expr {
+                kind: ExprKind::IsPattern {
+                    expr: Box::new(left),
+                    value: Box::new(value),
+                    negate,
+                },
+                at,
+            });
         }
         let ty = self.type_ref()?;
         let bind = match self.peek().clone() {
@@ -608,7 +758,14 @@ impl Parser {
             }
             _ => None,
         };
-        Ok(Expr { kind: ExprKind::Is { expr: Box::new(left), ty, bind }, at })
+        Ok(Expr {
+            kind: ExprKind::Is {
+                expr: Box::new(left),
+                ty,
+                bind,
+            },
+            at,
+        })
     }
 
     fn unary(&mut self) -> PResult<Expr> {
@@ -640,16 +797,32 @@ impl Parser {
                     _ => None,
                 };
                 if let Some(lit) = folded {
-                    return Ok(Expr { kind: ExprKind::Lit(lit), at });
+                    return Ok(Expr {
+                        kind: ExprKind::Lit(lit),
+                        at,
+                    });
                 }
             }
-            return Ok(Expr { kind: ExprKind::Unary { op, expr: Box::new(e) }, at });
+            return Ok(Expr {
+                kind: ExprKind::Unary {
+                    op,
+                    expr: Box::new(e),
+                },
+                at,
+            });
         }
         if self.is_punct("++") || self.is_punct("--") {
             let delta = if self.is_punct("++") { 1 } else { -1 };
             self.pos += 1;
             let e = self.unary()?;
-            return Ok(Expr { kind: ExprKind::IncDec { target: Box::new(e), delta, prefix: true }, at });
+            return Ok(Expr {
+                kind: ExprKind::IncDec {
+                    target: Box::new(e),
+                    delta,
+                    prefix: true,
+                },
+                at,
+            });
         }
         // Cast: `(T)x` where T is a known type and an operand follows.
         if self.is_punct("(") {
@@ -660,7 +833,13 @@ impl Parser {
                     if let Ok(ty) = self.type_ref() {
                         if self.eat(")") && self.starts_operand_at(0) {
                             let e = self.unary()?;
-                            return Ok(Expr { kind: ExprKind::Cast { ty, expr: Box::new(e) }, at });
+                            return Ok(Expr {
+                                kind: ExprKind::Cast {
+                                    ty,
+                                    expr: Box::new(e),
+                                },
+                                at,
+                            });
                         }
                     }
                 }
@@ -680,14 +859,28 @@ impl Parser {
                     self.pos += 1;
                     let at = self.at();
                     let name = self.ident()?;
-                    e = Expr { kind: ExprKind::Member { target: Box::new(e), name, null_cond }, at };
+                    e = Expr {
+                        kind: ExprKind::Member {
+                            target: Box::new(e),
+                            name,
+                            null_cond,
+                        },
+                        at,
+                    };
                     // Generic method: .Name<T>(
                     if self.is_punct("<") {
                         let save = self.pos;
                         match self.type_args() {
                             Some(targs) if self.is_punct("(") => {
                                 let args = self.call_args()?;
-                                e = Expr { kind: ExprKind::Call { target: Box::new(e), type_args: targs, args }, at };
+                                e = Expr {
+                                    kind: ExprKind::Call {
+                                        target: Box::new(e),
+                                        type_args: targs,
+                                        args,
+                                    },
+                                    at,
+                                };
                             }
                             _ => self.pos = save,
                         }
@@ -695,7 +888,14 @@ impl Parser {
                 }
                 Tok::Punct("(") => {
                     let args = self.call_args()?;
-                    e = Expr { kind: ExprKind::Call { target: Box::new(e), type_args: vec![], args }, at };
+                    e = Expr {
+                        kind: ExprKind::Call {
+                            target: Box::new(e),
+                            type_args: vec![],
+                            args,
+                        },
+                        at,
+                    };
                 }
                 Tok::Punct("[") | Tok::Punct("?[") => {
                     let null_cond = self.is_punct("?[");
@@ -705,14 +905,33 @@ impl Parser {
                         args.push(self.expr()?);
                     }
                     self.expect("]")?;
-                    e = Expr { kind: ExprKind::Index { target: Box::new(e), args, null_cond }, at };
+                    e = Expr {
+                        kind: ExprKind::Index {
+                            target: Box::new(e),
+                            args,
+                            null_cond,
+                        },
+                        at,
+                    };
                 }
                 Tok::Punct("++") | Tok::Punct("--") => {
                     let delta = if self.is_punct("++") { 1 } else { -1 };
                     self.pos += 1;
-                    e = Expr { kind: ExprKind::IncDec { target: Box::new(e), delta, prefix: false }, at };
+                    e = Expr {
+                        kind: ExprKind::IncDec {
+                            target: Box::new(e),
+                            delta,
+                            prefix: false,
+                        },
+                        at,
+                    };
                 }
-                Tok::Punct("!") if matches!(self.peek_at(1), Tok::Punct(".") | Tok::Punct(")") | Tok::Punct(";") | Tok::Punct("[")) => {
+                Tok::Punct("!")
+                    if matches!(
+                        self.peek_at(1),
+                        Tok::Punct(".") | Tok::Punct(")") | Tok::Punct(";") | Tok::Punct("[")
+                    ) =>
+                {
                     // Null-forgiving operator `x!`: no effect.
                     self.pos += 1;
                 }
@@ -729,7 +948,8 @@ impl Parser {
         }
         loop {
             let mut name = None;
-            if let (Tok::Ident(n), Tok::Punct(":")) = (self.peek().clone(), self.peek_at(1).clone()) {
+            if let (Tok::Ident(n), Tok::Punct(":")) = (self.peek().clone(), self.peek_at(1).clone())
+            {
                 if !matches!(self.peek_at(2), Tok::Punct(":")) {
                     name = Some(n);
                     self.pos += 2;
@@ -739,7 +959,12 @@ impl Parser {
                 let at = self.at();
                 let out = if self.eat_ident("var") {
                     OutArg::Declare(self.ident()?)
-                } else if matches!(self.peek_at(1), Tok::Ident(_)) || matches!(self.peek_at(1), Tok::Punct("<") | Tok::Punct("[") | Tok::Punct(".")) {
+                } else if matches!(self.peek_at(1), Tok::Ident(_))
+                    || matches!(
+                        self.peek_at(1),
+                        Tok::Punct("<") | Tok::Punct("[") | Tok::Punct(".")
+                    )
+                {
                     let save = self.pos;
                     match self.type_ref().and_then(|_| self.ident()) {
                         Ok(n) => OutArg::Declare(n),
@@ -754,10 +979,21 @@ impl Parser {
                 let var = match &out {
                     OutArg::Declare(n) | OutArg::Existing(n) => n.clone(),
                 };
-                args.push(Arg { name, out: Some(out), value: Expr { kind: ExprKind::Name(var), at } });
+                args.push(Arg {
+                    name,
+                    out: Some(out),
+                    value: Expr {
+                        kind: ExprKind::Name(var),
+                        at,
+                    },
+                });
             } else {
                 let _ = self.eat_ident("ref") || self.eat_ident("in");
-                args.push(Arg { name, out: None, value: self.expr()? });
+                args.push(Arg {
+                    name,
+                    out: None,
+                    value: self.expr()?,
+                });
             }
             if self.eat(",") {
                 continue;
@@ -782,7 +1018,11 @@ impl Parser {
                 for p in parts {
                     match p {
                         InterpPart::Text(t) => segs.push(InterpSeg::Text(t)),
-                        InterpPart::Hole { src, offset, format } => {
+                        InterpPart::Hole {
+                            src,
+                            offset,
+                            format,
+                        } => {
                             let base = self.base + offset;
                             let e = parse_expression(&src, base)?;
                             segs.push(InterpSeg::Hole(Box::new(e), format));
@@ -823,8 +1063,18 @@ impl Parser {
                         if let Some(targs) = self.type_args() {
                             if self.is_punct("(") {
                                 let args = self.call_args()?;
-                                let target = Expr { kind: ExprKind::Name(name), at };
-                                return Ok(Expr { kind: ExprKind::Call { target: Box::new(target), type_args: targs, args }, at });
+                                let target = Expr {
+                                    kind: ExprKind::Name(name),
+                                    at,
+                                };
+                                return Ok(Expr {
+                                    kind: ExprKind::Call {
+                                        target: Box::new(target),
+                                        type_args: targs,
+                                        args,
+                                    },
+                                    at,
+                                });
                             }
                         }
                         self.pos = save;
@@ -845,12 +1095,26 @@ impl Parser {
         if self.is_punct("[") && matches!(self.peek_at(1), Tok::Punct("]")) {
             self.pos += 2;
             let items = self.items_init()?;
-            return Ok(Expr { kind: ExprKind::New { ty: None, args: vec![], init: Some(Init::Items(items)) }, at });
+            return Ok(Expr {
+                kind: ExprKind::New {
+                    ty: None,
+                    args: vec![],
+                    init: Some(Init::Items(items)),
+                },
+                at,
+            });
         }
         // new { a = 1, b } anonymous object
         if self.is_punct("{") {
             let init = self.object_or_collection_init()?;
-            return Ok(Expr { kind: ExprKind::New { ty: None, args: vec![], init: Some(init) }, at });
+            return Ok(Expr {
+                kind: ExprKind::New {
+                    ty: None,
+                    args: vec![],
+                    init: Some(init),
+                },
+                at,
+            });
         }
         let mut ty = self.type_ref()?;
         // new string[3] / new string[] { } (type_ref consumed `[]`)
@@ -859,15 +1123,48 @@ impl Parser {
             let n = self.expr()?;
             self.expect("]")?;
             ty.arrays += 1;
-            return Ok(Expr { kind: ExprKind::New { ty: Some(ty), args: vec![Arg { name: None, out: None, value: n }], init: None }, at });
+            return Ok(Expr {
+                kind: ExprKind::New {
+                    ty: Some(ty),
+                    args: vec![Arg {
+                        name: None,
+                        out: None,
+                        value: n,
+                    }],
+                    init: None,
+                },
+                at,
+            });
         }
         if ty.arrays > 0 {
             let items = self.items_init()?;
-            return Ok(Expr { kind: ExprKind::New { ty: Some(ty), args: vec![], init: Some(Init::Items(items)) }, at });
+            return Ok(Expr {
+                kind: ExprKind::New {
+                    ty: Some(ty),
+                    args: vec![],
+                    init: Some(Init::Items(items)),
+                },
+                at,
+            });
         }
-        let args = if self.is_punct("(") { self.call_args()? } else { vec![] };
-        let init = if self.is_punct("{") { Some(self.object_or_collection_init()?) } else { None };
-        Ok(Expr { kind: ExprKind::New { ty: Some(ty), args, init }, at })
+        let args = if self.is_punct("(") {
+            self.call_args()?
+        } else {
+            vec![]
+        };
+        let init = if self.is_punct("{") {
+            Some(self.object_or_collection_init()?)
+        } else {
+            None
+        };
+        Ok(Expr {
+            kind: ExprKind::New {
+                ty: Some(ty),
+                args,
+                init,
+            },
+            at,
+        })
     }
 
     fn items_init(&mut self) -> PResult<Vec<Expr>> {
@@ -902,14 +1199,18 @@ impl Parser {
                 let v = self.expr()?;
                 self.expect("}")?;
                 keyed.push((k, v));
-            } else if let (Tok::Ident(n), Tok::Punct("=")) = (self.peek().clone(), self.peek_at(1).clone()) {
+            } else if let (Tok::Ident(n), Tok::Punct("=")) =
+                (self.peek().clone(), self.peek_at(1).clone())
+            {
                 self.pos += 2;
                 members.push((n, self.expr()?));
             } else {
                 let e = self.expr()?;
                 // Anonymous-type projection `new { x.Name }` names the member after the last name.
                 match &e.kind {
-                    ExprKind::Member { name, .. } | ExprKind::Name(name) if items.is_empty() && keyed.is_empty() => {
+                    ExprKind::Member { name, .. } | ExprKind::Name(name)
+                        if items.is_empty() && keyed.is_empty() =>
+                    {
                         members.push((name.clone(), e.clone()));
                     }
                     _ => items.push(e),

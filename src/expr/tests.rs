@@ -48,7 +48,9 @@ impl ContextEnv for TestEnv {
                 query: vec![("a".into(), "1".into()), ("b".into(), "x y".into())],
             })),
             (Ctx::Request, "Body") => match self.body {
-                Some(_) => Value::obj(value::Obj::Body { which: Ctx::RequestBody }),
+                Some(_) => Value::obj(value::Obj::Body {
+                    which: Ctx::RequestBody,
+                }),
                 None => Value::Null,
             },
             (Ctx::Response, "StatusCode") => Value::Int(self.status),
@@ -61,7 +63,12 @@ impl ContextEnv for TestEnv {
         })
     }
     fn header(&self, _which: Ctx, name: &str) -> Option<Vec<String>> {
-        let v: Vec<String> = self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).collect();
+        let v: Vec<String> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect();
         (!v.is_empty()).then_some(v)
     }
     fn header_names(&self, _which: Ctx) -> Vec<String> {
@@ -85,12 +92,22 @@ impl ContextEnv for TestEnv {
 }
 
 fn env() -> TestEnv {
-    let mut e = TestEnv { method: "POST".into(), status: 503, ..Default::default() };
-    e.headers = vec![("Authorization".into(), "Bearer abc".into()), ("X-Multi".into(), "a".into()), ("X-Multi".into(), "b".into())];
+    let mut e = TestEnv {
+        method: "POST".into(),
+        status: 503,
+        ..Default::default()
+    };
+    e.headers = vec![
+        ("Authorization".into(), "Bearer abc".into()),
+        ("X-Multi".into(), "a".into()),
+        ("X-Multi".into(), "b".into()),
+    ];
     e.vars.insert("name".into(), Value::str("world"));
     e.vars.insert("count".into(), Value::Int(3));
     e.matched = vec![("id".into(), "42".into())];
-    e.body = Some(Bytes::from_static(br#"{"user":{"name":"ann","roles":["a","b"]},"n":5}"#));
+    e.body = Some(Bytes::from_static(
+        br#"{"user":{"name":"ann","roles":["a","b"]},"n":5}"#,
+    ));
     e
 }
 
@@ -131,19 +148,46 @@ fn literals_and_operators() {
 #[test]
 fn context_members_and_headers() {
     assert_eq!(run(r#"@(context.Request.Method)"#), "POST");
-    assert_eq!(run(r#"@(context.Request.Headers.GetValueOrDefault("authorization", ""))"#), "Bearer abc");
-    assert_eq!(run(r#"@(context.Request.Headers.GetValueOrDefault("missing", "dflt"))"#), "dflt");
-    assert_eq!(run(r#"@(context.Request.Headers.GetValueOrDefault("X-Multi"))"#), "a,b");
+    assert_eq!(
+        run(r#"@(context.Request.Headers.GetValueOrDefault("authorization", ""))"#),
+        "Bearer abc"
+    );
+    assert_eq!(
+        run(r#"@(context.Request.Headers.GetValueOrDefault("missing", "dflt"))"#),
+        "dflt"
+    );
+    assert_eq!(
+        run(r#"@(context.Request.Headers.GetValueOrDefault("X-Multi"))"#),
+        "a,b"
+    );
     assert_eq!(run(r#"@(context.Request.Headers["X-Multi"].Length)"#), "2");
-    assert_eq!(run(r#"@(context.Request.Headers.ContainsKey("x-multi"))"#), "True");
-    assert_eq!(run(r#"@(context.Request.Url.Path + context.Request.Url.QueryString)"#), "/orders/42?a=1&b=x%20y");
-    assert_eq!(run(r#"@(context.Request.Url.Query.GetValueOrDefault("b"))"#), "x y");
+    assert_eq!(
+        run(r#"@(context.Request.Headers.ContainsKey("x-multi"))"#),
+        "True"
+    );
+    assert_eq!(
+        run(r#"@(context.Request.Url.Path + context.Request.Url.QueryString)"#),
+        "/orders/42?a=1&b=x%20y"
+    );
+    assert_eq!(
+        run(r#"@(context.Request.Url.Query.GetValueOrDefault("b"))"#),
+        "x y"
+    );
     assert_eq!(run(r#"@(context.Request.MatchedParameters["id"])"#), "42");
     assert_eq!(run(r#"@((string)context.Variables["name"])"#), "world");
-    assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<int>("count", 0) + 1)"#), "4");
-    assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<string>("none", "x"))"#), "x");
+    assert_eq!(
+        run(r#"@(context.Variables.GetValueOrDefault<int>("count", 0) + 1)"#),
+        "4"
+    );
+    assert_eq!(
+        run(r#"@(context.Variables.GetValueOrDefault<string>("none", "x"))"#),
+        "x"
+    );
     assert_eq!(run(r#"@(context.Variables.ContainsKey("name"))"#), "True");
-    assert_eq!(run(r#"@(context.Product?.Id ?? "no-product")"#), "no-product");
+    assert_eq!(
+        run(r#"@(context.Product?.Id ?? "no-product")"#),
+        "no-product"
+    );
     assert_eq!(run(r#"@(context.Subscription?.Id ?? "anon")"#), "sub-1");
     assert_eq!(run(r#"@(context.Response.StatusCode >= 500)"#), "True");
     assert!(fails(r#"@(context.Variables["nope"])"#).contains("KeyNotFoundException"));
@@ -164,58 +208,147 @@ fn blocks_and_statements() {
         return Local(total.ToString()) + n;
     }"#;
     assert_eq!(run(src), "25!3");
-    assert!(compile("@{ var x = 1; }", &Span::file("t")).is_err(), "a block must return");
+    assert!(
+        compile("@{ var x = 1; }", &Span::file("t")).is_err(),
+        "a block must return"
+    );
 }
 
 #[test]
 fn strings() {
-    assert_eq!(run(r#"@("a,b,,c".Split(new[] { ',' }, StringSplitOptions.RemoveEmptyEntries).Length)"#), "3");
+    assert_eq!(
+        run(r#"@("a,b,,c".Split(new[] { ',' }, StringSplitOptions.RemoveEmptyEntries).Length)"#),
+        "3"
+    );
     assert_eq!(run(r#"@("Bearer xyz".Split(' ')[1])"#), "xyz");
-    assert_eq!(run(r#"@("Hello".StartsWith("he", StringComparison.OrdinalIgnoreCase))"#), "True");
+    assert_eq!(
+        run(r#"@("Hello".StartsWith("he", StringComparison.OrdinalIgnoreCase))"#),
+        "True"
+    );
     assert_eq!(run(r#"@("  x ".Trim() + "|" + "xxAxx".Trim('x'))"#), "x|A");
-    assert_eq!(run(r#"@("abcdef".Substring(2, 3) + "abc".IndexOf("c") + "abc".Replace("b", "B"))"#), "cde2aBc");
-    assert_eq!(run(r#"@("7".PadLeft(3, '0') + "Ab".ToUpper() + "Ab".ToLowerInvariant())"#), "007ABab");
-    assert_eq!(run(r#"@(string.IsNullOrEmpty("") && string.IsNullOrWhiteSpace("  "))"#), "True");
-    assert_eq!(run(r#"@(string.Format("{0}-{1:D2}", "a", 5) + string.Join("/", new List<string> { "x", "y" }))"#), "a-05x/y");
-    assert_eq!(run(r#"@(string.Concat("a", "b") + string.Equals("A", "a", StringComparison.OrdinalIgnoreCase))"#), "abTrue");
+    assert_eq!(
+        run(r#"@("abcdef".Substring(2, 3) + "abc".IndexOf("c") + "abc".Replace("b", "B"))"#),
+        "cde2aBc"
+    );
+    assert_eq!(
+        run(r#"@("7".PadLeft(3, '0') + "Ab".ToUpper() + "Ab".ToLowerInvariant())"#),
+        "007ABab"
+    );
+    assert_eq!(
+        run(r#"@(string.IsNullOrEmpty("") && string.IsNullOrWhiteSpace("  "))"#),
+        "True"
+    );
+    assert_eq!(
+        run(
+            r#"@(string.Format("{0}-{1:D2}", "a", 5) + string.Join("/", new List<string> { "x", "y" }))"#
+        ),
+        "a-05x/y"
+    );
+    assert_eq!(
+        run(
+            r#"@(string.Concat("a", "b") + string.Equals("A", "a", StringComparison.OrdinalIgnoreCase))"#
+        ),
+        "abTrue"
+    );
     assert_eq!(run(r#"@("abc"[1])"#), "b");
     assert_eq!(run(r#"@("héllo".Length)"#), "5");
 }
 
 #[test]
 fn parsing_and_conversion() {
-    assert_eq!(run(r#"@(int.Parse("42") + long.Parse("1") + (bool.Parse("true") ? 1 : 0))"#), "44");
+    assert_eq!(
+        run(r#"@(int.Parse("42") + long.Parse("1") + (bool.Parse("true") ? 1 : 0))"#),
+        "44"
+    );
     assert_eq!(run(r#"@(double.Parse("1.5") * 2)"#), "3");
-    assert_eq!(run(r#"@(Convert.ToInt32("12") + Convert.ToInt32(2.6))"#), "15");
-    assert_eq!(run(r#"@(Convert.ToBase64String(Encoding.UTF8.GetBytes("hi")))"#), "aGk=");
-    assert_eq!(run(r#"@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))"#), "hi");
+    assert_eq!(
+        run(r#"@(Convert.ToInt32("12") + Convert.ToInt32(2.6))"#),
+        "15"
+    );
+    assert_eq!(
+        run(r#"@(Convert.ToBase64String(Encoding.UTF8.GetBytes("hi")))"#),
+        "aGk="
+    );
+    assert_eq!(
+        run(r#"@(Encoding.UTF8.GetString(Convert.FromBase64String("aGk=")))"#),
+        "hi"
+    );
     assert_eq!(run(r#"@(Guid.NewGuid().ToString().Length)"#), "36");
-    assert_eq!(run(r#"@(Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e").ToString("N"))"#), "0f8fad5bd9cb469fa16570867728950e");
-    assert_eq!(run(r#"@((1234.5).ToString("N2") + " " + (0.25).ToString("P0") + " " + (3.14159).ToString("0.00"))"#), "1,234.50 25 % 3.14");
+    assert_eq!(
+        run(r#"@(Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e").ToString("N"))"#),
+        "0f8fad5bd9cb469fa16570867728950e"
+    );
+    assert_eq!(
+        run(
+            r#"@((1234.5).ToString("N2") + " " + (0.25).ToString("P0") + " " + (3.14159).ToString("0.00"))"#
+        ),
+        "1,234.50 25 % 3.14"
+    );
     assert!(fails(r#"@(int.Parse("x"))"#).contains("FormatException"));
 }
 
 #[test]
 fn dates_and_times() {
-    assert_eq!(run(r#"@(new DateTime(2024, 1, 2, 3, 4, 5, DateTimeKind.Utc).ToString("o"))"#), "2024-01-02T03:04:05.0000000Z");
-    assert_eq!(run(r#"@(DateTime.Parse("2024-01-02T03:04:05Z").AddDays(1).ToString("yyyy-MM-dd"))"#), "2024-01-03");
-    assert_eq!(run(r#"@((DateTime.Parse("2024-01-02T00:00:10Z") - DateTime.Parse("2024-01-02T00:00:00Z")).TotalSeconds)"#), "10");
+    assert_eq!(
+        run(r#"@(new DateTime(2024, 1, 2, 3, 4, 5, DateTimeKind.Utc).ToString("o"))"#),
+        "2024-01-02T03:04:05.0000000Z"
+    );
+    assert_eq!(
+        run(r#"@(DateTime.Parse("2024-01-02T03:04:05Z").AddDays(1).ToString("yyyy-MM-dd"))"#),
+        "2024-01-03"
+    );
+    assert_eq!(
+        run(
+            r#"@((DateTime.Parse("2024-01-02T00:00:10Z") - DateTime.Parse("2024-01-02T00:00:00Z")).TotalSeconds)"#
+        ),
+        "10"
+    );
     assert_eq!(run(r#"@(TimeSpan.FromSeconds(90).ToString())"#), "00:01:30");
-    assert_eq!(run(r#"@(DateTime.UtcNow > DateTime.Parse("2020-01-01"))"#), "True");
-    assert_eq!(run(r#"@(DateTime.Parse(DateTime.UtcNow.ToString("o")).Year >= 2024)"#), "True");
+    assert_eq!(
+        run(r#"@(DateTime.UtcNow > DateTime.Parse("2020-01-01"))"#),
+        "True"
+    );
+    assert_eq!(
+        run(r#"@(DateTime.Parse(DateTime.UtcNow.ToString("o")).Year >= 2024)"#),
+        "True"
+    );
 }
 
 #[test]
 fn linq() {
-    assert_eq!(run(r#"@(new[] { 3, 1, 2 }.OrderBy(x => x).Select(x => x * 10).Sum())"#), "60");
-    assert_eq!(run(r#"@(string.Join(",", new List<int> { 1, 2, 3, 4 }.Where(x => x % 2 == 0)))"#), "2,4");
-    assert_eq!(run(r#"@(new[] { "a", "bb" }.Any(s => s.Length > 1) && new[] { 1 }.All(x => x == 1))"#), "True");
-    assert_eq!(run(r#"@(new[] { 1, 2, 2 }.Distinct().Count() + new[] { 5 }.FirstOrDefault())"#), "7");
-    assert_eq!(run(r#"@(string.Join("", new[] { "b", "a" }.OrderByDescending(s => s).Skip(0).Take(2).ToArray()))"#), "ba");
-    assert_eq!(run(r#"@(new[] { "x", "y" }.ToDictionary(s => s, s => s.ToUpper())["y"])"#), "Y");
-    assert_eq!(run(r#"@(new[] { 1, 2, 3 }.Aggregate((a, b) => a * b) + new[] { 1.5, 2.5 }.Average())"#), "8");
+    assert_eq!(
+        run(r#"@(new[] { 3, 1, 2 }.OrderBy(x => x).Select(x => x * 10).Sum())"#),
+        "60"
+    );
+    assert_eq!(
+        run(r#"@(string.Join(",", new List<int> { 1, 2, 3, 4 }.Where(x => x % 2 == 0)))"#),
+        "2,4"
+    );
+    assert_eq!(
+        run(r#"@(new[] { "a", "bb" }.Any(s => s.Length > 1) && new[] { 1 }.All(x => x == 1))"#),
+        "True"
+    );
+    assert_eq!(
+        run(r#"@(new[] { 1, 2, 2 }.Distinct().Count() + new[] { 5 }.FirstOrDefault())"#),
+        "7"
+    );
+    assert_eq!(
+        run(
+            r#"@(string.Join("", new[] { "b", "a" }.OrderByDescending(s => s).Skip(0).Take(2).ToArray()))"#
+        ),
+        "ba"
+    );
+    assert_eq!(
+        run(r#"@(new[] { "x", "y" }.ToDictionary(s => s, s => s.ToUpper())["y"])"#),
+        "Y"
+    );
+    assert_eq!(
+        run(r#"@(new[] { 1, 2, 3 }.Aggregate((a, b) => a * b) + new[] { 1.5, 2.5 }.Average())"#),
+        "8"
+    );
     assert_eq!(run(r#"@(new[] { "a" }.Concat(new[] { "b" }).Last())"#), "b");
-    let prefix = r#"@{ var p = "a"; return new[] { "ab", "b", "ac" }.Count(s => s.StartsWith(p)); }"#;
+    let prefix =
+        r#"@{ var p = "a"; return new[] { "ab", "b", "ac" }.Count(s => s.StartsWith(p)); }"#;
     assert_eq!(run(prefix), "2");
 }
 
@@ -230,24 +363,49 @@ fn json() {
         o.Add("tags", new JArray("x", "y"));
         return o.ToString(Formatting.None);
     }"#;
-    assert_eq!(run(s), r#"{"name":"ann","roleCount":2,"n":6,"tags":["x","y"]}"#);
-    assert_eq!(run(r#"@(JObject.Parse("{\"b\":1,\"a\":2}").ToString())"#), "{\n  \"b\": 1,\n  \"a\": 2\n}");
-    assert_eq!(run(r#"@(JsonConvert.SerializeObject(new { id = 1, name = "x" }))"#), r#"{"id":1,"name":"x"}"#);
-    assert_eq!(run(r#"@(JObject.Parse("{\"a\":{\"b\":[10,20]}}").SelectToken("a.b[1]").ToString())"#), "20");
+    assert_eq!(
+        run(s),
+        r#"{"name":"ann","roleCount":2,"n":6,"tags":["x","y"]}"#
+    );
+    assert_eq!(
+        run(r#"@(JObject.Parse("{\"b\":1,\"a\":2}").ToString())"#),
+        "{\n  \"b\": 1,\n  \"a\": 2\n}"
+    );
+    assert_eq!(
+        run(r#"@(JsonConvert.SerializeObject(new { id = 1, name = "x" }))"#),
+        r#"{"id":1,"name":"x"}"#
+    );
+    assert_eq!(
+        run(r#"@(JObject.Parse("{\"a\":{\"b\":[10,20]}}").SelectToken("a.b[1]").ToString())"#),
+        "20"
+    );
     assert_eq!(run(r#"@(JObject.Parse("{}")["missing"] == null)"#), "True");
     assert!(fails(r#"@(JObject.Parse("[1]"))"#).contains("JsonReaderException"));
 }
 
 #[test]
 fn regex_and_hashing() {
-    assert_eq!(run(r#"@(Regex.Match("max-age=300, public", @"max-age=(?<m>\d+)").Groups["m"].Value)"#), "300");
-    assert_eq!(run(r#"@(Regex.IsMatch("ABC", "^abc$", RegexOptions.IgnoreCase))"#), "True");
+    assert_eq!(
+        run(r#"@(Regex.Match("max-age=300, public", @"max-age=(?<m>\d+)").Groups["m"].Value)"#),
+        "300"
+    );
+    assert_eq!(
+        run(r#"@(Regex.IsMatch("ABC", "^abc$", RegexOptions.IgnoreCase))"#),
+        "True"
+    );
     assert_eq!(run(r##"@(Regex.Replace("a1b22", @"\d+", "#"))"##), "a#b#");
     assert_eq!(
-        run(r#"@(BitConverter.ToString(new HMACSHA256(Encoding.UTF8.GetBytes("key")).ComputeHash(Encoding.UTF8.GetBytes("msg"))).Replace("-", "").ToLower())"#),
+        run(
+            r#"@(BitConverter.ToString(new HMACSHA256(Encoding.UTF8.GetBytes("key")).ComputeHash(Encoding.UTF8.GetBytes("msg"))).Replace("-", "").ToLower())"#
+        ),
         "2d93cbc1be167bcb1637a4a23cbff01a7878f0c50ee833954ea5221bb1b8c628"
     );
-    assert_eq!(run(r#"@(Convert.ToBase64String(SHA256.Create().ComputeHash(Encoding.UTF8.GetBytes("abc"))))"#), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+    assert_eq!(
+        run(
+            r#"@(Convert.ToBase64String(SHA256.Create().ComputeHash(Encoding.UTF8.GetBytes("abc"))))"#
+        ),
+        "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+    );
 }
 
 #[test]
@@ -257,8 +415,20 @@ fn jwt_and_basic() {
     let mut e = env();
     e.headers = vec![("Authorization".into(), format!("Bearer {token}"))];
     let r = |src: &str, e: &mut TestEnv| run_in(e, src).unwrap_or_else(|x| panic!("{src}: {x}"));
-    assert_eq!(r(r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").AsJwt()?.Subject)"#, &mut e), "alice");
-    assert_eq!(r(r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").Split(' ')[1].AsJwt().Audiences.Count())"#, &mut e), "2");
+    assert_eq!(
+        r(
+            r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").AsJwt()?.Subject)"#,
+            &mut e
+        ),
+        "alice"
+    );
+    assert_eq!(
+        r(
+            r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").Split(' ')[1].AsJwt().Audiences.Count())"#,
+            &mut e
+        ),
+        "2"
+    );
     assert_eq!(r(r#"@(context.Request.Headers.GetValueOrDefault("Authorization","").AsJwt().ExpirationTime.Value.Year)"#, &mut e).len(), 4);
     assert_eq!(r(r#"@("not a jwt".AsJwt() == null)"#, &mut e), "True");
     assert_eq!(run(r#"@("Basic dXNlcjpwYXNz".AsBasic().Password)"#), "pass");
@@ -266,14 +436,36 @@ fn jwt_and_basic() {
 
 #[test]
 fn load_time_errors_point_inside_the_expression() {
-    let d = compile(r#"@(context.Request.Foo)"#, &Span { file: "f".into(), line: 3, col: 10 }).err().unwrap_or_else(|| panic!("no error"));
+    let d = compile(
+        r#"@(context.Request.Foo)"#,
+        &Span {
+            file: "f".into(),
+            line: 3,
+            col: 10,
+        },
+    )
+    .err()
+    .unwrap_or_else(|| panic!("no error"));
     assert_eq!((d.code, d.span.line, d.span.col), ("E003", 3, 28));
     assert!(d.message.contains("has no member `Foo`"), "{}", d.message);
-    let d = compile(r#"@(System.IO.File.ReadAllText("x"))"#, &Span::file("f")).err().unwrap_or_else(|| panic!("no error"));
+    let d = compile(r#"@(System.IO.File.ReadAllText("x"))"#, &Span::file("f"))
+        .err()
+        .unwrap_or_else(|| panic!("no error"));
     assert_eq!(d.code, "E003");
-    let d = compile(r#"@(1 +)"#, &Span::file("f")).err().unwrap_or_else(|| panic!("no error"));
+    let d = compile(r#"@(1 +)"#, &Span::file("f"))
+        .err()
+        .unwrap_or_else(|| panic!("no error"));
     assert_eq!(d.code, "E002");
-    let d = compile("@{\n  var x = unknownName;\n  return x;\n}", &Span { file: "f".into(), line: 1, col: 1 }).err().unwrap_or_else(|| panic!("no error"));
+    let d = compile(
+        "@{\n  var x = unknownName;\n  return x;\n}",
+        &Span {
+            file: "f".into(),
+            line: 1,
+            col: 1,
+        },
+    )
+    .err()
+    .unwrap_or_else(|| panic!("no error"));
     assert_eq!((d.span.line, d.span.col), (2, 11));
 }
 
@@ -287,10 +479,16 @@ fn limits_stop_runaway_expressions() {
 #[test]
 fn trace_and_null_propagation() {
     let mut e = env();
-    assert_eq!(run_in(&mut e, r#"@{ context.Trace("hello"); return "ok"; }"#).unwrap_or_default(), "ok");
+    assert_eq!(
+        run_in(&mut e, r#"@{ context.Trace("hello"); return "ok"; }"#).unwrap_or_default(),
+        "ok"
+    );
     assert_eq!(e.traces, vec!["hello".to_string()]);
     assert_eq!(run(r#"@(((string)null)?.Length ?? -1)"#), "-1");
-    assert_eq!(run(r#"@(context.Variables.GetValueOrDefault<string>("missing")?.ToUpper() ?? "none")"#), "none");
+    assert_eq!(
+        run(r#"@(context.Variables.GetValueOrDefault<string>("missing")?.ToUpper() ?? "none")"#),
+        "none"
+    );
 }
 
 #[test]
@@ -302,7 +500,10 @@ fn xml_basics() {
         return root.Attribute("id").Value + "|" + total + "|" + root.Element("note").Value + "|" + root.Elements().Count() + "|" + root.Name;
     }"#;
     assert_eq!(run(x), "7|5|hi & bye|3|order");
-    assert_eq!(run(r#"@(XElement.Parse("<a><b x=\"1\"/></a>").ToString())"#), r#"<a><b x="1" /></a>"#);
+    assert_eq!(
+        run(r#"@(XElement.Parse("<a><b x=\"1\"/></a>").ToString())"#),
+        r#"<a><b x="1" /></a>"#
+    );
     assert!(fails(r#"@(XElement.Parse("<a>"))"#).contains("XmlException"));
 }
 
@@ -316,10 +517,23 @@ fn fuzz_regressions() {
 
 #[test]
 fn constants_are_folded_at_load() {
-    let e = compile(r#"@("a" + 1 + (60 * 60) + (true ? "x" : "y"))"#, &Span::file("t")).unwrap_or_else(|d| panic!("{}", d.message));
-    assert!(matches!(e.program.body, compile::LambdaCode::Expr(compile::Node::Const(_))), "{:?}", e.program.body);
-    assert_eq!(run(r#"@("a" + 1 + (60 * 60) + (true ? "x" : "y"))"#), "a13600x");
+    let e = compile(
+        r#"@("a" + 1 + (60 * 60) + (true ? "x" : "y"))"#,
+        &Span::file("t"),
+    )
+    .unwrap_or_else(|d| panic!("{}", d.message));
+    assert!(
+        matches!(
+            e.program.body,
+            compile::LambdaCode::Expr(compile::Node::Const(_))
+        ),
+        "{:?}",
+        e.program.body
+    );
+    assert_eq!(
+        run(r#"@("a" + 1 + (60 * 60) + (true ? "x" : "y"))"#),
+        "a13600x"
+    );
     // What would throw stays for run time.
     assert!(fails("@(1 / 0)").contains("DivideByZeroException"));
 }
-

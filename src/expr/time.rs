@@ -71,21 +71,47 @@ pub struct Parts {
 
 impl DateTime {
     #[allow(clippy::too_many_arguments)]
-    pub fn from_parts(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, frac: u32, kind: Kind) -> Option<DateTime> {
-        if !(1..=9999).contains(&y) || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
+    pub fn from_parts(
+        y: i64,
+        mo: u32,
+        d: u32,
+        h: u32,
+        mi: u32,
+        s: u32,
+        frac: u32,
+        kind: Kind,
+    ) -> Option<DateTime> {
+        if !(1..=9999).contains(&y)
+            || !(1..=12).contains(&mo)
+            || d == 0
+            || d > days_in_month(y, mo)
+            || h > 23
+            || mi > 59
+            || s > 59
+        {
             return None;
         }
-        let ticks = days_from_civil(y, mo, d) * TICKS_PER_DAY + (h as i64 * 3600 + mi as i64 * 60 + s as i64) * TICKS_PER_SECOND + frac as i64;
+        let ticks = days_from_civil(y, mo, d) * TICKS_PER_DAY
+            + (h as i64 * 3600 + mi as i64 * 60 + s as i64) * TICKS_PER_SECOND
+            + frac as i64;
         Some(DateTime { ticks, kind })
     }
 
     pub fn from_unix_seconds(s: i64) -> DateTime {
-        DateTime { ticks: UNIX_EPOCH_TICKS + s * TICKS_PER_SECOND, kind: Kind::Utc }
+        DateTime {
+            ticks: UNIX_EPOCH_TICKS + s * TICKS_PER_SECOND,
+            kind: Kind::Utc,
+        }
     }
 
     pub fn now_utc() -> DateTime {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        DateTime { ticks: UNIX_EPOCH_TICKS + (d.as_nanos() / 100) as i64, kind: Kind::Utc }
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        DateTime {
+            ticks: UNIX_EPOCH_TICKS + (d.as_nanos() / 100) as i64,
+            kind: Kind::Utc,
+        }
     }
 
     pub fn parts(self) -> Parts {
@@ -119,7 +145,10 @@ impl DateTime {
         let (y, m) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
         let d = p.day.min(days_in_month(y, m));
         let time = self.ticks.rem_euclid(TICKS_PER_DAY);
-        DateTime::from_parts(y, m, d, 0, 0, 0, 0, self.kind).map(|x| DateTime { ticks: x.ticks + time, kind: self.kind })
+        DateTime::from_parts(y, m, d, 0, 0, 0, 0, self.kind).map(|x| DateTime {
+            ticks: x.ticks + time,
+            kind: self.kind,
+        })
     }
 
     /// Format with a .NET standard (`o`, `s`, `u`, `r`, `d`, `D`, `t`, `T`, `g`, `G`, `f`, `F`)
@@ -152,8 +181,29 @@ impl DateTime {
     }
 
     fn custom(self, f: &str) -> String {
-        const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
-        const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+        const MONTHS: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        const DAYS: [&str; 7] = [
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+        ];
         let p = self.parts();
         let chars: Vec<char> = f.chars().collect();
         let mut out = String::new();
@@ -184,13 +234,33 @@ impl DateTime {
                     3 => out.push_str(&DAYS[self.day_of_week() as usize][..3]),
                     _ => out.push_str(DAYS[self.day_of_week() as usize]),
                 },
-                'H' => out.push_str(&if n == 1 { p.hour.to_string() } else { format!("{:02}", p.hour) }),
+                'H' => out.push_str(&if n == 1 {
+                    p.hour.to_string()
+                } else {
+                    format!("{:02}", p.hour)
+                }),
                 'h' => {
-                    let h = if p.hour.is_multiple_of(12) { 12 } else { p.hour % 12 };
-                    out.push_str(&if n == 1 { h.to_string() } else { format!("{h:02}") });
+                    let h = if p.hour.is_multiple_of(12) {
+                        12
+                    } else {
+                        p.hour % 12
+                    };
+                    out.push_str(&if n == 1 {
+                        h.to_string()
+                    } else {
+                        format!("{h:02}")
+                    });
                 }
-                'm' => out.push_str(&if n == 1 { p.minute.to_string() } else { format!("{:02}", p.minute) }),
-                's' => out.push_str(&if n == 1 { p.second.to_string() } else { format!("{:02}", p.second) }),
+                'm' => out.push_str(&if n == 1 {
+                    p.minute.to_string()
+                } else {
+                    format!("{:02}", p.minute)
+                }),
+                's' => out.push_str(&if n == 1 {
+                    p.second.to_string()
+                } else {
+                    format!("{:02}", p.second)
+                }),
                 'f' | 'F' => {
                     let digits = format!("{:07}", p.frac);
                     let mut part = digits[..n.min(7)].to_string();
@@ -202,7 +272,17 @@ impl DateTime {
                     }
                     out.push_str(&part);
                 }
-                't' => out.push_str(if p.hour < 12 { if n == 1 { "A" } else { "AM" } } else if n == 1 { "P" } else { "PM" }),
+                't' => out.push_str(if p.hour < 12 {
+                    if n == 1 {
+                        "A"
+                    } else {
+                        "AM"
+                    }
+                } else if n == 1 {
+                    "P"
+                } else {
+                    "PM"
+                }),
                 'K' => out.push_str(match self.kind {
                     Kind::Utc => "Z",
                     Kind::Local => "+00:00",
@@ -254,12 +334,20 @@ impl DateTime {
         // MM/dd/yyyy [HH:mm[:ss]]
         let (date, time) = s.split_once(' ').unwrap_or((s, ""));
         let mut it = date.split('/');
-        let (m, d, y) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+        let (m, d, y) = (
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+        );
         let (h, mi, sec) = if time.is_empty() {
             (0, 0, 0)
         } else {
             let mut t = time.split(':');
-            (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next().map_or(Some(0), |x| x.parse().ok())?)
+            (
+                t.next()?.parse().ok()?,
+                t.next()?.parse().ok()?,
+                t.next().map_or(Some(0), |x| x.parse().ok())?,
+            )
         };
         DateTime::from_parts(y, m, d, h, mi, sec, 0, Kind::Unspecified)
     }
@@ -310,13 +398,21 @@ fn parse_iso(s: &str) -> Option<DateTime> {
                 b'-' => -1,
                 _ => return None,
             };
-            let (oh, om) = rest[1..].split_once(':').unwrap_or((rest.get(1..3)?, rest.get(3..5).unwrap_or("0")));
-            (Kind::Utc, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+            let (oh, om) = rest[1..]
+                .split_once(':')
+                .unwrap_or((rest.get(1..3)?, rest.get(3..5).unwrap_or("0")));
+            (
+                Kind::Utc,
+                sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+            )
         }
     };
     let dt = DateTime::from_parts(y, mo, d, h, mi, sec, frac, kind)?;
     // An explicit offset is converted to UTC (DateTime.Parse gives local time; we run in UTC).
-    Some(DateTime { ticks: dt.ticks - offset_secs * TICKS_PER_SECOND, kind })
+    Some(DateTime {
+        ticks: dt.ticks - offset_secs * TICKS_PER_SECOND,
+        kind,
+    })
 }
 
 /// `[-][d.]hh:mm:ss[.fffffff]`
@@ -334,7 +430,12 @@ pub fn format_timespan(ticks: i64) -> String {
     if days > 0 {
         s.push_str(&format!("{days}."));
     }
-    s.push_str(&format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60));
+    s.push_str(&format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    ));
     if frac > 0 {
         s.push_str(&format!(".{frac:07}"));
     }
@@ -368,21 +469,34 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let d = DateTime::from_parts(2024, 2, 29, 13, 5, 9, 1_234_567, Kind::Utc).unwrap_or_else(|| panic!("date"));
+        let d = DateTime::from_parts(2024, 2, 29, 13, 5, 9, 1_234_567, Kind::Utc)
+            .unwrap_or_else(|| panic!("date"));
         assert_eq!(d.format("o"), "2024-02-29T13:05:09.1234567Z");
         assert_eq!(DateTime::parse("2024-02-29T13:05:09.1234567Z"), Some(d));
         assert_eq!(d.format("yyyyMMdd HH:mm"), "20240229 13:05");
         assert_eq!(d.format("r"), "Thu, 29 Feb 2024 13:05:09 GMT");
-        assert_eq!(DateTime::from_unix_seconds(0).format("s"), "1970-01-01T00:00:00");
+        assert_eq!(
+            DateTime::from_unix_seconds(0).format("s"),
+            "1970-01-01T00:00:00"
+        );
         assert_eq!(DateTime::from_unix_seconds(0).day_of_week(), 4);
-        assert_eq!(d.add_months(12).map(|x| x.format("d")), Some("02/28/2025".to_string()));
-        assert_eq!(DateTime::parse("2024-01-02T03:04:05+01:00").map(|x| x.format("o")), Some("2024-01-02T02:04:05.0000000Z".to_string()));
+        assert_eq!(
+            d.add_months(12).map(|x| x.format("d")),
+            Some("02/28/2025".to_string())
+        );
+        assert_eq!(
+            DateTime::parse("2024-01-02T03:04:05+01:00").map(|x| x.format("o")),
+            Some("2024-01-02T02:04:05.0000000Z".to_string())
+        );
     }
 
     #[test]
     fn timespans() {
         assert_eq!(format_timespan(90 * TICKS_PER_SECOND), "00:01:30");
         assert_eq!(format_timespan(TICKS_PER_DAY + 5), "1.00:00:00.0000005");
-        assert_eq!(parse_timespan("1.02:03:04.5"), Some(((26 * 3600 + 3 * 60 + 4) * TICKS_PER_SECOND) + 5_000_000));
+        assert_eq!(
+            parse_timespan("1.02:03:04.5"),
+            Some(((26 * 3600 + 3 * 60 + 4) * TICKS_PER_SECOND) + 5_000_000)
+        );
     }
 }

@@ -239,7 +239,14 @@ impl RType {
         let mut s = self.name.clone();
         if !self.args.is_empty() {
             s.push('<');
-            s.push_str(&self.args.iter().map(RType::display).collect::<Vec<_>>().join(", "));
+            s.push_str(
+                &self
+                    .args
+                    .iter()
+                    .map(RType::display)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
             s.push('>');
         }
         for _ in 0..self.arrays {
@@ -251,13 +258,28 @@ impl RType {
 
 /// Resolve a parsed type reference against the allowed list.
 pub fn resolve(t: &super::ast::TypeRef) -> Result<RType, String> {
-    let ty = lookup(&t.name).ok_or_else(|| format!("type `{}` is not allowed in policy expressions", t.name))?;
+    let ty = lookup(&t.name)
+        .ok_or_else(|| format!("type `{}` is not allowed in policy expressions", t.name))?;
     let mut args = Vec::new();
     for a in &t.args {
         args.push(resolve(a)?);
     }
     let short = t.name.rsplit('.').next().unwrap_or(&t.name).to_string();
-    let ty = if ty == Ty::Byte && t.arrays > 0 { Ty::Bytes } else { ty };
-    let arrays = if ty == Ty::Bytes { t.arrays - 1 } else { t.arrays };
-    Ok(RType { ty, arrays, args, nullable: t.nullable, name: short })
+    let ty = if ty == Ty::Byte && t.arrays > 0 {
+        Ty::Bytes
+    } else {
+        ty
+    };
+    let arrays = if ty == Ty::Bytes {
+        t.arrays - 1
+    } else {
+        t.arrays
+    };
+    Ok(RType {
+        ty,
+        arrays,
+        args,
+        nullable: t.nullable,
+        name: short,
+    })
 }

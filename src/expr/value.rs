@@ -101,9 +101,21 @@ impl UrlData {
     }
 
     pub fn to_url_string(&self) -> String {
-        let default = (self.scheme == "http" && self.port == 80) || (self.scheme == "https" && self.port == 443);
-        let port = if default { String::new() } else { format!(":{}", self.port) };
-        format!("{}://{}{}{}{}", self.scheme, self.host, port, self.path, self.query_string())
+        let default = (self.scheme == "http" && self.port == 80)
+            || (self.scheme == "https" && self.port == 443);
+        let port = if default {
+            String::new()
+        } else {
+            format!(":{}", self.port)
+        };
+        format!(
+            "{}://{}{}{}{}",
+            self.scheme,
+            self.host,
+            port,
+            self.path,
+            self.query_string()
+        )
     }
 }
 
@@ -142,23 +154,45 @@ pub enum Obj {
     Url(UrlData),
     Uri(url::Url),
     Regex(regex::Regex),
-    Match { text: Arc<str>, groups: Vec<Option<(usize, usize)>>, names: Vec<Option<String>> },
-    Group { value: Option<(Arc<str>, usize, usize)> },
+    Match {
+        text: Arc<str>,
+        groups: Vec<Option<(usize, usize)>>,
+        names: Vec<Option<String>>,
+    },
+    Group {
+        value: Option<(Arc<str>, usize, usize)>,
+    },
     Jwt(Jwt),
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     Message(Message),
-    Body { which: Ctx },
+    Body {
+        which: Ctx,
+    },
     /// A message body held in a variable (send-request results).
     BodyData(Vec<u8>),
     /// `IReadOnlyDictionary<string, string[]>`: headers, URL query, JWT claims.
-    MultiMap { map: Vec<(String, Vec<String>)>, ignore_case: bool },
+    MultiMap {
+        map: Vec<(String, Vec<String>)>,
+        ignore_case: bool,
+    },
     StringBuilder(Mutex<String>),
     IpAddress(std::net::IpAddr),
-    Exception { ty: String, message: String },
+    Exception {
+        ty: String,
+        message: String,
+    },
     Random(Mutex<u64>),
-    Hasher { alg: &'static str, key: Option<Vec<u8>> },
+    Hasher {
+        alg: &'static str,
+        key: Option<Vec<u8>>,
+    },
     Encoding(&'static str),
-    Comparer { ignore_case: bool },
+    Comparer {
+        ignore_case: bool,
+    },
     LastError,
     /// An `XElement` (or an `XDocument`, which reads as its root).
     Xml(Arc<super::builtins::xml::XNode>),
@@ -306,7 +340,9 @@ impl Value {
             Value::TimeSpan(t) => time::format_timespan(*t),
             Value::Bytes(_) => "System.Byte[]".into(),
             Value::List(_) => "System.Collections.Generic.List`1[System.Object]".into(),
-            Value::Dict(_) => "System.Collections.Generic.Dictionary`2[System.String,System.Object]".into(),
+            Value::Dict(_) => {
+                "System.Collections.Generic.Dictionary`2[System.String,System.Object]".into()
+            }
             Value::Set(_) => "System.Collections.Generic.HashSet`1[System.Object]".into(),
             Value::Pair(p) => format!("[{}, {}]", p.0.to_display(), p.1.to_display()),
             Value::JObject(_) | Value::JArray(_) | Value::JProperty(_) => json_text(self, true),
@@ -315,8 +351,14 @@ impl Value {
                 Obj::Url(u) => u.to_url_string(),
                 Obj::Uri(u) => u.to_string(),
                 Obj::Regex(r) => r.as_str().to_string(),
-                Obj::Match { text, groups, .. } => groups.first().copied().flatten().map_or(String::new(), |(s, e)| text[s..e].to_string()),
-                Obj::Group { value } => value.as_ref().map_or(String::new(), |(t, s, e)| t[*s..*e].to_string()),
+                Obj::Match { text, groups, .. } => groups
+                    .first()
+                    .copied()
+                    .flatten()
+                    .map_or(String::new(), |(s, e)| text[s..e].to_string()),
+                Obj::Group { value } => value
+                    .as_ref()
+                    .map_or(String::new(), |(t, s, e)| t[*s..*e].to_string()),
                 Obj::Jwt(j) => j.raw.clone(),
                 Obj::StringBuilder(s) => s.lock().clone(),
                 Obj::IpAddress(a) => a.to_string(),
@@ -353,7 +395,11 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "∞".into() } else { "-∞".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let a = d.abs();
     if (1e-5..1e15).contains(&a) {
@@ -369,11 +415,23 @@ pub fn format_double(d: f64) -> String {
 
 pub fn format_guid(g: u128) -> String {
     let h = format!("{g:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 pub fn parse_guid(s: &str) -> Option<u128> {
-    let t: String = s.trim().trim_matches(|c| c == '{' || c == '}' || c == '(' || c == ')').chars().filter(|c| *c != '-').collect();
+    let t: String = s
+        .trim()
+        .trim_matches(|c| c == '{' || c == '}' || c == '(' || c == ')')
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
     if t.len() != 32 {
         return None;
     }
@@ -392,8 +450,12 @@ pub fn from_json(v: serde_json::Value) -> Value {
             None => Value::Double(n.as_f64().unwrap_or(0.0)),
         },
         serde_json::Value::String(s) => Value::string(s),
-        serde_json::Value::Array(a) => Value::JArray(shared(a.into_iter().map(from_json).collect())),
-        serde_json::Value::Object(o) => Value::JObject(shared(o.into_iter().map(|(k, v)| (k, from_json(v))).collect())),
+        serde_json::Value::Array(a) => {
+            Value::JArray(shared(a.into_iter().map(from_json).collect()))
+        }
+        serde_json::Value::Object(o) => Value::JObject(shared(
+            o.into_iter().map(|(k, v)| (k, from_json(v))).collect(),
+        )),
     }
 }
 
@@ -412,11 +474,24 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Guid(g) => J::String(format_guid(*g)),
         Value::DateTime(d) => J::String(d.format("yyyy-MM-ddTHH:mm:ss.FFFFFFFK")),
         Value::TimeSpan(t) => J::String(time::format_timespan(*t)),
-        Value::Bytes(b) => J::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &b[..])),
+        Value::Bytes(b) => J::String(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            &b[..],
+        )),
         Value::List(l) | Value::JArray(l) => J::Array(l.lock().iter().map(to_json).collect()),
         Value::Set(s) => J::Array(s.lock().values().map(to_json).collect()),
-        Value::Dict(d) => J::Object(d.lock().iter().map(|(k, v)| (k.to_value().to_display(), to_json(v))).collect()),
-        Value::JObject(o) => J::Object(o.lock().iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::Dict(d) => J::Object(
+            d.lock()
+                .iter()
+                .map(|(k, v)| (k.to_value().to_display(), to_json(v)))
+                .collect(),
+        ),
+        Value::JObject(o) => J::Object(
+            o.lock()
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
         Value::JProperty(p) => {
             let mut m = serde_json::Map::new();
             m.insert(p.0.to_string(), to_json(&p.1));
@@ -546,14 +621,20 @@ pub fn equals(a: &Value, b: &Value) -> bool {
         (DateTime(x), DateTime(y)) => x.ticks == y.ticks,
         (TimeSpan(x), TimeSpan(y)) => x == y,
         (Enum(x), Enum(y)) => x.ty == y.ty && x.value == y.value,
-        (Int(_) | Long(_) | Byte(_) | Char(_), Int(_) | Long(_) | Byte(_) | Char(_)) => a.as_i64() == b.as_i64(),
-        (Int(_) | Long(_) | Double(_) | Byte(_), Int(_) | Long(_) | Double(_) | Byte(_)) => a.as_f64() == b.as_f64(),
+        (Int(_) | Long(_) | Byte(_) | Char(_), Int(_) | Long(_) | Byte(_) | Char(_)) => {
+            a.as_i64() == b.as_i64()
+        }
+        (Int(_) | Long(_) | Double(_) | Byte(_), Int(_) | Long(_) | Double(_) | Byte(_)) => {
+            a.as_f64() == b.as_f64()
+        }
         (List(x), List(y)) | (JArray(x), JArray(y)) => Arc::ptr_eq(x, y),
         (JObject(x), JObject(y)) => Arc::ptr_eq(x, y),
         (Dict(x), Dict(y)) => Arc::ptr_eq(x, y),
         (Bytes(x), Bytes(y)) => Arc::ptr_eq(x, y),
         (Obj(x), Obj(y)) => match (&**x, &**y) {
-            (crate::expr::value::Obj::IpAddress(p), crate::expr::value::Obj::IpAddress(q)) => p == q,
+            (crate::expr::value::Obj::IpAddress(p), crate::expr::value::Obj::IpAddress(q)) => {
+                p == q
+            }
             (crate::expr::value::Obj::Uri(p), crate::expr::value::Obj::Uri(q)) => p == q,
             _ => Arc::ptr_eq(x, y),
         },
@@ -597,8 +678,13 @@ mod tests {
 
     #[test]
     fn json_keeps_order_and_indents_like_newtonsoft() {
-        let v = from_json(serde_json::from_str(r#"{"b":1,"a":[1,2.5,{}],"c":"x\"y"}"#).unwrap_or_default());
+        let v = from_json(
+            serde_json::from_str(r#"{"b":1,"a":[1,2.5,{}],"c":"x\"y"}"#).unwrap_or_default(),
+        );
         assert_eq!(json_text(&v, false), r#"{"b":1,"a":[1,2.5,{}],"c":"x\"y"}"#);
-        assert_eq!(json_text(&v, true), "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    {}\n  ],\n  \"c\": \"x\\\"y\"\n}");
+        assert_eq!(
+            json_text(&v, true),
+            "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    {}\n  ],\n  \"c\": \"x\\\"y\"\n}"
+        );
     }
 }

@@ -17,10 +17,17 @@ pub struct Access {
 
 pub fn decide(gw: &Gateway, api_idx: usize, key: Option<&str>) -> Result<Access, ErrorKind> {
     let api = &gw.apis[api_idx];
-    let pipeline_of = |product: Option<usize>| product.and_then(|p| api.products.iter().position(|&x| x == p)).map_or(0, |k| k + 1);
+    let pipeline_of = |product: Option<usize>| {
+        product
+            .and_then(|p| api.products.iter().position(|&x| x == p))
+            .map_or(0, |k| k + 1)
+    };
     match key {
         Some(key) => {
-            let (si, sub) = gw.subscriptions.find(key).ok_or(ErrorKind::SubscriptionKeyInvalid)?;
+            let (si, sub) = gw
+                .subscriptions
+                .find(key)
+                .ok_or(ErrorKind::SubscriptionKeyInvalid)?;
             if sub.state != SubscriptionState::Active {
                 return Err(ErrorKind::SubscriptionKeyInvalid);
             }
@@ -30,13 +37,25 @@ pub fn decide(gw: &Gateway, api_idx: usize, key: Option<&str>) -> Result<Access,
                 SubScope::AllApis | SubScope::AllAccess => None,
                 _ => return Err(ErrorKind::SubscriptionKeyInvalid),
             };
-            Ok(Access { subscription: Some(si), product, pipeline: pipeline_of(product) })
+            Ok(Access {
+                subscription: Some(si),
+                product,
+                pipeline: pipeline_of(product),
+            })
         }
         None => {
             if let Some(p) = api.open_product {
-                Ok(Access { subscription: None, product: Some(p), pipeline: pipeline_of(Some(p)) })
+                Ok(Access {
+                    subscription: None,
+                    product: Some(p),
+                    pipeline: pipeline_of(Some(p)),
+                })
             } else if !api.subscription_required {
-                Ok(Access { subscription: None, product: None, pipeline: 0 })
+                Ok(Access {
+                    subscription: None,
+                    product: None,
+                    pipeline: 0,
+                })
             } else {
                 Err(ErrorKind::SubscriptionKeyNotFound)
             }

@@ -35,7 +35,11 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
     for (i, a) in cfg.raw.apis.iter().enumerate() {
         let n = seen.entry(&a.id).or_insert(0);
         if *n > 0 {
-            d.error("C020", cfg.locate_nth("id", &a.id, *n), format!("duplicate API id `{}`", a.id));
+            d.error(
+                "C020",
+                cfg.locate_nth("id", &a.id, *n),
+                format!("duplicate API id `{}`", a.id),
+            );
         } else {
             api_index.insert(&a.id, i);
         }
@@ -47,7 +51,16 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
     let global_on_error: Arc<[Stmt]> = compose::compose(&[&set.global], Section::OnError).into();
     let mut apis = Vec::new();
     for (ai, spec) in cfg.raw.apis.iter().enumerate() {
-        if let Some(api) = compile_api(cfg, ai, spec, &set, &products, &backends, &backend_ids, &mut d) {
+        if let Some(api) = compile_api(
+            cfg,
+            ai,
+            spec,
+            &set,
+            &products,
+            &backends,
+            &backend_ids,
+            &mut d,
+        ) {
             apis.push(api);
         }
     }
@@ -74,27 +87,49 @@ fn check_listeners(cfg: &LoadedConfig, d: &mut Diagnostics) {
     }
     for l in &cfg.raw.listeners {
         if l.address.parse::<std::net::SocketAddr>().is_err() {
-            d.error("C004", cfg.locate(None, "address", &l.address), format!("listener address {:?} must be ip:port", l.address));
+            d.error(
+                "C004",
+                cfg.locate(None, "address", &l.address),
+                format!("listener address {:?} must be ip:port", l.address),
+            );
         }
         if let Some(tls) = &l.tls {
             for f in [&tls.cert, &tls.key] {
                 if !cfg.dir.join(f).is_file() {
-                    d.error("C005", cfg.locate(None, "", f), format!("TLS file {f:?} not found (relative to {})", cfg.dir.display()));
+                    d.error(
+                        "C005",
+                        cfg.locate(None, "", f),
+                        format!(
+                            "TLS file {f:?} not found (relative to {})",
+                            cfg.dir.display()
+                        ),
+                    );
                 }
             }
         }
     }
     let st = &cfg.raw.store;
     match (st.r#type, &st.url) {
-        (crate::config::StoreType::Redis, None) => d.error("C006", cfg.locate(None, "type", "redis"), "store type redis needs `url` (redis://host:port)"),
-        (crate::config::StoreType::Redis, Some(u)) if redis::Client::open(u.as_str()).is_err() => {
-            d.error("C006", cfg.locate(None, "url", u), format!("invalid Redis URL {u:?}"))
-        }
+        (crate::config::StoreType::Redis, None) => d.error(
+            "C006",
+            cfg.locate(None, "type", "redis"),
+            "store type redis needs `url` (redis://host:port)",
+        ),
+        (crate::config::StoreType::Redis, Some(u)) if redis::Client::open(u.as_str()).is_err() => d
+            .error(
+                "C006",
+                cfg.locate(None, "url", u),
+                format!("invalid Redis URL {u:?}"),
+            ),
         _ => {}
     }
     let admin = &cfg.raw.admin.address;
     if !admin.is_empty() && admin.parse::<std::net::SocketAddr>().is_err() {
-        d.error("C004", cfg.locate(None, "address", admin), format!("admin address {admin:?} must be ip:port"));
+        d.error(
+            "C004",
+            cfg.locate(None, "address", admin),
+            format!("admin address {admin:?} must be ip:port"),
+        );
     }
 }
 
@@ -108,28 +143,53 @@ fn compile_backends(
     for b in &cfg.raw.backends {
         let span = cfg.locate(None, "id", &b.id);
         if ids.contains_key(&b.id) {
-            d.error("C030", span.clone(), format!("duplicate backend id `{}`", b.id));
+            d.error(
+                "C030",
+                span.clone(),
+                format!("duplicate backend id `{}`", b.id),
+            );
             continue;
         }
         let url = match BaseUrl::parse(&b.url) {
             Ok(u) => u,
             Err(e) => {
-                d.error("C031", cfg.locate(Some(&b.id), "url", &b.url), format!("backend `{}`: {e}", b.id));
+                d.error(
+                    "C031",
+                    cfg.locate(Some(&b.id), "url", &b.url),
+                    format!("backend `{}`: {e}", b.id),
+                );
                 continue;
             }
         };
-        let env = Env { named, scope: Scope::Global };
+        let env = Env {
+            named,
+            scope: Scope::Global,
+        };
         let sub = |v: &str, d: &mut Diagnostics| parse::substitute(v, &span, &env, d);
         let mut headers = Vec::new();
         for (name, values) in &b.credentials.headers {
             let Ok(n) = HeaderName::from_bytes(name.as_bytes()) else {
-                d.error("C032", span.clone(), format!("backend `{}`: invalid credential header name {name:?}", b.id));
+                d.error(
+                    "C032",
+                    span.clone(),
+                    format!(
+                        "backend `{}`: invalid credential header name {name:?}",
+                        b.id
+                    ),
+                );
                 continue;
             };
             for v in values {
                 match HeaderValue::from_str(&sub(v, d)) {
                     Ok(hv) => headers.push((n.clone(), hv)),
-                    Err(_) => d.error("C032", span.clone(), format!("backend `{}`: invalid value for credential header {name}", b.id)),
+                    Err(_) => d.error(
+                        "C032",
+                        span.clone(),
+                        format!(
+                            "backend `{}`: invalid value for credential header {name}",
+                            b.id
+                        ),
+                    ),
                 }
             }
         }
@@ -141,12 +201,24 @@ fn compile_backends(
         }
         let authorization = b.credentials.authorization.as_ref().and_then(|a| {
             let v = format!("{} {}", a.scheme, sub(&a.parameter, d));
-            HeaderValue::from_str(&v).map_err(|_| d.error("C032", span.clone(), format!("backend `{}`: invalid authorization credential", b.id))).ok()
+            HeaderValue::from_str(&v)
+                .map_err(|_| {
+                    d.error(
+                        "C032",
+                        span.clone(),
+                        format!("backend `{}`: invalid authorization credential", b.id),
+                    )
+                })
+                .ok()
         });
         ids.insert(b.id.clone(), out.len());
         out.push(Backend {
             id: b.id.clone(),
-            sni: b.tls.sni.clone().unwrap_or_else(|| url.host_bare().to_string()),
+            sni: b
+                .tls
+                .sni
+                .clone()
+                .unwrap_or_else(|| url.host_bare().to_string()),
             url,
             headers,
             query,
@@ -160,18 +232,30 @@ fn compile_backends(
     (out, ids)
 }
 
-fn compile_products(cfg: &LoadedConfig, api_index: &AHashMap<&str, usize>, d: &mut Diagnostics) -> Vec<Product> {
+fn compile_products(
+    cfg: &LoadedConfig,
+    api_index: &AHashMap<&str, usize>,
+    d: &mut Diagnostics,
+) -> Vec<Product> {
     let mut out: Vec<Product> = Vec::new();
     for p in &cfg.raw.products {
         if out.iter().any(|x| x.id == p.id) {
-            d.error("C040", cfg.locate(None, "id", &p.id), format!("duplicate product id `{}`", p.id));
+            d.error(
+                "C040",
+                cfg.locate(None, "id", &p.id),
+                format!("duplicate product id `{}`", p.id),
+            );
             continue;
         }
         let mut apis = Vec::new();
         for a in &p.apis {
             match api_index.get(a.as_str()) {
                 Some(&i) => apis.push(i),
-                None => d.error("C041", cfg.locate(Some(&p.id), "", a), format!("product `{}` lists unknown API `{a}`", p.id)),
+                None => d.error(
+                    "C041",
+                    cfg.locate(Some(&p.id), "", a),
+                    format!("product `{}` lists unknown API `{a}`", p.id),
+                ),
             }
         }
         out.push(Product {
@@ -216,7 +300,10 @@ fn load_policies(
     // Fragments first: documents include them.
     let mut fragments: Fragments = AHashMap::new();
     for (id, path) in xml_files(&dir.join("fragments")) {
-        let env = Env { named, scope: Scope::Global };
+        let env = Env {
+            named,
+            scope: Scope::Global,
+        };
         if let Some(stmts) = policy::load_fragment(&path, &env, d) {
             fragments.insert(id, stmts);
         }
@@ -229,11 +316,24 @@ fn load_policies(
         Some(doc)
     };
     let global_path = dir.join("global.xml");
-    let global = if global_path.exists() { load(&global_path, Scope::Global, d).unwrap_or_default() } else { default_global() };
-    let mut set = PolicySet { global, products: AHashMap::new(), apis: AHashMap::new(), operations: AHashMap::new() };
+    let global = if global_path.exists() {
+        load(&global_path, Scope::Global, d).unwrap_or_default()
+    } else {
+        default_global()
+    };
+    let mut set = PolicySet {
+        global,
+        products: AHashMap::new(),
+        apis: AHashMap::new(),
+        operations: AHashMap::new(),
+    };
     for (id, path) in xml_files(&dir.join("products")) {
         if !products.iter().any(|p| p.id == id) {
-            d.error("P050", Span::file(&path.display().to_string()), format!("policy file for unknown product `{id}`"));
+            d.error(
+                "P050",
+                Span::file(&path.display().to_string()),
+                format!("policy file for unknown product `{id}`"),
+            );
             continue;
         }
         if let Some(doc) = load(&path, Scope::Product, d) {
@@ -243,7 +343,11 @@ fn load_policies(
     let apis_dir = dir.join("apis");
     for (id, path) in xml_files(&apis_dir) {
         if !cfg.raw.apis.iter().any(|a| a.id == id) {
-            d.error("P050", Span::file(&path.display().to_string()), format!("policy file for unknown API `{id}`"));
+            d.error(
+                "P050",
+                Span::file(&path.display().to_string()),
+                format!("policy file for unknown API `{id}`"),
+            );
             continue;
         }
         if let Some(doc) = load(&path, Scope::Api, d) {
@@ -253,7 +357,14 @@ fn load_policies(
     for api in &cfg.raw.apis {
         for (op, path) in xml_files(&apis_dir.join(&api.id)) {
             if !api.operations.iter().any(|o| o.id == op) {
-                d.error("P050", Span::file(&path.display().to_string()), format!("policy file for unknown operation `{op}` of API `{}`", api.id));
+                d.error(
+                    "P050",
+                    Span::file(&path.display().to_string()),
+                    format!(
+                        "policy file for unknown operation `{op}` of API `{}`",
+                        api.id
+                    ),
+                );
                 continue;
             }
             if let Some(doc) = load(&path, Scope::Operation, d) {
@@ -296,7 +407,11 @@ fn compile_api(
         (Some(u), None) => match BaseUrl::parse(u) {
             Ok(b) => (b, None),
             Err(e) => {
-                d.error("C021", cfg.locate(Some(&spec.id), "service_url", u), format!("API `{}`: {e}", spec.id));
+                d.error(
+                    "C021",
+                    cfg.locate(Some(&spec.id), "service_url", u),
+                    format!("API `{}`: {e}", spec.id),
+                );
                 ok = false;
                 (BaseUrl::default(), None)
             }
@@ -304,13 +419,24 @@ fn compile_api(
         (None, Some(b)) => match backend_ids.get(b) {
             Some(&i) => (backends[i].url.clone(), Some(i)),
             None => {
-                d.error("C022", cfg.locate(Some(&spec.id), "backend", b), format!("API `{}` uses unknown backend `{b}`", spec.id));
+                d.error(
+                    "C022",
+                    cfg.locate(Some(&spec.id), "backend", b),
+                    format!("API `{}` uses unknown backend `{b}`", spec.id),
+                );
                 ok = false;
                 (BaseUrl::default(), None)
             }
         },
         _ => {
-            d.error("C023", span.clone(), format!("API `{}` needs exactly one of `service_url` or `backend`", spec.id));
+            d.error(
+                "C023",
+                span.clone(),
+                format!(
+                    "API `{}` needs exactly one of `service_url` or `backend`",
+                    spec.id
+                ),
+            );
             ok = false;
             (BaseUrl::default(), None)
         }
@@ -319,14 +445,38 @@ fn compile_api(
     let key_header = match HeaderName::from_bytes(spec.subscription_key.header.as_bytes()) {
         Ok(h) => h,
         Err(_) => {
-            d.error("C024", span.clone(), format!("API `{}`: invalid subscription key header name", spec.id));
+            d.error(
+                "C024",
+                span.clone(),
+                format!("API `{}`: invalid subscription key header name", spec.id),
+            );
             return None;
         }
     };
-    let api_products: Vec<usize> = products.iter().enumerate().filter(|(_, p)| p.apis.contains(&ai)).map(|(i, _)| i).collect();
-    let open: Vec<usize> = api_products.iter().copied().filter(|&p| !products[p].subscription_required).collect();
+    let api_products: Vec<usize> = products
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.apis.contains(&ai))
+        .map(|(i, _)| i)
+        .collect();
+    let open: Vec<usize> = api_products
+        .iter()
+        .copied()
+        .filter(|&p| !products[p].subscription_required)
+        .collect();
     if open.len() > 1 {
-        d.error("C042", span.clone(), format!("API `{}` is in more than one open product ({}); at most one is allowed", spec.id, open.iter().map(|&p| products[p].id.as_str()).collect::<Vec<_>>().join(", ")));
+        d.error(
+            "C042",
+            span.clone(),
+            format!(
+                "API `{}` is in more than one open product ({}); at most one is allowed",
+                spec.id,
+                open.iter()
+                    .map(|&p| products[p].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
     }
     let empty = PolicyDoc::default();
     let api_doc = set.apis.get(&spec.id).unwrap_or(&empty);
@@ -336,7 +486,11 @@ fn compile_api(
     for op in &spec.operations {
         let op_span = cfg.locate(Some(&spec.id), "id", &op.id);
         if operations.iter().any(|o: &Operation| o.id == op.id) {
-            d.error("C025", op_span.clone(), format!("API `{}`: duplicate operation id `{}`", spec.id, op.id));
+            d.error(
+                "C025",
+                op_span.clone(),
+                format!("API `{}`: duplicate operation id `{}`", spec.id, op.id),
+            );
             continue;
         }
         let method = if op.method == "*" {
@@ -345,7 +499,11 @@ fn compile_api(
             match Method::from_bytes(op.method.to_ascii_uppercase().as_bytes()) {
                 Ok(m) => Some(m),
                 Err(_) => {
-                    d.error("C026", cfg.locate(Some(&op.id), "method", &op.method), format!("operation `{}`: invalid method {:?}", op.id, op.method));
+                    d.error(
+                        "C026",
+                        cfg.locate(Some(&op.id), "method", &op.method),
+                        format!("operation `{}`: invalid method {:?}", op.id, op.method),
+                    );
                     continue;
                 }
             }
@@ -353,20 +511,39 @@ fn compile_api(
         let template = match UrlTemplate::parse(&op.url_template) {
             Ok(t) => t,
             Err(e) => {
-                d.error("C027", cfg.locate(Some(&op.id), "url_template", &op.url_template), format!("operation `{}`: {e}", op.id));
+                d.error(
+                    "C027",
+                    cfg.locate(Some(&op.id), "url_template", &op.url_template),
+                    format!("operation `{}`: {e}", op.id),
+                );
                 continue;
             }
         };
-        let op_doc = set.operations.get(&(spec.id.clone(), op.id.clone())).unwrap_or(&empty);
-        let mut pipelines = vec![Arc::new(build_pipeline(&[&set.global, api_doc, op_doc], backend_ids, d))];
+        let op_doc = set
+            .operations
+            .get(&(spec.id.clone(), op.id.clone()))
+            .unwrap_or(&empty);
+        let mut pipelines = vec![Arc::new(build_pipeline(
+            &[&set.global, api_doc, op_doc],
+            backend_ids,
+            d,
+        ))];
         for &p in &api_products {
             let prod_doc = set.products.get(&products[p].id).unwrap_or(&empty);
-            pipelines.push(Arc::new(build_pipeline(&[&set.global, prod_doc, api_doc, op_doc], backend_ids, d)));
+            pipelines.push(Arc::new(build_pipeline(
+                &[&set.global, prod_doc, api_doc, op_doc],
+                backend_ids,
+                d,
+            )));
         }
         let examples: Arc<[Example]> = op
             .examples
             .iter()
-            .map(|e| Example { status: e.status, content_type: e.content_type.clone(), body: e.body.clone() })
+            .map(|e| Example {
+                status: e.status,
+                content_type: e.content_type.clone(),
+                body: e.body.clone(),
+            })
             .collect();
         operations.push(Operation {
             id: op.id.clone(),
@@ -432,7 +609,11 @@ fn normalize_path(p: &str) -> String {
 
 /// Compose the four sections over a scope chain and split the backend section at
 /// `forward-request`.
-pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize>, d: &mut Diagnostics) -> Pipeline {
+pub fn build_pipeline(
+    chain: &[&PolicyDoc],
+    backend_ids: &AHashMap<String, usize>,
+    d: &mut Diagnostics,
+) -> Pipeline {
     let mut sections: Vec<Vec<Stmt>> = Vec::new();
     for s in Section::ALL {
         let stmts = compose::compose(chain, s);
@@ -440,7 +621,11 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
         for st in &stmts {
             if let StmtKind::SetBackendService(BackendTarget::BackendId(Val::Lit(id))) = &st.kind {
                 if !backend_ids.is_empty() && !backend_ids.contains_key(id) {
-                    d.error("P043", st.span.clone(), format!("set-backend-service names unknown backend `{id}`"));
+                    d.error(
+                        "P043",
+                        st.span.clone(),
+                        format!("set-backend-service names unknown backend `{id}`"),
+                    );
                 }
             }
         }
@@ -456,9 +641,16 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     let mut flat = Vec::new();
     for st in backend {
         match &st.kind {
-            StmtKind::LimitConcurrency { key, max, body } if body.iter().any(|b| matches!(b.kind, StmtKind::ForwardRequest(_))) => {
+            StmtKind::LimitConcurrency { key, max, body }
+                if body
+                    .iter()
+                    .any(|b| matches!(b.kind, StmtKind::ForwardRequest(_))) =>
+            {
                 let mut acquire = st.clone();
-                acquire.kind = StmtKind::AcquireSlot { key: key.clone(), max: *max };
+                acquire.kind = StmtKind::AcquireSlot {
+                    key: key.clone(),
+                    max: *max,
+                };
                 flat.push(acquire);
                 flat.extend(body.iter().cloned());
             }
@@ -467,12 +659,20 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     }
     for st in flat {
         match (&st.kind, &forward) {
-            (StmtKind::ForwardRequest(f), None) => forward = Some(Forward { options: f.clone(), stmt: st.clone() }),
+            (StmtKind::ForwardRequest(f), None) => {
+                forward = Some(Forward {
+                    options: f.clone(),
+                    stmt: st.clone(),
+                })
+            }
             (_, None) => pre.push(st),
             (_, Some(_)) => post.push(st),
         }
     }
-    let replaces_request_body = inbound.iter().chain(pre.iter()).any(|s| matches!(s.kind, StmtKind::SetBody(_)));
+    let replaces_request_body = inbound
+        .iter()
+        .chain(pre.iter())
+        .any(|s| matches!(s.kind, StmtKind::SetBody(_)));
     // Which bodies the statements read: decided here, once, not per request.
     let mut needs_request_body = false;
     let mut needs_response_body = false;
@@ -494,7 +694,10 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
             }
         });
     }
-    for (i, stmts) in [&inbound, &pre, &on_error, &post, &outbound].into_iter().enumerate() {
+    for (i, stmts) in [&inbound, &pre, &on_error, &post, &outbound]
+        .into_iter()
+        .enumerate()
+    {
         walk(stmts, &mut |s| {
             s.visit_exprs(&mut |e| {
                 needs_request_body |= e.reads_request_body();
@@ -507,7 +710,11 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     for stmts in [&post, &outbound] {
         walk(stmts, &mut |s| {
             // find-and-replace edits the response body; cache-store saves it.
-            if matches!(s.kind, StmtKind::FindAndReplace { .. } | StmtKind::CacheStore { .. }) && forward.is_some() {
+            if matches!(
+                s.kind,
+                StmtKind::FindAndReplace { .. } | StmtKind::CacheStore { .. }
+            ) && forward.is_some()
+            {
                 needs_response_body = true;
             }
         });
@@ -516,7 +723,17 @@ pub fn build_pipeline(chain: &[&PolicyDoc], backend_ids: &AHashMap<String, usize
     if needs_response_body {
         needs_request_body = true;
     }
-    Pipeline { inbound, backend_pre: pre, forward, backend_post: post, outbound, on_error, replaces_request_body, needs_request_body, needs_response_body }
+    Pipeline {
+        inbound,
+        backend_pre: pre,
+        forward,
+        backend_post: post,
+        outbound,
+        on_error,
+        replaces_request_body,
+        needs_request_body,
+        needs_response_body,
+    }
 }
 
 fn compile_subscriptions(
@@ -530,11 +747,18 @@ fn compile_subscriptions(
     for s in &cfg.raw.subscriptions {
         let span = cfg.locate(None, "id", &s.id);
         if list.iter().any(|x| x.id == s.id) {
-            d.error("C050", span.clone(), format!("duplicate subscription id `{}`", s.id));
+            d.error(
+                "C050",
+                span.clone(),
+                format!("duplicate subscription id `{}`", s.id),
+            );
             continue;
         }
         let scope = match s.scope.split_once(':') {
-            Some(("product", p)) => products.iter().position(|x| x.id == p).map(SubScope::Product),
+            Some(("product", p)) => products
+                .iter()
+                .position(|x| x.id == p)
+                .map(SubScope::Product),
             Some(("api", a)) => api_index.get(a).map(|&i| SubScope::Api(i)),
             None if s.scope == "all-apis" => Some(SubScope::AllApis),
             None if s.scope == "all-access" => Some(SubScope::AllAccess),
@@ -549,11 +773,25 @@ fn compile_subscriptions(
             continue;
         };
         if s.primary_key.is_none() && s.secondary_key.is_none() {
-            d.error("C052", span.clone(), format!("subscription `{}` needs a primary_key or secondary_key", s.id));
+            d.error(
+                "C052",
+                span.clone(),
+                format!(
+                    "subscription `{}` needs a primary_key or secondary_key",
+                    s.id
+                ),
+            );
         }
         for k in [&s.primary_key, &s.secondary_key].into_iter().flatten() {
             if k.len() < 8 {
-                d.error("C053", span.clone(), format!("subscription `{}`: keys must be at least 8 characters", s.id));
+                d.error(
+                    "C053",
+                    span.clone(),
+                    format!(
+                        "subscription `{}`: keys must be at least 8 characters",
+                        s.id
+                    ),
+                );
             }
             if let Some(other) = seen_keys.insert(k.clone(), s.id.clone()) {
                 d.error("C054", span.clone(), format!("subscription `{}` reuses a key of subscription `{other}`; keys must be unique", s.id));
@@ -589,12 +827,19 @@ fn compile_subscriptions(
 pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
     let mut d = Diagnostics::new();
     let named = AHashMap::new();
-    let env = Env { named: &named, scope };
+    let env = Env {
+        named: &named,
+        scope,
+    };
     let file: Arc<str> = Arc::from(path.display().to_string());
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            d.error("P009", Span::new(&file, 1, 1), format!("cannot read policy document: {e}"));
+            d.error(
+                "P009",
+                Span::new(&file, 1, 1),
+                format!("cannot read policy document: {e}"),
+            );
             return d;
         }
     };
@@ -604,12 +849,28 @@ pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
     };
     if root.name == "fragment" {
         if text.len() > policy::MAX_FRAGMENT_BYTES {
-            d.error("P008", Span::new(&file, 1, 1), format!("fragment is {} bytes; the limit is {}", text.len(), policy::MAX_FRAGMENT_BYTES));
+            d.error(
+                "P008",
+                Span::new(&file, 1, 1),
+                format!(
+                    "fragment is {} bytes; the limit is {}",
+                    text.len(),
+                    policy::MAX_FRAGMENT_BYTES
+                ),
+            );
         }
         parse::parse_fragment(&root, &env, &mut d);
     } else {
         if text.len() > policy::MAX_DOCUMENT_BYTES {
-            d.error("P008", Span::new(&file, 1, 1), format!("document is {} bytes; the limit is {}", text.len(), policy::MAX_DOCUMENT_BYTES));
+            d.error(
+                "P008",
+                Span::new(&file, 1, 1),
+                format!(
+                    "document is {} bytes; the limit is {}",
+                    text.len(),
+                    policy::MAX_DOCUMENT_BYTES
+                ),
+            );
         }
         let doc = parse::parse_document(&root, &env, &mut d);
         let doc = compose::expand_document(&doc, &AHashMap::new(), &mut d);

@@ -7,9 +7,22 @@ use std::fmt::Write;
 use super::Gateway;
 use crate::policy::Stmt;
 
-pub fn explain(gw: &Gateway, api_id: &str, op_id: &str, product: Option<&str>) -> Result<String, String> {
-    let api = gw.apis.iter().find(|a| a.id == api_id).ok_or_else(|| format!("unknown API `{api_id}`"))?;
-    let op = api.operations.iter().find(|o| o.id == op_id).ok_or_else(|| format!("API `{api_id}` has no operation `{op_id}`"))?;
+pub fn explain(
+    gw: &Gateway,
+    api_id: &str,
+    op_id: &str,
+    product: Option<&str>,
+) -> Result<String, String> {
+    let api = gw
+        .apis
+        .iter()
+        .find(|a| a.id == api_id)
+        .ok_or_else(|| format!("unknown API `{api_id}`"))?;
+    let op = api
+        .operations
+        .iter()
+        .find(|o| o.id == op_id)
+        .ok_or_else(|| format!("API `{api_id}` has no operation `{op_id}`"))?;
     let idx = match product {
         None => 0,
         Some(p) => {
@@ -39,7 +52,12 @@ pub fn explain(gw: &Gateway, api_id: &str, op_id: &str, product: Option<&str>) -
         for stmts in parts {
             for s in stmts.iter() {
                 n += 1;
-                let _ = writeln!(out, "    <!-- #{n} {} scope, {} -->", s.scope.name(), s.span);
+                let _ = writeln!(
+                    out,
+                    "    <!-- #{n} {} scope, {} -->",
+                    s.scope.name(),
+                    s.span
+                );
                 let _ = writeln!(out, "    {}", s.display);
             }
         }
@@ -47,7 +65,11 @@ pub fn explain(gw: &Gateway, api_id: &str, op_id: &str, product: Option<&str>) -
     };
     section("inbound", &[&p.inbound], &mut out);
     let fwd: Vec<Stmt> = p.forward.iter().map(|f| f.stmt.clone()).collect();
-    section("backend", &[&p.backend_pre, &fwd, &p.backend_post], &mut out);
+    section(
+        "backend",
+        &[&p.backend_pre, &fwd, &p.backend_post],
+        &mut out,
+    );
     section("outbound", &[&p.outbound], &mut out);
     section("on-error", &[&p.on_error], &mut out);
     out.push_str("</policies>\n");

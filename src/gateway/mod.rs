@@ -123,13 +123,21 @@ pub struct Product {
 impl Gateway {
     /// Find the API for a host and path: the longest matching path prefix wins.
     pub fn match_api(&self, host: Option<&str>, path: &str) -> Option<(usize, usize)> {
-        let host = host.map(|h| h.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(h, |(h, _)| h));
+        let host = host.map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                .map_or(h, |(h, _)| h)
+        });
         let mut best: Option<(usize, usize)> = None;
         for (i, api) in self.apis.iter().enumerate() {
-            if !api.hosts.is_empty() && !host.is_some_and(|h| api.hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) {
+            if !api.hosts.is_empty()
+                && !host.is_some_and(|h| api.hosts.iter().any(|x| x.eq_ignore_ascii_case(h)))
+            {
                 continue;
             }
-            let Some(rest) = strip_prefix_ci(path, &api.path) else { continue };
+            let Some(rest) = strip_prefix_ci(path, &api.path) else {
+                continue;
+            };
             if !(rest.is_empty() || rest.starts_with('/')) {
                 continue;
             }
@@ -137,7 +145,10 @@ impl Gateway {
                 None => true,
                 Some((b, _)) => {
                     let b = &self.apis[b];
-                    api.path.len() > b.path.len() || (api.path.len() == b.path.len() && !api.hosts.is_empty() && b.hosts.is_empty())
+                    api.path.len() > b.path.len()
+                        || (api.path.len() == b.path.len()
+                            && !api.hosts.is_empty()
+                            && b.hosts.is_empty())
                 }
             };
             if better {
@@ -153,7 +164,9 @@ impl Gateway {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
+    if s.len() >= prefix.len()
+        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    {
         s.get(prefix.len()..)
     } else {
         None

@@ -42,7 +42,9 @@ impl UrlTemplate {
             }
             if let Some(name) = seg.strip_prefix("{*").and_then(|s| s.strip_suffix('}')) {
                 if i + 1 != raw.len() {
-                    return Err(format!("URL template {t:?}: {{*{name}}} must be the last segment"));
+                    return Err(format!(
+                        "URL template {t:?}: {{*{name}}} must be the last segment"
+                    ));
                 }
                 segments.push(Segment::Rest(name.to_string()));
                 continue;
@@ -57,14 +59,22 @@ impl UrlTemplate {
         }
         let mut q = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, val) = pair.split_once('=').ok_or_else(|| format!("URL template {t:?}: query part {pair:?} must be name={{param}}"))?;
+            let (name, val) = pair.split_once('=').ok_or_else(|| {
+                format!("URL template {t:?}: query part {pair:?} must be name={{param}}")
+            })?;
             let p = val
                 .strip_prefix('{')
                 .and_then(|v| v.strip_suffix('}'))
-                .ok_or_else(|| format!("URL template {t:?}: query value {val:?} must be a {{placeholder}}"))?;
+                .ok_or_else(|| {
+                    format!("URL template {t:?}: query value {val:?} must be a {{placeholder}}")
+                })?;
             q.push((name.to_string(), p.to_string()));
         }
-        Ok(UrlTemplate { segments, query: q, specificity })
+        Ok(UrlTemplate {
+            segments,
+            query: q,
+            specificity,
+        })
     }
 
     /// Match a path (relative to the API, starting with `/` or empty) and query pairs;
@@ -72,7 +82,11 @@ impl UrlTemplate {
     pub fn matches(&self, path: &str, query: &[(String, String)]) -> Option<Vec<(String, String)>> {
         let mut out = Vec::new();
         let trimmed = path.strip_prefix('/').unwrap_or(path);
-        let segs: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+        let segs: Vec<&str> = if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            trimmed.split('/').collect()
+        };
         let segs: &[&str] = match segs.last() {
             Some(&"") => &segs[..segs.len() - 1],
             _ => &segs,
@@ -139,7 +153,9 @@ fn match_pieces(pieces: &[Piece], seg: &str, out: &mut Vec<(String, String)>) ->
             }
             Piece::Param(name) => {
                 let end = match pieces.get(k + 1) {
-                    Some(Piece::Lit(next)) => rest.to_ascii_lowercase().find(&next.to_ascii_lowercase())?,
+                    Some(Piece::Lit(next)) => {
+                        rest.to_ascii_lowercase().find(&next.to_ascii_lowercase())?
+                    }
                     _ => rest.len(),
                 };
                 if end == 0 {
@@ -155,7 +171,9 @@ fn match_pieces(pieces: &[Piece], seg: &str, out: &mut Vec<(String, String)>) ->
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parse a raw query string into decoded pairs (`+` is a space, as in forms).
@@ -179,18 +197,38 @@ mod tests {
     use super::*;
 
     fn m(t: &str, path: &str, q: &str) -> Option<Vec<(String, String)>> {
-        UrlTemplate::parse(t).unwrap_or_else(|e| panic!("{e}")).matches(path, &parse_query(q))
+        UrlTemplate::parse(t)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .matches(path, &parse_query(q))
     }
 
     #[test]
     fn templates_match() {
-        assert_eq!(m("/users/{id}", "/users/42", ""), Some(vec![("id".into(), "42".into())]));
+        assert_eq!(
+            m("/users/{id}", "/users/42", ""),
+            Some(vec![("id".into(), "42".into())])
+        );
         assert_eq!(m("/users/{id}", "/users/42/x", ""), None);
-        assert_eq!(m("/users/{id}", "/USERS/a%20b/", ""), Some(vec![("id".into(), "a b".into())]));
+        assert_eq!(
+            m("/users/{id}", "/USERS/a%20b/", ""),
+            Some(vec![("id".into(), "a b".into())])
+        );
         assert_eq!(m("/", "", ""), Some(vec![]));
-        assert_eq!(m("/files/{*p}", "/files/a/b", ""), Some(vec![("p".into(), "a/b".into())]));
-        assert_eq!(m("/get?a={b}", "/get", "a=1&c=2"), Some(vec![("b".into(), "1".into())]));
+        assert_eq!(
+            m("/files/{*p}", "/files/a/b", ""),
+            Some(vec![("p".into(), "a/b".into())])
+        );
+        assert_eq!(
+            m("/get?a={b}", "/get", "a=1&c=2"),
+            Some(vec![("b".into(), "1".into())])
+        );
         assert_eq!(m("/get?a={b}", "/get", "c=2"), None);
-        assert_eq!(m("/{a}.{ext}", "/x.json", ""), Some(vec![("a".into(), "x".into()), ("ext".into(), "json".into())]));
+        assert_eq!(
+            m("/{a}.{ext}", "/x.json", ""),
+            Some(vec![
+                ("a".into(), "x".into()),
+                ("ext".into(), "json".into())
+            ])
+        );
     }
 }

@@ -39,10 +39,17 @@ impl Subscriptions {
         let mut by_key: AHashMap<u64, Vec<usize>> = AHashMap::new();
         for (i, s) in list.iter().enumerate() {
             for k in [&s.primary_key, &s.secondary_key].into_iter().flatten() {
-                by_key.entry(hasher.hash_one(k.as_bytes())).or_default().push(i);
+                by_key
+                    .entry(hasher.hash_one(k.as_bytes()))
+                    .or_default()
+                    .push(i);
             }
         }
-        Subscriptions { list, by_key, hasher }
+        Subscriptions {
+            list,
+            by_key,
+            hasher,
+        }
     }
 
     /// The subscription holding `key` as its primary or secondary key.
@@ -50,8 +57,14 @@ impl Subscriptions {
         let candidates = self.by_key.get(&self.hasher.hash_one(key.as_bytes()))?;
         for &i in candidates {
             let s = &self.list[i];
-            let p = s.primary_key.as_deref().is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())));
-            let q = s.secondary_key.as_deref().is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())));
+            let p = s
+                .primary_key
+                .as_deref()
+                .is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())));
+            let q = s
+                .secondary_key
+                .as_deref()
+                .is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())));
             if p | q {
                 return Some((i, s));
             }

@@ -18,7 +18,11 @@ impl BaseUrl {
         let tls = match u.scheme() {
             "http" => false,
             "https" => true,
-            other => return Err(format!("invalid URL {s:?}: scheme must be http or https, found {other}")),
+            other => {
+                return Err(format!(
+                    "invalid URL {s:?}: scheme must be http or https, found {other}"
+                ))
+            }
         };
         let host = match u.host() {
             Some(url::Host::Ipv6(a)) => format!("[{a}]"),
@@ -26,15 +30,25 @@ impl BaseUrl {
             None => return Err(format!("invalid URL {s:?}: no host")),
         };
         if u.query().is_some() || u.fragment().is_some() {
-            return Err(format!("invalid URL {s:?}: a base URL cannot carry a query or fragment"));
+            return Err(format!(
+                "invalid URL {s:?}: a base URL cannot carry a query or fragment"
+            ));
         }
-        let port = u.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        let port = u
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
         let authority = match u.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
         let path = u.path().trim_end_matches('/').to_string();
-        Ok(BaseUrl { tls, host, port, path, authority })
+        Ok(BaseUrl {
+            tls,
+            host,
+            port,
+            path,
+            authority,
+        })
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -64,9 +78,21 @@ mod tests {
     #[test]
     fn parses_base_urls() {
         let b = BaseUrl::parse("http://contoso.com/api/10.4/").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((b.tls, b.host.as_str(), b.port, b.path.as_str(), b.authority.as_str()), (false, "contoso.com", 80, "/api/10.4", "contoso.com"));
+        assert_eq!(
+            (
+                b.tls,
+                b.host.as_str(),
+                b.port,
+                b.path.as_str(),
+                b.authority.as_str()
+            ),
+            (false, "contoso.com", 80, "/api/10.4", "contoso.com")
+        );
         let b = BaseUrl::parse("https://127.0.0.1:8443").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((b.port, b.path.as_str(), b.authority.as_str()), (8443, "", "127.0.0.1:8443"));
+        assert_eq!(
+            (b.port, b.path.as_str(), b.authority.as_str()),
+            (8443, "", "127.0.0.1:8443")
+        );
         assert!(BaseUrl::parse("ftp://x").is_err());
         assert!(BaseUrl::parse("http://x/?a=1").is_err());
     }

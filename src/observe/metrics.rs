@@ -2,7 +2,10 @@
 
 use std::sync::OnceLock;
 
-use prometheus::{register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec, IntCounterVec, IntGauge};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
+    IntCounterVec, IntGauge,
+};
 
 pub struct Metrics {
     /// Requests by API, operation, status class and producer (`backend` / `gateway`).
@@ -23,7 +26,9 @@ pub struct Metrics {
     pub store_up: IntGauge,
 }
 
-const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 static METRICS: OnceLock<Option<Metrics>> = OnceLock::new();
 
@@ -34,18 +39,39 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Requests by API, operation, status class and producer",
             &["api", "operation", "status_class", "producer"]
         )?,
-        duration: register_histogram_vec!("gatehouse_request_duration_seconds", "Whole-request latency", &["api"], BUCKETS.to_vec())?,
+        duration: register_histogram_vec!(
+            "gatehouse_request_duration_seconds",
+            "Whole-request latency",
+            &["api"],
+            BUCKETS.to_vec()
+        )?,
         backend_duration: register_histogram_vec!(
             "gatehouse_backend_duration_seconds",
             "Time from sending the request upstream to receiving response headers",
             &["api"],
             BUCKETS.to_vec()
         )?,
-        reloads: register_int_counter_vec!("gatehouse_config_reloads_total", "Configuration reloads by result", &["result"])?,
-        generation: register_int_gauge!("gatehouse_config_generation", "Generation of the configuration in service")?,
-        store_evictions: prometheus::register_int_counter!("gatehouse_store_evictions_total", "Keys evicted from the in-memory store because it was full")?,
-        store_errors: prometheus::register_int_counter!("gatehouse_store_errors_total", "Failed calls to the shared store")?,
-        store_up: register_int_gauge!("gatehouse_store_up", "1 while the shared store answers, 0 while its failure mode applies")?,
+        reloads: register_int_counter_vec!(
+            "gatehouse_config_reloads_total",
+            "Configuration reloads by result",
+            &["result"]
+        )?,
+        generation: register_int_gauge!(
+            "gatehouse_config_generation",
+            "Generation of the configuration in service"
+        )?,
+        store_evictions: prometheus::register_int_counter!(
+            "gatehouse_store_evictions_total",
+            "Keys evicted from the in-memory store because it was full"
+        )?,
+        store_errors: prometheus::register_int_counter!(
+            "gatehouse_store_errors_total",
+            "Failed calls to the shared store"
+        )?,
+        store_up: register_int_gauge!(
+            "gatehouse_store_up",
+            "1 while the shared store answers, 0 while its failure mode applies"
+        )?,
     })
 }
 

@@ -15,7 +15,12 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 4] = [Section::Inbound, Section::Backend, Section::Outbound, Section::OnError];
+    pub const ALL: [Section; 4] = [
+        Section::Inbound,
+        Section::Backend,
+        Section::Outbound,
+        Section::OnError,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,7 +59,9 @@ impl Scope {
     }
 
     pub fn from_name(s: &str) -> Option<Scope> {
-        [Scope::Global, Scope::Product, Scope::Api, Scope::Operation].into_iter().find(|x| x.name() == s)
+        [Scope::Global, Scope::Product, Scope::Api, Scope::Operation]
+            .into_iter()
+            .find(|x| x.name() == s)
     }
 }
 
@@ -299,20 +306,49 @@ pub enum StmtKind {
     ForwardRequest(ForwardRequest),
     Choose(Choose),
     /// `value`: a literal is stored as a string; an expression's value is stored as it is.
-    SetVariable { name: String, value: Val<String> },
+    SetVariable {
+        name: String,
+        value: Val<String>,
+    },
     Trace(Trace),
-    FindAndReplace { from: Val<String>, to: Val<String> },
+    FindAndReplace {
+        from: Val<String>,
+        to: Val<String>,
+    },
     SendRequest(SendRequest),
     CacheLookup(CacheLookup),
     /// `duration` seconds; `cache_response`: None = only 200s are stored.
-    CacheStore { duration: Val<u64>, cache_response: Option<Val<bool>> },
+    CacheStore {
+        duration: Val<u64>,
+        cache_response: Option<Val<bool>>,
+    },
     /// `<limit-concurrency key max-count>` around nested statements.
-    LimitConcurrency { key: Val<String>, max: u64, body: Vec<Stmt> },
+    LimitConcurrency {
+        key: Val<String>,
+        max: u64,
+        body: Vec<Stmt>,
+    },
     /// Takes a slot held until the request ends (a limit-concurrency around forward-request).
-    AcquireSlot { key: Val<String>, max: u64 },
-    CacheLookupValue { key: Val<String>, variable: String, default: Option<Val<String>>, caching: CachingType },
-    CacheStoreValue { key: Val<String>, value: Val<String>, duration: Val<u64>, caching: CachingType },
-    CacheRemoveValue { key: Val<String>, caching: CachingType },
+    AcquireSlot {
+        key: Val<String>,
+        max: u64,
+    },
+    CacheLookupValue {
+        key: Val<String>,
+        variable: String,
+        default: Option<Val<String>>,
+        caching: CachingType,
+    },
+    CacheStoreValue {
+        key: Val<String>,
+        value: Val<String>,
+        duration: Val<u64>,
+        caching: CachingType,
+    },
+    CacheRemoveValue {
+        key: Val<String>,
+        caching: CachingType,
+    },
     RateLimitByKey(RateLimitByKey),
     RateLimit(RateLimit),
     QuotaByKey(QuotaByKey),
@@ -323,7 +359,12 @@ impl Stmt {
     /// Statements nested in this one (choose branches).
     pub fn children(&self) -> Vec<&Stmt> {
         match &self.kind {
-            StmtKind::Choose(c) => c.whens.iter().flat_map(|(_, b)| b.iter()).chain(c.otherwise.iter().flatten()).collect(),
+            StmtKind::Choose(c) => c
+                .whens
+                .iter()
+                .flat_map(|(_, b)| b.iter())
+                .chain(c.otherwise.iter().flatten())
+                .collect(),
             StmtKind::LimitConcurrency { body, .. } => body.iter().collect(),
             _ => Vec::new(),
         }
@@ -375,7 +416,9 @@ impl Stmt {
                 v(&r.template, f);
                 v(&r.copy_unmatched_params, f);
             }
-            StmtKind::SetBackendService(BackendTarget::BaseUrl(x) | BackendTarget::BackendId(x)) => v(x, f),
+            StmtKind::SetBackendService(
+                BackendTarget::BaseUrl(x) | BackendTarget::BackendId(x),
+            ) => v(x, f),
             StmtKind::ForwardRequest(fr) => {
                 if let Some(t) = &fr.timeout_ms {
                     v(t, f);
@@ -405,7 +448,10 @@ impl Stmt {
                 v(&c.must_revalidate, f);
                 v(&c.allow_private, f);
             }
-            StmtKind::CacheStore { duration, cache_response } => {
+            StmtKind::CacheStore {
+                duration,
+                cache_response,
+            } => {
                 v(duration, f);
                 if let Some(c) = cache_response {
                     v(c, f);
@@ -440,7 +486,12 @@ impl Stmt {
                     v(d, f);
                 }
             }
-            StmtKind::CacheStoreValue { key, value, duration, .. } => {
+            StmtKind::CacheStoreValue {
+                key,
+                value,
+                duration,
+                ..
+            } => {
                 v(key, f);
                 v(value, f);
                 v(duration, f);
@@ -466,7 +517,11 @@ impl Stmt {
                     v(c, f);
                 }
             }
-            StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::MockResponse(_) | StmtKind::RateLimit(_) | StmtKind::Quota(_) => {}
+            StmtKind::Base
+            | StmtKind::IncludeFragment(_)
+            | StmtKind::MockResponse(_)
+            | StmtKind::RateLimit(_)
+            | StmtKind::Quota(_) => {}
         }
     }
 }

@@ -10,14 +10,25 @@ use crate::diag::Diagnostics;
 pub type Fragments = AHashMap<String, Vec<Stmt>>;
 
 /// Replace every `<include-fragment>` with the fragment's statements (verbatim, at load).
-pub fn expand_fragments(stmts: &[Stmt], fragments: &Fragments, diags: &mut Diagnostics) -> Vec<Stmt> {
+pub fn expand_fragments(
+    stmts: &[Stmt],
+    fragments: &Fragments,
+    diags: &mut Diagnostics,
+) -> Vec<Stmt> {
     let mut out = Vec::with_capacity(stmts.len());
     for s in stmts {
         match &s.kind {
             StmtKind::Choose(c) => {
                 let mut s = s.clone();
-                let whens = c.whens.iter().map(|(cond, body)| (cond.clone(), expand_fragments(body, fragments, diags))).collect();
-                let otherwise = c.otherwise.as_ref().map(|b| expand_fragments(b, fragments, diags));
+                let whens = c
+                    .whens
+                    .iter()
+                    .map(|(cond, body)| (cond.clone(), expand_fragments(body, fragments, diags)))
+                    .collect();
+                let otherwise = c
+                    .otherwise
+                    .as_ref()
+                    .map(|b| expand_fragments(b, fragments, diags));
                 s.kind = StmtKind::Choose(crate::policy::Choose { whens, otherwise });
                 out.push(s);
             }
@@ -26,7 +37,11 @@ pub fn expand_fragments(stmts: &[Stmt], fragments: &Fragments, diags: &mut Diagn
                     set_scope(&mut f, s.scope);
                     f
                 })),
-                None => diags.error("P031", s.span.clone(), format!("unknown policy fragment `{id}`")),
+                None => diags.error(
+                    "P031",
+                    s.span.clone(),
+                    format!("unknown policy fragment `{id}`"),
+                ),
             },
             _ => out.push(s.clone()),
         }
@@ -47,10 +62,16 @@ fn set_scope(s: &mut Stmt, scope: Scope) {
 }
 
 /// Expand fragments in every section of a document.
-pub fn expand_document(doc: &PolicyDoc, fragments: &Fragments, diags: &mut Diagnostics) -> PolicyDoc {
+pub fn expand_document(
+    doc: &PolicyDoc,
+    fragments: &Fragments,
+    diags: &mut Diagnostics,
+) -> PolicyDoc {
     let mut out = PolicyDoc::default();
     for s in Section::ALL {
-        out.sections[s.index()] = doc.section(s).map(|st| expand_fragments(st, fragments, diags));
+        out.sections[s.index()] = doc
+            .section(s)
+            .map(|st| expand_fragments(st, fragments, diags));
     }
     out
 }
@@ -60,7 +81,11 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
     fn nested(section: Section, s: &Stmt, diags: &mut Diagnostics) {
         for c in s.children() {
             if matches!(c.kind, StmtKind::Base) {
-                diags.error("P045", c.span.clone(), "<base/> must be a direct child of a section");
+                diags.error(
+                    "P045",
+                    c.span.clone(),
+                    "<base/> must be a direct child of a section",
+                );
             }
             let in_limit = matches!(s.kind, StmtKind::LimitConcurrency { .. });
             if matches!(c.kind, StmtKind::ForwardRequest(_)) && !in_limit {
@@ -68,14 +93,25 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
             }
             if let Some((_, _, mask)) = catalog::lookup(c.element) {
                 if !catalog::allowed_in(mask, section) {
-                    diags.error("P040", c.span.clone(), format!("<{}> is not allowed in <{}>; it may appear in: {}", c.element, section.name(), catalog::sections_of(mask)));
+                    diags.error(
+                        "P040",
+                        c.span.clone(),
+                        format!(
+                            "<{}> is not allowed in <{}>; it may appear in: {}",
+                            c.element,
+                            section.name(),
+                            catalog::sections_of(mask)
+                        ),
+                    );
                 }
             }
             nested(section, c, diags);
         }
     }
     for section in Section::ALL {
-        let Some(stmts) = doc.section(section) else { continue };
+        let Some(stmts) = doc.section(section) else {
+            continue;
+        };
         let mut bases = 0;
         for s in stmts {
             nested(section, s, diags);
@@ -84,7 +120,12 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
                     diags.error(
                         "P040",
                         s.span.clone(),
-                        format!("<{}> is not allowed in <{}>; it may appear in: {}", s.element, section.name(), catalog::sections_of(mask)),
+                        format!(
+                            "<{}> is not allowed in <{}>; it may appear in: {}",
+                            s.element,
+                            section.name(),
+                            catalog::sections_of(mask)
+                        ),
                     );
                 }
             }
@@ -96,7 +137,11 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
             if matches!(s.kind, StmtKind::Base) {
                 bases += 1;
                 if bases > 1 {
-                    diags.error("P041", s.span.clone(), format!("<base/> may appear only once in <{}>", section.name()));
+                    diags.error(
+                        "P041",
+                        s.span.clone(),
+                        format!("<base/> may appear only once in <{}>", section.name()),
+                    );
                 }
             }
         }
@@ -136,10 +181,22 @@ pub fn compose(chain: &[&PolicyDoc], section: Section) -> Vec<Stmt> {
 
 /// Checks on a composed section: once-only policies.
 pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics) {
-    for (name, what) in [("rate-limit", "rate-limit"), ("quota", "quota"), ("cache-lookup", "cache-lookup"), ("cache-store", "cache-store")] {
+    for (name, what) in [
+        ("rate-limit", "rate-limit"),
+        ("quota", "quota"),
+        ("cache-lookup", "cache-lookup"),
+        ("cache-store", "cache-store"),
+    ] {
         let found: Vec<&Stmt> = stmts.iter().filter(|s| s.element == name).collect();
         for extra in found.iter().skip(1) {
-            diags.error("P042", extra.span.clone(), format!("<{what}> may appear only once in the effective policy (first at {})", found[0].span));
+            diags.error(
+                "P042",
+                extra.span.clone(),
+                format!(
+                    "<{what}> may appear only once in the effective policy (first at {})",
+                    found[0].span
+                ),
+            );
         }
     }
     if section == Section::Backend {
@@ -167,11 +224,23 @@ mod tests {
     use crate::diag::Span;
 
     fn st(kind: StmtKind, element: &'static str, scope: Scope, tag: &str) -> Stmt {
-        Stmt { kind, element, id: None, span: Span::file("t"), scope, display: tag.to_string() }
+        Stmt {
+            kind,
+            element,
+            id: None,
+            span: Span::file("t"),
+            scope,
+            display: tag.to_string(),
+        }
     }
 
     fn body(tag: &str, scope: Scope) -> Stmt {
-        st(StmtKind::SetBody(Val::Lit(tag.into())), "set-body", scope, tag)
+        st(
+            StmtKind::SetBody(Val::Lit(tag.into())),
+            "set-body",
+            scope,
+            tag,
+        )
     }
 
     fn base(scope: Scope) -> Stmt {
@@ -191,14 +260,33 @@ mod tests {
     #[test]
     fn base_first_last_absent() {
         let g = doc(Some(vec![body("g", Scope::Global)]));
-        let a = doc(Some(vec![body("a1", Scope::Api), base(Scope::Api), body("a2", Scope::Api)]));
-        let o_first = doc(Some(vec![base(Scope::Operation), body("o", Scope::Operation)]));
-        let o_last = doc(Some(vec![body("o", Scope::Operation), base(Scope::Operation)]));
+        let a = doc(Some(vec![
+            body("a1", Scope::Api),
+            base(Scope::Api),
+            body("a2", Scope::Api),
+        ]));
+        let o_first = doc(Some(vec![
+            base(Scope::Operation),
+            body("o", Scope::Operation),
+        ]));
+        let o_last = doc(Some(vec![
+            body("o", Scope::Operation),
+            base(Scope::Operation),
+        ]));
         let o_none = doc(Some(vec![body("o", Scope::Operation)]));
         let o_omitted = doc(None);
-        assert_eq!(names(&compose(&[&g, &a, &o_first], Section::Inbound)), ["a1", "g", "a2", "o"]);
-        assert_eq!(names(&compose(&[&g, &a, &o_last], Section::Inbound)), ["o", "a1", "g", "a2"]);
+        assert_eq!(
+            names(&compose(&[&g, &a, &o_first], Section::Inbound)),
+            ["a1", "g", "a2", "o"]
+        );
+        assert_eq!(
+            names(&compose(&[&g, &a, &o_last], Section::Inbound)),
+            ["o", "a1", "g", "a2"]
+        );
         assert_eq!(names(&compose(&[&g, &a, &o_none], Section::Inbound)), ["o"]);
-        assert_eq!(names(&compose(&[&g, &a, &o_omitted], Section::Inbound)), ["a1", "g", "a2"]);
+        assert_eq!(
+            names(&compose(&[&g, &a, &o_omitted], Section::Inbound)),
+            ["a1", "g", "a2"]
+        );
     }
 }

@@ -176,19 +176,29 @@ mod tests {
     use super::*;
 
     fn exprs(t: &str) -> Vec<&str> {
-        find_expressions(t).unwrap_or_default().into_iter().map(|(s, e)| &t[s..e]).collect()
+        find_expressions(t)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(s, e)| &t[s..e])
+            .collect()
     }
 
     #[test]
     fn raw_quotes_and_operators() {
         let t = r#"<when condition="@(context.Request.Method == "POST" && x < 3)">"#;
-        assert_eq!(exprs(t), vec![r#"@(context.Request.Method == "POST" && x < 3)"#]);
+        assert_eq!(
+            exprs(t),
+            vec![r#"@(context.Request.Method == "POST" && x < 3)"#]
+        );
     }
 
     #[test]
     fn braces_in_strings_and_interpolation() {
         let t = r#"<set-body>@{ var s = $"{a["k"]} )"; return s + "}"; }</set-body>"#;
-        assert_eq!(exprs(t), vec![r#"@{ var s = $"{a["k"]} )"; return s + "}"; }"#]);
+        assert_eq!(
+            exprs(t),
+            vec![r#"@{ var s = $"{a["k"]} )"; return s + "}"; }"#]
+        );
     }
 
     #[test]

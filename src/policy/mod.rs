@@ -47,12 +47,20 @@ fn read(path: &Path, max: usize, diags: &mut Diagnostics) -> Option<(Arc<str>, S
     let file: Arc<str> = Arc::from(path.display().to_string());
     match std::fs::read_to_string(path) {
         Ok(t) if t.len() > max => {
-            diags.error("P008", Span::new(&file, 1, 1), format!("document is {} bytes; the limit is {max}", t.len()));
+            diags.error(
+                "P008",
+                Span::new(&file, 1, 1),
+                format!("document is {} bytes; the limit is {max}", t.len()),
+            );
             None
         }
         Ok(t) => Some((file, t)),
         Err(e) => {
-            diags.error("P009", Span::new(&file, 1, 1), format!("cannot read policy document: {e}"));
+            diags.error(
+                "P009",
+                Span::new(&file, 1, 1),
+                format!("cannot read policy document: {e}"),
+            );
             None
         }
     }

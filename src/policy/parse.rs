@@ -34,7 +34,11 @@ pub fn substitute(text: &str, span: &Span, env: &Env, diags: &mut Diagnostics) -
                 match env.named.get(name) {
                     Some(nv) => out.push_str(&nv.value),
                     None => {
-                        diags.error("P030", span.clone(), format!("unknown named value `{{{{{name}}}}}`"));
+                        diags.error(
+                            "P030",
+                            span.clone(),
+                            format!("unknown named value `{{{{{name}}}}}`"),
+                        );
                     }
                 }
                 rest = &after[close + 2..];
@@ -53,7 +57,14 @@ pub fn substitute(text: &str, span: &Span, env: &Env, diags: &mut Diagnostics) -
 pub fn parse_document(root: &Element, env: &Env, diags: &mut Diagnostics) -> PolicyDoc {
     let mut doc = PolicyDoc::default();
     if root.name != "policies" {
-        diags.error("P004", root.span.clone(), format!("policy document root must be <policies>, found <{}>", root.name));
+        diags.error(
+            "P004",
+            root.span.clone(),
+            format!(
+                "policy document root must be <policies>, found <{}>",
+                root.name
+            ),
+        );
         return doc;
     }
     check_no_attrs(root, diags);
@@ -63,7 +74,11 @@ pub fn parse_document(root: &Element, env: &Env, diags: &mut Diagnostics) -> Pol
             Node::Element(sec) => match Section::from_name(&sec.name) {
                 Some(s) => {
                     if doc.sections[s.index()].is_some() {
-                        diags.error("P006", sec.span.clone(), format!("section <{}> appears twice", sec.name));
+                        diags.error(
+                            "P006",
+                            sec.span.clone(),
+                            format!("section <{}> appears twice", sec.name),
+                        );
                         continue;
                     }
                     check_no_attrs(sec, diags);
@@ -72,7 +87,10 @@ pub fn parse_document(root: &Element, env: &Env, diags: &mut Diagnostics) -> Pol
                 None => diags.error(
                     "P007",
                     sec.span.clone(),
-                    format!("unknown section <{}>: expected inbound, backend, outbound or on-error", sec.name),
+                    format!(
+                        "unknown section <{}>: expected inbound, backend, outbound or on-error",
+                        sec.name
+                    ),
                 ),
             },
         }
@@ -83,18 +101,30 @@ pub fn parse_document(root: &Element, env: &Env, diags: &mut Diagnostics) -> Pol
 /// Parse a `<fragment>` document into statements.
 pub fn parse_fragment(root: &Element, env: &Env, diags: &mut Diagnostics) -> Vec<Stmt> {
     if root.name != "fragment" {
-        diags.error("P004", root.span.clone(), format!("fragment root must be <fragment>, found <{}>", root.name));
+        diags.error(
+            "P004",
+            root.span.clone(),
+            format!("fragment root must be <fragment>, found <{}>", root.name),
+        );
         return Vec::new();
     }
     let mut stmts = parse_statements(root, env, diags);
     // Report and drop what a fragment may not hold, so including it does not cascade.
     stmts.retain(|s| match s.kind {
         StmtKind::Base => {
-            diags.error("P032", s.span.clone(), "<base/> is not allowed in a fragment");
+            diags.error(
+                "P032",
+                s.span.clone(),
+                "<base/> is not allowed in a fragment",
+            );
             false
         }
         StmtKind::IncludeFragment(_) => {
-            diags.error("P033", s.span.clone(), "fragments cannot include other fragments");
+            diags.error(
+                "P033",
+                s.span.clone(),
+                "fragments cannot include other fragments",
+            );
             false
         }
         _ => true,
@@ -104,7 +134,11 @@ pub fn parse_fragment(root: &Element, env: &Env, diags: &mut Diagnostics) -> Vec
 
 fn check_no_attrs(el: &Element, diags: &mut Diagnostics) {
     for a in &el.attrs {
-        diags.error("P011", a.span.clone(), format!("<{}> has no attribute `{}`", el.name, a.name));
+        diags.error(
+            "P011",
+            a.span.clone(),
+            format!("<{}> has no attribute `{}`", el.name, a.name),
+        );
     }
 }
 
@@ -112,7 +146,11 @@ pub fn parse_statements(parent: &Element, env: &Env, diags: &mut Diagnostics) ->
     let mut out = Vec::new();
     for n in &parent.children {
         match n {
-            Node::Text(t) => diags.error("P005", t.span.clone(), format!("unexpected text in <{}>", parent.name)),
+            Node::Text(t) => diags.error(
+                "P005",
+                t.span.clone(),
+                format!("unexpected text in <{}>", parent.name),
+            ),
             Node::Element(el) => {
                 if let Some(s) = parse_statement(el, env, diags) {
                     out.push(s);
@@ -125,7 +163,11 @@ pub fn parse_statements(parent: &Element, env: &Env, diags: &mut Diagnostics) ->
 
 fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<Stmt> {
     let Some((element, support, _)) = catalog::lookup(&el.name) else {
-        diags.error("P010", el.span.clone(), format!("unknown policy element <{}>", el.name));
+        diags.error(
+            "P010",
+            el.span.clone(),
+            format!("unknown policy element <{}>", el.name),
+        );
         return None;
     };
     match support {
@@ -133,12 +175,19 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             diags.error(
                 "P020",
                 el.span.clone(),
-                format!("<{}> depends on an Azure service and is not supported by gatehouse", el.name),
+                format!(
+                    "<{}> depends on an Azure service and is not supported by gatehouse",
+                    el.name
+                ),
             );
             return None;
         }
         Support::NotYet => {
-            diags.error("P021", el.span.clone(), format!("<{}> is not supported by this gatehouse build yet", el.name));
+            diags.error(
+                "P021",
+                el.span.clone(),
+                format!("<{}> is not supported by this gatehouse build yet", el.name),
+            );
             return None;
         }
         Support::Supported => {}
@@ -159,7 +208,9 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         "set-query-parameter" => StmtKind::SetQueryParameter(parse_set_query(&mut r)),
         "set-method" => {
             r.no_children();
-            let v = r.text_value(true, parse_method).unwrap_or(Val::Lit(Method::GET));
+            let v = r
+                .text_value(true, parse_method)
+                .unwrap_or(Val::Lit(Method::GET));
             StmtKind::SetMethod(v)
         }
         "set-status" => {
@@ -169,15 +220,25 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         "set-body" => {
             if let Some((t, span)) = r.literal("template") {
                 if t == "liquid" {
-                    r.diags.error("P021", span, "set-body template=\"liquid\" is not supported by this gatehouse build yet");
+                    r.diags.error(
+                        "P021",
+                        span,
+                        "set-body template=\"liquid\" is not supported by this gatehouse build yet",
+                    );
                 } else {
-                    r.diags.error("P012", span, format!("set-body template must be \"liquid\", found {t:?}"));
+                    r.diags.error(
+                        "P012",
+                        span,
+                        format!("set-body template must be \"liquid\", found {t:?}"),
+                    );
                 }
             }
             r.no_children();
             r.literal("xsi-nil");
             r.literal("parse-date");
-            let v = r.text_value(false, |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let v = r
+                .text_value(false, |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             StmtKind::SetBody(v)
         }
         "return-response" => StmtKind::ReturnResponse(parse_return_response(&mut r)),
@@ -186,13 +247,26 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             let status = r.parsed_literal("status-code", parse_status).unwrap_or(200);
             let content_type = r.literal("content-type").map(|(v, _)| v);
             r.literal("index");
-            StmtKind::MockResponse(MockResponse { status, content_type })
+            StmtKind::MockResponse(MockResponse {
+                status,
+                content_type,
+            })
         }
         "rewrite-uri" => {
             r.no_children();
-            let template = r.required_value("template", parse_uri_template).unwrap_or(Val::Lit(UriTemplate { path: vec![], query: vec![] }));
-            let copy = r.value("copy-unmatched-params", parse_bool).unwrap_or(Val::Lit(true));
-            StmtKind::RewriteUri(RewriteUri { template, copy_unmatched_params: copy })
+            let template = r
+                .required_value("template", parse_uri_template)
+                .unwrap_or(Val::Lit(UriTemplate {
+                    path: vec![],
+                    query: vec![],
+                }));
+            let copy = r
+                .value("copy-unmatched-params", parse_bool)
+                .unwrap_or(Val::Lit(true));
+            StmtKind::RewriteUri(RewriteUri {
+                template,
+                copy_unmatched_params: copy,
+            })
         }
         "set-backend-service" => {
             r.no_children();
@@ -202,7 +276,9 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                     r.diags.error("P020", a.span.clone(), format!("set-backend-service `{}` (Service Fabric / Dapr) is not supported by gatehouse", a.name));
                 }
             }
-            let base = r.value("base-url", |s| crate::gateway::BaseUrl::parse(s).map(|_| s.trim().to_string()));
+            let base = r.value("base-url", |s| {
+                crate::gateway::BaseUrl::parse(s).map(|_| s.trim().to_string())
+            });
             let id = r.value("backend-id", |s| Ok(s.to_string()));
             match (base, id) {
                 (Some(b), None) => StmtKind::SetBackendService(BackendTarget::BaseUrl(b)),
@@ -212,7 +288,11 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                     return None;
                 }
                 (None, None) => {
-                    r.diags.error("P013", el.span.clone(), "set-backend-service needs `base-url` or `backend-id`");
+                    r.diags.error(
+                        "P013",
+                        el.span.clone(),
+                        "set-backend-service needs `base-url` or `backend-id`",
+                    );
                     return None;
                 }
             }
@@ -223,22 +303,41 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         }
         "choose" => StmtKind::Choose(parse_choose(&mut r)),
         "cache-lookup" => {
-            let vary_by_developer = r.required_value("vary-by-developer", parse_bool).unwrap_or(Val::Lit(false));
-            let vary_by_developer_groups = r.required_value("vary-by-developer-groups", parse_bool).unwrap_or(Val::Lit(false));
+            let vary_by_developer = r
+                .required_value("vary-by-developer", parse_bool)
+                .unwrap_or(Val::Lit(false));
+            let vary_by_developer_groups = r
+                .required_value("vary-by-developer-groups", parse_bool)
+                .unwrap_or(Val::Lit(false));
             let caching = parse_caching(&mut r);
             let downstream = r.value("downstream-caching-type", |s| match s.trim() {
                 "none" | "private" | "public" => Ok(s.trim().to_string()),
-                other => Err(format!("downstream-caching-type must be none, private or public, found {other:?}")),
+                other => Err(format!(
+                    "downstream-caching-type must be none, private or public, found {other:?}"
+                )),
             });
-            let must_revalidate = r.value("must-revalidate", parse_bool).unwrap_or(Val::Lit(true));
-            let allow_private = r.value("allow-private-response-caching", parse_bool).unwrap_or(Val::Lit(false));
+            let must_revalidate = r
+                .value("must-revalidate", parse_bool)
+                .unwrap_or(Val::Lit(true));
+            let allow_private = r
+                .value("allow-private-response-caching", parse_bool)
+                .unwrap_or(Val::Lit(false));
             let (mut vary_headers, mut vary_query) = (Vec::new(), Vec::new());
             for child in r.children() {
                 let mut cr = Reader::new(child, r.env, r.diags);
                 cr.no_children();
                 match child.name.as_str() {
-                    "vary-by-header" => vary_headers.extend(child.text().map(|t| t.value.trim().to_ascii_lowercase())),
-                    "vary-by-query-parameter" => vary_query.extend(child.text().into_iter().flat_map(|t| t.value.split(';').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>())),
+                    "vary-by-header" => vary_headers
+                        .extend(child.text().map(|t| t.value.trim().to_ascii_lowercase())),
+                    "vary-by-query-parameter" => {
+                        vary_query.extend(child.text().into_iter().flat_map(|t| {
+                            t.value
+                                .split(';')
+                                .map(|x| x.trim().to_string())
+                                .filter(|x| !x.is_empty())
+                                .collect::<Vec<_>>()
+                        }))
+                    }
                     other => {
                         cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <cache-lookup>; expected vary-by-header or vary-by-query-parameter"));
                         continue;
@@ -261,72 +360,133 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         }
         "cache-store" => {
             r.no_children();
-            let duration = r.required_value("duration", parse_u64).unwrap_or(Val::Lit(0));
+            let duration = r
+                .required_value("duration", parse_u64)
+                .unwrap_or(Val::Lit(0));
             let cache_response = r.value("cache-response", parse_bool);
-            StmtKind::CacheStore { duration, cache_response }
+            StmtKind::CacheStore {
+                duration,
+                cache_response,
+            }
         }
         "limit-concurrency" => {
-            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let key = r
+                .required_value("key", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             let max = r.parsed_literal("max-count", parse_u64).unwrap_or(1);
             if r.el.attr("max-count").is_none() {
-                r.diags.error("P012", r.el.span.clone(), "<limit-concurrency> needs attribute `max-count`");
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<limit-concurrency> needs attribute `max-count`",
+                );
             }
             r.children_checked = true;
             let body = parse_statements(r.el, r.env, r.diags);
             StmtKind::LimitConcurrency { key, max, body }
         }
-        "send-request" | "send-one-way-request" => StmtKind::SendRequest(parse_send_request(&mut r, element == "send-request")),
+        "send-request" | "send-one-way-request" => {
+            StmtKind::SendRequest(parse_send_request(&mut r, element == "send-request"))
+        }
         "cache-lookup-value" => {
             r.no_children();
-            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let key = r
+                .required_value("key", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             let variable = r.required_literal("variable-name").unwrap_or_default();
             let default = r.value("default-value", |s| Ok(s.to_string()));
             let caching = parse_caching(&mut r);
-            StmtKind::CacheLookupValue { key, variable, default, caching }
+            StmtKind::CacheLookupValue {
+                key,
+                variable,
+                default,
+                caching,
+            }
         }
         "cache-store-value" => {
             r.no_children();
-            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
-            let value = r.required_value("value", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
-            let duration = r.required_value("duration", parse_u64).unwrap_or(Val::Lit(0));
+            let key = r
+                .required_value("key", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            let value = r
+                .required_value("value", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            let duration = r
+                .required_value("duration", parse_u64)
+                .unwrap_or(Val::Lit(0));
             let caching = parse_caching(&mut r);
-            StmtKind::CacheStoreValue { key, value, duration, caching }
+            StmtKind::CacheStoreValue {
+                key,
+                value,
+                duration,
+                caching,
+            }
         }
         "cache-remove-value" => {
             r.no_children();
-            let key = r.required_value("key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let key = r
+                .required_value("key", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             let caching = parse_caching(&mut r);
             StmtKind::CacheRemoveValue { key, caching }
         }
         "rate-limit-by-key" => {
             r.no_children();
             let calls = r.required_value("calls", parse_u64).unwrap_or(Val::Lit(1));
-            let period = r.required_value("renewal-period", parse_period(300)).unwrap_or(Val::Lit(1));
-            let key = r.required_value("counter-key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let period = r
+                .required_value("renewal-period", parse_period(300))
+                .unwrap_or(Val::Lit(1));
+            let key = r
+                .required_value("counter-key", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             let increment_condition = r.value("increment-condition", parse_bool);
             let increment_count = r.value("increment-count", parse_u64);
             r.literal("increment-after-response");
             r.literal("flexible-retry-window");
             let outputs = parse_limit_outputs(&mut r);
-            StmtKind::RateLimitByKey(RateLimitByKey { calls, period, key, increment_condition, increment_count, outputs })
+            StmtKind::RateLimitByKey(RateLimitByKey {
+                calls,
+                period,
+                key,
+                increment_condition,
+                increment_count,
+                outputs,
+            })
         }
         "rate-limit" => {
             let calls = r.parsed_literal("calls", parse_u64).unwrap_or(1);
             if r.el.attr("calls").is_none() {
-                r.diags.error("P012", r.el.span.clone(), "<rate-limit> needs attribute `calls`");
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<rate-limit> needs attribute `calls`",
+                );
             }
-            let period = r.parsed_literal("renewal-period", parse_period(300)).unwrap_or(1);
+            let period = r
+                .parsed_literal("renewal-period", parse_period(300))
+                .unwrap_or(1);
             let outputs = parse_limit_outputs(&mut r);
             let nested = parse_nested_limits(&mut r, false);
-            StmtKind::RateLimit(RateLimit { calls, period, nested, outputs })
+            StmtKind::RateLimit(RateLimit {
+                calls,
+                period,
+                nested,
+                outputs,
+            })
         }
         "quota-by-key" => {
             r.no_children();
-            let key = r.required_value("counter-key", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let key = r
+                .required_value("counter-key", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             let calls = r.parsed_literal("calls", parse_u64).unwrap_or(0);
             let bandwidth_kb = r.parsed_literal("bandwidth", parse_u64).unwrap_or(0);
             if calls == 0 && bandwidth_kb == 0 {
-                r.diags.error("P012", r.el.span.clone(), "<quota-by-key> needs `calls` and/or `bandwidth`");
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<quota-by-key> needs `calls` and/or `bandwidth`",
+                );
             }
             let period = r.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
             if period != 0 && period < 300 {
@@ -334,36 +494,69 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             }
             let increment_condition = r.value("increment-condition", parse_bool);
             let increment_count = r.value("increment-count", parse_u64);
-            let first_period_start = r.parsed_literal("first-period-start", parse_start).unwrap_or(crate::exec::steps::quota::EPOCH_0001);
-            StmtKind::QuotaByKey(QuotaByKey { key, calls, bandwidth_kb, period, increment_condition, increment_count, first_period_start })
+            let first_period_start = r
+                .parsed_literal("first-period-start", parse_start)
+                .unwrap_or(crate::exec::steps::quota::EPOCH_0001);
+            StmtKind::QuotaByKey(QuotaByKey {
+                key,
+                calls,
+                bandwidth_kb,
+                period,
+                increment_condition,
+                increment_count,
+                first_period_start,
+            })
         }
         "quota" => {
             let calls = r.parsed_literal("calls", parse_u64).unwrap_or(0);
             let bandwidth_kb = r.parsed_literal("bandwidth", parse_u64).unwrap_or(0);
             let period = r.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
             if r.el.attr("renewal-period").is_none() {
-                r.diags.error("P012", r.el.span.clone(), "<quota> needs attribute `renewal-period`");
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<quota> needs attribute `renewal-period`",
+                );
             }
             let nested = parse_nested_limits(&mut r, true);
             if calls == 0 && bandwidth_kb == 0 && nested.is_empty() {
-                r.diags.error("P012", r.el.span.clone(), "<quota> needs `calls` and/or `bandwidth`");
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<quota> needs `calls` and/or `bandwidth`",
+                );
             }
-            StmtKind::Quota(QuotaPolicy { calls, bandwidth_kb, period, nested })
+            StmtKind::Quota(QuotaPolicy {
+                calls,
+                bandwidth_kb,
+                period,
+                nested,
+            })
         }
         "set-variable" => {
             r.no_children();
             let name = r.required_literal("name").unwrap_or_default();
-            let value = r.required_value("value", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let value = r
+                .required_value("value", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             StmtKind::SetVariable { name, value }
         }
         "trace" => StmtKind::Trace(parse_trace(&mut r)),
         "find-and-replace" => {
             r.no_children();
-            let from = r.required_value("from", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
-            let to = r.required_value("to", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+            let from = r
+                .required_value("from", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            let to = r
+                .required_value("to", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
             if let Val::Lit(f) = &from {
                 if f.is_empty() {
-                    r.diags.error("P012", r.el.span.clone(), "find-and-replace `from` cannot be empty");
+                    r.diags.error(
+                        "P012",
+                        r.el.span.clone(),
+                        "find-and-replace `from` cannot be empty",
+                    );
                 }
             }
             StmtKind::FindAndReplace { from, to }
@@ -371,16 +564,34 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         _ => return None,
     };
     r.finish();
-    Some(Stmt { kind, element, id, span: el.span.clone(), scope: env.scope, display: render_element(el) })
+    Some(Stmt {
+        kind,
+        element,
+        id,
+        span: el.span.clone(),
+        scope: env.scope,
+        display: render_element(el),
+    })
 }
 
 fn parse_set_header(r: &mut Reader) -> SetHeader {
-    let name = r.required_value("name", parse_header_name).unwrap_or(Val::Lit(HeaderName::from_static("x-invalid")));
-    let action = r.value("exists-action", parse_action).unwrap_or(Val::Lit(ExistsAction::Override));
+    let name = r
+        .required_value("name", parse_header_name)
+        .unwrap_or(Val::Lit(HeaderName::from_static("x-invalid")));
+    let action = r
+        .value("exists-action", parse_action)
+        .unwrap_or(Val::Lit(ExistsAction::Override));
     let mut values = Vec::new();
     for child in r.children() {
         if child.name != "value" {
-            r.diags.error("P014", child.span.clone(), format!("<{}> is not allowed in <{}>; expected <value>", child.name, r.el.name));
+            r.diags.error(
+                "P014",
+                child.span.clone(),
+                format!(
+                    "<{}> is not allowed in <{}>; expected <value>",
+                    child.name, r.el.name
+                ),
+            );
             continue;
         }
         let mut cr = Reader::new(child, r.env, r.diags);
@@ -393,47 +604,93 @@ fn parse_set_header(r: &mut Reader) -> SetHeader {
         cr.finish();
     }
     if let (Val::Lit(ExistsAction::Delete), false) = (&action, values.is_empty()) {
-        r.diags.warning("P015", r.el.span.clone(), "exists-action=\"delete\" ignores <value> children");
+        r.diags.warning(
+            "P015",
+            r.el.span.clone(),
+            "exists-action=\"delete\" ignores <value> children",
+        );
     }
     if let Val::Lit(n) = &name {
-        let restricted = ["connection", "content-length", "keep-alive", "transfer-encoding"];
+        let restricted = [
+            "connection",
+            "content-length",
+            "keep-alive",
+            "transfer-encoding",
+        ];
         if restricted.contains(&n.as_str()) {
-            r.diags.warning("P016", r.el.span.clone(), format!("header `{n}` cannot be modified; this set-header is ignored"));
+            r.diags.warning(
+                "P016",
+                r.el.span.clone(),
+                format!("header `{n}` cannot be modified; this set-header is ignored"),
+            );
         }
     }
-    SetHeader { name, action, values }
+    SetHeader {
+        name,
+        action,
+        values,
+    }
 }
 
 fn parse_set_query(r: &mut Reader) -> SetQueryParameter {
-    let name = r.required_value("name", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
-    let action = r.value("exists-action", parse_action).unwrap_or(Val::Lit(ExistsAction::Override));
+    let name = r
+        .required_value("name", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let action = r
+        .value("exists-action", parse_action)
+        .unwrap_or(Val::Lit(ExistsAction::Override));
     let mut values = Vec::new();
     for child in r.children() {
         if child.name != "value" {
-            r.diags.error("P014", child.span.clone(), format!("<{}> is not allowed in <{}>; expected <value>", child.name, r.el.name));
+            r.diags.error(
+                "P014",
+                child.span.clone(),
+                format!(
+                    "<{}> is not allowed in <{}>; expected <value>",
+                    child.name, r.el.name
+                ),
+            );
             continue;
         }
         let mut cr = Reader::new(child, r.env, r.diags);
         cr.no_children();
-        values.push(cr.text_value(false, |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new())));
+        values.push(
+            cr.text_value(false, |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new())),
+        );
         cr.finish();
     }
     let deleting = matches!(action, Val::Lit(ExistsAction::Delete));
     if values.is_empty() && !deleting {
-        r.diags.error("P012", r.el.span.clone(), "set-query-parameter needs at least one <value> unless exists-action=\"delete\"");
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "set-query-parameter needs at least one <value> unless exists-action=\"delete\"",
+        );
     }
-    SetQueryParameter { name, action, values }
+    SetQueryParameter {
+        name,
+        action,
+        values,
+    }
 }
 
 fn parse_set_status(r: &mut Reader) -> SetStatus {
-    let code = r.required_value("code", parse_status).unwrap_or(Val::Lit(200));
+    let code = r
+        .required_value("code", parse_status)
+        .unwrap_or(Val::Lit(200));
     let reason = r.value("reason", |s| Ok(s.to_string()));
     SetStatus { code, reason }
 }
 
 fn parse_return_response(r: &mut Reader) -> ReturnResponse {
     let response_variable = r.literal("response-variable-name").map(|(v, _)| v);
-    let mut out = ReturnResponse { response_variable, status: None, headers: Vec::new(), body: None };
+    let mut out = ReturnResponse {
+        response_variable,
+        status: None,
+        headers: Vec::new(),
+        body: None,
+    };
     for child in r.children() {
         let mut cr = Reader::new(child, r.env, r.diags);
         match child.name.as_str() {
@@ -446,7 +703,11 @@ fn parse_return_response(r: &mut Reader) -> ReturnResponse {
                 out.body = cr.text_value(false, |s| Ok(s.to_string()));
             }
             "set-status" | "set-body" => {
-                cr.diags.error("P017", child.span.clone(), format!("<{}> may appear only once in <return-response>", child.name));
+                cr.diags.error(
+                    "P017",
+                    child.span.clone(),
+                    format!("<{}> may appear only once in <return-response>", child.name),
+                );
             }
             other => {
                 cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <return-response>; expected set-status, set-header or set-body"));
@@ -460,12 +721,17 @@ fn parse_return_response(r: &mut Reader) -> ReturnResponse {
 }
 
 fn parse_choose(r: &mut Reader) -> Choose {
-    let mut out = Choose { whens: Vec::new(), otherwise: None };
+    let mut out = Choose {
+        whens: Vec::new(),
+        otherwise: None,
+    };
     for child in r.children() {
         let mut cr = Reader::new(child, r.env, r.diags);
         match child.name.as_str() {
             "when" if out.otherwise.is_none() => {
-                let cond = cr.required_value("condition", parse_bool).unwrap_or(Val::Lit(false));
+                let cond = cr
+                    .required_value("condition", parse_bool)
+                    .unwrap_or(Val::Lit(false));
                 let body = parse_statements(child, cr.env, cr.diags);
                 out.whens.push((cond, body));
             }
@@ -473,10 +739,18 @@ fn parse_choose(r: &mut Reader) -> Choose {
                 out.otherwise = Some(parse_statements(child, cr.env, cr.diags));
             }
             "when" | "otherwise" => {
-                cr.diags.error("P017", child.span.clone(), format!("<{}> cannot follow <otherwise> in <choose>", child.name));
+                cr.diags.error(
+                    "P017",
+                    child.span.clone(),
+                    format!("<{}> cannot follow <otherwise> in <choose>", child.name),
+                );
             }
             other => {
-                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <choose>; expected <when> or <otherwise>"));
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!("<{other}> is not allowed in <choose>; expected <when> or <otherwise>"),
+                );
                 continue;
             }
         }
@@ -484,7 +758,11 @@ fn parse_choose(r: &mut Reader) -> Choose {
         cr.finish();
     }
     if out.whens.is_empty() {
-        r.diags.error("P012", r.el.span.clone(), "<choose> needs at least one <when>");
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<choose> needs at least one <when>",
+        );
     }
     out
 }
@@ -498,7 +776,11 @@ fn parse_trace(r: &mut Reader) -> Trace {
             "information" => Severity::Information,
             "error" => Severity::Error,
             _ => {
-                r.diags.error("P012", span, format!("trace severity must be verbose, information or error, found {s:?}"));
+                r.diags.error(
+                    "P012",
+                    span,
+                    format!("trace severity must be verbose, information or error, found {s:?}"),
+                );
                 Severity::Verbose
             }
         },
@@ -510,34 +792,64 @@ fn parse_trace(r: &mut Reader) -> Trace {
         match child.name.as_str() {
             "message" if message.is_none() => {
                 cr.no_children();
-                message = Some(cr.text_value(false, |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new())));
+                message = Some(
+                    cr.text_value(false, |s| Ok(s.to_string()))
+                        .unwrap_or(Val::Lit(String::new())),
+                );
             }
             "metadata" => {
                 cr.no_children();
                 let name = cr.required_literal("name").unwrap_or_default();
-                let value = cr.required_value("value", |s| Ok(s.to_string())).unwrap_or(Val::Lit(String::new()));
+                let value = cr
+                    .required_value("value", |s| Ok(s.to_string()))
+                    .unwrap_or(Val::Lit(String::new()));
                 metadata.push((name, value));
             }
             other => {
-                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <trace>; expected <message> or <metadata>"));
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!(
+                        "<{other}> is not allowed in <trace>; expected <message> or <metadata>"
+                    ),
+                );
                 continue;
             }
         }
         cr.finish();
     }
     let message = message.unwrap_or_else(|| {
-        r.diags.error("P012", r.el.span.clone(), "<trace> needs a <message>");
+        r.diags
+            .error("P012", r.el.span.clone(), "<trace> needs a <message>");
         Val::Lit(String::new())
     });
-    Trace { source, severity, message, metadata }
+    Trace {
+        source,
+        severity,
+        message,
+        metadata,
+    }
 }
 
 fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
-    let timeout_s = r.value("timeout", |s| s.trim().parse::<u64>().map(|v| v * 1000).map_err(|_| "expected whole seconds".to_string()));
-    let timeout_ms = r.value("timeout-ms", |s| s.trim().parse::<u64>().map_err(|_| "expected whole milliseconds".to_string()));
+    let timeout_s = r.value("timeout", |s| {
+        s.trim()
+            .parse::<u64>()
+            .map(|v| v * 1000)
+            .map_err(|_| "expected whole seconds".to_string())
+    });
+    let timeout_ms = r.value("timeout-ms", |s| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| "expected whole milliseconds".to_string())
+    });
     let timeout = match (timeout_s, timeout_ms) {
         (Some(_), Some(ms)) => {
-            r.diags.error("P013", r.el.span.clone(), "forward-request takes `timeout` or `timeout-ms`, not both");
+            r.diags.error(
+                "P013",
+                r.el.span.clone(),
+                "forward-request takes `timeout` or `timeout-ms`, not both",
+            );
             Some(ms)
         }
         (Some(t), None) => Some(t),
@@ -545,7 +857,11 @@ fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
         (None, None) => None,
     };
     if let Some((_, span)) = r.literal("continue-timeout") {
-        r.diags.warning("P018", span, "continue-timeout is accepted and ignored: gatehouse does not wait for 100 Continue");
+        r.diags.warning(
+            "P018",
+            span,
+            "continue-timeout is accepted and ignored: gatehouse does not wait for 100 Continue",
+        );
     }
     let http_version = match r.literal("http-version") {
         None => HttpVersion::Http1,
@@ -554,16 +870,35 @@ fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
             "2or1" => HttpVersion::Http2Or1,
             "2" => HttpVersion::Http2,
             _ => {
-                r.diags.error("P012", span, format!("http-version must be 1, 2or1 or 2, found {v:?}"));
+                r.diags.error(
+                    "P012",
+                    span,
+                    format!("http-version must be 1, 2or1 or 2, found {v:?}"),
+                );
                 HttpVersion::Http1
             }
         },
     };
-    let follow_redirects = r.value("follow-redirects", parse_bool).unwrap_or(Val::Lit(false));
-    let buffer_request_body = r.parsed_literal("buffer-request-body", parse_bool).unwrap_or(false);
-    let buffer_response = r.parsed_literal("buffer-response", parse_bool).unwrap_or(true);
-    let fail_on_error_status_code = r.parsed_literal("fail-on-error-status-code", parse_bool).unwrap_or(false);
-    ForwardRequest { timeout_ms: timeout, follow_redirects, buffer_request_body, buffer_response, fail_on_error_status_code, http_version }
+    let follow_redirects = r
+        .value("follow-redirects", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let buffer_request_body = r
+        .parsed_literal("buffer-request-body", parse_bool)
+        .unwrap_or(false);
+    let buffer_response = r
+        .parsed_literal("buffer-response", parse_bool)
+        .unwrap_or(true);
+    let fail_on_error_status_code = r
+        .parsed_literal("fail-on-error-status-code", parse_bool)
+        .unwrap_or(false);
+    ForwardRequest {
+        timeout_ms: timeout,
+        follow_redirects,
+        buffer_request_body,
+        buffer_response,
+        fail_on_error_status_code,
+        http_version,
+    }
 }
 
 fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
@@ -571,10 +906,28 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
         "new" | "copy" => Ok(s.trim().to_string()),
         other => Err(format!("mode must be new or copy, found {other:?}")),
     });
-    let response_variable = if two_way { r.required_literal("response-variable-name") } else { None };
+    let response_variable = if two_way {
+        r.required_literal("response-variable-name")
+    } else {
+        None
+    };
     let timeout = r.value("timeout", parse_u64).unwrap_or(Val::Lit(60));
-    let ignore_error = if two_way { r.parsed_literal("ignore-error", parse_bool).unwrap_or(false) } else { true };
-    let mut out = SendRequest { copy: copy.unwrap_or(Val::Lit("new".into())), response_variable, timeout, ignore_error, url: None, method: None, headers: Vec::new(), body: None };
+    let ignore_error = if two_way {
+        r.parsed_literal("ignore-error", parse_bool)
+            .unwrap_or(false)
+    } else {
+        true
+    };
+    let mut out = SendRequest {
+        copy: copy.unwrap_or(Val::Lit("new".into())),
+        response_variable,
+        timeout,
+        ignore_error,
+        url: None,
+        method: None,
+        headers: Vec::new(),
+        body: None,
+    };
     for child in r.children() {
         let mut cr = Reader::new(child, r.env, r.diags);
         match child.name.as_str() {
@@ -592,11 +945,22 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                 out.body = cr.text_value(false, |s| Ok(s.to_string()));
             }
             "authentication-certificate" | "authentication-managed-identity" | "proxy" => {
-                cr.diags.error("P021", child.span.clone(), format!("<{}> inside <{}> is not supported by this gatehouse build yet", child.name, r.el.name));
+                cr.diags.error(
+                    "P021",
+                    child.span.clone(),
+                    format!(
+                        "<{}> inside <{}> is not supported by this gatehouse build yet",
+                        child.name, r.el.name
+                    ),
+                );
                 continue;
             }
             other => {
-                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <{}>", r.el.name));
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!("<{other}> is not allowed in <{}>", r.el.name),
+                );
                 continue;
             }
         }
@@ -604,7 +968,11 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
         cr.finish();
     }
     if out.url.is_none() && matches!(&out.copy, Val::Lit(m) if m == "new") {
-        r.diags.error("P012", r.el.span.clone(), format!("<{}> mode=\"new\" needs <set-url>", r.el.name));
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            format!("<{}> mode=\"new\" needs <set-url>", r.el.name),
+        );
     }
     out
 }
@@ -614,13 +982,20 @@ fn parse_caching(r: &mut Reader) -> CachingType {
         "internal" => Ok(CachingType::Internal),
         "external" => Ok(CachingType::External),
         "prefer-external" => Ok(CachingType::PreferExternal),
-        other => Err(format!("caching-type must be internal, external or prefer-external, found {other:?}")),
+        other => Err(format!(
+            "caching-type must be internal, external or prefer-external, found {other:?}"
+        )),
     })
     .unwrap_or(CachingType::PreferExternal)
 }
 
 fn parse_limit_outputs(r: &mut Reader) -> LimitOutputs {
-    let header = |r: &mut Reader, n: &str| r.parsed_literal(n, |s| HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("invalid header name {s:?}")));
+    let header = |r: &mut Reader, n: &str| {
+        r.parsed_literal(n, |s| {
+            HeaderName::from_bytes(s.trim().as_bytes())
+                .map_err(|_| format!("invalid header name {s:?}"))
+        })
+    };
     LimitOutputs {
         retry_after_header: header(r, "retry-after-header-name"),
         retry_after_variable: r.literal("retry-after-variable-name").map(|(v, _)| v),
@@ -636,29 +1011,60 @@ fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimit> {
     for api in r.children() {
         let mut ar = Reader::new(api, r.env, r.diags);
         if api.name != "api" {
-            ar.diags.error("P014", api.span.clone(), format!("<{}> is not allowed here; expected <api>", api.name));
+            ar.diags.error(
+                "P014",
+                api.span.clone(),
+                format!("<{}> is not allowed here; expected <api>", api.name),
+            );
             continue;
         }
         let limit = |rr: &mut Reader| -> (String, u64, u64, u64) {
-            let id = rr.literal("id").or_else(|| rr.literal("name")).map(|(v, _)| v).unwrap_or_default();
+            let id = rr
+                .literal("id")
+                .or_else(|| rr.literal("name"))
+                .map(|(v, _)| v)
+                .unwrap_or_default();
             let _ = rr.literal("name");
             let calls = rr.parsed_literal("calls", parse_u64).unwrap_or(0);
-            let bw = if quota { rr.parsed_literal("bandwidth", parse_u64).unwrap_or(0) } else { 0 };
+            let bw = if quota {
+                rr.parsed_literal("bandwidth", parse_u64).unwrap_or(0)
+            } else {
+                0
+            };
             let period = rr.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
             (id, calls, bw, period)
         };
         let (api_id, calls, bw, period) = limit(&mut ar);
         if calls > 0 || bw > 0 {
-            out.push(ScopedLimit { api: api_id.clone(), operation: None, calls, bandwidth_kb: bw, period });
+            out.push(ScopedLimit {
+                api: api_id.clone(),
+                operation: None,
+                calls,
+                bandwidth_kb: bw,
+                period,
+            });
         }
         for op in ar.children() {
             let mut or = Reader::new(op, ar.env, ar.diags);
             if op.name != "operation" {
-                or.diags.error("P014", op.span.clone(), format!("<{}> is not allowed in <api>; expected <operation>", op.name));
+                or.diags.error(
+                    "P014",
+                    op.span.clone(),
+                    format!(
+                        "<{}> is not allowed in <api>; expected <operation>",
+                        op.name
+                    ),
+                );
                 continue;
             }
             let (op_id, calls, bw, period) = limit(&mut or);
-            out.push(ScopedLimit { api: api_id.clone(), operation: Some(op_id), calls, bandwidth_kb: bw, period });
+            out.push(ScopedLimit {
+                api: api_id.clone(),
+                operation: Some(op_id),
+                calls,
+                bandwidth_kb: bw,
+                period,
+            });
             or.no_children();
             or.finish();
         }
@@ -670,20 +1076,26 @@ fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimit> {
 // ---- literal parsers -------------------------------------------------------------------
 
 fn parse_u64(s: &str) -> Result<u64, String> {
-    s.trim().parse::<u64>().map_err(|_| format!("expected a whole number, found {s:?}"))
+    s.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected a whole number, found {s:?}"))
 }
 
 /// A renewal period in seconds, 1..=max.
 fn parse_period(max: u64) -> impl Fn(&str) -> Result<u64, String> {
     move |s: &str| match s.trim().parse::<u64>() {
         Ok(p) if (1..=max).contains(&p) => Ok(p),
-        _ => Err(format!("renewal-period must be 1 to {max} seconds, found {s:?}")),
+        _ => Err(format!(
+            "renewal-period must be 1 to {max} seconds, found {s:?}"
+        )),
     }
 }
 
 /// `first-period-start`: `yyyy-MM-ddTHH:mm:ssZ` to unix seconds.
 fn parse_start(s: &str) -> Result<i64, String> {
-    crate::expr::time::DateTime::parse(s).map(|d| d.unix_seconds()).ok_or_else(|| format!("first-period-start must be yyyy-MM-ddTHH:mm:ssZ, found {s:?}"))
+    crate::expr::time::DateTime::parse(s)
+        .map(|d| d.unix_seconds())
+        .ok_or_else(|| format!("first-period-start must be yyyy-MM-ddTHH:mm:ssZ, found {s:?}"))
 }
 
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -697,7 +1109,9 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 fn parse_status(s: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
         Ok(c) if (100..=999).contains(&c) => Ok(c),
-        _ => Err(format!("expected an HTTP status code (100-999), found {s:?}")),
+        _ => Err(format!(
+            "expected an HTTP status code (100-999), found {s:?}"
+        )),
     }
 }
 
@@ -706,11 +1120,14 @@ fn parse_method(s: &str) -> Result<Method, String> {
     if t.is_empty() {
         return Err("expected an HTTP method".into());
     }
-    Method::from_bytes(t.to_ascii_uppercase().as_bytes()).map_err(|_| format!("invalid HTTP method {t:?}"))
+    Method::from_bytes(t.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("invalid HTTP method {t:?}"))
 }
 
 fn parse_action(s: &str) -> Result<ExistsAction, String> {
-    ExistsAction::parse(s.trim()).ok_or_else(|| format!("exists-action must be override, skip, append or delete, found {s:?}"))
+    ExistsAction::parse(s.trim()).ok_or_else(|| {
+        format!("exists-action must be override, skip, append or delete, found {s:?}")
+    })
 }
 
 fn parse_header_name(s: &str) -> Result<HeaderName, String> {
@@ -718,7 +1135,8 @@ fn parse_header_name(s: &str) -> Result<HeaderName, String> {
 }
 
 fn parse_header_value(s: &str) -> Result<HeaderValue, String> {
-    HeaderValue::from_str(s).map_err(|_| format!("invalid header value {s:?}: control characters are not allowed"))
+    HeaderValue::from_str(s)
+        .map_err(|_| format!("invalid header value {s:?}: control characters are not allowed"))
 }
 
 /// Parse a rewrite-uri template: `/path/{param}?name=value&other={p}`.
@@ -737,7 +1155,9 @@ pub fn parse_uri_template(s: &str) -> Result<UriTemplate, String> {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
             if n.contains('{') {
-                return Err(format!("query parameter names in {s:?} cannot be placeholders"));
+                return Err(format!(
+                    "query parameter names in {s:?} cannot be placeholders"
+                ));
             }
             q.push((n.to_string(), template_parts(v)?));
         }
@@ -752,9 +1172,16 @@ fn template_parts(s: &str) -> Result<Vec<TemplatePart>, String> {
         if open > 0 {
             parts.push(TemplatePart::Text(rest[..open].to_string()));
         }
-        let close = rest[open..].find('}').ok_or_else(|| format!("unclosed '{{' in template {s:?}"))? + open;
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed '{{' in template {s:?}"))?
+            + open;
         let name = rest[open + 1..close].trim().trim_start_matches('*');
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(format!("invalid placeholder in template {s:?}"));
         }
         parts.push(TemplatePart::Param(name.to_string()));
@@ -770,7 +1197,11 @@ fn template_parts(s: &str) -> Result<Vec<TemplatePart>, String> {
 fn render_element(el: &Element) -> String {
     let mut s = format!("<{}", el.name);
     for a in &el.attrs {
-        s.push_str(&format!(" {}=\"{}\"", a.name, a.value.replace('"', "&quot;")));
+        s.push_str(&format!(
+            " {}=\"{}\"",
+            a.name,
+            a.value.replace('"', "&quot;")
+        ));
     }
     if el.children.is_empty() {
         s.push_str(" />");
@@ -801,58 +1232,103 @@ struct Reader<'e, 'a, 'd> {
 
 impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     fn new(el: &'e Element, env: &'e Env<'a>, diags: &'d mut Diagnostics) -> Self {
-        Reader { el, env, diags, used: Vec::new(), children_checked: false }
+        Reader {
+            el,
+            env,
+            diags,
+            used: Vec::new(),
+            children_checked: false,
+        }
     }
 
     fn literal(&mut self, name: &str) -> Option<(String, Span)> {
         self.used.push(name.to_string());
         let a = self.el.attr(name)?;
-        Some((substitute(&a.value, &a.span, self.env, self.diags), a.span.clone()))
+        Some((
+            substitute(&a.value, &a.span, self.env, self.diags),
+            a.span.clone(),
+        ))
     }
 
     fn required_literal(&mut self, name: &str) -> Option<String> {
         let v = self.literal(name);
         if v.is_none() {
-            self.diags.error("P012", self.el.span.clone(), format!("<{}> needs attribute `{name}`", self.el.name));
+            self.diags.error(
+                "P012",
+                self.el.span.clone(),
+                format!("<{}> needs attribute `{name}`", self.el.name),
+            );
         }
         v.map(|(v, _)| v)
     }
 
     /// A literal-only attribute parsed into a type.
-    fn parsed_literal<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    fn parsed_literal<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let (v, span) = self.literal(name)?;
         if expr::is_expression(&v) {
-            self.diags.error("P019", span, format!("`{name}` of <{}> takes a literal value, not an expression", self.el.name));
+            self.diags.error(
+                "P019",
+                span,
+                format!(
+                    "`{name}` of <{}> takes a literal value, not an expression",
+                    self.el.name
+                ),
+            );
             return None;
         }
         match parse(&v) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.diags.error("P012", span, format!("`{name}` of <{}>: {e}", self.el.name));
+                self.diags
+                    .error("P012", span, format!("`{name}` of <{}>: {e}", self.el.name));
                 None
             }
         }
     }
 
     /// An attribute that may be a literal or an expression.
-    fn value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
+    fn value<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Val<T>> {
         let (v, span) = self.literal(name)?;
         Some(self.make_val(&v, &span, name, parse))
     }
 
-    fn required_value<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
+    fn required_value<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Val<T>> {
         let v = self.value(name, parse);
         if v.is_none() && self.el.attr(name).is_none() {
-            self.diags.error("P012", self.el.span.clone(), format!("<{}> needs attribute `{name}`", self.el.name));
+            self.diags.error(
+                "P012",
+                self.el.span.clone(),
+                format!("<{}> needs attribute `{name}`", self.el.name),
+            );
         }
         v
     }
 
     /// The element's text as a value; `required` reports an empty element.
-    fn text_value<T>(&mut self, required: bool, parse: impl Fn(&str) -> Result<T, String>) -> Option<Val<T>> {
+    fn text_value<T>(
+        &mut self,
+        required: bool,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Val<T>> {
         let Some(t) = self.el.text() else {
             if required {
-                self.diags.error("P012", self.el.span.clone(), format!("<{}> needs a value", self.el.name));
+                self.diags.error(
+                    "P012",
+                    self.el.span.clone(),
+                    format!("<{}> needs a value", self.el.name),
+                );
             }
             return None;
         };
@@ -861,7 +1337,13 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
         Some(self.make_val(&v, &t.span, &what, parse))
     }
 
-    fn make_val<T>(&mut self, v: &str, span: &Span, what: &str, parse: impl Fn(&str) -> Result<T, String>) -> Val<T> {
+    fn make_val<T>(
+        &mut self,
+        v: &str,
+        span: &Span,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Val<T> {
         if expr::is_expression(v) {
             match expr::compile(v.trim(), span) {
                 Ok(e) => return Val::Expr(e),
@@ -872,7 +1354,11 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
         } else {
             match parse(v) {
                 Ok(t) => return Val::Lit(t),
-                Err(e) => self.diags.error("P012", span.clone(), format!("{what} of <{}>: {e}", self.el.name)),
+                Err(e) => self.diags.error(
+                    "P012",
+                    span.clone(),
+                    format!("{what} of <{}>: {e}", self.el.name),
+                ),
             }
         }
         Val::Expr(crate::expr::Expr::placeholder(v, span))
@@ -886,14 +1372,22 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     fn no_children(&mut self) {
         self.children_checked = true;
         for c in self.el.elements() {
-            self.diags.error("P014", c.span.clone(), format!("<{}> is not allowed inside <{}>", c.name, self.el.name));
+            self.diags.error(
+                "P014",
+                c.span.clone(),
+                format!("<{}> is not allowed inside <{}>", c.name, self.el.name),
+            );
         }
     }
 
     fn finish(self) {
         for a in &self.el.attrs {
             if !self.used.iter().any(|u| u == &a.name) {
-                self.diags.error("P011", a.span.clone(), format!("unknown attribute `{}` on <{}>", a.name, self.el.name));
+                self.diags.error(
+                    "P011",
+                    a.span.clone(),
+                    format!("unknown attribute `{}` on <{}>", a.name, self.el.name),
+                );
             }
         }
         let _ = self.children_checked;
@@ -906,8 +1400,16 @@ mod tests {
 
     #[test]
     fn uri_templates() {
-        let t = parse_uri_template("/v2/{store}/x?City=city&o={order}").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(t.path, vec![TemplatePart::Text("/v2/".into()), TemplatePart::Param("store".into()), TemplatePart::Text("/x".into())]);
+        let t = parse_uri_template("/v2/{store}/x?City=city&o={order}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.path,
+            vec![
+                TemplatePart::Text("/v2/".into()),
+                TemplatePart::Param("store".into()),
+                TemplatePart::Text("/x".into())
+            ]
+        );
         assert_eq!(t.query.len(), 2);
         assert!(parse_uri_template("/a/{").is_err());
     }

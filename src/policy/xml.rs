@@ -83,7 +83,9 @@ pub fn decode_entities(s: &str) -> String {
                 "lt" => Some('<'),
                 "gt" => Some('>'),
                 "amp" => Some('&'),
-                _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
+                _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32),
                 _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
                 _ => None,
             };
@@ -111,7 +113,11 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
     let ranges = match mask::find_expressions(text) {
         Ok(r) => r,
         Err(at) => {
-            diags.error("P001", idx.span(file, at), "unterminated policy expression: no matching `)` or `}`");
+            diags.error(
+                "P001",
+                idx.span(file, at),
+                "unterminated policy expression: no matching `)` or `}`",
+            );
             return Err(diags);
         }
     };
@@ -120,7 +126,9 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
     let offset_of = |s: &[u8]| (s.as_ptr() as usize).saturating_sub(base);
     let restore = |s: &[u8]| {
         let off = offset_of(s);
-        text.get(off..off + s.len()).map(decode_entities).unwrap_or_default()
+        text.get(off..off + s.len())
+            .map(decode_entities)
+            .unwrap_or_default()
     };
 
     let mut reader = Reader::from_str(&masked);
@@ -141,8 +149,18 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
             Event::Start(ref s) | Event::Empty(ref s) => {
                 let is_empty = matches!(ev, Event::Empty(_));
                 let name = String::from_utf8_lossy(s.name().as_ref()).into_owned();
-                let start_off = pos + masked.as_bytes().get(pos..).and_then(|b| b.iter().position(|&c| c == b'<')).unwrap_or(0);
-                let mut el = Element { name, span: idx.span(file, start_off + 1), attrs: Vec::new(), children: Vec::new() };
+                let start_off = pos
+                    + masked
+                        .as_bytes()
+                        .get(pos..)
+                        .and_then(|b| b.iter().position(|&c| c == b'<'))
+                        .unwrap_or(0);
+                let mut el = Element {
+                    name,
+                    span: idx.span(file, start_off + 1),
+                    attrs: Vec::new(),
+                    children: Vec::new(),
+                };
                 for a in s.attributes().with_checks(true) {
                     match a {
                         Ok(a) => {
@@ -153,12 +171,24 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
                             let raw: &[u8] = &a.value;
                             let value_off = offset_of(raw);
                             if el.attrs.iter().any(|x| x.name == key) {
-                                diags.error("P003", idx.span(file, value_off), format!("duplicate attribute `{key}`"));
+                                diags.error(
+                                    "P003",
+                                    idx.span(file, value_off),
+                                    format!("duplicate attribute `{key}`"),
+                                );
                             }
-                            el.attrs.push(Attr { name: key, value: restore(raw), span: idx.span(file, value_off) });
+                            el.attrs.push(Attr {
+                                name: key,
+                                value: restore(raw),
+                                span: idx.span(file, value_off),
+                            });
                         }
                         Err(e) => {
-                            diags.error("P002", el.span.clone(), format!("malformed attribute: {e}"));
+                            diags.error(
+                                "P002",
+                                el.span.clone(),
+                                format!("malformed attribute: {e}"),
+                            );
                         }
                     }
                 }
@@ -180,7 +210,10 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
             Event::CData(c) => {
                 let raw: &[u8] = &c;
                 let off = offset_of(raw);
-                let value = text.get(off..off + raw.len()).unwrap_or_default().to_string();
+                let value = text
+                    .get(off..off + raw.len())
+                    .unwrap_or_default()
+                    .to_string();
                 push_text(&mut stack, value, idx.span(file, off));
             }
             Event::Eof => break,
@@ -188,13 +221,21 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
         }
     }
     if !stack.is_empty() {
-        diags.error("P002", idx.span(file, text.len()), "malformed XML: unclosed element");
+        diags.error(
+            "P002",
+            idx.span(file, text.len()),
+            "malformed XML: unclosed element",
+        );
     }
     match root {
         Some(r) if !diags.has_errors() => Ok(r),
         Some(_) => Err(diags),
         None => {
-            diags.error("P002", Span::new(file, 1, 1), "document has no root element");
+            diags.error(
+                "P002",
+                Span::new(file, 1, 1),
+                "document has no root element",
+            );
             Err(diags)
         }
     }
@@ -235,8 +276,15 @@ mod tests {
     #[test]
     fn restores_raw_expressions_with_positions() {
         let e = doc("<policies>\n  <inbound>\n    <set-header name=\"x\" value=\"@(a == \"b\" && c < d)\" />\n  </inbound>\n</policies>");
-        let inbound = e.elements().next().cloned().unwrap_or_else(|| panic!("no inbound"));
-        let sh = inbound.elements().next().unwrap_or_else(|| panic!("no set-header"));
+        let inbound = e
+            .elements()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| panic!("no inbound"));
+        let sh = inbound
+            .elements()
+            .next()
+            .unwrap_or_else(|| panic!("no set-header"));
         assert_eq!(sh.name, "set-header");
         assert_eq!((sh.span.line, sh.span.col), (3, 6));
         let v = sh.attr("value").unwrap_or_else(|| panic!("no value"));
@@ -248,7 +296,10 @@ mod tests {
     #[test]
     fn decodes_entities_and_keeps_text() {
         let e = doc("<set-body>@(x.As&lt;JObject&gt;() &amp;&amp; \"a\")</set-body>");
-        assert_eq!(e.text().map(|t| t.value), Some("@(x.As<JObject>() && \"a\")".to_string()));
+        assert_eq!(
+            e.text().map(|t| t.value),
+            Some("@(x.As<JObject>() && \"a\")".to_string())
+        );
         let e = doc("<set-body><![CDATA[a < b & c]]></set-body>");
         assert_eq!(e.text().map(|t| t.value), Some("a < b & c".to_string()));
     }
@@ -264,7 +315,13 @@ mod tests {
     #[test]
     fn reports_malformed_xml_with_position() {
         let f: Arc<str> = Arc::from("t.xml");
-        let d = parse(&f, "<policies>\n<inbound>\n</policies>").err().unwrap_or_default();
-        assert!(d.render_text().starts_with("t.xml:3:"), "{}", d.render_text());
+        let d = parse(&f, "<policies>\n<inbound>\n</policies>")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            d.render_text().starts_with("t.xml:3:"),
+            "{}",
+            d.render_text()
+        );
     }
 }

@@ -8,7 +8,10 @@ use http::{header, HeaderMap, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
-use crate::exec::{self, error::default_body, ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError, ReqState, RespState};
+use crate::exec::{
+    self, error::default_body, ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError,
+    ReqState, RespState,
+};
 use crate::gateway::{Example, Gateway, Pipeline};
 use crate::observe::{access_log, metrics};
 use crate::policy::{Section, Stmt};
@@ -51,7 +54,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(gw: Arc<Gateway>, store: Arc<dyn crate::store::Counters>, outbound: Arc<dyn exec::outbound::Outbound>) -> Ctx {
+    pub fn new(
+        gw: Arc<Gateway>,
+        store: Arc<dyn crate::store::Counters>,
+        outbound: Arc<dyn exec::outbound::Outbound>,
+    ) -> Ctx {
         Ctx {
             gw,
             store,
@@ -65,7 +72,12 @@ impl Ctx {
             pipeline: None,
             examples: Arc::from(Vec::new()),
             req: None,
-            resp: RespState { status: 200, reason: None, body: None, original_body: None },
+            resp: RespState {
+                status: 200,
+                reason: None,
+                body: None,
+                original_body: None,
+            },
             resp_headers: HeaderMap::new(),
             origin: Origin::Backend,
             error: None,
@@ -86,19 +98,29 @@ impl Ctx {
     /// Run statements with the request's headers and the gateway-built response's headers.
     pub async fn run(&mut self, session: &mut Session, section: Section, stmts: &[Stmt]) -> Flow {
         let mut h = std::mem::take(&mut self.resp_headers);
-        let flow = self.run_with(session.req_header_mut(), &mut h, section, stmts).await;
+        let flow = self
+            .run_with(session.req_header_mut(), &mut h, section, stmts)
+            .await;
         self.resp_headers = h;
         flow
     }
 
-    async fn run_with(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), section: Section, stmts: &[Stmt]) -> Flow {
+    async fn run_with(
+        &mut self,
+        req_h: &mut RequestHeader,
+        resp_h: &mut (dyn HeaderStore + Send),
+        section: Section,
+        stmts: &[Stmt],
+    ) -> Flow {
         if stmts.is_empty() {
             return Flow::Continue;
         }
         if self.req.is_none() {
             self.req = Some(placeholder_request(&self.request_id, req_h));
         }
-        let Some(req) = self.req.as_mut() else { return Flow::Continue };
+        let Some(req) = self.req.as_mut() else {
+            return Flow::Continue;
+        };
         let mut cx = ExecCtx {
             gw: &self.gw,
             section,
@@ -115,20 +137,44 @@ impl Ctx {
 
     /// Outbound (after backend statements, when there was a backend response).
     /// `upstream`: the backend response's headers; `None` for gateway-built responses.
-    pub async fn after_response(&mut self, session: &mut Session, p: &Pipeline, upstream: Option<&mut ResponseHeader>) {
+    pub async fn after_response(
+        &mut self,
+        session: &mut Session,
+        p: &Pipeline,
+        upstream: Option<&mut ResponseHeader>,
+    ) {
         match upstream {
             Some(up) => {
-                let mut flow = self.run_with(session.req_header_mut(), up, Section::Backend, &p.backend_post).await;
+                let mut flow = self
+                    .run_with(
+                        session.req_header_mut(),
+                        up,
+                        Section::Backend,
+                        &p.backend_post,
+                    )
+                    .await;
                 if matches!(flow, Flow::Continue) {
-                    flow = self.run_with(session.req_header_mut(), up, Section::Outbound, &p.outbound).await;
+                    flow = self
+                        .run_with(session.req_header_mut(), up, Section::Outbound, &p.outbound)
+                        .await;
                 }
                 match flow {
                     Flow::Continue => {}
                     Flow::Respond { origin, .. } => self.origin = origin,
-                    Flow::Fail(e) => self.fail_on_upstream_response(session, e, &p.on_error, up).await,
+                    Flow::Fail(e) => {
+                        self.fail_on_upstream_response(session, e, &p.on_error, up)
+                            .await
+                    }
                 }
             }
-            None => match self.run(session, Section::Outbound, outbound_from(p, self.req.as_ref())).await {
+            None => match self
+                .run(
+                    session,
+                    Section::Outbound,
+                    outbound_from(p, self.req.as_ref()),
+                )
+                .await
+            {
                 Flow::Continue => {}
                 Flow::Respond { origin, .. } => self.origin = origin,
                 Flow::Fail(e) => self.fail(session, e, &p.on_error).await,
@@ -151,13 +197,20 @@ impl Ctx {
 
     /// fail-on-error-status-code on a buffered response: on-error runs with the backend's
     /// response kept.
-    pub async fn fail_keep_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
+    pub async fn fail_keep_response(
+        &mut self,
+        session: &mut Session,
+        e: PolicyError,
+        on_error: &[Stmt],
+    ) {
         if let Some(r) = self.req.as_mut() {
             r.last_error = Some(e.clone());
         }
         self.error = Some(e);
         let mut h = std::mem::take(&mut self.resp_headers);
-        let flow = self.run_with(session.req_header_mut(), &mut h, Section::OnError, on_error).await;
+        let flow = self
+            .run_with(session.req_header_mut(), &mut h, Section::OnError, on_error)
+            .await;
         self.after_on_error(flow, &mut h);
         self.resp_headers = h;
     }
@@ -165,14 +218,21 @@ impl Ctx {
     /// A failure with a gateway-built response: default error response, then on-error.
     pub async fn fail(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
         let mut h = std::mem::take(&mut self.resp_headers);
-        self.fail_into(session.req_header_mut(), &mut h, e, on_error).await;
+        self.fail_into(session.req_header_mut(), &mut h, e, on_error)
+            .await;
         self.resp_headers = h;
     }
 
     /// A failure after the backend answered: the backend response's headers are reset to the
     /// default error response (or, for `fail-on-error-status-code`, kept as the backend sent
     /// them), then on-error runs on them.
-    pub async fn fail_on_upstream_response(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt], up: &mut ResponseHeader) {
+    pub async fn fail_on_upstream_response(
+        &mut self,
+        session: &mut Session,
+        e: PolicyError,
+        on_error: &[Stmt],
+        up: &mut ResponseHeader,
+    ) {
         if e.kind == ErrorKind::BackendErrorStatusCode {
             // The backend response stays in context.Response [apim-reference §1.4, unverified].
             self.origin = Origin::Backend;
@@ -180,18 +240,31 @@ impl Ctx {
                 r.last_error = Some(e.clone());
             }
             self.error = Some(e);
-            let flow = self.run_with(session.req_header_mut(), up, Section::OnError, on_error).await;
+            let flow = self
+                .run_with(session.req_header_mut(), up, Section::OnError, on_error)
+                .await;
             self.after_on_error(flow, up);
             return;
         }
-        self.fail_into(session.req_header_mut(), up, e, on_error).await;
+        self.fail_into(session.req_header_mut(), up, e, on_error)
+            .await;
     }
 
-    async fn fail_into(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), e: PolicyError, on_error: &[Stmt]) {
+    async fn fail_into(
+        &mut self,
+        req_h: &mut RequestHeader,
+        resp_h: &mut (dyn HeaderStore + Send),
+        e: PolicyError,
+        on_error: &[Stmt],
+    ) {
         self.set_default_error(resp_h, e.kind);
         if let Some(d) = &e.detail {
-            resp_h.set(&d.retry_after_header, &[HeaderValue::from(d.retry_after_secs)]);
-            self.resp.body = Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());
+            resp_h.set(
+                &d.retry_after_header,
+                &[HeaderValue::from(d.retry_after_secs)],
+            );
+            self.resp.body =
+                Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());
         }
         if self.req.is_none() {
             self.req = Some(placeholder_request(&self.request_id, req_h));
@@ -200,11 +273,18 @@ impl Ctx {
             r.last_error = Some(e.clone());
         }
         self.origin = match e.section {
-            Some(section) => Origin::Policy { element: e.source, id: e.policy_id.clone(), section, scope: e.scope.unwrap_or(crate::policy::Scope::Global) },
+            Some(section) => Origin::Policy {
+                element: e.source,
+                id: e.policy_id.clone(),
+                section,
+                scope: e.scope.unwrap_or(crate::policy::Scope::Global),
+            },
             None => Origin::Builtin(e.source),
         };
         self.error = Some(e);
-        let flow = self.run_with(req_h, resp_h, Section::OnError, on_error).await;
+        let flow = self
+            .run_with(req_h, resp_h, Section::OnError, on_error)
+            .await;
         self.after_on_error(flow, resp_h);
     }
 
@@ -214,7 +294,12 @@ impl Ctx {
             Flow::Respond { origin, .. } => self.origin = origin,
             Flow::Fail(inner) => {
                 // An error inside on-error: generic 500, on-error is not re-entered.
-                log::warn!("request {}: error inside on-error: {} ({})", self.request_id, inner.message, inner.reason());
+                log::warn!(
+                    "request {}: error inside on-error: {} ({})",
+                    self.request_id,
+                    inner.message,
+                    inner.reason()
+                );
                 self.set_default_error(resp_h, ErrorKind::Internal);
                 self.origin = Origin::Builtin("on-error");
             }
@@ -223,9 +308,15 @@ impl Ctx {
 
     fn set_default_error(&mut self, h: &mut (dyn HeaderStore + Send), kind: ErrorKind) {
         h.clear();
-        h.set(&header::CONTENT_TYPE, &[HeaderValue::from_static("application/json")]);
+        h.set(
+            &header::CONTENT_TYPE,
+            &[HeaderValue::from_static("application/json")],
+        );
         if let (ErrorKind::SubscriptionKeyNotFound, Some(name)) = (kind, &self.www_authenticate) {
-            let v = format!("AzureApiManagementKey realm=\"{}\",name=\"{}\",type=\"header\"", self.gw.name, name);
+            let v = format!(
+                "AzureApiManagementKey realm=\"{}\",name=\"{}\",type=\"header\"",
+                self.gw.name, name
+            );
             if let Ok(v) = HeaderValue::from_str(&v) {
                 h.set(&header::WWW_AUTHENTICATE, &[v]);
             }
@@ -239,15 +330,26 @@ impl Ctx {
     /// evaluated against the final response.
     pub async fn apply_deferred(&mut self, session: &mut Session, bytes: u64) {
         // A cache fill that never reached cache-store still wakes its waiters.
-        if let Some(c) = self.req.as_ref().and_then(|r| r.cache.as_ref()).filter(|c| c.filler) {
+        if let Some(c) = self
+            .req
+            .as_ref()
+            .and_then(|r| r.cache.as_ref())
+            .filter(|c| c.filler)
+        {
             exec::steps::cache::release_fill(&c.key);
         }
         // limit-concurrency slots held across forward-request end with the request.
-        let held = self.req.as_mut().map(|r| std::mem::take(&mut r.held_slots)).unwrap_or_default();
+        let held = self
+            .req
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.held_slots))
+            .unwrap_or_default();
         for k in held {
             self.store.release(&k).await;
         }
-        let Some(deferred) = self.req.as_mut().map(|r| std::mem::take(&mut r.deferred)) else { return };
+        let Some(deferred) = self.req.as_mut().map(|r| std::mem::take(&mut r.deferred)) else {
+            return;
+        };
         if deferred.is_empty() {
             return;
         }
@@ -255,29 +357,59 @@ impl Ctx {
         let mut h = std::mem::take(&mut self.resp_headers);
         for d in deferred {
             let (cond, count) = match &d {
-                exec::state::Deferred::Sliding { condition, count, .. } | exec::state::Deferred::QuotaCalls { condition, count, .. } => {
-                    self.with_exec(session.req_header_mut(), &mut h, Section::Outbound, |cx| {
-                        let c = condition.as_ref().map_or(Ok(true), |v| exec::value(v, cx).map(|b| *b));
-                        let n = count.as_ref().map_or(Ok(1), |v| exec::value(v, cx).map(|n| *n));
-                        (c, n)
-                    })
+                exec::state::Deferred::Sliding {
+                    condition, count, ..
                 }
+                | exec::state::Deferred::QuotaCalls {
+                    condition, count, ..
+                } => self.with_exec(session.req_header_mut(), &mut h, Section::Outbound, |cx| {
+                    let c = condition
+                        .as_ref()
+                        .map_or(Ok(true), |v| exec::value(v, cx).map(|b| *b));
+                    let n = count
+                        .as_ref()
+                        .map_or(Ok(1), |v| exec::value(v, cx).map(|n| *n));
+                    (c, n)
+                }),
                 exec::state::Deferred::QuotaBytes { .. } => (Ok(true), Ok(0)),
             };
             let (Ok(cond), Ok(count)) = (cond, count) else {
-                log::warn!("request {}: a deferred increment's expression failed; not counted", self.request_id);
+                log::warn!(
+                    "request {}: a deferred increment's expression failed; not counted",
+                    self.request_id
+                );
                 continue;
             };
             if !cond {
                 continue;
             }
             let r = match d {
-                exec::state::Deferred::Sliding { key, window, .. } => store.sliding_add(&key, window, count).await,
-                exec::state::Deferred::QuotaCalls { key, window_id, ttl, .. } => store.quota_hit(&key, window_id, ttl, 0, 0, count, 0, true).await.map(|_| ()),
-                exec::state::Deferred::QuotaBytes { key, window_id, ttl } => store.quota_hit(&key, window_id, ttl, 0, 0, 0, bytes, true).await.map(|_| ()),
+                exec::state::Deferred::Sliding { key, window, .. } => {
+                    store.sliding_add(&key, window, count).await
+                }
+                exec::state::Deferred::QuotaCalls {
+                    key,
+                    window_id,
+                    ttl,
+                    ..
+                } => store
+                    .quota_hit(&key, window_id, ttl, 0, 0, count, 0, true)
+                    .await
+                    .map(|_| ()),
+                exec::state::Deferred::QuotaBytes {
+                    key,
+                    window_id,
+                    ttl,
+                } => store
+                    .quota_hit(&key, window_id, ttl, 0, 0, 0, bytes, true)
+                    .await
+                    .map(|_| ()),
             };
             if let Err(e) = r {
-                log::warn!("request {}: deferred increment failed: {e}", self.request_id);
+                log::warn!(
+                    "request {}: deferred increment failed: {e}",
+                    self.request_id
+                );
             }
         }
         self.resp_headers = h;
@@ -285,7 +417,10 @@ impl Ctx {
 
     /// Headers policies asked to add to the final response.
     pub fn extra_headers(&self) -> Vec<(http::HeaderName, HeaderValue)> {
-        self.req.as_ref().map(|r| r.extra_headers.clone()).unwrap_or_default()
+        self.req
+            .as_ref()
+            .map(|r| r.extra_headers.clone())
+            .unwrap_or_default()
     }
 
     /// Make the backend response carry what outbound / on-error decided.
@@ -307,18 +442,43 @@ impl Ctx {
     }
 
     /// Access log line and metrics.
-    pub fn log(&self, shared: &Shared, req: &RequestHeader, status: u16, client: Option<String>, _had_error: bool) {
+    pub fn log(
+        &self,
+        shared: &Shared,
+        req: &RequestHeader,
+        status: u16,
+        client: Option<String>,
+        _had_error: bool,
+    ) {
         let api = self.api.map(|a| &self.gw.apis[a]);
         let op = api.and_then(|a| self.op.map(|o| &a.operations[o]));
         let (policy, policy_id, section, scope) = match &self.origin {
             Origin::Backend => (None, None, None, None),
             Origin::Builtin(s) => (Some(*s), None, None, None),
-            Origin::Policy { element, id, section, scope } => (Some(*element), id.as_deref(), Some(section.name()), Some(scope.name())),
+            Origin::Policy {
+                element,
+                id,
+                section,
+                scope,
+            } => (
+                Some(*element),
+                id.as_deref(),
+                Some(section.name()),
+                Some(scope.name()),
+            ),
         };
-        let produced_by = access_log::Producer { kind: self.origin.producer(), policy, policy_id, section, scope };
+        let produced_by = access_log::Producer {
+            kind: self.origin.producer(),
+            policy,
+            policy_id,
+            section,
+            scope,
+        };
         let duration = self.start.elapsed();
         let entry = access_log::Entry {
-            ts: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            ts: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             request_id: &self.request_id,
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -326,11 +486,26 @@ impl Ctx {
             api: api.map(|a| a.id.as_str()),
             operation: op.map(|o| o.id.as_str()),
             product: self.product.map(|p| self.gw.products[p].id.as_str()),
-            subscription: self.subscription.map(|s| self.gw.subscriptions.list[s].id.as_str()),
+            subscription: self
+                .subscription
+                .map(|s| self.gw.subscriptions.list[s].id.as_str()),
             client,
             produced_by,
             error: self.error.as_ref().map(|e| e.reason()),
-            traces: self.req.as_ref().map(|r| r.traces.iter().map(|t| access_log::TraceLine { source: &t.source, severity: t.severity, message: &t.message }).collect()).unwrap_or_default(),
+            traces: self
+                .req
+                .as_ref()
+                .map(|r| {
+                    r.traces
+                        .iter()
+                        .map(|t| access_log::TraceLine {
+                            source: &t.source,
+                            severity: t.severity,
+                            message: &t.message,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             duration_ms: duration.as_secs_f64() * 1000.0,
             backend_ms: self.backend_time.map(|d| d.as_secs_f64() * 1000.0),
             store_degraded: self.store.degraded(),
@@ -344,10 +519,21 @@ impl Ctx {
         if let Some(m) = metrics::get() {
             let api_id = api.map_or("", |a| a.id.as_str());
             let op_id = op.map_or("", |o| o.id.as_str());
-            m.requests.with_label_values(&[api_id, op_id, metrics::status_class(status), self.origin.producer()]).inc();
-            m.duration.with_label_values(&[api_id]).observe(duration.as_secs_f64());
+            m.requests
+                .with_label_values(&[
+                    api_id,
+                    op_id,
+                    metrics::status_class(status),
+                    self.origin.producer(),
+                ])
+                .inc();
+            m.duration
+                .with_label_values(&[api_id])
+                .observe(duration.as_secs_f64());
             if let Some(b) = self.backend_time {
-                m.backend_duration.with_label_values(&[api_id]).observe(b.as_secs_f64());
+                m.backend_duration
+                    .with_label_values(&[api_id])
+                    .observe(b.as_secs_f64());
             }
         }
     }
@@ -358,7 +544,11 @@ impl Ctx {
 fn outbound_from<'p>(p: &'p Pipeline, req: Option<&ReqState>) -> &'p [Stmt] {
     let hit = req.and_then(|r| r.cache.as_ref()).is_some_and(|c| c.hit);
     if hit {
-        if let Some(i) = p.outbound.iter().position(|s| matches!(s.kind, crate::policy::StmtKind::CacheStore { .. })) {
+        if let Some(i) = p
+            .outbound
+            .iter()
+            .position(|s| matches!(s.kind, crate::policy::StmtKind::CacheStore { .. }))
+        {
             return &p.outbound[i + 1..];
         }
     }
@@ -370,7 +560,10 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
     ReqState {
         request_id: request_id.to_string(),
         method: req.method.clone(),
-        target: exec::Target { base: Default::default(), backend: None },
+        target: exec::Target {
+            base: Default::default(),
+            backend: None,
+        },
         path: req.uri.path().to_string(),
         query: exec::QueryState::raw(req.uri.query().unwrap_or("")),
         matched: Vec::new(),
@@ -391,7 +584,11 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
 
 impl Ctx {
     /// Evaluate forward-request's timeout and follow-redirects (they may be expressions).
-    pub fn prepare_forward(&mut self, session: &mut Session, fwd: &crate::policy::ForwardRequest) -> Result<(), exec::StepError> {
+    pub fn prepare_forward(
+        &mut self,
+        session: &mut Session,
+        fwd: &crate::policy::ForwardRequest,
+    ) -> Result<(), exec::StepError> {
         let mut h = std::mem::take(&mut self.resp_headers);
         let r = self.with_exec(session.req_header_mut(), &mut h, Section::Backend, |cx| {
             let timeout = match &fwd.timeout_ms {
@@ -408,9 +605,27 @@ impl Ctx {
         Ok(())
     }
 
-    fn with_exec<T>(&mut self, req_h: &mut RequestHeader, resp_h: &mut (dyn HeaderStore + Send), section: Section, f: impl FnOnce(&mut ExecCtx) -> T) -> T {
-        let req = self.req.get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
-        let mut cx = ExecCtx { gw: &self.gw, section, req, req_headers: req_h, resp: &mut self.resp, resp_headers: resp_h, examples: &self.examples, store: &*self.store, outbound: &*self.outbound };
+    fn with_exec<T>(
+        &mut self,
+        req_h: &mut RequestHeader,
+        resp_h: &mut (dyn HeaderStore + Send),
+        section: Section,
+        f: impl FnOnce(&mut ExecCtx) -> T,
+    ) -> T {
+        let req = self
+            .req
+            .get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
+        let mut cx = ExecCtx {
+            gw: &self.gw,
+            section,
+            req,
+            req_headers: req_h,
+            resp: &mut self.resp,
+            resp_headers: resp_h,
+            examples: &self.examples,
+            store: &*self.store,
+            outbound: &*self.outbound,
+        };
         f(&mut cx)
     }
 }

@@ -39,7 +39,10 @@ macro_rules! header_store {
             }
 
             fn names(&self) -> Vec<String> {
-                self.headers.keys().map(|k| k.as_str().to_string()).collect()
+                self.headers
+                    .keys()
+                    .map(|k| k.as_str().to_string())
+                    .collect()
             }
 
             fn clear(&mut self) {

@@ -38,8 +38,14 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(shared: Arc<Shared>, connector: pingora::connectors::http::Connector) -> Proxy {
         let connector = Arc::new(connector);
-        let outbound = Arc::new(outbound::PingoraOutbound { connector: connector.clone() });
-        Proxy { shared, connector, outbound }
+        let outbound = Arc::new(outbound::PingoraOutbound {
+            connector: connector.clone(),
+        });
+        Proxy {
+            shared,
+            connector,
+            outbound,
+        }
     }
 }
 
@@ -48,7 +54,11 @@ impl ProxyHttp for Proxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.shared.gateway.load_full(), self.shared.store.clone(), self.outbound.clone())
+        Ctx::new(
+            self.shared.gateway.load_full(),
+            self.shared.store.clone(),
+            self.outbound.clone(),
+        )
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
@@ -62,11 +72,17 @@ impl ProxyHttp for Proxy {
             respond::write_gateway_response(session, ctx).await?;
             return Ok(true);
         }
-        let Some(p) = ctx.pipeline.clone() else { return Ok(false) };
+        let Some(p) = ctx.pipeline.clone() else {
+            return Ok(false);
+        };
         if p.needs_request_body {
             // The buffered path sends the body itself; the streaming path replays it through
             // Pingora's retry buffer, which holds 64 KiB.
-            let limit = if p.needs_response_body { MAX_FORWARDED_BODY } else { MAX_BUFFERED_BODY };
+            let limit = if p.needs_response_body {
+                MAX_FORWARDED_BODY
+            } else {
+                MAX_BUFFERED_BODY
+            };
             if let Err(e) = read_request_body(session, ctx, limit, !p.needs_response_body).await {
                 ctx.fail(session, e, &p.on_error).await;
                 respond::write_gateway_response(session, ctx).await?;
@@ -81,7 +97,12 @@ impl ProxyHttp for Proxy {
         let flow = match (flow, &p.forward) {
             (Flow::Continue, Some(fwd)) => match ctx.prepare_forward(session, &fwd.options) {
                 Ok(()) => Flow::Continue,
-                Err(e) => Flow::Fail(PolicyError::at(e, &fwd.stmt, Section::Backend, "forward-request[1]".into())),
+                Err(e) => Flow::Fail(PolicyError::at(
+                    e,
+                    &fwd.stmt,
+                    Section::Backend,
+                    "forward-request[1]".into(),
+                )),
             },
             (other, _) => other,
         };
@@ -90,9 +111,16 @@ impl ProxyHttp for Proxy {
                 // Outbound reads the response body: forward and buffer it here, then shape it.
                 match upstream::forward_buffered(&self.connector, session, ctx).await {
                     Ok(()) => {
-                        let fail_on_error = p.forward.as_ref().is_some_and(|f| f.options.fail_on_error_status_code);
+                        let fail_on_error = p
+                            .forward
+                            .as_ref()
+                            .is_some_and(|f| f.options.fail_on_error_status_code);
                         if fail_on_error && ctx.resp.status >= 400 {
-                            let e = PolicyError::builtin(ErrorKind::BackendErrorStatusCode, "forward-request", format!("backend responded with status {}", ctx.resp.status));
+                            let e = PolicyError::builtin(
+                                ErrorKind::BackendErrorStatusCode,
+                                "forward-request",
+                                format!("backend responded with status {}", ctx.resp.status),
+                            );
                             ctx.fail_keep_response(session, e, &p.on_error).await;
                         } else {
                             ctx.after_buffered_response(session, &p).await;
@@ -108,7 +136,10 @@ impl ProxyHttp for Proxy {
                 ctx.origin = Origin::Builtin("no-forward-request");
                 ctx.after_response(session, &p, None).await;
             }
-            Flow::Respond { origin, run_outbound } => {
+            Flow::Respond {
+                origin,
+                run_outbound,
+            } => {
                 ctx.origin = origin;
                 if run_outbound {
                     ctx.after_response(session, &p, None).await;
@@ -120,10 +151,20 @@ impl ProxyHttp for Proxy {
         Ok(true)
     }
 
-    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<()> {
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let Some(req) = &ctx.req {
             if let Some(replacement) = &req.body {
-                *body = if end { Some(replacement.clone()) } else { Some(Bytes::new()) };
+                *body = if end {
+                    Some(replacement.clone())
+                } else {
+                    Some(Bytes::new())
+                };
             }
         }
         Ok(())
@@ -135,29 +176,45 @@ impl ProxyHttp for Proxy {
         Ok(Box::new(peer))
     }
 
-    async fn upstream_request_filter(&self, _session: &mut Session, up: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         upstream::shape_request(ctx, up)
     }
 
-    async fn upstream_response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         if let Some(start) = ctx.upstream_start {
             ctx.backend_time = Some(start.elapsed());
         }
-        let Some(p) = ctx.pipeline.clone() else { return Ok(()) };
+        let Some(p) = ctx.pipeline.clone() else {
+            return Ok(());
+        };
         if let Some(e) = self.follow_redirect(resp, ctx, &p) {
             return Err(e);
         }
         ctx.origin = Origin::Backend;
         ctx.resp.status = resp.status.as_u16();
         ctx.resp.reason = None;
-        let fail_on_error = p.forward.as_ref().is_some_and(|f| f.options.fail_on_error_status_code);
+        let fail_on_error = p
+            .forward
+            .as_ref()
+            .is_some_and(|f| f.options.fail_on_error_status_code);
         if fail_on_error && ctx.resp.status >= 400 {
             let e = PolicyError::builtin(
                 ErrorKind::BackendErrorStatusCode,
                 "forward-request",
                 format!("backend responded with status {}", ctx.resp.status),
             );
-            ctx.fail_on_upstream_response(session, e, &p.on_error, resp).await;
+            ctx.fail_on_upstream_response(session, e, &p.on_error, resp)
+                .await;
         } else {
             ctx.after_response(session, &p, Some(resp)).await;
         }
@@ -165,23 +222,40 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
         if ctx.replace_response_body {
             *body = if end { ctx.resp.body.take() } else { None };
         }
         Ok(None)
     }
 
-    async fn response_filter(&self, _session: &mut Session, _resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        _resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         ctx.response_started = true;
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &pingora::Error, ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        ctx: &mut Ctx,
+    ) -> FailToProxy {
         let kind = match e.etype() {
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => {
-                ErrorKind::Timeout
-            }
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout => ErrorKind::Timeout,
             ErrorType::ConnectRefused
             | ErrorType::ConnectNoRoute
             | ErrorType::ConnectError
@@ -195,37 +269,62 @@ impl ProxyHttp for Proxy {
             {
                 ErrorKind::BackendConnectionFailure
             }
-            _ if e.esource() == &pingora::ErrorSource::Upstream => ErrorKind::BackendConnectionFailure,
+            _ if e.esource() == &pingora::ErrorSource::Upstream => {
+                ErrorKind::BackendConnectionFailure
+            }
             ErrorType::HTTPStatus(code) => {
                 // Pingora refused the request itself (e.g. malformed); answer plainly.
                 let code = *code;
                 let _ = session.respond_error(code).await;
                 ctx.final_status = code;
-                return FailToProxy { error_code: code, can_reuse_downstream: false };
+                return FailToProxy {
+                    error_code: code,
+                    can_reuse_downstream: false,
+                };
             }
             _ if e.esource() == &pingora::ErrorSource::Downstream => {
                 ctx.client_gone = true;
-                return FailToProxy { error_code: 0, can_reuse_downstream: false };
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
             }
             _ => ErrorKind::Internal,
         };
         if ctx.response_started {
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         }
         if ctx.backend_time.is_none() {
             ctx.backend_time = ctx.upstream_start.map(|s| s.elapsed());
         }
         let err = PolicyError::builtin(kind, "forward-request", e.to_string());
-        let stmts = ctx.pipeline.as_ref().map(|p| p.on_error.clone()).unwrap_or_default();
+        let stmts = ctx
+            .pipeline
+            .as_ref()
+            .map(|p| p.on_error.clone())
+            .unwrap_or_default();
         ctx.fail(session, err, &stmts).await;
         let code = match respond::write_gateway_response(session, ctx).await {
             Ok(()) => ctx.resp.status,
             Err(_) => 0,
         };
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
-    fn error_while_proxy(&self, peer: &HttpPeer, session: &mut Session, e: Box<pingora::Error>, ctx: &mut Ctx, client_reused: bool) -> Box<pingora::Error> {
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<pingora::Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<pingora::Error> {
         if ctx.redirecting {
             // A redirect followed by forward-request: always try again, at the new location.
             ctx.redirecting = false;
@@ -234,7 +333,8 @@ impl ProxyHttp for Proxy {
             return e;
         }
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
@@ -242,7 +342,13 @@ impl ProxyHttp for Proxy {
         e
     }
 
-    fn suppress_proxy_warn_log(&self, _session: &Session, ctx: &Ctx, e: &pingora::Error, _c: pingora::proxy::ProxyWarnLogContext) -> bool {
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &Ctx,
+        e: &pingora::Error,
+        _c: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
         // Followed redirects are not failures.
         ctx.redirects > 0 && matches!(e.etype(), ErrorType::HTTPStatus(300..=399))
     }
@@ -253,11 +359,19 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
-        let status = session.response_written().map_or(ctx.final_status, |r| r.status.as_u16());
+        let status = session
+            .response_written()
+            .map_or(ctx.final_status, |r| r.status.as_u16());
         let client = session.client_addr().map(|a: &PingoraAddr| a.to_string());
         let bytes = session.body_bytes_read() as u64 + session.body_bytes_sent() as u64;
         ctx.apply_deferred(session, bytes).await;
-        ctx.log(&self.shared, session.req_header(), status, client, e.is_some());
+        ctx.log(
+            &self.shared,
+            session.req_header(),
+            status,
+            client,
+            e.is_some(),
+        );
     }
 }
 
@@ -269,7 +383,12 @@ pub const MAX_BUFFERED_BODY: usize = 64 * 1024;
 /// `context.Request.Body`, find-and-replace). Pingora's retry buffer makes it call
 /// `request_body_filter` once more, where the buffered body is sent upstream as is (or as a
 /// policy changed it).
-async fn read_request_body(session: &mut Session, ctx: &mut Ctx, limit: usize, retry_buffer: bool) -> Result<(), PolicyError> {
+async fn read_request_body(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    limit: usize,
+    retry_buffer: bool,
+) -> Result<(), PolicyError> {
     if retry_buffer {
         session.as_mut().enable_retry_buffering();
     }
@@ -278,12 +397,22 @@ async fn read_request_body(session: &mut Session, ctx: &mut Ctx, limit: usize, r
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
-                    return Err(PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", format!("Request body is larger than the {limit} bytes policies can read.")));
+                    return Err(PolicyError::builtin(
+                        ErrorKind::PayloadTooLarge,
+                        "configuration",
+                        format!("Request body is larger than the {limit} bytes policies can read."),
+                    ));
                 }
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(PolicyError::builtin(ErrorKind::Internal, "configuration", format!("reading the request body: {e}"))),
+            Err(e) => {
+                return Err(PolicyError::builtin(
+                    ErrorKind::Internal,
+                    "configuration",
+                    format!("reading the request body: {e}"),
+                ))
+            }
         }
     }
     if let Some(r) = ctx.req.as_mut() {
@@ -306,31 +435,57 @@ impl Proxy {
     /// With `follow-redirects="true"`, a 3xx with a `Location` re-targets the request and asks
     /// Pingora to try again (the response is dropped; nothing has been sent downstream yet).
     /// 303, and 301/302 after a POST, continue as a GET without a body.
-    fn follow_redirect(&self, resp: &ResponseHeader, ctx: &mut Ctx, p: &crate::gateway::Pipeline) -> Option<Box<pingora::Error>> {
+    fn follow_redirect(
+        &self,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+        p: &crate::gateway::Pipeline,
+    ) -> Option<Box<pingora::Error>> {
         let fwd = p.forward.as_ref()?;
         let _ = fwd;
         let follow = ctx.follow_redirects;
         let status = resp.status.as_u16();
-        if !follow || !matches!(status, 301 | 302 | 303 | 307 | 308) || ctx.redirects >= MAX_REDIRECTS {
+        if !follow
+            || !matches!(status, 301 | 302 | 303 | 307 | 308)
+            || ctx.redirects >= MAX_REDIRECTS
+        {
             return None;
         }
-        let location = resp.headers.get(header::LOCATION)?.to_str().ok()?.to_string();
+        let location = resp
+            .headers
+            .get(header::LOCATION)?
+            .to_str()
+            .ok()?
+            .to_string();
         let req = ctx.req.as_mut()?;
-        let (path_and_query, base) = if location.starts_with("http://") || location.starts_with("https://") {
-            let after_scheme = location.split_once("://").map_or("", |(_, r)| r);
-            let split = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
-            let origin_part = &location[..location.len() - after_scheme.len() + split];
-            (after_scheme[split..].to_string(), crate::gateway::BaseUrl::parse(origin_part).ok()?)
-        } else if location.starts_with('/') {
-            let mut base = req.target.base.clone();
-            base.path.clear();
-            (location.clone(), base)
-        } else {
-            return None;
+        let (path_and_query, base) =
+            if location.starts_with("http://") || location.starts_with("https://") {
+                let after_scheme = location.split_once("://").map_or("", |(_, r)| r);
+                let split = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
+                let origin_part = &location[..location.len() - after_scheme.len() + split];
+                (
+                    after_scheme[split..].to_string(),
+                    crate::gateway::BaseUrl::parse(origin_part).ok()?,
+                )
+            } else if location.starts_with('/') {
+                let mut base = req.target.base.clone();
+                base.path.clear();
+                (location.clone(), base)
+            } else {
+                return None;
+            };
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((&path_and_query, ""));
+        req.target = exec::Target {
+            base,
+            backend: req.target.backend,
         };
-        let (path, query) = path_and_query.split_once('?').unwrap_or((&path_and_query, ""));
-        req.target = exec::Target { base, backend: req.target.backend };
-        req.path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+        req.path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path.to_string()
+        };
         req.query = exec::QueryState::raw(query);
         if status == 303 || (matches!(status, 301 | 302) && req.method == http::Method::POST) {
             req.method = http::Method::GET;
@@ -338,7 +493,10 @@ impl Proxy {
         }
         ctx.redirects += 1;
         ctx.redirecting = true;
-        let mut e = pingora::Error::explain(ErrorType::HTTPStatus(status), format!("following redirect to {location}"));
+        let mut e = pingora::Error::explain(
+            ErrorType::HTTPStatus(status),
+            format!("following redirect to {location}"),
+        );
         e.set_retry(true);
         Some(e)
     }
@@ -348,10 +506,21 @@ impl Proxy {
     fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
         let gw = ctx.gw.clone();
         let req = session.req_header();
-        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri.host()).map(str::to_string);
+        let host = req
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri.host())
+            .map(str::to_string);
         let path = req.uri.path().to_string();
         let raw_query = req.uri.query().unwrap_or("").to_string();
-        let not_found = || PolicyError::builtin(ErrorKind::OperationNotFound, "configuration", "Unable to match incoming request to an operation.");
+        let not_found = || {
+            PolicyError::builtin(
+                ErrorKind::OperationNotFound,
+                "configuration",
+                "Unable to match incoming request to an operation.",
+            )
+        };
         let (ai, prefix_len) = gw.match_api(host.as_deref(), &path).ok_or_else(not_found)?;
         ctx.api = Some(ai);
         let api = &gw.apis[ai];
@@ -368,8 +537,17 @@ impl Proxy {
         ctx.op = Some(oi);
         let op = &api.operations[oi];
         // Subscription key: header first, then the query parameter.
-        let header_key = req.headers.get(&api.key_header).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let key = header_key.clone().or_else(|| query_pairs.iter().find(|(k, _)| *k == api.key_query).map(|(_, v)| v.clone()));
+        let header_key = req
+            .headers
+            .get(&api.key_header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let key = header_key.clone().or_else(|| {
+            query_pairs
+                .iter()
+                .find(|(k, _)| *k == api.key_query)
+                .map(|(_, v)| v.clone())
+        });
         let decision = access::decide(&gw, ai, key.as_deref()).map_err(|kind| {
             let msg = kind.client_message().unwrap_or_default();
             PolicyError::builtin(kind, "authorization", msg)
@@ -393,7 +571,10 @@ impl Proxy {
                 query.pairs_mut().retain(|(k, _)| *k != api.key_query);
             }
         }
-        let (original_host, original_port) = match host.as_deref().and_then(|h| h.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))) {
+        let (original_host, original_port) = match host.as_deref().and_then(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        }) {
             Some((h, p)) => (h.to_string(), p.parse().unwrap_or(80)),
             None => (host.clone().unwrap_or_default(), 80),
         };
@@ -403,7 +584,11 @@ impl Proxy {
             product: a.product,
             subscription: a.subscription,
             key: if a.subscription.is_some() { key } else { None },
-            ip: session.client_addr().and_then(|c| c.as_inet()).map(|c| c.ip().to_string()).unwrap_or_default(),
+            ip: session
+                .client_addr()
+                .and_then(|c| c.as_inet())
+                .map(|c| c.ip().to_string())
+                .unwrap_or_default(),
             original_method: method.as_str().to_string(),
             original_scheme: "http".into(),
             original_host,
@@ -416,7 +601,10 @@ impl Proxy {
         ctx.req = Some(exec::ReqState {
             request_id: ctx.request_id.clone(),
             method,
-            target: exec::Target { base: api.service.clone(), backend: api.service_backend },
+            target: exec::Target {
+                base: api.service.clone(),
+                backend: api.service_backend,
+            },
             path: remainder.to_string(),
             query,
             matched,

@@ -31,16 +31,44 @@ fn failure(e: &pingora::Error) -> (ErrorKind, String) {
 
 #[async_trait]
 impl Outbound for PingoraOutbound {
-    async fn send(&self, req: OutboundRequest, timeout: Duration) -> Result<Message, (ErrorKind, String)> {
-        let url = url::Url::parse(&req.url).map_err(|e| (ErrorKind::BackendConnectionFailure, format!("invalid URL {:?}: {e}", req.url)))?;
+    async fn send(
+        &self,
+        req: OutboundRequest,
+        timeout: Duration,
+    ) -> Result<Message, (ErrorKind, String)> {
+        let url = url::Url::parse(&req.url).map_err(|e| {
+            (
+                ErrorKind::BackendConnectionFailure,
+                format!("invalid URL {:?}: {e}", req.url),
+            )
+        })?;
         let tls = match url.scheme() {
             "http" => false,
             "https" => true,
-            s => return Err((ErrorKind::BackendConnectionFailure, format!("unsupported scheme {s}"))),
+            s => {
+                return Err((
+                    ErrorKind::BackendConnectionFailure,
+                    format!("unsupported scheme {s}"),
+                ))
+            }
         };
-        let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-        let addr = tokio::net::lookup_host((host.as_str(), port)).await.ok().and_then(|mut a| a.next()).ok_or((ErrorKind::BackendConnectionFailure, format!("cannot resolve {host}")))?;
+        let host = url
+            .host_str()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or((
+                ErrorKind::BackendConnectionFailure,
+                format!("cannot resolve {host}"),
+            ))?;
         let mut peer = HttpPeer::new(addr, tls, host.clone());
         peer.options.connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
@@ -49,7 +77,8 @@ impl Outbound for PingoraOutbound {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let mut rh = RequestHeader::build(req.method.clone(), pq.as_bytes(), None).map_err(|e| failure(&e))?;
+        let mut rh = RequestHeader::build(req.method.clone(), pq.as_bytes(), None)
+            .map_err(|e| failure(&e))?;
         let authority = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
@@ -58,7 +87,12 @@ impl Outbound for PingoraOutbound {
         for (k, v) in &req.headers {
             let _ = rh.append_header(k.clone(), v.clone());
         }
-        if !req.body.is_empty() || matches!(req.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
+        if !req.body.is_empty()
+            || matches!(
+                req.method,
+                http::Method::POST | http::Method::PUT | http::Method::PATCH
+            )
+        {
             let _ = rh.insert_header(http::header::CONTENT_LENGTH, req.body.len().to_string());
         }
         let connector = self.connector.clone();
@@ -75,19 +109,34 @@ impl Outbound for PingoraOutbound {
             let mut buf = BytesMut::new();
             while let Some(chunk) = s.read_response_body().await? {
                 if buf.len() + chunk.len() > MAX_RESPONSE {
-                    return Error::e_explain(pingora::ErrorType::InternalError, "response too large for a policy call");
+                    return Error::e_explain(
+                        pingora::ErrorType::InternalError,
+                        "response too large for a policy call",
+                    );
                 }
                 buf.extend_from_slice(&chunk);
             }
-            connector.release_http_session(s, &peer, Some(Duration::from_secs(60))).await;
+            connector
+                .release_http_session(s, &peer, Some(Duration::from_secs(60)))
+                .await;
             Ok::<_, Box<pingora::Error>>((head, buf.freeze()))
         };
         let (head, body) = match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(failure(&e)),
-            Err(_) => return Err((ErrorKind::Timeout, format!("no response within {timeout:?}"))),
+            Err(_) => {
+                return Err((
+                    ErrorKind::Timeout,
+                    format!("no response within {timeout:?}"),
+                ))
+            }
         };
-        let Some(head) = head else { return Err((ErrorKind::BackendConnectionFailure, "no response header".into())) };
+        let Some(head) = head else {
+            return Err((
+                ErrorKind::BackendConnectionFailure,
+                "no response header".into(),
+            ));
+        };
         let mut headers: Vec<(String, Vec<String>)> = Vec::new();
         for (k, v) in head.headers.iter() {
             let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
@@ -105,7 +154,10 @@ impl Outbound for PingoraOutbound {
                 host: url.host_str().unwrap_or("").into(),
                 port: port as i32,
                 path: url.path().into(),
-                query: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+                query: url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
             }),
             headers,
             body: Some(body.to_vec()),
@@ -113,6 +165,8 @@ impl Outbound for PingoraOutbound {
     }
 
     fn clone_box(&self) -> Arc<dyn Outbound> {
-        Arc::new(PingoraOutbound { connector: self.connector.clone() })
+        Arc::new(PingoraOutbound {
+            connector: self.connector.clone(),
+        })
     }
 }

@@ -19,7 +19,12 @@ pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Res
     if let Some(r) = &ctx.resp.reason {
         h.set_reason_phrase(Some(r))?;
     }
-    let body = ctx.resp.body.take().or_else(|| ctx.resp.original_body.take()).unwrap_or_default();
+    let body = ctx
+        .resp
+        .body
+        .take()
+        .or_else(|| ctx.resp.original_body.take())
+        .unwrap_or_default();
     h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     let head = session.req_header().method == http::Method::HEAD;
     ctx.final_status = status;

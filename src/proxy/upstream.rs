@@ -31,13 +31,17 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
         Err(_) => None,
     };
     let Some(addr) = addr else {
-        return Error::e_explain(ErrorType::ConnectNoRoute, format!("cannot resolve backend host {}", base.host));
+        return Error::e_explain(
+            ErrorType::ConnectNoRoute,
+            format!("cannot resolve backend host {}", base.host),
+        );
     };
     let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
     let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
     let mut peer = HttpPeer::new(addr, base.tls, sni);
     let timeout = timeout(ctx);
-    peer.options.connection_timeout = Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
+    peer.options.connection_timeout =
+        Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
     peer.options.read_timeout = Some(timeout);
     peer.options.write_timeout = Some(timeout);
     if let Some(b) = backend {
@@ -55,8 +59,14 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
 /// forward-request's timeout for response headers: the policy's, else the backend entity's,
 /// else 300 s.
 pub fn timeout(ctx: &Ctx) -> Duration {
-    let backend = ctx.req.as_ref().and_then(|r| r.target.backend).map(|i| &ctx.gw.backends[i]);
-    ctx.forward_timeout.or_else(|| backend.and_then(|b| b.timeout)).unwrap_or(Duration::from_secs(300))
+    let backend = ctx
+        .req
+        .as_ref()
+        .and_then(|r| r.target.backend)
+        .map(|i| &ctx.gw.backends[i]);
+    ctx.forward_timeout
+        .or_else(|| backend.and_then(|b| b.timeout))
+        .unwrap_or(Duration::from_secs(300))
 }
 
 /// Method, path and query, Host, backend credentials and body framing of the upstream request.
@@ -101,19 +111,30 @@ pub fn shape_request(ctx: &Ctx, up: &mut RequestHeader) -> Result<()> {
 
 fn failure(e: &pingora::Error) -> PolicyError {
     let kind = match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::TLSHandshakeTimedout => ErrorKind::Timeout,
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => ErrorKind::Timeout,
         _ => ErrorKind::BackendConnectionFailure,
     };
     PolicyError::builtin(kind, "forward-request", e.to_string())
 }
 
 /// Send the request upstream and read the whole response into `ctx.resp` / `ctx.resp_headers`.
-pub async fn forward_buffered(connector: &Connector, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
+pub async fn forward_buffered(
+    connector: &Connector,
+    session: &mut Session,
+    ctx: &mut Ctx,
+) -> Result<(), PolicyError> {
     let peer = peer(ctx).await.map_err(|e| failure(&e))?;
     let mut up = session.req_header().clone();
     // The original body has been read already; what is sent is `req.body` (set by the policies
     // or to the buffered original).
-    let body = ctx.req.as_ref().and_then(|r| r.body.clone().or_else(|| r.original_body.clone())).unwrap_or_default();
+    let body = ctx
+        .req
+        .as_ref()
+        .and_then(|r| r.body.clone().or_else(|| r.original_body.clone()))
+        .unwrap_or_default();
     if let Some(r) = ctx.req.as_mut() {
         if r.body.is_none() && !body.is_empty() {
             r.body = Some(body.clone());
@@ -142,11 +163,21 @@ pub async fn forward_buffered(connector: &Connector, session: &mut Session, ctx:
     let mut s = match tokio::time::timeout(deadline, exchange).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(failure(&e)),
-        Err(_) => return Err(PolicyError::builtin(ErrorKind::Timeout, "forward-request", format!("no response headers within {deadline:?}"))),
+        Err(_) => {
+            return Err(PolicyError::builtin(
+                ErrorKind::Timeout,
+                "forward-request",
+                format!("no response headers within {deadline:?}"),
+            ))
+        }
     };
     ctx.backend_time = Some(start.elapsed());
     let Some(head) = s.response_header().cloned() else {
-        return Err(PolicyError::builtin(ErrorKind::BackendConnectionFailure, "forward-request", "no response header"));
+        return Err(PolicyError::builtin(
+            ErrorKind::BackendConnectionFailure,
+            "forward-request",
+            "no response header",
+        ));
     };
     let mut buf = BytesMut::new();
     loop {
@@ -161,14 +192,17 @@ pub async fn forward_buffered(connector: &Connector, session: &mut Session, ctx:
             Err(e) => return Err(failure(&e)),
         }
     }
-    connector.release_http_session(s, &peer, Some(Duration::from_secs(60))).await;
+    connector
+        .release_http_session(s, &peer, Some(Duration::from_secs(60)))
+        .await;
     ctx.resp.status = head.status.as_u16();
     ctx.resp.reason = None;
     ctx.resp.body = None;
     ctx.resp.original_body = Some(buf.freeze());
     ctx.resp_headers.clear();
     for (n, v) in head.headers.iter() {
-        if n == header::TRANSFER_ENCODING || n == header::CONTENT_LENGTH || n == header::CONNECTION {
+        if n == header::TRANSFER_ENCODING || n == header::CONTENT_LENGTH || n == header::CONNECTION
+        {
             continue;
         }
         ctx.resp_headers.append(n.clone(), v.clone());

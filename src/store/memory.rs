@@ -79,7 +79,14 @@ impl Log {
 
 #[async_trait]
 impl Counters for MemoryStore {
-    async fn sliding_hit(&self, key: &str, limit: u64, window: Duration, count: u64, record: bool) -> Result<Sliding, StoreError> {
+    async fn sliding_hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        count: u64,
+        record: bool,
+    ) -> Result<Sliding, StoreError> {
         let now = Instant::now();
         let mut shard = self.logs[self.shard(key)].lock();
         if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
@@ -96,7 +103,11 @@ impl Counters for MemoryStore {
             }
             Self::evicted(before - shard.len());
         }
-        let log = shard.entry(key.to_string()).or_insert_with(|| Log { hits: VecDeque::new(), sum: 0, window });
+        let log = shard.entry(key.to_string()).or_insert_with(|| Log {
+            hits: VecDeque::new(),
+            sum: 0,
+            window,
+        });
         log.window = window;
         log.expire(now);
         if log.sum + count <= limit {
@@ -105,7 +116,11 @@ impl Counters for MemoryStore {
                 log.sum += count;
             }
             let count_now = if record { log.sum } else { log.sum + count };
-            return Ok(Sliding { admitted: true, count: count_now, retry_after: Duration::ZERO });
+            return Ok(Sliding {
+                admitted: true,
+                count: count_now,
+                retry_after: Duration::ZERO,
+            });
         }
         // How long until enough of the oldest hits leave the window.
         let mut need = (log.sum + count).saturating_sub(limit);
@@ -117,13 +132,21 @@ impl Counters for MemoryStore {
             }
             need -= c;
         }
-        Ok(Sliding { admitted: false, count: log.sum, retry_after: retry })
+        Ok(Sliding {
+            admitted: false,
+            count: log.sum,
+            retry_after: retry,
+        })
     }
 
     async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut shard = self.logs[self.shard(key)].lock();
-        let log = shard.entry(key.to_string()).or_insert_with(|| Log { hits: VecDeque::new(), sum: 0, window });
+        let log = shard.entry(key.to_string()).or_insert_with(|| Log {
+            hits: VecDeque::new(),
+            sum: 0,
+            window,
+        });
         log.window = window;
         log.expire(now);
         if count > 0 {
@@ -133,7 +156,17 @@ impl Counters for MemoryStore {
         Ok(())
     }
 
-    async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError> {
+    async fn quota_hit(
+        &self,
+        key: &str,
+        window_id: i64,
+        ttl: Option<Duration>,
+        max_calls: u64,
+        max_bytes: u64,
+        calls: u64,
+        bytes: u64,
+        record: bool,
+    ) -> Result<Quota, StoreError> {
         let now = Instant::now();
         let mut shard = self.quotas[self.shard(key)].lock();
         if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
@@ -146,21 +179,39 @@ impl Counters for MemoryStore {
             }
             Self::evicted(before - shard.len());
         }
-        let e = shard.entry(key.to_string()).or_insert(QuotaEntry { window_id, calls: 0, bytes: 0, expires: None });
+        let e = shard.entry(key.to_string()).or_insert(QuotaEntry {
+            window_id,
+            calls: 0,
+            bytes: 0,
+            expires: None,
+        });
         if e.window_id != window_id || e.expires.is_some_and(|x| x <= now) {
-            *e = QuotaEntry { window_id, calls: 0, bytes: 0, expires: None };
+            *e = QuotaEntry {
+                window_id,
+                calls: 0,
+                bytes: 0,
+                expires: None,
+            };
         }
         e.expires = ttl.map(|t| now + t);
         let over_calls = max_calls > 0 && e.calls + calls.max(1) > max_calls;
         let over_bytes = max_bytes > 0 && e.bytes >= max_bytes;
         if over_calls || over_bytes {
-            return Ok(Quota { admitted: false, calls: e.calls, bytes: e.bytes });
+            return Ok(Quota {
+                admitted: false,
+                calls: e.calls,
+                bytes: e.bytes,
+            });
         }
         if record {
             e.calls += calls;
             e.bytes += bytes;
         }
-        Ok(Quota { admitted: true, calls: e.calls, bytes: e.bytes })
+        Ok(Quota {
+            admitted: true,
+            calls: e.calls,
+            bytes: e.bytes,
+        })
     }
 
     async fn acquire(&self, key: &str, max: u64, _ttl: Duration) -> Result<bool, StoreError> {
@@ -226,22 +277,48 @@ mod tests {
         let s = MemoryStore::new(1000);
         let w = Duration::from_millis(200);
         for i in 0..3 {
-            let r = s.sliding_hit("k", 3, w, 1, true).await.unwrap_or_else(|_| panic!("store"));
+            let r = s
+                .sliding_hit("k", 3, w, 1, true)
+                .await
+                .unwrap_or_else(|_| panic!("store"));
             assert!(r.admitted, "hit {i}");
         }
-        let r = s.sliding_hit("k", 3, w, 1, true).await.unwrap_or_else(|_| panic!("store"));
+        let r = s
+            .sliding_hit("k", 3, w, 1, true)
+            .await
+            .unwrap_or_else(|_| panic!("store"));
         assert!(!r.admitted);
         assert!(r.retry_after <= w && r.retry_after > Duration::ZERO);
         tokio::time::sleep(w).await;
-        assert!(s.sliding_hit("k", 3, w, 1, true).await.map(|r| r.admitted).unwrap_or(false));
+        assert!(s
+            .sliding_hit("k", 3, w, 1, true)
+            .await
+            .map(|r| r.admitted)
+            .unwrap_or(false));
     }
 
     #[tokio::test]
     async fn quota_windows_reset() {
         let s = MemoryStore::new(1000);
-        assert!(s.quota_hit("q", 1, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
-        assert!(s.quota_hit("q", 1, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
-        assert!(!s.quota_hit("q", 1, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(true));
-        assert!(s.quota_hit("q", 2, None, 2, 0, 1, 0, true).await.map(|q| q.admitted).unwrap_or(false));
+        assert!(s
+            .quota_hit("q", 1, None, 2, 0, 1, 0, true)
+            .await
+            .map(|q| q.admitted)
+            .unwrap_or(false));
+        assert!(s
+            .quota_hit("q", 1, None, 2, 0, 1, 0, true)
+            .await
+            .map(|q| q.admitted)
+            .unwrap_or(false));
+        assert!(!s
+            .quota_hit("q", 1, None, 2, 0, 1, 0, true)
+            .await
+            .map(|q| q.admitted)
+            .unwrap_or(true));
+        assert!(s
+            .quota_hit("q", 2, None, 2, 0, 1, 0, true)
+            .await
+            .map(|q| q.admitted)
+            .unwrap_or(false));
     }
 }

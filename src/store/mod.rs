@@ -38,7 +38,14 @@ pub trait Counters: Send + Sync {
     /// Sliding window over `window`: if the calls counted in the last `window` plus `count`
     /// stay within `limit`, record `count` and admit. With `record` false, only check (the
     /// increment comes later through `sliding_add`).
-    async fn sliding_hit(&self, key: &str, limit: u64, window: Duration, count: u64, record: bool) -> Result<Sliding, StoreError>;
+    async fn sliding_hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        count: u64,
+        record: bool,
+    ) -> Result<Sliding, StoreError>;
 
     /// Record `count` calls now without checking (deferred increments).
     async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError>;
@@ -47,7 +54,17 @@ pub trait Counters: Send + Sync {
     /// `max_calls` and the bytes counted so far are below `max_bytes` (`0` = no limit); with
     /// `record`, add `calls` and `bytes`.
     #[allow(clippy::too_many_arguments)]
-    async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError>;
+    async fn quota_hit(
+        &self,
+        key: &str,
+        window_id: i64,
+        ttl: Option<Duration>,
+        max_calls: u64,
+        max_bytes: u64,
+        calls: u64,
+        bytes: u64,
+        record: bool,
+    ) -> Result<Quota, StoreError>;
 
     /// Whether a shared store is unreachable and its failure mode is in force.
     fn degraded(&self) -> bool {

@@ -126,7 +126,13 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn new(url: &str, prefix: &str, timeout: Duration, mode: FailureMode, max_keys: usize) -> Result<RedisStore, String> {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        mode: FailureMode,
+        max_keys: usize,
+    ) -> Result<RedisStore, String> {
         let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
         Ok(RedisStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
@@ -154,11 +160,18 @@ impl RedisStore {
     /// This thread's connection, made on first use (one multiplexed connection per worker
     /// thread; each reconnects by itself).
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(c) = THREAD_CONNS.with(|m| m.borrow().iter().find(|(id, _)| *id == self.id).map(|(_, c)| c.clone())) {
+        if let Some(c) = THREAD_CONNS.with(|m| {
+            m.borrow()
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map(|(_, c)| c.clone())
+        }) {
             return Ok(c);
         }
         if Instant::now() < *self.next_attempt.lock() {
-            return Err(StoreError::Unavailable("waiting before reconnecting".into()));
+            return Err(StoreError::Unavailable(
+                "waiting before reconnecting".into(),
+            ));
         }
         let c = self.connect().await?;
         THREAD_CONNS.with(|m| {
@@ -180,7 +193,9 @@ impl RedisStore {
             return Ok(c.clone());
         }
         if Instant::now() < *self.next_attempt.lock() {
-            return Err(StoreError::Unavailable("waiting before reconnecting".into()));
+            return Err(StoreError::Unavailable(
+                "waiting before reconnecting".into(),
+            ));
         }
         let c = self.connect().await?;
         *g = Some(c.clone());
@@ -188,8 +203,16 @@ impl RedisStore {
     }
 
     async fn connect(&self) -> Result<ConnectionManager, StoreError> {
-        let cfg = redis::aio::ConnectionManagerConfig::new().set_connection_timeout(self.timeout).set_response_timeout(self.timeout).set_number_of_retries(1);
-        match tokio::time::timeout(self.timeout, ConnectionManager::new_with_config(self.client.clone(), cfg)).await {
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            self.timeout,
+            ConnectionManager::new_with_config(self.client.clone(), cfg),
+        )
+        .await
+        {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => {
                 *self.next_attempt.lock() = Instant::now() + Duration::from_millis(500);
@@ -202,7 +225,12 @@ impl RedisStore {
         }
     }
 
-    async fn run(&self, script: &redis::Script, key: &str, args: &[String]) -> Result<Vec<i64>, StoreError> {
+    async fn run(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[String],
+    ) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.connection().await?;
         let mut inv = script.key(format!("{}{key}", self.prefix));
         for a in args {
@@ -217,13 +245,19 @@ impl RedisStore {
                 Ok(v)
             }
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-            Err(_) => Err(StoreError::Unavailable(format!("no answer within {:?}", self.timeout))),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
         }
     }
 
     fn failed(&self, e: &StoreError) {
         if !self.degraded.swap(true, Ordering::Relaxed) {
-            log::warn!("store: Redis unavailable ({e}); failure mode {:?} applies until it is back", self.mode);
+            log::warn!(
+                "store: Redis unavailable ({e}); failure mode {:?} applies until it is back",
+                self.mode
+            );
             metric_up(false);
         }
         if let Some(m) = crate::observe::metrics::get() {
@@ -244,16 +278,41 @@ fn unique() -> String {
 
 #[async_trait]
 impl Counters for RedisStore {
-    async fn sliding_hit(&self, key: &str, limit: u64, window: Duration, count: u64, record: bool) -> Result<Sliding, StoreError> {
-        let args = [window.as_micros().to_string(), limit.to_string(), count.to_string(), if record { "1" } else { "0" }.to_string(), unique()];
+    async fn sliding_hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        count: u64,
+        record: bool,
+    ) -> Result<Sliding, StoreError> {
+        let args = [
+            window.as_micros().to_string(),
+            limit.to_string(),
+            count.to_string(),
+            if record { "1" } else { "0" }.to_string(),
+            unique(),
+        ];
         match self.run(&self.sliding, key, &args).await {
-            Ok(v) if v.len() == 3 => Ok(Sliding { admitted: v[0] == 1, count: v[1].max(0) as u64, retry_after: Duration::from_micros(v[2].max(0) as u64) }),
+            Ok(v) if v.len() == 3 => Ok(Sliding {
+                admitted: v[0] == 1,
+                count: v[1].max(0) as u64,
+                retry_after: Duration::from_micros(v[2].max(0) as u64),
+            }),
             Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
             Err(e) => {
                 self.failed(&e);
                 match self.mode {
-                    FailureMode::Local => self.local.sliding_hit(key, limit, window, count, record).await,
-                    FailureMode::FailOpen => Ok(Sliding { admitted: true, count: 0, retry_after: Duration::ZERO }),
+                    FailureMode::Local => {
+                        self.local
+                            .sliding_hit(key, limit, window, count, record)
+                            .await
+                    }
+                    FailureMode::FailOpen => Ok(Sliding {
+                        admitted: true,
+                        count: 0,
+                        retry_after: Duration::ZERO,
+                    }),
                     FailureMode::FailClosed => Err(e),
                 }
             }
@@ -275,7 +334,17 @@ impl Counters for RedisStore {
         }
     }
 
-    async fn quota_hit(&self, key: &str, window_id: i64, ttl: Option<Duration>, max_calls: u64, max_bytes: u64, calls: u64, bytes: u64, record: bool) -> Result<Quota, StoreError> {
+    async fn quota_hit(
+        &self,
+        key: &str,
+        window_id: i64,
+        ttl: Option<Duration>,
+        max_calls: u64,
+        max_bytes: u64,
+        calls: u64,
+        bytes: u64,
+        record: bool,
+    ) -> Result<Quota, StoreError> {
         let full = format!("{key}\u{1f}{window_id}");
         let args = [
             ttl.map_or(0, |t| t.as_secs()).to_string(),
@@ -286,13 +355,27 @@ impl Counters for RedisStore {
             if record { "1" } else { "0" }.to_string(),
         ];
         match self.run(&self.quota, &full, &args).await {
-            Ok(v) if v.len() == 3 => Ok(Quota { admitted: v[0] == 1, calls: v[1].max(0) as u64, bytes: v[2].max(0) as u64 }),
+            Ok(v) if v.len() == 3 => Ok(Quota {
+                admitted: v[0] == 1,
+                calls: v[1].max(0) as u64,
+                bytes: v[2].max(0) as u64,
+            }),
             Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
             Err(e) => {
                 self.failed(&e);
                 match self.mode {
-                    FailureMode::Local => self.local.quota_hit(key, window_id, ttl, max_calls, max_bytes, calls, bytes, record).await,
-                    FailureMode::FailOpen => Ok(Quota { admitted: true, calls: 0, bytes: 0 }),
+                    FailureMode::Local => {
+                        self.local
+                            .quota_hit(
+                                key, window_id, ttl, max_calls, max_bytes, calls, bytes, record,
+                            )
+                            .await
+                    }
+                    FailureMode::FailOpen => Ok(Quota {
+                        admitted: true,
+                        calls: 0,
+                        bytes: 0,
+                    }),
                     FailureMode::FailClosed => Err(e),
                 }
             }
@@ -304,7 +387,14 @@ impl Counters for RedisStore {
     }
 
     async fn acquire(&self, key: &str, max: u64, ttl: Duration) -> Result<bool, StoreError> {
-        match self.run(&self.acquire, &format!("lc:{key}"), &[max.to_string(), ttl.as_secs().max(1).to_string()]).await {
+        match self
+            .run(
+                &self.acquire,
+                &format!("lc:{key}"),
+                &[max.to_string(), ttl.as_secs().max(1).to_string()],
+            )
+            .await
+        {
             Ok(v) => Ok(v.first() == Some(&1)),
             Err(e) => {
                 self.failed(&e);
@@ -318,7 +408,11 @@ impl Counters for RedisStore {
     }
 
     async fn release(&self, key: &str) {
-        if self.run(&self.release, &format!("lc:{key}"), &[]).await.is_err() {
+        if self
+            .run(&self.release, &format!("lc:{key}"), &[])
+            .await
+            .is_err()
+        {
             self.local.release(key).await;
         }
     }
@@ -329,7 +423,14 @@ impl Counters for RedisStore {
         }
         let mut conn = self.connection().await.ok()?;
         let k = format!("{}c:{key}", self.prefix);
-        match tokio::time::timeout(self.timeout, redis::cmd("GET").arg(k).query_async::<Option<Vec<u8>>>(&mut conn)).await {
+        match tokio::time::timeout(
+            self.timeout,
+            redis::cmd("GET")
+                .arg(k)
+                .query_async::<Option<Vec<u8>>>(&mut conn),
+        )
+        .await
+        {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 self.failed(&StoreError::Unavailable(e.to_string()));
@@ -346,11 +447,19 @@ impl Counters for RedisStore {
         if !external {
             return self.local.cache_set(key, value, ttl, false).await;
         }
-        let Ok(mut conn) = self.connection().await else { return };
+        let Ok(mut conn) = self.connection().await else {
+            return;
+        };
         let k = format!("{}c:{key}", self.prefix);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(k).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64);
-        if !matches!(tokio::time::timeout(self.timeout, cmd.query_async::<()>(&mut conn)).await, Ok(Ok(()))) {
+        cmd.arg(k)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        if !matches!(
+            tokio::time::timeout(self.timeout, cmd.query_async::<()>(&mut conn)).await,
+            Ok(Ok(()))
+        ) {
             self.failed(&StoreError::Unavailable("cache write failed".into()));
         }
     }
@@ -359,9 +468,15 @@ impl Counters for RedisStore {
         if !external {
             return self.local.cache_remove(key, false).await;
         }
-        let Ok(mut conn) = self.connection().await else { return };
+        let Ok(mut conn) = self.connection().await else {
+            return;
+        };
         let k = format!("{}c:{key}", self.prefix);
-        let _ = tokio::time::timeout(self.timeout, redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn)).await;
+        let _ = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn),
+        )
+        .await;
     }
 
     async fn warm_up(&self) {

@@ -1,9 +1,9 @@
 //! A minimal HTTP/1.1 client and origin server for integration tests (loopback only, bounded
 //! timeouts). Hand-written so tests see exact bytes: status lines, header order, framing.
 
-use std::io::{BufRead, BufReader, Read, Write};
 #[allow(unused_imports)]
 use std::io::Read as _;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,11 +28,18 @@ impl Request {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -46,7 +53,12 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, reason: String::new(), headers: Vec::new(), body: body.into() }
+        Response {
+            status,
+            reason: String::new(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     pub fn with_header(mut self, k: &str, v: &str) -> Response {
@@ -55,11 +67,18 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn text(&self) -> String {
@@ -67,7 +86,8 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -82,7 +102,10 @@ fn read_head<R: BufRead>(r: &mut R) -> std::io::Result<Option<Head>> {
     loop {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof in headers"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "eof in headers",
+            ));
         }
         let line = line.trim_end_matches(['\r', '\n']);
         if line.is_empty() {
@@ -95,14 +118,24 @@ fn read_head<R: BufRead>(r: &mut R) -> std::io::Result<Option<Head>> {
     Ok(Some((first.trim_end().to_string(), headers)))
 }
 
-fn read_body<R: BufRead>(r: &mut R, headers: &[(String, String)], until_eof: bool) -> std::io::Result<Vec<u8>> {
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+fn read_body<R: BufRead>(
+    r: &mut R,
+    headers: &[(String, String)],
+    until_eof: bool,
+) -> std::io::Result<Vec<u8>> {
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut out = Vec::new();
         loop {
             let mut size = String::new();
             r.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
             if n == 0 {
                 let mut end = String::new();
                 r.read_line(&mut end)?;
@@ -128,24 +161,48 @@ fn read_body<R: BufRead>(r: &mut R, headers: &[(String, String)], until_eof: boo
 }
 
 /// Send one request (`Connection: close`) and read the whole response.
-pub fn send(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+pub fn send(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let s =
+        TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     exchange(s, port, method, target, headers, body)
 }
 
 /// The same over TLS (certificate not verified: tests use self-signed certificates).
-pub fn send_tls(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+pub fn send_tls(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    let s =
+        TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     let mut b = SslConnector::builder(SslMethod::tls()).unwrap_or_else(|e| panic!("tls: {e}"));
     b.set_verify(SslVerifyMode::NONE);
-    let tls = b.build().connect("localhost", s).unwrap_or_else(|e| panic!("tls handshake: {e}"));
+    let tls = b
+        .build()
+        .connect("localhost", s)
+        .unwrap_or_else(|e| panic!("tls handshake: {e}"));
     exchange(tls, port, method, target, headers, body)
 }
 
-fn exchange<S: Read + Write>(mut s: S, port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+fn exchange<S: Read + Write>(
+    mut s: S,
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut req = format!("{method} {target} HTTP/1.1\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
@@ -157,16 +214,32 @@ fn exchange<S: Read + Write>(mut s: S, port: u16, method: &str, target: &str, he
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     req.push_str("Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap_or_else(|e| panic!("write: {e}"));
-    s.write_all(body).unwrap_or_else(|e| panic!("write body: {e}"));
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    s.write_all(body)
+        .unwrap_or_else(|e| panic!("write body: {e}"));
     let mut r = BufReader::new(s);
-    let (status_line, headers) = read_head(&mut r).unwrap_or_else(|e| panic!("read head: {e}")).unwrap_or_else(|| panic!("no response"));
+    let (status_line, headers) = read_head(&mut r)
+        .unwrap_or_else(|e| panic!("read head: {e}"))
+        .unwrap_or_else(|| panic!("no response"));
     let mut parts = status_line.splitn(3, ' ');
     let _version = parts.next();
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
     let reason = parts.next().unwrap_or("").to_string();
-    let body = if method == "HEAD" { Vec::new() } else { read_body(&mut r, &headers, true).unwrap_or_else(|e| panic!("read body: {e}")) };
-    Response { status, reason, headers, body }
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        read_body(&mut r, &headers, true).unwrap_or_else(|e| panic!("read body: {e}"))
+    };
+    Response {
+        status,
+        reason,
+        headers,
+        body,
+    }
 }
 
 pub fn get(port: u16, target: &str, headers: &[(&str, &str)]) -> Response {
@@ -211,7 +284,12 @@ impl Origin {
                 thread::spawn(move || serve(conn, &*handler, &rq, &h));
             }
         });
-        Origin { port, requests, hits, stop }
+        Origin {
+            port,
+            requests,
+            hits,
+            stop,
+        }
     }
 
     /// An origin that echoes the request as JSON (method, path, query, headers, body).
@@ -220,7 +298,12 @@ impl Origin {
     }
 
     pub fn last(&self) -> Request {
-        self.requests.lock().map(|v| v.last().cloned()).ok().flatten().unwrap_or_else(|| panic!("origin saw no request"))
+        self.requests
+            .lock()
+            .map(|v| v.last().cloned())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("origin saw no request"))
     }
 
     pub fn count(&self) -> usize {
@@ -249,7 +332,9 @@ pub fn echo_response(r: &Request) -> Response {
         "body": String::from_utf8_lossy(&r.body),
         "body_len": r.body.len(),
     });
-    Response::new(200, v.to_string()).with_header("Content-Type", "application/json").with_header("X-Origin", "yes")
+    Response::new(200, v.to_string())
+        .with_header("Content-Type", "application/json")
+        .with_header("X-Origin", "yes")
 }
 
 fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, hits: &AtomicUsize) {
@@ -257,12 +342,21 @@ fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, hit
     let Ok(mut w) = conn.try_clone() else { return };
     let mut r = BufReader::new(conn);
     loop {
-        let Ok(Some((line, headers))) = read_head(&mut r) else { return };
+        let Ok(Some((line, headers))) = read_head(&mut r) else {
+            return;
+        };
         let mut parts = line.split(' ');
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
-        let Ok(body) = read_body(&mut r, &headers, false) else { return };
-        let req = Request { method, target, headers, body };
+        let Ok(body) = read_body(&mut r, &headers, false) else {
+            return;
+        };
+        let req = Request {
+            method,
+            target,
+            headers,
+            body,
+        };
         hits.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut v) = requests.lock() {
             v.push(req.clone());
@@ -274,7 +368,12 @@ fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, hit
                 write_full(&mut w, &resp)
             }
             Reply::Stream(status, chunks, pause) => {
-                let mut ok = w.write_all(format!("HTTP/1.1 {status} OK\r\nTransfer-Encoding: chunked\r\n\r\n").as_bytes()).is_ok();
+                let mut ok = w
+                    .write_all(
+                        format!("HTTP/1.1 {status} OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                            .as_bytes(),
+                    )
+                    .is_ok();
                 for c in chunks {
                     ok &= w.write_all(format!("{:x}\r\n", c.len()).as_bytes()).is_ok();
                     ok &= w.write_all(&c).is_ok();
@@ -292,7 +391,11 @@ fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, hit
 }
 
 fn write_full(w: &mut TcpStream, resp: &Response) -> bool {
-    let reason = if resp.reason.is_empty() { "OK" } else { resp.reason.as_str() };
+    let reason = if resp.reason.is_empty() {
+        "OK"
+    } else {
+        resp.reason.as_str()
+    };
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason);
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));

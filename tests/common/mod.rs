@@ -43,7 +43,10 @@ impl Drop for TempDir {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("no free port: {e}"))
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 pub fn bin() -> &'static str {
@@ -52,7 +55,9 @@ pub fn bin() -> &'static str {
 
 /// The configuration a test gives, completed with listeners, admin and server settings.
 fn full_config(dir: &Path, port: u16, admin: u16, tls_port: Option<u16>, body: &str) -> String {
-    let tls = tls_port.map_or(String::new(), |p| format!("  - address: 127.0.0.1:{p}\n    tls:\n      cert: cert.pem\n      key: key.pem\n"));
+    let tls = tls_port.map_or(String::new(), |p| {
+        format!("  - address: 127.0.0.1:{p}\n    tls:\n      cert: cert.pem\n      key: key.pem\n")
+    });
     format!(
         "server:\n  threads: 1\n  pid_file: {d}/gatehouse.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 1s\nlisteners:\n  - address: 127.0.0.1:{port}\n{tls}admin:\n  address: 127.0.0.1:{admin}\n  echo: true\naccess_log: stdout\npolicies:\n  dir: policies\n{body}",
         d = dir.display()
@@ -86,7 +91,12 @@ impl Gatehouse {
         Gatehouse::start_full(yaml, policies, &[], true)
     }
 
-    fn start_full(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)], tls: bool) -> Gatehouse {
+    fn start_full(
+        yaml: &str,
+        policies: &[(&str, &str)],
+        files: &[(&str, &str)],
+        tls: bool,
+    ) -> Gatehouse {
         let dir = TempDir::new();
         for (p, c) in files {
             dir.write(p, c);
@@ -95,14 +105,31 @@ impl Gatehouse {
         let tls_port = tls.then(|| {
             let st = Command::new("openssl")
                 .current_dir(&dir.0)
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", "key.pem", "-out", "cert.pem"])
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=localhost",
+                    "-days",
+                    "1",
+                    "-keyout",
+                    "key.pem",
+                    "-out",
+                    "cert.pem",
+                ])
                 .stderr(Stdio::null())
                 .status()
                 .unwrap_or_else(|e| panic!("openssl: {e}"));
             assert!(st.success(), "openssl req failed");
             free_port()
         });
-        dir.write("gatehouse.yaml", &full_config(&dir.0, port, admin, tls_port, yaml));
+        dir.write(
+            "gatehouse.yaml",
+            &full_config(&dir.0, port, admin, tls_port, yaml),
+        );
         for (p, c) in policies {
             dir.write(&format!("policies/{p}"), c);
         }
@@ -110,7 +137,8 @@ impl Gatehouse {
     }
 
     fn spawn(dir: TempDir, port: u16, admin: u16, tls_port: Option<u16>) -> Gatehouse {
-        let log = std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        let log =
+            std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         let child = Command::new(bin())
             .args(["run", "-c"])
@@ -120,7 +148,14 @@ impl Gatehouse {
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn gatehouse: {e}"));
-        let mut g = Gatehouse { port, tls_port, admin, dir, child, sent: AtomicUsize::new(0) };
+        let mut g = Gatehouse {
+            port,
+            tls_port,
+            admin,
+            dir,
+            child,
+            sent: AtomicUsize::new(0),
+        };
         g.wait_ready();
         g
     }
@@ -130,7 +165,9 @@ impl Gatehouse {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("gatehouse exited with {status}:\n{}", self.log());
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
+            {
                 let r = get(self.admin, "/readyz", &[]);
                 if r.status == 200 {
                     return;
@@ -146,14 +183,33 @@ impl Gatehouse {
         get(self.port, target, headers)
     }
 
-    pub fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn send(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         self.sent.fetch_add(1, Ordering::SeqCst);
         send(self.port, method, target, headers, body)
     }
 
-    pub fn send_tls(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn send_tls(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         self.sent.fetch_add(1, Ordering::SeqCst);
-        self::http::send_tls(self.tls_port.unwrap_or_else(|| panic!("started without TLS")), method, target, headers, body)
+        self::http::send_tls(
+            self.tls_port
+                .unwrap_or_else(|| panic!("started without TLS")),
+            method,
+            target,
+            headers,
+            body,
+        )
     }
 
     /// Everything the process printed (access log on stdout, logs on stderr).
@@ -163,7 +219,11 @@ impl Gatehouse {
 
     /// Access-log entries (JSON lines) printed so far.
     pub fn access_log(&self) -> Vec<serde_json::Value> {
-        self.log().lines().filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// The access-log entry of the last request sent through this harness; waits (bounded)
@@ -200,7 +260,8 @@ impl Gatehouse {
     /// Start a second process with `run -u` on the same configuration (it takes over the
     /// listening sockets when this one gets SIGQUIT).
     pub fn spawn_upgrade(&self) -> Child {
-        let log = std::fs::File::create(self.dir.0.join("upgrade.log")).unwrap_or_else(|e| panic!("log: {e}"));
+        let log = std::fs::File::create(self.dir.0.join("upgrade.log"))
+            .unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         Command::new(bin())
             .args(["run", "-u", "-c"])
@@ -216,7 +277,10 @@ impl Gatehouse {
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 }
 
@@ -229,26 +293,46 @@ impl Drop for Gatehouse {
 
 /// Run `gatehouse` with arguments in `dir` and collect its output.
 pub fn run_cli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin()).current_dir(dir).args(args).output().unwrap_or_else(|e| panic!("run gatehouse: {e}"))
+    Command::new(bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run gatehouse: {e}"))
 }
 
 /// Compare `actual` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
 pub fn assert_golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var("UPDATE_GOLDEN").is_ok() {
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).ok();
         std::fs::write(&path, actual).unwrap_or_else(|e| panic!("write golden: {e}"));
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read golden {}: {e}\nactual:\n{actual}", path.display()));
-    assert_eq!(actual, expected, "golden file {name} differs (UPDATE_GOLDEN=1 to accept)");
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read golden {}: {e}\nactual:\n{actual}", path.display()));
+    assert_eq!(
+        actual, expected,
+        "golden file {name} differs (UPDATE_GOLDEN=1 to accept)"
+    );
 }
 
 /// A YAML API entry whose service is `origin`, with one catch-all operation per method list.
-pub fn api_yaml(id: &str, path: &str, service: &str, extra: &str, ops: &[(&str, &str, &str)]) -> String {
-    let mut s = format!("  - id: {id}\n    path: {path}\n    service_url: {service}\n{extra}    operations:\n");
+pub fn api_yaml(
+    id: &str,
+    path: &str,
+    service: &str,
+    extra: &str,
+    ops: &[(&str, &str, &str)],
+) -> String {
+    let mut s = format!(
+        "  - id: {id}\n    path: {path}\n    service_url: {service}\n{extra}    operations:\n"
+    );
     for (oid, m, t) in ops {
-        s.push_str(&format!("      - id: {oid}\n        method: \"{m}\"\n        url_template: \"{t}\"\n"));
+        s.push_str(&format!(
+            "      - id: {oid}\n        method: \"{m}\"\n        url_template: \"{t}\"\n"
+        ));
     }
     s
 }
@@ -263,14 +347,28 @@ pub struct RedisServer {
 impl RedisServer {
     pub fn start() -> RedisServer {
         let dir = TempDir::new();
-        let mut r = RedisServer { port: free_port(), child: None, dir };
+        let mut r = RedisServer {
+            port: free_port(),
+            child: None,
+            dir,
+        };
         r.spawn();
         r
     }
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(&self.dir.0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -288,10 +386,15 @@ impl RedisServer {
 
     pub fn ping(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
         s.set_read_timeout(Some(Duration::from_millis(500))).ok();
         let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).map(|n| buf[..n].starts_with(b"+PONG")).unwrap_or(false)
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf)
+                .map(|n| buf[..n].starts_with(b"+PONG"))
+                .unwrap_or(false)
     }
 
     pub fn url(&self) -> String {
@@ -323,7 +426,9 @@ impl Drop for RedisServer {
 /// satisfies `pred`; used to start a test right after a fixed-window boundary.
 pub fn wait_for_phase(period_ms: u64, pred: impl Fn(u64) -> bool) {
     for _ in 0..600 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         if pred(now.as_millis() as u64 % period_ms) {
             return;
         }

@@ -42,7 +42,9 @@ struct Entry {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn inflight() -> &'static Mutex<AHashMap<String, Arc<tokio::sync::Notify>>> {
@@ -83,10 +85,15 @@ fn decode(b: &[u8]) -> Option<(Entry, Bytes)> {
 }
 
 async fn answer_from(cx: &mut ExecCtx<'_>, state: &mut CacheState, raw: &[u8]) -> bool {
-    let Some((e, body)) = decode(raw) else { return false };
+    let Some((e, body)) = decode(raw) else {
+        return false;
+    };
     cx.resp_headers.clear();
     for (k, v) in &e.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             cx.resp_headers.append(&n, v);
         }
     }
@@ -116,23 +123,51 @@ pub async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Result<Step, StepE
     let info = &cx.req.info;
     // Ids, not indices: entries in Redis outlive a reload that reorders the APIs.
     let api = info.api.map(|a| &cx.gw.apis[a]);
-    let (api_id, op_id) = (api.map_or("", |a| a.id.as_str()), api.and_then(|a| info.operation.map(|o| a.operations[o].id.as_str())).unwrap_or(""));
+    let (api_id, op_id) = (
+        api.map_or("", |a| a.id.as_str()),
+        api.and_then(|a| info.operation.map(|o| a.operations[o].id.as_str()))
+            .unwrap_or(""),
+    );
     let mut key = format!("rc\u{1f}{api_id}\u{1f}{op_id}\u{1f}{}", info.original_path);
     let query = crate::gateway::router::parse_query(&info.original_query);
     for q in &c.vary_query {
-        let vals: Vec<&str> = query.iter().filter(|(k, _)| k == q).map(|(_, v)| v.as_str()).collect();
+        let vals: Vec<&str> = query
+            .iter()
+            .filter(|(k, _)| k == q)
+            .map(|(_, v)| v.as_str())
+            .collect();
         key.push_str(&format!("\u{1f}q:{q}={}", vals.join(",")));
     }
     for h in &c.vary_headers {
-        let vals: Vec<String> = HeaderName::from_bytes(h.as_bytes()).map(|n| cx.req_headers.get_all(&n).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect()).unwrap_or_default();
+        let vals: Vec<String> = HeaderName::from_bytes(h.as_bytes())
+            .map(|n| {
+                cx.req_headers
+                    .get_all(&n)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         key.push_str(&format!("\u{1f}h:{h}={}", vals.join(",")));
     }
     if by_dev {
-        let sub = cx.req.info.subscription.map(|s| cx.gw.subscriptions.list[s].id.clone()).unwrap_or_default();
+        let sub = cx
+            .req
+            .info
+            .subscription
+            .map(|s| cx.gw.subscriptions.list[s].id.clone())
+            .unwrap_or_default();
         key.push_str(&format!("\u{1f}d:{sub}"));
     }
     let external = c.caching != CachingType::Internal;
-    let mut state = CacheState { key: key.clone(), external, hit: false, filler: false, downstream, must_revalidate };
+    let mut state = CacheState {
+        key: key.clone(),
+        external,
+        hit: false,
+        filler: false,
+        downstream,
+        must_revalidate,
+    };
     if let Some(raw) = cx.store.cache_get(&key, external).await {
         if answer_from(cx, &mut state, &raw).await {
             cx.req.cache = Some(state);
@@ -168,8 +203,14 @@ pub async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Result<Step, StepE
     Ok(Step::Next)
 }
 
-pub async fn store(duration: &Val<u64>, cache_response: Option<&Val<bool>>, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
-    let Some(state) = cx.req.cache.clone() else { return Ok(()) };
+pub async fn store(
+    duration: &Val<u64>,
+    cache_response: Option<&Val<bool>>,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
+    let Some(state) = cx.req.cache.clone() else {
+        return Ok(());
+    };
     if state.hit {
         return Ok(());
     }
@@ -178,24 +219,49 @@ pub async fn store(duration: &Val<u64>, cache_response: Option<&Val<bool>>, cx: 
         Some(v) => *value(v, cx)?,
         None => false,
     };
-    let body = cx.resp.body.clone().or_else(|| cx.resp.original_body.clone()).unwrap_or_default();
+    let body = cx
+        .resp
+        .body
+        .clone()
+        .or_else(|| cx.resp.original_body.clone())
+        .unwrap_or_default();
     // A response that sets a cookie belongs to one client: never store it in a shared cache.
     let sets_cookie = cx.resp_headers.contains(&http::header::SET_COOKIE);
-    let storable = secs > 0 && (any_status || cx.resp.status == 200) && body.len() <= MAX_CACHED_BODY && !sets_cookie;
+    let storable = secs > 0
+        && (any_status || cx.resp.status == 200)
+        && body.len() <= MAX_CACHED_BODY
+        && !sets_cookie;
     if storable {
         let mut headers = Vec::new();
         for n in cx.resp_headers.names() {
-            if matches!(n.as_str(), "connection" | "transfer-encoding" | "content-length" | "keep-alive" | "date") {
+            if matches!(
+                n.as_str(),
+                "connection" | "transfer-encoding" | "content-length" | "keep-alive" | "date"
+            ) {
                 continue;
             }
             if let Ok(name) = HeaderName::from_bytes(n.as_bytes()) {
                 for v in cx.resp_headers.get_all(&name) {
-                    headers.push((n.clone(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+                    headers.push((
+                        n.clone(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    ));
                 }
             }
         }
-        let e = Entry { status: cx.resp.status, headers, expires_ms: now_ms() + secs * 1000 };
-        cx.store.cache_set(&state.key, encode(&e, &body), Duration::from_secs(secs), state.external).await;
+        let e = Entry {
+            status: cx.resp.status,
+            headers,
+            expires_ms: now_ms() + secs * 1000,
+        };
+        cx.store
+            .cache_set(
+                &state.key,
+                encode(&e, &body),
+                Duration::from_secs(secs),
+                state.external,
+            )
+            .await;
         if let Some(h) = downstream_header(&state, secs) {
             cx.req.extra_headers.push((http::header::CACHE_CONTROL, h));
         }

@@ -41,9 +41,19 @@ fn decode(b: &[u8]) -> Value {
     }
 }
 
-pub async fn lookup(key: &Val<String>, variable: &str, default: Option<&Val<String>>, caching: CachingType, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+pub async fn lookup(
+    key: &Val<String>,
+    variable: &str,
+    default: Option<&Val<String>>,
+    caching: CachingType,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
     let key = value(key, cx)?.into_owned();
-    match cx.store.cache_get(&format!("v:{key}"), external(caching)).await {
+    match cx
+        .store
+        .cache_get(&format!("v:{key}"), external(caching))
+        .await
+    {
         Some(b) => cx.req.set_variable(variable, decode(&b)),
         None => {
             // A miss sets the default when one is given; otherwise the variable is not created.
@@ -59,7 +69,13 @@ pub async fn lookup(key: &Val<String>, variable: &str, default: Option<&Val<Stri
     Ok(())
 }
 
-pub async fn store(key: &Val<String>, v: &Val<String>, duration: &Val<u64>, caching: CachingType, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+pub async fn store(
+    key: &Val<String>,
+    v: &Val<String>,
+    duration: &Val<u64>,
+    caching: CachingType,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
     let key = value(key, cx)?.into_owned();
     let secs = *value(duration, cx)?;
     let val = match v {
@@ -67,13 +83,26 @@ pub async fn store(key: &Val<String>, v: &Val<String>, duration: &Val<u64>, cach
         Val::Expr(e) => eval(e, cx)?,
     };
     if secs > 0 {
-        cx.store.cache_set(&format!("v:{key}"), encode(&val), Duration::from_secs(secs), external(caching)).await;
+        cx.store
+            .cache_set(
+                &format!("v:{key}"),
+                encode(&val),
+                Duration::from_secs(secs),
+                external(caching),
+            )
+            .await;
     }
     Ok(())
 }
 
-pub async fn remove(key: &Val<String>, caching: CachingType, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+pub async fn remove(
+    key: &Val<String>,
+    caching: CachingType,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
     let key = value(key, cx)?.into_owned();
-    cx.store.cache_remove(&format!("v:{key}"), external(caching)).await;
+    cx.store
+        .cache_remove(&format!("v:{key}"), external(caching))
+        .await;
     Ok(())
 }

@@ -11,11 +11,22 @@ pub fn run(from: &Val<String>, to: &Val<String>, cx: &mut ExecCtx) -> Result<(),
     let from = value(from, cx)?.into_owned();
     let to = value(to, cx)?.into_owned();
     if from.is_empty() {
-        return Err(StepError::expression("find-and-replace `from` evaluated to an empty string"));
+        return Err(StepError::expression(
+            "find-and-replace `from` evaluated to an empty string",
+        ));
     }
     let (current, target) = match cx.section {
-        Section::Inbound | Section::Backend => (cx.req.body.clone().or_else(|| cx.req.original_body.clone()), &mut cx.req.body),
-        Section::Outbound | Section::OnError => (cx.resp.body.clone().or_else(|| cx.resp.original_body.clone()), &mut cx.resp.body),
+        Section::Inbound | Section::Backend => (
+            cx.req.body.clone().or_else(|| cx.req.original_body.clone()),
+            &mut cx.req.body,
+        ),
+        Section::Outbound | Section::OnError => (
+            cx.resp
+                .body
+                .clone()
+                .or_else(|| cx.resp.original_body.clone()),
+            &mut cx.resp.body,
+        ),
     };
     let Some(body) = current else { return Ok(()) };
     let text = String::from_utf8_lossy(&body);

@@ -12,12 +12,19 @@ use crate::policy::Val;
 const SLOT_TTL: Duration = Duration::from_secs(600);
 
 /// Take a slot; returns the store key to release.
-pub async fn acquire(key: &Val<String>, max: u64, cx: &mut ExecCtx<'_>) -> Result<String, StepError> {
+pub async fn acquire(
+    key: &Val<String>,
+    max: u64,
+    cx: &mut ExecCtx<'_>,
+) -> Result<String, StepError> {
     let key = value(key, cx)?.into_owned();
     let store_key = format!("{max}\u{1f}{key}");
     match cx.store.acquire(&store_key, max, SLOT_TTL).await {
         Ok(true) => Ok(store_key),
-        Ok(false) => Err(StepError::new(ErrorKind::ConcurrencyLimitExceeded, format!("more than {max} concurrent requests for key {key:?}"))),
+        Ok(false) => Err(StepError::new(
+            ErrorKind::ConcurrencyLimitExceeded,
+            format!("more than {max} concurrent requests for key {key:?}"),
+        )),
         Err(e) => Err(StepError::new(ErrorKind::Internal, e.to_string())),
     }
 }

@@ -9,14 +9,19 @@ use crate::exec::{ExecCtx, Step, StepError};
 use crate::policy::MockResponse;
 
 pub fn run(m: &MockResponse, cx: &mut ExecCtx) -> Result<Step, StepError> {
-    let example = cx
-        .examples
-        .iter()
-        .find(|e| e.status == m.status && m.content_type.as_ref().is_none_or(|c| c.eq_ignore_ascii_case(&e.content_type)));
+    let example = cx.examples.iter().find(|e| {
+        e.status == m.status
+            && m.content_type
+                .as_ref()
+                .is_none_or(|c| c.eq_ignore_ascii_case(&e.content_type))
+    });
     cx.resp_headers.clear();
     cx.resp.status = m.status;
     cx.resp.reason = None;
-    let content_type = m.content_type.clone().or_else(|| example.map(|e| e.content_type.clone()));
+    let content_type = m
+        .content_type
+        .clone()
+        .or_else(|| example.map(|e| e.content_type.clone()));
     if let Some(ct) = content_type {
         if let Ok(v) = HeaderValue::from_str(&ct) {
             cx.resp_headers.set(&CONTENT_TYPE, &[v]);

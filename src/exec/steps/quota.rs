@@ -40,7 +40,11 @@ fn rejected(bandwidth: bool, left: u64) -> StepError {
     StepError {
         kind: ErrorKind::QuotaExceeded,
         message: message.clone(),
-        detail: Some(LimitDetail { message, retry_after_secs: left, retry_after_header: http::header::RETRY_AFTER }),
+        detail: Some(LimitDetail {
+            message,
+            retry_after_secs: left,
+            retry_after_header: http::header::RETRY_AFTER,
+        }),
     }
 }
 
@@ -65,7 +69,20 @@ async fn check(
         _ => 1,
     };
     let counts = !deferred && first && !matches!(condition, Some(Val::Lit(false)));
-    let q = cx.store.quota_hit(&key, id, ttl, calls, bandwidth_kb * 1024, if counts { n } else { 1 }, 0, counts).await.map_err(store_failure)?;
+    let q = cx
+        .store
+        .quota_hit(
+            &key,
+            id,
+            ttl,
+            calls,
+            bandwidth_kb * 1024,
+            if counts { n } else { 1 },
+            0,
+            counts,
+        )
+        .await
+        .map_err(store_failure)?;
     if !q.admitted {
         let bandwidth = bandwidth_kb > 0 && q.bytes >= bandwidth_kb * 1024;
         return Err(rejected(bandwidth, left));
@@ -73,10 +90,20 @@ async fn check(
     if first {
         cx.req.quota_keys.push(key.clone());
         if deferred && calls > 0 {
-            cx.req.deferred.push(Deferred::QuotaCalls { key: key.clone(), window_id: id, ttl, condition: condition.cloned(), count: count.cloned() });
+            cx.req.deferred.push(Deferred::QuotaCalls {
+                key: key.clone(),
+                window_id: id,
+                ttl,
+                condition: condition.cloned(),
+                count: count.cloned(),
+            });
         }
         if bandwidth_kb > 0 {
-            cx.req.deferred.push(Deferred::QuotaBytes { key, window_id: id, ttl });
+            cx.req.deferred.push(Deferred::QuotaBytes {
+                key,
+                window_id: id,
+                ttl,
+            });
         }
     }
     Ok(())
@@ -85,17 +112,39 @@ async fn check(
 pub async fn by_key(q: &QuotaByKey, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
     let key = value(&q.key, cx)?.into_owned();
     let store_key = format!("qk{SEP}{}{SEP}{}{SEP}{key}", q.period, q.first_period_start);
-    check(cx, store_key, q.first_period_start, q.period, q.calls, q.bandwidth_kb, q.increment_condition.as_ref(), q.increment_count.as_ref()).await
+    check(
+        cx,
+        store_key,
+        q.first_period_start,
+        q.period,
+        q.calls,
+        q.bandwidth_kb,
+        q.increment_condition.as_ref(),
+        q.increment_count.as_ref(),
+    )
+    .await
 }
 
 pub async fn per_subscription(q: &QuotaPolicy, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
-    let Some(sub) = cx.req.info.subscription else { return Ok(()) };
+    let Some(sub) = cx.req.info.subscription else {
+        return Ok(());
+    };
     let gw = cx.gw;
     let sub_id = gw.subscriptions.list[sub].id.clone();
     let start = gw.subscriptions.list[sub].start;
     if q.calls > 0 || q.bandwidth_kb > 0 {
         let key = format!("q{SEP}{sub_id}{SEP}{}", q.period);
-        check(cx, key, start, q.period, q.calls, q.bandwidth_kb, None, None).await?;
+        check(
+            cx,
+            key,
+            start,
+            q.period,
+            q.calls,
+            q.bandwidth_kb,
+            None,
+            None,
+        )
+        .await?;
     }
     let api = cx.req.info.api.map(|a| &gw.apis[a]);
     let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
@@ -105,10 +154,23 @@ pub async fn per_subscription(q: &QuotaPolicy, cx: &mut ExecCtx<'_>) -> Result<(
         }
         let key = match &n.operation {
             None => format!("q{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}", n.api, n.period),
-            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!("q{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}", n.api, n.period),
+            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!(
+                "q{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}",
+                n.api, n.period
+            ),
             Some(_) => continue,
         };
-        check(cx, key, start, n.period, n.calls, n.bandwidth_kb, None, None).await?;
+        check(
+            cx,
+            key,
+            start,
+            n.period,
+            n.calls,
+            n.bandwidth_kb,
+            None,
+            None,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -121,7 +183,10 @@ mod tests {
     fn windows_align_to_the_start() {
         assert_eq!(window(0, 300, 299), (0, 1, Some(Duration::from_secs(61))));
         assert_eq!(window(0, 300, 300).0, 1);
-        assert_eq!(window(100, 300, 50), (-1, 50, Some(Duration::from_secs(110))));
+        assert_eq!(
+            window(100, 300, 50),
+            (-1, 50, Some(Duration::from_secs(110)))
+        );
         assert_eq!(window(0, 0, 12345), (0, 0, None));
     }
 }

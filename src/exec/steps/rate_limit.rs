@@ -35,7 +35,10 @@ pub fn rejected(outputs: &LimitOutputs, retry: Duration, cx: &mut ExecCtx) -> St
         detail: Some(LimitDetail {
             message: format!("Rate limit is exceeded. Try again in {n} seconds."),
             retry_after_secs: n,
-            retry_after_header: outputs.retry_after_header.clone().unwrap_or(http::header::RETRY_AFTER),
+            retry_after_header: outputs
+                .retry_after_header
+                .clone()
+                .unwrap_or(http::header::RETRY_AFTER),
         }),
     }
 }
@@ -59,18 +62,30 @@ pub async fn by_key(r: &RateLimitByKey, cx: &mut ExecCtx<'_>) -> Result<(), Step
     let calls = *value(&r.calls, cx)?;
     let period = *value(&r.period, cx)?;
     if !(1..=300).contains(&period) {
-        return Err(StepError::expression(format!("renewal-period must be 1 to 300 seconds, the expression returned {period}")));
+        return Err(StepError::expression(format!(
+            "renewal-period must be 1 to 300 seconds, the expression returned {period}"
+        )));
     }
     let key = value(&r.key, cx)?.into_owned();
     // One counter per (key, calls, period): reusing a key with other limits never mixes them.
     let store_key = format!("rlk{SEP}{calls}{SEP}{period}{SEP}{key}");
     let window = Duration::from_secs(period);
-    let deferred = matches!(r.increment_condition, Some(Val::Expr(_))) || matches!(r.increment_count, Some(Val::Expr(_)));
+    let deferred = matches!(r.increment_condition, Some(Val::Expr(_)))
+        || matches!(r.increment_count, Some(Val::Expr(_)));
     let result: Sliding = if deferred {
         // Check now against the current count; the increment waits for the response.
-        let s = cx.store.sliding_hit(&store_key, calls, window, 1, false).await.map_err(store_failure)?;
+        let s = cx
+            .store
+            .sliding_hit(&store_key, calls, window, 1, false)
+            .await
+            .map_err(store_failure)?;
         if s.admitted {
-            cx.req.deferred.push(Deferred::Sliding { key: store_key, window, condition: r.increment_condition.clone(), count: r.increment_count.clone() });
+            cx.req.deferred.push(Deferred::Sliding {
+                key: store_key,
+                window,
+                condition: r.increment_condition.clone(),
+                count: r.increment_count.clone(),
+            });
         }
         s
     } else {
@@ -79,7 +94,16 @@ pub async fn by_key(r: &RateLimitByKey, cx: &mut ExecCtx<'_>) -> Result<(), Step
             Some(Val::Lit(n)) => *n,
             _ => 1,
         };
-        cx.store.sliding_hit(&store_key, calls, window, if counts { n } else { 1 }, counts).await.map_err(store_failure)?
+        cx.store
+            .sliding_hit(
+                &store_key,
+                calls,
+                window,
+                if counts { n } else { 1 },
+                counts,
+            )
+            .await
+            .map_err(store_failure)?
     };
     if !result.admitted {
         report(&r.outputs, calls, calls, cx);
@@ -91,28 +115,50 @@ pub async fn by_key(r: &RateLimitByKey, cx: &mut ExecCtx<'_>) -> Result<(), Step
 
 pub async fn per_subscription(r: &RateLimit, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
     // Without a subscription key the policy does nothing (apim-reference.md §2.1).
-    let Some(sub) = cx.req.info.subscription else { return Ok(()) };
+    let Some(sub) = cx.req.info.subscription else {
+        return Ok(());
+    };
     let gw = cx.gw;
     let sub_id = gw.subscriptions.list[sub].id.clone();
     let api = cx.req.info.api.map(|a| &gw.apis[a]);
     let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
-    let mut limits = vec![(format!("rl{SEP}{sub_id}{SEP}{}{SEP}{}", r.calls, r.period), r.calls, r.period)];
+    let mut limits = vec![(
+        format!("rl{SEP}{sub_id}{SEP}{}{SEP}{}", r.calls, r.period),
+        r.calls,
+        r.period,
+    )];
     for n in &r.nested {
         let api_match = api.is_some_and(|a| a.id == n.api || a.name == n.api);
         if !api_match || n.calls == 0 {
             continue;
         }
         match &n.operation {
-            None => limits.push((format!("rl{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}{SEP}{}", n.api, n.calls, n.period), n.calls, n.period)),
-            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => {
-                limits.push((format!("rl{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}{SEP}{}", n.api, n.calls, n.period), n.calls, n.period))
-            }
+            None => limits.push((
+                format!(
+                    "rl{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}{SEP}{}",
+                    n.api, n.calls, n.period
+                ),
+                n.calls,
+                n.period,
+            )),
+            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => limits.push((
+                format!(
+                    "rl{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}{SEP}{}",
+                    n.api, n.calls, n.period
+                ),
+                n.calls,
+                n.period,
+            )),
             Some(_) => {}
         }
     }
     // Check every counter first, then record: a rejected call counts nowhere.
     for (key, calls, period) in &limits {
-        let s = cx.store.sliding_hit(key, *calls, Duration::from_secs((*period).max(1)), 1, false).await.map_err(store_failure)?;
+        let s = cx
+            .store
+            .sliding_hit(key, *calls, Duration::from_secs((*period).max(1)), 1, false)
+            .await
+            .map_err(store_failure)?;
         if !s.admitted {
             report(&r.outputs, *calls, *calls, cx);
             return Err(rejected(&r.outputs, s.retry_after, cx));
@@ -120,7 +166,11 @@ pub async fn per_subscription(r: &RateLimit, cx: &mut ExecCtx<'_>) -> Result<(),
     }
     let mut lowest: Option<(u64, u64)> = None;
     for (key, calls, period) in limits {
-        let s = cx.store.sliding_hit(&key, calls, Duration::from_secs(period.max(1)), 1, true).await.map_err(store_failure)?;
+        let s = cx
+            .store
+            .sliding_hit(&key, calls, Duration::from_secs(period.max(1)), 1, true)
+            .await
+            .map_err(store_failure)?;
         let remaining = calls.saturating_sub(s.count);
         if lowest.is_none_or(|(_, rem)| remaining < rem) {
             lowest = Some((calls, remaining));

@@ -28,9 +28,17 @@ pub fn run(r: &ReturnResponse, cx: &mut ExecCtx) -> Result<Step, StepError> {
                     }
                     cx.resp.body = Some(Bytes::from(m.body.clone().unwrap_or_default()));
                 }
-                _ => return Err(StepError::expression(format!("variable `{var}` does not hold an IResponse"))),
+                _ => {
+                    return Err(StepError::expression(format!(
+                        "variable `{var}` does not hold an IResponse"
+                    )))
+                }
             },
-            _ => return Err(StepError::expression(format!("variable `{var}` does not hold an IResponse"))),
+            _ => {
+                return Err(StepError::expression(format!(
+                    "variable `{var}` does not hold an IResponse"
+                )))
+            }
         }
     }
     if let Some(s) = &r.status {
@@ -42,5 +50,7 @@ pub fn run(r: &ReturnResponse, cx: &mut ExecCtx) -> Result<Step, StepError> {
     if let Some(b) = &r.body {
         cx.resp.body = Some(super::set_body::body_of(b, cx)?);
     }
-    Ok(Step::Respond { run_outbound: false })
+    Ok(Step::Respond {
+        run_outbound: false,
+    })
 }

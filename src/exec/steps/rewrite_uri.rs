@@ -6,7 +6,11 @@ use crate::exec::state::encode_component;
 use crate::exec::{value, ExecCtx, StepError};
 use crate::policy::{RewriteUri, TemplatePart};
 
-fn render(parts: &[TemplatePart], matched: &[(String, String)], encode: bool) -> Result<String, StepError> {
+fn render(
+    parts: &[TemplatePart],
+    matched: &[(String, String)],
+    encode: bool,
+) -> Result<String, StepError> {
     let mut out = String::new();
     for p in parts {
         match p {
@@ -16,7 +20,12 @@ fn render(parts: &[TemplatePart], matched: &[(String, String)], encode: bool) ->
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(name))
                     .map(|(_, v)| v.as_str())
-                    .ok_or_else(|| StepError::new(crate::exec::ErrorKind::Internal, format!("rewrite-uri: template parameter {{{name}}} was not matched")))?;
+                    .ok_or_else(|| {
+                        StepError::new(
+                            crate::exec::ErrorKind::Internal,
+                            format!("rewrite-uri: template parameter {{{name}}} was not matched"),
+                        )
+                    })?;
                 if encode {
                     out.push_str(&encode_component(v));
                 } else {

@@ -27,7 +27,12 @@ pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
     if copy {
         method = cx.req.method.clone();
         let base = &cx.req.target.base;
-        url = format!("{base}{}", cx.req.path_and_query().trim_start_matches(base.path.as_str()));
+        url = format!(
+            "{base}{}",
+            cx.req
+                .path_and_query()
+                .trim_start_matches(base.path.as_str())
+        );
         for n in cx.req_headers.names() {
             if let Ok(name) = http::HeaderName::from_bytes(n.as_bytes()) {
                 for v in cx.req_headers.get_all(&name) {
@@ -36,7 +41,12 @@ pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
             }
         }
         if matches!(cx.section, Section::Inbound | Section::Backend) {
-            body = cx.req.body.clone().or_else(|| cx.req.original_body.clone()).unwrap_or_default();
+            body = cx
+                .req
+                .body
+                .clone()
+                .or_else(|| cx.req.original_body.clone())
+                .unwrap_or_default();
         }
     }
     if let Some(u) = &r.url {
@@ -60,7 +70,15 @@ pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
     headers.remove(http::header::HOST);
     headers.remove(http::header::CONTENT_LENGTH);
     headers.remove(http::header::TRANSFER_ENCODING);
-    let req = OutboundRequest { method, url, headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), body };
+    let req = OutboundRequest {
+        method,
+        url,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body,
+    };
     let Some(var) = &r.response_variable else {
         // One way: fire and forget, never delaying the request.
         if ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= ONE_WAY_MAX {

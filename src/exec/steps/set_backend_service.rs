@@ -8,16 +8,22 @@ use crate::policy::BackendTarget;
 pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
     cx.req.target = match t {
         BackendTarget::BaseUrl(u) => {
-            let base = BaseUrl::parse(&value(u, cx)?).map_err(|m| StepError::new(ErrorKind::Internal, m))?;
-            Target { base, backend: None }
+            let base = BaseUrl::parse(&value(u, cx)?)
+                .map_err(|m| StepError::new(ErrorKind::Internal, m))?;
+            Target {
+                base,
+                backend: None,
+            }
         }
         BackendTarget::BackendId(id) => {
             let id = value(id, cx)?.into_owned();
-            let (i, b) = cx
-                .gw
-                .backend(&id)
-                .ok_or_else(|| StepError::new(ErrorKind::Internal, format!("unknown backend `{id}`")))?;
-            Target { base: b.url.clone(), backend: Some(i) }
+            let (i, b) = cx.gw.backend(&id).ok_or_else(|| {
+                StepError::new(ErrorKind::Internal, format!("unknown backend `{id}`"))
+            })?;
+            Target {
+                base: b.url.clone(),
+                backend: Some(i),
+            }
         }
     };
     Ok(())

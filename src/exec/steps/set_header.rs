@@ -8,11 +8,17 @@ use crate::policy::{ExistsAction, SetHeader};
 
 /// Headers policies cannot change (load warns; the statement is ignored at run time).
 fn restricted(name: &HeaderName) -> bool {
-    matches!(name.as_str(), "connection" | "content-length" | "keep-alive" | "transfer-encoding")
+    matches!(
+        name.as_str(),
+        "connection" | "content-length" | "keep-alive" | "transfer-encoding"
+    )
 }
 
 pub fn run(sh: &SetHeader, cx: &mut ExecCtx) -> Result<(), StepError> {
-    let response = matches!(cx.section, crate::policy::Section::Outbound | crate::policy::Section::OnError);
+    let response = matches!(
+        cx.section,
+        crate::policy::Section::Outbound | crate::policy::Section::OnError
+    );
     apply(sh, cx, response)
 }
 
@@ -25,13 +31,22 @@ pub fn apply(sh: &SetHeader, cx: &mut ExecCtx, response: bool) -> Result<(), Ste
     for v in &sh.values {
         values.push(value(v, cx)?.into_owned());
     }
-    let h: &mut (dyn HeaderStore + Send) = if response { &mut *cx.resp_headers } else { &mut *cx.req_headers };
+    let h: &mut (dyn HeaderStore + Send) = if response {
+        &mut *cx.resp_headers
+    } else {
+        &mut *cx.req_headers
+    };
     apply_to(&name, action, values, h);
     Ok(())
 }
 
 /// The header change itself, on any header store.
-pub fn apply_to(name: &HeaderName, action: ExistsAction, values: Vec<HeaderValue>, h: &mut dyn HeaderStore) {
+pub fn apply_to(
+    name: &HeaderName,
+    action: ExistsAction,
+    values: Vec<HeaderValue>,
+    h: &mut dyn HeaderStore,
+) {
     if restricted(name) {
         return;
     }
@@ -73,7 +88,11 @@ mod tests {
     struct Lit(&'static str, ExistsAction, Vec<HeaderValue>);
 
     fn sh(name: &'static str, action: ExistsAction, values: &[&'static str]) -> Lit {
-        Lit(name, action, values.iter().map(|v| HeaderValue::from_static(v)).collect())
+        Lit(
+            name,
+            action,
+            values.iter().map(|v| HeaderValue::from_static(v)).collect(),
+        )
     }
 
     fn apply(l: Lit, h: &mut HeaderMap) -> Result<(), ()> {
@@ -82,7 +101,10 @@ mod tests {
     }
 
     fn vals(h: &HeaderMap, n: &str) -> Vec<String> {
-        h.get_all(n).iter().map(|v| v.to_str().unwrap_or("?").to_string()).collect()
+        h.get_all(n)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("?").to_string())
+            .collect()
     }
 
     #[test]
@@ -95,7 +117,11 @@ mod tests {
         assert_eq!(vals(&h, "x-b"), ["2"]);
         assert!(apply(sh("x-a", ExistsAction::Append, &["3"]), &mut h).is_ok());
         assert_eq!(vals(&h, "x-a"), ["1, 3"]);
-        assert!(apply(sh("set-cookie", ExistsAction::Override, &["a=1", "b=2"]), &mut h).is_ok());
+        assert!(apply(
+            sh("set-cookie", ExistsAction::Override, &["a=1", "b=2"]),
+            &mut h
+        )
+        .is_ok());
         assert_eq!(vals(&h, "set-cookie"), ["a=1", "b=2"]);
         assert!(apply(sh("x-a", ExistsAction::Override, &[]), &mut h).is_ok());
         assert_eq!(vals(&h, "x-a"), [""]);

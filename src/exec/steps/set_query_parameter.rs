@@ -15,7 +15,9 @@ pub fn run(q: &SetQueryParameter, cx: &mut ExecCtx) -> Result<(), StepError> {
     match action {
         ExistsAction::Delete => pairs.retain(|(k, _)| *k != name),
         ExistsAction::Skip if present => {}
-        ExistsAction::Skip | ExistsAction::Append => pairs.extend(values.into_iter().map(|v| (name.clone(), v))),
+        ExistsAction::Skip | ExistsAction::Append => {
+            pairs.extend(values.into_iter().map(|v| (name.clone(), v)))
+        }
         ExistsAction::Override => {
             // Replace in place (keeping the parameter's position), then add any extra values.
             let mut vals = values.into_iter();

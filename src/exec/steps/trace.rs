@@ -14,6 +14,11 @@ pub fn run(t: &Trace, cx: &mut ExecCtx) -> Result<(), StepError> {
         Severity::Information => "information",
         Severity::Error => "error",
     };
-    cx.req.traces.push(TraceEntry { source: t.source.clone(), severity, message, metadata });
+    cx.req.traces.push(TraceEntry {
+        source: t.source.clone(),
+        severity,
+        message,
+        metadata,
+    });
     Ok(())
 }

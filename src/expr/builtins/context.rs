@@ -14,18 +14,59 @@ fn header_values(m: &Machine, c: Ctx, name: &str) -> Option<Vec<String>> {
 
 pub fn member(m: &mut Machine, c: Ctx, name: &str) -> EResult<Value> {
     match (c, name) {
-        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "Count") => Ok(Value::Int(m.env.header_names(c).len() as i32)),
-        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "Keys") => Ok(Value::list(m.env.header_names(c).into_iter().map(Value::string).collect())),
-        (Ctx::MatchedParameters, "Count") => Ok(Value::Int(m.env.matched_parameters().len() as i32)),
-        (Ctx::MatchedParameters, "Keys") => Ok(Value::list(m.env.matched_parameters().into_iter().map(|(k, _)| Value::string(k)).collect())),
+        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "Count") => {
+            Ok(Value::Int(m.env.header_names(c).len() as i32))
+        }
+        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "Keys") => Ok(Value::list(
+            m.env
+                .header_names(c)
+                .into_iter()
+                .map(Value::string)
+                .collect(),
+        )),
+        (Ctx::MatchedParameters, "Count") => {
+            Ok(Value::Int(m.env.matched_parameters().len() as i32))
+        }
+        (Ctx::MatchedParameters, "Keys") => Ok(Value::list(
+            m.env
+                .matched_parameters()
+                .into_iter()
+                .map(|(k, _)| Value::string(k))
+                .collect(),
+        )),
         (Ctx::Variables, "Count") => Ok(Value::Int(m.env.variable_names().len() as i32)),
-        (Ctx::Variables, "Keys") => Ok(Value::list(m.env.variable_names().into_iter().map(Value::string).collect())),
+        (Ctx::Variables, "Keys") => Ok(Value::list(
+            m.env
+                .variable_names()
+                .into_iter()
+                .map(Value::string)
+                .collect(),
+        )),
         // Nullable context objects (Product, Subscription, User, LastError, Backend) read their
         // scalar members from the request.
-        (Ctx::Product | Ctx::Subscription | Ctx::User | Ctx::LastError | Ctx::Backend | Ctx::Request | Ctx::Response | Ctx::Api | Ctx::Operation | Ctx::Deployment, _) => {
-            m.env.prop(c, name).map_err(|e| super::super::eval::EvalError::Exception { ty: "MissingMemberException".into(), message: e })
-        }
-        _ => exception("MissingMemberException", format!("context object has no member '{name}'")),
+        (
+            Ctx::Product
+            | Ctx::Subscription
+            | Ctx::User
+            | Ctx::LastError
+            | Ctx::Backend
+            | Ctx::Request
+            | Ctx::Response
+            | Ctx::Api
+            | Ctx::Operation
+            | Ctx::Deployment,
+            _,
+        ) => m
+            .env
+            .prop(c, name)
+            .map_err(|e| super::super::eval::EvalError::Exception {
+                ty: "MissingMemberException".into(),
+                message: e,
+            }),
+        _ => exception(
+            "MissingMemberException",
+            format!("context object has no member '{name}'"),
+        ),
     }
 }
 
@@ -34,14 +75,36 @@ pub fn index(m: &mut Machine, c: Ctx, k: &Value) -> EResult<Value> {
     match c {
         Ctx::RequestHeaders | Ctx::ResponseHeaders => match header_values(m, c, &key) {
             Some(vs) => Ok(Value::list(vs.into_iter().map(Value::string).collect())),
-            None => exception("KeyNotFoundException", format!("The given key '{key}' was not present in the dictionary.")),
+            None => exception(
+                "KeyNotFoundException",
+                format!("The given key '{key}' was not present in the dictionary."),
+            ),
         },
-        Ctx::MatchedParameters => match m.env.matched_parameters().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&key)) {
+        Ctx::MatchedParameters => match m
+            .env
+            .matched_parameters()
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&key))
+        {
             Some((_, v)) => Ok(Value::string(v)),
-            None => exception("KeyNotFoundException", format!("The given key '{key}' was not present in the dictionary.")),
+            None => exception(
+                "KeyNotFoundException",
+                format!("The given key '{key}' was not present in the dictionary."),
+            ),
         },
-        Ctx::Variables => m.env.variable(&key).map_or_else(|| exception("KeyNotFoundException", format!("The given key '{key}' was not present in the dictionary.")), Ok),
-        _ => exception("InvalidOperationException", "this context object cannot be indexed"),
+        Ctx::Variables => m.env.variable(&key).map_or_else(
+            || {
+                exception(
+                    "KeyNotFoundException",
+                    format!("The given key '{key}' was not present in the dictionary."),
+                )
+            },
+            Ok,
+        ),
+        _ => exception(
+            "InvalidOperationException",
+            "this context object cannot be indexed",
+        ),
     }
 }
 
@@ -57,16 +120,39 @@ pub fn iterate(m: &mut Machine, c: Ctx) -> EResult<Vec<Value>> {
                 pair(n, Value::list(vs.into_iter().map(Value::string).collect()))
             })
             .collect(),
-        Ctx::MatchedParameters => m.env.matched_parameters().into_iter().map(|(k, v)| pair(k, Value::string(v))).collect(),
-        Ctx::Variables => m.env.variable_names().into_iter().map(|k| {
-            let v = m.env.variable(&k).unwrap_or(Value::Null);
-            pair(k, v)
-        }).collect(),
-        _ => return exception("InvalidOperationException", "this context object is not enumerable"),
+        Ctx::MatchedParameters => m
+            .env
+            .matched_parameters()
+            .into_iter()
+            .map(|(k, v)| pair(k, Value::string(v)))
+            .collect(),
+        Ctx::Variables => m
+            .env
+            .variable_names()
+            .into_iter()
+            .map(|k| {
+                let v = m.env.variable(&k).unwrap_or(Value::Null);
+                pair(k, v)
+            })
+            .collect(),
+        _ => {
+            return exception(
+                "InvalidOperationException",
+                "this context object is not enumerable",
+            )
+        }
     })
 }
 
-pub fn call(m: &mut Machine, c: Ctx, name: &str, targs: &[RType], args: &[Value], named: &[(String, Value)], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn call(
+    m: &mut Machine,
+    c: Ctx,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+    named: &[(String, Value)],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     let _ = named;
     let key = || arg(args, 0, name).map(Value::to_display);
     match (c, name) {
@@ -85,30 +171,13 @@ pub fn call(m: &mut Machine, c: Ctx, name: &str, targs: &[RType], args: &[Value]
                 None => args.get(1).cloned().unwrap_or(Value::Null),
             })
         }
-        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "ContainsKey") => Ok(Value::Bool(header_values(m, c, &key()?).is_some())),
-        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "TryGetValue") => Ok(match header_values(m, c, &key()?) {
-            Some(vs) => {
-                outs.push(Value::list(vs.into_iter().map(Value::string).collect()));
-                Value::Bool(true)
-            }
-            None => {
-                outs.push(Value::Null);
-                Value::Bool(false)
-            }
-        }),
-        (Ctx::MatchedParameters, "GetValueOrDefault") => {
-            let k = key()?;
-            Ok(m.env.matched_parameters().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&k)).map_or_else(|| args.get(1).cloned().unwrap_or(Value::Null), |(_, v)| Value::string(v)))
+        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "ContainsKey") => {
+            Ok(Value::Bool(header_values(m, c, &key()?).is_some()))
         }
-        (Ctx::MatchedParameters, "ContainsKey") => {
-            let k = key()?;
-            Ok(Value::Bool(m.env.matched_parameters().iter().any(|(n, _)| n.eq_ignore_ascii_case(&k))))
-        }
-        (Ctx::MatchedParameters, "TryGetValue") => {
-            let k = key()?;
-            Ok(match m.env.matched_parameters().into_iter().find(|(n, _)| n.eq_ignore_ascii_case(&k)) {
-                Some((_, v)) => {
-                    outs.push(Value::string(v));
+        (Ctx::RequestHeaders | Ctx::ResponseHeaders, "TryGetValue") => {
+            Ok(match header_values(m, c, &key()?) {
+                Some(vs) => {
+                    outs.push(Value::list(vs.into_iter().map(Value::string).collect()));
                     Value::Bool(true)
                 }
                 None => {
@@ -116,6 +185,46 @@ pub fn call(m: &mut Machine, c: Ctx, name: &str, targs: &[RType], args: &[Value]
                     Value::Bool(false)
                 }
             })
+        }
+        (Ctx::MatchedParameters, "GetValueOrDefault") => {
+            let k = key()?;
+            Ok(m.env
+                .matched_parameters()
+                .into_iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&k))
+                .map_or_else(
+                    || args.get(1).cloned().unwrap_or(Value::Null),
+                    |(_, v)| Value::string(v),
+                ))
+        }
+        (Ctx::MatchedParameters, "ContainsKey") => {
+            let k = key()?;
+            Ok(Value::Bool(
+                m.env
+                    .matched_parameters()
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(&k)),
+            ))
+        }
+        (Ctx::MatchedParameters, "TryGetValue") => {
+            let k = key()?;
+            Ok(
+                match m
+                    .env
+                    .matched_parameters()
+                    .into_iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(&k))
+                {
+                    Some((_, v)) => {
+                        outs.push(Value::string(v));
+                        Value::Bool(true)
+                    }
+                    None => {
+                        outs.push(Value::Null);
+                        Value::Bool(false)
+                    }
+                },
+            )
         }
         (Ctx::Variables, "GetValueOrDefault") => {
             let k = key()?;
@@ -143,14 +252,24 @@ pub fn call(m: &mut Machine, c: Ctx, name: &str, targs: &[RType], args: &[Value]
                 Value::Bool(false)
             }
         }),
-        (Ctx::RequestHeaders | Ctx::ResponseHeaders | Ctx::MatchedParameters | Ctx::Variables, _) if super::linq::is_linq(name) => {
+        (
+            Ctx::RequestHeaders | Ctx::ResponseHeaders | Ctx::MatchedParameters | Ctx::Variables,
+            _,
+        ) if super::linq::is_linq(name) => {
             let items = Value::list(iterate(m, c)?);
             super::linq::call(m, &items, name, targs, args)
         }
         (Ctx::Request | Ctx::Response, "Body") => {
-            let which = if c == Ctx::Request { Ctx::RequestBody } else { Ctx::ResponseBody };
+            let which = if c == Ctx::Request {
+                Ctx::RequestBody
+            } else {
+                Ctx::ResponseBody
+            };
             Ok(Value::obj(Obj::Body { which }))
         }
-        _ => exception("MissingMethodException", format!("context object has no method '{name}'")),
+        _ => exception(
+            "MissingMethodException",
+            format!("context object has no method '{name}'"),
+        ),
     }
 }

@@ -14,20 +14,46 @@ pub fn to_string_arg(v: &Value) -> String {
 
 pub fn to_i64(v: &Value) -> EResult<i64> {
     match v {
-        Value::Str(s) => s.trim().parse().or_else(|_| exception("FormatException", format!("Input string '{s}' was not in a correct format."))),
+        Value::Str(s) => s.trim().parse().or_else(|_| {
+            exception(
+                "FormatException",
+                format!("Input string '{s}' was not in a correct format."),
+            )
+        }),
         Value::Double(d) => Ok(d.round() as i64),
         Value::Bool(b) => Ok(*b as i64),
         Value::Null => Ok(0),
-        _ => v.as_i64().map_or_else(|| exception("InvalidCastException", format!("cannot convert {} to a number", v.type_name())), Ok),
+        _ => v.as_i64().map_or_else(
+            || {
+                exception(
+                    "InvalidCastException",
+                    format!("cannot convert {} to a number", v.type_name()),
+                )
+            },
+            Ok,
+        ),
     }
 }
 
 pub fn to_f64(v: &Value) -> EResult<f64> {
     match v {
-        Value::Str(s) => s.trim().parse().or_else(|_| exception("FormatException", format!("Input string '{s}' was not in a correct format."))),
+        Value::Str(s) => s.trim().parse().or_else(|_| {
+            exception(
+                "FormatException",
+                format!("Input string '{s}' was not in a correct format."),
+            )
+        }),
         Value::Bool(b) => Ok(*b as i64 as f64),
         Value::Null => Ok(0.0),
-        _ => v.as_f64().map_or_else(|| exception("InvalidCastException", format!("cannot convert {} to a number", v.type_name())), Ok),
+        _ => v.as_f64().map_or_else(
+            || {
+                exception(
+                    "InvalidCastException",
+                    format!("cannot convert {} to a number", v.type_name()),
+                )
+            },
+            Ok,
+        ),
     }
 }
 
@@ -37,10 +63,21 @@ pub fn to_bool(v: &Value) -> EResult<bool> {
         Value::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => exception("FormatException", format!("String '{s}' was not recognized as a valid Boolean.")),
+            _ => exception(
+                "FormatException",
+                format!("String '{s}' was not recognized as a valid Boolean."),
+            ),
         },
         Value::Null => Ok(false),
-        _ => v.as_f64().map(|d| d != 0.0).map_or_else(|| exception("InvalidCastException", format!("cannot convert {} to bool", v.type_name())), Ok),
+        _ => v.as_f64().map(|d| d != 0.0).map_or_else(
+            || {
+                exception(
+                    "InvalidCastException",
+                    format!("cannot convert {} to bool", v.type_name()),
+                )
+            },
+            Ok,
+        ),
     }
 }
 
@@ -48,36 +85,141 @@ pub fn index_of(v: &Value) -> EResult<usize> {
     match v.as_i64() {
         Some(i) if i >= 0 => Ok(i as usize),
         Some(_) => exception("ArgumentOutOfRangeException", "Index was out of range."),
-        None => exception("InvalidCastException", format!("an index must be an integer, found {}", v.type_name())),
+        None => exception(
+            "InvalidCastException",
+            format!("an index must be an integer, found {}", v.type_name()),
+        ),
     }
 }
 
 /// Enum constants by type and name.
 pub fn enum_value(ty: &str, name: &str) -> Option<EnumVal> {
     const ENUMS: &[(&str, &[&str])] = &[
-        ("StringComparison", &["CurrentCulture", "CurrentCultureIgnoreCase", "InvariantCulture", "InvariantCultureIgnoreCase", "Ordinal", "OrdinalIgnoreCase"]),
-        ("StringSplitOptions", &["None", "RemoveEmptyEntries", "TrimEntries"]),
+        (
+            "StringComparison",
+            &[
+                "CurrentCulture",
+                "CurrentCultureIgnoreCase",
+                "InvariantCulture",
+                "InvariantCultureIgnoreCase",
+                "Ordinal",
+                "OrdinalIgnoreCase",
+            ],
+        ),
+        (
+            "StringSplitOptions",
+            &["None", "RemoveEmptyEntries", "TrimEntries"],
+        ),
         ("Formatting", &["None", "Indented"]),
         ("DateTimeKind", &["Unspecified", "Utc", "Local"]),
-        ("DayOfWeek", &["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]),
-        ("RegexOptions", &["None", "IgnoreCase", "Multiline", "ExplicitCapture", "Compiled", "Singleline", "IgnorePatternWhitespace", "RightToLeft", "ECMAScript", "CultureInvariant"]),
-        ("MidpointRounding", &["ToEven", "AwayFromZero", "ToZero", "ToNegativeInfinity", "ToPositiveInfinity"]),
+        (
+            "DayOfWeek",
+            &[
+                "Sunday",
+                "Monday",
+                "Tuesday",
+                "Wednesday",
+                "Thursday",
+                "Friday",
+                "Saturday",
+            ],
+        ),
+        (
+            "RegexOptions",
+            &[
+                "None",
+                "IgnoreCase",
+                "Multiline",
+                "ExplicitCapture",
+                "Compiled",
+                "Singleline",
+                "IgnorePatternWhitespace",
+                "RightToLeft",
+                "ECMAScript",
+                "CultureInvariant",
+            ],
+        ),
+        (
+            "MidpointRounding",
+            &[
+                "ToEven",
+                "AwayFromZero",
+                "ToZero",
+                "ToNegativeInfinity",
+                "ToPositiveInfinity",
+            ],
+        ),
         ("UriPartial", &["Scheme", "Authority", "Path", "Query"]),
-        ("JTokenType", &["None", "Object", "Array", "Constructor", "Property", "Comment", "Integer", "Float", "String", "Boolean", "Null", "Undefined", "Date", "Raw", "Bytes", "Guid", "Uri", "TimeSpan"]),
-        ("AddressFamily", &["Unspecified", "InterNetwork", "InterNetworkV6"]),
-        ("DateTimeStyles", &["None", "AdjustToUniversal", "AssumeUniversal", "AssumeLocal", "RoundtripKind"]),
-        ("NumberStyles", &["None", "Integer", "Number", "Float", "Any", "HexNumber", "AllowHexSpecifier"]),
+        (
+            "JTokenType",
+            &[
+                "None",
+                "Object",
+                "Array",
+                "Constructor",
+                "Property",
+                "Comment",
+                "Integer",
+                "Float",
+                "String",
+                "Boolean",
+                "Null",
+                "Undefined",
+                "Date",
+                "Raw",
+                "Bytes",
+                "Guid",
+                "Uri",
+                "TimeSpan",
+            ],
+        ),
+        (
+            "AddressFamily",
+            &["Unspecified", "InterNetwork", "InterNetworkV6"],
+        ),
+        (
+            "DateTimeStyles",
+            &[
+                "None",
+                "AdjustToUniversal",
+                "AssumeUniversal",
+                "AssumeLocal",
+                "RoundtripKind",
+            ],
+        ),
+        (
+            "NumberStyles",
+            &[
+                "None",
+                "Integer",
+                "Number",
+                "Float",
+                "Any",
+                "HexNumber",
+                "AllowHexSpecifier",
+            ],
+        ),
     ];
     let (tyname, names) = ENUMS.iter().find(|(t, _)| *t == ty)?;
     let idx = names.iter().position(|n| *n == name)?;
     let value = match (ty, name) {
         // RegexOptions are flags.
-        ("RegexOptions", _) => if idx == 0 { 0 } else { 1 << (idx - 1) },
+        ("RegexOptions", _) => {
+            if idx == 0 {
+                0
+            } else {
+                1 << (idx - 1)
+            }
+        }
         ("AddressFamily", "InterNetwork") => 2,
         ("AddressFamily", "InterNetworkV6") => 23,
         _ => idx as i64,
     };
-    Some(EnumVal { ty: tyname, name: names[idx], value })
+    Some(EnumVal {
+        ty: tyname,
+        name: names[idx],
+        value,
+    })
 }
 
 /// Apply a .NET format string (`D3`, `N2`, `F1`, `X`, `0.00`, date formats) to a value.
@@ -118,14 +260,19 @@ pub fn format_value(v: &Value, fmt: &str) -> EResult<String> {
 /// The number after a standard format letter (`D5`, `F2`), bounded so a hostile format string
 /// cannot ask for huge output (found by fuzzing: `{x:F99999999}`).
 fn precision(fmt: &str, default: usize) -> usize {
-    fmt[1..].parse::<usize>().unwrap_or(default).min(MAX_PRECISION)
+    fmt[1..]
+        .parse::<usize>()
+        .unwrap_or(default)
+        .min(MAX_PRECISION)
 }
 
 const MAX_PRECISION: usize = 100;
 const MAX_ALIGN: i32 = 1000;
 
 fn group_thousands(int_part: &str) -> String {
-    let (sign, digits) = int_part.strip_prefix('-').map_or(("", int_part), |d| ("-", d));
+    let (sign, digits) = int_part
+        .strip_prefix('-')
+        .map_or(("", int_part), |d| ("-", d));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -137,7 +284,9 @@ fn group_thousands(int_part: &str) -> String {
 }
 
 fn format_int(i: i64, fmt: &str) -> String {
-    let Some(first) = fmt.chars().next() else { return i.to_string() };
+    let Some(first) = fmt.chars().next() else {
+        return i.to_string();
+    };
     match first {
         'D' | 'd' => {
             let w = precision(fmt, 0);
@@ -149,18 +298,23 @@ fn format_int(i: i64, fmt: &str) -> String {
         }
         'X' => format!("{:0w$X}", i, w = precision(fmt, 0)),
         'x' => format!("{:0w$x}", i, w = precision(fmt, 0)),
-        'N' | 'n' | 'F' | 'f' | 'E' | 'e' | 'P' | 'p' | 'G' | 'g' | 'C' | 'c' | 'R' | 'r' | '0' | '#' => format_float(i as f64, fmt),
+        'N' | 'n' | 'F' | 'f' | 'E' | 'e' | 'P' | 'p' | 'G' | 'g' | 'C' | 'c' | 'R' | 'r' | '0'
+        | '#' => format_float(i as f64, fmt),
         _ => i.to_string(),
     }
 }
 
 fn format_float(d: f64, fmt: &str) -> String {
-    let Some(first) = fmt.chars().next() else { return format_double(d) };
+    let Some(first) = fmt.chars().next() else {
+        return format_double(d);
+    };
     match first {
         'F' | 'f' => format!("{:.p$}", d, p = precision(fmt, 2)),
         'N' | 'n' => {
             let s = format!("{:.p$}", d, p = precision(fmt, 2));
-            let (ip, fp) = s.split_once('.').map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
+            let (ip, fp) = s
+                .split_once('.')
+                .map_or((s.as_str(), None), |(a, b)| (a, Some(b)));
             match fp {
                 Some(f) => format!("{}.{f}", group_thousands(ip)),
                 None => group_thousands(ip),
@@ -171,26 +325,50 @@ fn format_float(d: f64, fmt: &str) -> String {
             let s = format!("{:.p$e}", d, p = precision(fmt, 6));
             let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
             let exp: i32 = e.parse().unwrap_or(0);
-            format!("{m}{}{}{:03}", if first == 'E' { 'E' } else { 'e' }, if exp < 0 { '-' } else { '+' }, exp.abs())
+            format!(
+                "{m}{}{}{:03}",
+                if first == 'E' { 'E' } else { 'e' },
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            )
         }
         'C' | 'c' => format!("¤{}", format_float(d, &format!("N{}", precision(fmt, 2)))),
         'G' | 'g' | 'R' | 'r' => format_double(d),
         '0' | '#' => {
             // Custom numeric: digits after '.' give the precision; a ',' groups thousands.
-            let decimals = fmt.split_once('.').map_or(0, |(_, f)| f.chars().filter(|c| *c == '0' || *c == '#').count()).min(MAX_PRECISION);
-            let min_dec = fmt.split_once('.').map_or(0, |(_, f)| f.chars().filter(|c| *c == '0').count());
+            let decimals = fmt
+                .split_once('.')
+                .map_or(0, |(_, f)| {
+                    f.chars().filter(|c| *c == '0' || *c == '#').count()
+                })
+                .min(MAX_PRECISION);
+            let min_dec = fmt
+                .split_once('.')
+                .map_or(0, |(_, f)| f.chars().filter(|c| *c == '0').count());
             let mut s = format!("{:.p$}", d, p = decimals);
             if decimals > min_dec && s.contains('.') {
-                while s.ends_with('0') && s.split_once('.').is_some_and(|(_, f)| f.len() > min_dec) {
+                while s.ends_with('0') && s.split_once('.').is_some_and(|(_, f)| f.len() > min_dec)
+                {
                     s.pop();
                 }
                 if s.ends_with('.') {
                     s.pop();
                 }
             }
-            let int_zeros = fmt.split('.').next().unwrap_or("").chars().filter(|c| *c == '0').count().min(MAX_PRECISION);
-            let (ip, fp) = s.split_once('.').map_or((s.clone(), None), |(a, b)| (a.to_string(), Some(b.to_string())));
-            let (neg, digits) = ip.strip_prefix('-').map_or((false, ip.as_str()), |x| (true, x));
+            let int_zeros = fmt
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| *c == '0')
+                .count()
+                .min(MAX_PRECISION);
+            let (ip, fp) = s.split_once('.').map_or((s.clone(), None), |(a, b)| {
+                (a.to_string(), Some(b.to_string()))
+            });
+            let (neg, digits) = ip
+                .strip_prefix('-')
+                .map_or((false, ip.as_str()), |x| (true, x));
             let mut ip = format!("{:0>w$}", digits, w = int_zeros.max(1));
             if int_zeros == 0 && ip == "0" && fp.is_some() {
                 ip.clear();
@@ -209,32 +387,55 @@ fn format_float(d: f64, fmt: &str) -> String {
 }
 
 /// Methods on numbers, bools, chars, GUIDs and enums.
-pub fn call_scalar(m: &mut Machine, v: &Value, name: &str, _targs: &[RType], args: &[Value]) -> EResult<Value> {
+pub fn call_scalar(
+    m: &mut Machine,
+    v: &Value,
+    name: &str,
+    _targs: &[RType],
+    args: &[Value],
+) -> EResult<Value> {
     let _ = m;
     match name {
-        "ToString" => Ok(Value::string(format_value(v, &args.first().map(Value::to_display).unwrap_or_default())?)),
+        "ToString" => Ok(Value::string(format_value(
+            v,
+            &args.first().map(Value::to_display).unwrap_or_default(),
+        )?)),
         "CompareTo" => {
             let o = args.first().cloned().unwrap_or(Value::Null);
             Ok(Value::Int(value::compare(v, &o).map_or(0, |c| c as i32)))
         }
-        "Equals" => Ok(Value::Bool(args.first().is_some_and(|o| value::equals(v, o)))),
+        "Equals" => Ok(Value::Bool(
+            args.first().is_some_and(|o| value::equals(v, o)),
+        )),
         "HasFlag" => {
             let f = args.first().and_then(Value::as_i64).unwrap_or(0);
             Ok(Value::Bool(v.as_i64().unwrap_or(0) & f == f))
         }
-        _ => exception("MissingMethodException", format!("'{}' does not contain a method '{name}'", v.type_name())),
+        _ => exception(
+            "MissingMethodException",
+            format!("'{}' does not contain a method '{name}'", v.type_name()),
+        ),
     }
 }
 
 /// `int.Parse`, `int.TryParse(s, out var x)`, `bool.Parse`, `Guid.NewGuid`, `Enum.Parse`, ...
-pub fn call_static_parse(ty: &RType, name: &str, args: &[Value], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn call_static_parse(
+    ty: &RType,
+    name: &str,
+    args: &[Value],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     let s = args.first().map(Value::to_display).unwrap_or_default();
     let parse = |s: &str| -> Option<Value> {
         let t = s.trim();
         match ty.ty {
             Ty::Int => t.parse::<i32>().ok().map(Value::Int),
             Ty::Long => t.parse::<i64>().ok().map(Value::Long),
-            Ty::Double => t.parse::<f64>().ok().filter(|_| !t.is_empty()).map(Value::Double),
+            Ty::Double => t
+                .parse::<f64>()
+                .ok()
+                .filter(|_| !t.is_empty())
+                .map(Value::Double),
             Ty::Bool => match t.to_ascii_lowercase().as_str() {
                 "true" => Some(Value::Bool(true)),
                 "false" => Some(Value::Bool(false)),
@@ -255,8 +456,14 @@ pub fn call_static_parse(ty: &RType, name: &str, args: &[Value], outs: &mut Vec<
     match name {
         "Parse" | "ParseExact" => match parse(&s) {
             Some(v) => Ok(v),
-            None if ty.ty == Ty::Enum => exception("ArgumentException", format!("Requested value '{s}' was not found.")),
-            None => exception("FormatException", format!("The input string '{s}' was not in a correct format.")),
+            None if ty.ty == Ty::Enum => exception(
+                "ArgumentException",
+                format!("Requested value '{s}' was not found."),
+            ),
+            None => exception(
+                "FormatException",
+                format!("The input string '{s}' was not in a correct format."),
+            ),
         },
         "TryParse" | "TryParseExact" => match parse(&s) {
             Some(v) => {
@@ -268,12 +475,27 @@ pub fn call_static_parse(ty: &RType, name: &str, args: &[Value], outs: &mut Vec<
                 Ok(Value::Bool(false))
             }
         },
-        "NewGuid" => Ok(Value::Guid(rand::random::<u128>() & !(0xf << 76) | (0x4 << 76))),
+        "NewGuid" => Ok(Value::Guid(
+            rand::random::<u128>() & !(0xf << 76) | (0x4 << 76),
+        )),
         "Empty" => Ok(Value::Guid(0)),
-        "IsNaN" => Ok(Value::Bool(args.first().and_then(Value::as_f64).is_some_and(f64::is_nan))),
-        "IsInfinity" => Ok(Value::Bool(args.first().and_then(Value::as_f64).is_some_and(f64::is_infinite))),
-        "Equals" => Ok(Value::Bool(args.len() == 2 && value::equals(&args[0], &args[1]))),
-        _ => exception("MissingMethodException", format!("{}.{name} is not supported", ty.name)),
+        "IsNaN" => Ok(Value::Bool(
+            args.first()
+                .and_then(Value::as_f64)
+                .is_some_and(f64::is_nan),
+        )),
+        "IsInfinity" => Ok(Value::Bool(
+            args.first()
+                .and_then(Value::as_f64)
+                .is_some_and(f64::is_infinite),
+        )),
+        "Equals" => Ok(Value::Bool(
+            args.len() == 2 && value::equals(&args[0], &args[1]),
+        )),
+        _ => exception(
+            "MissingMethodException",
+            format!("{}.{name} is not supported", ty.name),
+        ),
     }
 }
 
@@ -283,7 +505,11 @@ pub fn call_convert(name: &str, args: &[Value]) -> EResult<Value> {
     Ok(match name {
         "ToInt32" | "ToInt16" | "ToSByte" | "ToUInt16" => {
             if let (Value::Str(s), Some(base)) = (&a, args.get(1).and_then(Value::as_i64)) {
-                return i64::from_str_radix(s.trim().trim_start_matches("0x"), base as u32).map(|v| Value::Int(v as i32)).or_else(|_| exception("FormatException", "Could not find any recognizable digits."));
+                return i64::from_str_radix(s.trim().trim_start_matches("0x"), base as u32)
+                    .map(|v| Value::Int(v as i32))
+                    .or_else(|_| {
+                        exception("FormatException", "Could not find any recognizable digits.")
+                    });
             }
             Value::Int(to_i64(&a)? as i32)
         }
@@ -299,17 +525,38 @@ pub fn call_convert(name: &str, args: &[Value]) -> EResult<Value> {
         "ToByte" => Value::Byte(to_i64(&a)? as u8),
         "ToDateTime" => match &a {
             Value::DateTime(_) => a,
-            _ => Value::DateTime(super::super::time::DateTime::parse(&a.to_display()).map_or_else(|| exception("FormatException", "String was not recognized as a valid DateTime."), Ok)?),
+            _ => Value::DateTime(
+                super::super::time::DateTime::parse(&a.to_display()).map_or_else(
+                    || {
+                        exception(
+                            "FormatException",
+                            "String was not recognized as a valid DateTime.",
+                        )
+                    },
+                    Ok,
+                )?,
+            ),
         },
         "ToBase64String" => match &a {
-            Value::Bytes(b) => Value::string(base64::engine::general_purpose::STANDARD.encode(&b[..])),
+            Value::Bytes(b) => {
+                Value::string(base64::engine::general_purpose::STANDARD.encode(&b[..]))
+            }
             _ => return exception("ArgumentException", "Convert.ToBase64String needs a byte[]"),
         },
         "FromBase64String" => {
-            let s: String = a.to_display().chars().filter(|c| !c.is_whitespace()).collect();
+            let s: String = a
+                .to_display()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
             match base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
                 Ok(b) => Value::Bytes(Arc::new(b)),
-                Err(_) => return exception("FormatException", "The input is not a valid Base-64 string."),
+                Err(_) => {
+                    return exception(
+                        "FormatException",
+                        "The input is not a valid Base-64 string.",
+                    )
+                }
             }
         }
         "ToHexString" => match &a {
@@ -318,13 +565,21 @@ pub fn call_convert(name: &str, args: &[Value]) -> EResult<Value> {
         },
         "FromHexString" => {
             let s = a.to_display();
-            let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+            let bytes: Option<Vec<u8>> = (0..s.len())
+                .step_by(2)
+                .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect();
             match bytes {
                 Some(b) if s.len() % 2 == 0 => Value::Bytes(Arc::new(b)),
                 _ => return exception("FormatException", "The input is not a valid hex string."),
             }
         }
         "ChangeType" => a,
-        _ => return exception("MissingMethodException", format!("Convert.{name} is not supported")),
+        _ => {
+            return exception(
+                "MissingMethodException",
+                format!("Convert.{name} is not supported"),
+            )
+        }
     })
 }

@@ -26,16 +26,27 @@ pub fn token_type(v: &Value) -> EnumVal {
         Value::Bytes(_) => "Bytes",
         _ => "Raw",
     };
-    super::convert::enum_value("JTokenType", name).unwrap_or(EnumVal { ty: "JTokenType", name: "None", value: 0 })
+    super::convert::enum_value("JTokenType", name).unwrap_or(EnumVal {
+        ty: "JTokenType",
+        name: "None",
+        value: 0,
+    })
 }
 
 /// A value as a JSON token: collections become JArray, dictionaries JObject, ints long.
 pub fn to_token(v: Value) -> Value {
     match v {
         Value::Int(i) => Value::Long(i as i64),
-        Value::List(_) | Value::Set(_) | Value::Dict(_) | Value::Bytes(_) | Value::Guid(_) | Value::DateTime(_) | Value::TimeSpan(_) | Value::Char(_) | Value::Byte(_) | Value::Pair(_) => {
-            from_json(value::to_json(&v))
-        }
+        Value::List(_)
+        | Value::Set(_)
+        | Value::Dict(_)
+        | Value::Bytes(_)
+        | Value::Guid(_)
+        | Value::DateTime(_)
+        | Value::TimeSpan(_)
+        | Value::Char(_)
+        | Value::Byte(_)
+        | Value::Pair(_) => from_json(value::to_json(&v)),
         other => other,
     }
 }
@@ -43,7 +54,10 @@ pub fn to_token(v: Value) -> Value {
 pub fn parse(text: &str) -> EResult<Value> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(j) => Ok(from_json(j)),
-        Err(e) => exception("JsonReaderException", format!("Error reading JToken from JsonReader: {e}")),
+        Err(e) => exception(
+            "JsonReaderException",
+            format!("Error reading JToken from JsonReader: {e}"),
+        ),
     }
 }
 
@@ -51,14 +65,26 @@ pub fn member(v: &Value, name: &str) -> EResult<Value> {
     match (v, name) {
         (Value::JObject(o), "Count") => Ok(Value::Int(o.lock().len() as i32)),
         (Value::JObject(o), "HasValues") => Ok(Value::Bool(!o.lock().is_empty())),
-        (Value::JObject(o), "First") => Ok(o.lock().first().map_or(Value::Null, |(k, v)| Value::JProperty(Arc::new((Arc::from(k.as_str()), v.clone()))))),
-        (Value::JObject(o), "Last") => Ok(o.lock().last().map_or(Value::Null, |(k, v)| Value::JProperty(Arc::new((Arc::from(k.as_str()), v.clone()))))),
-        (Value::JObject(o), "Keys") => Ok(Value::list(o.lock().keys().map(|k| Value::str(k)).collect())),
+        (Value::JObject(o), "First") => Ok(o.lock().first().map_or(Value::Null, |(k, v)| {
+            Value::JProperty(Arc::new((Arc::from(k.as_str()), v.clone())))
+        })),
+        (Value::JObject(o), "Last") => Ok(o.lock().last().map_or(Value::Null, |(k, v)| {
+            Value::JProperty(Arc::new((Arc::from(k.as_str()), v.clone())))
+        })),
+        (Value::JObject(o), "Keys") => Ok(Value::list(
+            o.lock().keys().map(|k| Value::str(k)).collect(),
+        )),
         (Value::JObject(o), "Values") => Ok(Value::list(o.lock().values().cloned().collect())),
         (Value::JProperty(p), "Name") => Ok(Value::Str(p.0.clone())),
         (Value::JProperty(p), "Value") => Ok(p.1.clone()),
         (_, "Type") => Ok(Value::Enum(token_type(v))),
-        _ => exception("MissingMemberException", format!("'{}' does not contain a definition for '{name}'", v.type_name())),
+        _ => exception(
+            "MissingMemberException",
+            format!(
+                "'{}' does not contain a definition for '{name}'",
+                v.type_name()
+            ),
+        ),
     }
 }
 
@@ -88,7 +114,10 @@ pub fn select_tokens(root: &Value, path: &str) -> EResult<Vec<Value>> {
             }
             b'.' => i += 1,
             b'[' => {
-                let end = p[i..].find(']').map(|x| x + i).map_or_else(|| exception("JsonException", format!("Path '{path}' is not valid")), Ok)?;
+                let end = p[i..].find(']').map(|x| x + i).map_or_else(
+                    || exception("JsonException", format!("Path '{path}' is not valid")),
+                    Ok,
+                )?;
                 let inner = p[i + 1..end].trim();
                 let mut out = Vec::new();
                 for c in &cur {
@@ -160,7 +189,15 @@ fn deep_clone(v: &Value) -> Value {
     from_json(value::to_json(v))
 }
 
-pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Value], named_args: &[(String, Value)], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn call(
+    m: &mut Machine,
+    v: &Value,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+    named_args: &[(String, Value)],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     let _ = named_args;
     match name {
         "ToString" => {
@@ -201,7 +238,12 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         "Values" => {
             let items = children(v);
             return match targs.first() {
-                Some(t) => Ok(Value::list(items.into_iter().map(|x| convert_to(m, x, t)).collect::<EResult<Vec<_>>>()?)),
+                Some(t) => Ok(Value::list(
+                    items
+                        .into_iter()
+                        .map(|x| convert_to(m, x, t))
+                        .collect::<EResult<Vec<_>>>()?,
+                )),
                 None => Ok(Value::list(items)),
             };
         }
@@ -211,9 +253,16 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         Value::JObject(o) => Ok(match name {
             "Property" => {
                 let k = arg(args, 0, name)?.to_display();
-                o.lock().get(&*k).map_or(Value::Null, |x| Value::JProperty(Arc::new((Arc::from(k.as_str()), x.clone()))))
+                o.lock().get(&*k).map_or(Value::Null, |x| {
+                    Value::JProperty(Arc::new((Arc::from(k.as_str()), x.clone())))
+                })
             }
-            "Properties" => Value::list(o.lock().iter().map(|(k, x)| Value::JProperty(Arc::new((Arc::from(k.as_str()), x.clone())))).collect()),
+            "Properties" => Value::list(
+                o.lock()
+                    .iter()
+                    .map(|(k, x)| Value::JProperty(Arc::new((Arc::from(k.as_str()), x.clone()))))
+                    .collect(),
+            ),
             "Add" => {
                 match args {
                     [Value::JProperty(p)] => {
@@ -229,7 +278,12 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                         }
                         o.lock().insert(k, to_token(x.clone()));
                     }
-                    _ => return exception("ArgumentException", "JObject.Add needs a JProperty or a name and a value"),
+                    _ => {
+                        return exception(
+                            "ArgumentException",
+                            "JObject.Add needs a JProperty or a name and a value",
+                        )
+                    }
                 }
                 Value::Null
             }
@@ -239,7 +293,11 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                 }
                 Value::Null
             }
-            "Remove" => Value::Bool(o.lock().shift_remove(&*arg(args, 0, name)?.to_display()).is_some()),
+            "Remove" => Value::Bool(
+                o.lock()
+                    .shift_remove(&*arg(args, 0, name)?.to_display())
+                    .is_some(),
+            ),
             "ContainsKey" => Value::Bool(o.lock().contains_key(&*arg(args, 0, name)?.to_display())),
             "TryGetValue" => match o.lock().get(&*arg(args, 0, name)?.to_display()) {
                 Some(x) => {
@@ -251,7 +309,11 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                     Value::Bool(false)
                 }
             },
-            "GetValue" => o.lock().get(&*arg(args, 0, name)?.to_display()).cloned().unwrap_or(Value::Null),
+            "GetValue" => o
+                .lock()
+                .get(&*arg(args, 0, name)?.to_display())
+                .cloned()
+                .unwrap_or(Value::Null),
             "Merge" => {
                 if let Some(Value::JObject(other)) = args.first() {
                     let other = other.lock().clone();
@@ -267,7 +329,12 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                 let props = Value::list(iterate(m, v)?);
                 return super::linq::call(m, &props, name, targs, args);
             }
-            _ => return exception("MissingMethodException", format!("'JObject' does not contain a method '{name}'")),
+            _ => {
+                return exception(
+                    "MissingMethodException",
+                    format!("'JObject' does not contain a method '{name}'"),
+                )
+            }
         }),
         Value::JArray(a) => Ok(match name {
             "Add" => {
@@ -306,28 +373,47 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                         g.remove(i);
                         Value::Null
                     }
-                    None => return exception("ArgumentOutOfRangeException", "Index is out of range."),
+                    None => {
+                        return exception("ArgumentOutOfRangeException", "Index is out of range.")
+                    }
                 }
             }
             "Clear" => {
                 a.lock().clear();
                 Value::Null
             }
-            "IndexOf" => Value::Int(a.lock().iter().position(|y| value::equals(arg(args, 0, name).unwrap_or(&Value::Null), y)).map_or(-1, |i| i as i32)),
+            "IndexOf" => Value::Int(
+                a.lock()
+                    .iter()
+                    .position(|y| value::equals(arg(args, 0, name).unwrap_or(&Value::Null), y))
+                    .map_or(-1, |i| i as i32),
+            ),
             _ => return super::linq::call(m, v, name, targs, args),
         }),
         Value::JProperty(p) => match name {
-            "Remove" => exception("InvalidOperationException", format!("Use obj.Remove(\"{}\") to remove a property", p.0)),
-            _ => exception("MissingMethodException", format!("'JProperty' does not contain a method '{name}'")),
+            "Remove" => exception(
+                "InvalidOperationException",
+                format!("Use obj.Remove(\"{}\") to remove a property", p.0),
+            ),
+            _ => exception(
+                "MissingMethodException",
+                format!("'JProperty' does not contain a method '{name}'"),
+            ),
         },
-        _ => exception("MissingMethodException", format!("'{}' does not contain a method '{name}'", v.type_name())),
+        _ => exception(
+            "MissingMethodException",
+            format!("'{}' does not contain a method '{name}'", v.type_name()),
+        ),
     }
 }
 
 /// `token.Value<T>()` / `ToObject<T>()`: convert a token to a .NET type.
 pub fn convert_to(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
     if v.is_null() {
-        return Ok(super::default_of(&RType { nullable: true, ..t.clone() }));
+        return Ok(super::default_of(&RType {
+            nullable: true,
+            ..t.clone()
+        }));
     }
     match t.ty {
         Ty::String => Ok(match v {
@@ -340,7 +426,12 @@ pub fn convert_to(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
         Ty::Double => Ok(Value::Double(super::to_f64(&v)?)),
         Ty::Bool => Ok(Value::Bool(super::to_bool(&v)?)),
         Ty::Dictionary => match v {
-            Value::JObject(o) => Ok(Value::Dict(shared(o.lock().iter().map(|(k, x)| (value::Key::Str(Arc::from(k.as_str())), x.clone())).collect()))),
+            Value::JObject(o) => Ok(Value::Dict(shared(
+                o.lock()
+                    .iter()
+                    .map(|(k, x)| (value::Key::Str(Arc::from(k.as_str())), x.clone()))
+                    .collect(),
+            ))),
             _ => cast(m, v, t),
         },
         Ty::List if t.arrays == 0 => Ok(Value::list(iterate(m, &v)?)),
@@ -349,15 +440,29 @@ pub fn convert_to(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
     }
 }
 
-pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], args: &[Value]) -> EResult<Value> {
+pub fn call_static(
+    m: &mut Machine,
+    ty: &RType,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+) -> EResult<Value> {
     let a0 = || arg(args, 0, name);
     match (ty.name.as_str(), name) {
         (_, "Parse" | "Load") => {
             let v = parse(&a0()?.to_display())?;
             match (ty.ty, &v) {
-                (Ty::JObject, Value::JObject(_)) | (Ty::JArray, Value::JArray(_)) | (Ty::JToken | Ty::JValue, _) => Ok(v),
-                (Ty::JObject, _) => exception("JsonReaderException", "Error reading JObject from JsonReader: the JSON is not an object."),
-                _ => exception("JsonReaderException", "Error reading JArray from JsonReader: the JSON is not an array."),
+                (Ty::JObject, Value::JObject(_))
+                | (Ty::JArray, Value::JArray(_))
+                | (Ty::JToken | Ty::JValue, _) => Ok(v),
+                (Ty::JObject, _) => exception(
+                    "JsonReaderException",
+                    "Error reading JObject from JsonReader: the JSON is not an object.",
+                ),
+                _ => exception(
+                    "JsonReaderException",
+                    "Error reading JArray from JsonReader: the JSON is not an array.",
+                ),
             }
         }
         (_, "FromObject") => {
@@ -368,7 +473,10 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
             }
         }
         ("JsonConvert", "SerializeObject") => {
-            let indented = args.iter().skip(1).any(|a| matches!(a, Value::Enum(e) if e.name == "Indented"));
+            let indented = args
+                .iter()
+                .skip(1)
+                .any(|a| matches!(a, Value::Enum(e) if e.name == "Indented"));
             Ok(Value::string(json_text(a0()?, indented)))
         }
         ("JsonConvert", "DeserializeObject") => {
@@ -378,11 +486,19 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
                 None => Ok(v),
             }
         }
-        _ => exception("MissingMethodException", format!("{}.{name} is not supported", ty.name)),
+        _ => exception(
+            "MissingMethodException",
+            format!("{}.{name} is not supported", ty.name),
+        ),
     }
 }
 
-pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Initializer>) -> EResult<Value> {
+pub fn construct(
+    m: &mut Machine,
+    ty: &RType,
+    args: Vec<Value>,
+    init: Option<Initializer>,
+) -> EResult<Value> {
     match ty.ty {
         Ty::JObject => {
             let mut map: IndexMap<String, Value> = IndexMap::new();
@@ -404,7 +520,12 @@ pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Ini
                         }
                     }
                     Value::Null => {}
-                    other => return exception("ArgumentException", format!("Can not add {} to JObject.", other.type_name())),
+                    other => {
+                        return exception(
+                            "ArgumentException",
+                            format!("Can not add {} to JObject.", other.type_name()),
+                        )
+                    }
                 }
                 Ok(())
             };
@@ -435,7 +556,9 @@ pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Ini
             let mut items = Vec::new();
             for a in args {
                 match a {
-                    Value::List(_) | Value::JArray(_) | Value::Set(_) => items.extend(iterate(m, &a)?.into_iter().map(to_token)),
+                    Value::List(_) | Value::JArray(_) | Value::Set(_) => {
+                        items.extend(iterate(m, &a)?.into_iter().map(to_token))
+                    }
                     other => items.push(to_token(other)),
                 }
             }

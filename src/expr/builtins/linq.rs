@@ -9,11 +9,61 @@ use super::super::value::{self, shared, Key, Value};
 use super::{arg, iterate};
 
 const LINQ: &[&str] = &[
-    "Any", "All", "Where", "Select", "SelectMany", "First", "FirstOrDefault", "Last", "LastOrDefault", "Single", "SingleOrDefault", "Count", "LongCount",
-    "Sum", "Min", "Max", "Average", "OrderBy", "OrderByDescending", "ThenBy", "ThenByDescending", "Skip", "Take", "SkipWhile", "TakeWhile", "Concat",
-    "Distinct", "DistinctBy", "GroupBy", "Aggregate", "ElementAt", "ElementAtOrDefault", "DefaultIfEmpty", "Cast", "OfType", "Zip", "Union", "Intersect",
-    "Except", "SequenceEqual", "Prepend", "Append", "ToArray", "ToList", "ToDictionary", "ToHashSet", "Contains", "Reverse", "MaxBy", "MinBy",
-    "AsEnumerable", "SkipLast", "TakeLast", "Chunk", "Join",
+    "Any",
+    "All",
+    "Where",
+    "Select",
+    "SelectMany",
+    "First",
+    "FirstOrDefault",
+    "Last",
+    "LastOrDefault",
+    "Single",
+    "SingleOrDefault",
+    "Count",
+    "LongCount",
+    "Sum",
+    "Min",
+    "Max",
+    "Average",
+    "OrderBy",
+    "OrderByDescending",
+    "ThenBy",
+    "ThenByDescending",
+    "Skip",
+    "Take",
+    "SkipWhile",
+    "TakeWhile",
+    "Concat",
+    "Distinct",
+    "DistinctBy",
+    "GroupBy",
+    "Aggregate",
+    "ElementAt",
+    "ElementAtOrDefault",
+    "DefaultIfEmpty",
+    "Cast",
+    "OfType",
+    "Zip",
+    "Union",
+    "Intersect",
+    "Except",
+    "SequenceEqual",
+    "Prepend",
+    "Append",
+    "ToArray",
+    "ToList",
+    "ToDictionary",
+    "ToHashSet",
+    "Contains",
+    "Reverse",
+    "MaxBy",
+    "MinBy",
+    "AsEnumerable",
+    "SkipLast",
+    "TakeLast",
+    "Chunk",
+    "Join",
 ];
 
 pub fn is_linq(name: &str) -> bool {
@@ -23,11 +73,19 @@ pub fn is_linq(name: &str) -> bool {
 fn pred(m: &mut Machine, f: &Value, x: &Value) -> EResult<bool> {
     match m.call_lambda(f, std::slice::from_ref(x))? {
         Value::Bool(b) => Ok(b),
-        v => exception("InvalidCastException", format!("a predicate must return bool, found {}", v.type_name())),
+        v => exception(
+            "InvalidCastException",
+            format!("a predicate must return bool, found {}", v.type_name()),
+        ),
     }
 }
 
-fn sorted(m: &mut Machine, items: Vec<Value>, key: Option<&Value>, desc: bool) -> EResult<Vec<Value>> {
+fn sorted(
+    m: &mut Machine,
+    items: Vec<Value>,
+    key: Option<&Value>,
+    desc: bool,
+) -> EResult<Vec<Value>> {
     let mut keyed = Vec::with_capacity(items.len());
     for it in items {
         let k = match key {
@@ -48,10 +106,19 @@ fn sorted(m: &mut Machine, items: Vec<Value>, key: Option<&Value>, desc: bool) -
 }
 
 fn none<T>(what: &str) -> EResult<T> {
-    exception("InvalidOperationException", format!("Sequence contains no {what}"))
+    exception(
+        "InvalidOperationException",
+        format!("Sequence contains no {what}"),
+    )
 }
 
-pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Value]) -> EResult<Value> {
+pub fn call(
+    m: &mut Machine,
+    v: &Value,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+) -> EResult<Value> {
     let items = iterate(m, v)?;
     let f = args.first();
     Ok(match name {
@@ -94,7 +161,9 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
             let mut out = Vec::with_capacity(items.len());
             for (i, x) in items.into_iter().enumerate() {
                 let r = match f {
-                    Value::Lambda(l) if l.params.len() == 2 => m.call_lambda(f, &[x, Value::Int(i as i32)])?,
+                    Value::Lambda(l) if l.params.len() == 2 => {
+                        m.call_lambda(f, &[x, Value::Int(i as i32)])?
+                    }
                     _ => m.call_lambda(f, &[x])?,
                 };
                 out.push(r);
@@ -126,13 +195,28 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                 _ => args.get(1).cloned().unwrap_or(Value::Null),
             };
             match name {
-                "First" => matching.into_iter().next().map_or_else(|| none("matching element"), Ok)?,
+                "First" => matching
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| none("matching element"), Ok)?,
                 "FirstOrDefault" => matching.into_iter().next().unwrap_or_else(default),
-                "Last" => matching.pop().map_or_else(|| none("matching element"), Ok)?,
+                "Last" => matching
+                    .pop()
+                    .map_or_else(|| none("matching element"), Ok)?,
                 "LastOrDefault" => matching.pop().unwrap_or_else(default),
                 "Single" if matching.len() == 1 => matching.remove(0),
-                "Single" => return exception("InvalidOperationException", "Sequence contains no elements or more than one element"),
-                _ if matching.len() > 1 => return exception("InvalidOperationException", "Sequence contains more than one element"),
+                "Single" => {
+                    return exception(
+                        "InvalidOperationException",
+                        "Sequence contains no elements or more than one element",
+                    )
+                }
+                _ if matching.len() > 1 => {
+                    return exception(
+                        "InvalidOperationException",
+                        "Sequence contains more than one element",
+                    )
+                }
                 _ => matching.pop().unwrap_or_else(default),
             }
         }
@@ -179,12 +263,20 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                     Value::Double(s / vals.len() as f64)
                 }
                 _ => {
-                    let want = if name == "Min" { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater };
+                    let want = if name == "Min" {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    };
                     let mut best: Option<Value> = None;
                     for x in vals {
                         best = match best {
                             None => Some(x),
-                            Some(b) => Some(if value::compare(&x, &b) == Some(want) { x } else { b }),
+                            Some(b) => Some(if value::compare(&x, &b) == Some(want) {
+                                x
+                            } else {
+                                b
+                            }),
                         };
                     }
                     best.map_or_else(|| none("elements"), Ok)?
@@ -235,8 +327,17 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
             let all: Vec<Value> = items.into_iter().chain(other).collect();
             Value::list(if name == "Union" { distinct(all) } else { all })
         }
-        "Prepend" => Value::list(std::iter::once(arg(args, 0, name)?.clone()).chain(items).collect()),
-        "Append" => Value::list(items.into_iter().chain(std::iter::once(arg(args, 0, name)?.clone())).collect()),
+        "Prepend" => Value::list(
+            std::iter::once(arg(args, 0, name)?.clone())
+                .chain(items)
+                .collect(),
+        ),
+        "Append" => Value::list(
+            items
+                .into_iter()
+                .chain(std::iter::once(arg(args, 0, name)?.clone()))
+                .collect(),
+        ),
         "Distinct" => Value::list(distinct(items)),
         "DistinctBy" => {
             let f = arg(args, 0, name)?;
@@ -253,17 +354,32 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         "Intersect" | "Except" => {
             let other = iterate(m, arg(args, 0, name)?)?;
             let keep = name == "Intersect";
-            Value::list(distinct(items.into_iter().filter(|x| other.iter().any(|o| value::equals(x, o)) == keep).collect()))
+            Value::list(distinct(
+                items
+                    .into_iter()
+                    .filter(|x| other.iter().any(|o| value::equals(x, o)) == keep)
+                    .collect(),
+            ))
         }
         "GroupBy" => {
             let f = arg(args, 0, name)?;
-            let mut groups: indexmap::IndexMap<Key, (Value, Vec<Value>)> = indexmap::IndexMap::new();
+            let mut groups: indexmap::IndexMap<Key, (Value, Vec<Value>)> =
+                indexmap::IndexMap::new();
             for x in items {
                 let k = m.call_lambda(f, std::slice::from_ref(&x))?;
-                groups.entry(Key::from_value(&k)).or_insert_with(|| (k, Vec::new())).1.push(x);
+                groups
+                    .entry(Key::from_value(&k))
+                    .or_insert_with(|| (k, Vec::new()))
+                    .1
+                    .push(x);
             }
             // A group is a (Key, items) pair; `g.Key` and enumeration both work on it.
-            Value::list(groups.into_values().map(|(k, v)| Value::Pair(Arc::new((k, Value::list(v))))).collect())
+            Value::list(
+                groups
+                    .into_values()
+                    .map(|(k, v)| Value::Pair(Arc::new((k, Value::list(v)))))
+                    .collect(),
+            )
         }
         "Aggregate" => {
             let (seed, f) = match args {
@@ -283,9 +399,18 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         }
         "ElementAt" => {
             let i = arg(args, 0, name)?.as_i64().unwrap_or(-1);
-            usize::try_from(i).ok().and_then(|i| items.get(i).cloned()).map_or_else(|| exception("ArgumentOutOfRangeException", "Index was out of range."), Ok)?
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| items.get(i).cloned())
+                .map_or_else(
+                    || exception("ArgumentOutOfRangeException", "Index was out of range."),
+                    Ok,
+                )?
         }
-        "ElementAtOrDefault" => usize::try_from(arg(args, 0, name)?.as_i64().unwrap_or(-1)).ok().and_then(|i| items.get(i).cloned()).unwrap_or(Value::Null),
+        "ElementAtOrDefault" => usize::try_from(arg(args, 0, name)?.as_i64().unwrap_or(-1))
+            .ok()
+            .and_then(|i| items.get(i).cloned())
+            .unwrap_or(Value::Null),
         "DefaultIfEmpty" => {
             if items.is_empty() {
                 Value::list(vec![args.first().cloned().unwrap_or(Value::Null)])
@@ -294,7 +419,12 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
             }
         }
         "Cast" | "AsEnumerable" => Value::list(items),
-        "OfType" => Value::list(items.into_iter().filter(|x| targs.first().is_none_or(|t| super::is_type(x, t))).collect()),
+        "OfType" => Value::list(
+            items
+                .into_iter()
+                .filter(|x| targs.first().is_none_or(|t| super::is_type(x, t)))
+                .collect(),
+        ),
         "Zip" => {
             let other = iterate(m, arg(args, 0, name)?)?;
             let mut out = Vec::new();
@@ -308,14 +438,22 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         }
         "SequenceEqual" => {
             let other = iterate(m, arg(args, 0, name)?)?;
-            Value::Bool(items.len() == other.len() && items.iter().zip(&other).all(|(a, b)| value::equals(a, b)))
+            Value::Bool(
+                items.len() == other.len()
+                    && items.iter().zip(&other).all(|(a, b)| value::equals(a, b)),
+            )
         }
         "Chunk" => {
             let n = arg(args, 0, name)?.as_i64().unwrap_or(1).max(1) as usize;
             Value::list(items.chunks(n).map(|c| Value::list(c.to_vec())).collect())
         }
         "ToArray" | "ToList" => Value::list(items),
-        "ToHashSet" => Value::Set(shared(items.into_iter().map(|x| (Key::from_value(&x), x)).collect())),
+        "ToHashSet" => Value::Set(shared(
+            items
+                .into_iter()
+                .map(|x| (Key::from_value(&x), x))
+                .collect(),
+        )),
         "ToDictionary" => {
             let kf = arg(args, 0, name)?;
             let mut map = indexmap::IndexMap::new();
@@ -326,23 +464,49 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                     None => x,
                 };
                 if map.insert(Key::from_value(&k), v).is_some() {
-                    return exception("ArgumentException", format!("An item with the same key has already been added. Key: {}", k.to_display()));
+                    return exception(
+                        "ArgumentException",
+                        format!(
+                            "An item with the same key has already been added. Key: {}",
+                            k.to_display()
+                        ),
+                    );
                 }
             }
             Value::Dict(shared(map))
         }
-        "Join" => return exception("NotSupportedException", "LINQ Join is not supported; use Where/Select"),
-        _ => return exception("MissingMethodException", format!("LINQ {name} is not supported")),
+        "Join" => {
+            return exception(
+                "NotSupportedException",
+                "LINQ Join is not supported; use Where/Select",
+            )
+        }
+        _ => {
+            return exception(
+                "MissingMethodException",
+                format!("LINQ {name} is not supported"),
+            )
+        }
     })
 }
 
 fn distinct(items: Vec<Value>) -> Vec<Value> {
     let mut seen = indexmap::IndexSet::new();
-    items.into_iter().filter(|x| seen.insert(Key::from_value(x))).collect()
+    items
+        .into_iter()
+        .filter(|x| seen.insert(Key::from_value(x)))
+        .collect()
 }
 
 /// Instance methods of lists, sets, dictionaries and byte arrays (non-LINQ).
-pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Value], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn collection_call(
+    m: &mut Machine,
+    v: &Value,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     match v {
         Value::List(l) => {
             let mut g = l.lock();
@@ -360,7 +524,10 @@ pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], 
                 "Insert" => {
                     let i = arg(args, 0, name)?.as_i64().unwrap_or(0) as usize;
                     if i > g.len() {
-                        return exception("ArgumentOutOfRangeException", "Index must be within the bounds of the List.");
+                        return exception(
+                            "ArgumentOutOfRangeException",
+                            "Index must be within the bounds of the List.",
+                        );
                     }
                     g.insert(i, arg(args, 1, name)?.clone());
                     Value::Null
@@ -382,28 +549,47 @@ pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], 
                             g.remove(i);
                             Value::Null
                         }
-                        None => return exception("ArgumentOutOfRangeException", "Index was out of range."),
+                        None => {
+                            return exception(
+                                "ArgumentOutOfRangeException",
+                                "Index was out of range.",
+                            )
+                        }
                     }
                 }
                 "Clear" => {
                     g.clear();
                     Value::Null
                 }
-                "Contains" => Value::Bool(g.iter().any(|y| value::equals(arg(args, 0, name).unwrap_or(&Value::Null), y))),
-                "IndexOf" => Value::Int(g.iter().position(|y| value::equals(arg(args, 0, name).unwrap_or(&Value::Null), y)).map_or(-1, |i| i as i32)),
-                "Pop" => g.pop().map_or_else(|| exception("InvalidOperationException", "Stack empty."), Ok)?,
+                "Contains" => Value::Bool(
+                    g.iter()
+                        .any(|y| value::equals(arg(args, 0, name).unwrap_or(&Value::Null), y)),
+                ),
+                "IndexOf" => Value::Int(
+                    g.iter()
+                        .position(|y| value::equals(arg(args, 0, name).unwrap_or(&Value::Null), y))
+                        .map_or(-1, |i| i as i32),
+                ),
+                "Pop" => g.pop().map_or_else(
+                    || exception("InvalidOperationException", "Stack empty."),
+                    Ok,
+                )?,
                 "Dequeue" => {
                     if g.is_empty() {
                         return exception("InvalidOperationException", "Queue empty.");
                     }
                     g.remove(0)
                 }
-                "Peek" => g.last().cloned().map_or_else(|| exception("InvalidOperationException", "Stack empty."), Ok)?,
+                "Peek" => g.last().cloned().map_or_else(
+                    || exception("InvalidOperationException", "Stack empty."),
+                    Ok,
+                )?,
                 "Sort" => {
                     g.sort_by(|a, b| value::compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
                     Value::Null
                 }
-                "Exists" | "Find" | "FindAll" | "FindIndex" | "TrueForAll" | "ForEach" | "RemoveAll" => {
+                "Exists" | "Find" | "FindAll" | "FindIndex" | "TrueForAll" | "ForEach"
+                | "RemoveAll" => {
                     let items = g.clone();
                     drop(g);
                     let f = arg(args, 0, name)?;
@@ -453,7 +639,10 @@ pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], 
                 "Add" => {
                     let k = Key::from_value(arg(args, 0, name)?);
                     if g.contains_key(&k) {
-                        return exception("ArgumentException", "An item with the same key has already been added.");
+                        return exception(
+                            "ArgumentException",
+                            "An item with the same key has already been added.",
+                        );
                     }
                     g.insert(k, arg(args, 1, name)?.clone());
                     Value::Null
@@ -468,8 +657,14 @@ pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], 
                     }
                 }
                 "ContainsKey" => Value::Bool(g.contains_key(&Key::from_value(arg(args, 0, name)?))),
-                "ContainsValue" => Value::Bool(g.values().any(|x| value::equals(x, arg(args, 0, name).unwrap_or(&Value::Null)))),
-                "Remove" => Value::Bool(g.shift_remove(&Key::from_value(arg(args, 0, name)?)).is_some()),
+                "ContainsValue" => Value::Bool(
+                    g.values()
+                        .any(|x| value::equals(x, arg(args, 0, name).unwrap_or(&Value::Null))),
+                ),
+                "Remove" => Value::Bool(
+                    g.shift_remove(&Key::from_value(arg(args, 0, name)?))
+                        .is_some(),
+                ),
                 "Clear" => {
                     g.clear();
                     Value::Null
@@ -484,7 +679,10 @@ pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], 
                         Value::Bool(false)
                     }
                 },
-                "GetValueOrDefault" => g.get(&Key::from_value(arg(args, 0, name)?)).cloned().unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Null)),
+                "GetValueOrDefault" => g
+                    .get(&Key::from_value(arg(args, 0, name)?))
+                    .cloned()
+                    .unwrap_or_else(|| args.get(1).cloned().unwrap_or(Value::Null)),
                 "Count" if args.is_empty() => Value::Int(g.len() as i32),
                 _ => {
                     drop(g);
@@ -499,7 +697,10 @@ pub fn collection_call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], 
                     let x = arg(args, 0, name)?;
                     Value::Bool(g.insert(Key::from_value(x), x.clone()).is_none())
                 }
-                "Remove" => Value::Bool(g.shift_remove(&Key::from_value(arg(args, 0, name)?)).is_some()),
+                "Remove" => Value::Bool(
+                    g.shift_remove(&Key::from_value(arg(args, 0, name)?))
+                        .is_some(),
+                ),
                 "Contains" => Value::Bool(g.contains_key(&Key::from_value(arg(args, 0, name)?))),
                 "Clear" => {
                     g.clear();
@@ -539,6 +740,11 @@ pub fn call_static(m: &mut Machine, name: &str, args: &[Value]) -> EResult<Value
             Value::list(vec![arg(args, 0, name)?.clone(); n])
         }
         "Empty" => Value::list(vec![]),
-        _ => return exception("MissingMethodException", format!("Enumerable.{name} is not supported")),
+        _ => {
+            return exception(
+                "MissingMethodException",
+                format!("Enumerable.{name} is not supported"),
+            )
+        }
     })
 }

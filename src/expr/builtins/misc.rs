@@ -42,11 +42,20 @@ fn regex(pattern: &str, opts: Option<&Value>) -> EResult<regex::Regex> {
     if let Some(r) = cache.lock().get(&key) {
         return Ok(r.clone());
     }
-    let full = if flags.is_empty() { pattern.to_string() } else { format!("(?{flags}){pattern}") };
+    let full = if flags.is_empty() {
+        pattern.to_string()
+    } else {
+        format!("(?{flags}){pattern}")
+    };
     let r = regex::RegexBuilder::new(&full)
         .size_limit(1 << 20)
         .build()
-        .or_else(|e| exception("ArgumentException", format!("Invalid pattern '{pattern}': {e}")))?;
+        .or_else(|e| {
+            exception(
+                "ArgumentException",
+                format!("Invalid pattern '{pattern}': {e}"),
+            )
+        })?;
     let mut c = cache.lock();
     if c.len() >= 512 {
         c.clear();
@@ -58,8 +67,18 @@ fn regex(pattern: &str, opts: Option<&Value>) -> EResult<regex::Regex> {
 fn match_value(r: &regex::Regex, text: &Arc<str>, from: usize) -> Value {
     let names: Vec<Option<String>> = r.capture_names().map(|n| n.map(str::to_string)).collect();
     match r.captures_at(text, from) {
-        Some(c) => Value::obj(Obj::Match { text: text.clone(), groups: (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect(), names }),
-        None => Value::obj(Obj::Match { text: text.clone(), groups: vec![None], names }),
+        Some(c) => Value::obj(Obj::Match {
+            text: text.clone(),
+            groups: (0..c.len())
+                .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                .collect(),
+            names,
+        }),
+        None => Value::obj(Obj::Match {
+            text: text.clone(),
+            groups: vec![None],
+            names,
+        }),
     }
 }
 
@@ -86,15 +105,23 @@ fn replacement(s: &str) -> String {
 }
 
 pub fn group_index(v: &Value, k: &Value) -> EResult<Value> {
-    let Value::Obj(o) = v else { return exception("InvalidOperationException", "not a match") };
+    let Value::Obj(o) = v else {
+        return exception("InvalidOperationException", "not a match");
+    };
     match &**o {
-        Obj::Match { text, groups, names } => {
+        Obj::Match {
+            text,
+            groups,
+            names,
+        } => {
             let idx = match k {
                 Value::Str(n) => names.iter().position(|x| x.as_deref() == Some(&**n)),
                 other => other.as_i64().map(|i| i as usize),
             };
             let g = idx.and_then(|i| groups.get(i).copied()).flatten();
-            Ok(Value::obj(Obj::Group { value: g.map(|(s, e)| (text.clone(), s, e)) }))
+            Ok(Value::obj(Obj::Group {
+                value: g.map(|(s, e)| (text.clone(), s, e)),
+            }))
         }
         _ => exception("InvalidOperationException", "not a match"),
     }
@@ -115,7 +142,10 @@ fn digest(alg: &str) -> Option<openssl::hash::MessageDigest> {
 }
 
 fn hash(alg: &str, key: Option<&[u8]>, data: &[u8]) -> EResult<Vec<u8>> {
-    let d = digest(alg).map_or_else(|| exception("CryptographicException", format!("unknown hash {alg}")), Ok)?;
+    let d = digest(alg).map_or_else(
+        || exception("CryptographicException", format!("unknown hash {alg}")),
+        Ok,
+    )?;
     let r = match key {
         None => openssl::hash::hash(d, data).map(|x| x.to_vec()),
         Some(k) => openssl::pkey::PKey::hmac(k).and_then(|pk| {
@@ -131,8 +161,16 @@ fn bytes_arg(m: &mut Machine, v: &Value) -> EResult<Vec<u8>> {
     Ok(match v {
         Value::Bytes(b) => b.to_vec(),
         Value::Str(s) => s.as_bytes().to_vec(),
-        Value::List(_) => iterate(m, v)?.iter().map(|x| x.as_i64().unwrap_or(0) as u8).collect(),
-        _ => return exception("ArgumentException", format!("expected byte[], found {}", v.type_name())),
+        Value::List(_) => iterate(m, v)?
+            .iter()
+            .map(|x| x.as_i64().unwrap_or(0) as u8)
+            .collect(),
+        _ => {
+            return exception(
+                "ArgumentException",
+                format!("expected byte[], found {}", v.type_name()),
+            )
+        }
     })
 }
 
@@ -162,21 +200,36 @@ fn multimap(pairs: &[(String, String)]) -> Value {
             None => map.push((k.clone(), vec![v.clone()])),
         }
     }
-    Value::obj(Obj::MultiMap { map, ignore_case: false })
+    Value::obj(Obj::MultiMap {
+        map,
+        ignore_case: false,
+    })
 }
 
-const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'*');
+const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'*');
 
 pub fn url_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, FORM).to_string().replace("%20", "+")
+    percent_encoding::utf8_percent_encode(s, FORM)
+        .to_string()
+        .replace("%20", "+")
 }
 
 pub fn url_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn html_encode(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 // ---- statics ---------------------------------------------------------------------------------------
@@ -186,7 +239,9 @@ pub fn static_get(m: &mut Machine, ty: &RType, name: &str) -> EResult<Value> {
     Ok(match (ty.ty, ty.name.as_str(), name) {
         (Ty::String, _, "Empty") => Value::str(""),
         (Ty::Guid, _, "Empty") => Value::Guid(0),
-        (Ty::DateTime | Ty::DateTimeOffset | Ty::TimeSpan, _, _) => return super::time::static_get(name, ty),
+        (Ty::DateTime | Ty::DateTimeOffset | Ty::TimeSpan, _, _) => {
+            return super::time::static_get(name, ty)
+        }
         (Ty::Int, _, "MaxValue") => Value::Int(i32::MAX),
         (Ty::Int, _, "MinValue") => Value::Int(i32::MIN),
         (Ty::Long, _, "MaxValue") => Value::Long(i64::MAX),
@@ -203,19 +258,27 @@ pub fn static_get(m: &mut Machine, ty: &RType, name: &str) -> EResult<Value> {
         (Ty::Byte, _, "MinValue") => Value::Byte(0),
         (_, "Math", "PI") => Value::Double(std::f64::consts::PI),
         (_, "Math", "E") => Value::Double(std::f64::consts::E),
-        (_, "Encoding", n @ ("UTF8" | "ASCII" | "Unicode" | "UTF32" | "Default" | "Latin1")) => Value::obj(Obj::Encoding(match n {
-            "ASCII" => "ascii",
-            "Unicode" => "utf-16",
-            "Latin1" => "latin1",
-            "UTF32" => "utf-32",
-            _ => "utf-8",
-        })),
-        (_, "StringComparer", n) => Value::obj(Obj::Comparer { ignore_case: n.ends_with("IgnoreCase") }),
+        (_, "Encoding", n @ ("UTF8" | "ASCII" | "Unicode" | "UTF32" | "Default" | "Latin1")) => {
+            Value::obj(Obj::Encoding(match n {
+                "ASCII" => "ascii",
+                "Unicode" => "utf-16",
+                "Latin1" => "latin1",
+                "UTF32" => "utf-32",
+                _ => "utf-8",
+            }))
+        }
+        (_, "StringComparer", n) => Value::obj(Obj::Comparer {
+            ignore_case: n.ends_with("IgnoreCase"),
+        }),
         (_, "Environment", "NewLine") => Value::str("\n"),
         (_, "Environment", "MachineName") => Value::str("gatehouse"),
         (_, "Environment", "TickCount") => Value::Int((DateTime::now_utc().ticks / 10_000) as i32),
         (_, "Random", "Shared") => Value::obj(Obj::Random(Mutex::new(rand::random()))),
-        (Ty::IpAddress, _, n @ ("Loopback" | "Any" | "IPv6Loopback" | "IPv6Any" | "Broadcast" | "None")) => Value::obj(Obj::IpAddress(match n {
+        (
+            Ty::IpAddress,
+            _,
+            n @ ("Loopback" | "Any" | "IPv6Loopback" | "IPv6Any" | "Broadcast" | "None"),
+        ) => Value::obj(Obj::IpAddress(match n {
             "Loopback" => std::net::IpAddr::from([127, 0, 0, 1]),
             "Any" => std::net::IpAddr::from([0, 0, 0, 0]),
             "Broadcast" | "None" => std::net::IpAddr::from([255, 255, 255, 255]),
@@ -225,7 +288,12 @@ pub fn static_get(m: &mut Machine, ty: &RType, name: &str) -> EResult<Value> {
         (Ty::Uri, _, "SchemeDelimiter") => Value::str("://"),
         (Ty::Uri, _, "UriSchemeHttp") => Value::str("http"),
         (Ty::Uri, _, "UriSchemeHttps") => Value::str("https"),
-        _ => return exception("MissingMemberException", format!("{}.{name} is not supported", ty.name)),
+        _ => {
+            return exception(
+                "MissingMemberException",
+                format!("{}.{name} is not supported", ty.name),
+            )
+        }
     })
 }
 
@@ -238,7 +306,15 @@ fn round_half_even(x: f64) -> f64 {
     }
 }
 
-pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], args: &[Value], named: &[(String, Value)], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn call_static(
+    m: &mut Machine,
+    ty: &RType,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+    named: &[(String, Value)],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     let _ = (targs, named);
     let s = |i: usize| args.get(i).map(Value::to_display).unwrap_or_default();
     let f = |i: usize| args.get(i).and_then(Value::as_f64).unwrap_or(0.0);
@@ -248,11 +324,24 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
             "Create" => Value::obj(Obj::Hasher { alg, key: None }),
             "HashData" => {
                 let data = bytes_arg(m, arg(args, 0, name)?)?;
-                let key = if keyed { Some(bytes_arg(m, arg(args, 0, name)?)?) } else { None };
-                let data = if keyed { bytes_arg(m, arg(args, 1, name)?)? } else { data };
+                let key = if keyed {
+                    Some(bytes_arg(m, arg(args, 0, name)?)?)
+                } else {
+                    None
+                };
+                let data = if keyed {
+                    bytes_arg(m, arg(args, 1, name)?)?
+                } else {
+                    data
+                };
                 Value::Bytes(Arc::new(hash(alg, key.as_deref(), &data)?))
             }
-            _ => return exception("MissingMethodException", format!("{tn}.{name} is not supported")),
+            _ => {
+                return exception(
+                    "MissingMethodException",
+                    format!("{tn}.{name} is not supported"),
+                )
+            }
         });
     }
     Ok(match (tn, name) {
@@ -263,18 +352,31 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
         },
         ("Math", "Max" | "Min") => {
             let (a, b) = (arg(args, 0, name)?, arg(args, 1, name)?);
-            let want = if name == "Max" { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less };
-            let pick_a = value::compare(a, b) == Some(want) || value::compare(a, b) == Some(std::cmp::Ordering::Equal);
+            let want = if name == "Max" {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Less
+            };
+            let pick_a = value::compare(a, b) == Some(want)
+                || value::compare(a, b) == Some(std::cmp::Ordering::Equal);
             let r = if pick_a { a.clone() } else { b.clone() };
             match (a, b) {
-                (Value::Double(_), _) | (_, Value::Double(_)) => Value::Double(r.as_f64().unwrap_or(0.0)),
+                (Value::Double(_), _) | (_, Value::Double(_)) => {
+                    Value::Double(r.as_f64().unwrap_or(0.0))
+                }
                 (Value::Long(_), _) | (_, Value::Long(_)) => Value::Long(r.as_i64().unwrap_or(0)),
                 _ => r,
             }
         }
         ("Math", "Round") => {
-            let away = args.iter().any(|a| matches!(a, Value::Enum(e) if e.name == "AwayFromZero"));
-            let digits = args.get(1).filter(|a| !matches!(a, Value::Enum(_))).and_then(Value::as_i64).unwrap_or(0) as i32;
+            let away = args
+                .iter()
+                .any(|a| matches!(a, Value::Enum(e) if e.name == "AwayFromZero"));
+            let digits = args
+                .get(1)
+                .filter(|a| !matches!(a, Value::Enum(_)))
+                .and_then(Value::as_i64)
+                .unwrap_or(0) as i32;
             let p = 10f64.powi(digits);
             let x = f(0) * p;
             Value::Double(if away { x.round() } else { round_half_even(x) } / p)
@@ -285,7 +387,11 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
         ("Math", "Pow") => Value::Double(f(0).powf(f(1))),
         ("Math", "Sqrt") => Value::Double(f(0).sqrt()),
         ("Math", "Cbrt") => Value::Double(f(0).cbrt()),
-        ("Math", "Log") => Value::Double(if args.len() > 1 { f(0).log(f(1)) } else { f(0).ln() }),
+        ("Math", "Log") => Value::Double(if args.len() > 1 {
+            f(0).log(f(1))
+        } else {
+            f(0).ln()
+        }),
         ("Math", "Log10") => Value::Double(f(0).log10()),
         ("Math", "Log2") => Value::Double(f(0).log2()),
         ("Math", "Exp") => Value::Double(f(0).exp()),
@@ -294,9 +400,19 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
         ("Math", "Tan") => Value::Double(f(0).tan()),
         ("Math", "Atan") => Value::Double(f(0).atan()),
         ("Math", "Atan2") => Value::Double(f(0).atan2(f(1))),
-        ("Math", "Sign") => Value::Int(if f(0) > 0.0 { 1 } else if f(0) < 0.0 { -1 } else { 0 }),
+        ("Math", "Sign") => Value::Int(if f(0) > 0.0 {
+            1
+        } else if f(0) < 0.0 {
+            -1
+        } else {
+            0
+        }),
         ("Math", "Clamp") => {
-            let (x, lo, hi) = (arg(args, 0, name)?, arg(args, 1, name)?, arg(args, 2, name)?);
+            let (x, lo, hi) = (
+                arg(args, 0, name)?,
+                arg(args, 1, name)?,
+                arg(args, 2, name)?,
+            );
             if value::compare(x, lo) == Some(std::cmp::Ordering::Less) {
                 lo.clone()
             } else if value::compare(x, hi) == Some(std::cmp::Ordering::Greater) {
@@ -313,8 +429,21 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
         ("Regex", "Matches") => {
             let text: Arc<str> = Arc::from(s(0).as_str());
             let r = regex(&s(1), args.get(2))?;
-            let names: Vec<Option<String>> = r.capture_names().map(|n| n.map(str::to_string)).collect();
-            Value::list(r.captures_iter(&text).map(|c| Value::obj(Obj::Match { text: text.clone(), groups: (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect(), names: names.clone() })).collect())
+            let names: Vec<Option<String>> =
+                r.capture_names().map(|n| n.map(str::to_string)).collect();
+            Value::list(
+                r.captures_iter(&text)
+                    .map(|c| {
+                        Value::obj(Obj::Match {
+                            text: text.clone(),
+                            groups: (0..c.len())
+                                .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                                .collect(),
+                            names: names.clone(),
+                        })
+                    })
+                    .collect(),
+            )
         }
         ("Regex", "Replace") => {
             let r = regex(&s(1), args.get(3))?;
@@ -333,24 +462,41 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
                     out.push_str(&text[last..]);
                     out
                 }
-                _ => r.replace_all(&s(0), replacement(&s(2)).as_str()).into_owned(),
+                _ => r
+                    .replace_all(&s(0), replacement(&s(2)).as_str())
+                    .into_owned(),
             };
             m.check_size(out.len())?;
             Value::string(out)
         }
-        ("Regex", "Split") => Value::list(regex(&s(1), args.get(2))?.split(&s(0)).map(Value::str).collect()),
+        ("Regex", "Split") => Value::list(
+            regex(&s(1), args.get(2))?
+                .split(&s(0))
+                .map(Value::str)
+                .collect(),
+        ),
         ("Regex", "Escape") => Value::string(regex::escape(&s(0))),
         ("Regex", "Unescape") => Value::string(s(0).replace('\\', "")),
         ("WebUtility" | "HttpUtility", "UrlEncode") => Value::string(url_encode(&s(0))),
         ("WebUtility" | "HttpUtility", "UrlDecode") => Value::string(url_decode(&s(0))),
         ("WebUtility" | "HttpUtility", "HtmlEncode") => Value::string(html_encode(&s(0))),
-        ("WebUtility" | "HttpUtility", "HtmlDecode") => Value::string(crate::policy::xml::decode_entities(&s(0))),
-        ("HttpUtility", "UrlPathEncode") | ("Uri", "EscapeUriString") => {
-            Value::string(percent_encoding::utf8_percent_encode(&s(0), percent_encoding::CONTROLS).to_string().replace(' ', "%20"))
+        ("WebUtility" | "HttpUtility", "HtmlDecode") => {
+            Value::string(crate::policy::xml::decode_entities(&s(0)))
         }
+        ("HttpUtility", "UrlPathEncode") | ("Uri", "EscapeUriString") => Value::string(
+            percent_encoding::utf8_percent_encode(&s(0), percent_encoding::CONTROLS)
+                .to_string()
+                .replace(' ', "%20"),
+        ),
         ("Uri", "EscapeDataString") => Value::string(crate::exec::state::encode_component(&s(0))),
-        ("Uri", "UnescapeDataString") => Value::string(percent_encoding::percent_decode_str(&s(0)).decode_utf8_lossy().into_owned()),
-        ("Uri", "IsWellFormedUriString") => Value::Bool(url::Url::parse(&s(0)).is_ok() && !s(0).contains(' ')),
+        ("Uri", "UnescapeDataString") => Value::string(
+            percent_encoding::percent_decode_str(&s(0))
+                .decode_utf8_lossy()
+                .into_owned(),
+        ),
+        ("Uri", "IsWellFormedUriString") => {
+            Value::Bool(url::Url::parse(&s(0)).is_ok() && !s(0).contains(' '))
+        }
         ("Uri", "TryCreate") => match url::Url::parse(&s(0)) {
             Ok(u) => {
                 outs.push(Value::obj(Obj::Uri(u)));
@@ -363,7 +509,12 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
         },
         ("Uri", "CheckHostName") => Value::Int(if s(0).is_empty() { 0 } else { 1 }),
         ("BitConverter", "ToString") => match args.first() {
-            Some(Value::Bytes(b)) => Value::string(b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join("-")),
+            Some(Value::Bytes(b)) => Value::string(
+                b.iter()
+                    .map(|x| format!("{x:02X}"))
+                    .collect::<Vec<_>>()
+                    .join("-"),
+            ),
             _ => return exception("ArgumentException", "BitConverter.ToString needs a byte[]"),
         },
         ("BitConverter", "GetBytes") => Value::Bytes(Arc::new(match args.first() {
@@ -377,7 +528,9 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
             let b = bytes_arg(m, arg(args, 0, name)?)?;
             let i = args.get(1).and_then(Value::as_i64).unwrap_or(0) as usize;
             let n = if name == "ToInt32" { 4 } else { 8 };
-            let Some(slice) = b.get(i..i + n) else { return exception("ArgumentOutOfRangeException", "startIndex") };
+            let Some(slice) = b.get(i..i + n) else {
+                return exception("ArgumentOutOfRangeException", "startIndex");
+            };
             let mut buf = [0u8; 8];
             buf[..n].copy_from_slice(slice);
             let v = i64::from_le_bytes(buf);
@@ -387,7 +540,11 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
                 Value::Long(v)
             }
         }
-        ("IPAddress", "Parse") => Value::obj(Obj::IpAddress(s(0).trim().parse().or_else(|_| exception("FormatException", "An invalid IP address was specified."))?)),
+        ("IPAddress", "Parse") => {
+            Value::obj(Obj::IpAddress(s(0).trim().parse().or_else(|_| {
+                exception("FormatException", "An invalid IP address was specified.")
+            })?))
+        }
         ("IPAddress", "TryParse") => match s(0).trim().parse::<std::net::IpAddr>() {
             Ok(a) => {
                 outs.push(Value::obj(Obj::IpAddress(a)));
@@ -398,27 +555,43 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
                 Value::Bool(false)
             }
         },
-        ("IPAddress", "IsLoopback") => Value::Bool(matches!(args.first(), Some(Value::Obj(o)) if matches!(&**o, Obj::IpAddress(a) if a.is_loopback()))),
+        ("IPAddress", "IsLoopback") => Value::Bool(
+            matches!(args.first(), Some(Value::Obj(o)) if matches!(&**o, Obj::IpAddress(a) if a.is_loopback())),
+        ),
         ("Encoding", "GetEncoding") => Value::obj(Obj::Encoding("utf-8")),
-        ("Tuple", "Create") => Value::Pair(Arc::new((args.first().cloned().unwrap_or(Value::Null), args.get(1).cloned().unwrap_or(Value::Null)))),
+        ("Tuple", "Create") => Value::Pair(Arc::new((
+            args.first().cloned().unwrap_or(Value::Null),
+            args.get(1).cloned().unwrap_or(Value::Null),
+        ))),
         ("RandomNumberGenerator", "GetBytes" | "GetRandomBytes") => {
             let n = args.first().and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
             m.check_size(n)?;
             Value::Bytes(Arc::new((0..n).map(|_| rand::random::<u8>()).collect()))
         }
         ("RandomNumberGenerator", "GetInt32") => {
-            let (lo, hi) = if args.len() >= 2 { (f(0) as i64, f(1) as i64) } else { (0, f(0) as i64) };
+            let (lo, hi) = if args.len() >= 2 {
+                (f(0) as i64, f(1) as i64)
+            } else {
+                (0, f(0) as i64)
+            };
             if hi <= lo {
                 return exception("ArgumentOutOfRangeException", "toExclusive");
             }
             Value::Int((lo + (rand::random::<u64>() % (hi - lo) as u64) as i64) as i32)
         }
-        ("object" | "Object", "ReferenceEquals" | "Equals") => Value::Bool(args.len() == 2 && value::equals(&args[0], &args[1])),
+        ("object" | "Object", "ReferenceEquals" | "Equals") => {
+            Value::Bool(args.len() == 2 && value::equals(&args[0], &args[1]))
+        }
         ("Environment", "GetEnvironmentVariable") => Value::Null,
         ("Array", "IndexOf") => {
             let items = iterate(m, arg(args, 0, name)?)?;
             let x = arg(args, 1, name)?;
-            Value::Int(items.iter().position(|y| value::equals(x, y)).map_or(-1, |i| i as i32))
+            Value::Int(
+                items
+                    .iter()
+                    .position(|y| value::equals(x, y))
+                    .map_or(-1, |i| i as i32),
+            )
         }
         ("Array", "Reverse") => {
             if let Some(Value::List(l)) = args.first() {
@@ -428,22 +601,42 @@ pub fn call_static(m: &mut Machine, ty: &RType, name: &str, targs: &[RType], arg
         }
         ("Array", "Sort") => {
             if let Some(Value::List(l)) = args.first() {
-                l.lock().sort_by(|a, b| value::compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
+                l.lock()
+                    .sort_by(|a, b| value::compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
             }
             Value::Null
         }
-        ("Array", "Exists") => return super::linq::call(m, arg(args, 0, name)?, "Any", &[], &args[1..]),
-        ("Array", "Find") => return super::linq::call(m, arg(args, 0, name)?, "FirstOrDefault", &[], &args[1..]),
+        ("Array", "Exists") => {
+            return super::linq::call(m, arg(args, 0, name)?, "Any", &[], &args[1..])
+        }
+        ("Array", "Find") => {
+            return super::linq::call(m, arg(args, 0, name)?, "FirstOrDefault", &[], &args[1..])
+        }
         ("Array", "Empty") => Value::list(vec![]),
-        _ => return exception("MissingMethodException", format!("{tn}.{name} is not supported")),
+        _ => {
+            return exception(
+                "MissingMethodException",
+                format!("{tn}.{name} is not supported"),
+            )
+        }
     })
 }
 
 // ---- members and methods of objects -----------------------------------------------------------------
 
 pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
-    let Value::Obj(o) = v else { return exception("MissingMemberException", name.to_string()) };
-    let missing = || exception("MissingMemberException", format!("'{}' does not contain a definition for '{name}'", v.type_name()));
+    let Value::Obj(o) = v else {
+        return exception("MissingMemberException", name.to_string());
+    };
+    let missing = || {
+        exception(
+            "MissingMemberException",
+            format!(
+                "'{}' does not contain a definition for '{name}'",
+                v.type_name()
+            ),
+        )
+    };
     Ok(match (&**o, name) {
         (Obj::Url(u), "Scheme") => Value::str(&u.scheme),
         (Obj::Url(u), "Host") => Value::str(&u.host),
@@ -455,11 +648,23 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
         (Obj::Uri(u), "Host") => Value::str(u.host_str().unwrap_or("")),
         (Obj::Uri(u), "Port") => Value::Int(u.port_or_known_default().map_or(-1, i32::from)),
         (Obj::Uri(u), "AbsolutePath") => Value::str(u.path()),
-        (Obj::Uri(u), "PathAndQuery") => Value::string(format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default())),
-        (Obj::Uri(u), "Query") => Value::string(u.query().map(|q| format!("?{q}")).unwrap_or_default()),
-        (Obj::Uri(u), "Fragment") => Value::string(u.fragment().map(|q| format!("#{q}")).unwrap_or_default()),
+        (Obj::Uri(u), "PathAndQuery") => Value::string(format!(
+            "{}{}",
+            u.path(),
+            u.query().map(|q| format!("?{q}")).unwrap_or_default()
+        )),
+        (Obj::Uri(u), "Query") => {
+            Value::string(u.query().map(|q| format!("?{q}")).unwrap_or_default())
+        }
+        (Obj::Uri(u), "Fragment") => {
+            Value::string(u.fragment().map(|q| format!("#{q}")).unwrap_or_default())
+        }
         (Obj::Uri(u), "AbsoluteUri" | "OriginalString") => Value::str(u.as_str()),
-        (Obj::Uri(u), "Authority") => Value::string(format!("{}{}", u.host_str().unwrap_or(""), u.port().map(|p| format!(":{p}")).unwrap_or_default())),
+        (Obj::Uri(u), "Authority") => Value::string(format!(
+            "{}{}",
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        )),
         (Obj::Uri(u), "Segments") => {
             let mut segs = vec![Value::str("/")];
             let parts: Vec<&str> = u.path().trim_start_matches('/').split('/').collect();
@@ -467,20 +672,56 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
                 if p.is_empty() {
                     continue;
                 }
-                segs.push(Value::string(if i + 1 < parts.len() { format!("{p}/") } else { p.to_string() }));
+                segs.push(Value::string(if i + 1 < parts.len() {
+                    format!("{p}/")
+                } else {
+                    p.to_string()
+                }));
             }
             Value::list(segs)
         }
-        (Obj::Match { text, groups, .. }, "Value") => Value::string(groups.first().copied().flatten().map_or(String::new(), |(s, e)| text[s..e].to_string())),
-        (Obj::Match { groups, .. }, "Success") => Value::Bool(groups.first().copied().flatten().is_some()),
-        (Obj::Match { text, groups, .. }, "Index") => Value::Int(groups.first().copied().flatten().map_or(0, |(s, _)| text[..s].encode_utf16().count() as i32)),
-        (Obj::Match { text, groups, .. }, "Length") => Value::Int(groups.first().copied().flatten().map_or(0, |(s, e)| text[s..e].encode_utf16().count() as i32)),
+        (Obj::Match { text, groups, .. }, "Value") => Value::string(
+            groups
+                .first()
+                .copied()
+                .flatten()
+                .map_or(String::new(), |(s, e)| text[s..e].to_string()),
+        ),
+        (Obj::Match { groups, .. }, "Success") => {
+            Value::Bool(groups.first().copied().flatten().is_some())
+        }
+        (Obj::Match { text, groups, .. }, "Index") => Value::Int(
+            groups
+                .first()
+                .copied()
+                .flatten()
+                .map_or(0, |(s, _)| text[..s].encode_utf16().count() as i32),
+        ),
+        (Obj::Match { text, groups, .. }, "Length") => Value::Int(
+            groups
+                .first()
+                .copied()
+                .flatten()
+                .map_or(0, |(s, e)| text[s..e].encode_utf16().count() as i32),
+        ),
         (Obj::Match { .. }, "Groups") => v.clone(),
         (Obj::Match { groups, .. }, "Count") => Value::Int(groups.len() as i32),
-        (Obj::Group { value }, "Value") => Value::string(value.as_ref().map_or(String::new(), |(t, s, e)| t[*s..*e].to_string())),
+        (Obj::Group { value }, "Value") => Value::string(
+            value
+                .as_ref()
+                .map_or(String::new(), |(t, s, e)| t[*s..*e].to_string()),
+        ),
         (Obj::Group { value }, "Success") => Value::Bool(value.is_some()),
-        (Obj::Group { value }, "Index") => Value::Int(value.as_ref().map_or(0, |(t, s, _)| t[..*s].encode_utf16().count() as i32)),
-        (Obj::Group { value }, "Length") => Value::Int(value.as_ref().map_or(0, |(t, s, e)| t[*s..*e].encode_utf16().count() as i32)),
+        (Obj::Group { value }, "Index") => Value::Int(
+            value
+                .as_ref()
+                .map_or(0, |(t, s, _)| t[..*s].encode_utf16().count() as i32),
+        ),
+        (Obj::Group { value }, "Length") => Value::Int(
+            value
+                .as_ref()
+                .map_or(0, |(t, s, e)| t[*s..*e].encode_utf16().count() as i32),
+        ),
         (Obj::Group { .. }, "Captures") => Value::list(vec![v.clone()]),
         (Obj::Jwt(j), _) => jwt_member(j, name)?,
         (Obj::Basic { user, .. }, "UserId" | "Username") => Value::str(user),
@@ -488,18 +729,35 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
         (Obj::Message(msg), "StatusCode") => Value::Int(msg.status),
         (Obj::Message(msg), "StatusReason") => Value::str(&msg.reason),
         (Obj::Message(msg), "Method") => Value::str(&msg.method),
-        (Obj::Message(msg), "Url") => msg.url.clone().map_or(Value::Null, |u| Value::obj(Obj::Url(u))),
-        (Obj::Message(msg), "Headers") => Value::obj(Obj::MultiMap { map: msg.headers.clone(), ignore_case: true }),
-        (Obj::Message(msg), "Body") => msg.body.clone().map_or(Value::Null, |b| Value::obj(Obj::BodyData(b))),
+        (Obj::Message(msg), "Url") => msg
+            .url
+            .clone()
+            .map_or(Value::Null, |u| Value::obj(Obj::Url(u))),
+        (Obj::Message(msg), "Headers") => Value::obj(Obj::MultiMap {
+            map: msg.headers.clone(),
+            ignore_case: true,
+        }),
+        (Obj::Message(msg), "Body") => msg
+            .body
+            .clone()
+            .map_or(Value::Null, |b| Value::obj(Obj::BodyData(b))),
         (Obj::MultiMap { map, .. }, "Count") => Value::Int(map.len() as i32),
-        (Obj::MultiMap { map, .. }, "Keys") => Value::list(map.iter().map(|(k, _)| Value::str(k)).collect()),
-        (Obj::MultiMap { map, .. }, "Values") => Value::list(map.iter().map(|(_, v)| Value::list(v.iter().map(|x| Value::str(x)).collect())).collect()),
+        (Obj::MultiMap { map, .. }, "Keys") => {
+            Value::list(map.iter().map(|(k, _)| Value::str(k)).collect())
+        }
+        (Obj::MultiMap { map, .. }, "Values") => Value::list(
+            map.iter()
+                .map(|(_, v)| Value::list(v.iter().map(|x| Value::str(x)).collect()))
+                .collect(),
+        ),
         (Obj::StringBuilder(s), "Length") => Value::Int(s.lock().encode_utf16().count() as i32),
         (Obj::IpAddress(a), "AddressFamily") => match a {
             std::net::IpAddr::V4(_) => enum_val("AddressFamily", "InterNetwork", 2),
             std::net::IpAddr::V6(_) => enum_val("AddressFamily", "InterNetworkV6", 23),
         },
-        (Obj::IpAddress(a), "IsIPv4MappedToIPv6") => Value::Bool(matches!(a, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())),
+        (Obj::IpAddress(a), "IsIPv4MappedToIPv6") => {
+            Value::Bool(matches!(a, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some()))
+        }
         (Obj::Exception { message, .. }, "Message") => Value::str(message),
         (Obj::Xml(n), _) => return super::xml::member(n, name),
         (Obj::XAttr(_, v), "Value") => Value::str(v),
@@ -516,27 +774,69 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
 
 fn claim_strings(v: &serde_json::Value) -> Vec<String> {
     match v {
-        serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+            .collect(),
         serde_json::Value::String(s) => vec![s.clone()],
         other => vec![other.to_string()],
     }
 }
 
 fn jwt_member(j: &value::Jwt, name: &str) -> EResult<Value> {
-    let claim = |k: &str| j.claims.get(k).map_or(Value::Null, |v| Value::string(v.as_str().map_or_else(|| v.to_string(), str::to_string)));
-    let time = |k: &str| j.claims.get(k).and_then(serde_json::Value::as_i64).map_or(Value::Null, |s| Value::DateTime(DateTime::from_unix_seconds(s)));
+    let claim = |k: &str| {
+        j.claims.get(k).map_or(Value::Null, |v| {
+            Value::string(v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        })
+    };
+    let time = |k: &str| {
+        j.claims
+            .get(k)
+            .and_then(serde_json::Value::as_i64)
+            .map_or(Value::Null, |s| {
+                Value::DateTime(DateTime::from_unix_seconds(s))
+            })
+    };
     Ok(match name {
         "Id" => claim("jti"),
         "Issuer" => claim("iss"),
         "Subject" => claim("sub"),
-        "Algorithm" => j.header.get("alg").and_then(|v| v.as_str()).map_or(Value::Null, Value::str),
-        "Type" => j.header.get("typ").and_then(|v| v.as_str()).map_or(Value::Null, Value::str),
-        "Audiences" => Value::list(j.claims.get("aud").map(claim_strings).unwrap_or_default().into_iter().map(Value::string).collect()),
-        "Claims" => Value::obj(Obj::MultiMap { map: j.claims.iter().map(|(k, v)| (k.clone(), claim_strings(v))).collect(), ignore_case: false }),
+        "Algorithm" => j
+            .header
+            .get("alg")
+            .and_then(|v| v.as_str())
+            .map_or(Value::Null, Value::str),
+        "Type" => j
+            .header
+            .get("typ")
+            .and_then(|v| v.as_str())
+            .map_or(Value::Null, Value::str),
+        "Audiences" => Value::list(
+            j.claims
+                .get("aud")
+                .map(claim_strings)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Value::string)
+                .collect(),
+        ),
+        "Claims" => Value::obj(Obj::MultiMap {
+            map: j
+                .claims
+                .iter()
+                .map(|(k, v)| (k.clone(), claim_strings(v)))
+                .collect(),
+            ignore_case: false,
+        }),
         "ExpirationTime" => time("exp"),
         "NotBefore" => time("nbf"),
         "IssuedAt" => time("iat"),
-        _ => return exception("MissingMemberException", format!("'Jwt' does not contain a definition for '{name}'")),
+        _ => {
+            return exception(
+                "MissingMemberException",
+                format!("'Jwt' does not contain a definition for '{name}'"),
+            )
+        }
     })
 }
 
@@ -551,13 +851,29 @@ pub fn body_as(m: &mut Machine, bytes: &[u8], targs: &[RType]) -> EResult<Value>
         Ty::JObject | Ty::JToken | Ty::JArray => {
             let v = super::json::parse(&text())?;
             match (t, &v) {
-                (Ty::JObject, Value::JObject(_)) | (Ty::JArray, Value::JArray(_)) | (Ty::JToken, _) => v,
-                _ => return exception("JsonReaderException", format!("The body is not a JSON {}", if t == Ty::JObject { "object" } else { "array" })),
+                (Ty::JObject, Value::JObject(_))
+                | (Ty::JArray, Value::JArray(_))
+                | (Ty::JToken, _) => v,
+                _ => {
+                    return exception(
+                        "JsonReaderException",
+                        format!(
+                            "The body is not a JSON {}",
+                            if t == Ty::JObject { "object" } else { "array" }
+                        ),
+                    )
+                }
             }
         }
         _ => {
             let _ = m;
-            return exception("NotSupportedException", format!("Body.As<{}>() is not supported", targs.first().map(RType::display).unwrap_or_default()));
+            return exception(
+                "NotSupportedException",
+                format!(
+                    "Body.As<{}>() is not supported",
+                    targs.first().map(RType::display).unwrap_or_default()
+                ),
+            );
         }
     })
 }
@@ -566,7 +882,9 @@ pub fn form_content(bytes: &[u8]) -> Value {
     let pairs = crate::gateway::router::parse_query(&String::from_utf8_lossy(bytes));
     let mut map: indexmap::IndexMap<Key, Value> = indexmap::IndexMap::new();
     for (k, v) in pairs {
-        let entry = map.entry(Key::Str(Arc::from(k.as_str()))).or_insert_with(|| Value::list(vec![]));
+        let entry = map
+            .entry(Key::Str(Arc::from(k.as_str())))
+            .or_insert_with(|| Value::list(vec![]));
         if let Value::List(l) = entry {
             l.lock().push(Value::string(v));
         }
@@ -575,23 +893,53 @@ pub fn form_content(bytes: &[u8]) -> Value {
 }
 
 fn multimap_get(map: &[(String, Vec<String>)], ci: bool, k: &str) -> Option<Vec<String>> {
-    map.iter().find(|(n, _)| if ci { n.eq_ignore_ascii_case(k) } else { n == k }).map(|(_, v)| v.clone())
+    map.iter()
+        .find(|(n, _)| {
+            if ci {
+                n.eq_ignore_ascii_case(k)
+            } else {
+                n == k
+            }
+        })
+        .map(|(_, v)| v.clone())
 }
 
-pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Value], named: &[(String, Value)], outs: &mut Vec<Value>) -> EResult<Value> {
-    let Value::Obj(o) = v else { return exception("MissingMethodException", name.to_string()) };
+pub fn call(
+    m: &mut Machine,
+    v: &Value,
+    name: &str,
+    targs: &[RType],
+    args: &[Value],
+    named: &[(String, Value)],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
+    let Value::Obj(o) = v else {
+        return exception("MissingMethodException", name.to_string());
+    };
     let s = |i: usize| args.get(i).map(Value::to_display).unwrap_or_default();
     Ok(match (&**o, name) {
         (Obj::Url(u), "ToString") => Value::string(u.to_url_string()),
-        (Obj::Url(u), "ToUri") => Value::obj(Obj::Uri(url::Url::parse(&u.to_url_string()).or_else(|e| exception("UriFormatException", e.to_string()))?)),
+        (Obj::Url(u), "ToUri") => Value::obj(Obj::Uri(
+            url::Url::parse(&u.to_url_string())
+                .or_else(|e| exception("UriFormatException", e.to_string()))?,
+        )),
         (Obj::Uri(u), "GetLeftPart") => {
             let part = args.first().and_then(Value::as_i64).unwrap_or(2);
-            let auth = format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.port().map(|p| format!(":{p}")).unwrap_or_default());
+            let auth = format!(
+                "{}://{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            );
             Value::string(match part {
                 0 => format!("{}://", u.scheme()),
                 1 => auth,
                 2 => format!("{auth}{}", u.path()),
-                _ => format!("{auth}{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default()),
+                _ => format!(
+                    "{auth}{}{}",
+                    u.path(),
+                    u.query().map(|q| format!("?{q}")).unwrap_or_default()
+                ),
             })
         }
         (Obj::Regex(r), "IsMatch") => Value::Bool(r.is_match(&s(0))),
@@ -601,16 +949,42 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         }
         (Obj::Regex(r), "Matches") => {
             let text: Arc<str> = Arc::from(s(0).as_str());
-            let names: Vec<Option<String>> = r.capture_names().map(|n| n.map(str::to_string)).collect();
-            Value::list(r.captures_iter(&text).map(|c| Value::obj(Obj::Match { text: text.clone(), groups: (0..c.len()).map(|i| c.get(i).map(|m| (m.start(), m.end()))).collect(), names: names.clone() })).collect())
+            let names: Vec<Option<String>> =
+                r.capture_names().map(|n| n.map(str::to_string)).collect();
+            Value::list(
+                r.captures_iter(&text)
+                    .map(|c| {
+                        Value::obj(Obj::Match {
+                            text: text.clone(),
+                            groups: (0..c.len())
+                                .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                                .collect(),
+                            names: names.clone(),
+                        })
+                    })
+                    .collect(),
+            )
         }
-        (Obj::Regex(r), "Replace") => Value::string(r.replace_all(&s(0), replacement(&s(1)).as_str()).into_owned()),
+        (Obj::Regex(r), "Replace") => Value::string(
+            r.replace_all(&s(0), replacement(&s(1)).as_str())
+                .into_owned(),
+        ),
         (Obj::Regex(r), "Split") => Value::list(r.split(&s(0)).map(Value::str).collect()),
         (Obj::Match { text, groups, .. }, "NextMatch") => {
             let _ = (text, groups);
-            return exception("NotSupportedException", "Match.NextMatch is not supported; use Regex.Matches");
+            return exception(
+                "NotSupportedException",
+                "Match.NextMatch is not supported; use Regex.Matches",
+            );
         }
-        (Obj::Match { text, groups, names }, "Result") => {
+        (
+            Obj::Match {
+                text,
+                groups,
+                names,
+            },
+            "Result",
+        ) => {
             let mut out = s(0);
             for (i, g) in groups.iter().enumerate().rev() {
                 let val = g.map_or("", |(a, b)| &text[a..b]);
@@ -627,39 +1001,70 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         }
         (Obj::Hasher { .. }, "Dispose") => Value::Null,
         (Obj::Encoding(e), "GetBytes") => Value::Bytes(Arc::new(match *e {
-            "ascii" => s(0).chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
-            "latin1" => s(0).chars().map(|c| if (c as u32) < 256 { c as u8 } else { b'?' }).collect(),
+            "ascii" => s(0)
+                .chars()
+                .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+                .collect(),
+            "latin1" => s(0)
+                .chars()
+                .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
+                .collect(),
             "utf-16" => s(0).encode_utf16().flat_map(u16::to_le_bytes).collect(),
             _ => s(0).into_bytes(),
         })),
         (Obj::Encoding(e), "GetString") => {
             let mut b = super::misc::bytes_arg(m, super::arg(args, 0, name)?)?;
-            if let (Some(i), Some(n)) = (args.get(1).and_then(Value::as_i64), args.get(2).and_then(Value::as_i64)) {
-                b = b.get(i as usize..(i + n) as usize).map_or_else(|| exception("ArgumentOutOfRangeException", "index/count"), |x| Ok(x.to_vec()))?;
+            if let (Some(i), Some(n)) = (
+                args.get(1).and_then(Value::as_i64),
+                args.get(2).and_then(Value::as_i64),
+            ) {
+                b = b.get(i as usize..(i + n) as usize).map_or_else(
+                    || exception("ArgumentOutOfRangeException", "index/count"),
+                    |x| Ok(x.to_vec()),
+                )?;
             }
             Value::string(match *e {
-                "utf-16" => String::from_utf16_lossy(&b.chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect::<Vec<_>>()),
+                "utf-16" => String::from_utf16_lossy(
+                    &b.chunks(2)
+                        .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                        .collect::<Vec<_>>(),
+                ),
                 "latin1" | "ascii" => b.iter().map(|x| *x as char).collect(),
                 _ => String::from_utf8_lossy(&b).into_owned(),
             })
         }
-        (Obj::MultiMap { map, ignore_case }, "GetValueOrDefault") => match multimap_get(map, *ignore_case, &s(0)) {
-            Some(vs) => Value::string(vs.join(",")),
-            None => args.get(1).cloned().unwrap_or(Value::Null),
-        },
-        (Obj::MultiMap { map, ignore_case }, "ContainsKey") => Value::Bool(multimap_get(map, *ignore_case, &s(0)).is_some()),
-        (Obj::MultiMap { map, ignore_case }, "TryGetValue") => match multimap_get(map, *ignore_case, &s(0)) {
-            Some(vs) => {
-                outs.push(Value::list(vs.into_iter().map(Value::string).collect()));
-                Value::Bool(true)
+        (Obj::MultiMap { map, ignore_case }, "GetValueOrDefault") => {
+            match multimap_get(map, *ignore_case, &s(0)) {
+                Some(vs) => Value::string(vs.join(",")),
+                None => args.get(1).cloned().unwrap_or(Value::Null),
             }
-            None => {
-                outs.push(Value::Null);
-                Value::Bool(false)
+        }
+        (Obj::MultiMap { map, ignore_case }, "ContainsKey") => {
+            Value::Bool(multimap_get(map, *ignore_case, &s(0)).is_some())
+        }
+        (Obj::MultiMap { map, ignore_case }, "TryGetValue") => {
+            match multimap_get(map, *ignore_case, &s(0)) {
+                Some(vs) => {
+                    outs.push(Value::list(vs.into_iter().map(Value::string).collect()));
+                    Value::Bool(true)
+                }
+                None => {
+                    outs.push(Value::Null);
+                    Value::Bool(false)
+                }
             }
-        },
+        }
         (Obj::MultiMap { map, .. }, _) if super::linq::is_linq(name) => {
-            let pairs = Value::list(map.iter().map(|(k, v)| Value::Pair(Arc::new((Value::str(k), Value::list(v.iter().map(|x| Value::str(x)).collect()))))).collect());
+            let pairs = Value::list(
+                map.iter()
+                    .map(|(k, v)| {
+                        Value::Pair(Arc::new((
+                            Value::str(k),
+                            Value::list(v.iter().map(|x| Value::str(x)).collect()),
+                        )))
+                    })
+                    .collect(),
+            );
             return super::linq::call(m, &pairs, name, targs, args);
         }
         (Obj::BodyData(b), "As") => return body_as(m, b, targs),
@@ -672,7 +1077,10 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
             let bytes = m.env.body(*which).unwrap_or_default();
             form_content(&bytes)
         }
-        (Obj::StringBuilder(sb), "Append" | "AppendLine" | "AppendFormat" | "Insert" | "Clear" | "Replace" | "Remove") => {
+        (
+            Obj::StringBuilder(sb),
+            "Append" | "AppendLine" | "AppendFormat" | "Insert" | "Clear" | "Replace" | "Remove",
+        ) => {
             {
                 let mut g = sb.lock();
                 match name {
@@ -681,10 +1089,14 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
                         g.push_str(&s(0));
                         g.push('\n');
                     }
-                    "AppendFormat" => g.push_str(&super::string::format(&s(0), &args[1.min(args.len())..])?),
+                    "AppendFormat" => {
+                        g.push_str(&super::string::format(&s(0), &args[1.min(args.len())..])?)
+                    }
                     "Clear" => g.clear(),
                     "Replace" => *g = g.replace(&s(0), &s(1)),
-                    _ => return exception("NotSupportedException", format!("StringBuilder.{name}")),
+                    _ => {
+                        return exception("NotSupportedException", format!("StringBuilder.{name}"))
+                    }
                 }
                 m.check_size(g.len())?;
             }
@@ -722,12 +1134,20 @@ pub fn call(m: &mut Machine, v: &Value, name: &str, targs: &[RType], args: &[Val
         (Obj::Xml(n), _) => return super::xml::call(n, name, args),
         _ => {
             let _ = named;
-            return exception("MissingMethodException", format!("'{}' does not contain a method '{name}'", v.type_name()));
+            return exception(
+                "MissingMethodException",
+                format!("'{}' does not contain a method '{name}'", v.type_name()),
+            );
         }
     })
 }
 
-pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Initializer>) -> EResult<Value> {
+pub fn construct(
+    m: &mut Machine,
+    ty: &RType,
+    args: Vec<Value>,
+    init: Option<Initializer>,
+) -> EResult<Value> {
     let _ = init;
     let s = |i: usize| args.get(i).map(Value::to_display).unwrap_or_default();
     if let Some((alg, keyed)) = hash_alg_of(&ty.name) {
@@ -745,23 +1165,44 @@ pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Ini
         Ty::Uri => {
             let text = match (args.first(), args.get(1)) {
                 (Some(Value::Obj(b)), Some(rel)) => match &**b {
-                    Obj::Uri(base) => base.join(&rel.to_display()).map(|u| u.to_string()).unwrap_or_default(),
+                    Obj::Uri(base) => base
+                        .join(&rel.to_display())
+                        .map(|u| u.to_string())
+                        .unwrap_or_default(),
                     _ => s(0),
                 },
                 _ => s(0),
             };
-            Value::obj(Obj::Uri(url::Url::parse(&text).or_else(|e| exception("UriFormatException", format!("Invalid URI: {e}")))?))
+            Value::obj(Obj::Uri(url::Url::parse(&text).or_else(|e| {
+                exception("UriFormatException", format!("Invalid URI: {e}"))
+            })?))
         }
         Ty::Regex => Value::obj(Obj::Regex(regex(&s(0), args.get(1))?)),
         Ty::StringBuilder => Value::obj(Obj::StringBuilder(Mutex::new(s(0)))),
-        Ty::Exception => Value::obj(Obj::Exception { ty: ty.name.clone(), message: s(0) }),
+        Ty::Exception => Value::obj(Obj::Exception {
+            ty: ty.name.clone(),
+            message: s(0),
+        }),
         Ty::IpAddress => Value::obj(Obj::IpAddress(match args.first() {
-            Some(Value::Bytes(b)) if b.len() == 4 => std::net::IpAddr::from([b[0], b[1], b[2], b[3]]),
+            Some(Value::Bytes(b)) if b.len() == 4 => {
+                std::net::IpAddr::from([b[0], b[1], b[2], b[3]])
+            }
             _ => return exception("ArgumentException", "new IPAddress(byte[4])"),
         })),
-        Ty::Guid => Value::Guid(value::parse_guid(&s(0)).map_or_else(|| exception("FormatException", "Unrecognized Guid format."), Ok)?),
-        Ty::Static if ty.name == "Random" => Value::obj(Obj::Random(Mutex::new(args.first().and_then(Value::as_i64).map_or_else(rand::random, |x| x as u64 | 1)))),
-        _ => return exception("NotSupportedException", format!("new {}() is not supported", ty.display())),
+        Ty::Guid => Value::Guid(value::parse_guid(&s(0)).map_or_else(
+            || exception("FormatException", "Unrecognized Guid format."),
+            Ok,
+        )?),
+        Ty::Static if ty.name == "Random" => Value::obj(Obj::Random(Mutex::new(
+            args.first()
+                .and_then(Value::as_i64)
+                .map_or_else(rand::random, |x| x as u64 | 1),
+        ))),
+        _ => {
+            return exception(
+                "NotSupportedException",
+                format!("new {}() is not supported", ty.display()),
+            )
+        }
     })
 }
-

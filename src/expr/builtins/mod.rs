@@ -27,58 +27,334 @@ pub enum Initializer {
 
 /// Property names (`x.Name`) the interpreter knows on some type.
 const MEMBERS: &[&str] = &[
-    "Length", "Count", "Keys", "Values", "Key", "Value", "Success", "Groups", "Index", "Captures", "Name", "Type", "First", "Last", "Parent",
-    "HasValues", "Subject", "Issuer", "Audiences", "Claims", "Id", "Algorithm", "ExpirationTime", "NotBefore", "IssuedAt", "UserId", "Username",
-    "Password", "StatusCode", "StatusReason", "Body", "Headers", "Url", "Method", "Scheme", "Host", "Port", "Path", "Query", "QueryString",
-    "AbsoluteUri", "AbsolutePath", "PathAndQuery", "Authority", "Segments", "OriginalString", "Fragment", "Year", "Month", "Day", "Hour",
-    "Minute", "Second", "Millisecond", "Ticks", "DayOfWeek", "DayOfYear", "Date", "TimeOfDay", "Kind", "TotalDays", "TotalHours",
-    "TotalMinutes", "TotalSeconds", "TotalMilliseconds", "Days", "Hours", "Minutes", "Seconds", "Milliseconds", "Message", "Source", "Reason",
-    "Scope", "Section", "PolicyId", "AddressFamily", "IsIPv4MappedToIPv6", "UtcDateTime", "DateTime", "Offset", "LocalDateTime", "Item1",
-    "Item2", "Item3", "HasValue", "Capacity", "Children", "Next", "Previous", "Root", "Properties", "Value", "InnerException", "StackTrace",
-    "Data", "HResult", "IsEmpty", "Attributes", "Elements", "Content", "UnixEpoch",
+    "Length",
+    "Count",
+    "Keys",
+    "Values",
+    "Key",
+    "Value",
+    "Success",
+    "Groups",
+    "Index",
+    "Captures",
+    "Name",
+    "Type",
+    "First",
+    "Last",
+    "Parent",
+    "HasValues",
+    "Subject",
+    "Issuer",
+    "Audiences",
+    "Claims",
+    "Id",
+    "Algorithm",
+    "ExpirationTime",
+    "NotBefore",
+    "IssuedAt",
+    "UserId",
+    "Username",
+    "Password",
+    "StatusCode",
+    "StatusReason",
+    "Body",
+    "Headers",
+    "Url",
+    "Method",
+    "Scheme",
+    "Host",
+    "Port",
+    "Path",
+    "Query",
+    "QueryString",
+    "AbsoluteUri",
+    "AbsolutePath",
+    "PathAndQuery",
+    "Authority",
+    "Segments",
+    "OriginalString",
+    "Fragment",
+    "Year",
+    "Month",
+    "Day",
+    "Hour",
+    "Minute",
+    "Second",
+    "Millisecond",
+    "Ticks",
+    "DayOfWeek",
+    "DayOfYear",
+    "Date",
+    "TimeOfDay",
+    "Kind",
+    "TotalDays",
+    "TotalHours",
+    "TotalMinutes",
+    "TotalSeconds",
+    "TotalMilliseconds",
+    "Days",
+    "Hours",
+    "Minutes",
+    "Seconds",
+    "Milliseconds",
+    "Message",
+    "Source",
+    "Reason",
+    "Scope",
+    "Section",
+    "PolicyId",
+    "AddressFamily",
+    "IsIPv4MappedToIPv6",
+    "UtcDateTime",
+    "DateTime",
+    "Offset",
+    "LocalDateTime",
+    "Item1",
+    "Item2",
+    "Item3",
+    "HasValue",
+    "Capacity",
+    "Children",
+    "Next",
+    "Previous",
+    "Root",
+    "Properties",
+    "Value",
+    "InnerException",
+    "StackTrace",
+    "Data",
+    "HResult",
+    "IsEmpty",
+    "Attributes",
+    "Elements",
+    "Content",
+    "UnixEpoch",
 ];
 
 /// Method names (`x.Name(...)`) the interpreter knows on some type.
 const METHODS: &[&str] = &[
     // object / string
-    "ToString", "Equals", "GetHashCode", "GetType", "CompareTo", "Contains", "StartsWith", "EndsWith", "IndexOf", "LastIndexOf", "IndexOfAny",
-    "Substring", "Replace", "Split", "Trim", "TrimStart", "TrimEnd", "ToLower", "ToUpper", "ToLowerInvariant", "ToUpperInvariant", "PadLeft",
-    "PadRight", "Insert", "Remove", "ToCharArray", "Normalize", "Clone", "Append", "AppendLine", "AppendFormat", "Clear",
+    "ToString",
+    "Equals",
+    "GetHashCode",
+    "GetType",
+    "CompareTo",
+    "Contains",
+    "StartsWith",
+    "EndsWith",
+    "IndexOf",
+    "LastIndexOf",
+    "IndexOfAny",
+    "Substring",
+    "Replace",
+    "Split",
+    "Trim",
+    "TrimStart",
+    "TrimEnd",
+    "ToLower",
+    "ToUpper",
+    "ToLowerInvariant",
+    "ToUpperInvariant",
+    "PadLeft",
+    "PadRight",
+    "Insert",
+    "Remove",
+    "ToCharArray",
+    "Normalize",
+    "Clone",
+    "Append",
+    "AppendLine",
+    "AppendFormat",
+    "Clear",
     // parsing helpers on strings (APIM)
-    "AsJwt", "TryParseJwt", "AsBasic", "TryParseBasic",
+    "AsJwt",
+    "TryParseJwt",
+    "AsBasic",
+    "TryParseBasic",
     // collections / dictionaries
-    "Add", "AddRange", "Insert", "RemoveAt", "RemoveAll", "ContainsKey", "ContainsValue", "TryGetValue", "GetValueOrDefault", "TryAdd",
-    "IndexOf", "Reverse", "Sort", "ToArray", "ToList", "ToDictionary", "ToHashSet", "ToLookup", "CopyTo", "Exists", "Find", "FindAll",
-    "FindIndex", "ForEach", "TrueForAll", "GetEnumerator", "Peek", "Pop", "Push", "Enqueue", "Dequeue", "UnionWith", "IntersectWith",
-    "SetEquals", "IsSubsetOf", "IsSupersetOf", "Overlaps", "ExceptWith",
+    "Add",
+    "AddRange",
+    "Insert",
+    "RemoveAt",
+    "RemoveAll",
+    "ContainsKey",
+    "ContainsValue",
+    "TryGetValue",
+    "GetValueOrDefault",
+    "TryAdd",
+    "IndexOf",
+    "Reverse",
+    "Sort",
+    "ToArray",
+    "ToList",
+    "ToDictionary",
+    "ToHashSet",
+    "ToLookup",
+    "CopyTo",
+    "Exists",
+    "Find",
+    "FindAll",
+    "FindIndex",
+    "ForEach",
+    "TrueForAll",
+    "GetEnumerator",
+    "Peek",
+    "Pop",
+    "Push",
+    "Enqueue",
+    "Dequeue",
+    "UnionWith",
+    "IntersectWith",
+    "SetEquals",
+    "IsSubsetOf",
+    "IsSupersetOf",
+    "Overlaps",
+    "ExceptWith",
     // LINQ
-    "Any", "All", "Where", "Select", "SelectMany", "First", "FirstOrDefault", "Last", "LastOrDefault", "Single", "SingleOrDefault", "Count",
-    "LongCount", "Sum", "Min", "Max", "Average", "OrderBy", "OrderByDescending", "ThenBy", "ThenByDescending", "Skip", "Take", "SkipWhile",
-    "TakeWhile", "Concat", "Distinct", "DistinctBy", "GroupBy", "Aggregate", "ElementAt", "ElementAtOrDefault", "DefaultIfEmpty", "Cast",
-    "OfType", "Zip", "Union", "Intersect", "Except", "SequenceEqual", "Prepend", "Append", "Join", "Chunk", "MaxBy", "MinBy", "AsEnumerable",
-    "SkipLast", "TakeLast",
+    "Any",
+    "All",
+    "Where",
+    "Select",
+    "SelectMany",
+    "First",
+    "FirstOrDefault",
+    "Last",
+    "LastOrDefault",
+    "Single",
+    "SingleOrDefault",
+    "Count",
+    "LongCount",
+    "Sum",
+    "Min",
+    "Max",
+    "Average",
+    "OrderBy",
+    "OrderByDescending",
+    "ThenBy",
+    "ThenByDescending",
+    "Skip",
+    "Take",
+    "SkipWhile",
+    "TakeWhile",
+    "Concat",
+    "Distinct",
+    "DistinctBy",
+    "GroupBy",
+    "Aggregate",
+    "ElementAt",
+    "ElementAtOrDefault",
+    "DefaultIfEmpty",
+    "Cast",
+    "OfType",
+    "Zip",
+    "Union",
+    "Intersect",
+    "Except",
+    "SequenceEqual",
+    "Prepend",
+    "Append",
+    "Join",
+    "Chunk",
+    "MaxBy",
+    "MinBy",
+    "AsEnumerable",
+    "SkipLast",
+    "TakeLast",
     // JSON
-    "Property", "Properties", "SelectToken", "SelectTokens", "Value", "Values", "ToObject", "Children", "Descendants", "AddFirst",
-    "AddAfterSelf", "AddBeforeSelf", "Replace", "ReplaceWith", "DeepClone", "Merge", "Remove", "ContainsKey", "Ancestors",
+    "Property",
+    "Properties",
+    "SelectToken",
+    "SelectTokens",
+    "Value",
+    "Values",
+    "ToObject",
+    "Children",
+    "Descendants",
+    "AddFirst",
+    "AddAfterSelf",
+    "AddBeforeSelf",
+    "Replace",
+    "ReplaceWith",
+    "DeepClone",
+    "Merge",
+    "Remove",
+    "ContainsKey",
+    "Ancestors",
     // message bodies
-    "As", "AsFormUrlEncodedContent", "ToQueryString", "ToFormUrlEncodedContent",
+    "As",
+    "AsFormUrlEncodedContent",
+    "ToQueryString",
+    "ToFormUrlEncodedContent",
     // date / time
-    "AddDays", "AddHours", "AddMinutes", "AddSeconds", "AddMilliseconds", "AddTicks", "AddMonths", "AddYears", "Subtract", "ToUniversalTime",
-    "ToLocalTime", "ToUnixTimeSeconds", "ToUnixTimeMilliseconds", "ToFileTimeUtc", "Negate", "Duration", "IsDaylightSavingTime",
+    "AddDays",
+    "AddHours",
+    "AddMinutes",
+    "AddSeconds",
+    "AddMilliseconds",
+    "AddTicks",
+    "AddMonths",
+    "AddYears",
+    "Subtract",
+    "ToUniversalTime",
+    "ToLocalTime",
+    "ToUnixTimeSeconds",
+    "ToUnixTimeMilliseconds",
+    "ToFileTimeUtc",
+    "Negate",
+    "Duration",
+    "IsDaylightSavingTime",
     // regex
-    "IsMatch", "Match", "Matches", "NextMatch", "Result",
+    "IsMatch",
+    "Match",
+    "Matches",
+    "NextMatch",
+    "Result",
     // misc
-    "ComputeHash", "GetBytes", "GetString", "GetAddressBytes", "Next", "NextDouble", "NextBytes", "ToUri", "GetLeftPart", "Encrypt",
-    "Decrypt", "VerifyNoRevocation", "Dispose", "MapToIPv4", "MapToIPv6", "HasFlag", "Invoke", "Compile", "TransformFinalBlock",
-    "GetComponents", "IsBaseOf", "MakeRelativeUri", "GetValue", "SetValue", "Deconstruct", "Attribute", "Element", "Elements", "HasElements",
+    "ComputeHash",
+    "GetBytes",
+    "GetString",
+    "GetAddressBytes",
+    "Next",
+    "NextDouble",
+    "NextBytes",
+    "ToUri",
+    "GetLeftPart",
+    "Encrypt",
+    "Decrypt",
+    "VerifyNoRevocation",
+    "Dispose",
+    "MapToIPv4",
+    "MapToIPv6",
+    "HasFlag",
+    "Invoke",
+    "Compile",
+    "TransformFinalBlock",
+    "GetComponents",
+    "IsBaseOf",
+    "MakeRelativeUri",
+    "GetValue",
+    "SetValue",
+    "Deconstruct",
+    "Attribute",
+    "Element",
+    "Elements",
+    "HasElements",
 ];
 
 pub fn member_name(n: &str) -> Option<&'static str> {
-    MEMBERS.iter().chain(METHODS.iter()).find(|m| **m == n).copied()
+    MEMBERS
+        .iter()
+        .chain(METHODS.iter())
+        .find(|m| **m == n)
+        .copied()
 }
 
 pub fn method_name(n: &str) -> Option<&'static str> {
-    METHODS.iter().chain(MEMBERS.iter()).find(|m| **m == n).copied()
+    METHODS
+        .iter()
+        .chain(MEMBERS.iter())
+        .find(|m| **m == n)
+        .copied()
 }
 
 /// Static properties and enum constants: `string.Empty`, `DateTime.UtcNow`, `Encoding.UTF8`.
@@ -87,11 +363,50 @@ pub fn static_member(ty: &RType, n: &str) -> Option<&'static str> {
         return convert::enum_value(&ty.name, n).map(|e| e.name);
     }
     const STATIC_PROPS: &[&str] = &[
-        "Empty", "UtcNow", "Now", "Today", "MinValue", "MaxValue", "UnixEpoch", "UTF8", "ASCII", "Unicode", "UTF32", "Default", "Latin1",
-        "PI", "E", "NewLine", "Zero", "OrdinalIgnoreCase", "Ordinal", "InvariantCulture", "InvariantCultureIgnoreCase", "CurrentCulture",
-        "CurrentCultureIgnoreCase", "TickCount", "Loopback", "Any", "None", "IPv6Loopback", "IPv6Any", "Broadcast", "NaN", "PositiveInfinity",
-        "NegativeInfinity", "Epsilon", "Shared", "TicksPerSecond", "TicksPerDay", "TicksPerMillisecond", "TicksPerMinute", "TicksPerHour",
-        "SchemeDelimiter", "UriSchemeHttp", "UriSchemeHttps", "MachineName",
+        "Empty",
+        "UtcNow",
+        "Now",
+        "Today",
+        "MinValue",
+        "MaxValue",
+        "UnixEpoch",
+        "UTF8",
+        "ASCII",
+        "Unicode",
+        "UTF32",
+        "Default",
+        "Latin1",
+        "PI",
+        "E",
+        "NewLine",
+        "Zero",
+        "OrdinalIgnoreCase",
+        "Ordinal",
+        "InvariantCulture",
+        "InvariantCultureIgnoreCase",
+        "CurrentCulture",
+        "CurrentCultureIgnoreCase",
+        "TickCount",
+        "Loopback",
+        "Any",
+        "None",
+        "IPv6Loopback",
+        "IPv6Any",
+        "Broadcast",
+        "NaN",
+        "PositiveInfinity",
+        "NegativeInfinity",
+        "Epsilon",
+        "Shared",
+        "TicksPerSecond",
+        "TicksPerDay",
+        "TicksPerMillisecond",
+        "TicksPerMinute",
+        "TicksPerHour",
+        "SchemeDelimiter",
+        "UriSchemeHttp",
+        "UriSchemeHttps",
+        "MachineName",
     ];
     STATIC_PROPS.iter().find(|m| **m == n).copied()
 }
@@ -99,18 +414,129 @@ pub fn static_member(ty: &RType, n: &str) -> Option<&'static str> {
 /// Static methods: `string.IsNullOrEmpty`, `JObject.Parse`, `Convert.ToBase64String`, ...
 pub fn static_method(ty: &RType, n: &str) -> Option<&'static str> {
     const STATIC_METHODS: &[&str] = &[
-        "IsNullOrEmpty", "IsNullOrWhiteSpace", "Format", "Join", "Concat", "Compare", "CompareOrdinal", "Equals", "Copy", "Parse", "TryParse",
-        "ParseExact", "TryParseExact", "FromBase64String", "ToBase64String", "ToInt32", "ToInt64", "ToInt16", "ToBoolean", "ToDouble", "ToDecimal",
-        "ToString", "ToChar", "ToByte", "ToSingle", "ToDateTime", "ToHexString", "FromHexString", "ChangeType", "NewGuid", "FromSeconds",
-        "FromMinutes", "FromHours", "FromDays", "FromMilliseconds", "FromTicks", "Abs", "Max", "Min", "Round", "Floor", "Ceiling", "Pow", "Sqrt",
-        "Log", "Log10", "Exp", "Sign", "Truncate", "Clamp", "SerializeObject", "DeserializeObject", "FromObject", "Load", "IsMatch", "Match",
-        "Matches", "Replace", "Split", "Escape", "Unescape", "UrlEncode", "UrlDecode", "HtmlEncode", "HtmlDecode", "UrlPathEncode",
-        "EscapeDataString", "EscapeUriString", "UnescapeDataString", "IsWellFormedUriString", "TryCreate", "ToString", "GetBytes", "GetString",
-        "Create", "HashData", "ComputeHash", "IsLoopback", "DaysInMonth", "IsLeapYear", "SpecifyKind", "FromUnixTimeSeconds",
-        "FromUnixTimeMilliseconds", "FromFileTimeUtc", "Range", "Repeat", "Empty", "IsDefined", "GetNames", "GetValues", "GetName",
-        "IndexOf", "Exists", "Find", "Reverse", "Resize", "Sort", "ConvertAll", "Fill", "ReferenceEquals", "GetEnvironmentVariable",
-        "GetInt32", "GetRandomBytes", "Fill", "CheckHostName", "ToUInt32", "ToUInt64", "ToSByte", "ToUInt16", "Tuple", "Create",
-        "IsNaN", "IsInfinity", "DivRem", "BigMul", "Cbrt", "Atan", "Atan2", "Sin", "Cos", "Tan", "Log2", "Hash",
+        "IsNullOrEmpty",
+        "IsNullOrWhiteSpace",
+        "Format",
+        "Join",
+        "Concat",
+        "Compare",
+        "CompareOrdinal",
+        "Equals",
+        "Copy",
+        "Parse",
+        "TryParse",
+        "ParseExact",
+        "TryParseExact",
+        "FromBase64String",
+        "ToBase64String",
+        "ToInt32",
+        "ToInt64",
+        "ToInt16",
+        "ToBoolean",
+        "ToDouble",
+        "ToDecimal",
+        "ToString",
+        "ToChar",
+        "ToByte",
+        "ToSingle",
+        "ToDateTime",
+        "ToHexString",
+        "FromHexString",
+        "ChangeType",
+        "NewGuid",
+        "FromSeconds",
+        "FromMinutes",
+        "FromHours",
+        "FromDays",
+        "FromMilliseconds",
+        "FromTicks",
+        "Abs",
+        "Max",
+        "Min",
+        "Round",
+        "Floor",
+        "Ceiling",
+        "Pow",
+        "Sqrt",
+        "Log",
+        "Log10",
+        "Exp",
+        "Sign",
+        "Truncate",
+        "Clamp",
+        "SerializeObject",
+        "DeserializeObject",
+        "FromObject",
+        "Load",
+        "IsMatch",
+        "Match",
+        "Matches",
+        "Replace",
+        "Split",
+        "Escape",
+        "Unescape",
+        "UrlEncode",
+        "UrlDecode",
+        "HtmlEncode",
+        "HtmlDecode",
+        "UrlPathEncode",
+        "EscapeDataString",
+        "EscapeUriString",
+        "UnescapeDataString",
+        "IsWellFormedUriString",
+        "TryCreate",
+        "ToString",
+        "GetBytes",
+        "GetString",
+        "Create",
+        "HashData",
+        "ComputeHash",
+        "IsLoopback",
+        "DaysInMonth",
+        "IsLeapYear",
+        "SpecifyKind",
+        "FromUnixTimeSeconds",
+        "FromUnixTimeMilliseconds",
+        "FromFileTimeUtc",
+        "Range",
+        "Repeat",
+        "Empty",
+        "IsDefined",
+        "GetNames",
+        "GetValues",
+        "GetName",
+        "IndexOf",
+        "Exists",
+        "Find",
+        "Reverse",
+        "Resize",
+        "Sort",
+        "ConvertAll",
+        "Fill",
+        "ReferenceEquals",
+        "GetEnvironmentVariable",
+        "GetInt32",
+        "GetRandomBytes",
+        "Fill",
+        "CheckHostName",
+        "ToUInt32",
+        "ToUInt64",
+        "ToSByte",
+        "ToUInt16",
+        "Tuple",
+        "Create",
+        "IsNaN",
+        "IsInfinity",
+        "DivRem",
+        "BigMul",
+        "Cbrt",
+        "Atan",
+        "Atan2",
+        "Sin",
+        "Cos",
+        "Tan",
+        "Log2",
+        "Hash",
     ];
     let _ = ty;
     STATIC_METHODS.iter().find(|m| **m == n).copied()
@@ -141,12 +567,19 @@ pub fn constructible(t: &RType) -> bool {
                 | Ty::Static
                 | Ty::Bytes
                 | Ty::IpAddress
-        )
-        && t.ty != Ty::XElement
+        ) && t.ty != Ty::XElement
 }
 
 fn arg<'a>(args: &'a [Value], i: usize, what: &str) -> EResult<&'a Value> {
-    args.get(i).map_or_else(|| exception("ArgumentException", format!("{what}: missing argument {}", i + 1)), Ok)
+    args.get(i).map_or_else(
+        || {
+            exception(
+                "ArgumentException",
+                format!("{what}: missing argument {}", i + 1),
+            )
+        },
+        Ok,
+    )
 }
 
 fn named<'a>(named: &'a [(String, Value)], n: &str) -> Option<&'a Value> {
@@ -158,24 +591,47 @@ pub fn iterate(m: &mut Machine, v: &Value) -> EResult<Vec<Value>> {
     Ok(match v {
         Value::List(l) | Value::JArray(l) => l.lock().clone(),
         Value::Set(s) => s.lock().values().cloned().collect(),
-        Value::Dict(d) => d.lock().iter().map(|(k, v)| Value::Pair(Arc::new((k.to_value(), v.clone())))).collect(),
-        Value::JObject(o) => o.lock().iter().map(|(k, v)| Value::JProperty(Arc::new((Arc::from(k.as_str()), v.clone())))).collect(),
+        Value::Dict(d) => d
+            .lock()
+            .iter()
+            .map(|(k, v)| Value::Pair(Arc::new((k.to_value(), v.clone()))))
+            .collect(),
+        Value::JObject(o) => o
+            .lock()
+            .iter()
+            .map(|(k, v)| Value::JProperty(Arc::new((Arc::from(k.as_str()), v.clone()))))
+            .collect(),
         Value::Str(s) => s.chars().map(Value::Char).collect(),
         Value::Bytes(b) => b.iter().map(|x| Value::Byte(*x)).collect(),
         Value::Ctx(c) => context::iterate(m, *c)?,
         Value::Obj(o) => match &**o {
             Obj::Match { .. } => vec![v.clone()],
-            _ => return exception("InvalidOperationException", format!("{} is not enumerable", v.type_name())),
+            _ => {
+                return exception(
+                    "InvalidOperationException",
+                    format!("{} is not enumerable", v.type_name()),
+                )
+            }
         },
         Value::Null => return null_ref("foreach"),
-        _ => return exception("InvalidOperationException", format!("{} is not enumerable", v.type_name())),
+        _ => {
+            return exception(
+                "InvalidOperationException",
+                format!("{} is not enumerable", v.type_name()),
+            )
+        }
     })
 }
 
 /// `new[] { ... }`: a byte[] when every item is a byte, else an array.
 pub fn typed_array(items: Vec<Value>) -> Value {
     if !items.is_empty() && items.iter().all(|v| matches!(v, Value::Byte(_))) {
-        return Value::Bytes(Arc::new(items.iter().map(|v| if let Value::Byte(b) = v { *b } else { 0 }).collect()));
+        return Value::Bytes(Arc::new(
+            items
+                .iter()
+                .map(|v| if let Value::Byte(b) = v { *b } else { 0 })
+                .collect(),
+        ));
     }
     Value::list(items)
 }
@@ -192,7 +648,10 @@ pub fn default_of(t: &RType) -> Value {
         Ty::Char => Value::Char('\0'),
         Ty::Byte => Value::Byte(0),
         Ty::Guid => Value::Guid(0),
-        Ty::DateTime | Ty::DateTimeOffset => Value::DateTime(super::time::DateTime { ticks: 0, kind: super::time::Kind::Unspecified }),
+        Ty::DateTime | Ty::DateTimeOffset => Value::DateTime(super::time::DateTime {
+            ticks: 0,
+            kind: super::time::Kind::Unspecified,
+        }),
         Ty::TimeSpan => Value::TimeSpan(0),
         _ => Value::Null,
     }
@@ -225,8 +684,21 @@ pub fn is_type(v: &Value, t: &RType) -> bool {
         (Ty::JObject, Value::JObject(_)) => true,
         (Ty::JArray, Value::JArray(_)) => true,
         (Ty::JProperty, Value::JProperty(_)) => true,
-        (Ty::JToken, Value::JObject(_) | Value::JArray(_) | Value::JProperty(_) | Value::Str(_) | Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_)) => true,
-        (Ty::JValue, Value::Str(_) | Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_)) => true,
+        (
+            Ty::JToken,
+            Value::JObject(_)
+            | Value::JArray(_)
+            | Value::JProperty(_)
+            | Value::Str(_)
+            | Value::Long(_)
+            | Value::Int(_)
+            | Value::Double(_)
+            | Value::Bool(_),
+        ) => true,
+        (
+            Ty::JValue,
+            Value::Str(_) | Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_),
+        ) => true,
         (Ty::Enum, Value::Enum(e)) => e.ty == t.name,
         (_, Value::Obj(o)) => matches!(
             (t.ty, &**o),
@@ -244,7 +716,9 @@ pub fn is_type(v: &Value, t: &RType) -> bool {
                 | (Ty::Exception, Obj::Exception { .. })
                 | (Ty::XElement | Ty::XDocument, Obj::Xml(_))
         ),
-        (Ty::IResponse | Ty::IRequest, Value::Ctx(value::Ctx::Response | value::Ctx::Request)) => true,
+        (Ty::IResponse | Ty::IRequest, Value::Ctx(value::Ctx::Response | value::Ctx::Request)) => {
+            true
+        }
         _ => false,
     }
 }
@@ -254,20 +728,40 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
     if v.is_null() {
         return match t.ty {
             _ if t.nullable || t.arrays > 0 => Ok(Value::Null),
-            Ty::Int | Ty::Long | Ty::Double | Ty::Bool | Ty::Char | Ty::Byte | Ty::Guid | Ty::DateTime | Ty::TimeSpan => {
-                exception("InvalidCastException", format!("null cannot be cast to {}", t.display()))
-            }
+            Ty::Int
+            | Ty::Long
+            | Ty::Double
+            | Ty::Bool
+            | Ty::Char
+            | Ty::Byte
+            | Ty::Guid
+            | Ty::DateTime
+            | Ty::TimeSpan => exception(
+                "InvalidCastException",
+                format!("null cannot be cast to {}", t.display()),
+            ),
             _ => Ok(Value::Null),
         };
     }
     if t.arrays > 0 || is_type(&v, t) {
         return Ok(v);
     }
-    let fail = |v: &Value| exception("InvalidCastException", format!("Unable to cast object of type '{}' to type '{}'.", v.type_name(), t.display()));
+    let fail = |v: &Value| {
+        exception(
+            "InvalidCastException",
+            format!(
+                "Unable to cast object of type '{}' to type '{}'.",
+                v.type_name(),
+                t.display()
+            ),
+        )
+    };
     Ok(match t.ty {
         Ty::String => match &v {
             Value::Char(c) => Value::string(c.to_string()),
-            Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_) => Value::string(v.to_display()),
+            Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_) => {
+                Value::string(v.to_display())
+            }
             Value::JProperty(_) | Value::JObject(_) | Value::JArray(_) => return fail(&v),
             Value::Obj(o) if matches!(&**o, Obj::Jwt(_)) => Value::string(v.to_display()),
             _ => return fail(&v),
@@ -278,7 +772,12 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
             Value::Char(c) => Value::Int(*c as i32),
             Value::Byte(b) => Value::Int(*b as i32),
             Value::Enum(e) => Value::Int(e.value as i32),
-            Value::Str(s) => Value::Int(s.trim().parse().or_else(|_| exception("FormatException", "Input string was not in a correct format."))?),
+            Value::Str(s) => Value::Int(s.trim().parse().or_else(|_| {
+                exception(
+                    "FormatException",
+                    "Input string was not in a correct format.",
+                )
+            })?),
             _ => return fail(&v),
         },
         Ty::Long => match &v {
@@ -287,13 +786,23 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
             Value::Char(c) => Value::Long(*c as i64),
             Value::Byte(b) => Value::Long(*b as i64),
             Value::Enum(e) => Value::Long(e.value),
-            Value::Str(s) => Value::Long(s.trim().parse().or_else(|_| exception("FormatException", "Input string was not in a correct format."))?),
+            Value::Str(s) => Value::Long(s.trim().parse().or_else(|_| {
+                exception(
+                    "FormatException",
+                    "Input string was not in a correct format.",
+                )
+            })?),
             _ => return fail(&v),
         },
         Ty::Double => match v.as_f64() {
             Some(d) => Value::Double(d),
             None => match &v {
-                Value::Str(s) => Value::Double(s.trim().parse().or_else(|_| exception("FormatException", "Input string was not in a correct format."))?),
+                Value::Str(s) => Value::Double(s.trim().parse().or_else(|_| {
+                    exception(
+                        "FormatException",
+                        "Input string was not in a correct format.",
+                    )
+                })?),
                 _ => return fail(&v),
             },
         },
@@ -312,15 +821,29 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
             _ => return fail(&v),
         },
         Ty::DateTime | Ty::DateTimeOffset => match &v {
-            Value::Str(s) => Value::DateTime(super::time::DateTime::parse(s).map_or_else(|| exception("FormatException", "String was not recognized as a valid DateTime."), Ok)?),
+            Value::Str(s) => Value::DateTime(super::time::DateTime::parse(s).map_or_else(
+                || {
+                    exception(
+                        "FormatException",
+                        "String was not recognized as a valid DateTime.",
+                    )
+                },
+                Ok,
+            )?),
             _ => return fail(&v),
         },
         Ty::Guid => match &v {
-            Value::Str(s) => Value::Guid(value::parse_guid(s).map_or_else(|| exception("FormatException", "Unrecognized Guid format."), Ok)?),
+            Value::Str(s) => Value::Guid(value::parse_guid(s).map_or_else(
+                || exception("FormatException", "Unrecognized Guid format."),
+                Ok,
+            )?),
             _ => return fail(&v),
         },
         Ty::TimeSpan => match &v {
-            Value::Str(s) => Value::TimeSpan(super::time::parse_timespan(s).map_or_else(|| exception("FormatException", "Invalid TimeSpan"), Ok)?),
+            Value::Str(s) => Value::TimeSpan(
+                super::time::parse_timespan(s)
+                    .map_or_else(|| exception("FormatException", "Invalid TimeSpan"), Ok)?,
+            ),
             _ => return fail(&v),
         },
         // A context message used as IResponse / a body as IMessageBody.
@@ -342,7 +865,12 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
 
 pub fn static_get(m: &mut Machine, ty: &RType, name: &str) -> EResult<Value> {
     if ty.ty == Ty::Enum {
-        return convert::enum_value(&ty.name, name).map(Value::Enum).map_or_else(|| exception("MissingMemberException", format!("{}.{name}", ty.name)), Ok);
+        return convert::enum_value(&ty.name, name)
+            .map(Value::Enum)
+            .map_or_else(
+                || exception("MissingMemberException", format!("{}.{name}", ty.name)),
+                Ok,
+            );
     }
     misc::static_get(m, ty, name)
 }
@@ -351,7 +879,17 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
     // Nullable<T> members on a present value.
     match (name, v) {
         ("HasValue", _) => return Ok(Value::Bool(true)),
-        ("Value", Value::DateTime(_) | Value::TimeSpan(_) | Value::Int(_) | Value::Long(_) | Value::Double(_) | Value::Bool(_) | Value::Guid(_) | Value::Char(_)) => return Ok(v.clone()),
+        (
+            "Value",
+            Value::DateTime(_)
+            | Value::TimeSpan(_)
+            | Value::Int(_)
+            | Value::Long(_)
+            | Value::Double(_)
+            | Value::Bool(_)
+            | Value::Guid(_)
+            | Value::Char(_),
+        ) => return Ok(v.clone()),
         _ => {}
     }
     match v {
@@ -362,8 +900,12 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
         },
         Value::List(l) | Value::JArray(l) => match name {
             "Length" | "Count" => Ok(Value::Int(l.lock().len() as i32)),
-            "First" if matches!(v, Value::JArray(_)) => Ok(l.lock().first().cloned().unwrap_or(Value::Null)),
-            "Last" if matches!(v, Value::JArray(_)) => Ok(l.lock().last().cloned().unwrap_or(Value::Null)),
+            "First" if matches!(v, Value::JArray(_)) => {
+                Ok(l.lock().first().cloned().unwrap_or(Value::Null))
+            }
+            "Last" if matches!(v, Value::JArray(_)) => {
+                Ok(l.lock().last().cloned().unwrap_or(Value::Null))
+            }
             "HasValues" => Ok(Value::Bool(!l.lock().is_empty())),
             "Type" => Ok(Value::Enum(json::token_type(v))),
             _ => no_member(v, name),
@@ -384,7 +926,9 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
             _ => no_member(v, name),
         },
         Value::JObject(_) | Value::JProperty(_) => json::member(v, name),
-        Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_) if name == "Type" => Ok(Value::Enum(json::token_type(v))),
+        Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_) if name == "Type" => {
+            Ok(Value::Enum(json::token_type(v)))
+        }
         Value::DateTime(_) | Value::TimeSpan(_) => time::member(v, name),
         Value::Obj(_) => misc::member(m, v, name),
         _ => no_member(v, name),
@@ -392,7 +936,13 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
 }
 
 fn no_member<T>(v: &Value, name: &str) -> EResult<T> {
-    exception("MissingMemberException", format!("'{}' does not contain a definition for '{name}'", v.type_name()))
+    exception(
+        "MissingMemberException",
+        format!(
+            "'{}' does not contain a definition for '{name}'",
+            v.type_name()
+        ),
+    )
 }
 
 pub fn set_member(v: &Value, name: &str, new: Value) -> EResult<()> {
@@ -401,7 +951,10 @@ pub fn set_member(v: &Value, name: &str, new: Value) -> EResult<()> {
             o.lock().insert(name.to_string(), new);
             Ok(())
         }
-        _ => exception("InvalidOperationException", format!("cannot set '{name}' on {}", v.type_name())),
+        _ => exception(
+            "InvalidOperationException",
+            format!("cannot set '{name}' on {}", v.type_name()),
+        ),
     }
 }
 
@@ -410,11 +963,26 @@ pub fn index_get(m: &mut Machine, v: &Value, args: &[Value]) -> EResult<Value> {
     match v {
         Value::Str(s) => {
             let i = convert::index_of(k)?;
-            s.encode_utf16().nth(i).and_then(|u| char::from_u32(u as u32)).map(Value::Char).map_or_else(|| exception("IndexOutOfRangeException", "Index was outside the bounds of the array."), Ok)
+            s.encode_utf16()
+                .nth(i)
+                .and_then(|u| char::from_u32(u as u32))
+                .map(Value::Char)
+                .map_or_else(
+                    || {
+                        exception(
+                            "IndexOutOfRangeException",
+                            "Index was outside the bounds of the array.",
+                        )
+                    },
+                    Ok,
+                )
         }
         Value::List(l) => {
             let i = convert::index_of(k)?;
-            l.lock().get(i).cloned().map_or_else(|| exception("ArgumentOutOfRangeException", "Index was out of range."), Ok)
+            l.lock().get(i).cloned().map_or_else(
+                || exception("ArgumentOutOfRangeException", "Index was out of range."),
+                Ok,
+            )
         }
         Value::JArray(l) => {
             let i = convert::index_of(k)?;
@@ -422,26 +990,75 @@ pub fn index_get(m: &mut Machine, v: &Value, args: &[Value]) -> EResult<Value> {
         }
         Value::Bytes(b) => {
             let i = convert::index_of(k)?;
-            b.get(i).map(|x| Value::Byte(*x)).map_or_else(|| exception("IndexOutOfRangeException", "Index was outside the bounds of the array."), Ok)
+            b.get(i).map(|x| Value::Byte(*x)).map_or_else(
+                || {
+                    exception(
+                        "IndexOutOfRangeException",
+                        "Index was outside the bounds of the array.",
+                    )
+                },
+                Ok,
+            )
         }
-        Value::Dict(d) => d.lock().get(&Key::from_value(k)).cloned().map_or_else(|| exception("KeyNotFoundException", format!("The given key '{}' was not present in the dictionary.", k.to_display())), Ok),
+        Value::Dict(d) => d.lock().get(&Key::from_value(k)).cloned().map_or_else(
+            || {
+                exception(
+                    "KeyNotFoundException",
+                    format!(
+                        "The given key '{}' was not present in the dictionary.",
+                        k.to_display()
+                    ),
+                )
+            },
+            Ok,
+        ),
         // JObject["missing"] is null (Newtonsoft).
-        Value::JObject(o) => Ok(o.lock().get(&*k.to_display()).cloned().unwrap_or(Value::Null)),
+        Value::JObject(o) => Ok(o
+            .lock()
+            .get(&*k.to_display())
+            .cloned()
+            .unwrap_or(Value::Null)),
         Value::JProperty(p) if k.to_display() == "Value" => Ok(p.1.clone()),
         Value::Ctx(c) => context::index(m, *c, k),
         Value::Obj(o) => match &**o {
             Obj::Match { .. } | Obj::Group { .. } => misc::group_index(v, k),
-            Obj::Url(u) => Ok(Value::string(u.query.iter().find(|(n, _)| *n == k.to_display()).map(|(_, v)| v.clone()).unwrap_or_default())),
+            Obj::Url(u) => Ok(Value::string(
+                u.query
+                    .iter()
+                    .find(|(n, _)| *n == k.to_display())
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+            )),
             Obj::MultiMap { map, ignore_case } => {
                 let key = k.to_display();
                 map.iter()
-                    .find(|(n, _)| if *ignore_case { n.eq_ignore_ascii_case(&key) } else { *n == key })
+                    .find(|(n, _)| {
+                        if *ignore_case {
+                            n.eq_ignore_ascii_case(&key)
+                        } else {
+                            *n == key
+                        }
+                    })
                     .map(|(_, vs)| Value::list(vs.iter().map(|x| Value::str(x)).collect()))
-                    .map_or_else(|| exception("KeyNotFoundException", format!("The given key '{key}' was not present in the dictionary.")), Ok)
+                    .map_or_else(
+                        || {
+                            exception(
+                                "KeyNotFoundException",
+                                format!("The given key '{key}' was not present in the dictionary."),
+                            )
+                        },
+                        Ok,
+                    )
             }
-            _ => exception("InvalidOperationException", format!("{} cannot be indexed", v.type_name())),
+            _ => exception(
+                "InvalidOperationException",
+                format!("{} cannot be indexed", v.type_name()),
+            ),
         },
-        _ => exception("InvalidOperationException", format!("{} cannot be indexed", v.type_name())),
+        _ => exception(
+            "InvalidOperationException",
+            format!("{} cannot be indexed", v.type_name()),
+        ),
     }
 }
 
@@ -467,7 +1084,10 @@ pub fn index_set(v: &Value, args: &[Value], new: Value) -> EResult<()> {
             o.lock().insert(k.to_display(), json::to_token(new));
             Ok(())
         }
-        _ => exception("InvalidOperationException", format!("{} cannot be assigned by index", v.type_name())),
+        _ => exception(
+            "InvalidOperationException",
+            format!("{} cannot be assigned by index", v.type_name()),
+        ),
     }
 }
 
@@ -482,13 +1102,34 @@ pub fn call_method(
 ) -> EResult<Value> {
     // Members every object has.
     match name {
-        "ToString" if args.is_empty() || !matches!(v, Value::Int(_) | Value::Long(_) | Value::Double(_) | Value::DateTime(_) | Value::JObject(_) | Value::JArray(_) | Value::Guid(_) | Value::TimeSpan(_) | Value::Byte(_)) => {
+        "ToString"
+            if args.is_empty()
+                || !matches!(
+                    v,
+                    Value::Int(_)
+                        | Value::Long(_)
+                        | Value::Double(_)
+                        | Value::DateTime(_)
+                        | Value::JObject(_)
+                        | Value::JArray(_)
+                        | Value::Guid(_)
+                        | Value::TimeSpan(_)
+                        | Value::Byte(_)
+                ) =>
+        {
             return Ok(Value::string(v.to_display()));
         }
-        "Equals" if args.len() == 1 && !matches!(v, Value::Str(_)) => return Ok(Value::Bool(value::equals(v, &args[0]))),
+        "Equals" if args.len() == 1 && !matches!(v, Value::Str(_)) => {
+            return Ok(Value::Bool(value::equals(v, &args[0])))
+        }
         "GetType" => return Ok(Value::str(v.type_name())),
         // JSON scalars are plain values; JToken conversions apply to them too.
-        "Value" | "ToObject" if matches!(v, Value::Str(_) | Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_)) => {
+        "Value" | "ToObject"
+            if matches!(
+                v,
+                Value::Str(_) | Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_)
+            ) =>
+        {
             return match targs.first() {
                 Some(t) => json::convert_to(m, v.clone(), t),
                 None => Ok(v.clone()),
@@ -500,11 +1141,20 @@ pub fn call_method(
     match v {
         Value::Ctx(c) => context::call(m, *c, name, targs, args, named_args, outs),
         Value::Str(s) => string::call(m, s, name, args, named_args, outs),
-        Value::List(_) | Value::Set(_) | Value::Dict(_) | Value::Bytes(_) => linq::collection_call(m, v, name, targs, args, outs),
-        Value::JObject(_) | Value::JArray(_) | Value::JProperty(_) => json::call(m, v, name, targs, args, named_args, outs),
-        Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_) | Value::Byte(_) | Value::Char(_) | Value::Guid(_) | Value::Enum(_) => {
-            convert::call_scalar(m, v, name, targs, args)
+        Value::List(_) | Value::Set(_) | Value::Dict(_) | Value::Bytes(_) => {
+            linq::collection_call(m, v, name, targs, args, outs)
         }
+        Value::JObject(_) | Value::JArray(_) | Value::JProperty(_) => {
+            json::call(m, v, name, targs, args, named_args, outs)
+        }
+        Value::Long(_)
+        | Value::Int(_)
+        | Value::Double(_)
+        | Value::Bool(_)
+        | Value::Byte(_)
+        | Value::Char(_)
+        | Value::Guid(_)
+        | Value::Enum(_) => convert::call_scalar(m, v, name, targs, args),
         Value::DateTime(_) | Value::TimeSpan(_) => time::call(v, name, args),
         Value::Obj(_) => misc::call(m, v, name, targs, args, named_args, outs),
         Value::Lambda(_) if name == "Invoke" => m.call_lambda(v, args),
@@ -513,7 +1163,10 @@ pub fn call_method(
             outs.push(p.1.clone());
             Ok(Value::Null)
         }
-        _ => exception("MissingMethodException", format!("'{}' does not contain a method '{name}'", v.type_name())),
+        _ => exception(
+            "MissingMethodException",
+            format!("'{}' does not contain a method '{name}'", v.type_name()),
+        ),
     }
 }
 
@@ -528,18 +1181,31 @@ pub fn call_static(
 ) -> EResult<Value> {
     match ty.ty {
         Ty::String => string::call_static(m, name, args, named_args),
-        Ty::JObject | Ty::JArray | Ty::JToken | Ty::JValue => json::call_static(m, ty, name, targs, args),
+        Ty::JObject | Ty::JArray | Ty::JToken | Ty::JValue => {
+            json::call_static(m, ty, name, targs, args)
+        }
         Ty::Static if ty.name == "JsonConvert" => json::call_static(m, ty, name, targs, args),
         Ty::Static if ty.name == "Enumerable" => linq::call_static(m, name, args),
         Ty::DateTime | Ty::DateTimeOffset | Ty::TimeSpan => time::call_static(ty, name, args, outs),
-        Ty::Int | Ty::Long | Ty::Double | Ty::Bool | Ty::Char | Ty::Byte | Ty::Guid | Ty::Enum => convert::call_static_parse(ty, name, args, outs),
+        Ty::Int | Ty::Long | Ty::Double | Ty::Bool | Ty::Char | Ty::Byte | Ty::Guid | Ty::Enum => {
+            convert::call_static_parse(ty, name, args, outs)
+        }
         Ty::Static if ty.name == "Convert" => convert::call_convert(name, args),
-        Ty::XElement | Ty::XDocument if name == "Parse" || name == "Load" => Ok(Value::obj(Obj::Xml(xml::parse(&args.first().map(Value::to_display).unwrap_or_default())?))),
+        Ty::XElement | Ty::XDocument if name == "Parse" || name == "Load" => {
+            Ok(Value::obj(Obj::Xml(xml::parse(
+                &args.first().map(Value::to_display).unwrap_or_default(),
+            )?)))
+        }
         _ => misc::call_static(m, ty, name, targs, args, named_args, outs),
     }
 }
 
-pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Initializer>) -> EResult<Value> {
+pub fn construct(
+    m: &mut Machine,
+    ty: &RType,
+    args: Vec<Value>,
+    init: Option<Initializer>,
+) -> EResult<Value> {
     if ty.arrays > 0 {
         // new T[n] or new T[] { ... }
         if let Some(Initializer::Items(items)) = init {
@@ -550,11 +1216,22 @@ pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Ini
         }
         let n = args.first().and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
         m.check_size(n)?;
-        return Ok(Value::list(vec![default_of(&RType { arrays: 0, ..ty.clone() }); n]));
+        return Ok(Value::list(vec![
+            default_of(&RType {
+                arrays: 0,
+                ..ty.clone()
+            });
+            n
+        ]));
     }
     if ty.ty == Ty::Bytes {
         if let Some(Initializer::Items(items)) = init {
-            return Ok(Value::Bytes(Arc::new(items.iter().map(|v| v.as_i64().unwrap_or(0) as u8).collect())));
+            return Ok(Value::Bytes(Arc::new(
+                items
+                    .iter()
+                    .map(|v| v.as_i64().unwrap_or(0) as u8)
+                    .collect(),
+            )));
         }
         let n = args.first().and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
         m.check_size(n)?;
@@ -598,7 +1275,10 @@ pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Ini
             }
             Ok(Value::Set(shared(map)))
         }
-        Ty::KeyValuePair => Ok(Value::Pair(Arc::new((args.first().cloned().unwrap_or(Value::Null), args.get(1).cloned().unwrap_or(Value::Null))))),
+        Ty::KeyValuePair => Ok(Value::Pair(Arc::new((
+            args.first().cloned().unwrap_or(Value::Null),
+            args.get(1).cloned().unwrap_or(Value::Null),
+        )))),
         Ty::JObject | Ty::JArray | Ty::JValue | Ty::JProperty => json::construct(m, ty, args, init),
         Ty::Object => match init {
             Some(Initializer::Members(ms)) => Ok(Value::JObject(shared(ms.into_iter().collect()))),
@@ -610,7 +1290,9 @@ pub fn construct(m: &mut Machine, ty: &RType, args: Vec<Value>, init: Option<Ini
                 m.check_size(n)?;
                 Ok(Value::string(std::iter::repeat_n(*c, n).collect()))
             }
-            (Some(Value::List(l)), _) => Ok(Value::string(l.lock().iter().map(Value::to_display).collect())),
+            (Some(Value::List(l)), _) => Ok(Value::string(
+                l.lock().iter().map(Value::to_display).collect(),
+            )),
             _ => Ok(Value::str("")),
         },
         Ty::DateTime | Ty::DateTimeOffset | Ty::TimeSpan => time::construct(ty, &args),

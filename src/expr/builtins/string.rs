@@ -84,7 +84,11 @@ pub fn split(s: &str, args: &[Value]) -> Value {
                 parts.push(rest.to_string());
                 break;
             }
-            let next = seps.iter().filter(|x| !x.is_empty()).filter_map(|x| rest.find(x.as_str()).map(|i| (i, x.len()))).min();
+            let next = seps
+                .iter()
+                .filter(|x| !x.is_empty())
+                .filter_map(|x| rest.find(x.as_str()).map(|i| (i, x.len())))
+                .min();
             match next {
                 Some((i, len)) => {
                     parts.push(rest[..i].to_string());
@@ -97,7 +101,10 @@ pub fn split(s: &str, args: &[Value]) -> Value {
             }
         }
     }
-    let parts = parts.into_iter().map(|p| if trim { p.trim().to_string() } else { p }).filter(|p| !(remove_empty && p.is_empty()));
+    let parts = parts
+        .into_iter()
+        .map(|p| if trim { p.trim().to_string() } else { p })
+        .filter(|p| !(remove_empty && p.is_empty()));
     Value::list(parts.map(Value::string).collect())
 }
 
@@ -107,14 +114,27 @@ fn trim_chars(args: &[Value]) -> Vec<char> {
         match a {
             Value::Char(c) => out.push(*c),
             Value::Str(s) => out.extend(s.chars()),
-            Value::List(l) => out.extend(l.lock().iter().filter_map(|v| if let Value::Char(c) = v { Some(*c) } else { None })),
+            Value::List(l) => out.extend(l.lock().iter().filter_map(|v| {
+                if let Value::Char(c) = v {
+                    Some(*c)
+                } else {
+                    None
+                }
+            })),
             _ => {}
         }
     }
     out
 }
 
-pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_args: &[(String, Value)], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn call(
+    m: &mut Machine,
+    s: &Arc<str>,
+    name: &str,
+    args: &[Value],
+    named_args: &[(String, Value)],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     let a0 = || arg(args, 0, name);
     let sv = |x: String| Value::string(x);
     Ok(match name {
@@ -124,11 +144,19 @@ pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_arg
         }
         "StartsWith" => {
             let n = a0()?.to_display();
-            Value::Bool(if ignore_case(args.get(1)) { s.to_lowercase().starts_with(&n.to_lowercase()) } else { s.starts_with(&*n) })
+            Value::Bool(if ignore_case(args.get(1)) {
+                s.to_lowercase().starts_with(&n.to_lowercase())
+            } else {
+                s.starts_with(&*n)
+            })
         }
         "EndsWith" => {
             let n = a0()?.to_display();
-            Value::Bool(if ignore_case(args.get(1)) { s.to_lowercase().ends_with(&n.to_lowercase()) } else { s.ends_with(&*n) })
+            Value::Bool(if ignore_case(args.get(1)) {
+                s.to_lowercase().ends_with(&n.to_lowercase())
+            } else {
+                s.ends_with(&*n)
+            })
         }
         "Equals" => {
             let o = a0()?;
@@ -154,16 +182,25 @@ pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_arg
         }
         "IndexOfAny" => {
             let cs = trim_chars(&args[..1.min(args.len())]);
-            Value::Int(s.find(|c| cs.contains(&c)).map_or(-1, |b| utf16_index(s, b)))
+            Value::Int(
+                s.find(|c| cs.contains(&c))
+                    .map_or(-1, |b| utf16_index(s, b)),
+            )
         }
         "Substring" => {
             let start = a0()?.as_i64().unwrap_or(0);
             let len16 = s.encode_utf16().count() as i64;
             let len = args.get(1).and_then(Value::as_i64).unwrap_or(len16 - start);
             if start < 0 || len < 0 || start + len > len16 {
-                return exception("ArgumentOutOfRangeException", "startIndex or length is outside the string.");
+                return exception(
+                    "ArgumentOutOfRangeException",
+                    "startIndex or length is outside the string.",
+                );
             }
-            let (b0, b1) = (byte_of(s, start as usize).unwrap_or(0), byte_of(s, (start + len) as usize).unwrap_or(s.len()));
+            let (b0, b1) = (
+                byte_of(s, start as usize).unwrap_or(0),
+                byte_of(s, (start + len) as usize).unwrap_or(s.len()),
+            );
             sv(s[b0..b1].to_string())
         }
         "Replace" => {
@@ -179,7 +216,13 @@ pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_arg
         "Split" => split(s, args),
         "Trim" | "TrimStart" | "TrimEnd" => {
             let cs = trim_chars(args);
-            let f = |c: char| if cs.is_empty() { c.is_whitespace() } else { cs.contains(&c) };
+            let f = |c: char| {
+                if cs.is_empty() {
+                    c.is_whitespace()
+                } else {
+                    cs.contains(&c)
+                }
+            };
             sv(match name {
                 "Trim" => s.trim_matches(f),
                 "TrimStart" => s.trim_start_matches(f),
@@ -198,17 +241,28 @@ pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_arg
             };
             let len = s.encode_utf16().count();
             let pad: String = std::iter::repeat_n(c, w.saturating_sub(len)).collect();
-            sv(if name == "PadLeft" { format!("{pad}{s}") } else { format!("{s}{pad}") })
+            sv(if name == "PadLeft" {
+                format!("{pad}{s}")
+            } else {
+                format!("{s}{pad}")
+            })
         }
         "Insert" => {
-            let i = byte_of(s, a0()?.as_i64().unwrap_or(0) as usize).map_or_else(|| exception("ArgumentOutOfRangeException", "startIndex"), Ok)?;
+            let i = byte_of(s, a0()?.as_i64().unwrap_or(0) as usize).map_or_else(
+                || exception("ArgumentOutOfRangeException", "startIndex"),
+                Ok,
+            )?;
             let ins = args.get(1).map(Value::to_display).unwrap_or_default();
             sv(format!("{}{ins}{}", &s[..i], &s[i..]))
         }
         "Remove" => {
-            let start = byte_of(s, a0()?.as_i64().unwrap_or(0) as usize).map_or_else(|| exception("ArgumentOutOfRangeException", "startIndex"), Ok)?;
+            let start = byte_of(s, a0()?.as_i64().unwrap_or(0) as usize).map_or_else(
+                || exception("ArgumentOutOfRangeException", "startIndex"),
+                Ok,
+            )?;
             let end = match args.get(1).and_then(Value::as_i64) {
-                Some(n) => byte_of(s, utf16_index(s, start) as usize + n as usize).map_or_else(|| exception("ArgumentOutOfRangeException", "count"), Ok)?,
+                Some(n) => byte_of(s, utf16_index(s, start) as usize + n as usize)
+                    .map_or_else(|| exception("ArgumentOutOfRangeException", "count"), Ok)?,
                 None => s.len(),
             };
             sv(format!("{}{}", &s[..start], &s[end..]))
@@ -243,7 +297,10 @@ pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_arg
         }
         _ => {
             let _ = named_args;
-            return exception("MissingMethodException", format!("'string' does not contain a method '{name}'"));
+            return exception(
+                "MissingMethodException",
+                format!("'string' does not contain a method '{name}'"),
+            );
         }
     })
 }
@@ -251,26 +308,45 @@ pub fn call(m: &mut Machine, s: &Arc<str>, name: &str, args: &[Value], named_arg
 /// Parse a JWT without validating it (`AsJwt`): `Bearer ` is tolerated; null if malformed.
 pub fn parse_jwt(s: &str) -> Option<Jwt> {
     let t = s.trim();
-    let t = t.strip_prefix("Bearer ").or_else(|| t.strip_prefix("bearer ")).unwrap_or(t).trim();
+    let t = t
+        .strip_prefix("Bearer ")
+        .or_else(|| t.strip_prefix("bearer "))
+        .unwrap_or(t)
+        .trim();
     let mut it = t.split('.');
     let (h, p) = (it.next()?, it.next()?);
     let _sig = it.next()?;
     if it.next().is_some() {
         return None;
     }
-    let dec = |x: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x.trim_end_matches('=')).ok();
+    let dec = |x: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(x.trim_end_matches('='))
+            .ok()
+    };
     let header: serde_json::Value = serde_json::from_slice(&dec(h)?).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&dec(p)?).ok()?;
-    Some(Jwt { header: header.as_object()?.clone(), claims: claims.as_object()?.clone(), raw: t.to_string() })
+    Some(Jwt {
+        header: header.as_object()?.clone(),
+        claims: claims.as_object()?.clone(),
+        raw: t.to_string(),
+    })
 }
 
 fn parse_basic(s: &str) -> Option<Value> {
     let t = s.trim();
-    let b64 = t.strip_prefix("Basic ").or_else(|| t.strip_prefix("basic ")).unwrap_or(t).trim();
+    let b64 = t
+        .strip_prefix("Basic ")
+        .or_else(|| t.strip_prefix("basic "))
+        .unwrap_or(t)
+        .trim();
     let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (user, password) = text.split_once(':')?;
-    Some(Value::obj(Obj::Basic { user: user.to_string(), password: password.to_string() }))
+    Some(Value::obj(Obj::Basic {
+        user: user.to_string(),
+        password: password.to_string(),
+    }))
 }
 
 /// `string.Format("{0} {1:D3}", a, b)`
@@ -289,13 +365,30 @@ pub fn format(fmt: &str, args: &[Value]) -> EResult<String> {
                 i += 2;
             }
             '{' => {
-                let end = chars[i..].iter().position(|c| *c == '}').map(|p| p + i).map_or_else(|| exception("FormatException", "Input string was not in a correct format."), Ok)?;
+                let end = chars[i..]
+                    .iter()
+                    .position(|c| *c == '}')
+                    .map(|p| p + i)
+                    .map_or_else(
+                        || {
+                            exception(
+                                "FormatException",
+                                "Input string was not in a correct format.",
+                            )
+                        },
+                        Ok,
+                    )?;
                 let spec: String = chars[i + 1..end].iter().collect();
                 let (idx, f) = match spec.find([':', ',']) {
                     Some(p) => (&spec[..p], &spec[p..]),
                     None => (spec.as_str(), ""),
                 };
-                let n: usize = idx.trim().parse().or_else(|_| exception("FormatException", "Input string was not in a correct format."))?;
+                let n: usize = idx.trim().parse().or_else(|_| {
+                    exception(
+                        "FormatException",
+                        "Input string was not in a correct format.",
+                    )
+                })?;
                 let v = args.get(n).map_or_else(|| exception("FormatException", "Index (zero based) must be greater than or equal to zero and less than the size of the argument list."), Ok)?;
                 let f = f.strip_prefix(':').unwrap_or(f);
                 out.push_str(&format_value(v, f)?);
@@ -310,7 +403,12 @@ pub fn format(fmt: &str, args: &[Value]) -> EResult<String> {
     Ok(out)
 }
 
-pub fn call_static(m: &mut Machine, name: &str, args: &[Value], named_args: &[(String, Value)]) -> EResult<Value> {
+pub fn call_static(
+    m: &mut Machine,
+    name: &str,
+    args: &[Value],
+    named_args: &[(String, Value)],
+) -> EResult<Value> {
     let _ = named(named_args, "");
     Ok(match name {
         "IsNullOrEmpty" => Value::Bool(match args.first() {
@@ -333,23 +431,45 @@ pub fn call_static(m: &mut Machine, name: &str, args: &[Value], named_args: &[(S
         }
         "Join" => {
             let sep = arg(args, 0, "string.Join")?.to_display();
-            let items: Vec<Value> = if args.len() == 2 && !matches!(args[1], Value::Str(_)) { iterate(m, &args[1])? } else { args[1..].to_vec() };
-            let s = items.iter().map(Value::to_display).collect::<Vec<_>>().join(&sep);
+            let items: Vec<Value> = if args.len() == 2 && !matches!(args[1], Value::Str(_)) {
+                iterate(m, &args[1])?
+            } else {
+                args[1..].to_vec()
+            };
+            let s = items
+                .iter()
+                .map(Value::to_display)
+                .collect::<Vec<_>>()
+                .join(&sep);
             m.check_size(s.len())?;
             Value::string(s)
         }
         "Concat" => {
-            let items: Vec<Value> = if args.len() == 1 && matches!(args[0], Value::List(_)) { iterate(m, &args[0])? } else { args.to_vec() };
+            let items: Vec<Value> = if args.len() == 1 && matches!(args[0], Value::List(_)) {
+                iterate(m, &args[0])?
+            } else {
+                args.to_vec()
+            };
             Value::string(items.iter().map(Value::to_display).collect())
         }
         "Compare" | "CompareOrdinal" => {
-            let (a, b) = (arg(args, 0, "string.Compare")?, arg(args, 1, "string.Compare")?);
+            let (a, b) = (
+                arg(args, 0, "string.Compare")?,
+                arg(args, 1, "string.Compare")?,
+            );
             let ic = ignore_case(args.get(2));
-            let (a, b) = if ic { (a.to_display().to_lowercase(), b.to_display().to_lowercase()) } else { (a.to_display(), b.to_display()) };
+            let (a, b) = if ic {
+                (a.to_display().to_lowercase(), b.to_display().to_lowercase())
+            } else {
+                (a.to_display(), b.to_display())
+            };
             Value::Int(a.cmp(&b) as i32)
         }
         "Equals" => {
-            let (a, b) = (arg(args, 0, "string.Equals")?, arg(args, 1, "string.Equals")?);
+            let (a, b) = (
+                arg(args, 0, "string.Equals")?,
+                arg(args, 1, "string.Equals")?,
+            );
             Value::Bool(match (a, b) {
                 (Value::Null, Value::Null) => true,
                 (Value::Null, _) | (_, Value::Null) => false,
@@ -357,6 +477,11 @@ pub fn call_static(m: &mut Machine, name: &str, args: &[Value], named_args: &[(S
             })
         }
         "Copy" => Value::string(arg(args, 0, "string.Copy")?.to_display()),
-        _ => return exception("MissingMethodException", format!("string.{name} is not supported")),
+        _ => {
+            return exception(
+                "MissingMethodException",
+                format!("string.{name} is not supported"),
+            )
+        }
     })
 }

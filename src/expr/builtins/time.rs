@@ -22,21 +22,43 @@ pub fn member(v: &Value, name: &str) -> EResult<Value> {
                 "Millisecond" => Value::Int((p.frac / 10_000) as i32),
                 "Ticks" => Value::Long(d.ticks),
                 "DayOfWeek" => {
-                    const N: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+                    const N: [&str; 7] = [
+                        "Sunday",
+                        "Monday",
+                        "Tuesday",
+                        "Wednesday",
+                        "Thursday",
+                        "Friday",
+                        "Saturday",
+                    ];
                     let i = d.day_of_week();
                     enum_val("DayOfWeek", N[i as usize], i as i64)
                 }
-                "DayOfYear" => Value::Int((d.ticks.div_euclid(TICKS_PER_DAY) - t::days_from_civil(p.year, 1, 1) + 1) as i32),
-                "Date" => Value::DateTime(DateTime { ticks: d.ticks - d.ticks.rem_euclid(TICKS_PER_DAY), kind: d.kind }),
+                "DayOfYear" => Value::Int(
+                    (d.ticks.div_euclid(TICKS_PER_DAY) - t::days_from_civil(p.year, 1, 1) + 1)
+                        as i32,
+                ),
+                "Date" => Value::DateTime(DateTime {
+                    ticks: d.ticks - d.ticks.rem_euclid(TICKS_PER_DAY),
+                    kind: d.kind,
+                }),
                 "TimeOfDay" => Value::TimeSpan(d.ticks.rem_euclid(TICKS_PER_DAY)),
                 "Kind" => match d.kind {
                     Kind::Utc => enum_val("DateTimeKind", "Utc", 1),
                     Kind::Local => enum_val("DateTimeKind", "Local", 2),
                     Kind::Unspecified => enum_val("DateTimeKind", "Unspecified", 0),
                 },
-                "UtcDateTime" | "DateTime" | "LocalDateTime" => Value::DateTime(DateTime { ticks: d.ticks, kind: Kind::Utc }),
+                "UtcDateTime" | "DateTime" | "LocalDateTime" => Value::DateTime(DateTime {
+                    ticks: d.ticks,
+                    kind: Kind::Utc,
+                }),
                 "Offset" => Value::TimeSpan(0),
-                _ => return exception("MissingMemberException", format!("'DateTime' does not contain a definition for '{name}'")),
+                _ => {
+                    return exception(
+                        "MissingMemberException",
+                        format!("'DateTime' does not contain a definition for '{name}'"),
+                    )
+                }
             })
         }
         Value::TimeSpan(ticks) => {
@@ -53,7 +75,12 @@ pub fn member(v: &Value, name: &str) -> EResult<Value> {
                 "Seconds" => Value::Int((tk / TICKS_PER_SECOND % 60) as i32),
                 "Milliseconds" => Value::Int((tk / TICKS_PER_MS % 1000) as i32),
                 "Ticks" => Value::Long(tk),
-                _ => return exception("MissingMemberException", format!("'TimeSpan' does not contain a definition for '{name}'")),
+                _ => {
+                    return exception(
+                        "MissingMemberException",
+                        format!("'TimeSpan' does not contain a definition for '{name}'"),
+                    )
+                }
             })
         }
         _ => exception("MissingMemberException", name.to_string()),
@@ -61,10 +88,19 @@ pub fn member(v: &Value, name: &str) -> EResult<Value> {
 }
 
 fn checked(d: DateTime, ticks: i64) -> EResult<Value> {
-    let n = d.ticks.checked_add(ticks).filter(|n| (0..=t::MAX_TICKS).contains(n));
+    let n = d
+        .ticks
+        .checked_add(ticks)
+        .filter(|n| (0..=t::MAX_TICKS).contains(n));
     match n {
-        Some(n) => Ok(Value::DateTime(DateTime { ticks: n, kind: d.kind })),
-        None => exception("ArgumentOutOfRangeException", "The added or subtracted value results in an un-representable DateTime."),
+        Some(n) => Ok(Value::DateTime(DateTime {
+            ticks: n,
+            kind: d.kind,
+        })),
+        None => exception(
+            "ArgumentOutOfRangeException",
+            "The added or subtracted value results in an un-representable DateTime.",
+        ),
     }
 }
 
@@ -82,24 +118,46 @@ pub fn call(v: &Value, name: &str, args: &[Value]) -> EResult<Value> {
                 Some(Value::TimeSpan(ts)) => checked(*d, *ts),
                 _ => exception("ArgumentException", "DateTime.Add needs a TimeSpan"),
             },
-            "AddMonths" => d.add_months(num(0) as i64).map(Value::DateTime).map_or_else(|| exception("ArgumentOutOfRangeException", "months"), Ok),
-            "AddYears" => d.add_months(num(0) as i64 * 12).map(Value::DateTime).map_or_else(|| exception("ArgumentOutOfRangeException", "years"), Ok),
+            "AddMonths" => d
+                .add_months(num(0) as i64)
+                .map(Value::DateTime)
+                .map_or_else(|| exception("ArgumentOutOfRangeException", "months"), Ok),
+            "AddYears" => d
+                .add_months(num(0) as i64 * 12)
+                .map(Value::DateTime)
+                .map_or_else(|| exception("ArgumentOutOfRangeException", "years"), Ok),
             "Subtract" => match args.first() {
                 Some(Value::DateTime(o)) => Ok(Value::TimeSpan(d.ticks - o.ticks)),
                 Some(Value::TimeSpan(ts)) => checked(*d, -ts),
-                _ => exception("ArgumentException", "DateTime.Subtract needs a DateTime or TimeSpan"),
+                _ => exception(
+                    "ArgumentException",
+                    "DateTime.Subtract needs a DateTime or TimeSpan",
+                ),
             },
-            "ToUniversalTime" | "ToLocalTime" => Ok(Value::DateTime(DateTime { ticks: d.ticks, kind: Kind::Utc })),
+            "ToUniversalTime" | "ToLocalTime" => Ok(Value::DateTime(DateTime {
+                ticks: d.ticks,
+                kind: Kind::Utc,
+            })),
             "ToUnixTimeSeconds" => Ok(Value::Long(d.unix_seconds())),
-            "ToUnixTimeMilliseconds" => Ok(Value::Long((d.ticks - t::UNIX_EPOCH_TICKS).div_euclid(TICKS_PER_MS))),
-            "ToString" => Ok(Value::string(format_value(v, &args.first().map(Value::to_display).unwrap_or_default())?)),
+            "ToUnixTimeMilliseconds" => Ok(Value::Long(
+                (d.ticks - t::UNIX_EPOCH_TICKS).div_euclid(TICKS_PER_MS),
+            )),
+            "ToString" => Ok(Value::string(format_value(
+                v,
+                &args.first().map(Value::to_display).unwrap_or_default(),
+            )?)),
             "CompareTo" => Ok(Value::Int(match args.first() {
                 Some(Value::DateTime(o)) => d.ticks.cmp(&o.ticks) as i32,
                 _ => 1,
             })),
             "IsDaylightSavingTime" => Ok(Value::Bool(false)),
-            "Equals" => Ok(Value::Bool(matches!(args.first(), Some(Value::DateTime(o)) if o.ticks == d.ticks))),
-            _ => exception("MissingMethodException", format!("'DateTime' does not contain a method '{name}'")),
+            "Equals" => Ok(Value::Bool(
+                matches!(args.first(), Some(Value::DateTime(o)) if o.ticks == d.ticks),
+            )),
+            _ => exception(
+                "MissingMethodException",
+                format!("'DateTime' does not contain a method '{name}'"),
+            ),
         },
         Value::TimeSpan(ts) => match name {
             "Add" => match args.first() {
@@ -117,7 +175,10 @@ pub fn call(v: &Value, name: &str, args: &[Value]) -> EResult<Value> {
                 Some(Value::TimeSpan(o)) => ts.cmp(o) as i32,
                 _ => 1,
             })),
-            _ => exception("MissingMethodException", format!("'TimeSpan' does not contain a method '{name}'")),
+            _ => exception(
+                "MissingMethodException",
+                format!("'TimeSpan' does not contain a method '{name}'"),
+            ),
         },
         _ => exception("MissingMethodException", name.to_string()),
     }
@@ -126,7 +187,9 @@ pub fn call(v: &Value, name: &str, args: &[Value]) -> EResult<Value> {
 pub fn static_get(name: &str, ty: &RType) -> EResult<Value> {
     let dt = |ticks: i64, kind: Kind| Value::DateTime(DateTime { ticks, kind });
     Ok(match (ty.ty, name) {
-        (Ty::DateTime | Ty::DateTimeOffset, "UtcNow" | "Now") => Value::DateTime(DateTime::now_utc()),
+        (Ty::DateTime | Ty::DateTimeOffset, "UtcNow" | "Now") => {
+            Value::DateTime(DateTime::now_utc())
+        }
         (Ty::DateTime | Ty::DateTimeOffset, "Today") => {
             let n = DateTime::now_utc();
             dt(n.ticks - n.ticks.rem_euclid(TICKS_PER_DAY), Kind::Utc)
@@ -146,29 +209,63 @@ pub fn static_get(name: &str, ty: &RType) -> EResult<Value> {
     })
 }
 
-pub fn call_static(ty: &RType, name: &str, args: &[Value], outs: &mut Vec<Value>) -> EResult<Value> {
+pub fn call_static(
+    ty: &RType,
+    name: &str,
+    args: &[Value],
+    outs: &mut Vec<Value>,
+) -> EResult<Value> {
     let num = |i: usize| args.get(i).and_then(Value::as_f64).unwrap_or(0.0);
     let s0 = || args.first().map(Value::to_display).unwrap_or_default();
     match (ty.ty, name) {
-        (Ty::TimeSpan, "FromSeconds") => Ok(Value::TimeSpan((num(0) * TICKS_PER_SECOND as f64) as i64)),
-        (Ty::TimeSpan, "FromMinutes") => Ok(Value::TimeSpan((num(0) * 60.0 * TICKS_PER_SECOND as f64) as i64)),
-        (Ty::TimeSpan, "FromHours") => Ok(Value::TimeSpan((num(0) * 3600.0 * TICKS_PER_SECOND as f64) as i64)),
+        (Ty::TimeSpan, "FromSeconds") => {
+            Ok(Value::TimeSpan((num(0) * TICKS_PER_SECOND as f64) as i64))
+        }
+        (Ty::TimeSpan, "FromMinutes") => Ok(Value::TimeSpan(
+            (num(0) * 60.0 * TICKS_PER_SECOND as f64) as i64,
+        )),
+        (Ty::TimeSpan, "FromHours") => Ok(Value::TimeSpan(
+            (num(0) * 3600.0 * TICKS_PER_SECOND as f64) as i64,
+        )),
         (Ty::TimeSpan, "FromDays") => Ok(Value::TimeSpan((num(0) * TICKS_PER_DAY as f64) as i64)),
-        (Ty::TimeSpan, "FromMilliseconds") => Ok(Value::TimeSpan((num(0) * TICKS_PER_MS as f64) as i64)),
+        (Ty::TimeSpan, "FromMilliseconds") => {
+            Ok(Value::TimeSpan((num(0) * TICKS_PER_MS as f64) as i64))
+        }
         (Ty::TimeSpan, "FromTicks") => Ok(Value::TimeSpan(num(0) as i64)),
-        (Ty::TimeSpan, "Parse") => t::parse_timespan(&s0()).map(Value::TimeSpan).map_or_else(|| exception("FormatException", "String was not recognized as a valid TimeSpan."), Ok),
+        (Ty::TimeSpan, "Parse") => t::parse_timespan(&s0()).map(Value::TimeSpan).map_or_else(
+            || {
+                exception(
+                    "FormatException",
+                    "String was not recognized as a valid TimeSpan.",
+                )
+            },
+            Ok,
+        ),
         (Ty::TimeSpan, "TryParse") => {
             let r = t::parse_timespan(&s0());
             outs.push(Value::TimeSpan(r.unwrap_or(0)));
             Ok(Value::Bool(r.is_some()))
         }
-        (_, "Parse" | "ParseExact") => DateTime::parse(&s0()).map(Value::DateTime).map_or_else(|| exception("FormatException", format!("String '{}' was not recognized as a valid DateTime.", s0())), Ok),
+        (_, "Parse" | "ParseExact") => DateTime::parse(&s0()).map(Value::DateTime).map_or_else(
+            || {
+                exception(
+                    "FormatException",
+                    format!("String '{}' was not recognized as a valid DateTime.", s0()),
+                )
+            },
+            Ok,
+        ),
         (_, "TryParse" | "TryParseExact") => {
             let r = DateTime::parse(&s0());
-            outs.push(Value::DateTime(r.unwrap_or(DateTime { ticks: 0, kind: Kind::Unspecified })));
+            outs.push(Value::DateTime(r.unwrap_or(DateTime {
+                ticks: 0,
+                kind: Kind::Unspecified,
+            })));
             Ok(Value::Bool(r.is_some()))
         }
-        (_, "DaysInMonth") => Ok(Value::Int(t::days_in_month(num(0) as i64, num(1) as u32) as i32)),
+        (_, "DaysInMonth") => Ok(Value::Int(
+            t::days_in_month(num(0) as i64, num(1) as u32) as i32
+        )),
         (_, "IsLeapYear") => Ok(Value::Bool(t::is_leap(num(0) as i64))),
         (_, "SpecifyKind") => match (args.first(), args.get(1)) {
             (Some(Value::DateTime(d)), Some(Value::Enum(k))) => Ok(Value::DateTime(DateTime {
@@ -181,15 +278,25 @@ pub fn call_static(ty: &RType, name: &str, args: &[Value], outs: &mut Vec<Value>
             })),
             _ => exception("ArgumentException", "SpecifyKind(DateTime, DateTimeKind)"),
         },
-        (_, "FromUnixTimeSeconds") => Ok(Value::DateTime(DateTime::from_unix_seconds(num(0) as i64))),
-        (_, "FromUnixTimeMilliseconds") => Ok(Value::DateTime(DateTime { ticks: t::UNIX_EPOCH_TICKS + num(0) as i64 * TICKS_PER_MS, kind: Kind::Utc })),
+        (_, "FromUnixTimeSeconds") => {
+            Ok(Value::DateTime(DateTime::from_unix_seconds(num(0) as i64)))
+        }
+        (_, "FromUnixTimeMilliseconds") => Ok(Value::DateTime(DateTime {
+            ticks: t::UNIX_EPOCH_TICKS + num(0) as i64 * TICKS_PER_MS,
+            kind: Kind::Utc,
+        })),
         (_, "Compare") => match (args.first(), args.get(1)) {
-            (Some(Value::DateTime(a)), Some(Value::DateTime(b))) => Ok(Value::Int(a.ticks.cmp(&b.ticks) as i32)),
+            (Some(Value::DateTime(a)), Some(Value::DateTime(b))) => {
+                Ok(Value::Int(a.ticks.cmp(&b.ticks) as i32))
+            }
             _ => exception("ArgumentException", "Compare(DateTime, DateTime)"),
         },
         _ => {
             let _ = arg(args, 0, name);
-            exception("MissingMethodException", format!("{}.{name} is not supported", ty.name))
+            exception(
+                "MissingMethodException",
+                format!("{}.{name} is not supported", ty.name),
+            )
         }
     }
 }
@@ -201,12 +308,18 @@ pub fn construct(ty: &RType, args: &[Value]) -> EResult<Value> {
             1 => n(0),
             3 => (n(0) * 3600 + n(1) * 60 + n(2)) * TICKS_PER_SECOND,
             4 => ((n(0) * 24 + n(1)) * 3600 + n(2) * 60 + n(3)) * TICKS_PER_SECOND,
-            5 => ((n(0) * 24 + n(1)) * 3600 + n(2) * 60 + n(3)) * TICKS_PER_SECOND + n(4) * TICKS_PER_MS,
+            5 => {
+                ((n(0) * 24 + n(1)) * 3600 + n(2) * 60 + n(3)) * TICKS_PER_SECOND
+                    + n(4) * TICKS_PER_MS
+            }
             _ => 0,
         })),
         _ => {
             if args.len() == 1 {
-                return Ok(Value::DateTime(DateTime { ticks: n(0), kind: Kind::Unspecified }));
+                return Ok(Value::DateTime(DateTime {
+                    ticks: n(0),
+                    kind: Kind::Unspecified,
+                }));
             }
             let kind = match args.last() {
                 Some(Value::Enum(e)) if e.name == "Utc" => Kind::Utc,
@@ -214,11 +327,36 @@ pub fn construct(ty: &RType, args: &[Value]) -> EResult<Value> {
                 Some(Value::TimeSpan(_)) => Kind::Utc,
                 _ => Kind::Unspecified,
             };
-            let h = if args.len() >= 6 { (n(3), n(4), n(5)) } else { (0, 0, 0) };
-            let ms = if args.len() >= 7 && !matches!(args[6], Value::Enum(_)) { n(6) } else { 0 };
-            DateTime::from_parts(n(0), n(1) as u32, n(2) as u32, h.0 as u32, h.1 as u32, h.2 as u32, (ms * TICKS_PER_MS) as u32, kind)
-                .map(Value::DateTime)
-                .map_or_else(|| exception("ArgumentOutOfRangeException", "Year, Month, and Day parameters describe an un-representable DateTime."), Ok)
+            let h = if args.len() >= 6 {
+                (n(3), n(4), n(5))
+            } else {
+                (0, 0, 0)
+            };
+            let ms = if args.len() >= 7 && !matches!(args[6], Value::Enum(_)) {
+                n(6)
+            } else {
+                0
+            };
+            DateTime::from_parts(
+                n(0),
+                n(1) as u32,
+                n(2) as u32,
+                h.0 as u32,
+                h.1 as u32,
+                h.2 as u32,
+                (ms * TICKS_PER_MS) as u32,
+                kind,
+            )
+            .map(Value::DateTime)
+            .map_or_else(
+                || {
+                    exception(
+                        "ArgumentOutOfRangeException",
+                        "Year, Month, and Day parameters describe an un-representable DateTime.",
+                    )
+                },
+                Ok,
+            )
         }
     }
 }

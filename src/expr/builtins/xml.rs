@@ -43,10 +43,17 @@ pub fn parse(text: &str) -> EResult<Arc<XNode>> {
                 let name = String::from_utf8_lossy(s.name().as_ref()).into_owned();
                 let mut attrs = Vec::new();
                 for a in s.attributes().flatten() {
-                    let v = a.unescape_value().map(|c| c.into_owned()).unwrap_or_default();
+                    let v = a
+                        .unescape_value()
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default();
                     attrs.push((String::from_utf8_lossy(a.key.as_ref()).into_owned(), v));
                 }
-                let node = XNode { name, attrs, children: Vec::new() };
+                let node = XNode {
+                    name,
+                    attrs,
+                    children: Vec::new(),
+                };
                 if empty {
                     match stack.last_mut() {
                         Some(p) => p.children.push(XChild::Element(Arc::new(node))),
@@ -57,7 +64,9 @@ pub fn parse(text: &str) -> EResult<Arc<XNode>> {
                 }
             }
             Ok(Event::End(_)) => {
-                let Some(node) = stack.pop() else { return err("unbalanced end tag".into()) };
+                let Some(node) = stack.pop() else {
+                    return err("unbalanced end tag".into());
+                };
                 match stack.last_mut() {
                     Some(p) => p.children.push(XChild::Element(Arc::new(node))),
                     None => root = Some(node),
@@ -73,7 +82,8 @@ pub fn parse(text: &str) -> EResult<Arc<XNode>> {
             }
             Ok(Event::CData(c)) => {
                 if let Some(p) = stack.last_mut() {
-                    p.children.push(XChild::Text(String::from_utf8_lossy(&c).into_owned()));
+                    p.children
+                        .push(XChild::Text(String::from_utf8_lossy(&c).into_owned()));
                 }
             }
             Ok(Event::Eof) => break,
@@ -84,7 +94,8 @@ pub fn parse(text: &str) -> EResult<Arc<XNode>> {
     if !stack.is_empty() {
         return err("unexpected end of file".into());
     }
-    root.map(Arc::new).map_or_else(|| err("Root element is missing.".into()), Ok)
+    root.map(Arc::new)
+        .map_or_else(|| err("Root element is missing.".into()), Ok)
 }
 
 fn text_of(n: &XNode, out: &mut String) {
@@ -97,7 +108,9 @@ fn text_of(n: &XNode, out: &mut String) {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub fn serialize(n: &XNode, out: &mut String) {
@@ -121,7 +134,13 @@ pub fn serialize(n: &XNode, out: &mut String) {
 }
 
 fn elements(n: &XNode) -> impl Iterator<Item = &Arc<XNode>> {
-    n.children.iter().filter_map(|c| if let XChild::Element(e) = c { Some(e) } else { None })
+    n.children.iter().filter_map(|c| {
+        if let XChild::Element(e) = c {
+            Some(e)
+        } else {
+            None
+        }
+    })
 }
 
 fn descendants(n: &Arc<XNode>, name: Option<&str>, out: &mut Vec<Value>) {
@@ -143,7 +162,12 @@ pub fn member(n: &Arc<XNode>, name: &str) -> EResult<Value> {
         }
         "HasElements" => Value::Bool(elements(n).next().is_some()),
         "Root" => Value::obj(Obj::Xml(n.clone())),
-        _ => return exception("MissingMemberException", format!("'XElement' does not contain a definition for '{name}'")),
+        _ => {
+            return exception(
+                "MissingMemberException",
+                format!("'XElement' does not contain a definition for '{name}'"),
+            )
+        }
     })
 }
 
@@ -152,9 +176,16 @@ pub fn call(n: &Arc<XNode>, name: &str, args: &[Value]) -> EResult<Value> {
     Ok(match name {
         "Element" => {
             let want = arg.unwrap_or_default();
-            elements(n).find(|e| local(&e.name) == local(&want)).map_or(Value::Null, |e| Value::obj(Obj::Xml(e.clone())))
+            elements(n)
+                .find(|e| local(&e.name) == local(&want))
+                .map_or(Value::Null, |e| Value::obj(Obj::Xml(e.clone())))
         }
-        "Elements" => Value::list(elements(n).filter(|e| arg.as_ref().is_none_or(|w| local(&e.name) == local(w))).map(|e| Value::obj(Obj::Xml(e.clone()))).collect()),
+        "Elements" => Value::list(
+            elements(n)
+                .filter(|e| arg.as_ref().is_none_or(|w| local(&e.name) == local(w)))
+                .map(|e| Value::obj(Obj::Xml(e.clone())))
+                .collect(),
+        ),
         "Descendants" => {
             let mut out = Vec::new();
             descendants(n, arg.as_deref(), &mut out);
@@ -162,13 +193,23 @@ pub fn call(n: &Arc<XNode>, name: &str, args: &[Value]) -> EResult<Value> {
         }
         "Attribute" => {
             let want = arg.unwrap_or_default();
-            n.attrs.iter().find(|(k, _)| local(k) == local(&want)).map_or(Value::Null, |(k, v)| Value::obj(Obj::XAttr(k.clone(), v.clone())))
+            n.attrs
+                .iter()
+                .find(|(k, _)| local(k) == local(&want))
+                .map_or(Value::Null, |(k, v)| {
+                    Value::obj(Obj::XAttr(k.clone(), v.clone()))
+                })
         }
         "ToString" => {
             let mut s = String::new();
             serialize(n, &mut s);
             Value::string(s)
         }
-        _ => return exception("MissingMethodException", format!("'XElement' does not contain a method '{name}'")),
+        _ => {
+            return exception(
+                "MissingMethodException",
+                format!("'XElement' does not contain a method '{name}'"),
+            )
+        }
     })
 }
