@@ -8,7 +8,7 @@ use super::super::types::RType;
 use super::super::value::{self, shared, Key, Value};
 use super::{arg, iterate};
 
-const LINQ: &[&str] = &[
+pub(super) const LINQ: &[&str] = &[
     "Any",
     "All",
     "Where",

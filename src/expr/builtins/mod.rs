@@ -210,56 +210,7 @@ const METHODS: &[&str] = &[
     "IsSupersetOf",
     "Overlaps",
     "ExceptWith",
-    // LINQ
-    "Any",
-    "All",
-    "Where",
-    "Select",
-    "SelectMany",
-    "First",
-    "FirstOrDefault",
-    "Last",
-    "LastOrDefault",
-    "Single",
-    "SingleOrDefault",
-    "Count",
-    "LongCount",
-    "Sum",
-    "Min",
-    "Max",
-    "Average",
-    "OrderBy",
-    "OrderByDescending",
-    "ThenBy",
-    "ThenByDescending",
-    "Skip",
-    "Take",
-    "SkipWhile",
-    "TakeWhile",
-    "Concat",
-    "Distinct",
-    "DistinctBy",
-    "GroupBy",
-    "Aggregate",
-    "ElementAt",
-    "ElementAtOrDefault",
-    "DefaultIfEmpty",
-    "Cast",
-    "OfType",
-    "Zip",
-    "Union",
-    "Intersect",
-    "Except",
-    "SequenceEqual",
-    "Prepend",
-    "Append",
-    "Join",
-    "Chunk",
-    "MaxBy",
-    "MinBy",
-    "AsEnumerable",
-    "SkipLast",
-    "TakeLast",
+    // (LINQ operators live in `linq::LINQ`; the lookups below chain them in)
     // JSON
     "Property",
     "Properties",
@@ -345,6 +296,7 @@ pub fn member_name(n: &str) -> Option<&'static str> {
     MEMBERS
         .iter()
         .chain(METHODS.iter())
+        .chain(linq::LINQ.iter())
         .find(|m| **m == n)
         .copied()
 }
@@ -352,6 +304,7 @@ pub fn member_name(n: &str) -> Option<&'static str> {
 pub fn method_name(n: &str) -> Option<&'static str> {
     METHODS
         .iter()
+        .chain(linq::LINQ.iter())
         .chain(MEMBERS.iter())
         .find(|m| **m == n)
         .copied()
