@@ -55,6 +55,27 @@ impl MemoryStore {
         (self.hasher.hash_one(key) as usize) % SHARDS
     }
 
+    /// Before `key` is added to a full shard: drop the entries `live` rejects, then, if the
+    /// shard is still full, any one entry; evictions are counted.
+    fn make_room<V>(
+        &self,
+        shard: &mut AHashMap<String, V>,
+        key: &str,
+        mut live: impl FnMut(&mut V) -> bool,
+    ) {
+        if shard.contains_key(key) || shard.len() < self.max_keys_per_shard {
+            return;
+        }
+        let before = shard.len();
+        shard.retain(|_, v| live(v));
+        if shard.len() >= self.max_keys_per_shard {
+            if let Some(k) = shard.keys().next().cloned() {
+                shard.remove(&k);
+            }
+        }
+        Self::evicted(before - shard.len());
+    }
+
     fn evicted(n: usize) {
         if n > 0 {
             if let Some(m) = crate::observe::metrics::get() {
@@ -89,20 +110,11 @@ impl Counters for MemoryStore {
     ) -> Result<Sliding, StoreError> {
         let now = Instant::now();
         let mut shard = self.logs[self.shard(key)].lock();
-        if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
-            // Drop keys whose windows are empty first, then any key.
-            let before = shard.len();
-            shard.retain(|_, l| {
-                l.expire(now);
-                l.sum > 0
-            });
-            if shard.len() >= self.max_keys_per_shard {
-                if let Some(k) = shard.keys().next().cloned() {
-                    shard.remove(&k);
-                }
-            }
-            Self::evicted(before - shard.len());
-        }
+        // Drop keys whose windows are empty first, then any key.
+        self.make_room(&mut shard, key, |l| {
+            l.expire(now);
+            l.sum > 0
+        });
         let log = shard.entry(key.to_string()).or_insert_with(|| Log {
             hits: VecDeque::new(),
             sum: 0,
@@ -169,16 +181,7 @@ impl Counters for MemoryStore {
     ) -> Result<Quota, StoreError> {
         let now = Instant::now();
         let mut shard = self.quotas[self.shard(key)].lock();
-        if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
-            let before = shard.len();
-            shard.retain(|_, q| q.expires.is_none_or(|e| e > now));
-            if shard.len() >= self.max_keys_per_shard {
-                if let Some(k) = shard.keys().next().cloned() {
-                    shard.remove(&k);
-                }
-            }
-            Self::evicted(before - shard.len());
-        }
+        self.make_room(&mut shard, key, |q| q.expires.is_none_or(|e| e > now));
         let e = shard.entry(key.to_string()).or_insert(QuotaEntry {
             window_id,
             calls: 0,
@@ -250,16 +253,7 @@ impl Counters for MemoryStore {
     async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration, _external: bool) {
         let now = Instant::now();
         let mut shard = self.cache[self.shard(key)].lock();
-        if !shard.contains_key(key) && shard.len() >= self.max_keys_per_shard {
-            let before = shard.len();
-            shard.retain(|_, (_, exp)| *exp > now);
-            if shard.len() >= self.max_keys_per_shard {
-                if let Some(k) = shard.keys().next().cloned() {
-                    shard.remove(&k);
-                }
-            }
-            Self::evicted(before - shard.len());
-        }
+        self.make_room(&mut shard, key, |(_, exp)| *exp > now);
         shard.insert(key.to_string(), (value, now + ttl));
     }
 
