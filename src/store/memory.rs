@@ -291,6 +291,28 @@ mod tests {
             .unwrap_or(false));
     }
 
+    fn count<V>(m: &[Mutex<AHashMap<String, V>>]) -> usize {
+        m.iter().map(|x| x.lock().len()).sum()
+    }
+
+    #[tokio::test]
+    async fn every_map_stays_within_max_keys() {
+        // 16 shards x 16 keys (the per-shard floor) = 256 keys at most per kind.
+        let s = MemoryStore::new(256);
+        let hour = Duration::from_secs(3600);
+        for i in 0..2000 {
+            let k = format!("k{i}");
+            let _ = s.sliding_hit(&k, 10, hour, 1, true).await;
+            let _ = s.quota_hit(&k, 1, Some(hour), 10, 0, 1, 0, true).await;
+            s.cache_set(&k, vec![1], hour, false).await;
+        }
+        assert!(count(&s.logs) <= 256, "{}", count(&s.logs));
+        assert!(count(&s.quotas) <= 256);
+        assert!(count(&s.cache) <= 256);
+        // The newest key is always kept.
+        assert!(s.cache_get("k1999", false).await.is_some());
+    }
+
     #[tokio::test]
     async fn quota_windows_reset() {
         let s = MemoryStore::new(1000);
