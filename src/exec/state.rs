@@ -163,6 +163,37 @@ pub struct TraceEntry {
 }
 
 impl ReqState {
+    /// A request's state before any policy ran: nothing matched, set, deferred or held yet.
+    pub fn new(
+        request_id: String,
+        method: Method,
+        target: Target,
+        path: String,
+        query: QueryState,
+        info: RequestInfo,
+    ) -> ReqState {
+        ReqState {
+            request_id,
+            method,
+            target,
+            path,
+            query,
+            matched: Vec::new(),
+            template_query: Vec::new(),
+            body: None,
+            original_body: None,
+            vars: Vec::new(),
+            info,
+            last_error: None,
+            traces: Vec::new(),
+            deferred: Vec::new(),
+            extra_headers: Vec::new(),
+            quota_keys: Vec::new(),
+            held_slots: Vec::new(),
+            cache: None,
+        }
+    }
+
     pub fn variable(&self, name: &str) -> Option<&crate::expr::Value> {
         self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }

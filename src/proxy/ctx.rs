@@ -557,29 +557,17 @@ fn outbound_from<'p>(p: &'p Pipeline, req: Option<&ReqState>) -> &'p [Stmt] {
 
 /// Request state for errors raised before routing finished (on-error still runs).
 fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
-    ReqState {
-        request_id: request_id.to_string(),
-        method: req.method.clone(),
-        target: exec::Target {
+    ReqState::new(
+        request_id.to_string(),
+        req.method.clone(),
+        exec::Target {
             base: Default::default(),
             backend: None,
         },
-        path: req.uri.path().to_string(),
-        query: exec::QueryState::raw(req.uri.query().unwrap_or("")),
-        matched: Vec::new(),
-        template_query: Vec::new(),
-        body: None,
-        original_body: None,
-        vars: Vec::new(),
-        info: exec::RequestInfo::default(),
-        last_error: None,
-        traces: Vec::new(),
-        deferred: Vec::new(),
-        extra_headers: Vec::new(),
-        quota_keys: Vec::new(),
-        held_slots: Vec::new(),
-        cache: None,
-    }
+        req.uri.path().to_string(),
+        exec::QueryState::raw(req.uri.query().unwrap_or("")),
+        exec::RequestInfo::default(),
+    )
 }
 
 impl Ctx {

@@ -599,27 +599,19 @@ impl Proxy {
             started: Some(ctx.start),
         };
         ctx.req = Some(exec::ReqState {
-            request_id: ctx.request_id.clone(),
-            method,
-            target: exec::Target {
-                base: api.service.clone(),
-                backend: api.service_backend,
-            },
-            path: remainder.to_string(),
-            query,
             matched,
             template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
-            body: None,
-            original_body: None,
-            vars: Vec::new(),
-            info,
-            last_error: None,
-            traces: Vec::new(),
-            deferred: Vec::new(),
-            extra_headers: Vec::new(),
-            quota_keys: Vec::new(),
-            held_slots: Vec::new(),
-            cache: None,
+            ..exec::ReqState::new(
+                ctx.request_id.clone(),
+                method,
+                exec::Target {
+                    base: api.service.clone(),
+                    backend: api.service_backend,
+                },
+                remainder.to_string(),
+                query,
+                info,
+            )
         });
         ctx.examples = op.examples.clone();
         Ok(())
