@@ -281,6 +281,12 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         server.add_service(admin);
     }
     server.add_service(background_service(
+        "gatehouse health checks",
+        crate::upstream::health::HealthService {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "gatehouse reload",
         Reloader {
             shared: shared.clone(),

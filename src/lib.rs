@@ -13,3 +13,4 @@ pub mod policy;
 pub mod proxy;
 pub mod state;
 pub mod store;
+pub mod upstream;

@@ -51,10 +51,11 @@ impl Shared {
     pub fn reload(&self) -> Result<u64, Diagnostics> {
         let result = config::load(&self.config_path).and_then(|c| gateway::compile(&c));
         match result {
-            Ok((gw, warnings)) => {
+            Ok((mut gw, warnings)) => {
                 for w in warnings.items() {
                     log::warn!("{w}");
                 }
+                crate::upstream::carry_over(&self.gateway.load(), &mut gw);
                 self.gateway.store(Arc::new(gw));
                 let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(m) = metrics::get() {

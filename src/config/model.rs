@@ -251,6 +251,8 @@ pub struct NamedValueSpec {
 #[serde(deny_unknown_fields)]
 pub struct BackendSpec {
     pub id: String,
+    /// Base URL (single backends; a pool's is ignored).
+    #[serde(default)]
     pub url: String,
     #[serde(default)]
     pub title: Option<String>,
@@ -264,6 +266,121 @@ pub struct BackendSpec {
     /// Default time to wait for response headers, when forward-request gives none.
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+    /// `single` (default) or `pool`.
+    #[serde(default, rename = "type")]
+    pub kind: BackendKind,
+    /// Pool members (`type: pool` only).
+    #[serde(default)]
+    pub pool: Option<PoolSpec>,
+    /// APIM circuit breaker: exactly one rule.
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    /// Active health check, run in the background.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Single,
+    Pool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub services: Vec<PoolMemberSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolMemberSpec {
+    pub id: String,
+    /// Lower numbers are tried first.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    pub rules: Vec<BreakerRuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerRuleSpec {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub failure_condition: FailureConditionSpec,
+    pub trip_duration: HumanDuration,
+    #[serde(default)]
+    pub accept_retry_after: bool,
+    /// Let one probe request through after the trip duration and close only if it succeeds
+    /// (gatehouse's addition; APIM documents none). Default true.
+    #[serde(default = "default_true")]
+    pub half_open: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureConditionSpec {
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub percentage: Option<u32>,
+    pub interval: HumanDuration,
+    #[serde(default)]
+    pub status_code_ranges: Vec<StatusRangeSpec>,
+    #[serde(default)]
+    pub error_reasons: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRangeSpec {
+    pub min: u16,
+    pub max: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// `http` (default) or `tcp`.
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    /// Request path for `http` checks.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Statuses that count as healthy (default 200).
+    #[serde(default)]
+    pub expected_statuses: Vec<u16>,
+    #[serde(default)]
+    pub interval: Option<HumanDuration>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// Consecutive passes to turn healthy again (default 1).
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    /// Consecutive failures to turn unhealthy (default 1).
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+fn default_health_path() -> String {
+    "/".to_string()
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    #[default]
+    Http,
+    Tcp,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -294,6 +411,14 @@ pub struct BackendTls {
     /// Server name to send (SNI); defaults to the URL's host.
     #[serde(default)]
     pub sni: Option<String>,
+    /// PEM file of CA certificates trusted for this backend (instead of the system's).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM client certificate and key presented to the backend (mTLS).
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    #[serde(default)]
+    pub client_key_file: Option<String>,
 }
 
 impl Default for BackendTls {
@@ -302,6 +427,9 @@ impl Default for BackendTls {
             verify_chain: true,
             verify_name: true,
             sni: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }

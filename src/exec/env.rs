@@ -210,7 +210,7 @@ impl ContextEnv for ExecCtx<'_> {
                     .ok_or("no backend entity")?;
                 match n {
                     "Id" => s(&b.id),
-                    "Type" => s("Single"),
+                    "Type" => s(if b.is_pool() { "Pool" } else { "Single" }),
                     "AzureRegion" => Value::Null,
                     _ => return Err(format!("context.Backend has no member `{n}`")),
                 }

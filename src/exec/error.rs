@@ -20,6 +20,9 @@ pub enum ErrorKind {
     QuotaExceeded,
     /// limit-concurrency full (Reason undocumented in APIM; this is gatehouse's).
     ConcurrencyLimitExceeded,
+    /// No backend can take the request: its circuit is open or it is unhealthy, or so is every
+    /// member of the pool (Reason undocumented in APIM; this is gatehouse's). 503.
+    BackendUnavailable,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::RateLimitExceeded => "RateLimitExceeded",
             ErrorKind::QuotaExceeded => "QuotaExceeded",
             ErrorKind::ConcurrencyLimitExceeded => "ConcurrencyLimitExceeded",
+            ErrorKind::BackendUnavailable => "BackendUnavailable",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -56,6 +60,7 @@ impl ErrorKind {
             ErrorKind::RateLimitExceeded => 429,
             ErrorKind::QuotaExceeded => 403,
             ErrorKind::ConcurrencyLimitExceeded => 429,
+            ErrorKind::BackendUnavailable => 503,
             _ => 500,
         }
     }
@@ -71,6 +76,9 @@ impl ErrorKind {
             }
             ErrorKind::ConcurrencyLimitExceeded => {
                 Some("Too many concurrent requests. Try again later.")
+            }
+            ErrorKind::BackendUnavailable => {
+                Some("Service unavailable: no backend is available to serve the request. Try again later.")
             }
             _ => None,
         }

@@ -214,7 +214,7 @@ pub async fn run_section(stmts: &[Stmt], cx: &mut ExecCtx<'_>) -> Flow {
     run_nested(stmts, cx, String::new()).await
 }
 
-fn run_nested<'a, 'b: 'a>(
+pub(crate) fn run_nested<'a, 'b: 'a>(
     stmts: &'a [Stmt],
     cx: &'a mut ExecCtx<'b>,
     prefix: String,
@@ -222,8 +222,27 @@ fn run_nested<'a, 'b: 'a>(
     Box::pin(async move {
         for (i, st) in stmts.iter().enumerate() {
             let outcome = match &st.kind {
-                StmtKind::Base | StmtKind::IncludeFragment(_) | StmtKind::ForwardRequest(_) => {
-                    Ok(Step::Next)
+                StmtKind::Base | StmtKind::IncludeFragment(_) => Ok(Step::Next),
+                // Reached only in a backend section the engine forwards itself (forward-request
+                // inside retry); otherwise the proxy forwards and it is not among the statements.
+                StmtKind::ForwardRequest(f) => steps::forward_request::run(f, cx)
+                    .await
+                    .map(|_| Step::Next),
+                StmtKind::Retry(r) => {
+                    let inner = format!("{prefix}{}/", path_of(stmts, i));
+                    match steps::retry::run(r, cx, inner).await {
+                        Ok(None) => Ok(Step::Next),
+                        Ok(Some(flow)) => return flow,
+                        Err(e) => Err(e),
+                    }
+                }
+                StmtKind::Wait { any, body } => {
+                    let inner = format!("{prefix}{}/", path_of(stmts, i));
+                    match steps::wait::run(any, body, cx, inner).await {
+                        Ok(None) => Ok(Step::Next),
+                        Ok(Some(flow)) => return flow,
+                        Err(e) => Err(e),
+                    }
                 }
                 StmtKind::SetHeader(sh) => steps::set_header::run(sh, cx).map(|_| Step::Next),
                 StmtKind::SetQueryParameter(q) => {

@@ -18,8 +18,31 @@ pub struct OutboundRequest {
     pub body: Bytes,
 }
 
+/// forward-request run by the engine (inside `retry`): the request as the pipeline shaped it,
+/// sent to the picked backend with a deadline for the response headers.
+pub struct ForwardCall<'a> {
+    pub gw: &'a crate::gateway::Gateway,
+    pub req: &'a super::ReqState,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub pick: Option<crate::upstream::Pick>,
+    pub version: crate::policy::HttpVersion,
+    pub timeout: Duration,
+}
+
+/// The backend's whole response.
+pub struct ForwardResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    /// Time to the response headers.
+    pub elapsed: Duration,
+}
+
 #[async_trait]
 pub trait Outbound: Send + Sync {
+    /// Forward the request to the backend and read the whole response.
+    async fn forward(&self, call: ForwardCall<'_>) -> Result<ForwardResponse, (ErrorKind, String)>;
     /// Send and read the whole response; `timeout` bounds the whole exchange.
     async fn send(
         &self,
@@ -35,6 +58,16 @@ pub struct NoOutbound;
 
 #[async_trait]
 impl Outbound for NoOutbound {
+    async fn forward(
+        &self,
+        _call: ForwardCall<'_>,
+    ) -> Result<ForwardResponse, (ErrorKind, String)> {
+        Err((
+            ErrorKind::BackendConnectionFailure,
+            "no outbound client".into(),
+        ))
+    }
+
     async fn send(
         &self,
         _req: OutboundRequest,

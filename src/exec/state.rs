@@ -109,6 +109,10 @@ pub struct ReqState {
     pub held_slots: Vec<String>,
     /// cache-lookup's key and outcome, for cache-store.
     pub cache: Option<super::steps::cache::CacheState>,
+    /// Times forward-request ran in the engine (inside `retry`), and the last one's time to
+    /// response headers.
+    pub forwarded: u32,
+    pub backend_time: Option<std::time::Duration>,
 }
 
 /// An increment applied after the response (in the logging phase).
@@ -191,6 +195,8 @@ impl ReqState {
             quota_keys: Vec::new(),
             held_slots: Vec::new(),
             cache: None,
+            forwarded: 0,
+            backend_time: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::config::{self, LoadedConfig, NamedValue};
 use crate::diag::{Diagnostics, Span};
 use crate::policy::compose::{self, Fragments};
 use crate::policy::parse::{self, Env};
+use crate::upstream;
 use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, StmtKind, Val};
 
 /// Policy documents found on disk, keyed by what they apply to.
@@ -138,8 +139,11 @@ fn compile_backends(
     named: &AHashMap<String, NamedValue>,
     d: &mut Diagnostics,
 ) -> (Vec<Backend>, AHashMap<String, usize>) {
+    use crate::config::BackendKind;
     let mut out = Vec::new();
     let mut ids = AHashMap::new();
+    // Pools refer to other backends by id: every backend gets its index first.
+    let mut specs = Vec::new();
     for b in &cfg.raw.backends {
         let span = cfg.locate(None, "id", &b.id);
         if ids.contains_key(&b.id) {
@@ -150,15 +154,25 @@ fn compile_backends(
             );
             continue;
         }
-        let url = match BaseUrl::parse(&b.url) {
-            Ok(u) => u,
-            Err(e) => {
-                d.error(
-                    "C031",
-                    cfg.locate(Some(&b.id), "url", &b.url),
-                    format!("backend `{}`: {e}", b.id),
-                );
-                continue;
+        ids.insert(b.id.clone(), specs.len());
+        specs.push(b);
+    }
+    for b in &specs {
+        let span = cfg.locate(None, "id", &b.id);
+        let is_pool = b.kind == BackendKind::Pool;
+        let url = if is_pool && b.url.is_empty() {
+            BaseUrl::default()
+        } else {
+            match BaseUrl::parse(&b.url) {
+                Ok(u) => u,
+                Err(e) => {
+                    d.error(
+                        "C031",
+                        cfg.locate(Some(&b.id), "url", &b.url),
+                        format!("backend `{}`: {e}", b.id),
+                    );
+                    BaseUrl::default()
+                }
             }
         };
         let env = Env {
@@ -211,7 +225,47 @@ fn compile_backends(
                 })
                 .ok()
         });
-        ids.insert(b.id.clone(), out.len());
+        let kind = match (&b.kind, &b.pool) {
+            (BackendKind::Single, None) => upstream::Kind::Single,
+            (BackendKind::Single, Some(_)) => {
+                d.error(
+                    "C033",
+                    span.clone(),
+                    format!("backend `{}` has `pool` but is not `type: pool`", b.id),
+                );
+                upstream::Kind::Single
+            }
+            (BackendKind::Pool, None) => {
+                d.error(
+                    "C033",
+                    span.clone(),
+                    format!("pool `{}` needs `pool.services`", b.id),
+                );
+                upstream::Kind::Single
+            }
+            (BackendKind::Pool, Some(p)) => {
+                upstream::Kind::Pool(compile_pool(&b.id, p, &ids, &specs, &span, d))
+            }
+        };
+        let rule = b
+            .circuit_breaker
+            .as_ref()
+            .and_then(|cb| compile_breaker(&b.id, cb, &span, d));
+        if is_pool && rule.is_some() {
+            d.error(
+                "C034",
+                span.clone(),
+                format!(
+                    "pool `{}`: circuit breakers belong to the member backends",
+                    b.id
+                ),
+            );
+        }
+        let health = b
+            .health_check
+            .as_ref()
+            .and_then(|h| compile_health(&b.id, h, &span, d));
+        let (ca, client_cert) = compile_backend_tls(cfg, &b.id, &b.tls, &span, d);
         out.push(Backend {
             id: b.id.clone(),
             sni: b
@@ -227,9 +281,304 @@ fn compile_backends(
             verify_hostname: b.tls.verify_name,
             connect_timeout: b.connect_timeout.map_or(Duration::from_secs(10), |t| t.0),
             timeout: b.timeout.map(|t| t.0),
+            state: upstream::BackendState::new(&b.id, rule),
+            kind,
+            health,
+            ca,
+            client_cert,
         });
     }
+    // A pool's health check applies to its members that have none; a pool's URL (for
+    // `context.Request.Url` before a member is picked) is its first member's.
+    for i in 0..out.len() {
+        let (health, first) = match &out[i].kind {
+            upstream::Kind::Pool(p) => (
+                out[i].health.clone(),
+                p.groups.first().and_then(|g| g.members.first().copied()),
+            ),
+            upstream::Kind::Single => continue,
+        };
+        if let Some(f) = first {
+            out[i].url = out[f].url.clone();
+        }
+        if let (Some(h), upstream::Kind::Pool(p)) = (health, &out[i].kind) {
+            let members: Vec<usize> = p.groups.iter().flat_map(|g| g.members.clone()).collect();
+            for m in members {
+                if out[m].health.is_none() {
+                    out[m].health = Some(h.clone());
+                }
+            }
+        }
+    }
     (out, ids)
+}
+
+/// Most members a pool may have (APIM's limit).
+const MAX_POOL_MEMBERS: usize = 30;
+
+fn compile_pool(
+    id: &str,
+    p: &crate::config::PoolSpec,
+    ids: &AHashMap<String, usize>,
+    specs: &[&crate::config::BackendSpec],
+    span: &crate::diag::Span,
+    d: &mut Diagnostics,
+) -> upstream::Pool {
+    if p.services.is_empty() || p.services.len() > MAX_POOL_MEMBERS {
+        d.error(
+            "C033",
+            span.clone(),
+            format!(
+                "pool `{id}` has {} members; a pool has 1 to {MAX_POOL_MEMBERS}",
+                p.services.len()
+            ),
+        );
+    }
+    let mut groups: Vec<(u32, Vec<usize>, Vec<u32>)> = Vec::new();
+    for m in &p.services {
+        let Some(&i) = ids.get(&m.id) else {
+            d.error(
+                "C033",
+                span.clone(),
+                format!("pool `{id}` names unknown backend `{}`", m.id),
+            );
+            continue;
+        };
+        if specs[i].kind == crate::config::BackendKind::Pool {
+            d.error(
+                "C033",
+                span.clone(),
+                format!(
+                    "pool `{id}`: member `{}` is a pool; members must be single backends",
+                    m.id
+                ),
+            );
+            continue;
+        }
+        let weight = m.weight.unwrap_or(1);
+        if !(1..=1000).contains(&weight) {
+            d.error(
+                "C033",
+                span.clone(),
+                format!(
+                    "pool `{id}`: member `{}` has weight {weight}; weights are 1 to 1000",
+                    m.id
+                ),
+            );
+            continue;
+        }
+        let priority = m.priority.unwrap_or(1);
+        match groups.iter_mut().find(|g| g.0 == priority) {
+            Some(g) => {
+                g.1.push(i);
+                g.2.push(weight);
+            }
+            None => groups.push((priority, vec![i], vec![weight])),
+        }
+    }
+    groups.sort_by_key(|g| g.0);
+    upstream::Pool {
+        groups: groups
+            .into_iter()
+            .map(|(p, m, w)| upstream::pool::Group::new(p, m, w))
+            .collect(),
+    }
+}
+
+fn compile_breaker(
+    id: &str,
+    cb: &crate::config::CircuitBreakerSpec,
+    span: &crate::diag::Span,
+    d: &mut Diagnostics,
+) -> Option<upstream::Rule> {
+    if cb.rules.len() != 1 {
+        d.error(
+            "C034",
+            span.clone(),
+            format!(
+                "backend `{id}`: a circuit breaker has exactly one rule (found {})",
+                cb.rules.len()
+            ),
+        );
+    }
+    let r = cb.rules.first()?;
+    let fc = &r.failure_condition;
+    if fc.count.is_none() == fc.percentage.is_none() {
+        d.error(
+            "C034",
+            span.clone(),
+            format!("backend `{id}`: the failure condition needs exactly one of `count` or `percentage`"),
+        );
+        return None;
+    }
+    if fc.percentage.is_some_and(|p| !(1..=100).contains(&p)) || fc.count == Some(0) {
+        d.error(
+            "C034",
+            span.clone(),
+            format!("backend `{id}`: `count` must be at least 1 and `percentage` 1 to 100"),
+        );
+        return None;
+    }
+    if fc.status_code_ranges.is_empty() && fc.error_reasons.is_empty() {
+        d.error(
+            "C034",
+            span.clone(),
+            format!("backend `{id}`: the failure condition needs `status_code_ranges` or `error_reasons`"),
+        );
+        return None;
+    }
+    for sr in &fc.status_code_ranges {
+        if sr.min > sr.max || !(100..=599).contains(&sr.min) || !(100..=599).contains(&sr.max) {
+            d.error(
+                "C034",
+                span.clone(),
+                format!(
+                    "backend `{id}`: invalid status code range {}-{}",
+                    sr.min, sr.max
+                ),
+            );
+        }
+    }
+    if fc.interval.0.is_zero() || r.trip_duration.0.is_zero() {
+        d.error(
+            "C034",
+            span.clone(),
+            format!("backend `{id}`: `interval` and `trip_duration` must be positive"),
+        );
+        return None;
+    }
+    Some(upstream::Rule {
+        name: r.name.clone().unwrap_or_default(),
+        count: fc.count,
+        percentage: fc.percentage,
+        interval: fc.interval.0,
+        status_ranges: fc
+            .status_code_ranges
+            .iter()
+            .map(|sr| (sr.min, sr.max))
+            .collect(),
+        error_reasons: fc.error_reasons.clone(),
+        trip_duration: r.trip_duration.0,
+        accept_retry_after: r.accept_retry_after,
+        half_open: r.half_open,
+    })
+}
+
+fn compile_health(
+    id: &str,
+    h: &crate::config::HealthCheckSpec,
+    span: &crate::diag::Span,
+    d: &mut Diagnostics,
+) -> Option<upstream::health::HealthSpec> {
+    let interval = h.interval.map_or(Duration::from_secs(10), |t| t.0);
+    let timeout = h.timeout.map_or(Duration::from_secs(2), |t| t.0);
+    if interval < Duration::from_millis(100) || timeout.is_zero() {
+        d.error(
+            "C035",
+            span.clone(),
+            format!("backend `{id}`: health check `interval` must be at least 100ms and `timeout` positive"),
+        );
+        return None;
+    }
+    if !h.path.starts_with('/') {
+        d.error(
+            "C035",
+            span.clone(),
+            format!("backend `{id}`: health check `path` must start with `/`"),
+        );
+        return None;
+    }
+    if h.expected_statuses.iter().any(|s| !(100..=599).contains(s)) {
+        d.error(
+            "C035",
+            span.clone(),
+            format!("backend `{id}`: health check `expected_statuses` must be HTTP statuses"),
+        );
+    }
+    Some(upstream::health::HealthSpec {
+        tcp: h.kind == crate::config::HealthCheckKind::Tcp,
+        path: h.path.clone(),
+        expected: h.expected_statuses.clone(),
+        interval,
+        timeout,
+        healthy_threshold: h.healthy_threshold.unwrap_or(1).max(1) as usize,
+        unhealthy_threshold: h.unhealthy_threshold.unwrap_or(1).max(1) as usize,
+    })
+}
+
+type BackendTlsFiles = (
+    Option<std::sync::Arc<Box<[openssl::x509::X509]>>>,
+    Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+);
+
+/// Custom CA and client certificate files of a backend, read and parsed at load.
+fn compile_backend_tls(
+    cfg: &LoadedConfig,
+    id: &str,
+    tls: &crate::config::BackendTls,
+    span: &crate::diag::Span,
+    d: &mut Diagnostics,
+) -> BackendTlsFiles {
+    let read = |f: &str, d: &mut Diagnostics| -> Option<Vec<u8>> {
+        let path = cfg.dir.join(f);
+        std::fs::read(&path)
+            .map_err(|e| {
+                d.error(
+                    "C036",
+                    span.clone(),
+                    format!("backend `{id}`: cannot read {}: {e}", path.display()),
+                )
+            })
+            .ok()
+    };
+    let ca = tls.ca_file.as_deref().and_then(|f| {
+        let pem = read(f, d)?;
+        match openssl::x509::X509::stack_from_pem(&pem) {
+            Ok(certs) if !certs.is_empty() => Some(std::sync::Arc::new(certs.into_boxed_slice())),
+            _ => {
+                d.error(
+                    "C036",
+                    span.clone(),
+                    format!("backend `{id}`: {f} holds no PEM certificate"),
+                );
+                None
+            }
+        }
+    });
+    let client = match (&tls.client_cert_file, &tls.client_key_file) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            let (cert, key) = (read(c, d), read(k, d));
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    let certs = openssl::x509::X509::stack_from_pem(&cert).unwrap_or_default();
+                    match (certs.is_empty(), openssl::pkey::PKey::private_key_from_pem(&key)) {
+                        (false, Ok(key)) => Some(std::sync::Arc::new(
+                            pingora::utils::tls::CertKey::new(certs, key),
+                        )),
+                        _ => {
+                            d.error(
+                                "C036",
+                                span.clone(),
+                                format!("backend `{id}`: {c} / {k} are not a PEM certificate and private key"),
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            }
+        }
+        _ => {
+            d.error(
+                "C036",
+                span.clone(),
+                format!("backend `{id}`: `client_cert_file` and `client_key_file` go together"),
+            );
+            None
+        }
+    };
+    (ca, client)
 }
 
 fn compile_products(
@@ -635,11 +984,24 @@ pub fn build_pipeline(
     let outbound = sections.pop().unwrap_or_default();
     let backend = sections.pop().unwrap_or_default();
     let inbound = sections.pop().unwrap_or_default();
+    // forward-request inside retry: the engine runs the whole backend section and forwards
+    // itself (buffered), so the retry can resend the request and read each response.
+    fn forwards_inside_retry(stmts: &[Stmt], in_retry: bool) -> bool {
+        stmts.iter().any(|s| match &s.kind {
+            StmtKind::ForwardRequest(_) => in_retry,
+            StmtKind::Retry(_) => forwards_inside_retry(&s.children().into_iter().cloned().collect::<Vec<_>>(), true),
+            _ => forwards_inside_retry(&s.children().into_iter().cloned().collect::<Vec<_>>(), in_retry),
+        })
+    }
+    let engine_backend = forwards_inside_retry(&backend, false);
     let (mut pre, mut forward, mut post) = (Vec::new(), None, Vec::new());
     // A limit-concurrency around forward-request: take the slot before forwarding and hold it
     // until the request ends; the statements around forward-request run before / after it.
     let mut flat = Vec::new();
-    for st in backend {
+    if engine_backend {
+        pre = backend.clone();
+    }
+    for st in backend.into_iter().filter(|_| !engine_backend) {
         match &st.kind {
             StmtKind::LimitConcurrency { key, max, body }
                 if body
@@ -719,6 +1081,9 @@ pub fn build_pipeline(
             }
         });
     }
+    if engine_backend {
+        needs_response_body = true;
+    }
     // The buffered forward sends the request body itself, so it reads it first.
     if needs_response_body {
         needs_request_body = true;
@@ -733,6 +1098,7 @@ pub fn build_pipeline(
         replaces_request_body,
         needs_request_body,
         needs_response_body,
+        engine_backend,
     }
 }
 

@@ -44,6 +44,21 @@ pub struct Backend {
     pub sni: String,
     pub connect_timeout: Duration,
     pub timeout: Option<Duration>,
+    /// Single backend or pool (members are indices into `Gateway::backends`).
+    pub kind: crate::upstream::Kind,
+    /// Breaker and health state (kept across reloads when unchanged).
+    pub state: std::sync::Arc<crate::upstream::BackendState>,
+    pub health: Option<crate::upstream::health::HealthSpec>,
+    /// Trusted CA certificates for this backend (instead of the system's).
+    pub ca: Option<std::sync::Arc<Box<[openssl::x509::X509]>>>,
+    /// Client certificate presented to the backend (mTLS).
+    pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+}
+
+impl Backend {
+    pub fn is_pool(&self) -> bool {
+        matches!(self.kind, crate::upstream::Kind::Pool(_))
+    }
 }
 
 pub struct Api {
@@ -105,6 +120,9 @@ pub struct Pipeline {
     /// Whether backend-after-forward or outbound statements read the response body (the
     /// gateway then forwards the request itself and buffers the response).
     pub needs_response_body: bool,
+    /// forward-request sits inside `retry`: the engine runs the whole backend section
+    /// (`backend_pre`) and forwards the buffered request itself, once per attempt.
+    pub engine_backend: bool,
 }
 
 pub struct Forward {

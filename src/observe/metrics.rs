@@ -24,6 +24,16 @@ pub struct Metrics {
     pub store_errors: prometheus::IntCounter,
     /// 1 while the shared store answers, 0 while its failure mode is in force.
     pub store_up: IntGauge,
+    /// Circuit-breaker state per backend: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: prometheus::IntGaugeVec,
+    /// Circuit-breaker transitions by backend and new state.
+    pub breaker_transitions: IntCounterVec,
+    /// Active health per backend: 1 healthy, 0 unhealthy.
+    pub backend_healthy: prometheus::IntGaugeVec,
+    /// Health changes by backend and new health (`healthy` / `unhealthy`).
+    pub health_transitions: IntCounterVec,
+    /// Requests answered 503 because no backend (or pool member) was available.
+    pub backend_unavailable: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -71,6 +81,31 @@ fn build() -> Result<Metrics, prometheus::Error> {
         store_up: register_int_gauge!(
             "gatehouse_store_up",
             "1 while the shared store answers, 0 while its failure mode applies"
+        )?,
+        breaker_state: prometheus::register_int_gauge_vec!(
+            "gatehouse_backend_circuit_state",
+            "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+            &["backend"]
+        )?,
+        breaker_transitions: register_int_counter_vec!(
+            "gatehouse_backend_circuit_transitions_total",
+            "Circuit breaker transitions by new state",
+            &["backend", "state"]
+        )?,
+        backend_healthy: prometheus::register_int_gauge_vec!(
+            "gatehouse_backend_healthy",
+            "Active health check result: 1 healthy, 0 unhealthy",
+            &["backend"]
+        )?,
+        health_transitions: register_int_counter_vec!(
+            "gatehouse_backend_health_transitions_total",
+            "Health changes by new health",
+            &["backend", "health"]
+        )?,
+        backend_unavailable: register_int_counter_vec!(
+            "gatehouse_backend_unavailable_total",
+            "Requests answered 503 because no backend or pool member was available",
+            &["backend"]
         )?,
     })
 }

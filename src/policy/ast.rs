@@ -244,6 +244,18 @@ pub struct QuotaByKey {
     pub first_period_start: i64,
 }
 
+/// `<retry>`: times in seconds.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub condition: Val<bool>,
+    pub count: Val<u64>,
+    pub interval: Val<u64>,
+    pub delta: Option<Val<u64>>,
+    pub max_interval: Option<Val<u64>>,
+    pub first_fast_retry: Val<bool>,
+    pub body: Vec<Stmt>,
+}
+
 #[derive(Clone, Debug)]
 pub struct SendRequest {
     /// `new` or `copy`.
@@ -328,6 +340,14 @@ pub enum StmtKind {
         max: u64,
         body: Vec<Stmt>,
     },
+    /// `<retry>` around nested statements.
+    Retry(Retry),
+    /// `<wait for="all|any">`: send-request, cache-lookup-value and choose children run
+    /// concurrently.
+    Wait {
+        any: Val<bool>,
+        body: Vec<Stmt>,
+    },
     /// Takes a slot held until the request ends (a limit-concurrency around forward-request).
     AcquireSlot {
         key: Val<String>,
@@ -365,7 +385,9 @@ impl Stmt {
                 .flat_map(|(_, b)| b.iter())
                 .chain(c.otherwise.iter().flatten())
                 .collect(),
-            StmtKind::LimitConcurrency { body, .. } => body.iter().collect(),
+            StmtKind::LimitConcurrency { body, .. }
+            | StmtKind::Retry(Retry { body, .. })
+            | StmtKind::Wait { body, .. } => body.iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -459,6 +481,23 @@ impl Stmt {
             }
             StmtKind::LimitConcurrency { key, body, .. } => {
                 v(key, f);
+                body.iter().for_each(|s| s.visit_exprs(f));
+            }
+            StmtKind::Retry(r) => {
+                v(&r.condition, f);
+                v(&r.count, f);
+                v(&r.interval, f);
+                if let Some(d) = &r.delta {
+                    v(d, f);
+                }
+                if let Some(m) = &r.max_interval {
+                    v(m, f);
+                }
+                v(&r.first_fast_retry, f);
+                r.body.iter().for_each(|s| s.visit_exprs(f));
+            }
+            StmtKind::Wait { any, body } => {
+                v(any, f);
                 body.iter().for_each(|s| s.visit_exprs(f));
             }
             StmtKind::AcquireSlot { key, .. } => v(key, f),

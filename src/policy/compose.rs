@@ -78,7 +78,8 @@ pub fn expand_document(
 
 /// Check where each statement of an (expanded) document may appear.
 pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
-    fn nested(section: Section, s: &Stmt, diags: &mut Diagnostics) {
+    fn nested(section: Section, s: &Stmt, in_retry: bool, diags: &mut Diagnostics) {
+        let in_retry = in_retry || matches!(s.kind, StmtKind::Retry(_));
         for c in s.children() {
             if matches!(c.kind, StmtKind::Base) {
                 diags.error(
@@ -88,8 +89,8 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
                 );
             }
             let in_limit = matches!(s.kind, StmtKind::LimitConcurrency { .. });
-            if matches!(c.kind, StmtKind::ForwardRequest(_)) && !in_limit {
-                diags.error("P044", c.span.clone(), "<forward-request> inside <choose> is not supported yet; place it directly in <backend>");
+            if matches!(c.kind, StmtKind::ForwardRequest(_)) && !in_limit && !in_retry {
+                diags.error("P044", c.span.clone(), "<forward-request> inside <choose> is supported only within <retry>; place it directly in <backend>");
             }
             if let Some((_, _, mask)) = catalog::lookup(c.element) {
                 if !catalog::allowed_in(mask, section) {
@@ -105,7 +106,7 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
                     );
                 }
             }
-            nested(section, c, diags);
+            nested(section, c, in_retry, diags);
         }
     }
     for section in Section::ALL {
@@ -114,7 +115,7 @@ pub fn check_legality(doc: &PolicyDoc, diags: &mut Diagnostics) {
         };
         let mut bases = 0;
         for s in stmts {
-            nested(section, s, diags);
+            nested(section, s, false, diags);
             if let Some((_, _, mask)) = catalog::lookup(s.element) {
                 if !catalog::allowed_in(mask, section) {
                     diags.error(
@@ -200,14 +201,18 @@ pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics)
         }
     }
     if section == Section::Backend {
-        let forwards: Vec<&Stmt> = stmts
-            .iter()
-            .flat_map(|s| match &s.kind {
-                StmtKind::LimitConcurrency { body, .. } => body.iter().collect::<Vec<_>>(),
-                _ => vec![s],
-            })
-            .filter(|s| matches!(s.kind, StmtKind::ForwardRequest(_)))
-            .collect();
+        fn collect<'a>(stmts: &'a [Stmt], out: &mut Vec<&'a Stmt>) {
+            for s in stmts {
+                match &s.kind {
+                    StmtKind::ForwardRequest(_) => out.push(s),
+                    StmtKind::LimitConcurrency { body, .. }
+                    | StmtKind::Retry(crate::policy::ast::Retry { body, .. }) => collect(body, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut forwards: Vec<&Stmt> = Vec::new();
+        collect(stmts, &mut forwards);
         for extra in forwards.iter().skip(1) {
             diags.error(
                 "P042",

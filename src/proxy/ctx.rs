@@ -47,10 +47,18 @@ pub struct Ctx {
     /// Redirects followed so far, and whether the current upstream error is one.
     pub redirects: u8,
     pub redirecting: bool,
+    /// The next upstream attempt follows a redirect: keep its target, pick no other backend.
+    pub redirected: bool,
     /// forward-request's timeout and follow-redirects, evaluated when the backend section
     /// reaches it.
     pub forward_timeout: Option<Duration>,
     pub follow_redirects: bool,
+    /// The backend that takes the call (a pool member), and whether its outcome is still to be
+    /// reported to its circuit breaker.
+    pub pick: Option<crate::upstream::Pick>,
+    pub pick_pending: bool,
+    /// Upstream attempts Pingora made (retries of connection failures, redirects).
+    pub attempts: u32,
 }
 
 impl Ctx {
@@ -90,8 +98,12 @@ impl Ctx {
             www_authenticate: None,
             redirects: 0,
             redirecting: false,
+            redirected: false,
             forward_timeout: None,
             follow_redirects: false,
+            pick: None,
+            pick_pending: false,
+            attempts: 0,
         }
     }
 
@@ -571,6 +583,26 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
 }
 
 impl Ctx {
+    /// Pick the backend (pool member) for the call, or fail with 503 `BackendUnavailable`.
+    pub fn select_backend(&mut self) -> Result<(), PolicyError> {
+        let gw = self.gw.clone();
+        let Some(req) = self.req.as_mut() else {
+            return Ok(());
+        };
+        self.pick = crate::upstream::select(&gw, req)?;
+        self.pick_pending = self.pick.is_some();
+        Ok(())
+    }
+
+    /// Report the call's outcome to the picked backend's circuit breaker (once per attempt).
+    pub fn record_outcome(&mut self, o: crate::upstream::Outcome) {
+        if std::mem::take(&mut self.pick_pending) {
+            if let Some(p) = self.pick {
+                crate::upstream::record(&self.gw, p, o);
+            }
+        }
+    }
+
     /// Evaluate forward-request's timeout and follow-redirects (they may be expressions).
     pub fn prepare_forward(
         &mut self,

@@ -96,7 +96,10 @@ impl ProxyHttp for Proxy {
         };
         let flow = match (flow, &p.forward) {
             (Flow::Continue, Some(fwd)) => match ctx.prepare_forward(session, &fwd.options) {
-                Ok(()) => Flow::Continue,
+                Ok(()) => match ctx.select_backend() {
+                    Ok(()) => Flow::Continue,
+                    Err(e) => Flow::Fail(e),
+                },
                 Err(e) => Flow::Fail(PolicyError::at(
                     e,
                     &fwd.stmt,
@@ -107,6 +110,23 @@ impl ProxyHttp for Proxy {
             (other, _) => other,
         };
         match flow {
+            Flow::Continue if p.engine_backend => {
+                // The engine forwarded (inside retry); outbound shapes the buffered response.
+                if let Some(r) = &ctx.req {
+                    if r.forwarded > 0 {
+                        ctx.origin = Origin::Backend;
+                        ctx.backend_time = r.backend_time;
+                    } else {
+                        ctx.resp.status = 200;
+                        ctx.origin = Origin::Builtin("no-forward-request");
+                    }
+                }
+                ctx.after_buffered_response(session, &p).await;
+            }
+            Flow::Fail(e) if p.engine_backend && e.kind == ErrorKind::BackendErrorStatusCode => {
+                ctx.origin = Origin::Backend;
+                ctx.fail_keep_response(session, e, &p.on_error).await;
+            }
             Flow::Continue if p.forward.is_some() && p.needs_response_body => {
                 // Outbound reads the response body: forward and buffer it here, then shape it.
                 match upstream::forward_buffered(&self.connector, session, ctx).await {
@@ -171,6 +191,14 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        if ctx.attempts > 0 && !std::mem::take(&mut ctx.redirected) {
+            // Pingora retries a failed connection: a pool picks again (another member when
+            // one is available); a single backend is tried again only while available.
+            if let Err(e) = ctx.select_backend() {
+                return Error::e_explain(ErrorType::ConnectRefused, e.message);
+            }
+        }
+        ctx.attempts += 1;
         let peer = upstream::peer(ctx).await?;
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))
@@ -200,6 +228,10 @@ impl ProxyHttp for Proxy {
         if let Some(e) = self.follow_redirect(resp, ctx, &p) {
             return Err(e);
         }
+        ctx.record_outcome(crate::upstream::Outcome::Status {
+            status: resp.status.as_u16(),
+            retry_after: crate::upstream::retry_after(&resp.headers),
+        });
         ctx.origin = Origin::Backend;
         ctx.resp.status = resp.status.as_u16();
         ctx.resp.reason = None;
@@ -252,25 +284,10 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> FailToProxy {
         let kind = match e.etype() {
-            ErrorType::ConnectTimedout
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-            | ErrorType::TLSHandshakeTimedout => ErrorKind::Timeout,
-            ErrorType::ConnectRefused
-            | ErrorType::ConnectNoRoute
-            | ErrorType::ConnectError
-            | ErrorType::TLSHandshakeFailure
-            | ErrorType::TLSWantX509Lookup
-            | ErrorType::ConnectProxyFailure
-            | ErrorType::ConnectionClosed
-            | ErrorType::ReadError
-            | ErrorType::WriteError
-                if e.esource() == &pingora::ErrorSource::Upstream =>
-            {
-                ErrorKind::BackendConnectionFailure
-            }
-            _ if e.esource() == &pingora::ErrorSource::Upstream => {
-                ErrorKind::BackendConnectionFailure
+            _ if upstream_kind(e).is_some() => {
+                let k = upstream_kind(e).unwrap_or(ErrorKind::BackendConnectionFailure);
+                ctx.record_outcome(crate::upstream::Outcome::Error(k.reason()));
+                k
             }
             ErrorType::HTTPStatus(code) => {
                 // Pingora refused the request itself (e.g. malformed); answer plainly.
@@ -315,6 +332,19 @@ impl ProxyHttp for Proxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        e: Box<pingora::Error>,
+    ) -> Box<pingora::Error> {
+        if let Some(k) = upstream_kind(&e) {
+            ctx.record_outcome(crate::upstream::Outcome::Error(k.reason()));
+        }
+        e
     }
 
     fn error_while_proxy(
@@ -372,6 +402,26 @@ impl ProxyHttp for Proxy {
             client,
             e.is_some(),
         );
+    }
+}
+
+/// The Reason of an upstream failure: timeouts are `Timeout`, every other failure on the
+/// upstream side is `BackendConnectionFailure`; `None` for failures that are not upstream's.
+fn upstream_kind(e: &pingora::Error) -> Option<ErrorKind> {
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => Some(ErrorKind::Timeout),
+        _ if e.esource() == &pingora::ErrorSource::Upstream => {
+            Some(ErrorKind::BackendConnectionFailure)
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::ConnectProxyFailure => Some(ErrorKind::BackendConnectionFailure),
+        _ => None,
     }
 }
 
@@ -493,6 +543,7 @@ impl Proxy {
         }
         ctx.redirects += 1;
         ctx.redirecting = true;
+        ctx.redirected = true;
         let mut e = pingora::Error::explain(
             ErrorType::HTTPStatus(status),
             format!("following redirect to {location}"),

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use pingora::connectors::http::Connector;
 use pingora::prelude::*;
 
-use crate::exec::outbound::{Outbound, OutboundRequest};
+use crate::exec::outbound::{ForwardCall, ForwardResponse, Outbound, OutboundRequest};
 use crate::exec::ErrorKind;
 use crate::expr::value::{Message, UrlData};
 
@@ -31,6 +31,39 @@ fn failure(e: &pingora::Error) -> (ErrorKind, String) {
 
 #[async_trait]
 impl Outbound for PingoraOutbound {
+    async fn forward(
+        &self,
+        call: ForwardCall<'_>,
+    ) -> Result<ForwardResponse, (ErrorKind, String)> {
+        let peer = super::upstream::make_peer(
+            call.gw,
+            call.req,
+            call.pick,
+            call.version,
+            call.timeout,
+        )
+        .await
+        .map_err(|e| failure(&e))?;
+        let mut up =
+            RequestHeader::build(call.req.method.clone(), b"/", None).map_err(|e| failure(&e))?;
+        for (k, v) in call.headers.iter() {
+            let _ = up.append_header(k.clone(), v.clone());
+        }
+        super::upstream::shape(call.gw, call.req, call.pick, &mut up).map_err(|e| failure(&e))?;
+        let (head, body, elapsed) =
+            super::upstream::exchange(&self.connector, &peer, up, call.body, call.timeout).await?;
+        let mut headers = http::HeaderMap::new();
+        for (n, v) in head.headers.iter() {
+            headers.append(n.clone(), v.clone());
+        }
+        Ok(ForwardResponse {
+            status: head.status.as_u16(),
+            headers,
+            body,
+            elapsed,
+        })
+    }
+
     async fn send(
         &self,
         req: OutboundRequest,

@@ -25,6 +25,18 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
     let Some(fwd) = &p.forward else {
         return Error::e_explain(ErrorType::InternalError, "no forward-request");
     };
+    make_peer(&ctx.gw, req, ctx.pick, fwd.options.http_version, timeout(ctx)).await
+}
+
+/// The peer for one call: the request's base URL, the picked backend's TLS settings and
+/// timeouts. `timeout` bounds each connect, write and read.
+pub async fn make_peer(
+    gw: &crate::gateway::Gateway,
+    req: &exec::ReqState,
+    pick: Option<crate::upstream::Pick>,
+    version: HttpVersion,
+    timeout: Duration,
+) -> Result<HttpPeer> {
     let base = &req.target.base;
     let addr = match tokio::net::lookup_host((base.host_bare(), base.port)).await {
         Ok(mut it) => it.next(),
@@ -36,19 +48,21 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
             format!("cannot resolve backend host {}", base.host),
         );
     };
-    let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
+    let backend = pick.map(|p| &gw.backends[p.backend]);
     let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
     let mut peer = HttpPeer::new(addr, base.tls, sni);
-    let timeout = timeout(ctx);
-    peer.options.connection_timeout =
-        Some(backend.map_or(Duration::from_secs(10), |b| b.connect_timeout));
+    let connect = backend.map_or(Duration::from_secs(10), |b| b.connect_timeout);
+    peer.options.connection_timeout = Some(connect.min(timeout));
+    peer.options.total_connection_timeout = Some(connect.min(timeout));
     peer.options.read_timeout = Some(timeout);
     peer.options.write_timeout = Some(timeout);
     if let Some(b) = backend {
         peer.options.verify_cert = b.verify_cert;
         peer.options.verify_hostname = b.verify_hostname;
+        peer.options.ca = b.ca.clone();
+        peer.client_cert_key = b.client_cert.clone();
     }
-    peer.options.alpn = match fwd.options.http_version {
+    peer.options.alpn = match version {
         HttpVersion::Http1 => pingora::protocols::ALPN::H1,
         HttpVersion::Http2Or1 => pingora::protocols::ALPN::H2H1,
         HttpVersion::Http2 => pingora::protocols::ALPN::H2,
@@ -59,21 +73,26 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
 /// forward-request's timeout for response headers: the policy's, else the backend entity's,
 /// else 300 s.
 pub fn timeout(ctx: &Ctx) -> Duration {
-    let backend = ctx
-        .req
-        .as_ref()
-        .and_then(|r| r.target.backend)
-        .map(|i| &ctx.gw.backends[i]);
-    ctx.forward_timeout
-        .or_else(|| backend.and_then(|b| b.timeout))
-        .unwrap_or(Duration::from_secs(300))
+    forward_timeout(&ctx.gw, ctx.pick, ctx.forward_timeout)
 }
+
+pub use crate::exec::steps::forward_request::forward_timeout;
 
 /// Method, path and query, Host, backend credentials and body framing of the upstream request.
 pub fn shape_request(ctx: &Ctx, up: &mut RequestHeader) -> Result<()> {
     let Some(req) = &ctx.req else { return Ok(()) };
+    shape(&ctx.gw, req, ctx.pick, up)
+}
+
+/// Shape an upstream request from the engine's request state and the picked backend.
+pub fn shape(
+    gw: &crate::gateway::Gateway,
+    req: &exec::ReqState,
+    pick: Option<crate::upstream::Pick>,
+    up: &mut RequestHeader,
+) -> Result<()> {
     up.set_method(req.method.clone());
-    let backend = req.target.backend.map(|i| &ctx.gw.backends[i]);
+    let backend = pick.map(|p| &gw.backends[p.backend]);
     let mut pq = req.path_and_query();
     if let Some(b) = backend {
         for (k, v) in &b.query {
@@ -141,64 +160,25 @@ pub async fn forward_buffered(
         }
     }
     shape_request(ctx, &mut up).map_err(|e| failure(&e))?;
-    if body.is_empty() {
-        up.remove_header(&header::TRANSFER_ENCODING);
-        if up.headers.contains_key(header::CONTENT_LENGTH) {
-            let _ = up.insert_header(header::CONTENT_LENGTH, "0");
-        }
-    }
     let deadline = timeout(ctx);
-    let start = Instant::now();
-    ctx.upstream_start = Some(start);
-    let exchange = async {
-        let (mut s, _reused) = connector.get_http_session(&peer).await?;
-        s.write_request_header(Box::new(up)).await?;
-        if !body.is_empty() {
-            s.write_request_body(body.clone(), true).await?;
-        }
-        s.finish_request_body().await?;
-        s.read_response_header().await?;
-        Ok::<_, Box<pingora::Error>>(s)
-    };
-    let mut s = match tokio::time::timeout(deadline, exchange).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(failure(&e)),
-        Err(_) => {
-            return Err(PolicyError::builtin(
-                ErrorKind::Timeout,
-                "forward-request",
-                format!("no response headers within {deadline:?}"),
-            ))
+    ctx.upstream_start = Some(Instant::now());
+    let result = exchange(connector, &peer, up, body, deadline).await;
+    let (head, body, elapsed) = match result {
+        Ok(r) => r,
+        Err((kind, message)) => {
+            ctx.record_outcome(crate::upstream::Outcome::Error(kind.reason()));
+            return Err(PolicyError::builtin(kind, "forward-request", message));
         }
     };
-    ctx.backend_time = Some(start.elapsed());
-    let Some(head) = s.response_header().cloned() else {
-        return Err(PolicyError::builtin(
-            ErrorKind::BackendConnectionFailure,
-            "forward-request",
-            "no response header",
-        ));
-    };
-    let mut buf = BytesMut::new();
-    loop {
-        match s.read_response_body().await {
-            Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > MAX_BUFFERED_RESPONSE {
-                    return Err(PolicyError::builtin(ErrorKind::Internal, "forward-request", format!("backend response larger than {MAX_BUFFERED_RESPONSE} bytes cannot be buffered for outbound policies")));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(e) => return Err(failure(&e)),
-        }
-    }
-    connector
-        .release_http_session(s, &peer, Some(Duration::from_secs(60)))
-        .await;
+    ctx.backend_time = Some(elapsed);
+    ctx.record_outcome(crate::upstream::Outcome::Status {
+        status: head.status.as_u16(),
+        retry_after: crate::upstream::retry_after(&head.headers),
+    });
     ctx.resp.status = head.status.as_u16();
     ctx.resp.reason = None;
     ctx.resp.body = None;
-    ctx.resp.original_body = Some(buf.freeze());
+    ctx.resp.original_body = Some(body);
     ctx.resp_headers.clear();
     for (n, v) in head.headers.iter() {
         if n == header::TRANSFER_ENCODING || n == header::CONTENT_LENGTH || n == header::CONNECTION
@@ -209,4 +189,80 @@ pub async fn forward_buffered(
     }
     ctx.origin = crate::exec::Origin::Backend;
     Ok(())
+}
+
+/// One buffered exchange: send the request and its whole body, wait at most `deadline` for the
+/// response headers (a whole-request deadline, not per IO), then read the whole body (at most
+/// `MAX_BUFFERED_RESPONSE`). Returns the head, the body and the time to the headers.
+pub async fn exchange(
+    connector: &Connector,
+    peer: &HttpPeer,
+    mut up: RequestHeader,
+    body: bytes::Bytes,
+    deadline: Duration,
+) -> Result<(ResponseHeader, bytes::Bytes, Duration), (ErrorKind, String)> {
+    up.remove_header(&header::TRANSFER_ENCODING);
+    if body.is_empty() {
+        if up.headers.contains_key(header::CONTENT_LENGTH)
+            || matches!(
+                up.method,
+                http::Method::POST | http::Method::PUT | http::Method::PATCH
+            )
+        {
+            let _ = up.insert_header(header::CONTENT_LENGTH, "0");
+        }
+    } else {
+        let _ = up.insert_header(header::CONTENT_LENGTH, body.len().to_string());
+    }
+    let start = Instant::now();
+    let exchange = async {
+        let (mut s, _reused) = connector.get_http_session(peer).await?;
+        s.write_request_header(Box::new(up)).await?;
+        if !body.is_empty() {
+            s.write_request_body(body.clone(), true).await?;
+        }
+        s.finish_request_body().await?;
+        s.read_response_header().await?;
+        Ok::<_, Box<pingora::Error>>(s)
+    };
+    let mut s = match tokio::time::timeout(deadline, exchange).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let f = failure(&e);
+            return Err((f.kind, f.message));
+        }
+        Err(_) => {
+            return Err((
+                ErrorKind::Timeout,
+                format!("no response headers within {deadline:?}"),
+            ))
+        }
+    };
+    let elapsed = start.elapsed();
+    let Some(head) = s.response_header().cloned() else {
+        return Err((
+            ErrorKind::BackendConnectionFailure,
+            "no response header".into(),
+        ));
+    };
+    let mut buf = BytesMut::new();
+    loop {
+        match s.read_response_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_BUFFERED_RESPONSE {
+                    return Err((ErrorKind::Internal, format!("backend response larger than {MAX_BUFFERED_RESPONSE} bytes cannot be buffered for policies")));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let f = failure(&e);
+                return Err((f.kind, f.message));
+            }
+        }
+    }
+    connector
+        .release_http_session(s, peer, Some(Duration::from_secs(60)))
+        .await;
+    Ok((head, buf.freeze(), elapsed))
 }

@@ -339,6 +339,7 @@ pub fn echo_response(r: &Request) -> Response {
 
 fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>, hits: &AtomicUsize) {
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    conn.set_nodelay(true).ok();
     let Ok(mut w) = conn.try_clone() else { return };
     let mut r = BufReader::new(conn);
     loop {
@@ -401,5 +402,73 @@ fn write_full(w: &mut TcpStream, resp: &Response) -> bool {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", resp.body.len()));
-    w.write_all(head.as_bytes()).is_ok() && w.write_all(&resp.body).is_ok()
+    // One write: a head and body in two segments meet delayed ACKs on keep-alive connections.
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&resp.body);
+    w.write_all(&out).is_ok()
+}
+
+/// A keep-alive HTTP/1.1 client: one connection, requests one after another (for tests that
+/// send thousands of requests).
+pub struct KeepAlive {
+    port: u16,
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub fn new(port: u16) -> KeepAlive {
+        let s = TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("connect {port}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        s.set_nodelay(true).ok();
+        let w = s.try_clone().unwrap_or_else(|e| panic!("clone: {e}"));
+        KeepAlive {
+            port,
+            w,
+            r: BufReader::new(s),
+        }
+    }
+
+    pub fn send(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+            self.port
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut out = req.into_bytes();
+        out.extend_from_slice(body);
+        self.w
+            .write_all(&out)
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        let (status_line, headers) = read_head(&mut self.r)
+            .unwrap_or_else(|e| panic!("read head: {e}"))
+            .unwrap_or_else(|| panic!("connection closed"));
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let body = read_body(&mut self.r, &headers, false)
+            .unwrap_or_else(|e| panic!("read body: {e}"));
+        Response {
+            status,
+            reason: String::new(),
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&mut self, target: &str) -> Response {
+        self.send("GET", target, &[], b"")
+    }
 }

@@ -49,11 +49,27 @@ pub async fn lookup(
     cx: &mut ExecCtx<'_>,
 ) -> Result<(), StepError> {
     let key = value(key, cx)?.into_owned();
-    match cx
-        .store
-        .cache_get(&format!("v:{key}"), external(caching))
-        .await
-    {
+    let found = get(cx.store, &key, caching).await;
+    assign(found, variable, default, cx)
+}
+
+/// The cached bytes of `key` (a miss is `None`).
+pub async fn get(
+    store: &dyn crate::store::Counters,
+    key: &str,
+    caching: CachingType,
+) -> Option<Vec<u8>> {
+    store.cache_get(&format!("v:{key}"), external(caching)).await
+}
+
+/// Set the variable from a lookup's result (or its default on a miss).
+pub fn assign(
+    found: Option<Vec<u8>>,
+    variable: &str,
+    default: Option<&Val<String>>,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
+    match found {
         Some(b) => cx.req.set_variable(variable, decode(&b)),
         None => {
             // A miss sets the default when one is given; otherwise the variable is not created.

@@ -18,7 +18,51 @@ use crate::policy::{Section, SendRequest};
 static ONE_WAY_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 const ONE_WAY_MAX: usize = 256;
 
+/// A send-request whose request is built (attributes and children evaluated), not yet sent.
+pub struct Prepared {
+    pub req: OutboundRequest,
+    pub timeout: Duration,
+}
+
 pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+    let p = prepare(r, cx)?;
+    let Some(var) = &r.response_variable else {
+        // One way: fire and forget, never delaying the request.
+        if ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= ONE_WAY_MAX {
+            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("send-one-way-request dropped: {ONE_WAY_MAX} already in flight");
+            return Ok(());
+        }
+        let out = cx.outbound.clone_box();
+        tokio::spawn(async move {
+            if let Err((_, m)) = out.send(p.req, p.timeout).await {
+                log::info!("send-one-way-request failed: {m}");
+            }
+            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        });
+        return Ok(());
+    };
+    let result = cx.outbound.send(p.req, p.timeout).await;
+    finish(var, r.ignore_error, result, cx)
+}
+
+/// Put a call's result in the response variable (or fail).
+pub fn finish(
+    var: &str,
+    ignore_error: bool,
+    result: Result<crate::expr::value::Message, (crate::exec::ErrorKind, String)>,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
+    match result {
+        Ok(msg) => cx.req.set_variable(var, Value::obj(Obj::Message(msg))),
+        Err(_) if ignore_error => cx.req.set_variable(var, Value::Null),
+        Err((kind, message)) => return Err(StepError::new(kind, message)),
+    }
+    Ok(())
+}
+
+/// Evaluate the call's attributes and children into a request.
+pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepError> {
     let copy = value(&r.copy, cx)?.as_str() == "copy";
     let timeout = Duration::from_secs(*value(&r.timeout, cx)?);
     // Start from a copy of the current request, or from nothing.
@@ -79,26 +123,5 @@ pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
             .collect(),
         body,
     };
-    let Some(var) = &r.response_variable else {
-        // One way: fire and forget, never delaying the request.
-        if ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= ONE_WAY_MAX {
-            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-            log::warn!("send-one-way-request dropped: {ONE_WAY_MAX} already in flight");
-            return Ok(());
-        }
-        let out = cx.outbound.clone_box();
-        tokio::spawn(async move {
-            if let Err((_, m)) = out.send(req, timeout).await {
-                log::info!("send-one-way-request failed: {m}");
-            }
-            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-        });
-        return Ok(());
-    };
-    match cx.outbound.send(req, timeout).await {
-        Ok(msg) => cx.req.set_variable(var, Value::obj(Obj::Message(msg))),
-        Err(_) if r.ignore_error => cx.req.set_variable(var, Value::Null),
-        Err((kind, message)) => return Err(StepError::new(kind, message)),
-    }
-    Ok(())
+    Ok(Prepared { req, timeout })
 }

@@ -1,0 +1,182 @@
+//! Backend entities at run time: which member of a pool takes a call, whether a backend is
+//! available (circuit breaker, active health), and what a call's outcome does to the breaker.
+//! The state lives in `BackendState`, shared across configuration reloads for a backend whose
+//! id and rules did not change.
+
+pub mod breaker;
+pub mod health;
+pub mod pool;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::gateway::Gateway;
+use crate::observe::metrics;
+pub use breaker::{Admit, Breaker, Outcome, Rule};
+pub use pool::Pool;
+
+pub enum Kind {
+    Single,
+    Pool(Pool),
+}
+
+/// Run-time state of one backend.
+pub struct BackendState {
+    /// False while the active health check says so.
+    pub healthy: AtomicBool,
+    pub breaker: Option<Breaker>,
+}
+
+impl BackendState {
+    pub fn new(id: &str, rule: Option<Rule>) -> Arc<BackendState> {
+        let breaker = rule.map(|r| {
+            let id = id.to_string();
+            Breaker::new(
+                r,
+                Box::new(move |s, open_for| {
+                    match open_for {
+                        Some(d) => log::warn!(
+                            "backend `{id}`: circuit breaker tripped, open for {:.1}s",
+                            d.as_secs_f64()
+                        ),
+                        None => log::warn!("backend `{id}`: circuit breaker {}", s.name()),
+                    }
+                    if let Some(m) = metrics::get() {
+                        let v = match s {
+                            breaker::State::Closed => 0,
+                            breaker::State::Open => 1,
+                            breaker::State::HalfOpen => 2,
+                        };
+                        m.breaker_state.with_label_values(&[&id]).set(v);
+                        m.breaker_transitions
+                            .with_label_values(&[&id, s.name()])
+                            .inc();
+                    }
+                }),
+            )
+        });
+        Arc::new(BackendState {
+            healthy: AtomicBool::new(true),
+            breaker,
+        })
+    }
+
+    pub fn available(&self) -> bool {
+        self.healthy.load(Ordering::Acquire) && self.breaker.as_ref().is_none_or(|b| b.available())
+    }
+
+    fn admit(&self) -> Admit {
+        if !self.healthy.load(Ordering::Acquire) {
+            return Admit::No;
+        }
+        self.breaker.as_ref().map_or(Admit::Yes, |b| b.admit())
+    }
+}
+
+/// The backend that takes one call, and how the breaker admitted it.
+#[derive(Clone, Copy, Debug)]
+pub struct Pick {
+    pub backend: usize,
+    pub admit: Admit,
+}
+
+/// Resolve a backend entity (single or pool) to the backend that takes this call. `None`: none
+/// is available (circuit open, unhealthy, or every pool member so); the caller answers 503.
+pub fn choose(gw: &Gateway, backend: usize) -> Option<Pick> {
+    let b = &gw.backends[backend];
+    match &b.kind {
+        Kind::Single => match b.state.admit() {
+            Admit::No => None,
+            admit => Some(Pick { backend, admit }),
+        },
+        Kind::Pool(p) => {
+            // A member can become unavailable between the pick and the admission (another
+            // request took the half-open probe): pick again, a bounded number of times.
+            for _ in 0..4 {
+                let m = p.pick(&|m| gw.backends[m].state.available())?;
+                match gw.backends[m].state.admit() {
+                    Admit::No => continue,
+                    admit => return Some(Pick { backend: m, admit }),
+                }
+            }
+            None
+        }
+    }
+}
+
+/// Report a call's outcome to the picked backend's breaker.
+pub fn record(gw: &Gateway, pick: Pick, outcome: Outcome) {
+    if let Some(b) = &gw.backends[pick.backend].state.breaker {
+        b.record(pick.admit, outcome);
+    }
+}
+
+/// Count a 503 for lack of an available backend.
+pub fn note_unavailable(gw: &Gateway, backend: usize) {
+    if let Some(m) = metrics::get() {
+        m.backend_unavailable
+            .with_label_values(&[&gw.backends[backend].id])
+            .inc();
+    }
+}
+
+/// Keep breaker and health state across a reload for backends whose id, breaker rule and
+/// health check are unchanged.
+pub fn carry_over(old: &Gateway, new: &mut Gateway) {
+    for b in &mut new.backends {
+        let Some((_, prev)) = old.backend(&b.id) else {
+            continue;
+        };
+        let same_rule = match (&prev.state.breaker, &b.state.breaker) {
+            (Some(x), Some(y)) => x.rule == y.rule,
+            (None, None) => true,
+            _ => false,
+        };
+        if same_rule && prev.health == b.health && prev.url == b.url {
+            b.state = prev.state.clone();
+        }
+    }
+}
+
+/// The breaker's `Retry-After` for a failing response.
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| breaker::parse_retry_after(v.as_bytes()))
+}
+
+/// Resolve the request's backend entity before it is sent: the member that takes this call
+/// (a pool member's URL becomes the request's base), or 503 `BackendUnavailable`.
+pub fn select(
+    gw: &Gateway,
+    req: &mut crate::exec::ReqState,
+) -> Result<Option<Pick>, crate::exec::PolicyError> {
+    let Some(b) = req.target.backend else {
+        return Ok(None);
+    };
+    match choose(gw, b) {
+        Some(p) => {
+            if gw.backends[b].is_pool() {
+                req.target.base = gw.backends[p.backend].url.clone();
+            }
+            Ok(Some(p))
+        }
+        None => {
+            note_unavailable(gw, b);
+            let what = if gw.backends[b].is_pool() {
+                "every member of pool"
+            } else {
+                "backend"
+            };
+            Err(crate::exec::PolicyError::builtin(
+                crate::exec::ErrorKind::BackendUnavailable,
+                "forward-request",
+                format!(
+                    "{what} `{}` is unavailable (circuit open or unhealthy)",
+                    gw.backends[b].id
+                ),
+            ))
+        }
+    }
+}
