@@ -125,7 +125,11 @@ fn priority_failover_and_fail_back() {
         let r = client.get("/p/x");
         assert_eq!((r.status, member(&r)), (200, "secondary".to_string()));
     }
-    assert_eq!(primary.origin.count(), seen, "nothing reaches a tripped member");
+    assert_eq!(
+        primary.origin.count(),
+        seen,
+        "nothing reaches a tripped member"
+    );
     // The primary recovers; after the trip duration one probe closes its breaker and traffic
     // fails back.
     primary.fail.store(0, Ordering::SeqCst);
@@ -135,14 +139,20 @@ fn priority_failover_and_fail_back() {
     }
     let m = get(gw.admin, "/metrics", &[]).text();
     assert!(
-        m.contains("gatehouse_backend_circuit_transitions_total{backend=\"primary\",state=\"open\"} 1"),
+        m.contains(
+            "gatehouse_backend_circuit_transitions_total{backend=\"primary\",state=\"open\"} 1"
+        ),
         "{m}"
     );
     assert!(
-        m.contains("gatehouse_backend_circuit_transitions_total{backend=\"primary\",state=\"closed\"} 1"),
+        m.contains(
+            "gatehouse_backend_circuit_transitions_total{backend=\"primary\",state=\"closed\"} 1"
+        ),
         "{m}"
     );
-    assert!(gw.log().contains("backend `primary`: circuit breaker tripped"));
+    assert!(gw
+        .log()
+        .contains("backend `primary`: circuit breaker tripped"));
 }
 
 #[test]
@@ -193,7 +203,11 @@ fn connection_failures_trip_the_breaker() {
 fn retry_after_is_honoured_as_the_trip_duration() {
     let o = named("limited");
     let rule = "    circuit_breaker:\n      rules:\n        - name: throttled\n          failure_condition:\n            count: 1\n            interval: 10s\n            status_code_ranges: [{ min: 429, max: 429 }]\n          trip_duration: 60s\n          accept_retry_after: true\n";
-    let gw = gateway(&backend("limited", &o, rule), "limited", "<forward-request />");
+    let gw = gateway(
+        &backend("limited", &o, rule),
+        "limited",
+        "<forward-request />",
+    );
     o.fail.store(429, Ordering::SeqCst);
     assert_eq!(gw.get("/p/a", &[]).status, 429);
     o.fail.store(0, Ordering::SeqCst);
@@ -233,8 +247,14 @@ fn health_checks_take_a_member_out_and_bring_it_back() {
     }
     assert_eq!(only_b, 10, "a is out of service");
     let m = get(gw.admin, "/metrics", &[]).text();
-    assert!(m.contains("gatehouse_backend_healthy{backend=\"a\"} 0"), "{m}");
-    assert!(m.contains("gatehouse_backend_healthy{backend=\"b\"} 1"), "{m}");
+    assert!(
+        m.contains("gatehouse_backend_healthy{backend=\"a\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gatehouse_backend_healthy{backend=\"b\"} 1"),
+        "{m}"
+    );
     assert!(gw.log().contains("backend `a`: health check failing"));
     a.sick.store(false, Ordering::SeqCst);
     let start = Instant::now();
@@ -280,8 +300,8 @@ fn bad_backend_configuration_is_reported_with_positions() {
         "listeners:\n  - address: 127.0.0.1:0\nbackends:\n  - id: a\n    url: http://127.0.0.1:1\n    circuit_breaker:\n      rules:\n        - failure_condition:\n            interval: 10s\n          trip_duration: 5s\n  - id: p\n    type: pool\n    pool:\n      services:\n        - { id: a, weight: 0 }\n        - { id: nope }\n  - id: q\n    type: pool\n    pool:\n      services:\n        - { id: p }\napis: []\n",
     );
     let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
-    let err = String::from_utf8_lossy(&out.stderr).to_string()
-        + &String::from_utf8_lossy(&out.stdout);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{err}");
     for want in [
         "C034",

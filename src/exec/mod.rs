@@ -225,9 +225,9 @@ pub(crate) fn run_nested<'a, 'b: 'a>(
                 StmtKind::Base | StmtKind::IncludeFragment(_) => Ok(Step::Next),
                 // Reached only in a backend section the engine forwards itself (forward-request
                 // inside retry); otherwise the proxy forwards and it is not among the statements.
-                StmtKind::ForwardRequest(f) => steps::forward_request::run(f, cx)
-                    .await
-                    .map(|_| Step::Next),
+                StmtKind::ForwardRequest(f) => {
+                    steps::forward_request::run(f, cx).await.map(|_| Step::Next)
+                }
                 StmtKind::Retry(r) => {
                     let inner = format!("{prefix}{}/", path_of(stmts, i));
                     match steps::retry::run(r, cx, inner).await {

@@ -13,8 +13,8 @@ use crate::config::{self, LoadedConfig, NamedValue};
 use crate::diag::{Diagnostics, Span};
 use crate::policy::compose::{self, Fragments};
 use crate::policy::parse::{self, Env};
-use crate::upstream;
 use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, StmtKind, Val};
+use crate::upstream;
 
 /// Policy documents found on disk, keyed by what they apply to.
 struct PolicySet {
@@ -552,7 +552,10 @@ fn compile_backend_tls(
             match (cert, key) {
                 (Some(cert), Some(key)) => {
                     let certs = openssl::x509::X509::stack_from_pem(&cert).unwrap_or_default();
-                    match (certs.is_empty(), openssl::pkey::PKey::private_key_from_pem(&key)) {
+                    match (
+                        certs.is_empty(),
+                        openssl::pkey::PKey::private_key_from_pem(&key),
+                    ) {
                         (false, Ok(key)) => Some(std::sync::Arc::new(
                             pingora::utils::tls::CertKey::new(certs, key),
                         )),
@@ -989,8 +992,13 @@ pub fn build_pipeline(
     fn forwards_inside_retry(stmts: &[Stmt], in_retry: bool) -> bool {
         stmts.iter().any(|s| match &s.kind {
             StmtKind::ForwardRequest(_) => in_retry,
-            StmtKind::Retry(_) => forwards_inside_retry(&s.children().into_iter().cloned().collect::<Vec<_>>(), true),
-            _ => forwards_inside_retry(&s.children().into_iter().cloned().collect::<Vec<_>>(), in_retry),
+            StmtKind::Retry(_) => {
+                forwards_inside_retry(&s.children().into_iter().cloned().collect::<Vec<_>>(), true)
+            }
+            _ => forwards_inside_retry(
+                &s.children().into_iter().cloned().collect::<Vec<_>>(),
+                in_retry,
+            ),
         })
     }
     let engine_backend = forwards_inside_retry(&backend, false);

@@ -431,7 +431,9 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             for st in &body {
                 if !matches!(
                     st.kind,
-                    StmtKind::SendRequest(_) | StmtKind::CacheLookupValue { .. } | StmtKind::Choose(_)
+                    StmtKind::SendRequest(_)
+                        | StmtKind::CacheLookupValue { .. }
+                        | StmtKind::Choose(_)
                 ) {
                     r.diags.error(
                         "P046",

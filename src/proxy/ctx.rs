@@ -271,10 +271,12 @@ impl Ctx {
     ) {
         self.set_default_error(resp_h, e.kind);
         if let Some(d) = &e.detail {
-            resp_h.set(
-                &d.retry_after_header,
-                &[HeaderValue::from(d.retry_after_secs)],
-            );
+            if e.kind != ErrorKind::PayloadTooLarge {
+                resp_h.set(
+                    &d.retry_after_header,
+                    &[HeaderValue::from(d.retry_after_secs)],
+                );
+            }
             self.resp.body =
                 Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());
         }
@@ -584,6 +586,7 @@ fn placeholder_request(request_id: &str, req: &RequestHeader) -> ReqState {
 
 impl Ctx {
     /// Pick the backend (pool member) for the call, or fail with 503 `BackendUnavailable`.
+    #[allow(clippy::result_large_err)]
     pub fn select_backend(&mut self) -> Result<(), PolicyError> {
         let gw = self.gw.clone();
         let Some(req) = self.req.as_mut() else {

@@ -447,11 +447,21 @@ async fn read_request_body(
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
-                    return Err(PolicyError::builtin(
+                    let message =
+                        format!("Request body is larger than the {limit} bytes policies can read.");
+                    let mut e = PolicyError::builtin(
                         ErrorKind::PayloadTooLarge,
                         "configuration",
-                        format!("Request body is larger than the {limit} bytes policies can read."),
-                    ));
+                        message.clone(),
+                    );
+                    // The client is told the limit that applied (64 KiB, or 8 MiB when the
+                    // gateway forwards the request itself).
+                    e.detail = Some(exec::error::LimitDetail {
+                        message,
+                        retry_after_secs: 0,
+                        retry_after_header: header::RETRY_AFTER,
+                    });
+                    return Err(e);
                 }
                 buf.extend_from_slice(&chunk);
             }

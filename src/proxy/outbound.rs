@@ -31,19 +31,11 @@ fn failure(e: &pingora::Error) -> (ErrorKind, String) {
 
 #[async_trait]
 impl Outbound for PingoraOutbound {
-    async fn forward(
-        &self,
-        call: ForwardCall<'_>,
-    ) -> Result<ForwardResponse, (ErrorKind, String)> {
-        let peer = super::upstream::make_peer(
-            call.gw,
-            call.req,
-            call.pick,
-            call.version,
-            call.timeout,
-        )
-        .await
-        .map_err(|e| failure(&e))?;
+    async fn forward(&self, call: ForwardCall<'_>) -> Result<ForwardResponse, (ErrorKind, String)> {
+        let peer =
+            super::upstream::make_peer(call.gw, call.req, call.pick, call.version, call.timeout)
+                .await
+                .map_err(|e| failure(&e))?;
         let mut up =
             RequestHeader::build(call.req.method.clone(), b"/", None).map_err(|e| failure(&e))?;
         for (k, v) in call.headers.iter() {

@@ -25,7 +25,14 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
     let Some(fwd) = &p.forward else {
         return Error::e_explain(ErrorType::InternalError, "no forward-request");
     };
-    make_peer(&ctx.gw, req, ctx.pick, fwd.options.http_version, timeout(ctx)).await
+    make_peer(
+        &ctx.gw,
+        req,
+        ctx.pick,
+        fwd.options.http_version,
+        timeout(ctx),
+    )
+    .await
 }
 
 /// The peer for one call: the request's base URL, the picked backend's TLS settings and

@@ -144,7 +144,8 @@ impl Breaker {
             State::Closed => true,
             State::Open | State::HalfOpen => {
                 let now = now_ms();
-                now >= self.open_until.load(Acquire) && (!self.rule.half_open || self.probe_free(now))
+                now >= self.open_until.load(Acquire)
+                    && (!self.rule.half_open || self.probe_free(now))
             }
         }
     }
@@ -167,7 +168,11 @@ impl Breaker {
             return Admit::No;
         }
         let held = self.probe.load(Acquire);
-        if self.probe.compare_exchange(held, true, AcqRel, Acquire).is_err() {
+        if self
+            .probe
+            .compare_exchange(held, true, AcqRel, Acquire)
+            .is_err()
+        {
             return Admit::No;
         }
         self.probe_started.store(now, Release);
@@ -225,7 +230,11 @@ impl Breaker {
         let epoch = now / self.bucket_ms();
         let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
         let old = b.epoch.load(Acquire);
-        if old != epoch && b.epoch.compare_exchange(old, epoch, AcqRel, Acquire).is_ok() {
+        if old != epoch
+            && b.epoch
+                .compare_exchange(old, epoch, AcqRel, Acquire)
+                .is_ok()
+        {
             b.calls.store(0, Relaxed);
             b.failures.store(0, Relaxed);
         }

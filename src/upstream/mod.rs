@@ -148,6 +148,7 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 
 /// Resolve the request's backend entity before it is sent: the member that takes this call
 /// (a pool member's URL becomes the request's base), or 503 `BackendUnavailable`.
+#[allow(clippy::result_large_err)]
 pub fn select(
     gw: &Gateway,
     req: &mut crate::exec::ReqState,

@@ -458,8 +458,8 @@ impl KeepAlive {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let body = read_body(&mut self.r, &headers, false)
-            .unwrap_or_else(|e| panic!("read body: {e}"));
+        let body =
+            read_body(&mut self.r, &headers, false).unwrap_or_else(|e| panic!("read body: {e}"));
         Response {
             status,
             reason: String::new(),

@@ -59,7 +59,9 @@ pub async fn get(
     key: &str,
     caching: CachingType,
 ) -> Option<Vec<u8>> {
-    store.cache_get(&format!("v:{key}"), external(caching)).await
+    store
+        .cache_get(&format!("v:{key}"), external(caching))
+        .await
 }
 
 /// Set the variable from a lookup's result (or its default on a miss).

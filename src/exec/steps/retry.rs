@@ -77,7 +77,9 @@ fn retryable(e: &PolicyError) -> bool {
     e.source == "forward-request"
         && matches!(
             e.kind,
-            ErrorKind::BackendConnectionFailure | ErrorKind::Timeout | ErrorKind::BackendUnavailable
+            ErrorKind::BackendConnectionFailure
+                | ErrorKind::Timeout
+                | ErrorKind::BackendUnavailable
         )
 }
 
