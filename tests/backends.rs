@@ -314,3 +314,27 @@ fn bad_backend_configuration_is_reported_with_positions() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn a_refused_connection_moves_to_the_next_pool_member() {
+    // No retry policy and no breaker: a member that refuses connections costs nothing visible,
+    // because nothing was sent and the pool's next member is tried.
+    let dead = free_port();
+    let live = named("live");
+    let backends = format!(
+        "  - id: dead\n    url: http://127.0.0.1:{dead}\n{}  - id: pool\n    type: pool\n    pool:\n      services:\n        - {{ id: dead }}\n        - {{ id: live }}\n",
+        backend("live", &live, "")
+    );
+    let gw = gateway(&backends, "pool", "<forward-request />");
+    for _ in 0..6 {
+        let r = gw.send("POST", "/p/x", &[], b"payload");
+        assert_eq!((r.status, r.text()), (200, "live:payload".to_string()));
+    }
+    // A single backend is not retried.
+    let gw = gateway(
+        &format!("  - id: dead\n    url: http://127.0.0.1:{dead}\n"),
+        "dead",
+        "<forward-request />",
+    );
+    assert_eq!(gw.get("/p/x", &[]).status, 500);
+}

@@ -344,6 +344,20 @@ impl ProxyHttp for Proxy {
         if let Some(k) = upstream_kind(&e) {
             ctx.record_outcome(crate::upstream::Outcome::Error(k.reason()));
         }
+        // Nothing reached the backend: a pool tries its next member (any method), at most once
+        // per member.
+        let mut e = e;
+        let pool_size = ctx
+            .req
+            .as_ref()
+            .and_then(|r| r.target.backend)
+            .and_then(|b| match &ctx.gw.backends[b].kind {
+                crate::upstream::Kind::Pool(p) => Some(p.size()),
+                crate::upstream::Kind::Single => None,
+            });
+        if pool_size.is_some_and(|n| (ctx.attempts as usize) < n) {
+            e.set_retry(true);
+        }
         e
     }
 

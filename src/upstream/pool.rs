@@ -51,6 +51,11 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Number of members.
+    pub fn size(&self) -> usize {
+        self.groups.iter().map(|g| g.members.len()).sum()
+    }
+
     /// The first available member of the best group that has one.
     pub fn pick(&self, available: &dyn Fn(usize) -> bool) -> Option<usize> {
         self.groups.iter().find_map(|g| g.pick(available))
