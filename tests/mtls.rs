@@ -122,7 +122,7 @@ fn mtls_origin(dir: &std::path::Path) -> u16 {
                         c.subject_name()
                             .entries()
                             .next()
-                            .and_then(|e| e.data().as_utf8().ok().map(|s| s.to_string()))
+                            .map(|e| String::from_utf8_lossy(e.data().as_slice()).to_string())
                     })
                     .unwrap_or_default();
                 let mut r = BufReader::new(tls);
