@@ -95,6 +95,21 @@ fn certificates(dir: &std::path::Path) {
 /// An HTTPS origin that requires a client certificate from the test CA and answers with the
 /// client certificate's common name.
 fn mtls_origin(dir: &std::path::Path) -> u16 {
+    mtls_origin_on(dir, "127.0.0.1:0")
+}
+
+/// The same on the first address `localhost` resolves to (what the gateway will connect to).
+fn mtls_origin_localhost(dir: &std::path::Path) -> u16 {
+    use std::net::ToSocketAddrs;
+    let addr = ("localhost", 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("localhost does not resolve"));
+    mtls_origin_on(dir, &addr.to_string())
+}
+
+fn mtls_origin_on(dir: &std::path::Path, bind: &str) -> u16 {
     use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
         .unwrap_or_else(|e| panic!("acceptor: {e}"));
@@ -106,7 +121,7 @@ fn mtls_origin(dir: &std::path::Path) -> u16 {
         .unwrap_or_else(|e| panic!("{e}"));
     b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     let acceptor = std::sync::Arc::new(b.build());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
@@ -204,4 +219,61 @@ fn unreadable_tls_files_are_configuration_errors() {
     assert!(!out.status.success());
     assert!(err.contains("bad.pem holds no PEM certificate"), "{err}");
     assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn send_request_presents_a_configured_client_certificate() {
+    let certs = TempDir::new();
+    certificates(&certs.0);
+    let port = mtls_origin_localhost(&certs.0);
+    let read = |f: &str| std::fs::read_to_string(certs.0.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    let thumb = {
+        let pem = read("client.pem");
+        let cert = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let d = cert
+            .digest(openssl::hash::MessageDigest::sha1())
+            .unwrap_or_else(|e| panic!("{e}"));
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let yaml = format!(
+        "certificates:\n  - id: gw-client\n    cert_file: certs/client.pem\n    key_file: certs/client.key\napis:\n  - id: s\n    path: s\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: by-id\n        method: GET\n        url_template: /by-id\n      - id: by-thumb\n        method: GET\n        url_template: /by-thumb\n      - id: none\n        method: GET\n        url_template: /none\n"
+    );
+    let call = |cert: &str| {
+        format!(
+            r#"<policies><inbound><base /><send-request mode="new" response-variable-name="r" timeout="5" ignore-error="true"><set-url>https://localhost:{port}/x</set-url><set-method>GET</set-method>{cert}</send-request><return-response><set-status code="200" /><set-body>@(context.Variables["r"] == null ? "failed" : ((IResponse)context.Variables["r"]).Body.As<string>())</set-body></return-response></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#
+        )
+    };
+    let files = [
+        ("certs/client.pem", read("client.pem")),
+        ("certs/client.key", read("client.key")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let ca = certs.0.join("ca.pem").to_string_lossy().to_string();
+    let gw = Gatehouse::start_with_env(
+        &yaml,
+        &[
+            (
+                "apis/s/by-id.xml",
+                &call(r#"<authentication-certificate certificate-id="gw-client" />"#),
+            ),
+            (
+                "apis/s/by-thumb.xml",
+                &call(&format!(
+                    r#"<authentication-certificate thumbprint="{thumb}" />"#
+                )),
+            ),
+            ("apis/s/none.xml", &call("")),
+        ],
+        &files,
+        // The origin's certificate is from the test CA: trust it as the system CA file.
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    assert_eq!(
+        gw.get("/s/by-id", &[]).text(),
+        "client=gatehouse-client",
+        "{}",
+        gw.log()
+    );
+    assert_eq!(gw.get("/s/by-thumb", &[]).text(), "client=gatehouse-client");
+    assert_eq!(gw.get("/s/none", &[]).text(), "failed");
 }

@@ -27,6 +27,9 @@ pub struct RawConfig {
     pub named_values: BTreeMap<String, NamedValueSpec>,
     #[serde(default)]
     pub backends: Vec<BackendSpec>,
+    /// Client certificates policies present by id (`authentication-certificate`).
+    #[serde(default)]
+    pub certificates: Vec<CertificateSpec>,
     #[serde(default)]
     pub apis: Vec<ApiSpec>,
     #[serde(default)]
@@ -571,4 +574,13 @@ pub enum SubscriptionState {
     Rejected,
     Cancelled,
     Expired,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSpec {
+    pub id: String,
+    /// PEM certificate (chain) and private key.
+    pub cert_file: String,
+    pub key_file: String,
 }

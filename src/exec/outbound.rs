@@ -16,6 +16,8 @@ pub struct OutboundRequest {
     pub url: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+    /// Client certificate for the TLS handshake (`authentication-certificate`).
+    pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
 }
 
 /// forward-request run by the engine (inside `retry`): the request as the pipeline shaped it,

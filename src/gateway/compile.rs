@@ -66,6 +66,8 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
         }
     }
     let subscriptions = compile_subscriptions(cfg, &api_index, &products, &mut d);
+    let (certificates, thumbprints) = compile_certificates(cfg, &mut d);
+    check_certificate_refs(&apis, &certificates, &thumbprints, &mut d);
     if d.has_errors() {
         return Err(d.sorted());
     }
@@ -77,8 +79,121 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
         products,
         subscriptions,
         global_on_error,
+        certificates,
+        thumbprints,
     };
     Ok((gw, d.sorted()))
+}
+
+type Certificates = (
+    AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
+    AHashMap<String, String>,
+);
+
+/// The `certificates` section: PEM certificate and key files, read at load.
+fn compile_certificates(cfg: &LoadedConfig, d: &mut Diagnostics) -> Certificates {
+    let (mut by_id, mut thumbs) = (AHashMap::new(), AHashMap::new());
+    for c in &cfg.raw.certificates {
+        let span = cfg.locate(None, "id", &c.id);
+        if by_id.contains_key(&c.id) {
+            d.error("C037", span, format!("duplicate certificate id `{}`", c.id));
+            continue;
+        }
+        let read = |f: &str, d: &mut Diagnostics| {
+            let path = cfg.dir.join(f);
+            std::fs::read(&path)
+                .map_err(|e| {
+                    d.error(
+                        "C037",
+                        span.clone(),
+                        format!(
+                            "certificate `{}`: cannot read {}: {e}",
+                            c.id,
+                            path.display()
+                        ),
+                    )
+                })
+                .ok()
+        };
+        let (Some(cert), Some(key)) = (read(&c.cert_file, d), read(&c.key_file, d)) else {
+            continue;
+        };
+        let certs = openssl::x509::X509::stack_from_pem(&cert).unwrap_or_default();
+        let key = openssl::pkey::PKey::private_key_from_pem(&key);
+        let (Some(first), Ok(key)) = (certs.first(), key) else {
+            d.error(
+                "C037",
+                span.clone(),
+                format!(
+                    "certificate `{}`: {} / {} are not a PEM certificate and private key",
+                    c.id, c.cert_file, c.key_file
+                ),
+            );
+            continue;
+        };
+        if let Ok(digest) = first.digest(openssl::hash::MessageDigest::sha1()) {
+            let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+            thumbs.insert(hex, c.id.clone());
+        }
+        by_id.insert(
+            c.id.clone(),
+            Arc::new(pingora::utils::tls::CertKey::new(certs, key)),
+        );
+    }
+    (by_id, thumbs)
+}
+
+/// Every `authentication-certificate` must name a configured certificate.
+fn check_certificate_refs(
+    apis: &[Api],
+    certificates: &AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
+    thumbprints: &AHashMap<String, String>,
+    d: &mut Diagnostics,
+) {
+    use crate::policy::ast::CertificateRef;
+    fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
+        for s in stmts {
+            f(s);
+            for c in s.children() {
+                walk(std::slice::from_ref(c), f);
+            }
+        }
+    }
+    let mut reported = std::collections::HashSet::new();
+    for p in apis
+        .iter()
+        .flat_map(|a| a.operations.iter())
+        .flat_map(|o| o.pipelines.iter())
+    {
+        for stmts in [
+            &p.inbound,
+            &p.backend_pre,
+            &p.backend_post,
+            &p.outbound,
+            &p.on_error,
+        ] {
+            walk(stmts, &mut |s| {
+                let StmtKind::SendRequest(r) = &s.kind else {
+                    return;
+                };
+                let known = match &r.certificate {
+                    None => true,
+                    Some(CertificateRef::Id(id)) => certificates.contains_key(id),
+                    Some(CertificateRef::Thumbprint(t)) => thumbprints.contains_key(t),
+                };
+                if !known && reported.insert(s.span.to_string()) {
+                    d.error(
+                        "P048",
+                        s.span.clone(),
+                        format!(
+                            "<{}> names a certificate that is not configured under `certificates`",
+                            s.element
+                        ),
+                    );
+                }
+            });
+        }
+    }
 }
 
 /// Listener and admin addresses must parse; TLS files must exist.

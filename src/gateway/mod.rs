@@ -31,6 +31,9 @@ pub struct Gateway {
     pub subscriptions: Subscriptions,
     /// Global on-error: runs for errors before an API is matched.
     pub global_on_error: Arc<[Stmt]>,
+    /// Configured client certificates: by id, and the id for each SHA-1 thumbprint.
+    pub certificates: AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
+    pub thumbprints: AHashMap<String, String>,
 }
 
 pub struct Backend {
@@ -174,6 +177,18 @@ impl Gateway {
             }
         }
         best
+    }
+
+    /// A configured client certificate.
+    pub fn certificate(
+        &self,
+        c: &crate::policy::ast::CertificateRef,
+    ) -> Option<Arc<pingora::utils::tls::CertKey>> {
+        let id = match c {
+            crate::policy::ast::CertificateRef::Id(id) => id,
+            crate::policy::ast::CertificateRef::Thumbprint(t) => self.thumbprints.get(t)?,
+        };
+        self.certificates.get(id).cloned()
     }
 
     pub fn backend(&self, id: &str) -> Option<(usize, &Backend)> {

@@ -269,6 +269,15 @@ pub struct SendRequest {
     pub method: Option<Val<Method>>,
     pub headers: Vec<SetHeader>,
     pub body: Option<Val<String>>,
+    /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
+    pub certificate: Option<CertificateRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateRef {
+    Id(String),
+    /// SHA-1 of the DER certificate, upper-case hex.
+    Thumbprint(String),
 }
 
 #[derive(Clone, Debug)]

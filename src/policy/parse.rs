@@ -989,6 +989,7 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
         method: None,
         headers: Vec::new(),
         body: None,
+        certificate: None,
     };
     for child in r.children() {
         let mut cr = Reader::new(child, r.env, r.diags);
@@ -1006,7 +1007,35 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                 cr.no_children();
                 out.body = cr.text_value(false, |s| Ok(s.to_string()));
             }
-            "authentication-certificate" | "authentication-managed-identity" | "proxy" => {
+            "authentication-certificate" => {
+                cr.no_children();
+                let id = cr.literal("certificate-id").map(|(v, _)| v);
+                let thumb = cr.literal("thumbprint").map(|(v, _)| v);
+                for unsupported in ["body", "password"] {
+                    if let Some((_, span)) = cr.literal(unsupported) {
+                        cr.diags.error(
+                            "P021",
+                            span,
+                            format!("`{unsupported}` of <authentication-certificate> is not supported yet; configure the certificate under `certificates` and use certificate-id"),
+                        );
+                    }
+                }
+                out.certificate = match (id, thumb) {
+                    (Some(id), None) => Some(crate::policy::ast::CertificateRef::Id(id)),
+                    (None, Some(t)) => Some(crate::policy::ast::CertificateRef::Thumbprint(
+                        t.trim().to_ascii_uppercase(),
+                    )),
+                    _ => {
+                        cr.diags.error(
+                            "P012",
+                            child.span.clone(),
+                            "<authentication-certificate> needs exactly one of `certificate-id` or `thumbprint`",
+                        );
+                        None
+                    }
+                };
+            }
+            "authentication-managed-identity" | "proxy" => {
                 cr.diags.error(
                     "P021",
                     child.span.clone(),

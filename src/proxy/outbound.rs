@@ -95,6 +95,7 @@ impl Outbound for PingoraOutbound {
                 format!("cannot resolve {host}"),
             ))?;
         let mut peer = HttpPeer::new(addr, tls, host.clone());
+        peer.client_cert_key = req.client_cert.clone();
         peer.options.connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);

@@ -83,12 +83,22 @@ impl Gatehouse {
 
     /// Like `start`, with extra files relative to the configuration directory.
     pub fn start_with(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, files, false)
+        Gatehouse::start_full(yaml, policies, files, false, &[])
+    }
+
+    /// Like `start_with`, with extra environment variables for the process.
+    pub fn start_with_env(
+        yaml: &str,
+        policies: &[(&str, &str)],
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Gatehouse {
+        Gatehouse::start_full(yaml, policies, files, false, env)
     }
 
     /// With an extra HTTPS listener using a fresh self-signed certificate for `localhost`.
     pub fn start_tls(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, &[], true)
+        Gatehouse::start_full(yaml, policies, &[], true, &[])
     }
 
     fn start_full(
@@ -96,6 +106,7 @@ impl Gatehouse {
         policies: &[(&str, &str)],
         files: &[(&str, &str)],
         tls: bool,
+        env: &[(&str, &str)],
     ) -> Gatehouse {
         let dir = TempDir::new();
         for (p, c) in files {
@@ -133,10 +144,16 @@ impl Gatehouse {
         for (p, c) in policies {
             dir.write(&format!("policies/{p}"), c);
         }
-        Gatehouse::spawn(dir, port, admin, tls_port)
+        Gatehouse::spawn(dir, port, admin, tls_port, env)
     }
 
-    fn spawn(dir: TempDir, port: u16, admin: u16, tls_port: Option<u16>) -> Gatehouse {
+    fn spawn(
+        dir: TempDir,
+        port: u16,
+        admin: u16,
+        tls_port: Option<u16>,
+        env: &[(&str, &str)],
+    ) -> Gatehouse {
         let log =
             std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
@@ -144,6 +161,7 @@ impl Gatehouse {
             .args(["run", "-c"])
             .arg(dir.0.join("gatehouse.yaml"))
             .env("RUST_LOG", "warn,gatehouse=info")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
             .spawn()

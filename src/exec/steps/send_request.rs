@@ -122,6 +122,7 @@ pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepEr
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         body,
+        client_cert: r.certificate.as_ref().and_then(|c| cx.gw.certificate(c)),
     };
     Ok(Prepared { req, timeout })
 }
