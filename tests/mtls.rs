@@ -235,9 +235,7 @@ fn send_request_presents_a_configured_client_certificate() {
             .unwrap_or_else(|e| panic!("{e}"));
         d.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
-    let yaml = format!(
-        "certificates:\n  - id: gw-client\n    cert_file: certs/client.pem\n    key_file: certs/client.key\napis:\n  - id: s\n    path: s\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: by-id\n        method: GET\n        url_template: /by-id\n      - id: by-thumb\n        method: GET\n        url_template: /by-thumb\n      - id: none\n        method: GET\n        url_template: /none\n"
-    );
+    let yaml = "certificates:\n  - id: gw-client\n    cert_file: certs/client.pem\n    key_file: certs/client.key\napis:\n  - id: s\n    path: s\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: by-id\n        method: GET\n        url_template: /by-id\n      - id: by-thumb\n        method: GET\n        url_template: /by-thumb\n      - id: none\n        method: GET\n        url_template: /none\n";
     let call = |cert: &str| {
         format!(
             r#"<policies><inbound><base /><send-request mode="new" response-variable-name="r" timeout="5" ignore-error="true"><set-url>https://localhost:{port}/x</set-url><set-method>GET</set-method>{cert}</send-request><return-response><set-status code="200" /><set-body>@(context.Variables["r"] == null ? "failed" : ((IResponse)context.Variables["r"]).Body.As<string>())</set-body></return-response></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#
