@@ -134,6 +134,15 @@ def main():
             for t in threads:
                 t.join()
             failures = [(t - killed, s) for t, s in results if s != 200]
+            reactions = {}
+            for line in open(f"{tmp}/gatehouse.log"):
+                for what, text in (("breaker_open_s", "backend `a`: circuit breaker tripped"),
+                                   ("unhealthy_s", "backend `a`: health check failing")):
+                    if text in line and what not in reactions:
+                        ts = line[1:line.index("Z")]
+                        at = time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float("0" + ts[19:])
+                        if at >= killed - 0.01:
+                            reactions[what] = round(at - killed, 3)
             after = [s for t, s in results if t >= killed]
             report[route] = {
                 "requests": len(results),
@@ -142,9 +151,11 @@ def main():
                 "first_failure_s": round(min(f[0] for f in failures), 3) if failures else None,
                 "last_failure_s": round(max(f[0] for f in failures), 3) if failures else None,
                 "failure_kinds": sorted({str(f[1]) for f in failures}),
+                "reaction_after_kill": reactions,
             }
         m = urllib.request.urlopen(f"http://127.0.0.1:{PORTS['admin']}/metrics", timeout=2).read().decode()
-        report["metrics"] = [l for l in m.splitlines() if l.startswith("gatehouse_backend_")]
+        report["metrics"] = [l for l in m.splitlines()
+                             if l.startswith("gatehouse_backend_") and "_duration_" not in l]
     finally:
         gw.send_signal(signal.SIGINT)
         gw.wait()

@@ -338,3 +338,58 @@ fn a_refused_connection_moves_to_the_next_pool_member() {
     );
     assert_eq!(gw.get("/p/x", &[]).status, 500);
 }
+
+#[test]
+fn a_backend_and_send_request_through_an_http_forward_proxy() {
+    // The "proxy" is a loopback origin that records the absolute-form request it receives.
+    let proxy = Origin::start(|r| {
+        Reply::Full(Response::new(
+            200,
+            format!(
+                "proxied {} host={} auth={}",
+                r.target,
+                r.header("host").unwrap_or("-"),
+                r.header("proxy-authorization").unwrap_or("-")
+            ),
+        ))
+    });
+    // The backend host does not resolve here: only the proxy is connected to.
+    let backends = format!(
+        "  - id: far\n    url: http://orders.invalid:9999/api\n    proxy:\n      url: http://127.0.0.1:{}\n      username: gw\n      password: secret\n",
+        proxy.port
+    );
+    let gw = gateway(&backends, "far", "<forward-request />");
+    let r = gw.get("/p/list?x=1", &[]);
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            "proxied http://orders.invalid:9999/api/list?x=1 host=orders.invalid:9999 auth=Basic Z3c6c2VjcmV0".to_string()
+        )
+    );
+    // send-request's <proxy> child.
+    let yaml = "apis:\n  - id: s\n    path: s\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: t\n        method: GET\n        url_template: /t\n";
+    let policy = format!(
+        r#"<policies><inbound><base /><send-request mode="new" response-variable-name="r" timeout="5"><set-url>http://token.invalid/oauth?a=b</set-url><set-method>GET</set-method><proxy url="http://127.0.0.1:{}" /></send-request><return-response><set-status code="200" /><set-body>@(((IResponse)context.Variables["r"]).Body.As<string>())</set-body></return-response></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+        proxy.port
+    );
+    let gw = Gatehouse::start(yaml, &[("apis/s/t.xml", &policy)]);
+    assert_eq!(
+        gw.get("/s/t", &[]).text(),
+        "proxied http://token.invalid/oauth?a=b host=token.invalid auth=-"
+    );
+}
+
+#[test]
+fn an_https_backend_through_a_proxy_is_a_configuration_error() {
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:0\nbackends:\n  - id: a\n    url: https://example.invalid\n    proxy:\n      url: http://127.0.0.1:3128\napis: []\n",
+    );
+    let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(err.contains("C038") && err.contains("CONNECT"), "{err}");
+}

@@ -281,6 +281,20 @@ pub struct BackendSpec {
     /// Active health check, run in the background.
     #[serde(default)]
     pub health_check: Option<HealthCheckSpec>,
+    /// HTTP forward proxy for this backend (plain-HTTP backends).
+    #[serde(default)]
+    pub proxy: Option<ProxySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySpec {
+    /// `http://host:port`
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,8 @@ pub struct OutboundRequest {
     pub body: Bytes,
     /// Client certificate for the TLS handshake (`authentication-certificate`).
     pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+    /// HTTP forward proxy (`<proxy>`).
+    pub proxy: Option<crate::upstream::ForwardProxy>,
 }
 
 /// forward-request run by the engine (inside `retry`): the request as the pipeline shaped it,

@@ -381,6 +381,28 @@ fn compile_backends(
             .as_ref()
             .and_then(|h| compile_health(&b.id, h, &span, d));
         let (ca, client_cert) = compile_backend_tls(cfg, &b.id, &b.tls, &span, d);
+        let proxy = b.proxy.as_ref().and_then(|p| {
+            let parsed = upstream::ForwardProxy::parse(
+                &sub(&p.url, d),
+                p.username.as_deref().map(|u| sub(u, d)).as_deref(),
+                p.password.as_deref().map(|u| sub(u, d)).as_deref(),
+            );
+            match parsed {
+                Ok(_) if url.tls => {
+                    d.error(
+                        "C038",
+                        span.clone(),
+                        format!("backend `{}`: an https backend through a proxy needs a CONNECT tunnel, which gatehouse does not support yet", b.id),
+                    );
+                    None
+                }
+                Ok(p) => Some(p),
+                Err(e) => {
+                    d.error("C038", span.clone(), format!("backend `{}`: {e}", b.id));
+                    None
+                }
+            }
+        });
         out.push(Backend {
             id: b.id.clone(),
             sni: b
@@ -401,6 +423,7 @@ fn compile_backends(
             health,
             ca,
             client_cert,
+            proxy,
         });
     }
     // A pool's health check applies to its members that have none; a pool's URL (for

@@ -56,6 +56,8 @@ pub struct Backend {
     pub ca: Option<std::sync::Arc<Box<[openssl::x509::X509]>>>,
     /// Client certificate presented to the backend (mTLS).
     pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+    /// HTTP forward proxy (plain-HTTP backends only).
+    pub proxy: Option<crate::upstream::ForwardProxy>,
 }
 
 impl Backend {

@@ -271,6 +271,8 @@ pub struct SendRequest {
     pub body: Option<Val<String>>,
     /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
     pub certificate: Option<CertificateRef>,
+    /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
+    pub proxy: Option<crate::upstream::ForwardProxy>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -990,6 +990,7 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
         headers: Vec::new(),
         body: None,
         certificate: None,
+        proxy: None,
     };
     for child in r.children() {
         let mut cr = Reader::new(child, r.env, r.diags);
@@ -1035,7 +1036,29 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                     }
                 };
             }
-            "authentication-managed-identity" | "proxy" => {
+            "proxy" => {
+                cr.no_children();
+                let url = cr.literal("url");
+                let user = cr.literal("username").map(|(v, _)| v);
+                let pass = cr.literal("password").map(|(v, _)| v);
+                match url {
+                    Some((u, span)) => {
+                        match crate::upstream::ForwardProxy::parse(
+                            &u,
+                            user.as_deref(),
+                            pass.as_deref(),
+                        ) {
+                            Ok(p) => out.proxy = Some(p),
+                            Err(e) => cr.diags.error("P012", span, format!("<proxy>: {e}")),
+                        }
+                    }
+                    None => {
+                        cr.diags
+                            .error("P012", child.span.clone(), "<proxy> needs attribute `url`")
+                    }
+                }
+            }
+            "authentication-managed-identity" => {
                 cr.diags.error(
                     "P021",
                     child.span.clone(),

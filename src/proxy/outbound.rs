@@ -86,14 +86,24 @@ impl Outbound for PingoraOutbound {
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
-        let addr = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or((
+        if tls && req.proxy.is_some() {
+            return Err((
                 ErrorKind::BackendConnectionFailure,
-                format!("cannot resolve {host}"),
-            ))?;
+                "https through a <proxy> needs a CONNECT tunnel, which gatehouse does not support yet"
+                    .into(),
+            ));
+        }
+        let addr = match &req.proxy {
+            Some(p) => p.resolve().await,
+            None => tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()
+                .and_then(|mut a| a.next()),
+        }
+        .ok_or((
+            ErrorKind::BackendConnectionFailure,
+            format!("cannot resolve {host}"),
+        ))?;
         let mut peer = HttpPeer::new(addr, tls, host.clone());
         peer.client_cert_key = req.client_cert.clone();
         peer.options.connection_timeout = Some(timeout);
@@ -109,6 +119,14 @@ impl Outbound for PingoraOutbound {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
         };
+        if let Some(p) = &req.proxy {
+            // Absolute-form target for the forward proxy.
+            rh.set_raw_path(format!("http://{authority}{pq}").as_bytes())
+                .map_err(|e| failure(&e))?;
+            if let Some(a) = &p.authorization {
+                let _ = rh.insert_header(http::header::PROXY_AUTHORIZATION, a.clone());
+            }
+        }
         let _ = rh.insert_header(http::header::HOST, authority);
         for (k, v) in &req.headers {
             let _ = rh.append_header(k.clone(), v.clone());

@@ -45,9 +45,13 @@ pub async fn make_peer(
     timeout: Duration,
 ) -> Result<HttpPeer> {
     let base = &req.target.base;
-    let addr = match tokio::net::lookup_host((base.host_bare(), base.port)).await {
-        Ok(mut it) => it.next(),
-        Err(_) => None,
+    let backend = pick.map(|p| &gw.backends[p.backend]);
+    let addr = match backend.and_then(|b| b.proxy.as_ref()) {
+        Some(proxy) => proxy.resolve().await,
+        None => match tokio::net::lookup_host((base.host_bare(), base.port)).await {
+            Ok(mut it) => it.next(),
+            Err(_) => None,
+        },
     };
     let Some(addr) = addr else {
         return Error::e_explain(
@@ -55,7 +59,6 @@ pub async fn make_peer(
             format!("cannot resolve backend host {}", base.host),
         );
     };
-    let backend = pick.map(|p| &gw.backends[p.backend]);
     let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
     let mut peer = HttpPeer::new(addr, base.tls, sni);
     let connect = backend.map_or(Duration::from_secs(10), |b| b.connect_timeout);
@@ -109,9 +112,19 @@ pub fn shape(
             pq.push_str(&exec::state::encode_component(v));
         }
     }
-    match http::Uri::try_from(pq.as_str()) {
-        Ok(uri) => up.set_uri(uri),
-        Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
+    match backend.and_then(|b| b.proxy.as_ref()) {
+        Some(proxy) => {
+            // Through a forward proxy: absolute-form request target.
+            let target = format!("http://{}{pq}", req.target.base.authority);
+            up.set_raw_path(target.as_bytes())?;
+            if let Some(a) = &proxy.authorization {
+                up.insert_header(header::PROXY_AUTHORIZATION, a.clone())?;
+            }
+        }
+        None => match http::Uri::try_from(pq.as_str()) {
+            Ok(uri) => up.set_uri(uri),
+            Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
+        },
     }
     up.insert_header(header::HOST, req.target.base.authority.as_str())?;
     if let Some(body) = &req.body {

@@ -117,7 +117,10 @@ async fn reconcile(backends: &[Backend], probes: &mut HashMap<String, Probe>) {
         })
     });
     for b in backends {
-        let Some(spec) = &b.health else { continue };
+        // A pool's check is applied to its members (at compile time), not to the pool.
+        let Some(spec) = b.health.as_ref().filter(|_| !b.is_pool()) else {
+            continue;
+        };
         if probes.contains_key(&b.id) {
             continue;
         }

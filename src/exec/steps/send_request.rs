@@ -123,6 +123,7 @@ pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepEr
             .collect(),
         body,
         client_cert: r.certificate.as_ref().and_then(|c| cx.gw.certificate(c)),
+        proxy: r.proxy.clone(),
     };
     Ok(Prepared { req, timeout })
 }
