@@ -248,7 +248,7 @@ fn send_request_presents_a_configured_client_certificate() {
     let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
     let ca = certs.0.join("ca.pem").to_string_lossy().to_string();
     let gw = Gatehouse::start_with_env(
-        &yaml,
+        yaml,
         &[
             (
                 "apis/s/by-id.xml",
