@@ -184,3 +184,17 @@ fn one_mib_request_body_and_streamed_response_pass_intact() {
     let expected: String = (0..20).map(|i| format!("chunk-{i:02};")).collect();
     assert_eq!(r.text(), expected);
 }
+
+#[test]
+fn a_failed_upstream_answer_says_connection_close() {
+    // Nothing listens on this port: the 500 closes the client connection, and says so.
+    let dead = free_port();
+    let yaml = format!(
+        "apis:\n  - id: d\n    path: d\n    service_url: http://127.0.0.1:{dead}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: /\n"
+    );
+    let gw = Gatehouse::start(&yaml, &[]);
+    let mut c = KeepAlive::new(gw.port);
+    let r = c.get("/d/");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("connection"), Some("close"));
+}

@@ -324,6 +324,10 @@ impl ProxyHttp for Proxy {
             .map(|p| p.on_error.clone())
             .unwrap_or_default();
         ctx.fail(session, err, &stmts).await;
+        // The connection is not reused after a failed proxy attempt: say so in the response
+        // (`Connection: close`) so the client does not send its next request into a closing
+        // connection.
+        session.set_keepalive(None);
         let code = match respond::write_gateway_response(session, ctx).await {
             Ok(()) => ctx.resp.status,
             Err(_) => 0,
