@@ -393,3 +393,27 @@ fn an_https_backend_through_a_proxy_is_a_configuration_error() {
     assert!(!out.status.success());
     assert!(err.contains("C038") && err.contains("CONNECT"), "{err}");
 }
+
+#[test]
+fn keepalive_timeout_controls_upstream_connection_reuse() {
+    let (reused, fresh) = (named("reused"), named("fresh"));
+    let backends = format!(
+        "{}{}",
+        backend("reused", &reused, ""),
+        backend("fresh", &fresh, "    keepalive_timeout: 0s\n")
+    );
+    for (o, id) in [(&reused, "reused"), (&fresh, "fresh")] {
+        let gw = gateway(&backends, id, "<forward-request />");
+        let mut c = KeepAlive::new(gw.port);
+        for _ in 0..5 {
+            assert_eq!(c.get("/p/x").status, 200);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let conns = o.origin.conns.load(Ordering::SeqCst);
+        if id == "reused" {
+            assert_eq!(conns, 1, "one pooled connection for five requests");
+        } else {
+            assert_eq!(conns, 5, "keepalive_timeout 0s: a connection per request");
+        }
+    }
+}

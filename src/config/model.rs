@@ -269,6 +269,10 @@ pub struct BackendSpec {
     /// Default time to wait for response headers, when forward-request gives none.
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+    /// How long an idle upstream connection to this backend is kept for reuse (default 60s;
+    /// `0s` closes it after each request).
+    #[serde(default)]
+    pub keepalive_timeout: Option<HumanDuration>,
     /// `single` (default) or `pool`.
     #[serde(default, rename = "type")]
     pub kind: BackendKind,

@@ -418,6 +418,7 @@ fn compile_backends(
             verify_hostname: b.tls.verify_name,
             connect_timeout: b.connect_timeout.map_or(Duration::from_secs(10), |t| t.0),
             timeout: b.timeout.map(|t| t.0),
+            keepalive_timeout: b.keepalive_timeout.map_or(Duration::from_secs(60), |t| t.0),
             state: upstream::BackendState::new(&b.id, rule),
             kind,
             health,

@@ -47,6 +47,8 @@ pub struct Backend {
     pub sni: String,
     pub connect_timeout: Duration,
     pub timeout: Option<Duration>,
+    /// Idle time an upstream connection is kept for reuse.
+    pub keepalive_timeout: Duration,
     /// Single backend or pool (members are indices into `Gateway::backends`).
     pub kind: crate::upstream::Kind,
     /// Breaker and health state (kept across reloads when unchanged).

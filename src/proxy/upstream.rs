@@ -66,6 +66,8 @@ pub async fn make_peer(
     peer.options.total_connection_timeout = Some(connect.min(timeout));
     peer.options.read_timeout = Some(timeout);
     peer.options.write_timeout = Some(timeout);
+    peer.options.idle_timeout =
+        Some(backend.map_or(Duration::from_secs(60), |b| b.keepalive_timeout));
     if let Some(b) = backend {
         peer.options.verify_cert = b.verify_cert;
         peer.options.verify_hostname = b.verify_hostname;
@@ -282,7 +284,7 @@ pub async fn exchange(
         }
     }
     connector
-        .release_http_session(s, peer, Some(Duration::from_secs(60)))
+        .release_http_session(s, peer, peer.options.idle_timeout)
         .await;
     Ok((head, buf.freeze(), elapsed))
 }

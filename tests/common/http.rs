@@ -262,6 +262,8 @@ pub struct Origin {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
     pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted.
+    pub conns: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -272,14 +274,16 @@ impl Origin {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let hits = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (rq, h, st) = (requests.clone(), hits.clone(), stop.clone());
+        let (rq, h, st, cn) = (requests.clone(), hits.clone(), stop.clone(), conns.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                cn.fetch_add(1, Ordering::SeqCst);
                 let (rq, h, handler) = (rq.clone(), h.clone(), handler.clone());
                 thread::spawn(move || serve(conn, &*handler, &rq, &h));
             }
@@ -288,6 +292,7 @@ impl Origin {
             port,
             requests,
             hits,
+            conns,
             stop,
         }
     }
