@@ -36,6 +36,72 @@ pub struct RawConfig {
     pub products: Vec<ProductSpec>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionSpec>,
+    #[serde(default)]
+    pub client_identity: ClientIdentitySpec,
+    #[serde(default)]
+    pub jwt: JwtSettingsSpec,
+}
+
+/// validate-jwt's key fetching.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettingsSpec {
+    /// How long discovery documents and JWKS are kept (1h, as APIM).
+    #[serde(default = "default_jwks_refresh")]
+    pub keys_refresh: HumanDuration,
+    /// At most one refetch per key set within this time, on an unknown `kid` or a failed
+    /// fetch (5m, as APIM).
+    #[serde(default = "default_jwks_min_refetch")]
+    pub min_refetch: HumanDuration,
+    /// validate-azure-ad-token's authority (the discovery document is
+    /// `<authority>/<tenant>/v2.0/.well-known/openid-configuration`).
+    #[serde(default = "default_azure_authority")]
+    pub azure_ad_authority: String,
+}
+
+fn default_jwks_refresh() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
+}
+
+fn default_jwks_min_refetch() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
+}
+
+fn default_azure_authority() -> String {
+    "https://login.microsoftonline.com".to_string()
+}
+
+impl Default for JwtSettingsSpec {
+    fn default() -> Self {
+        JwtSettingsSpec {
+            keys_refresh: default_jwks_refresh(),
+            min_refetch: default_jwks_min_refetch(),
+            azure_ad_authority: default_azure_authority(),
+        }
+    }
+}
+
+/// Who the caller is behind proxies, and what the backend is told about it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIdentitySpec {
+    /// Addresses or CIDR ranges of proxies in front of gatehouse. When the TCP peer is one of
+    /// them, the caller is the right-most untrusted `X-Forwarded-For` address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Append `X-Forwarded-For` and set `X-Forwarded-Proto` / `X-Forwarded-Host` on backend
+    /// requests (default true).
+    #[serde(default = "default_true")]
+    pub forwarded_headers: bool,
+}
+
+impl Default for ClientIdentitySpec {
+    fn default() -> Self {
+        ClientIdentitySpec {
+            trusted_proxies: Vec::new(),
+            forwarded_headers: true,
+        }
+    }
 }
 
 fn default_gateway_name() -> String {
@@ -598,7 +664,9 @@ pub enum SubscriptionState {
 #[serde(deny_unknown_fields)]
 pub struct CertificateSpec {
     pub id: String,
-    /// PEM certificate (chain) and private key.
+    /// PEM certificate (chain) and private key. Without a key the certificate can only be
+    /// used to verify (validate-jwt `certificate-id`).
     pub cert_file: String,
-    pub key_file: String,
+    #[serde(default)]
+    pub key_file: Option<String>,
 }

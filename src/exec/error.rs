@@ -23,6 +23,23 @@ pub enum ErrorKind {
     /// No backend can take the request: its circuit is open or it is unhealthy, or so is every
     /// member of the pool (Reason undocumented in APIM; this is gatehouse's). 503.
     BackendUnavailable,
+    /// check-header: the header is missing / has a value not allowed.
+    HeaderNotFound,
+    HeaderValueNotAllowed,
+    /// ip-filter.
+    CallerIpNotAllowed,
+    CallerIpBlocked,
+    FailedToParseCallerIP,
+    /// validate-jwt.
+    TokenNotPresent,
+    TokenSignatureInvalid,
+    TokenAudienceNotAllowed,
+    TokenIssuerNotAllowed,
+    TokenExpired,
+    TokenSignatureKeyNotFound,
+    TokenClaimNotFound,
+    TokenClaimValueNotAllowed,
+    JwtInvalid,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -47,6 +64,20 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => "QuotaExceeded",
             ErrorKind::ConcurrencyLimitExceeded => "ConcurrencyLimitExceeded",
             ErrorKind::BackendUnavailable => "BackendUnavailable",
+            ErrorKind::HeaderNotFound => "HeaderNotFound",
+            ErrorKind::HeaderValueNotAllowed => "HeaderValueNotAllowed",
+            ErrorKind::CallerIpNotAllowed => "CallerIpNotAllowed",
+            ErrorKind::CallerIpBlocked => "CallerIpBlocked",
+            ErrorKind::FailedToParseCallerIP => "FailedToParseCallerIP",
+            ErrorKind::TokenNotPresent => "TokenNotPresent",
+            ErrorKind::TokenSignatureInvalid => "TokenSignatureInvalid",
+            ErrorKind::TokenAudienceNotAllowed => "TokenAudienceNotAllowed",
+            ErrorKind::TokenIssuerNotAllowed => "TokenIssuerNotAllowed",
+            ErrorKind::TokenExpired => "TokenExpired",
+            ErrorKind::TokenSignatureKeyNotFound => "TokenSignatureKeyNotFound",
+            ErrorKind::TokenClaimNotFound => "TokenClaimNotFound",
+            ErrorKind::TokenClaimValueNotAllowed => "TokenClaimValueNotAllowed",
+            ErrorKind::JwtInvalid => "JwtInvalid",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -61,6 +92,20 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => 403,
             ErrorKind::ConcurrencyLimitExceeded => 429,
             ErrorKind::BackendUnavailable => 503,
+            ErrorKind::CallerIpNotAllowed
+            | ErrorKind::CallerIpBlocked
+            | ErrorKind::FailedToParseCallerIP => 403,
+            ErrorKind::HeaderNotFound
+            | ErrorKind::HeaderValueNotAllowed
+            | ErrorKind::TokenNotPresent
+            | ErrorKind::TokenSignatureInvalid
+            | ErrorKind::TokenAudienceNotAllowed
+            | ErrorKind::TokenIssuerNotAllowed
+            | ErrorKind::TokenExpired
+            | ErrorKind::TokenSignatureKeyNotFound
+            | ErrorKind::TokenClaimNotFound
+            | ErrorKind::TokenClaimValueNotAllowed
+            | ErrorKind::JwtInvalid => 401,
             _ => 500,
         }
     }
@@ -80,6 +125,19 @@ impl ErrorKind {
             ErrorKind::BackendUnavailable => {
                 Some("Service unavailable: no backend is available to serve the request. Try again later.")
             }
+            ErrorKind::CallerIpNotAllowed
+            | ErrorKind::CallerIpBlocked
+            | ErrorKind::FailedToParseCallerIP => Some("Forbidden"),
+            ErrorKind::HeaderNotFound | ErrorKind::HeaderValueNotAllowed => Some("Access denied"),
+            ErrorKind::TokenNotPresent => Some("JWT not present."),
+            ErrorKind::TokenSignatureInvalid
+            | ErrorKind::TokenAudienceNotAllowed
+            | ErrorKind::TokenIssuerNotAllowed
+            | ErrorKind::TokenExpired
+            | ErrorKind::TokenSignatureKeyNotFound
+            | ErrorKind::TokenClaimNotFound
+            | ErrorKind::TokenClaimValueNotAllowed
+            | ErrorKind::JwtInvalid => Some("Invalid JWT."),
             _ => None,
         }
     }
@@ -101,12 +159,28 @@ pub struct PolicyError {
     pub detail: Option<LimitDetail>,
 }
 
-/// The client-facing details of a rate-limit or quota rejection.
+/// The client-facing details of a rejection whose response the policy shapes: rate limits
+/// and quotas (message, Retry-After), check-header / validate-jwt (status and message).
 #[derive(Clone, Debug)]
 pub struct LimitDetail {
     pub message: String,
     pub retry_after_secs: u64,
-    pub retry_after_header: http::HeaderName,
+    /// `None`: no Retry-After header.
+    pub retry_after_header: Option<http::HeaderName>,
+    /// Replaces the Reason's default status.
+    pub status: Option<u16>,
+}
+
+impl LimitDetail {
+    /// A policy-chosen status and message, without Retry-After.
+    pub fn response(status: u16, message: impl Into<String>) -> LimitDetail {
+        LimitDetail {
+            message: message.into(),
+            retry_after_secs: 0,
+            retry_after_header: None,
+            status: Some(status),
+        }
+    }
 }
 
 pub type LastError = PolicyError;
@@ -157,8 +231,8 @@ pub fn default_body(kind: ErrorKind, request_id: &str) -> String {
 
 pub fn default_body_for(kind: ErrorKind, detail: Option<&LimitDetail>, request_id: &str) -> String {
     if let Some(d) = detail {
-        return serde_json::json!({ "statusCode": kind.status(), "message": d.message })
-            .to_string();
+        let status = d.status.unwrap_or(kind.status());
+        return serde_json::json!({ "statusCode": status, "message": d.message }).to_string();
     }
     match kind.client_message() {
         Some(m) => serde_json::json!({ "statusCode": kind.status(), "message": m }).to_string(),

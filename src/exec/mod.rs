@@ -4,6 +4,7 @@
 pub mod env;
 pub mod error;
 pub mod headers;
+pub mod jwks;
 pub mod outbound;
 pub mod state;
 pub mod steps;
@@ -227,6 +228,16 @@ pub(crate) fn run_nested<'a, 'b: 'a>(
                 // inside retry); otherwise the proxy forwards and it is not among the statements.
                 StmtKind::ForwardRequest(f) => {
                     steps::forward_request::run(f, cx).await.map(|_| Step::Next)
+                }
+                StmtKind::CheckHeader(c) => steps::access::check_header(c, cx).map(|_| Step::Next),
+                StmtKind::Cors(c) => steps::cors::run(c, cx),
+                StmtKind::ValidateJwt(j) => steps::jwt::run(j, cx).await.map(|_| Step::Next),
+                StmtKind::IpFilter(f) => steps::access::ip_filter(f, cx).map(|_| Step::Next),
+                StmtKind::AuthenticationBasic { username, password } => {
+                    steps::access::basic(username, password, cx).map(|_| Step::Next)
+                }
+                StmtKind::AuthenticationCertificate(c) => {
+                    steps::access::certificate(c, cx).map(|_| Step::Next)
                 }
                 StmtKind::Retry(r) => {
                     let inner = format!("{prefix}{}/", path_of(stmts, i));

@@ -113,6 +113,11 @@ pub struct ReqState {
     /// response headers.
     pub forwarded: u32,
     pub backend_time: Option<std::time::Duration>,
+    /// A CORS preflight (OPTIONS + Origin + Access-Control-Request-Method routed to the
+    /// operation of the requested method).
+    pub preflight: bool,
+    /// A client certificate for the backend call (`authentication-certificate`).
+    pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
 }
 
 /// An increment applied after the response (in the logging phase).
@@ -147,7 +152,13 @@ pub struct RequestInfo {
     pub subscription: Option<usize>,
     /// The key the caller presented (`context.Subscription.Key`).
     pub key: Option<String>,
+    /// The caller's address (the TCP peer, or from X-Forwarded-For behind trusted proxies).
     pub ip: String,
+    /// The TCP peer, and whether it is a trusted proxy.
+    pub peer_ip: String,
+    pub peer_trusted: bool,
+    /// The Host header the client sent.
+    pub host_header: String,
     pub original_method: String,
     pub original_scheme: String,
     pub original_host: String,
@@ -197,6 +208,8 @@ impl ReqState {
             cache: None,
             forwarded: 0,
             backend_time: None,
+            client_cert: None,
+            preflight: false,
         }
     }
 

@@ -66,7 +66,18 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
         }
     }
     let subscriptions = compile_subscriptions(cfg, &api_index, &products, &mut d);
-    let (certificates, thumbprints) = compile_certificates(cfg, &mut d);
+    let (certificates, thumbprints, certificate_x509) = compile_certificates(cfg, &mut d);
+    let mut trusted_proxies = Vec::new();
+    for t in &cfg.raw.client_identity.trusted_proxies {
+        match super::parse_cidr(t) {
+            Ok(c) => trusted_proxies.push(c),
+            Err(e) => d.error(
+                "C039",
+                cfg.locate(None, "trusted_proxies", t),
+                format!("client_identity.trusted_proxies: {e}"),
+            ),
+        }
+    }
     check_certificate_refs(&apis, &certificates, &thumbprints, &mut d);
     if d.has_errors() {
         return Err(d.sorted());
@@ -81,6 +92,19 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
         global_on_error,
         certificates,
         thumbprints,
+        trusted_proxies,
+        forwarded_headers: cfg.raw.client_identity.forwarded_headers,
+        certificate_x509,
+        jwt: super::JwtSettings {
+            keys_refresh: cfg.raw.jwt.keys_refresh.0,
+            min_refetch: cfg.raw.jwt.min_refetch.0,
+            azure_ad_authority: cfg
+                .raw
+                .jwt
+                .azure_ad_authority
+                .trim_end_matches('/')
+                .to_string(),
+        },
     };
     Ok((gw, d.sorted()))
 }
@@ -88,14 +112,15 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
 type Certificates = (
     AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
     AHashMap<String, String>,
+    AHashMap<String, openssl::x509::X509>,
 );
 
-/// The `certificates` section: PEM certificate and key files, read at load.
+/// The `certificates` section: PEM certificate (and key) files, read at load.
 fn compile_certificates(cfg: &LoadedConfig, d: &mut Diagnostics) -> Certificates {
-    let (mut by_id, mut thumbs) = (AHashMap::new(), AHashMap::new());
+    let (mut by_id, mut thumbs, mut x509) = (AHashMap::new(), AHashMap::new(), AHashMap::new());
     for c in &cfg.raw.certificates {
         let span = cfg.locate(None, "id", &c.id);
-        if by_id.contains_key(&c.id) {
+        if x509.contains_key(&c.id) {
             d.error("C037", span, format!("duplicate certificate id `{}`", c.id));
             continue;
         }
@@ -115,18 +140,17 @@ fn compile_certificates(cfg: &LoadedConfig, d: &mut Diagnostics) -> Certificates
                 })
                 .ok()
         };
-        let (Some(cert), Some(key)) = (read(&c.cert_file, d), read(&c.key_file, d)) else {
+        let Some(cert) = read(&c.cert_file, d) else {
             continue;
         };
         let certs = openssl::x509::X509::stack_from_pem(&cert).unwrap_or_default();
-        let key = openssl::pkey::PKey::private_key_from_pem(&key);
-        let (Some(first), Ok(key)) = (certs.first(), key) else {
+        let Some(first) = certs.first().cloned() else {
             d.error(
                 "C037",
                 span.clone(),
                 format!(
-                    "certificate `{}`: {} / {} are not a PEM certificate and private key",
-                    c.id, c.cert_file, c.key_file
+                    "certificate `{}`: {} holds no PEM certificate",
+                    c.id, c.cert_file
                 ),
             );
             continue;
@@ -135,12 +159,31 @@ fn compile_certificates(cfg: &LoadedConfig, d: &mut Diagnostics) -> Certificates
             let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
             thumbs.insert(hex, c.id.clone());
         }
-        by_id.insert(
-            c.id.clone(),
-            Arc::new(pingora::utils::tls::CertKey::new(certs, key)),
-        );
+        x509.insert(c.id.clone(), first);
+        let Some(key_file) = &c.key_file else {
+            continue;
+        };
+        let Some(key) = read(key_file, d) else {
+            continue;
+        };
+        match openssl::pkey::PKey::private_key_from_pem(&key) {
+            Ok(key) => {
+                by_id.insert(
+                    c.id.clone(),
+                    Arc::new(pingora::utils::tls::CertKey::new(certs, key)),
+                );
+            }
+            Err(_) => d.error(
+                "C037",
+                span.clone(),
+                format!(
+                    "certificate `{}`: {key_file} is not a PEM private key",
+                    c.id
+                ),
+            ),
+        }
     }
-    (by_id, thumbs)
+    (by_id, thumbs, x509)
 }
 
 /// Every `authentication-certificate` must name a configured certificate.
@@ -173,13 +216,17 @@ fn check_certificate_refs(
             &p.on_error,
         ] {
             walk(stmts, &mut |s| {
-                let StmtKind::SendRequest(r) = &s.kind else {
-                    return;
+                let cert = match &s.kind {
+                    StmtKind::SendRequest(r) => r.certificate.as_ref(),
+                    StmtKind::AuthenticationCertificate(c) => Some(c),
+                    _ => return,
                 };
-                let known = match &r.certificate {
+                let known = match cert {
                     None => true,
                     Some(CertificateRef::Id(id)) => certificates.contains_key(id),
-                    Some(CertificateRef::Thumbprint(t)) => thumbprints.contains_key(t),
+                    Some(CertificateRef::Thumbprint(t)) => thumbprints
+                        .get(t)
+                        .is_some_and(|id| certificates.contains_key(id)),
                 };
                 if !known && reported.insert(s.span.to_string()) {
                     d.error(
@@ -1231,6 +1278,10 @@ pub fn build_pipeline(
     if engine_backend {
         needs_response_body = true;
     }
+    let mut has_cors = false;
+    walk(&inbound, &mut |s| {
+        has_cors |= matches!(s.kind, StmtKind::Cors(_))
+    });
     // The buffered forward sends the request body itself, so it reads it first.
     if needs_response_body {
         needs_request_body = true;
@@ -1246,6 +1297,7 @@ pub fn build_pipeline(
         needs_request_body,
         needs_response_body,
         engine_backend,
+        has_cors,
     }
 }
 

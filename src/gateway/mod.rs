@@ -34,6 +34,96 @@ pub struct Gateway {
     /// Configured client certificates: by id, and the id for each SHA-1 thumbprint.
     pub certificates: AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
     pub thumbprints: AHashMap<String, String>,
+    /// Proxies whose `X-Forwarded-For` is believed (address, prefix length).
+    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
+    /// Add `X-Forwarded-*` to backend requests.
+    pub forwarded_headers: bool,
+    /// Configured certificates by id (public part; also those without a private key), for
+    /// validate-jwt's `certificate-id` keys.
+    pub certificate_x509: AHashMap<String, openssl::x509::X509>,
+    pub jwt: JwtSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    pub keys_refresh: Duration,
+    pub min_refetch: Duration,
+    pub azure_ad_authority: String,
+}
+
+impl Gateway {
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .any(|(net, len)| cidr_contains(*net, *len, ip))
+    }
+
+    /// The caller's address: the TCP peer, or, when the peer is a trusted proxy, the
+    /// right-most `X-Forwarded-For` entry that is not a trusted proxy (the left-most entry when
+    /// all are trusted).
+    pub fn client_ip(&self, peer: std::net::IpAddr, xff: &[&str]) -> std::net::IpAddr {
+        if !self.is_trusted_proxy(peer) {
+            return peer;
+        }
+        let hops: Vec<std::net::IpAddr> = xff
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse::<std::net::IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .collect();
+        hops.iter()
+            .rev()
+            .find(|ip| !self.is_trusted_proxy(**ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+}
+
+/// Whether `ip` is inside `net/len` (same family; IPv4-mapped IPv6 counts as IPv4).
+pub fn cidr_contains(net: std::net::IpAddr, len: u8, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match (net, ip.to_canonical()) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+/// `10.0.0.0/8`, `::1`, `2001:db8::/32`.
+pub fn parse_cidr(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (addr, len) = match s.trim().split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s.trim(), None),
+    };
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+    let ip = ip.to_canonical();
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("{s:?}: prefix length must be 0 to {max}"))?,
+        None => max,
+    };
+    Ok((ip, len))
 }
 
 pub struct Backend {
@@ -127,6 +217,8 @@ pub struct Pipeline {
     /// Whether backend-after-forward or outbound statements read the response body (the
     /// gateway then forwards the request itself and buffers the response).
     pub needs_response_body: bool,
+    /// Inbound has a `<cors>` (preflights are routed to this operation).
+    pub has_cors: bool,
     /// forward-request sits inside `retry`: the engine runs the whole backend section
     /// (`backend_pre`) and forwards the buffered request itself, once per attempt.
     pub engine_backend: bool,

@@ -244,6 +244,92 @@ pub struct QuotaByKey {
     pub first_period_start: i64,
 }
 
+/// Where validate-jwt reads the token.
+#[derive(Clone, Debug)]
+pub enum TokenSource {
+    Header(Val<String>),
+    Query(Val<String>),
+    Value(Val<String>),
+}
+
+/// A configured signing key (`<issuer-signing-keys><key>`).
+#[derive(Clone, Debug)]
+pub enum JwtKeyMaterial {
+    /// Symmetric (HS*), decoded from base64.
+    Secret(Vec<u8>),
+    /// RSA modulus and exponent, base64url.
+    Rsa { n: String, e: String },
+    /// The public key of a configured certificate.
+    Certificate(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtKey {
+    pub id: Option<String>,
+    pub material: JwtKeyMaterial,
+}
+
+#[derive(Clone, Debug)]
+pub struct RequiredClaim {
+    pub name: String,
+    /// `match="all"` (default) or `any`.
+    pub all: bool,
+    pub separator: Option<String>,
+    pub values: Vec<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ValidateJwt {
+    pub source: TokenSource,
+    /// The token came from `Authorization` (require-scheme applies only then).
+    pub from_authorization: bool,
+    pub code: Val<u16>,
+    pub message: Option<Val<String>>,
+    pub require_expiration: Val<bool>,
+    pub require_scheme: Option<Val<String>>,
+    pub require_signed: Val<bool>,
+    pub clock_skew: Val<u64>,
+    pub output_variable: Option<String>,
+    /// Discovery documents (`openid-config url`).
+    pub openid: Vec<String>,
+    pub keys: Vec<JwtKey>,
+    pub audiences: Vec<Val<String>>,
+    pub issuers: Vec<Val<String>>,
+    pub claims: Vec<RequiredClaim>,
+    /// validate-azure-ad-token: `azp` / `appid` must be one of these.
+    pub client_application_ids: Vec<Val<String>>,
+}
+
+/// `<cors>` (apim-reference.md §2.6). Origins are normalised `scheme://host[:port]` (default
+/// ports dropped) or `*`; methods upper-case (`*` = any); headers lower-case (`*` = any).
+#[derive(Clone, Debug)]
+pub struct Cors {
+    pub allow_credentials: Val<bool>,
+    pub terminate_unmatched: Val<bool>,
+    pub origins: Vec<String>,
+    pub methods: Vec<String>,
+    pub max_age: Val<u64>,
+    pub headers: Vec<String>,
+    pub expose: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckHeader {
+    pub name: Val<String>,
+    pub code: Val<u16>,
+    pub message: Val<String>,
+    pub ignore_case: Val<bool>,
+    pub values: Vec<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IpFilter {
+    /// `action="allow"` (true) or `forbid`.
+    pub allow: Val<bool>,
+    pub addresses: Vec<Val<String>>,
+    pub ranges: Vec<(Val<String>, Val<String>)>,
+}
+
 /// `<retry>`: times in seconds.
 #[derive(Clone, Debug)]
 pub struct Retry {
@@ -353,6 +439,18 @@ pub enum StmtKind {
     },
     /// `<retry>` around nested statements.
     Retry(Retry),
+    CheckHeader(CheckHeader),
+    Cors(Cors),
+    /// `<validate-jwt>` and `<validate-azure-ad-token>` (compiled to the same check).
+    ValidateJwt(Box<ValidateJwt>),
+    IpFilter(IpFilter),
+    /// `<authentication-basic username password>`.
+    AuthenticationBasic {
+        username: Val<String>,
+        password: Val<String>,
+    },
+    /// `<authentication-certificate>`: the client certificate for the backend call.
+    AuthenticationCertificate(CertificateRef),
     /// `<wait for="all|any">`: send-request, cache-lookup-value and choose children run
     /// concurrently.
     Wait {
@@ -511,7 +609,55 @@ impl Stmt {
                 v(any, f);
                 body.iter().for_each(|s| s.visit_exprs(f));
             }
+            StmtKind::ValidateJwt(j) => {
+                match &j.source {
+                    TokenSource::Header(x) | TokenSource::Query(x) | TokenSource::Value(x) => {
+                        v(x, f)
+                    }
+                }
+                v(&j.code, f);
+                if let Some(m) = &j.message {
+                    v(m, f);
+                }
+                v(&j.require_expiration, f);
+                if let Some(s) = &j.require_scheme {
+                    v(s, f);
+                }
+                v(&j.require_signed, f);
+                v(&j.clock_skew, f);
+                j.audiences.iter().for_each(|x| v(x, f));
+                j.issuers.iter().for_each(|x| v(x, f));
+                j.client_application_ids.iter().for_each(|x| v(x, f));
+                for c in &j.claims {
+                    c.values.iter().for_each(|x| v(x, f));
+                }
+            }
+            StmtKind::Cors(c) => {
+                v(&c.allow_credentials, f);
+                v(&c.terminate_unmatched, f);
+                v(&c.max_age, f);
+            }
+            StmtKind::CheckHeader(c) => {
+                v(&c.name, f);
+                v(&c.code, f);
+                v(&c.message, f);
+                v(&c.ignore_case, f);
+                c.values.iter().for_each(|x| v(x, f));
+            }
+            StmtKind::IpFilter(i) => {
+                v(&i.allow, f);
+                i.addresses.iter().for_each(|x| v(x, f));
+                for (a, b) in &i.ranges {
+                    v(a, f);
+                    v(b, f);
+                }
+            }
+            StmtKind::AuthenticationBasic { username, password } => {
+                v(username, f);
+                v(password, f);
+            }
             StmtKind::AcquireSlot { key, .. } => v(key, f),
+            StmtKind::AuthenticationCertificate(_) => {}
             StmtKind::SendRequest(r) => {
                 v(&r.copy, f);
                 v(&r.timeout, f);

@@ -385,6 +385,233 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             let body = parse_statements(r.el, r.env, r.diags);
             StmtKind::LimitConcurrency { key, max, body }
         }
+        "validate-jwt" | "validate-azure-ad-token" => StmtKind::ValidateJwt(Box::new(
+            parse_validate_jwt(&mut r, element == "validate-azure-ad-token"),
+        )),
+        "cors" => {
+            let allow_credentials = r
+                .value("allow-credentials", parse_bool)
+                .unwrap_or(Val::Lit(false));
+            let terminate_unmatched = r
+                .value("terminate-unmatched-request", parse_bool)
+                .unwrap_or(Val::Lit(true));
+            let (mut origins, mut methods, mut headers, mut expose) =
+                (Vec::new(), None, Vec::new(), Vec::new());
+            let mut max_age = Val::Lit(0);
+            let mut saw_origins = false;
+            let mut saw_headers = false;
+            for child in r.children() {
+                let mut cr = Reader::new(child, r.env, r.diags);
+                let (item, list): (&str, u8) = match child.name.as_str() {
+                    "allowed-origins" => ("origin", 0),
+                    "allowed-methods" => {
+                        max_age = cr
+                            .value("preflight-result-max-age", parse_u64)
+                            .unwrap_or(Val::Lit(0));
+                        ("method", 1)
+                    }
+                    "allowed-headers" => ("header", 2),
+                    "expose-headers" => ("header", 3),
+                    other => {
+                        cr.diags.error(
+                            "P014",
+                            child.span.clone(),
+                            format!("<{other}> is not allowed in <cors>"),
+                        );
+                        continue;
+                    }
+                };
+                let mut values = Vec::new();
+                for g in cr.children() {
+                    let mut gr = Reader::new(g, cr.env, cr.diags);
+                    gr.no_children();
+                    if g.name != item {
+                        gr.diags.error(
+                            "P014",
+                            g.span.clone(),
+                            format!(
+                                "<{}> is not allowed in <{}>; expected <{item}>",
+                                g.name, child.name
+                            ),
+                        );
+                        continue;
+                    }
+                    if let Some((text, span)) = g.text().map(|t| {
+                        (
+                            substitute(&t.value, &t.span, gr.env, gr.diags),
+                            t.span.clone(),
+                        )
+                    }) {
+                        let text = text.trim().to_string();
+                        let normalised = match list {
+                            0 => crate::policy::parse::normalise_origin(&text),
+                            1 => Ok(text.to_ascii_uppercase()),
+                            _ => Ok(text.to_ascii_lowercase()),
+                        };
+                        match normalised {
+                            Ok(v) => values.push(v),
+                            Err(e) => gr.diags.error("P012", span, format!("<{item}>: {e}")),
+                        }
+                    }
+                    gr.finish();
+                }
+                cr.finish();
+                match list {
+                    0 => {
+                        saw_origins = true;
+                        origins = values;
+                    }
+                    1 => methods = Some(values),
+                    2 => {
+                        saw_headers = true;
+                        headers = values;
+                    }
+                    _ => expose = values,
+                }
+            }
+            if !saw_origins || origins.is_empty() {
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<cors> needs <allowed-origins> with at least one <origin>",
+                );
+            }
+            if origins.len() > 1 && origins.iter().any(|o| o == "*") {
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<allowed-origins> holds either a single `*` or full origins",
+                );
+            }
+            if !saw_headers {
+                r.diags
+                    .error("P012", r.el.span.clone(), "<cors> needs <allowed-headers>");
+            }
+            StmtKind::Cors(crate::policy::ast::Cors {
+                allow_credentials,
+                terminate_unmatched,
+                origins,
+                methods: methods.unwrap_or_else(|| vec!["GET".into(), "POST".into()]),
+                max_age,
+                headers,
+                expose,
+            })
+        }
+        "check-header" => {
+            let name = r
+                .required_value("name", |s| Ok(s.trim().to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            let code = r
+                .required_value("failed-check-httpcode", parse_status)
+                .unwrap_or(Val::Lit(401));
+            let message = r
+                .required_value("failed-check-error-message", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            let ignore_case = r
+                .required_value("ignore-case", parse_bool)
+                .unwrap_or(Val::Lit(false));
+            let mut values = Vec::new();
+            for child in r.children() {
+                let mut cr = Reader::new(child, r.env, r.diags);
+                if child.name != "value" {
+                    cr.diags.error(
+                        "P014",
+                        child.span.clone(),
+                        format!(
+                            "<{}> is not allowed in <check-header>; expected <value>",
+                            child.name
+                        ),
+                    );
+                    continue;
+                }
+                cr.no_children();
+                values.push(
+                    cr.text_value(false, |s| Ok(s.to_string()))
+                        .unwrap_or(Val::Lit(String::new())),
+                );
+                cr.finish();
+            }
+            r.children_checked = true;
+            StmtKind::CheckHeader(crate::policy::ast::CheckHeader {
+                name,
+                code,
+                message,
+                ignore_case,
+                values,
+            })
+        }
+        "ip-filter" => {
+            let allow = r
+                .required_value("action", |s| match s.trim() {
+                    "allow" => Ok(true),
+                    "forbid" => Ok(false),
+                    other => Err(format!("action must be allow or forbid, found {other:?}")),
+                })
+                .unwrap_or(Val::Lit(true));
+            let ip = |s: &str| {
+                s.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map(|_| s.trim().to_string())
+                    .map_err(|_| format!("{:?} is not an IPv4 or IPv6 address", s.trim()))
+            };
+            let (mut addresses, mut ranges) = (Vec::new(), Vec::new());
+            for child in r.children() {
+                let mut cr = Reader::new(child, r.env, r.diags);
+                cr.no_children();
+                match child.name.as_str() {
+                    "address" => {
+                        if let Some(v) = cr.text_value(true, ip) {
+                            addresses.push(v);
+                        }
+                    }
+                    "address-range" => {
+                        let from = cr.required_value("from", ip);
+                        let to = cr.required_value("to", ip);
+                        if let (Some(f), Some(t)) = (from, to) {
+                            ranges.push((f, t));
+                        }
+                    }
+                    other => {
+                        cr.diags.error(
+                            "P014",
+                            child.span.clone(),
+                            format!("<{other}> is not allowed in <ip-filter>; expected <address> or <address-range>"),
+                        );
+                        continue;
+                    }
+                }
+                cr.finish();
+            }
+            if r.el.elements().next().is_none() {
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "<ip-filter> needs at least one <address> or <address-range>",
+                );
+            }
+            r.children_checked = true;
+            StmtKind::IpFilter(crate::policy::ast::IpFilter {
+                allow,
+                addresses,
+                ranges,
+            })
+        }
+        "authentication-basic" => {
+            r.no_children();
+            let username = r
+                .required_value("username", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            let password = r
+                .required_value("password", |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new()));
+            StmtKind::AuthenticationBasic { username, password }
+        }
+        "authentication-certificate" => {
+            r.no_children();
+            let c = parse_certificate_ref(&mut r)
+                .unwrap_or(crate::policy::ast::CertificateRef::Id(String::new()));
+            StmtKind::AuthenticationCertificate(c)
+        }
         "retry" => {
             let condition = r
                 .required_value("condition", parse_bool)
@@ -1010,31 +1237,7 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
             }
             "authentication-certificate" => {
                 cr.no_children();
-                let id = cr.literal("certificate-id").map(|(v, _)| v);
-                let thumb = cr.literal("thumbprint").map(|(v, _)| v);
-                for unsupported in ["body", "password"] {
-                    if let Some((_, span)) = cr.literal(unsupported) {
-                        cr.diags.error(
-                            "P021",
-                            span,
-                            format!("`{unsupported}` of <authentication-certificate> is not supported yet; configure the certificate under `certificates` and use certificate-id"),
-                        );
-                    }
-                }
-                out.certificate = match (id, thumb) {
-                    (Some(id), None) => Some(crate::policy::ast::CertificateRef::Id(id)),
-                    (None, Some(t)) => Some(crate::policy::ast::CertificateRef::Thumbprint(
-                        t.trim().to_ascii_uppercase(),
-                    )),
-                    _ => {
-                        cr.diags.error(
-                            "P012",
-                            child.span.clone(),
-                            "<authentication-certificate> needs exactly one of `certificate-id` or `thumbprint`",
-                        );
-                        None
-                    }
-                };
+                out.certificate = parse_certificate_ref(&mut cr);
             }
             "proxy" => {
                 cr.no_children();
@@ -1505,6 +1708,315 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
             }
         }
         let _ = self.children_checked;
+    }
+}
+
+/// `certificate-id` or `thumbprint` of an `<authentication-certificate>` (literal values).
+fn parse_certificate_ref(r: &mut Reader) -> Option<crate::policy::ast::CertificateRef> {
+    let id = r.literal("certificate-id").map(|(v, _)| v);
+    let thumb = r.literal("thumbprint").map(|(v, _)| v);
+    for unsupported in ["body", "password"] {
+        if let Some((_, span)) = r.literal(unsupported) {
+            r.diags.error(
+                "P021",
+                span,
+                format!("`{unsupported}` of <authentication-certificate> is not supported yet; configure the certificate under `certificates` and use certificate-id"),
+            );
+        }
+    }
+    match (id, thumb) {
+        (Some(id), None) => Some(crate::policy::ast::CertificateRef::Id(id)),
+        (None, Some(t)) => Some(crate::policy::ast::CertificateRef::Thumbprint(
+            t.trim().to_ascii_uppercase(),
+        )),
+        _ => {
+            r.diags.error(
+                "P012",
+                r.el.span.clone(),
+                "<authentication-certificate> needs exactly one of `certificate-id` or `thumbprint`",
+            );
+            None
+        }
+    }
+}
+
+/// `scheme://host[:port]` lower-cased, default port dropped; `*` stays.
+pub fn normalise_origin(o: &str) -> Result<String, String> {
+    if o == "*" {
+        return Ok(o.to_string());
+    }
+    let (scheme, rest) = o
+        .split_once("://")
+        .ok_or_else(|| format!("{o:?} is not an origin (scheme://host[:port])"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let rest = rest.trim_end_matches('/').to_ascii_lowercase();
+    if rest.is_empty() || rest.contains('/') {
+        return Err(format!("{o:?} is not an origin (scheme://host[:port])"));
+    }
+    let default = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => "",
+    };
+    let host = rest.strip_suffix(default).unwrap_or(&rest);
+    Ok(format!("{scheme}://{host}"))
+}
+
+fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::ast::ValidateJwt {
+    use crate::policy::ast::{JwtKey, JwtKeyMaterial, RequiredClaim, TokenSource, ValidateJwt};
+    let text = |s: &str| Ok(s.to_string());
+    let header = r.value("header-name", text);
+    let query = r.value("query-parameter-name", text);
+    let token = r.value("token-value", text);
+    let from_authorization = matches!(&header, Some(Val::Lit(h)) if h.eq_ignore_ascii_case("authorization"))
+        || (azure && header.is_none() && query.is_none() && token.is_none());
+    let source = match (header, query, token) {
+        (Some(h), None, None) => TokenSource::Header(h),
+        (None, Some(q), None) => TokenSource::Query(q),
+        (None, None, Some(t)) => TokenSource::Value(t),
+        (None, None, None) if azure => TokenSource::Header(Val::Lit("Authorization".into())),
+        _ => {
+            r.diags.error(
+                "P012",
+                r.el.span.clone(),
+                format!("<{}> needs exactly one of `header-name`, `query-parameter-name` or `token-value`", r.el.name),
+            );
+            TokenSource::Header(Val::Lit("Authorization".into()))
+        }
+    };
+    let code = r
+        .value("failed-validation-httpcode", parse_status)
+        .unwrap_or(Val::Lit(401));
+    let message = r.value("failed-validation-error-message", text);
+    let require_expiration = r
+        .value("require-expiration-time", parse_bool)
+        .unwrap_or(Val::Lit(true));
+    let require_scheme = r.value("require-scheme", text);
+    let require_signed = r
+        .value("require-signed-tokens", parse_bool)
+        .unwrap_or(Val::Lit(true));
+    let clock_skew = r.value("clock-skew", parse_u64).unwrap_or(Val::Lit(0));
+    let output_variable = r.literal("output-token-variable-name").map(|(v, _)| v);
+    let mut openid = Vec::new();
+    if azure {
+        match r.literal("tenant-id") {
+            Some((t, span)) if crate::expr::is_expression(&t) => r.diags.error(
+                "P019",
+                span,
+                "`tenant-id` of <validate-azure-ad-token> takes a literal value (named values allowed)",
+            ),
+            Some((t, _)) => openid.push(format!("azure-ad:{}", t.trim())),
+            None => r.diags.error(
+                "P012",
+                r.el.span.clone(),
+                "<validate-azure-ad-token> needs attribute `tenant-id`",
+            ),
+        }
+    }
+    let (mut keys, mut audiences, mut issuers, mut claims, mut apps) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        match child.name.as_str() {
+            "openid-config" if !azure => {
+                cr.no_children();
+                if let Some(u) = cr.required_literal("url") {
+                    openid.push(u.trim().to_string());
+                }
+                cr.literal("validate-connectivity");
+            }
+            "issuer-signing-keys" if !azure => {
+                for k in cr.children() {
+                    let mut kr = Reader::new(k, cr.env, cr.diags);
+                    kr.no_children();
+                    if k.name != "key" {
+                        kr.diags.error(
+                            "P014",
+                            k.span.clone(),
+                            format!(
+                                "<{}> is not allowed in <issuer-signing-keys>; expected <key>",
+                                k.name
+                            ),
+                        );
+                        continue;
+                    }
+                    let id = kr.literal("id").map(|(v, _)| v);
+                    let cert = kr.literal("certificate-id").map(|(v, _)| v);
+                    let n = kr.literal("n").map(|(v, _)| v);
+                    let e = kr.literal("e").map(|(v, _)| v);
+                    let body = k
+                        .text()
+                        .map(|t| {
+                            substitute(&t.value, &t.span, kr.env, kr.diags)
+                                .trim()
+                                .to_string()
+                        })
+                        .filter(|t| !t.is_empty());
+                    let material = match (cert, n, e, body) {
+                        (Some(c), None, None, None) => Some(JwtKeyMaterial::Certificate(c)),
+                        (None, Some(n), Some(e), None) => Some(JwtKeyMaterial::Rsa { n, e }),
+                        (None, None, None, Some(b)) => {
+                            use base64::Engine;
+                            match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                                Ok(bytes) if !bytes.is_empty() => {
+                                    Some(JwtKeyMaterial::Secret(bytes))
+                                }
+                                _ => {
+                                    kr.diags.error(
+                                        "P012",
+                                        k.span.clone(),
+                                        "a symmetric <key> is base64 text",
+                                    );
+                                    None
+                                }
+                            }
+                        }
+                        _ => {
+                            kr.diags.error("P012", k.span.clone(), "a <key> is base64 text (symmetric), `certificate-id`, or `n` and `e` (RSA)");
+                            None
+                        }
+                    };
+                    if let Some(material) = material {
+                        keys.push(JwtKey { id, material });
+                    }
+                    kr.finish();
+                }
+            }
+            "audiences" | "issuers" | "client-application-ids" | "backend-application-ids" => {
+                let item = match child.name.as_str() {
+                    "audiences" => "audience",
+                    "issuers" => "issuer",
+                    _ => "application-id",
+                };
+                for g in cr.children() {
+                    let mut gr = Reader::new(g, cr.env, cr.diags);
+                    gr.no_children();
+                    if g.name != item {
+                        gr.diags.error(
+                            "P014",
+                            g.span.clone(),
+                            format!(
+                                "<{}> is not allowed in <{}>; expected <{item}>",
+                                g.name, child.name
+                            ),
+                        );
+                        continue;
+                    }
+                    if let Some(v) = gr.text_value(true, |s| Ok(s.trim().to_string())) {
+                        match child.name.as_str() {
+                            "audiences" => audiences.push(v),
+                            "issuers" => issuers.push(v),
+                            "client-application-ids" => apps.push(v),
+                            _ => {}
+                        }
+                    }
+                    gr.finish();
+                }
+            }
+            "required-claims" => {
+                for c in cr.children() {
+                    let mut ccr = Reader::new(c, cr.env, cr.diags);
+                    if c.name != "claim" {
+                        ccr.diags.error(
+                            "P014",
+                            c.span.clone(),
+                            format!(
+                                "<{}> is not allowed in <required-claims>; expected <claim>",
+                                c.name
+                            ),
+                        );
+                        continue;
+                    }
+                    let name = ccr.required_literal("name").unwrap_or_default();
+                    let all = match ccr.literal("match").map(|(v, _)| v) {
+                        None => true,
+                        Some(m) if m == "all" => true,
+                        Some(m) if m == "any" => false,
+                        Some(m) => {
+                            ccr.diags.error(
+                                "P012",
+                                c.span.clone(),
+                                format!("`match` must be all or any, found {m:?}"),
+                            );
+                            true
+                        }
+                    };
+                    let separator = ccr.literal("separator").map(|(v, _)| v);
+                    let mut values = Vec::new();
+                    for v in ccr.children() {
+                        let mut vr = Reader::new(v, ccr.env, ccr.diags);
+                        vr.no_children();
+                        if v.name != "value" {
+                            vr.diags.error(
+                                "P014",
+                                v.span.clone(),
+                                format!("<{}> is not allowed in <claim>; expected <value>", v.name),
+                            );
+                            continue;
+                        }
+                        if let Some(x) = vr.text_value(true, |s| Ok(s.trim().to_string())) {
+                            values.push(x);
+                        }
+                        vr.finish();
+                    }
+                    claims.push(RequiredClaim {
+                        name,
+                        all,
+                        separator,
+                        values,
+                    });
+                    ccr.finish();
+                }
+            }
+            "decryption-keys" => {
+                cr.diags.error(
+                    "P021",
+                    child.span.clone(),
+                    "encrypted tokens (<decryption-keys>) are not supported yet",
+                );
+                continue;
+            }
+            other => {
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!("<{other}> is not allowed in <{}>", r.el.name),
+                );
+                continue;
+            }
+        }
+        cr.finish();
+    }
+    if !azure && openid.is_empty() && keys.is_empty() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<validate-jwt> needs <openid-config> or <issuer-signing-keys> to verify signatures",
+        );
+    }
+    if azure && apps.is_empty() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<validate-azure-ad-token> needs <client-application-ids>",
+        );
+    }
+    ValidateJwt {
+        source,
+        from_authorization,
+        code,
+        message,
+        require_expiration,
+        require_scheme,
+        require_signed,
+        clock_skew,
+        output_variable,
+        openid,
+        keys,
+        audiences,
+        issuers,
+        claims,
+        client_application_ids: apps,
     }
 }
 

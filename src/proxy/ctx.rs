@@ -271,11 +271,11 @@ impl Ctx {
     ) {
         self.set_default_error(resp_h, e.kind);
         if let Some(d) = &e.detail {
-            if e.kind != ErrorKind::PayloadTooLarge {
-                resp_h.set(
-                    &d.retry_after_header,
-                    &[HeaderValue::from(d.retry_after_secs)],
-                );
+            if let Some(h) = &d.retry_after_header {
+                resp_h.set(h, &[HeaderValue::from(d.retry_after_secs)]);
+            }
+            if let Some(s) = d.status {
+                self.resp.status = s;
             }
             self.resp.body =
                 Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());

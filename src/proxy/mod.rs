@@ -91,6 +91,15 @@ impl ProxyHttp for Proxy {
         }
         let flow = ctx.run(session, Section::Inbound, &p.inbound).await;
         let flow = match flow {
+            // A preflight no <cors> answered: an empty 200, nothing forwarded.
+            Flow::Continue if ctx.req.as_ref().is_some_and(|r| r.preflight) => {
+                ctx.resp.status = 200;
+                ctx.resp.body = Some(Bytes::new());
+                Flow::Respond {
+                    origin: Origin::Builtin("cors"),
+                    run_outbound: false,
+                }
+            }
             Flow::Continue => ctx.run(session, Section::Backend, &p.backend_pre).await,
             other => other,
         };
@@ -477,7 +486,8 @@ async fn read_request_body(
                     e.detail = Some(exec::error::LimitDetail {
                         message,
                         retry_after_secs: 0,
-                        retry_after_header: header::RETRY_AFTER,
+                        retry_after_header: None,
+                        status: None,
                     });
                     return Err(e);
                 }
@@ -606,13 +616,35 @@ impl Proxy {
         let remainder = &path[prefix_len..];
         let query_pairs = crate::gateway::router::parse_query(&raw_query);
         let method = req.method.clone();
-        let (oi, matched) = api
-            .operations
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| crate::gateway::router::method_matches(&o.method, &method))
-            .find_map(|(i, o)| o.template.matches(remainder, &query_pairs).map(|m| (i, m)))
-            .ok_or_else(not_found)?;
+        let find = |m: Option<&http::Method>, cors_only: bool| {
+            api.operations
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| {
+                    m.is_none_or(|m| crate::gateway::router::method_matches(&o.method, m))
+                })
+                .filter(|(_, o)| !cors_only || o.pipelines.first().is_some_and(|p| p.has_cors))
+                .find_map(|(i, o)| o.template.matches(remainder, &query_pairs).map(|x| (i, x)))
+        };
+        // A CORS preflight for an operation without an OPTIONS operation of its own goes to the
+        // operation of the requested method, when its policy has <cors>.
+        let requested = (method == http::Method::OPTIONS
+            && req.headers.contains_key(header::ORIGIN))
+        .then(|| req.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD))
+        .flatten()
+        .and_then(|v| http::Method::from_bytes(v.as_bytes()).ok());
+        let (oi, matched, preflight) = match find(Some(&method), false) {
+            Some((i, m)) => (i, m, false),
+            None => {
+                // The operation of the requested method; else any operation of the path with
+                // <cors> (whose policy then refuses the method).
+                let (i, m) = requested
+                    .as_ref()
+                    .and_then(|r| find(Some(r), true).or_else(|| find(None, true)))
+                    .ok_or_else(not_found)?;
+                (i, m, true)
+            }
+        };
         ctx.op = Some(oi);
         let op = &api.operations[oi];
         // Subscription key: header first, then the query parameter.
@@ -627,7 +659,17 @@ impl Proxy {
                 .find(|(k, _)| *k == api.key_query)
                 .map(|(_, v)| v.clone())
         });
-        let decision = access::decide(&gw, ai, key.as_deref()).map_err(|kind| {
+        // A preflight carries no key: it runs the operation's policy without a product.
+        let decision = if preflight {
+            Ok(access::Access {
+                subscription: None,
+                product: None,
+                pipeline: 0,
+            })
+        } else {
+            access::decide(&gw, ai, key.as_deref())
+        }
+        .map_err(|kind| {
             let msg = kind.client_message().unwrap_or_default();
             PolicyError::builtin(kind, "authorization", msg)
         });
@@ -650,12 +692,32 @@ impl Proxy {
                 query.pairs_mut().retain(|(k, _)| *k != api.key_query);
             }
         }
+        let peer = session
+            .client_addr()
+            .and_then(|c| c.as_inet())
+            .map(|c| c.ip().to_canonical());
+        let xff: Vec<&str> = session
+            .req_header()
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let client_ip = peer.map(|p| gw.client_ip(p, &xff));
+        let scheme = if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+            "https"
+        } else {
+            "http"
+        };
         let (original_host, original_port) = match host.as_deref().and_then(|h| {
             h.rsplit_once(':')
                 .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
         }) {
             Some((h, p)) => (h.to_string(), p.parse().unwrap_or(80)),
-            None => (host.clone().unwrap_or_default(), 80),
+            None => (
+                host.clone().unwrap_or_default(),
+                if scheme == "https" { 443 } else { 80 },
+            ),
         };
         let info = exec::RequestInfo {
             api: Some(ai),
@@ -663,13 +725,12 @@ impl Proxy {
             product: a.product,
             subscription: a.subscription,
             key: if a.subscription.is_some() { key } else { None },
-            ip: session
-                .client_addr()
-                .and_then(|c| c.as_inet())
-                .map(|c| c.ip().to_string())
-                .unwrap_or_default(),
+            ip: client_ip.map(|i| i.to_string()).unwrap_or_default(),
+            peer_ip: peer.map(|i| i.to_string()).unwrap_or_default(),
+            peer_trusted: peer.is_some_and(|p| gw.is_trusted_proxy(p)),
+            host_header: host.clone().unwrap_or_default(),
             original_method: method.as_str().to_string(),
-            original_scheme: "http".into(),
+            original_scheme: scheme.into(),
             original_host,
             original_port,
             original_path: path.clone(),
@@ -679,6 +740,7 @@ impl Proxy {
         };
         ctx.req = Some(exec::ReqState {
             matched,
+            preflight,
             template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
             ..exec::ReqState::new(
                 ctx.request_id.clone(),

@@ -74,6 +74,10 @@ pub async fn make_peer(
         peer.options.ca = b.ca.clone();
         peer.client_cert_key = b.client_cert.clone();
     }
+    if req.client_cert.is_some() {
+        // authentication-certificate in the policy wins over the backend's certificate.
+        peer.client_cert_key = req.client_cert.clone();
+    }
     peer.options.alpn = match version {
         HttpVersion::Http1 => pingora::protocols::ALPN::H1,
         HttpVersion::Http2Or1 => pingora::protocols::ALPN::H2H1,
@@ -129,6 +133,30 @@ pub fn shape(
         },
     }
     up.insert_header(header::HOST, req.target.base.authority.as_str())?;
+    if gw.forwarded_headers && !req.info.peer_ip.is_empty() {
+        // Append the peer to X-Forwarded-For; set Proto / Host unless a trusted proxy did.
+        let xff = up
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let xff = if xff.is_empty() {
+            req.info.peer_ip.clone()
+        } else {
+            format!("{xff}, {}", req.info.peer_ip)
+        };
+        up.insert_header("x-forwarded-for", xff)?;
+        let keep = req.info.peer_trusted;
+        if !(keep && up.headers.contains_key("x-forwarded-proto")) {
+            up.insert_header("x-forwarded-proto", req.info.original_scheme.as_str())?;
+        }
+        let proxy_set_host = keep && up.headers.contains_key("x-forwarded-host");
+        if !proxy_set_host && !req.info.host_header.is_empty() {
+            up.insert_header("x-forwarded-host", req.info.host_header.as_str())?;
+        }
+    }
     if let Some(body) = &req.body {
         // A replacement body is sent from request_body_filter (or by forward_buffered);
         // announce its length here, never on the downstream request, whose framing Pingora

@@ -1,10 +1,13 @@
 //! One module per built-in policy, named after its XML element.
 
+pub mod access;
 pub mod cache;
 pub mod cache_value;
 pub mod choose;
+pub mod cors;
 pub mod find_and_replace;
 pub mod forward_request;
+pub mod jwt;
 pub mod limit_concurrency;
 pub mod mock_response;
 pub mod quota;

@@ -43,7 +43,8 @@ fn rejected(bandwidth: bool, left: u64) -> StepError {
         detail: Some(LimitDetail {
             message,
             retry_after_secs: left,
-            retry_after_header: http::header::RETRY_AFTER,
+            retry_after_header: Some(http::header::RETRY_AFTER),
+            status: None,
         }),
     }
 }

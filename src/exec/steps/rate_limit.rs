@@ -35,10 +35,13 @@ pub fn rejected(outputs: &LimitOutputs, retry: Duration, cx: &mut ExecCtx) -> St
         detail: Some(LimitDetail {
             message: format!("Rate limit is exceeded. Try again in {n} seconds."),
             retry_after_secs: n,
-            retry_after_header: outputs
-                .retry_after_header
-                .clone()
-                .unwrap_or(http::header::RETRY_AFTER),
+            retry_after_header: Some(
+                outputs
+                    .retry_after_header
+                    .clone()
+                    .unwrap_or(http::header::RETRY_AFTER),
+            ),
+            status: None,
         }),
     }
 }
