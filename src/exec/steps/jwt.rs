@@ -420,6 +420,7 @@ async fn verify(
             .collect(),
         None => Vec::new(),
     };
+    let kid_unknown = kid.is_some() && by_kid.is_empty();
     let candidates = if by_kid.is_empty() {
         same_family
     } else {
@@ -473,6 +474,16 @@ async fn verify(
                 _ => return Err(f.err(ErrorKind::JwtInvalid, format!("{e}. Access denied."))),
             },
         }
+    }
+    if kid_unknown {
+        // Every key was tried (as APIM does without a kid match); none matched.
+        return Err(f.err(
+            ErrorKind::TokenSignatureKeyNotFound,
+            format!(
+                "Unable to find the signing key for kid {}. Access denied.",
+                kid.unwrap_or_default()
+            ),
+        ));
     }
     Err(f.err(
         ErrorKind::TokenSignatureInvalid,
