@@ -24,7 +24,6 @@ fn now() -> u64 {
 }
 
 struct RsaKey {
-    kid: String,
     enc: EncodingKey,
     jwk: serde_json::Value,
     public_der: Vec<u8>,
@@ -34,7 +33,6 @@ fn rsa_key(kid: &str) -> RsaKey {
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap_or_else(|e| panic!("{e}"));
     let der = rsa.private_key_to_der().unwrap_or_else(|e| panic!("{e}"));
     RsaKey {
-        kid: kid.to_string(),
         enc: EncodingKey::from_rsa_der(&der),
         jwk: json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64url(&rsa.n().to_vec()), "e": b64url(&rsa.e().to_vec())}),
         public_der: rsa.public_key_to_der().unwrap_or_else(|e| panic!("{e}")),
