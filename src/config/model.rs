@@ -40,6 +40,50 @@ pub struct RawConfig {
     pub client_identity: ClientIdentitySpec,
     #[serde(default)]
     pub jwt: JwtSettingsSpec,
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// Request limits, checked before anything else runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Longest request target (path and query) in bytes: 414 beyond.
+    #[serde(default = "default_max_url")]
+    pub max_url_length: usize,
+    /// Most request header lines: 431 beyond.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Largest total of header names and values in bytes: 431 beyond.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Largest request body in bytes (0 = no limit): 413 beyond.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+}
+
+fn default_max_url() -> usize {
+    8192
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_header_bytes() -> usize {
+    65536
+}
+fn default_max_body() -> u64 {
+    100 * 1024 * 1024
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec {
+            max_url_length: default_max_url(),
+            max_headers: default_max_headers(),
+            max_header_bytes: default_max_header_bytes(),
+            max_body_bytes: default_max_body(),
+        }
+    }
 }
 
 /// validate-jwt's key fetching.

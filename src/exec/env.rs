@@ -176,8 +176,25 @@ impl ContextEnv for ExecCtx<'_> {
                     "Id" => s(&sub.id),
                     "Name" => s(&sub.name),
                     "Key" => info.key.as_deref().map_or(Value::Null, s),
-                    "PrimaryKey" => sub.primary_key.as_deref().map_or(Value::Null, s),
-                    "SecondaryKey" => sub.secondary_key.as_deref().map_or(Value::Null, s),
+                    // A hashed key is known only when the caller presented it.
+                    "PrimaryKey" => match (&sub.primary_key, &sub.primary_hash, &info.key) {
+                        (Some(k), _, _) => s(k),
+                        (None, Some(h), Some(k))
+                            if crate::gateway::subscriptions::digest(k) == *h =>
+                        {
+                            s(k)
+                        }
+                        _ => Value::Null,
+                    },
+                    "SecondaryKey" => match (&sub.secondary_key, &sub.secondary_hash, &info.key) {
+                        (Some(k), _, _) => s(k),
+                        (None, Some(h), Some(k))
+                            if crate::gateway::subscriptions::digest(k) == *h =>
+                        {
+                            s(k)
+                        }
+                        _ => Value::Null,
+                    },
                     "CreatedDate" | "StartDate" | "EndDate" => Value::Null,
                     "Scope" => s(&match sub.scope {
                         SubScope::Product(p) => format!("/products/{}", gw.products[p].id),

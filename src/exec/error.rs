@@ -23,6 +23,10 @@ pub enum ErrorKind {
     /// No backend can take the request: its circuit is open or it is unhealthy, or so is every
     /// member of the pool (Reason undocumented in APIM; this is gatehouse's). 503.
     BackendUnavailable,
+    /// The request target is longer than `limits.max_url_length` (414).
+    UriTooLong,
+    /// More header lines or bytes than `limits` allow (431).
+    RequestHeadersTooLarge,
     /// check-header: the header is missing / has a value not allowed.
     HeaderNotFound,
     HeaderValueNotAllowed,
@@ -64,6 +68,8 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => "QuotaExceeded",
             ErrorKind::ConcurrencyLimitExceeded => "ConcurrencyLimitExceeded",
             ErrorKind::BackendUnavailable => "BackendUnavailable",
+            ErrorKind::UriTooLong => "UriTooLong",
+            ErrorKind::RequestHeadersTooLarge => "RequestHeadersTooLarge",
             ErrorKind::HeaderNotFound => "HeaderNotFound",
             ErrorKind::HeaderValueNotAllowed => "HeaderValueNotAllowed",
             ErrorKind::CallerIpNotAllowed => "CallerIpNotAllowed",
@@ -92,6 +98,8 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => 403,
             ErrorKind::ConcurrencyLimitExceeded => 429,
             ErrorKind::BackendUnavailable => 503,
+            ErrorKind::UriTooLong => 414,
+            ErrorKind::RequestHeadersTooLarge => 431,
             ErrorKind::CallerIpNotAllowed
             | ErrorKind::CallerIpBlocked
             | ErrorKind::FailedToParseCallerIP => 403,
@@ -128,6 +136,8 @@ impl ErrorKind {
             ErrorKind::CallerIpNotAllowed
             | ErrorKind::CallerIpBlocked
             | ErrorKind::FailedToParseCallerIP => Some("Forbidden"),
+            ErrorKind::UriTooLong => Some("The request URL is too long."),
+            ErrorKind::RequestHeadersTooLarge => Some("The request headers are too large."),
             ErrorKind::HeaderNotFound | ErrorKind::HeaderValueNotAllowed => Some("Access denied"),
             ErrorKind::TokenNotPresent => Some("JWT not present."),
             ErrorKind::TokenSignatureInvalid

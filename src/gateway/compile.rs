@@ -95,6 +95,17 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
         trusted_proxies,
         forwarded_headers: cfg.raw.client_identity.forwarded_headers,
         certificate_x509,
+        limits: super::Limits {
+            max_url_length: cfg.raw.limits.max_url_length,
+            max_headers: cfg.raw.limits.max_headers,
+            max_header_bytes: cfg.raw.limits.max_header_bytes,
+            max_body_bytes: cfg.raw.limits.max_body_bytes,
+        },
+        secrets: named
+            .values()
+            .filter(|v| v.secret)
+            .map(|v| v.value.clone())
+            .collect(),
         jwt: super::JwtSettings {
             keys_refresh: cfg.raw.jwt.keys_refresh.0,
             min_refetch: cfg.raw.jwt.min_refetch.0,
@@ -1308,7 +1319,7 @@ fn compile_subscriptions(
     d: &mut Diagnostics,
 ) -> Subscriptions {
     let mut list: Vec<Subscription> = Vec::new();
-    let mut seen_keys: AHashMap<String, String> = AHashMap::new();
+    let mut seen_digests: AHashMap<[u8; 32], String> = AHashMap::new();
     for s in &cfg.raw.subscriptions {
         let span = cfg.locate(None, "id", &s.id);
         if list.iter().any(|x| x.id == s.id) {
@@ -1347,7 +1358,30 @@ fn compile_subscriptions(
                 ),
             );
         }
-        for k in [&s.primary_key, &s.secondary_key].into_iter().flatten() {
+        let mut hashes: [Option<[u8; 32]>; 2] = [None, None];
+        for (slot, k) in [&s.primary_key, &s.secondary_key].into_iter().enumerate() {
+            let Some(k) = k else { continue };
+            let digest = match super::subscriptions::parse_hashed(k) {
+                Some(Ok(d)) => {
+                    hashes[slot] = Some(d);
+                    d
+                }
+                Some(Err(e)) => {
+                    d.error(
+                        "C053",
+                        span.clone(),
+                        format!("subscription `{}`: {e}", s.id),
+                    );
+                    continue;
+                }
+                None => super::subscriptions::digest(k),
+            };
+            if let Some(other) = seen_digests.insert(digest, s.id.clone()) {
+                d.error("C054", span.clone(), format!("subscription `{}` reuses a key of subscription `{other}`; keys must be unique", s.id));
+            }
+            if hashes[slot].is_some() {
+                continue;
+            }
             if k.len() < 8 {
                 d.error(
                     "C053",
@@ -1357,9 +1391,6 @@ fn compile_subscriptions(
                         s.id
                     ),
                 );
-            }
-            if let Some(other) = seen_keys.insert(k.clone(), s.id.clone()) {
-                d.error("C054", span.clone(), format!("subscription `{}` reuses a key of subscription `{other}`; keys must be unique", s.id));
             }
         }
         let start = match &s.start_date {
@@ -1377,8 +1408,10 @@ fn compile_subscriptions(
             id: s.id.clone(),
             name: s.name.clone().unwrap_or_else(|| s.id.clone()),
             scope,
-            primary_key: s.primary_key.clone(),
-            secondary_key: s.secondary_key.clone(),
+            primary_key: s.primary_key.clone().filter(|_| hashes[0].is_none()),
+            secondary_key: s.secondary_key.clone().filter(|_| hashes[1].is_none()),
+            primary_hash: hashes[0],
+            secondary_hash: hashes[1],
             state: s.state,
             allow_tracing: s.allow_tracing,
         });

@@ -42,6 +42,17 @@ pub struct Gateway {
     /// validate-jwt's `certificate-id` keys.
     pub certificate_x509: AHashMap<String, openssl::x509::X509>,
     pub jwt: JwtSettings,
+    /// Values of secret named values (masked in traces).
+    pub secrets: Vec<String>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_url_length: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
 }
 
 #[derive(Clone, Debug)]

@@ -59,6 +59,8 @@ pub struct Ctx {
     pub pick_pending: bool,
     /// Upstream attempts Pingora made (retries of connection failures, redirects).
     pub attempts: u32,
+    /// Request body bytes streamed so far (for `limits.max_body_bytes`).
+    pub body_seen: u64,
 }
 
 impl Ctx {
@@ -104,6 +106,7 @@ impl Ctx {
             pick: None,
             pick_pending: false,
             attempts: 0,
+            body_seen: 0,
         }
     }
 
@@ -481,6 +484,44 @@ impl Ctx {
                 Some(scope.name()),
             ),
         };
+        // Trace text is the policy author's; secrets that reach it are masked: secret named
+        // values, the caller's key, and the Authorization / Proxy-Authorization / Cookie
+        // values of the request (and the token inside a `Bearer x`).
+        let mut sensitive: Vec<String> = self.gw.secrets.clone();
+        if let Some(k) = self.req.as_ref().and_then(|r| r.info.key.clone()) {
+            sensitive.push(k);
+        }
+        for h in ["authorization", "proxy-authorization", "cookie"] {
+            for v in req.headers.get_all(h) {
+                if let Ok(v) = v.to_str() {
+                    sensitive.push(v.to_string());
+                    if let Some((_, token)) = v.split_once(' ') {
+                        sensitive.push(token.trim().to_string());
+                    }
+                }
+            }
+        }
+        sensitive.retain(|s| s.len() >= 4);
+        sensitive.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let redact = |text: &str| -> String {
+            let mut out = text.to_string();
+            for s in &sensitive {
+                if out.contains(s.as_str()) {
+                    out = out.replace(s.as_str(), "***");
+                }
+            }
+            out
+        };
+        let traces: Vec<(String, String)> = self
+            .req
+            .as_ref()
+            .map(|r| {
+                r.traces
+                    .iter()
+                    .map(|t| (redact(&t.source), redact(&t.message)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let produced_by = access_log::Producer {
             kind: self.origin.producer(),
             policy,
@@ -512,10 +553,11 @@ impl Ctx {
                 .map(|r| {
                     r.traces
                         .iter()
-                        .map(|t| access_log::TraceLine {
-                            source: &t.source,
+                        .zip(&traces)
+                        .map(|(t, (source, message))| access_log::TraceLine {
+                            source,
                             severity: t.severity,
-                            message: &t.message,
+                            message,
                         })
                         .collect()
                 })
@@ -526,8 +568,8 @@ impl Ctx {
         };
         access_log::write(shared.access_log, &entry);
         if let Some(r) = &self.req {
-            for t in &r.traces {
-                log::info!(target: "gatehouse::trace", "request {} trace [{}] {}: {}", self.request_id, t.severity, t.source, t.message);
+            for (t, (source, message)) in r.traces.iter().zip(&traces) {
+                log::info!(target: "gatehouse::trace", "request {} trace [{}] {source}: {message}", self.request_id, t.severity);
             }
         }
         if let Some(m) = metrics::get() {

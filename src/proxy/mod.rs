@@ -78,11 +78,15 @@ impl ProxyHttp for Proxy {
         if p.needs_request_body {
             // The buffered path sends the body itself; the streaming path replays it through
             // Pingora's retry buffer, which holds 64 KiB.
-            let limit = if p.needs_response_body {
+            let mut limit = if p.needs_response_body {
                 MAX_FORWARDED_BODY
             } else {
                 MAX_BUFFERED_BODY
             };
+            let max = ctx.gw.limits.max_body_bytes;
+            if max > 0 {
+                limit = limit.min(usize::try_from(max).unwrap_or(usize::MAX));
+            }
             if let Err(e) = read_request_body(session, ctx, limit, !p.needs_response_body).await {
                 ctx.fail(session, e, &p.on_error).await;
                 respond::write_gateway_response(session, ctx).await?;
@@ -187,6 +191,17 @@ impl ProxyHttp for Proxy {
         end: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // A body without Content-Length is counted as it streams.
+        if let Some(b) = body.as_ref() {
+            ctx.body_seen += b.len() as u64;
+            let max = ctx.gw.limits.max_body_bytes;
+            if max > 0 && ctx.body_seen > max && ctx.req.as_ref().is_none_or(|r| r.body.is_none()) {
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    format!("request body larger than {max} bytes"),
+                );
+            }
+        }
         if let Some(req) = &ctx.req {
             if let Some(replacement) = &req.body {
                 *body = if end {
@@ -452,6 +467,59 @@ fn upstream_kind(e: &pingora::Error) -> Option<ErrorKind> {
     }
 }
 
+/// Request limits (`limits` in the configuration), before routing.
+#[allow(clippy::result_large_err)]
+fn check_limits(l: &crate::gateway::Limits, req: &RequestHeader) -> Result<(), PolicyError> {
+    let target = req.raw_path().len();
+    if target > l.max_url_length {
+        return Err(PolicyError::builtin(
+            ErrorKind::UriTooLong,
+            "configuration",
+            format!(
+                "the request target has {target} bytes; the limit is {}",
+                l.max_url_length
+            ),
+        ));
+    }
+    let count = req.headers.len();
+    let bytes: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if count > l.max_headers || bytes > l.max_header_bytes {
+        return Err(PolicyError::builtin(
+            ErrorKind::RequestHeadersTooLarge,
+            "configuration",
+            format!(
+                "{count} header lines, {bytes} bytes; the limits are {} and {}",
+                l.max_headers, l.max_header_bytes
+            ),
+        ));
+    }
+    let declared = req
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if l.max_body_bytes > 0 && declared.is_some_and(|n| n > l.max_body_bytes) {
+        let message = format!(
+            "Request body is larger than the {} bytes allowed.",
+            l.max_body_bytes
+        );
+        let mut e =
+            PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", message.clone());
+        e.detail = Some(exec::error::LimitDetail {
+            message,
+            retry_after_secs: 0,
+            retry_after_header: None,
+            status: None,
+        });
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Largest request body buffered for policies that read it: Pingora's retry buffer (64 KiB),
 /// through which the buffered body is sent upstream. Larger bodies get 413.
 pub const MAX_BUFFERED_BODY: usize = 64 * 1024;
@@ -595,6 +663,7 @@ impl Proxy {
     fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
         let gw = ctx.gw.clone();
         let req = session.req_header();
+        check_limits(&gw.limits, req)?;
         let host = req
             .headers
             .get(header::HOST)

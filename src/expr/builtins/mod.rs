@@ -32,6 +32,8 @@ const MEMBERS: &[&str] = &[
     "Keys",
     "Values",
     "Key",
+    "PrimaryKey",
+    "SecondaryKey",
     "Value",
     "Success",
     "Groups",
