@@ -275,3 +275,36 @@ fn send_request_presents_a_configured_client_certificate() {
     assert_eq!(gw.get("/s/by-thumb", &[]).text(), "client=gatehouse-client");
     assert_eq!(gw.get("/s/none", &[]).text(), "failed");
 }
+
+#[test]
+fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
+    let certs = TempDir::new();
+    certificates(&certs.0);
+    let port = mtls_origin(&certs.0);
+    let read = |f: &str| std::fs::read_to_string(certs.0.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    // The backend trusts the test CA but has no client certificate of its own: the policy
+    // supplies it.
+    let yaml = format!(
+        "certificates:\n  - id: gw-client\n    cert_file: certs/client.pem\n    key_file: certs/client.key\nbackends:\n  - id: b\n    url: https://127.0.0.1:{port}\n    tls:\n      sni: localhost\n      ca_file: certs/ca.pem\napis:\n{}{}",
+        api("with", "b"),
+        api("without", "b")
+    );
+    let doc = |inbound: &str| format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let files = [
+        ("certs/ca.pem", read("ca.pem")),
+        ("certs/client.pem", read("client.pem")),
+        ("certs/client.key", read("client.key")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let gw = Gatehouse::start_with(
+        &yaml,
+        &[
+            ("apis/with.xml", &doc(r#"<authentication-certificate certificate-id="gw-client" />"#)),
+            ("apis/without.xml", &doc("")),
+        ],
+        &files,
+    );
+    let r = gw.get("/with/x", &[]);
+    assert_eq!((r.status, r.text()), (200, "client=gatehouse-client".to_string()));
+    assert_eq!(gw.get("/without/x", &[]).status, 500);
+}
