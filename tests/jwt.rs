@@ -406,3 +406,52 @@ fn validate_azure_ad_token_against_a_local_discovery_document() {
     );
     assert_eq!(gw.last_log()["error"], "TokenIssuerNotAllowed");
 }
+
+#[test]
+fn token_value_es384_and_unsigned_tokens_when_allowed() {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey as OEc};
+    use openssl::nid::Nid;
+    let (backend, issuer) = (Origin::echo(), Issuer::start());
+    // An ES384 key published by the issuer.
+    let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap_or_else(|e| panic!("{e}"));
+    let key = OEc::generate(&group).unwrap_or_else(|e| panic!("{e}"));
+    let (mut x, mut y) = (
+        BigNum::new().unwrap_or_else(|e| panic!("{e}")),
+        BigNum::new().unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut ctx = BigNumContext::new().unwrap_or_else(|e| panic!("{e}"));
+    key.public_key()
+        .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    issuer.publish(vec![json!({"kty": "EC", "crv": "P-384", "kid": "e384",
+        "x": b64url(&x.to_vec_padded(48).unwrap_or_default()), "y": b64url(&y.to_vec_padded(48).unwrap_or_default())})]);
+    let pkcs8 = openssl::pkey::PKey::from_ec_key(key)
+        .and_then(|k| k.private_key_to_pkcs8())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let enc = EncodingKey::from_ec_der(&pkcs8);
+    let inbound = r#"<validate-jwt token-value="@(context.Request.Headers.GetValueOrDefault("X-Token", ""))"><openid-config url="{{oidc}}" /></validate-jwt>"#;
+    let gw = gateway(&backend, &issuer, inbound);
+    let t = sign(Algorithm::ES384, Some("e384"), &enc, good_claims());
+    assert_eq!(gw.get("/j/x", &[("X-Token", &t)]).status, 200);
+    assert_eq!(gw.get("/j/x", &[]).status, 401);
+    assert_eq!(gw.last_log()["error"], "TokenNotPresent");
+    // require-signed-tokens="false": an unsigned token is accepted, its times still checked.
+    let unsigned = |claims: serde_json::Value| {
+        format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"none"}"#),
+            b64url(claims.to_string().as_bytes())
+        )
+    };
+    let gw = gateway(
+        &backend,
+        &issuer,
+        r#"<validate-jwt header-name="X-Token" require-signed-tokens="false"><openid-config url="{{oidc}}" /></validate-jwt>"#,
+    );
+    assert_eq!(gw.get("/j/x", &[("X-Token", &unsigned(good_claims()))]).status, 200);
+    let mut old = good_claims();
+    old["exp"] = json!(now() - 100);
+    assert_eq!(gw.get("/j/x", &[("X-Token", &unsigned(old))]).status, 401);
+    assert_eq!(gw.last_log()["error"], "TokenExpired");
+}
