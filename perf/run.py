@@ -12,7 +12,29 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
 LOAD_CORE, PROXY_CORE = "0", "1"
-PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "redis": 18010}
+PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "pingora": 18006, "redis": 18010}
+TARGETS = os.environ.get("TARGETS")  # comma-separated subset of target names
+COMPARE = os.environ.get("COMPARE") == "1"  # flag ratios that regressed >10% against perf/baseline.json
+SAVE_BASELINE = os.environ.get("SAVE_BASELINE") == "1"
+BASELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "perf", "baseline.json")
+
+
+def hs256_token(secret, claims):
+    """An HS256 JWT for the validate-jwt route (stdlib only)."""
+    import base64, hashlib, hmac
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = enc(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = enc(json.dumps(claims).encode())
+    sig = enc(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{sig}"
+
+
+def json_2k():
+    items, i = [], 0
+    while len(json.dumps({"items": items})) < 2000:
+        items.append({"id": i, "name": f"item-{i}", "tags": ["alpha", "beta"], "price": i * 1.5})
+        i += 1
+    return json.dumps({"items": items})
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -91,8 +113,11 @@ def to_ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port, path, conns):
-    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}s", "--latency", f"http://127.0.0.1:{port}{path}"]
+def wrk(port, path, conns, headers=()):
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(f"http://127.0.0.1:{port}{path}")
     out = subprocess.run(cmd, capture_output=True, text=True).stdout
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -106,7 +131,8 @@ def main():
     procs = []
     try:
         origin_conf = nginx_conf(os.path.join(tmp, "origin"), PORTS["origin"],
-                                 f'server {{ listen 127.0.0.1:{PORTS["origin"]}; location / {{ return 200 "hello from origin\\n"; }} }}')
+                                 f'server {{ listen 127.0.0.1:{PORTS["origin"]}; location / {{ return 200 "hello from origin\\n"; }}'
+                                 f' location /json {{ default_type application/json; return 200 \'{json_2k()}\'; }} }}')
         proxy_conf = nginx_conf(os.path.join(tmp, "proxy"), PORTS["nginx"],
                                 f'upstream o {{ server 127.0.0.1:{PORTS["origin"]}; keepalive 128; }}'
                                 f' server {{ listen 127.0.0.1:{PORTS["nginx"]}; location / {{ proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}')
@@ -118,27 +144,47 @@ def main():
         # Redis for the shared-store route, on the load core (it is part of the environment).
         procs.append(("redis", start(["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], LOAD_CORE)))
         time.sleep(0.5)
+        minimal = os.path.join(ROOT, "target", "release", "examples", "minimal_proxy")
+        procs.append(("pingora-minimal", start([minimal, f"127.0.0.1:{PORTS['pingora']}", f"127.0.0.1:{PORTS['origin']}"], PROXY_CORE, env=env)))
         procs.append(("gatehouse", start([gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf.yaml")], PROXY_CORE, env=env)))
         procs.append(("gatehouse-redis", start([gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")], PROXY_CORE, env=env)))
         wait_port(PORTS["nginx"])
         wait_port(PORTS["gatehouse"], "/pass/")
         wait_port(PORTS["gatehouse_redis"], "/rl/")
+        wait_port(PORTS["pingora"])
         by_name = dict(procs)
+        key = "Ocp-Apim-Subscription-Key: perf-key-0001"
+        token = hs256_token(b"perf-secret-of-at-least-thirty-two-bytes", {"aud": "perf", "sub": "perf", "exp": int(time.time()) + 86400})
+        auth = f"Authorization: Bearer {token}"
         targets = [
-            ("origin", PORTS["origin"], "/pass/", None),
-            ("nginx", PORTS["nginx"], "/pass/", by_name["nginx"]),
-            ("gatehouse-passthrough", PORTS["gatehouse"], "/pass/", by_name["gatehouse"]),
-            ("gatehouse-ratelimit-memory", PORTS["gatehouse"], "/rl/", by_name["gatehouse"]),
-            ("gatehouse-ratelimit-redis", PORTS["gatehouse_redis"], "/rl/", by_name["gatehouse-redis"]),
+            ("origin", PORTS["origin"], "/pass/", None, ()),
+            ("nginx", PORTS["nginx"], "/pass/", by_name["nginx"], ()),
+            ("pingora-minimal", PORTS["pingora"], "/pass/", by_name["pingora-minimal"], ()),
+            ("gatehouse-passthrough", PORTS["gatehouse"], "/pass/", by_name["gatehouse"], ()),
+            ("gatehouse-ratelimit-memory", PORTS["gatehouse"], "/rl/", by_name["gatehouse"], ()),
+            ("gatehouse-ratelimit-redis", PORTS["gatehouse_redis"], "/rl/", by_name["gatehouse-redis"], ()),
+            ("gatehouse-typical", PORTS["gatehouse"], "/typ/x", by_name["gatehouse"], (key,)),
+            ("gatehouse-typical-redis", PORTS["gatehouse_redis"], "/typ/x", by_name["gatehouse-redis"], (key,)),
+            ("gatehouse-cache-hit", PORTS["gatehouse"], "/cache/x", by_name["gatehouse"], ()),
+            ("gatehouse-jwt-body", PORTS["gatehouse"], "/jwt/json", by_name["gatehouse"], (auth,)),
         ]
+        if TARGETS:
+            keep = set(TARGETS.split(",")) | {"nginx", "pingora-minimal", "gatehouse-passthrough"}
+            targets = [t for t in targets if t[0] in keep]
+        # Each route must answer 200 before it is measured.
+        for name, port, path, _, headers in targets:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=dict(h.split(": ", 1) for h in headers))
+            status = urllib.request.urlopen(req, timeout=5).status
+            if status != 200:
+                sys.exit(f"{name}: {path} answered {status}")
         idle_rss = {n: rss_kb(pids_of(p)) for n, p in procs if n != "redis"}
         results = {}
         for conns in CONNS:
             for rnd in range(ROUNDS):
-                for name, port, path, proc in targets:
+                for name, port, path, proc, headers in targets:
                     pids = pids_of(proc) if proc else []
                     t0 = cpu_ticks(pids)
-                    r = wrk(port, path, conns)
+                    r = wrk(port, path, conns, headers)
                     ticks = cpu_ticks(pids) - t0
                     r["cpu_us_per_req"] = (ticks * 1e6 / CLK_TCK / r["requests"]) if proc and r["requests"] else None
                     r["rss_kb"] = rss_kb(pids) if proc else None
@@ -153,6 +199,14 @@ def main():
                        "idle_rss_kb": idle_rss, "summary": summary, "raw": results}, f, indent=2)
         print_table(summary)
         print(f"\nwritten: {out}")
+        ratios = {k: {r: v[r] for r in RATIOS if v.get(r) is not None} for k, v in summary.items()}
+        if SAVE_BASELINE:
+            with open(BASELINE, "w") as f:
+                json.dump({"note": "ratios from one perf/run.sh run; COMPARE=1 flags any that regressed by more than 10%",
+                           "written": time.strftime("%Y-%m-%d %H:%M:%S"), "ratios": ratios}, f, indent=2, sort_keys=True)
+            print(f"baseline written: {BASELINE}")
+        if COMPARE:
+            sys.exit(compare(ratios))
     finally:
         for _, p in procs:
             p.send_signal(signal.SIGTERM)
@@ -162,6 +216,31 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Ratios kept in the baseline; for cpu_* and p99_* higher is worse, for rps_* lower is worse.
+RATIOS = ("rps_vs_nginx", "cpu_vs_nginx", "p99_vs_nginx", "cpu_vs_minimal", "cpu_vs_passthrough", "rps_vs_passthrough")
+
+
+def compare(ratios):
+    try:
+        with open(BASELINE) as f:
+            base = json.load(f)["ratios"]
+    except (OSError, KeyError, ValueError) as e:
+        print(f"no usable baseline at {BASELINE}: {e}")
+        return 2
+    bad = []
+    for key, old in base.items():
+        for r, ov in old.items():
+            nv = ratios.get(key, {}).get(r)
+            if nv is None or not ov:
+                continue
+            worse = nv > ov * 1.10 if not r.startswith("rps") else nv < ov * 0.90
+            print(f"  {'REGRESSED' if worse else 'ok':9} {key:36} {r:20} baseline {ov:6.2f} now {nv:6.2f}")
+            if worse:
+                bad.append((key, r))
+    print(f"\n{len(bad)} ratio(s) regressed by more than 10%" if bad else "\nno ratio regressed by more than 10%")
+    return 1 if bad else 0
 
 
 def median(xs):
@@ -176,6 +255,12 @@ def summarize(results):
         s[key]["non2xx"] = sum(r["non2xx"] for r in runs)
     for key in list(s):
         name, conns = key.split("@")
+        for ref_name, tag in (("pingora-minimal", "minimal"), ("gatehouse-passthrough", "passthrough")):
+            ref = s.get(f"{ref_name}@{conns}")
+            if ref and name != ref_name and s[key]["cpu_us_per_req"] and ref["cpu_us_per_req"]:
+                s[key][f"cpu_vs_{tag}"] = s[key]["cpu_us_per_req"] / ref["cpu_us_per_req"]
+            if ref and name != ref_name and ref["rps"] and tag == "passthrough":
+                s[key]["rps_vs_passthrough"] = s[key]["rps"] / ref["rps"]
         ref = s.get(f"nginx@{conns}")
         if ref and name != "nginx":
             s[key]["rps_vs_nginx"] = s[key]["rps"] / ref["rps"] if ref["rps"] else None
@@ -187,11 +272,12 @@ def summarize(results):
 
 
 def print_table(s):
-    print(f"\n{'target':34} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'RSS MB':>7} {'rps/nginx':>10} {'cpu/nginx':>10}")
+    print(f"\n{'target':34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU us':>7} {'RSS MB':>7} {'rps/ngx':>8} {'cpu/ngx':>8} {'cpu/min':>8} {'cpu/pass':>8} {'p99/ngx':>8}")
     for key, v in s.items():
         f = lambda x, spec: format(x, spec) if x is not None else "-"
-        print(f"{key:34} {f(v['rps'], '10.0f')} {f(v['p50_ms'], '8.3f')} {f(v['p99_ms'], '8.3f')} {f(v['cpu_us_per_req'], '11.1f')} "
-              f"{f(v['rss_kb'] and v['rss_kb'] / 1024, '7.1f')} {f(v.get('rps_vs_nginx'), '10.2f')} {f(v.get('cpu_vs_nginx'), '10.2f')}")
+        print(f"{key:34} {f(v['rps'], '8.0f')} {f(v['p50_ms'], '7.3f')} {f(v['p99_ms'], '7.3f')} {f(v['cpu_us_per_req'], '7.1f')} "
+              f"{f(v['rss_kb'] and v['rss_kb'] / 1024, '7.1f')} {f(v.get('rps_vs_nginx'), '8.2f')} {f(v.get('cpu_vs_nginx'), '8.2f')} "
+              f"{f(v.get('cpu_vs_minimal'), '8.2f')} {f(v.get('cpu_vs_passthrough'), '8.2f')} {f(v.get('p99_vs_nginx'), '8.2f')}")
 
 
 if __name__ == "__main__":

@@ -20,5 +20,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
-cargo build --release
+cargo build --release --bin gatehouse --example minimal_proxy
 exec python3 perf/run.py "$@"

@@ -40,14 +40,29 @@ impl fmt::Display for Span {
 /// Maps byte offsets of a text to line/column positions.
 pub struct LineIndex<'a> {
     text: &'a str,
-    starts: Vec<usize>,
+    starts: std::borrow::Cow<'a, [usize]>,
 }
 
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> Self {
+        LineIndex {
+            text,
+            starts: Self::line_starts(text).into(),
+        }
+    }
+
+    /// Offsets where lines start (kept by callers that index the same text many times).
+    pub fn line_starts(text: &str) -> Vec<usize> {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { text, starts }
+        starts
+    }
+
+    pub fn with_starts(text: &'a str, starts: &'a [usize]) -> Self {
+        LineIndex {
+            text,
+            starts: starts.into(),
+        }
     }
 
     /// (line, col), both 1-based; the column counts characters, not bytes.

@@ -449,7 +449,11 @@ fn token_value_es384_and_unsigned_tokens_when_allowed() {
         &issuer,
         r#"<validate-jwt header-name="X-Token" require-signed-tokens="false"><openid-config url="{{oidc}}" /></validate-jwt>"#,
     );
-    assert_eq!(gw.get("/j/x", &[("X-Token", &unsigned(good_claims()))]).status, 200);
+    assert_eq!(
+        gw.get("/j/x", &[("X-Token", &unsigned(good_claims()))])
+            .status,
+        200
+    );
     let mut old = good_claims();
     old["exp"] = json!(now() - 100);
     assert_eq!(gw.get("/j/x", &[("X-Token", &unsigned(old))]).status, 401);

@@ -289,7 +289,9 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
         api("with", "b"),
         api("without", "b")
     );
-    let doc = |inbound: &str| format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let doc = |inbound: &str| {
+        format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
+    };
     let files = [
         ("certs/ca.pem", read("ca.pem")),
         ("certs/client.pem", read("client.pem")),
@@ -299,12 +301,18 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
     let gw = Gatehouse::start_with(
         &yaml,
         &[
-            ("apis/with.xml", &doc(r#"<authentication-certificate certificate-id="gw-client" />"#)),
+            (
+                "apis/with.xml",
+                &doc(r#"<authentication-certificate certificate-id="gw-client" />"#),
+            ),
             ("apis/without.xml", &doc("")),
         ],
         &files,
     );
     let r = gw.get("/with/x", &[]);
-    assert_eq!((r.status, r.text()), (200, "client=gatehouse-client".to_string()));
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "client=gatehouse-client".to_string())
+    );
     assert_eq!(gw.get("/without/x", &[]).status, 500);
 }

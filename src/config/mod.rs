@@ -16,17 +16,97 @@ pub struct LoadedConfig {
     pub path: Arc<str>,
     pub dir: PathBuf,
     pub text: String,
+    /// Built on first use: every `key: value` line of the text, so positions are found without
+    /// rescanning it (compiling thousands of APIs asks for thousands of positions).
+    located: std::sync::OnceLock<Located>,
+}
+
+type Entries = ahash::AHashMap<(String, String), Vec<(usize, usize)>>;
+
+struct Located {
+    starts: Vec<usize>,
+    /// (key, value) -> (line start, offset of the value), in text order; key "" holds `- value`
+    /// and bare lines.
+    kv: Entries,
+    /// key -> (line start, offset of the line's first character).
+    keys: ahash::AHashMap<String, Vec<(usize, usize)>>,
+}
+
+impl Located {
+    fn new(text: &str) -> Located {
+        let (mut kv, mut keys): (Entries, ahash::AHashMap<String, Vec<(usize, usize)>>) =
+            Default::default();
+        let mut off = 0;
+        for line in text.split_inclusive('\n') {
+            let start = off;
+            off += line.len();
+            let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+            let col = start + line.len() - line.trim_start().len();
+            let bare = trimmed.trim_end().trim_matches(|c| c == '"' || c == '\'');
+            let value_at = |rest: &str| start + line.find(rest).unwrap_or(col - start);
+            kv.entry((String::new(), bare.to_string()))
+                .or_default()
+                .push((start, value_at(trimmed)));
+            if let Some((k, rest)) = trimmed.split_once(':') {
+                let rest = rest.trim_start();
+                let v = rest.trim_end().trim_matches(|c| c == '"' || c == '\'');
+                kv.entry((k.to_string(), v.to_string()))
+                    .or_default()
+                    .push((start, value_at(rest)));
+                keys.entry(k.to_string()).or_default().push((start, col));
+            }
+        }
+        Located {
+            starts: LineIndex::line_starts(text),
+            kv,
+            keys,
+        }
+    }
+
+    /// The same answer as `find_kv`, from the index.
+    fn find(&self, from: usize, key: &str, value: &str) -> Option<usize> {
+        let list = if value.is_empty() && !key.is_empty() {
+            self.keys.get(key)?
+        } else {
+            self.kv.get(&(key.to_string(), value.to_string()))?
+        };
+        list.iter()
+            .find(|(start, _)| *start >= from)
+            .map(|(_, at)| *at)
+    }
 }
 
 impl LoadedConfig {
+    fn located(&self) -> &Located {
+        self.located.get_or_init(|| Located::new(&self.text))
+    }
+
     /// Best-effort position of a value in the YAML text: the first line holding
     /// `key: value` (or `- value`) after any line holding `anchor`.
     pub fn locate(&self, anchor: Option<&str>, key: &str, value: &str) -> Span {
-        locate_in(&self.text, &self.path, anchor, key, value)
+        let l = self.located();
+        let start = anchor.and_then(|a| l.find(0, "id", a)).unwrap_or(0);
+        let found = l
+            .find(start, key, value)
+            .or_else(|| l.find(0, key, value))
+            .or_else(|| find_word(&self.text, start, value));
+        match found {
+            Some(off) => LineIndex::with_starts(&self.text, &l.starts).span(&self.path, off),
+            None => Span::new(&self.path, 1, 1),
+        }
     }
 
     pub fn locate_nth(&self, key: &str, value: &str, n: usize) -> Span {
-        locate_nth(&self.text, &self.path, key, value, n)
+        let l = self.located();
+        let list = if value.is_empty() && !key.is_empty() {
+            l.keys.get(key)
+        } else {
+            l.kv.get(&(key.to_string(), value.to_string()))
+        };
+        match list.and_then(|v| v.get(n)) {
+            Some((_, at)) => LineIndex::with_starts(&self.text, &l.starts).span(&self.path, *at),
+            None => Span::new(&self.path, 1, 1),
+        }
     }
 
     pub fn file_span(&self) -> Span {
@@ -134,6 +214,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Diagnostics> {
         Ok(raw) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             Ok(LoadedConfig {
+                located: Default::default(),
                 raw,
                 path: file,
                 dir,

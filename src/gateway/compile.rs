@@ -82,8 +82,11 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
     if d.has_errors() {
         return Err(d.sorted());
     }
+    let (api_index, root_apis) = super::index_apis(&apis);
     let gw = Gateway {
         name: cfg.raw.name.clone(),
+        api_index,
+        root_apis,
         apis,
         backends,
         backend_ids,

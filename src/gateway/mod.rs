@@ -25,6 +25,10 @@ pub use url::BaseUrl;
 pub struct Gateway {
     pub name: String,
     pub apis: Vec<Api>,
+    /// APIs by the lower-cased first segment of their path; APIs at the root separately.
+    /// Routing looks only at these candidates, so its cost does not grow with the API count.
+    pub api_index: AHashMap<String, Vec<usize>>,
+    pub root_apis: Vec<usize>,
     pub backends: Vec<Backend>,
     pub backend_ids: AHashMap<String, usize>,
     pub products: Vec<Product>,
@@ -257,7 +261,21 @@ impl Gateway {
                 .map_or(h, |(h, _)| h)
         });
         let mut best: Option<(usize, usize)> = None;
-        for (i, api) in self.apis.iter().enumerate() {
+        let seg = first_segment(path);
+        // Lower-case only when needed: no allocation for the usual lower-case path.
+        let first: std::borrow::Cow<str> = if seg.bytes().any(|b| b.is_ascii_uppercase()) {
+            seg.to_ascii_lowercase().into()
+        } else {
+            seg.into()
+        };
+        let candidates = self
+            .api_index
+            .get(first.as_ref())
+            .into_iter()
+            .flatten()
+            .chain(self.root_apis.iter());
+        for &i in candidates {
+            let api = &self.apis[i];
             if !api.hosts.is_empty()
                 && !host.is_some_and(|h| api.hosts.iter().any(|x| x.eq_ignore_ascii_case(h)))
             {
@@ -301,6 +319,28 @@ impl Gateway {
     pub fn backend(&self, id: &str) -> Option<(usize, &Backend)> {
         self.backend_ids.get(id).map(|&i| (i, &self.backends[i]))
     }
+}
+
+/// `orders` of `/orders/v2/x`.
+pub fn first_segment(path: &str) -> &str {
+    let p = path.trim_start_matches('/');
+    p.split('/').next().unwrap_or("")
+}
+
+/// The routing index of a list of APIs.
+pub fn index_apis(apis: &[Api]) -> (AHashMap<String, Vec<usize>>, Vec<usize>) {
+    let (mut index, mut root): (AHashMap<String, Vec<usize>>, Vec<usize>) = Default::default();
+    for (i, a) in apis.iter().enumerate() {
+        if a.path.is_empty() {
+            root.push(i);
+        } else {
+            index
+                .entry(first_segment(&a.path).to_ascii_lowercase())
+                .or_default()
+                .push(i);
+        }
+    }
+    (index, root)
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

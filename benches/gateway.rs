@@ -1,0 +1,133 @@
+//! Gateway benchmarks: routing with 1 and with 1,000 APIs x 10 operations (the cost must stay
+//! flat), compiling that configuration, and running a typical inbound section (three set-header,
+//! a choose, a rate-limit-by-key on the memory store) through the engine.
+//! Run with `cargo bench --bench gateway`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gatehouse::gateway::{router, Gateway};
+
+/// A configuration with `apis` APIs of 10 operations each, written to a fresh directory.
+fn config_dir(apis: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatehouse-bench-{}-{apis}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("policies/apis")).unwrap_or_else(|e| panic!("{e}"));
+    let mut y =
+        String::from("listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: policies\napis:\n");
+    for a in 0..apis {
+        y.push_str(&format!(
+            "  - id: api{a}\n    path: svc{a}/v1\n    service_url: http://127.0.0.1:9\n    subscription_required: false\n    operations:\n"
+        ));
+        for o in 0..10 {
+            y.push_str(&format!(
+                "      - id: op{o}\n        method: GET\n        url_template: /res{o}/{{id}}/items\n"
+            ));
+        }
+    }
+    std::fs::write(dir.join("gatehouse.yaml"), y).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("policies/global.xml"),
+        r#"<policies><inbound>
+            <rate-limit-by-key calls="1000000000" renewal-period="60" counter-key="@(context.Request.IpAddress)" />
+            <set-header name="X-A" exists-action="override"><value>a</value></set-header>
+            <set-header name="X-B" exists-action="override"><value>@(context.Request.Method)</value></set-header>
+            <set-header name="X-C" exists-action="override"><value>@(context.Operation.Id)</value></set-header>
+            <choose><when condition="@(context.Request.Headers.GetValueOrDefault("X-Tier", "") == "gold")"><set-header name="X-Gold" exists-action="override"><value>1</value></set-header></when></choose>
+        </inbound><backend><forward-request /></backend><outbound /><on-error /></policies>"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+fn load(dir: &std::path::Path) -> Gateway {
+    let cfg = gatehouse::config::load(&dir.join("gatehouse.yaml"))
+        .unwrap_or_else(|d| panic!("{}", d.render_text()));
+    gatehouse::gateway::compile(&cfg)
+        .unwrap_or_else(|d| panic!("{}", d.render_text()))
+        .0
+}
+
+/// API and operation match as the proxy does it.
+fn route(gw: &Gateway, path: &str) -> Option<(usize, usize)> {
+    let (ai, prefix) = gw.match_api(Some("api.example.com"), path)?;
+    let api = &gw.apis[ai];
+    let rest = &path[prefix..];
+    let m = http::Method::GET;
+    api.operations
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| router::method_matches(&o.method, &m))
+        .find_map(|(i, o)| o.template.matches(rest, &[]).map(|_| (ai, i)))
+}
+
+fn bench(c: &mut Criterion) {
+    let small = config_dir(1);
+    let big = config_dir(1000);
+    let gw1 = load(&small);
+    let gw1000 = load(&big);
+    assert_eq!(route(&gw1000, "/svc999/v1/res9/42/items"), Some((999, 9)));
+    c.bench_function("route: 1 API x 10 operations", |b| {
+        b.iter(|| route(black_box(&gw1), black_box("/svc0/v1/res9/42/items")))
+    });
+    c.bench_function("route: 1,000 APIs x 10 operations", |b| {
+        b.iter(|| route(black_box(&gw1000), black_box("/svc999/v1/res9/42/items")))
+    });
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(10);
+    g.bench_function("load + compile 1,000 APIs x 10 operations", |b| {
+        b.iter(|| load(black_box(&big)))
+    });
+    g.finish();
+
+    // The inbound section of the global policy, through the engine.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = gatehouse::store::memory::MemoryStore::new(100_000);
+    let outbound = gatehouse::exec::outbound::NoOutbound;
+    let pipeline = gw1.apis[0].operations[0].pipelines[0].clone();
+    c.bench_function("inbound section: rate limit + 3 set-header + choose", |b| {
+        b.iter(|| {
+            let mut req = gatehouse::exec::ReqState::new(
+                "id".into(),
+                http::Method::GET,
+                gatehouse::exec::Target {
+                    base: gw1.apis[0].service.clone(),
+                    backend: None,
+                },
+                "/res0/1/items".into(),
+                gatehouse::exec::QueryState::raw(""),
+                gatehouse::exec::RequestInfo {
+                    api: Some(0),
+                    operation: Some(0),
+                    ip: "10.0.0.1".into(),
+                    ..Default::default()
+                },
+            );
+            let mut req_h = http::HeaderMap::new();
+            let mut resp_h = http::HeaderMap::new();
+            let mut resp = gatehouse::exec::RespState::default();
+            let mut cx = gatehouse::exec::ExecCtx {
+                gw: &gw1,
+                section: gatehouse::policy::Section::Inbound,
+                req: &mut req,
+                req_headers: &mut req_h,
+                resp: &mut resp,
+                resp_headers: &mut resp_h,
+                examples: &[],
+                store: &store,
+                outbound: &outbound,
+            };
+            let flow = rt.block_on(gatehouse::exec::run_section(&pipeline.inbound, &mut cx));
+            black_box(flow);
+        })
+    });
+    let _ = std::fs::remove_dir_all(&small);
+    let _ = std::fs::remove_dir_all(&big);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

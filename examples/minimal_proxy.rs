@@ -1,0 +1,37 @@
+//! The framework's floor for perf/run.sh: a bare Pingora reverse proxy to one upstream, built
+//! with the same release profile as gatehouse (fat LTO, one codegen unit).
+//!   cargo run --release --example minimal_proxy -- 127.0.0.1:18006 127.0.0.1:18000
+use async_trait::async_trait;
+use pingora::prelude::*;
+
+struct Minimal(String);
+
+#[async_trait]
+impl ProxyHttp for Minimal {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(HttpPeer::new(
+            self.0.as_str(),
+            false,
+            String::new(),
+        )))
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (listen, upstream) = match (args.get(1), args.get(2)) {
+        (Some(l), Some(u)) => (l.clone(), u.clone()),
+        _ => ("127.0.0.1:18006".to_string(), "127.0.0.1:18000".to_string()),
+    };
+    let mut conf = pingora::server::configuration::ServerConf::default();
+    conf.threads = 1;
+    conf.work_stealing = false;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut svc = http_proxy_service(&server.configuration, Minimal(upstream));
+    svc.add_tcp(&listen);
+    server.add_service(svc);
+    server.run_forever();
+}
