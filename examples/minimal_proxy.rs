@@ -25,9 +25,11 @@ fn main() {
         (Some(l), Some(u)) => (l.clone(), u.clone()),
         _ => ("127.0.0.1:18006".to_string(), "127.0.0.1:18000".to_string()),
     };
-    let mut conf = pingora::server::configuration::ServerConf::default();
-    conf.threads = 1;
-    conf.work_stealing = false;
+    let conf = pingora::server::configuration::ServerConf {
+        threads: 1,
+        work_stealing: false,
+        ..Default::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut svc = http_proxy_service(&server.configuration, Minimal(upstream));
