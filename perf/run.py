@@ -236,7 +236,8 @@ def compare(ratios):
             if nv is None or not ov:
                 continue
             worse = nv > ov * 1.10 if not r.startswith("rps") else nv < ov * 0.90
-            print(f"  {'REGRESSED' if worse else 'ok':9} {key:36} {r:20} baseline {ov:6.2f} now {nv:6.2f}")
+            if worse or os.environ.get("VERBOSE") == "1":
+                print(f"  {'REGRESSED' if worse else 'ok':9} {key:36} {r:20} baseline {ov:6.2f} now {nv:6.2f}")
             if worse:
                 bad.append((key, r))
     print(f"\n{len(bad)} ratio(s) regressed by more than 10%" if bad else "\nno ratio regressed by more than 10%")
