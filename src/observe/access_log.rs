@@ -54,6 +54,9 @@ pub struct TraceLine<'a> {
 }
 
 pub fn write(target: AccessLogTarget, entry: &Entry) {
+    if target == AccessLogTarget::Off {
+        return;
+    }
     let line = match serde_json::to_string(entry) {
         Ok(l) => l,
         Err(_) => return,
