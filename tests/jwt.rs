@@ -44,11 +44,11 @@ struct EcKey {
     jwk: serde_json::Value,
 }
 
-fn ec_key(kid: &str) -> EcKey {
+/// An EC key on `curve` (P-256 or P-384) as an encoding key and its JWK.
+fn ec_key_on(kid: &str, curve: openssl::nid::Nid, crv: &str, width: i32) -> EcKey {
     use openssl::bn::{BigNum, BigNumContext};
     use openssl::ec::{EcGroup, EcKey as OEc};
-    use openssl::nid::Nid;
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap_or_else(|e| panic!("{e}"));
+    let group = EcGroup::from_curve_name(curve).unwrap_or_else(|e| panic!("{e}"));
     let key = OEc::generate(&group).unwrap_or_else(|e| panic!("{e}"));
     let (mut x, mut y) = (
         BigNum::new().unwrap_or_else(|e| panic!("{e}")),
@@ -63,9 +63,13 @@ fn ec_key(kid: &str) -> EcKey {
         .unwrap_or_else(|e| panic!("{e}"));
     EcKey {
         enc: EncodingKey::from_ec_der(&pkcs8),
-        jwk: json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
-            "x": b64url(&x.to_vec_padded(32).unwrap_or_default()), "y": b64url(&y.to_vec_padded(32).unwrap_or_default())}),
+        jwk: json!({"kty": "EC", "crv": crv, "kid": kid, "use": "sig",
+            "x": b64url(&x.to_vec_padded(width).unwrap_or_default()), "y": b64url(&y.to_vec_padded(width).unwrap_or_default())}),
     }
+}
+
+fn ec_key(kid: &str) -> EcKey {
+    ec_key_on(kid, openssl::nid::Nid::X9_62_PRIME256V1, "P-256", 32)
 }
 
 fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: serde_json::Value) -> String {
@@ -409,27 +413,11 @@ fn validate_azure_ad_token_against_a_local_discovery_document() {
 
 #[test]
 fn token_value_es384_and_unsigned_tokens_when_allowed() {
-    use openssl::bn::{BigNum, BigNumContext};
-    use openssl::ec::{EcGroup, EcKey as OEc};
-    use openssl::nid::Nid;
     let (backend, issuer) = (Origin::echo(), Issuer::start());
     // An ES384 key published by the issuer.
-    let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap_or_else(|e| panic!("{e}"));
-    let key = OEc::generate(&group).unwrap_or_else(|e| panic!("{e}"));
-    let (mut x, mut y) = (
-        BigNum::new().unwrap_or_else(|e| panic!("{e}")),
-        BigNum::new().unwrap_or_else(|e| panic!("{e}")),
-    );
-    let mut ctx = BigNumContext::new().unwrap_or_else(|e| panic!("{e}"));
-    key.public_key()
-        .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
-        .unwrap_or_else(|e| panic!("{e}"));
-    issuer.publish(vec![json!({"kty": "EC", "crv": "P-384", "kid": "e384",
-        "x": b64url(&x.to_vec_padded(48).unwrap_or_default()), "y": b64url(&y.to_vec_padded(48).unwrap_or_default())})]);
-    let pkcs8 = openssl::pkey::PKey::from_ec_key(key)
-        .and_then(|k| k.private_key_to_pkcs8())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let enc = EncodingKey::from_ec_der(&pkcs8);
+    let key = ec_key_on("e384", openssl::nid::Nid::SECP384R1, "P-384", 48);
+    issuer.publish(vec![key.jwk.clone()]);
+    let enc = key.enc;
     let inbound = r#"<validate-jwt token-value="@(context.Request.Headers.GetValueOrDefault("X-Token", ""))"><openid-config url="{{oidc}}" /></validate-jwt>"#;
     let gw = gateway(&backend, &issuer, inbound);
     let t = sign(Algorithm::ES384, Some("e384"), &enc, good_claims());

@@ -422,20 +422,9 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                     }
                 };
                 let mut values = Vec::new();
-                for g in cr.children() {
+                for g in cr.items(item) {
                     let mut gr = Reader::new(g, cr.env, cr.diags);
                     gr.no_children();
-                    if g.name != item {
-                        gr.diags.error(
-                            "P014",
-                            g.span.clone(),
-                            format!(
-                                "<{}> is not allowed in <{}>; expected <{item}>",
-                                g.name, child.name
-                            ),
-                        );
-                        continue;
-                    }
                     if let Some((text, span)) = g.text().map(|t| {
                         (
                             substitute(&t.value, &t.span, gr.env, gr.diags),
@@ -511,19 +500,8 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                 .required_value("ignore-case", parse_bool)
                 .unwrap_or(Val::Lit(false));
             let mut values = Vec::new();
-            for child in r.children() {
+            for child in r.items("value") {
                 let mut cr = Reader::new(child, r.env, r.diags);
-                if child.name != "value" {
-                    cr.diags.error(
-                        "P014",
-                        child.span.clone(),
-                        format!(
-                            "<{}> is not allowed in <check-header>; expected <value>",
-                            child.name
-                        ),
-                    );
-                    continue;
-                }
                 cr.no_children();
                 values.push(
                     cr.text_value(false, |s| Ok(s.to_string()))
@@ -1686,6 +1664,26 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
         self.el.elements().collect()
     }
 
+    /// The children named `item`; any other child is error P014.
+    fn items(&mut self, item: &str) -> Vec<&'e Element> {
+        let mut out = Vec::new();
+        for c in self.children() {
+            if c.name == item {
+                out.push(c);
+            } else {
+                self.diags.error(
+                    "P014",
+                    c.span.clone(),
+                    format!(
+                        "<{}> is not allowed in <{}>; expected <{item}>",
+                        c.name, self.el.name
+                    ),
+                );
+            }
+        }
+        out
+    }
+
     fn no_children(&mut self) {
         self.children_checked = true;
         for c in self.el.elements() {
@@ -1826,20 +1824,9 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::ast::Valida
                 cr.literal("validate-connectivity");
             }
             "issuer-signing-keys" if !azure => {
-                for k in cr.children() {
+                for k in cr.items("key") {
                     let mut kr = Reader::new(k, cr.env, cr.diags);
                     kr.no_children();
-                    if k.name != "key" {
-                        kr.diags.error(
-                            "P014",
-                            k.span.clone(),
-                            format!(
-                                "<{}> is not allowed in <issuer-signing-keys>; expected <key>",
-                                k.name
-                            ),
-                        );
-                        continue;
-                    }
                     let id = kr.literal("id").map(|(v, _)| v);
                     let cert = kr.literal("certificate-id").map(|(v, _)| v);
                     let n = kr.literal("n").map(|(v, _)| v);
@@ -1888,20 +1875,9 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::ast::Valida
                     "issuers" => "issuer",
                     _ => "application-id",
                 };
-                for g in cr.children() {
+                for g in cr.items(item) {
                     let mut gr = Reader::new(g, cr.env, cr.diags);
                     gr.no_children();
-                    if g.name != item {
-                        gr.diags.error(
-                            "P014",
-                            g.span.clone(),
-                            format!(
-                                "<{}> is not allowed in <{}>; expected <{item}>",
-                                g.name, child.name
-                            ),
-                        );
-                        continue;
-                    }
                     if let Some(v) = gr.text_value(true, |s| Ok(s.trim().to_string())) {
                         match child.name.as_str() {
                             "audiences" => audiences.push(v),
@@ -1914,19 +1890,8 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::ast::Valida
                 }
             }
             "required-claims" => {
-                for c in cr.children() {
+                for c in cr.items("claim") {
                     let mut ccr = Reader::new(c, cr.env, cr.diags);
-                    if c.name != "claim" {
-                        ccr.diags.error(
-                            "P014",
-                            c.span.clone(),
-                            format!(
-                                "<{}> is not allowed in <required-claims>; expected <claim>",
-                                c.name
-                            ),
-                        );
-                        continue;
-                    }
                     let name = ccr.required_literal("name").unwrap_or_default();
                     let all = match ccr.literal("match").map(|(v, _)| v) {
                         None => true,
@@ -1943,17 +1908,9 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::ast::Valida
                     };
                     let separator = ccr.literal("separator").map(|(v, _)| v);
                     let mut values = Vec::new();
-                    for v in ccr.children() {
+                    for v in ccr.items("value") {
                         let mut vr = Reader::new(v, ccr.env, ccr.diags);
                         vr.no_children();
-                        if v.name != "value" {
-                            vr.diags.error(
-                                "P014",
-                                v.span.clone(),
-                                format!("<{}> is not allowed in <claim>; expected <value>", v.name),
-                            );
-                            continue;
-                        }
                         if let Some(x) = vr.text_value(true, |s| Ok(s.trim().to_string())) {
                             values.push(x);
                         }

@@ -467,6 +467,18 @@ fn upstream_kind(e: &pingora::Error) -> Option<ErrorKind> {
     }
 }
 
+/// 413 with its message in the body (no Retry-After).
+fn too_large(message: String) -> PolicyError {
+    let mut e = PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", message.clone());
+    e.detail = Some(exec::error::LimitDetail {
+        message,
+        retry_after_secs: 0,
+        retry_after_header: None,
+        status: None,
+    });
+    e
+}
+
 /// Request limits (`limits` in the configuration), before routing.
 #[allow(clippy::result_large_err)]
 fn check_limits(l: &crate::gateway::Limits, req: &RequestHeader) -> Result<(), PolicyError> {
@@ -503,19 +515,10 @@ fn check_limits(l: &crate::gateway::Limits, req: &RequestHeader) -> Result<(), P
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if l.max_body_bytes > 0 && declared.is_some_and(|n| n > l.max_body_bytes) {
-        let message = format!(
+        return Err(too_large(format!(
             "Request body is larger than the {} bytes allowed.",
             l.max_body_bytes
-        );
-        let mut e =
-            PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", message.clone());
-        e.detail = Some(exec::error::LimitDetail {
-            message,
-            retry_after_secs: 0,
-            retry_after_header: None,
-            status: None,
-        });
-        return Err(e);
+        )));
     }
     Ok(())
 }
@@ -542,22 +545,11 @@ async fn read_request_body(
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
-                    let message =
-                        format!("Request body is larger than the {limit} bytes policies can read.");
-                    let mut e = PolicyError::builtin(
-                        ErrorKind::PayloadTooLarge,
-                        "configuration",
-                        message.clone(),
-                    );
                     // The client is told the limit that applied (64 KiB, or 8 MiB when the
                     // gateway forwards the request itself).
-                    e.detail = Some(exec::error::LimitDetail {
-                        message,
-                        retry_after_secs: 0,
-                        retry_after_header: None,
-                        status: None,
-                    });
-                    return Err(e);
+                    return Err(too_large(format!(
+                        "Request body is larger than the {limit} bytes policies can read."
+                    )));
                 }
                 buf.extend_from_slice(&chunk);
             }
