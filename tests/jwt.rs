@@ -447,3 +447,58 @@ fn token_value_es384_and_unsigned_tokens_when_allowed() {
     assert_eq!(gw.get("/j/x", &[("X-Token", &unsigned(old))]).status, 401);
     assert_eq!(gw.last_log()["error"], "TokenExpired");
 }
+
+#[test]
+fn a_configured_certificate_verifies_tokens() {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap_or_else(|e| panic!("{e}"));
+    let der = rsa.private_key_to_der().unwrap_or_else(|e| panic!("{e}"));
+    let pkey = PKey::from_rsa(rsa).unwrap_or_else(|e| panic!("{e}"));
+    let mut name = X509NameBuilder::new().unwrap_or_else(|e| panic!("{e}"));
+    name.append_entry_by_text("CN", "jwt-signer")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap_or_else(|e| panic!("{e}"));
+    b.set_version(2).unwrap_or_else(|e| panic!("{e}"));
+    b.set_subject_name(&name).unwrap_or_else(|e| panic!("{e}"));
+    b.set_issuer_name(&name).unwrap_or_else(|e| panic!("{e}"));
+    b.set_pubkey(&pkey).unwrap_or_else(|e| panic!("{e}"));
+    let (from, to) = (
+        Asn1Time::days_from_now(0).unwrap_or_else(|e| panic!("{e}")),
+        Asn1Time::days_from_now(1).unwrap_or_else(|e| panic!("{e}")),
+    );
+    b.set_not_before(&from).unwrap_or_else(|e| panic!("{e}"));
+    b.set_not_after(&to).unwrap_or_else(|e| panic!("{e}"));
+    b.sign(&pkey, MessageDigest::sha256())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pem = String::from_utf8(b.build().to_pem().unwrap_or_default()).unwrap_or_default();
+    let backend = Origin::echo();
+    let yaml = format!(
+        "certificates:\n  - id: jwt-signer\n    cert_file: signer.pem\napis:\n  - id: j\n    path: j\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n",
+        backend.port
+    );
+    let doc = r#"<policies><inbound><base /><validate-jwt header-name="Authorization"><issuer-signing-keys><key certificate-id="jwt-signer" /></issuer-signing-keys></validate-jwt></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let gw = Gatehouse::start_with(&yaml, &[("apis/j.xml", doc)], &[("signer.pem", &pem)]);
+    let good = sign(
+        Algorithm::RS256,
+        None,
+        &EncodingKey::from_rsa_der(&der),
+        good_claims(),
+    );
+    assert_eq!(
+        gw.get("/j/x", &[("Authorization", &format!("Bearer {good}"))])
+            .status,
+        200
+    );
+    let other = rsa_key("other");
+    let bad = sign(Algorithm::RS256, None, &other.enc, good_claims());
+    assert_eq!(
+        gw.get("/j/x", &[("Authorization", &format!("Bearer {bad}"))])
+            .status,
+        401
+    );
+    assert_eq!(gw.last_log()["error"], "TokenSignatureInvalid");
+}
