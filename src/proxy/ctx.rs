@@ -29,7 +29,7 @@ pub struct Ctx {
     pub subscription: Option<usize>,
     pub pipeline: Option<Arc<Pipeline>>,
     pub examples: Arc<[Example]>,
-    pub req: Option<ReqState>,
+    pub req: Option<Box<ReqState>>,
     pub resp: RespState,
     /// Headers of a gateway-built response.
     pub resp_headers: HeaderMap,
@@ -131,7 +131,7 @@ impl Ctx {
             return Flow::Continue;
         }
         if self.req.is_none() {
-            self.req = Some(placeholder_request(&self.request_id, req_h));
+            self.req = Some(Box::new(placeholder_request(&self.request_id, req_h)));
         }
         let Some(req) = self.req.as_mut() else {
             return Flow::Continue;
@@ -186,7 +186,7 @@ impl Ctx {
                 .run(
                     session,
                     Section::Outbound,
-                    outbound_from(p, self.req.as_ref()),
+                    outbound_from(p, self.req.as_deref()),
                 )
                 .await
             {
@@ -284,7 +284,7 @@ impl Ctx {
                 Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());
         }
         if self.req.is_none() {
-            self.req = Some(placeholder_request(&self.request_id, req_h));
+            self.req = Some(Box::new(placeholder_request(&self.request_id, req_h)));
         }
         if let Some(r) = self.req.as_mut() {
             r.last_error = Some(e.clone());
@@ -693,7 +693,7 @@ impl Ctx {
     ) -> T {
         let req = self
             .req
-            .get_or_insert_with(|| placeholder_request(&self.request_id, req_h));
+            .get_or_insert_with(|| Box::new(placeholder_request(&self.request_id, req_h)));
         let mut cx = ExecCtx {
             gw: &self.gw,
             section,

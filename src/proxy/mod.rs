@@ -799,7 +799,7 @@ impl Proxy {
             timestamp_ticks: crate::expr::time::DateTime::now_utc().ticks,
             started: Some(ctx.start),
         };
-        ctx.req = Some(exec::ReqState {
+        ctx.req = Some(Box::new(exec::ReqState {
             matched,
             preflight,
             template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
@@ -814,7 +814,7 @@ impl Proxy {
                 query,
                 info,
             )
-        });
+        }));
         ctx.examples = op.examples.clone();
         Ok(())
     }
