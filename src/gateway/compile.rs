@@ -1098,6 +1098,7 @@ fn compile_api(
             })
             .collect();
         operations.push(Operation {
+            metrics: Default::default(),
             id: op.id.clone(),
             name: op.name.clone().unwrap_or_else(|| op.id.clone()),
             method,

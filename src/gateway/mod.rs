@@ -205,6 +205,8 @@ pub struct Operation {
     pub examples: Arc<[Example]>,
     /// Composed pipelines: index 0 without a product, `k + 1` for `Api::products[k]`.
     pub pipelines: Vec<Arc<Pipeline>>,
+    /// Metric handles resolved on first use (label lookups off the request path).
+    pub metrics: crate::observe::metrics::OperationMetrics,
 }
 
 /// An example response for mock-response.

@@ -123,6 +123,61 @@ pub fn get() -> Option<&'static Metrics> {
         .as_ref()
 }
 
+/// Per-operation metric handles: the label lookups happen once per (status class, producer),
+/// not on every request.
+#[derive(Default)]
+pub struct OperationMetrics {
+    /// [status class][producer]: producer 0 = backend, 1 = gateway.
+    requests: [[OnceLock<prometheus::IntCounter>; 2]; 6],
+    duration: OnceLock<prometheus::Histogram>,
+    backend: OnceLock<prometheus::Histogram>,
+}
+
+impl OperationMetrics {
+    pub fn record(
+        &self,
+        api: &str,
+        op: &str,
+        status: u16,
+        backend_produced: bool,
+        duration: f64,
+        backend: Option<f64>,
+    ) {
+        let Some(m) = get() else { return };
+        let class = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        let producer = usize::from(!backend_produced);
+        self.requests[class][producer]
+            .get_or_init(|| {
+                m.requests.with_label_values(&[
+                    api,
+                    op,
+                    status_class(status),
+                    if backend_produced {
+                        "backend"
+                    } else {
+                        "gateway"
+                    },
+                ])
+            })
+            .inc();
+        self.duration
+            .get_or_init(|| m.duration.with_label_values(&[api]))
+            .observe(duration);
+        if let Some(b) = backend {
+            self.backend
+                .get_or_init(|| m.backend_duration.with_label_values(&[api]))
+                .observe(b);
+        }
+    }
+}
+
 pub fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",

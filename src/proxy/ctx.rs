@@ -585,25 +585,28 @@ impl Ctx {
     fn record_metrics(&self, status: u16) {
         let api = self.api.map(|a| &self.gw.apis[a]);
         let op = api.and_then(|a| self.op.map(|o| &a.operations[o]));
-        let duration = self.start.elapsed();
-        if let Some(m) = metrics::get() {
-            let api_id = api.map_or("", |a| a.id.as_str());
-            let op_id = op.map_or("", |o| o.id.as_str());
-            m.requests
-                .with_label_values(&[
-                    api_id,
-                    op_id,
-                    metrics::status_class(status),
-                    self.origin.producer(),
-                ])
-                .inc();
-            m.duration
-                .with_label_values(&[api_id])
-                .observe(duration.as_secs_f64());
-            if let Some(b) = self.backend_time {
-                m.backend_duration
-                    .with_label_values(&[api_id])
-                    .observe(b.as_secs_f64());
+        let duration = self.start.elapsed().as_secs_f64();
+        let backend = self.backend_time.map(|b| b.as_secs_f64());
+        let from_backend = self.origin.producer() == "backend";
+        match (api, op) {
+            (Some(a), Some(o)) => {
+                o.metrics
+                    .record(&a.id, &o.id, status, from_backend, duration, backend)
+            }
+            _ => {
+                // Requests that matched no operation: looked up each time (rare).
+                if let Some(m) = metrics::get() {
+                    let api_id = api.map_or("", |a| a.id.as_str());
+                    m.requests
+                        .with_label_values(&[
+                            api_id,
+                            "",
+                            metrics::status_class(status),
+                            self.origin.producer(),
+                        ])
+                        .inc();
+                    m.duration.with_label_values(&[api_id]).observe(duration);
+                }
             }
         }
     }
