@@ -260,3 +260,28 @@ fn authentication_basic_sets_the_backend_authorization() {
         "Basic c3ZjOnMzY3JldA=="
     );
 }
+
+#[test]
+fn cors_after_other_inbound_policies_is_a_warning() {
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:0\npolicies:\n  dir: policies\napis:\n  - id: a\n    path: a\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: get\n        method: GET\n        url_template: /\n",
+    );
+    dir.write(
+        "policies/apis/a.xml",
+        "<policies><inbound><base />\n<set-header name=\"X\" exists-action=\"override\"><value>1</value></set-header>\n<cors><allowed-origins><origin>*</origin></allowed-origins><allowed-headers><header>*</header></allowed-headers></cors>\n</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>",
+    );
+    let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "a warning does not stop the load: {text}"
+    );
+    assert!(
+        text.contains("a.xml:3:") && text.contains("P049") && text.contains("<set-header>"),
+        "{text}"
+    );
+    assert_eq!(text.matches("P049").count(), 1, "reported once: {text}");
+}

@@ -182,6 +182,22 @@ pub fn compose(chain: &[&PolicyDoc], section: Section) -> Vec<Stmt> {
 
 /// Checks on a composed section: once-only policies.
 pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics) {
+    if section == Section::Inbound {
+        // cors answers preflights; policies before it would run for them first (and a key
+        // check or rate limit would refuse a browser's preflight).
+        if let Some(i) = stmts.iter().position(|s| s.element == "cors") {
+            if let Some(first) = stmts[..i].iter().find(|s| s.element != "cors") {
+                diags.warning(
+                    "P049",
+                    stmts[i].span.clone(),
+                    format!(
+                        "<cors> should be the first inbound policy; <{}> at {} runs before it, also for preflights",
+                        first.element, first.span
+                    ),
+                );
+            }
+        }
+    }
     for (name, what) in [
         ("rate-limit", "rate-limit"),
         ("quota", "quota"),
