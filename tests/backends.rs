@@ -417,3 +417,22 @@ fn keepalive_timeout_controls_upstream_connection_reuse() {
         }
     }
 }
+
+#[test]
+fn an_unresolvable_health_checked_backend_is_reported_once_and_retried_per_interval() {
+    let live = named("live");
+    let backends = format!(
+        "  - id: ghost\n    url: http://ghost.invalid:8080\n    health_check:\n      interval: 200ms\n{}",
+        backend("live", &live, "")
+    );
+    let gw = gateway(&backends, "live", "<forward-request />");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(gw.get("/p/x", &[]).status, 200);
+    let log = gw.log();
+    assert_eq!(
+        log.matches("backend `ghost`: health check not started")
+            .count(),
+        1,
+        "{log}"
+    );
+}

@@ -55,9 +55,10 @@ const TICK: Duration = Duration::from_millis(100);
 impl BackgroundService for HealthService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut probes: HashMap<String, Probe> = HashMap::new();
+        let mut unresolved: HashMap<String, Instant> = HashMap::new();
         loop {
             let gw = self.shared.gateway.load_full();
-            reconcile(&gw.backends, &mut probes).await;
+            reconcile(&gw.backends, &mut probes, &mut unresolved).await;
             let now = Instant::now();
             for (id, p) in probes.iter_mut() {
                 if p.next > now || p.running.swap(true, Ordering::AcqRel) {
@@ -107,7 +108,11 @@ fn publish(id: &str, state: &BackendState, healthy: bool) {
 }
 
 /// Add checks for new backends, rebuild changed ones, drop removed ones.
-async fn reconcile(backends: &[Backend], probes: &mut HashMap<String, Probe>) {
+async fn reconcile(
+    backends: &[Backend],
+    probes: &mut HashMap<String, Probe>,
+    unresolved: &mut HashMap<String, Instant>,
+) {
     probes.retain(|id, p| {
         backends.iter().any(|b| {
             &b.id == id
@@ -121,11 +126,13 @@ async fn reconcile(backends: &[Backend], probes: &mut HashMap<String, Probe>) {
         let Some(spec) = b.health.as_ref().filter(|_| !b.is_pool()) else {
             continue;
         };
-        if probes.contains_key(&b.id) {
+        if probes.contains_key(&b.id) || unresolved.get(&b.id).is_some_and(|t| *t > Instant::now())
+        {
             continue;
         }
         match build(b, spec).await {
             Ok(lb) => {
+                unresolved.remove(&b.id);
                 probes.insert(
                     b.id.clone(),
                     Probe {
@@ -139,8 +146,14 @@ async fn reconcile(backends: &[Backend], probes: &mut HashMap<String, Probe>) {
                 );
             }
             Err(e) => {
-                // Unresolvable now: not checked (and not marked down); tried again next tick.
-                log::warn!("backend `{}`: health check not started: {e}", b.id);
+                // Unresolvable now: not checked (and not marked down); tried again after one
+                // check interval, logged once until it resolves.
+                let first = unresolved
+                    .insert(b.id.clone(), Instant::now() + spec.interval)
+                    .is_none();
+                if first {
+                    log::warn!("backend `{}`: health check not started: {e}", b.id);
+                }
             }
         }
     }
