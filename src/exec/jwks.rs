@@ -36,7 +36,7 @@ impl Family {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Key {
     pub kid: Option<String>,
     pub family: Family,

@@ -298,6 +298,8 @@ pub struct ValidateJwt {
     pub claims: Vec<RequiredClaim>,
     /// validate-azure-ad-token: `azp` / `appid` must be one of these.
     pub client_application_ids: Vec<Val<String>>,
+    /// `keys` decoded once, on first use (certificate keys need the gateway's certificates).
+    pub decoded_keys: std::sync::OnceLock<Vec<crate::exec::jwks::Key>>,
 }
 
 /// `<cors>` (apim-reference.md §2.6). Origins are normalised `scheme://host[:port]` (default

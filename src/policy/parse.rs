@@ -1974,6 +1974,7 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::ast::Valida
         issuers,
         claims,
         client_application_ids: apps,
+        decoded_keys: Default::default(),
     }
 }
 

@@ -467,6 +467,12 @@ fn upstream_kind(e: &pingora::Error) -> Option<ErrorKind> {
     }
 }
 
+/// The Reason of a failed call the gateway made itself: `Timeout` or
+/// `BackendConnectionFailure`.
+pub(crate) fn failure_kind(e: &pingora::Error) -> ErrorKind {
+    upstream_kind(e).unwrap_or(ErrorKind::BackendConnectionFailure)
+}
+
 /// 413 with its message in the body (no Retry-After).
 fn too_large(message: String) -> PolicyError {
     let mut e = PolicyError::builtin(ErrorKind::PayloadTooLarge, "configuration", message.clone());

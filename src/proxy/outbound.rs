@@ -21,12 +21,7 @@ pub struct PingoraOutbound {
 }
 
 fn failure(e: &pingora::Error) -> (ErrorKind, String) {
-    use pingora::ErrorType::*;
-    let kind = match e.etype() {
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => ErrorKind::Timeout,
-        _ => ErrorKind::BackendConnectionFailure,
-    };
-    (kind, e.to_string())
+    (super::failure_kind(e), e.to_string())
 }
 
 #[async_trait]

@@ -179,14 +179,7 @@ pub fn shape(
 }
 
 fn failure(e: &pingora::Error) -> PolicyError {
-    let kind = match e.etype() {
-        ErrorType::ConnectTimedout
-        | ErrorType::ReadTimedout
-        | ErrorType::WriteTimedout
-        | ErrorType::TLSHandshakeTimedout => ErrorKind::Timeout,
-        _ => ErrorKind::BackendConnectionFailure,
-    };
-    PolicyError::builtin(kind, "forward-request", e.to_string())
+    PolicyError::builtin(super::failure_kind(e), "forward-request", e.to_string())
 }
 
 /// Send the request upstream and read the whole response into `ctx.resp` / `ctx.resp_headers`.

@@ -384,18 +384,24 @@ async fn verify(
     })?;
     let family = Family::of(alg);
     let kid = header.get("kid").and_then(|v| v.as_str());
-    // Candidate keys: configured ones, then each discovery document's.
-    let mut keys: Vec<Key> = Vec::new();
-    for k in &j.keys {
-        match configured_key(&k.material, cx) {
-            Ok((fam, key)) => keys.push(Key {
-                kid: k.id.clone(),
-                family: fam,
-                key,
-            }),
-            Err(e) => log::warn!("validate-jwt: {e}"),
-        }
-    }
+    // Candidate keys: configured ones (decoded once), then each discovery document's.
+    let configured: &Vec<Key> = j.decoded_keys.get_or_init(|| {
+        j.keys
+            .iter()
+            .filter_map(|k| match configured_key(&k.material, cx) {
+                Ok((family, key)) => Some(Key {
+                    kid: k.id.clone(),
+                    family,
+                    key,
+                }),
+                Err(e) => {
+                    log::warn!("validate-jwt: {e}");
+                    None
+                }
+            })
+            .collect()
+    });
+    let mut sets = Vec::new();
     for url in openid_urls(j, cx) {
         match jwks::keys(
             &url,
@@ -406,11 +412,15 @@ async fn verify(
         )
         .await
         {
-            Ok(set) => keys.extend(set.keys.iter().cloned()),
+            Ok(set) => sets.push(set),
             Err(e) => log::warn!("validate-jwt: {e}"),
         }
     }
-    let same_family: Vec<&Key> = keys.iter().filter(|k| k.family == family).collect();
+    let same_family: Vec<&Key> = configured
+        .iter()
+        .chain(sets.iter().flat_map(|s| s.keys.iter()))
+        .filter(|k| k.family == family)
+        .collect();
     // With a kid, the keys that carry it; with no match, every key (as APIM).
     let by_kid: Vec<&Key> = match kid {
         Some(k) => same_family
