@@ -490,44 +490,18 @@ impl Ctx {
             self.record_metrics(status);
             return;
         }
-        // Trace text is the policy author's; secrets that reach it are masked: secret named
-        // values, the caller's key, and the Authorization / Proxy-Authorization / Cookie
-        // values of the request (and the token inside a `Bearer x`).
-        let mut sensitive: Vec<String> = self.gw.secrets.clone();
-        if let Some(k) = self.req.as_ref().and_then(|r| r.info.key.clone()) {
-            sensitive.push(k);
-        }
-        for h in ["authorization", "proxy-authorization", "cookie"] {
-            for v in req.headers.get_all(h) {
-                if let Ok(v) = v.to_str() {
-                    sensitive.push(v.to_string());
-                    if let Some((_, token)) = v.split_once(' ') {
-                        sensitive.push(token.trim().to_string());
-                    }
-                }
-            }
-        }
-        sensitive.retain(|s| s.len() >= 4);
-        sensitive.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let redact = |text: &str| -> String {
-            let mut out = text.to_string();
-            for s in &sensitive {
-                if out.contains(s.as_str()) {
-                    out = out.replace(s.as_str(), "***");
-                }
-            }
-            out
-        };
-        let traces: Vec<(String, String)> = self
-            .req
-            .as_ref()
-            .map(|r| {
+        // Trace text is the policy author's; secrets that reach it are masked (`redactor`).
+        let traces: Vec<(String, String)> = match self.req.as_ref() {
+            Some(r) if !r.traces.is_empty() => {
+                let redact = redactor(&self.gw.secrets, r.info.key.as_deref(), req);
                 r.traces
                     .iter()
                     .map(|t| (redact(&t.source), redact(&t.message)))
                     .collect()
-            })
-            .unwrap_or_default();
+            }
+            // Most requests trace nothing: nothing to gather or mask.
+            _ => Vec::new(),
+        };
         let produced_by = access_log::Producer {
             kind: self.origin.producer(),
             policy,
@@ -722,4 +696,34 @@ fn request_id() -> String {
         .into_uuid()
         .hyphenated()
         .to_string()
+}
+
+/// Masks every sensitive value of one request in trace text: secret named values, the caller's
+/// key, and the Authorization / Proxy-Authorization / Cookie values (and the token inside a
+/// `Bearer x`).
+fn redactor(secrets: &[String], key: Option<&str>, req: &RequestHeader) -> impl Fn(&str) -> String {
+    let mut sensitive: Vec<String> = secrets.to_vec();
+    sensitive.extend(key.map(str::to_string));
+    for h in ["authorization", "proxy-authorization", "cookie"] {
+        for v in req.headers.get_all(h) {
+            if let Ok(v) = v.to_str() {
+                sensitive.push(v.to_string());
+                if let Some((_, token)) = v.split_once(' ') {
+                    sensitive.push(token.trim().to_string());
+                }
+            }
+        }
+    }
+    sensitive.retain(|s| s.len() >= 4);
+    // Longest first, so a token is masked whole before any shorter value inside it.
+    sensitive.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    move |text: &str| {
+        let mut out = text.to_string();
+        for s in &sensitive {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
 }
