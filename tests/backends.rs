@@ -436,3 +436,41 @@ fn an_unresolvable_health_checked_backend_is_reported_once_and_retried_per_inter
         "{log}"
     );
 }
+
+#[test]
+fn tcp_checks_and_expected_statuses() {
+    let dead = free_port();
+    let odd = named("odd");
+    // `odd` answers /health with 503, which its check expects; `dead` refuses connections.
+    odd.sick.store(true, Ordering::SeqCst);
+    let backends = format!(
+        "  - id: dead\n    url: http://127.0.0.1:{dead}\n    health_check:\n      kind: tcp\n      interval: 200ms\n{}",
+        backend(
+            "odd",
+            &odd,
+            "    health_check:\n      path: /health\n      expected_statuses: [503]\n      interval: 200ms\n"
+        )
+    );
+    let gw = gateway(&backends, "odd", "<forward-request />");
+    let start = Instant::now();
+    let mut m = String::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        m = get(gw.admin, "/metrics", &[]).text();
+        if m.contains("gatehouse_backend_healthy{backend=\"dead\"} 0")
+            && m.contains("gatehouse_backend_healthy{backend=\"odd\"} 1")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        m.contains("gatehouse_backend_healthy{backend=\"dead\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gatehouse_backend_healthy{backend=\"odd\"} 1"),
+        "{m}"
+    );
+    assert!(gw.log().contains("backend `dead`: health check failing"));
+    assert_eq!(gw.get("/p/x", &[]).status, 200);
+}
