@@ -12,6 +12,8 @@ check interval.
 import http.client, json, os, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "perf"))
+from run import wait_port  # noqa: E402
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PORTS = {"a": 18100, "b": 18101, "gatehouse": 18102, "admin": 18103}
 BEFORE, AFTER = float(os.environ.get("BEFORE", "3")), float(os.environ.get("AFTER", "5"))
@@ -71,17 +73,6 @@ http {{ access_log off; keepalive_requests 1000000;
 """)
     return subprocess.Popen(["taskset", "-c", "0", NGINX, "-c", conf, "-p", prefix],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def wait_port(port, path="/"):
-    end = time.time() + 20
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).read()
-            return
-        except Exception:
-            time.sleep(0.1)
-    sys.exit(f"port {port} did not answer")
 
 
 def client(path, stop, results):
