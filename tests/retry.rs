@@ -239,3 +239,21 @@ fn a_body_beyond_the_retry_buffer_is_413() {
     assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.log());
     assert_eq!(r.text(), ok.len().to_string());
 }
+
+#[test]
+fn wait_runs_cache_lookup_value_beside_send_request() {
+    let o = Origin::start(|_| Reply::Delay(Duration::from_millis(300), Response::new(200, "slow")));
+    let backends = format!("  - id: a\n    url: http://127.0.0.1:{}\n", o.port);
+    let inbound = format!(
+        r#"<cache-store-value key="greeting" value="hello" duration="60" />
+        <wait for="all">
+            <cache-lookup-value key="greeting" variable-name="g" />
+            <send-request mode="new" response-variable-name="r" timeout="10"><set-url>http://127.0.0.1:{}/x</set-url><set-method>GET</set-method></send-request>
+        </wait>
+        <return-response><set-status code="200" /><set-body>@((string)context.Variables["g"] + "+" + ((IResponse)context.Variables["r"]).Body.As<string>())</set-body></return-response>"#,
+        o.port
+    );
+    let gw = gateway(&backends, "a", &doc(&inbound, "<forward-request />", ""));
+    let r = gw.get("/r/x", &[]);
+    assert_eq!((r.status, r.text()), (200, "hello+slow".to_string()));
+}
