@@ -316,3 +316,160 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
     );
     assert_eq!(gw.get("/without/x", &[]).status, 500);
 }
+
+/// A CONNECT proxy on loopback that wants `Proxy-Authorization: Basic gw:secret`: it records
+/// each CONNECT target and sends every tunnel to 127.0.0.1 at the requested port (the target's
+/// host name does not resolve here).
+fn connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn);
+                let (mut target, mut auth) = (String::new(), String::new());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    return;
+                }
+                if let Some(t) = line.strip_prefix("CONNECT ") {
+                    target = t.split(' ').next().unwrap_or("").to_string();
+                }
+                loop {
+                    let mut h = String::new();
+                    match r.read_line(&mut h) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if h == "\r\n" => break,
+                        Ok(_) => {
+                            if let Some(v) = h.strip_prefix("Proxy-Authorization: ") {
+                                auth = v.trim().to_string();
+                            }
+                        }
+                    }
+                }
+                log.lock()
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .push(format!("{target} auth={auth}"));
+                let mut client = r.into_inner();
+                if auth != "Basic Z3c6c2VjcmV0" {
+                    let _ = client.write_all(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+                    );
+                    return;
+                }
+                let port = target.rsplit(':').next().unwrap_or("0");
+                let Ok(upstream) = std::net::TcpStream::connect(format!("127.0.0.1:{port}")) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut c2, mut u2) = (
+                    client.try_clone().unwrap_or_else(|e| panic!("{e}")),
+                    upstream.try_clone().unwrap_or_else(|e| panic!("{e}")),
+                );
+                let (mut c1, mut u1) = (client, upstream);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut u2);
+                    let _ = u2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut u1, &mut c1);
+                let _ = c1.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn https_backends_and_send_request_through_a_connect_proxy() {
+    let certs = TempDir::new();
+    certificates(&certs.0);
+    let port = mtls_origin(&certs.0);
+    let (proxy, seen) = connect_proxy();
+    let read = |f: &str| std::fs::read_to_string(certs.0.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    let backend = |id: &str, creds: &str| {
+        format!(
+            "  - id: {id}\n    url: https://secure.invalid:{port}\n    tls:\n      sni: localhost\n      ca_file: certs/ca.pem\n      client_cert_file: certs/client.pem\n      client_key_file: certs/client.key\n    proxy:\n      url: http://127.0.0.1:{proxy}\n{creds}"
+        )
+    };
+    let check = "    health_check:\n      path: /health\n      interval: 200ms\n      unhealthy_threshold: 1\n";
+    let yaml = format!(
+        "backends:\n{}{}{}apis:\n{}{}  - id: s\n    path: s\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    operations:\n      - id: t\n        method: GET\n        url_template: /t\n",
+        backend(
+            "tunnel",
+            &format!("      username: gw\n      password: secret\n{check}")
+        ),
+        backend("no-creds", ""),
+        // Health checks go through the tunnel too (this one is refused: no credentials).
+        backend("checked-no-creds", check),
+        api("a", "tunnel"),
+        api("b", "no-creds"),
+    );
+    // send-request over a tunnel: the proxy is reached and the TLS handshake runs through it
+    // (it fails: the origin's CA is not among the system's, and send-request has no CA option).
+    let policy = format!(
+        r#"<policies><inbound><base /><send-request mode="new" response-variable-name="r" timeout="5"><set-url>https://token.invalid:{port}/oauth</set-url><set-method>GET</set-method><proxy url="http://127.0.0.1:{proxy}" username="gw" password="secret" /></send-request></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#
+    );
+    let files = [
+        ("certs/ca.pem", read("ca.pem")),
+        ("certs/client.pem", read("client.pem")),
+        ("certs/client.key", read("client.key")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let gw = Gatehouse::start_with(&yaml, &[("apis/s/t.xml", &policy)], &files);
+    // TLS with the backend's CA, SNI and client certificate, end to end through the tunnel.
+    let r = gw.get("/a/x", &[]);
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "client=gatehouse-client".to_string())
+    );
+    // A proxy that refuses the tunnel (407 without credentials) is a connection failure.
+    let r = gw.get("/b/x", &[]);
+    assert_eq!(r.status, 500);
+    assert_eq!(gw.last_log()["error"], "BackendConnectionFailure");
+    let r = gw.get("/s/t", &[]);
+    assert_eq!(r.status, 500);
+    let log = gw.last_log();
+    assert_eq!(log["error"], "BackendConnectionFailure", "{log}");
+    assert_eq!(log["produced_by"]["policy"], "send-request", "{log}");
+    // Bounded wait for the checks: through the tunnel with credentials healthy, without
+    // credentials (407) unhealthy.
+    let start = std::time::Instant::now();
+    let mut m = String::new();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        m = get(gw.admin, "/metrics", &[]).text();
+        if m.contains("gatehouse_backend_healthy{backend=\"checked-no-creds\"} 0")
+            && m.contains("gatehouse_backend_healthy{backend=\"tunnel\"} 1")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        m.contains("gatehouse_backend_healthy{backend=\"checked-no-creds\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gatehouse_backend_healthy{backend=\"tunnel\"} 1"),
+        "{m}"
+    );
+    let seen = seen.lock().unwrap_or_else(|e| panic!("{e}")).clone();
+    let count = |want: String| seen.iter().filter(|s| **s == want).count();
+    // The routed request plus at least one check on `tunnel`; one request on `no-creds`.
+    assert!(
+        count(format!("secure.invalid:{port} auth=Basic Z3c6c2VjcmV0")) >= 2,
+        "{seen:?}"
+    );
+    assert!(
+        count(format!("token.invalid:{port} auth=Basic Z3c6c2VjcmV0")) == 1,
+        "{seen:?}"
+    );
+    assert!(
+        count(format!("secure.invalid:{port} auth=")) >= 2,
+        "{seen:?}"
+    );
+}

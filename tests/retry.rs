@@ -257,3 +257,94 @@ fn wait_runs_cache_lookup_value_beside_send_request() {
     let r = gw.get("/r/x", &[]);
     assert_eq!((r.status, r.text()), (200, "hello+slow".to_string()));
 }
+
+/// A backend that answers its status line at once, then trickles one header line every 200 ms
+/// for `lines` lines: every read returns within Pingora's per-IO timeout.
+fn trickling_origin(lines: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(8) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\n");
+                for i in 0..lines {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if conn
+                        .write_all(format!("x-line-{i}: y\r\n").as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = conn.write_all(b"content-length: 4\r\n\r\nlate");
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn the_streaming_timeout_is_one_deadline_for_the_response_headers() {
+    // 20 header lines over 4 s: no single read waits a second, the headers take four.
+    let port = trickling_origin(20);
+    let cases = [
+        // forward-request's own timeout, and the backend entity's.
+        ("", r#"<forward-request timeout="1" />"#),
+        ("    timeout: 1s\n", "<forward-request />"),
+    ];
+    for (backend_extra, forward) in cases {
+        let backends =
+            format!("  - id: trickle\n    url: http://127.0.0.1:{port}\n{backend_extra}");
+        let gw = gateway(&backends, "trickle", &doc("", forward, ""));
+        let start = Instant::now();
+        let r = gw.get("/r/x", &[]);
+        let took = start.elapsed();
+        assert_eq!(r.status, 500, "{forward}: {}", r.text());
+        assert_eq!(gw.last_log()["error"], "Timeout", "{forward}");
+        assert!(
+            took >= Duration::from_millis(950) && took < Duration::from_millis(2000),
+            "{forward}: {took:?}"
+        );
+    }
+}
+
+#[test]
+fn the_streaming_deadline_ends_when_the_headers_arrive() {
+    // Headers at once, then a body streamed over ~2 s: a 1 s header deadline does not cut it,
+    // and the pooled connection serves the next request.
+    let o = Origin::start(|_| {
+        Reply::Stream(
+            200,
+            (0..5).map(|i| format!("part{i};").into_bytes()).collect(),
+            Duration::from_millis(400),
+        )
+    });
+    let backends = format!("  - id: o\n    url: http://127.0.0.1:{}\n", o.port);
+    let gw = gateway(
+        &backends,
+        "o",
+        &doc("", r#"<forward-request timeout="1" />"#, ""),
+    );
+    let mut c = KeepAlive::new(gw.port);
+    for _ in 0..2 {
+        let r = c.get("/r/x");
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "part0;part1;part2;part3;part4;".to_string())
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let r = c.get("/r/x");
+    assert_eq!(
+        r.status, 200,
+        "a pooled connection outlives the old deadline"
+    );
+    assert_eq!(o.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -449,14 +449,6 @@ fn compile_backends(
                 p.password.as_deref().map(|u| sub(u, d)).as_deref(),
             );
             match parsed {
-                Ok(_) if url.tls => {
-                    d.error(
-                        "C038",
-                        span.clone(),
-                        format!("backend `{}`: an https backend through a proxy needs a CONNECT tunnel, which gatehouse does not support yet", b.id),
-                    );
-                    None
-                }
                 Ok(p) => Some(p),
                 Err(e) => {
                     d.error("C038", span.clone(), format!("backend `{}`: {e}", b.id));

@@ -61,6 +61,11 @@ pub struct Ctx {
     pub attempts: u32,
     /// Request body bytes streamed so far (for `limits.max_body_bytes`).
     pub body_seen: u64,
+    /// The streaming forward's deadline for the response headers (an explicit timeout over
+    /// HTTP/1), its watch over the current connection, and whether it expired.
+    pub forward_deadline: Option<Instant>,
+    pub deadline_watch: Option<super::deadline::Watch>,
+    pub deadline_expired: bool,
 }
 
 impl Ctx {
@@ -107,6 +112,16 @@ impl Ctx {
             pick_pending: false,
             attempts: 0,
             body_seen: 0,
+            forward_deadline: None,
+            deadline_watch: None,
+            deadline_expired: false,
+        }
+    }
+
+    /// Stop the deadline watch of the current upstream attempt; remember whether it expired.
+    pub fn stop_deadline_watch(&mut self) {
+        if let Some(w) = self.deadline_watch.take() {
+            self.deadline_expired |= w.disarm();
         }
     }
 

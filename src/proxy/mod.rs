@@ -5,6 +5,7 @@
 //! `fail_to_proxy`; `logging` writes the access log and metrics.
 
 pub mod ctx;
+mod deadline;
 pub mod headers;
 mod outbound;
 mod respond;
@@ -215,17 +216,44 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        if ctx.attempts > 0 && !std::mem::take(&mut ctx.redirected) {
+        let redirected = std::mem::take(&mut ctx.redirected);
+        if ctx.attempts > 0 && !redirected {
             // Pingora retries a failed connection: a pool picks again (another member when
             // one is available); a single backend is tried again only while available.
             if let Err(e) = ctx.select_backend() {
                 return Error::e_explain(ErrorType::ConnectRefused, e.message);
             }
         }
+        if ctx.attempts == 0 || redirected {
+            ctx.forward_deadline = upstream::deadline(ctx);
+        }
         ctx.attempts += 1;
         let peer = upstream::peer(ctx).await?;
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::unix::io::RawFd,
+        digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.stop_deadline_watch();
+        let Some(deadline) = ctx.forward_deadline else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            ctx.deadline_expired = true;
+            return Error::e_explain(ErrorType::ReadTimedout, "forward-request deadline expired");
+        }
+        let sock = digest.and_then(|d| d.socket_digest.as_ref());
+        ctx.deadline_watch =
+            sock.and_then(|s| deadline::Watch::arm(fd, s.local_addr(), s.peer_addr(), deadline));
+        Ok(())
     }
 
     async fn upstream_request_filter(
@@ -243,6 +271,7 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.stop_deadline_watch();
         if let Some(start) = ctx.upstream_start {
             ctx.backend_time = Some(start.elapsed());
         }
@@ -307,7 +336,12 @@ impl ProxyHttp for Proxy {
         e: &pingora::Error,
         ctx: &mut Ctx,
     ) -> FailToProxy {
+        ctx.stop_deadline_watch();
         let kind = match e.etype() {
+            _ if ctx.deadline_expired => {
+                ctx.record_outcome(crate::upstream::Outcome::Error(ErrorKind::Timeout.reason()));
+                ErrorKind::Timeout
+            }
             _ if upstream_kind(e).is_some() => {
                 let k = upstream_kind(e).unwrap_or(ErrorKind::BackendConnectionFailure);
                 ctx.record_outcome(crate::upstream::Outcome::Error(k.reason()));
@@ -341,7 +375,15 @@ impl ProxyHttp for Proxy {
         if ctx.backend_time.is_none() {
             ctx.backend_time = ctx.upstream_start.map(|s| s.elapsed());
         }
-        let err = PolicyError::builtin(kind, "forward-request", e.to_string());
+        let message = if ctx.deadline_expired {
+            format!(
+                "no response headers within {:?} (forward-request timeout)",
+                upstream::timeout(ctx)
+            )
+        } else {
+            e.to_string()
+        };
+        let err = PolicyError::builtin(kind, "forward-request", message);
         let stmts = ctx
             .pipeline
             .as_ref()
@@ -405,7 +447,10 @@ impl ProxyHttp for Proxy {
             return e;
         }
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        ctx.stop_deadline_watch();
+        if ctx.deadline_expired
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {

@@ -81,13 +81,6 @@ impl Outbound for PingoraOutbound {
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
-        if tls && req.proxy.is_some() {
-            return Err((
-                ErrorKind::BackendConnectionFailure,
-                "https through a <proxy> needs a CONNECT tunnel, which gatehouse does not support yet"
-                    .into(),
-            ));
-        }
         let addr = match &req.proxy {
             Some(p) => p.resolve().await,
             None => tokio::net::lookup_host((host.as_str(), port))
@@ -104,6 +97,9 @@ impl Outbound for PingoraOutbound {
         peer.options.connection_timeout = Some(timeout);
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
+        if let Some(p) = req.proxy.as_ref().filter(|_| tls) {
+            crate::upstream::tunnel::Tunnel::apply(p, &mut peer, &host, port, timeout);
+        }
         let pq = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
@@ -114,8 +110,8 @@ impl Outbound for PingoraOutbound {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_string(),
         };
-        if let Some(p) = &req.proxy {
-            // Absolute-form target for the forward proxy.
+        if let Some(p) = req.proxy.as_ref().filter(|_| !tls) {
+            // Absolute-form target for a plain-HTTP forward proxy (HTTPS tunnels).
             rh.set_raw_path(format!("http://{authority}{pq}").as_bytes())
                 .map_err(|e| failure(&e))?;
             if let Some(a) = &p.authorization {

@@ -25,14 +25,30 @@ pub async fn peer(ctx: &Ctx) -> Result<HttpPeer> {
     let Some(fwd) = &p.forward else {
         return Error::e_explain(ErrorType::InternalError, "no forward-request");
     };
-    make_peer(
-        &ctx.gw,
-        req,
-        ctx.pick,
-        fwd.options.http_version,
-        timeout(ctx),
-    )
-    .await
+    // Within a whole deadline, each connect, read and write gets at most what is left of it.
+    let per_io = match ctx.forward_deadline {
+        Some(d) => d
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1)),
+        None => timeout(ctx),
+    };
+    make_peer(&ctx.gw, req, ctx.pick, fwd.options.http_version, per_io).await
+}
+
+/// The deadline for the response headers of a streaming forward: set when a timeout is
+/// configured (on forward-request or the backend) and the backend is spoken to over HTTP/1.
+/// Without one, Pingora's per-IO timeouts of 300 s apply. Over HTTP/2, Pingora already bounds
+/// the whole wait for the response headers with one timeout (streams share the connection, so
+/// it is not shut down).
+pub fn deadline(ctx: &Ctx) -> Option<Instant> {
+    let fwd = ctx.pipeline.as_ref()?.forward.as_ref()?;
+    if fwd.options.http_version != HttpVersion::Http1 {
+        return None;
+    }
+    let explicit = ctx
+        .forward_timeout
+        .or_else(|| ctx.pick.and_then(|p| ctx.gw.backends[p.backend].timeout))?;
+    Some(Instant::now() + explicit)
 }
 
 /// The peer for one call: the request's base URL, the picked backend's TLS settings and
@@ -62,6 +78,10 @@ pub async fn make_peer(
     let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
     let mut peer = HttpPeer::new(addr, base.tls, sni);
     let connect = backend.map_or(Duration::from_secs(10), |b| b.connect_timeout);
+    if let Some(proxy) = backend.and_then(|b| b.proxy.as_ref()).filter(|_| base.tls) {
+        let t = connect.min(timeout);
+        crate::upstream::tunnel::Tunnel::apply(proxy, &mut peer, base.host_bare(), base.port, t);
+    }
     peer.options.connection_timeout = Some(connect.min(timeout));
     peer.options.total_connection_timeout = Some(connect.min(timeout));
     peer.options.read_timeout = Some(timeout);
@@ -118,9 +138,12 @@ pub fn shape(
             pq.push_str(&exec::state::encode_component(v));
         }
     }
-    match backend.and_then(|b| b.proxy.as_ref()) {
+    // Plain HTTP through a forward proxy: absolute-form request target (HTTPS tunnels).
+    match backend
+        .and_then(|b| b.proxy.as_ref())
+        .filter(|_| !req.target.base.tls)
+    {
         Some(proxy) => {
-            // Through a forward proxy: absolute-form request target.
             let target = format!("http://{}{pq}", req.target.base.authority);
             up.set_raw_path(target.as_bytes())?;
             if let Some(a) = &proxy.authorization {

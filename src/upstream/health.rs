@@ -160,11 +160,25 @@ async fn reconcile(
 }
 
 async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin>, String> {
-    let addr = tokio::net::lookup_host((b.url.host_bare(), b.url.port))
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("cannot resolve {}", b.url.host_bare()))?;
+    // Through a forward proxy the check goes where the traffic goes: to the proxy, which
+    // tunnels (TCP checks, HTTPS) or forwards in absolute form (HTTP).
+    let addr = match &b.proxy {
+        Some(p) => p.resolve().await,
+        None => tokio::net::lookup_host((b.url.host_bare(), b.url.port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next()),
+    }
+    .ok_or_else(|| match &b.proxy {
+        Some(p) => format!("cannot resolve proxy {}", p.host),
+        None => format!("cannot resolve {}", b.url.host_bare()),
+    })?;
+    let tunnel = |tls_or_tcp: bool| {
+        b.proxy
+            .as_ref()
+            .filter(|_| tls_or_tcp)
+            .map(|p| super::tunnel::Tunnel::new(p, b.url.host_bare(), b.url.port, spec.timeout))
+    };
     let mut lb = LoadBalancer::<RoundRobin>::try_from_iter([addr]).map_err(|e| e.to_string())?;
     let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> = if spec.tcp {
         let mut hc = if b.url.tls {
@@ -176,6 +190,9 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         hc.consecutive_failure = spec.unhealthy_threshold;
         hc.peer_template.options.connection_timeout = Some(spec.timeout);
         hc.peer_template.options.total_connection_timeout = Some(spec.timeout);
+        if let Some(t) = tunnel(true) {
+            hc.peer_template.options.custom_l4 = Some(t);
+        }
         hc
     } else {
         let mut hc = HttpHealthCheck::new(&b.url.authority, b.url.tls);
@@ -189,10 +206,27 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         hc.peer_template.options.verify_hostname = b.verify_hostname;
         hc.peer_template.options.ca = b.ca.clone();
         hc.peer_template.client_cert_key = b.client_cert.clone();
+        if let Some(p) = b.proxy.as_ref().filter(|_| b.url.tls) {
+            super::tunnel::Tunnel::apply(
+                p,
+                &mut hc.peer_template,
+                b.url.host_bare(),
+                b.url.port,
+                spec.timeout,
+            );
+        }
         let mut path = b.url.path.clone();
         path.push_str(&spec.path);
+        let plain_proxy = b.proxy.as_ref().filter(|_| !b.url.tls);
+        if plain_proxy.is_some() {
+            path = format!("http://{}{path}", b.url.authority);
+        }
         let mut req = RequestHeader::build("GET", path.as_bytes(), None)
             .map_err(|e| format!("health check path {:?}: {e}", spec.path))?;
+        if let Some(a) = plain_proxy.and_then(|p| p.authorization.clone()) {
+            req.insert_header(http::header::PROXY_AUTHORIZATION, a)
+                .map_err(|e| e.to_string())?;
+        }
         req.insert_header(http::header::HOST, b.url.authority.as_str())
             .map_err(|e| e.to_string())?;
         req.insert_header(http::header::USER_AGENT, "gatehouse-health-check")

@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod health;
 pub mod pool;
+pub mod tunnel;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -192,8 +193,8 @@ pub struct ForwardProxy {
 }
 
 impl ForwardProxy {
-    /// Parse `http://host:port` with optional credentials. HTTPS through a proxy needs a
-    /// CONNECT tunnel, which gatehouse does not build: callers reject it.
+    /// Parse `http://host:port` with optional credentials. Plain HTTP goes to the proxy in
+    /// absolute form; HTTPS goes through a CONNECT tunnel (`tunnel.rs`).
     pub fn parse(
         url: &str,
         username: Option<&str>,
