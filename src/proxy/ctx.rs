@@ -1,6 +1,7 @@
 //! Per-request context of the Pingora adapter: the gateway snapshot taken at the start, what
 //! matched, the engine's request and response state, and timing for the access log.
 
+use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -479,7 +480,7 @@ impl Ctx {
         shared: &Shared,
         req: &RequestHeader,
         status: u16,
-        client: Option<String>,
+        client: Option<&PingoraAddr>,
         _had_error: bool,
     ) {
         let api = self.api.map(|a| &self.gw.apis[a]);
@@ -539,7 +540,7 @@ impl Ctx {
             subscription: self
                 .subscription
                 .map(|s| self.gw.subscriptions.list[s].id.as_str()),
-            client,
+            client: client.map(|a| a.to_string()),
             produced_by,
             error: self.error.as_ref().map(|e| e.reason()),
             traces: self

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Instructions per request (valgrind's callgrind), side by side: the minimal Pingora proxy and
+gatehouse's passthrough and typical routes, each behind the same nginx origin.
+
+Instruction counts are repeatable whatever else the machine is doing, so they show what a change
+to the hot path costs without the noise of a timed run. Each target runs twice under callgrind,
+with N1 and N2 keep-alive requests; per request = (I(N2) - I(N1)) / (N2 - N1), which removes
+start-up and shutdown. Writes perf/out/callgrind-<timestamp>.json and keeps the profiles
+(perf/out/callgrind.<target>.<n>.out); `perf/callgrind_diff.py A B` shows, per function, what
+the requests between two of them cost.
+  perf/callgrind.sh                 # N1=300, N2=1300
+"""
+import http.client, json, os, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the perf suite's helpers: nginx config, ports)
+
+ROOT = run.ROOT
+OUT = os.path.join(ROOT, "perf", "out")
+N1 = int(os.environ.get("N1", "300"))
+N2 = int(os.environ.get("N2", "1300"))
+
+
+def requests(port, path, headers, n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        c.request("GET", path, headers=headers)
+        r = c.getresponse()
+        r.read()
+        if r.status != 200:
+            sys.exit(f"{path}: status {r.status}")
+    c.close()
+
+
+def wait(port, path, headers, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            requests(port, path, headers, 1)
+            return
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.5)
+    sys.exit(f"port {port} did not answer")
+
+
+def instructions(cmd, port, path, headers, n, out_file):
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *cmd],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait(port, path, headers)
+        requests(port, path, headers, n - 1)
+    finally:
+        p.send_signal(signal.SIGINT)  # Pingora: fast shutdown
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    with open(out_file) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    sys.exit(f"no totals in {out_file}")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="gatehouse-callgrind-")
+    ports = run.PORTS
+    origin_conf = run.nginx_conf(os.path.join(tmp, "origin"), ports["origin"],
+                                 f'server {{ listen 127.0.0.1:{ports["origin"]}; location / {{ return 200 "hello from origin\\n"; }} }}')
+    origin = subprocess.Popen([run.NGINX, "-c", origin_conf, "-p", os.path.join(tmp, "origin")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gh = os.path.join(ROOT, "target", "release", "gatehouse")
+    minimal = os.path.join(ROOT, "target", "release", "examples", "minimal_proxy")
+    conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
+    key = {"Ocp-Apim-Subscription-Key": "perf-key-0001"}
+    targets = [
+        ("pingora-minimal", [minimal, f"127.0.0.1:{ports['pingora']}", f"127.0.0.1:{ports['origin']}"], ports["pingora"], "/pass/", {}),
+        ("gatehouse-passthrough", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/", {}),
+        ("gatehouse-typical", [gh, "run", "-c", conf], ports["gatehouse"], "/typ/x", key),
+    ]
+    results = {}
+    try:
+        run.wait_port(ports["origin"])
+        for name, cmd, port, path, headers in targets:
+            counts = []
+            for n in (N1, N2):
+                out_file = os.path.join(OUT, f"callgrind.{name}.{n}.out")
+                counts.append(instructions(cmd, port, path, headers, n, out_file))
+            per = (counts[1] - counts[0]) / (N2 - N1)
+            results[name] = round(per)
+            print(f"{name:24} {per:10,.0f} instructions/request", flush=True)
+    finally:
+        origin.terminate()
+        origin.wait()
+    base = results.get("pingora-minimal")
+    if base:
+        for name, v in results.items():
+            print(f"{name:24} {v / base:6.2f}x minimal Pingora")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    with open(os.path.join(OUT, f"callgrind-{stamp}.json"), "w") as f:
+        json.dump({"n1": N1, "n2": N2, "instructions_per_request": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
