@@ -10,7 +10,7 @@ use crate::policy::{Scope, Section, Stmt};
 /// Where the request goes: a base URL, and the backend entity when one is used.
 #[derive(Clone, Debug)]
 pub struct Target {
-    pub base: BaseUrl,
+    pub base: std::sync::Arc<BaseUrl>,
     pub backend: Option<usize>,
 }
 

@@ -463,7 +463,7 @@ fn compile_backends(
                 .sni
                 .clone()
                 .unwrap_or_else(|| url.host_bare().to_string()),
-            url,
+            url: std::sync::Arc::new(url),
             headers,
             query,
             authorization,
@@ -949,7 +949,7 @@ fn compile_api(
     let mut ok = true;
     let (service, service_backend) = match (&spec.service_url, &spec.backend) {
         (Some(u), None) => match BaseUrl::parse(u) {
-            Ok(b) => (b, None),
+            Ok(b) => (std::sync::Arc::new(b), None),
             Err(e) => {
                 d.error(
                     "C021",
@@ -957,7 +957,7 @@ fn compile_api(
                     format!("API `{}`: {e}", spec.id),
                 );
                 ok = false;
-                (BaseUrl::default(), None)
+                (Default::default(), None)
             }
         },
         (None, Some(b)) => match backend_ids.get(b) {
@@ -969,7 +969,7 @@ fn compile_api(
                     format!("API `{}` uses unknown backend `{b}`", spec.id),
                 );
                 ok = false;
-                (BaseUrl::default(), None)
+                (Default::default(), None)
             }
         },
         _ => {
@@ -982,7 +982,7 @@ fn compile_api(
                 ),
             );
             ok = false;
-            (BaseUrl::default(), None)
+            (Default::default(), None)
         }
     };
     let path = normalize_path(&spec.path);

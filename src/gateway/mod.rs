@@ -143,7 +143,7 @@ pub fn parse_cidr(s: &str) -> Result<(std::net::IpAddr, u8), String> {
 
 pub struct Backend {
     pub id: String,
-    pub url: BaseUrl,
+    pub url: std::sync::Arc<BaseUrl>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub query: Vec<(String, String)>,
     pub authorization: Option<HeaderValue>,
@@ -180,7 +180,7 @@ pub struct Api {
     pub path: String,
     /// Lower-cased host names; empty = any host.
     pub hosts: Vec<String>,
-    pub service: BaseUrl,
+    pub service: std::sync::Arc<BaseUrl>,
     pub service_backend: Option<usize>,
     pub subscription_required: bool,
     pub key_header: HeaderName,

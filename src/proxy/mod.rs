@@ -669,12 +669,12 @@ impl Proxy {
                 let origin_part = &location[..location.len() - after_scheme.len() + split];
                 (
                     after_scheme[split..].to_string(),
-                    crate::gateway::BaseUrl::parse(origin_part).ok()?,
+                    Arc::new(crate::gateway::BaseUrl::parse(origin_part).ok()?),
                 )
             } else if location.starts_with('/') {
-                let mut base = req.target.base.clone();
+                let mut base = (*req.target.base).clone();
                 base.path.clear();
-                (location.clone(), base)
+                (location.clone(), Arc::new(base))
             } else {
                 return None;
             };
@@ -837,6 +837,7 @@ impl Proxy {
                 if scheme == "https" { 443 } else { 80 },
             ),
         };
+        let remainder = remainder.to_string();
         let info = exec::RequestInfo {
             api: Some(ai),
             operation: Some(oi),
@@ -849,13 +850,13 @@ impl Proxy {
             },
             peer_ip,
             peer_trusted: peer.is_some_and(|p| gw.is_trusted_proxy(p)),
-            host_header: host.clone().unwrap_or_default(),
+            host_header: host.unwrap_or_default(),
             original_method: method.as_str().to_string(),
             original_scheme: scheme.into(),
             original_host,
             original_port,
-            original_path: path.clone(),
-            original_query: raw_query.clone(),
+            original_path: path,
+            original_query: raw_query,
             timestamp_ticks: crate::expr::time::DateTime::now_utc().ticks,
             started: Some(ctx.start),
         };
@@ -870,7 +871,7 @@ impl Proxy {
                     base: api.service.clone(),
                     backend: api.service_backend,
                 },
-                remainder.to_string(),
+                remainder,
                 query,
                 info,
             )

@@ -173,7 +173,11 @@ pub fn shape(
         up.insert_header("x-forwarded-for", xff)?;
         let keep = req.info.peer_trusted;
         if !(keep && up.headers.contains_key("x-forwarded-proto")) {
-            up.insert_header("x-forwarded-proto", req.info.original_scheme.as_str())?;
+            let proto = match req.info.original_scheme.as_str() {
+                "https" => http::HeaderValue::from_static("https"),
+                _ => http::HeaderValue::from_static("http"),
+            };
+            up.insert_header("x-forwarded-proto", proto)?;
         }
         let proxy_set_host = keep && up.headers.contains_key("x-forwarded-host");
         if !proxy_set_host && !req.info.host_header.is_empty() {

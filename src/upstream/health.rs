@@ -117,7 +117,7 @@ async fn reconcile(
         backends.iter().any(|b| {
             &b.id == id
                 && b.health.as_ref() == Some(&p.spec)
-                && b.url == p.url
+                && *b.url == p.url
                 && Arc::ptr_eq(&b.state, &p.state)
         })
     });
@@ -137,7 +137,7 @@ async fn reconcile(
                     b.id.clone(),
                     Probe {
                         spec: spec.clone(),
-                        url: b.url.clone(),
+                        url: (*b.url).clone(),
                         state: b.state.clone(),
                         lb: Arc::new(lb),
                         next: Instant::now(),

@@ -11,7 +11,7 @@ pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
             let base = BaseUrl::parse(&value(u, cx)?)
                 .map_err(|m| StepError::new(ErrorKind::Internal, m))?;
             Target {
-                base,
+                base: std::sync::Arc::new(base),
                 backend: None,
             }
         }
