@@ -92,6 +92,18 @@ fn certificates(dir: &std::path::Path) {
     }
 }
 
+/// Start a gateway whose directory holds the test CA and client certificate under `certs/`.
+fn start_with_certs(certs: &std::path::Path, yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
+    let read = |f: &str| std::fs::read_to_string(certs.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    let (ca, cert, key) = (read("ca.pem"), read("client.pem"), read("client.key"));
+    let files = [
+        ("certs/ca.pem", ca.as_str()),
+        ("certs/client.pem", cert.as_str()),
+        ("certs/client.key", key.as_str()),
+    ];
+    Gatehouse::start_with(yaml, policies, &files)
+}
+
 /// An HTTPS origin that requires a client certificate from the test CA and answers with the
 /// client certificate's common name.
 fn mtls_origin(dir: &std::path::Path) -> u16 {
@@ -168,7 +180,6 @@ fn mtls_to_a_backend_that_requires_a_client_certificate() {
     let certs = TempDir::new();
     certificates(&certs.0);
     let port = mtls_origin(&certs.0);
-    let read = |f: &str| std::fs::read_to_string(certs.0.join(f)).unwrap_or_else(|e| panic!("{e}"));
     let tls = |extra: &str| format!("    tls:\n      sni: localhost\n{extra}");
     let yaml = format!(
         "backends:\n  - id: mtls\n    url: https://127.0.0.1:{port}\n{}  - id: no-client-cert\n    url: https://127.0.0.1:{port}\n{}  - id: system-ca\n    url: https://127.0.0.1:{port}\n{}apis:\n{}{}{}",
@@ -179,13 +190,7 @@ fn mtls_to_a_backend_that_requires_a_client_certificate() {
         api("b", "no-client-cert"),
         api("c", "system-ca"),
     );
-    let files = [
-        ("certs/ca.pem", read("ca.pem")),
-        ("certs/client.pem", read("client.pem")),
-        ("certs/client.key", read("client.key")),
-    ];
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    let gw = Gatehouse::start_with(&yaml, &[], &files);
+    let gw = start_with_certs(&certs.0, &yaml, &[]);
     let r = gw.get("/a/x", &[]);
     assert_eq!(
         (r.status, r.text()),
@@ -281,7 +286,6 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
     let certs = TempDir::new();
     certificates(&certs.0);
     let port = mtls_origin(&certs.0);
-    let read = |f: &str| std::fs::read_to_string(certs.0.join(f)).unwrap_or_else(|e| panic!("{e}"));
     // The backend trusts the test CA but has no client certificate of its own: the policy
     // supplies it.
     let yaml = format!(
@@ -292,13 +296,8 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
     let doc = |inbound: &str| {
         format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
     };
-    let files = [
-        ("certs/ca.pem", read("ca.pem")),
-        ("certs/client.pem", read("client.pem")),
-        ("certs/client.key", read("client.key")),
-    ];
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    let gw = Gatehouse::start_with(
+    let gw = start_with_certs(
+        &certs.0,
         &yaml,
         &[
             (
@@ -307,7 +306,6 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
             ),
             ("apis/without.xml", &doc("")),
         ],
-        &files,
     );
     let r = gw.get("/with/x", &[]);
     assert_eq!(
@@ -390,7 +388,6 @@ fn https_backends_and_send_request_through_a_connect_proxy() {
     certificates(&certs.0);
     let port = mtls_origin(&certs.0);
     let (proxy, seen) = connect_proxy();
-    let read = |f: &str| std::fs::read_to_string(certs.0.join(f)).unwrap_or_else(|e| panic!("{e}"));
     let backend = |id: &str, creds: &str| {
         format!(
             "  - id: {id}\n    url: https://secure.invalid:{port}\n    tls:\n      sni: localhost\n      ca_file: certs/ca.pem\n      client_cert_file: certs/client.pem\n      client_key_file: certs/client.key\n    proxy:\n      url: http://127.0.0.1:{proxy}\n{creds}"
@@ -414,13 +411,7 @@ fn https_backends_and_send_request_through_a_connect_proxy() {
     let policy = format!(
         r#"<policies><inbound><base /><send-request mode="new" response-variable-name="r" timeout="5"><set-url>https://token.invalid:{port}/oauth</set-url><set-method>GET</set-method><proxy url="http://127.0.0.1:{proxy}" username="gw" password="secret" /></send-request></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#
     );
-    let files = [
-        ("certs/ca.pem", read("ca.pem")),
-        ("certs/client.pem", read("client.pem")),
-        ("certs/client.key", read("client.key")),
-    ];
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    let gw = Gatehouse::start_with(&yaml, &[("apis/s/t.xml", &policy)], &files);
+    let gw = start_with_certs(&certs.0, &yaml, &[("apis/s/t.xml", &policy)]);
     // TLS with the backend's CA, SNI and client certificate, end to end through the tunnel.
     let r = gw.get("/a/x", &[]);
     assert_eq!(
