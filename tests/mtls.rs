@@ -464,3 +464,67 @@ fn https_backends_and_send_request_through_a_connect_proxy() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn the_streaming_deadline_holds_over_tls() {
+    // An HTTPS origin that answers its status line at once, then trickles a header line every
+    // 200 ms for 4 s: the 1 s deadline shuts the TLS connection down at 1 s.
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    let certs = TempDir::new();
+    certificates(&certs.0);
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
+        .unwrap_or_else(|e| panic!("acceptor: {e}"));
+    b.set_private_key_file(certs.0.join("server.key"), SslFiletype::PEM)
+        .unwrap_or_else(|e| panic!("{e}"));
+    b.set_certificate_chain_file(certs.0.join("server.pem"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let acceptor = std::sync::Arc::new(b.build());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4).flatten() {
+            let acceptor = acceptor.clone();
+            std::thread::spawn(move || {
+                let Ok(tls) = acceptor.accept(conn) else {
+                    return;
+                };
+                let mut r = BufReader::new(tls);
+                loop {
+                    let mut line = String::new();
+                    match r.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => break,
+                        Ok(_) => {}
+                    }
+                }
+                let tls = r.get_mut();
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\n");
+                for i in 0..20 {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if tls
+                        .write_all(format!("x-line-{i}: y\r\n").as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = tls.write_all(b"content-length: 4\r\n\r\nlate");
+            });
+        }
+    });
+    let yaml = format!(
+        "backends:\n  - id: slow\n    url: https://127.0.0.1:{port}\n    timeout: 1s\n    tls:\n      sni: localhost\n      ca_file: certs/ca.pem\napis:\n{}",
+        api("a", "slow")
+    );
+    let gw = start_with_certs(&certs.0, &yaml, &[]);
+    let start = std::time::Instant::now();
+    let r = gw.get("/a/x", &[]);
+    let took = start.elapsed();
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(gw.last_log()["error"], "Timeout");
+    assert!(
+        took >= std::time::Duration::from_millis(950)
+            && took < std::time::Duration::from_millis(2000),
+        "{took:?}"
+    );
+}
