@@ -112,11 +112,8 @@ impl Outbound for PingoraOutbound {
         };
         if let Some(p) = req.proxy.as_ref().filter(|_| !tls) {
             // Absolute-form target for a plain-HTTP forward proxy (HTTPS tunnels).
-            rh.set_raw_path(format!("http://{authority}{pq}").as_bytes())
+            p.absolute_form(&mut rh, &authority, &pq)
                 .map_err(|e| failure(&e))?;
-            if let Some(a) = &p.authorization {
-                let _ = rh.insert_header(http::header::PROXY_AUTHORIZATION, a.clone());
-            }
         }
         let _ = rh.insert_header(http::header::HOST, authority);
         for (k, v) in &req.headers {

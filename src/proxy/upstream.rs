@@ -143,13 +143,7 @@ pub fn shape(
         .and_then(|b| b.proxy.as_ref())
         .filter(|_| !req.target.base.tls)
     {
-        Some(proxy) => {
-            let target = format!("http://{}{pq}", req.target.base.authority);
-            up.set_raw_path(target.as_bytes())?;
-            if let Some(a) = &proxy.authorization {
-                up.insert_header(header::PROXY_AUTHORIZATION, a.clone())?;
-            }
-        }
+        Some(proxy) => proxy.absolute_form(up, &req.target.base.authority, &pq)?,
         None => match http::Uri::try_from(pq.as_str()) {
             Ok(uri) => up.set_uri(uri),
             Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),

@@ -173,12 +173,6 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         Some(p) => format!("cannot resolve proxy {}", p.host),
         None => format!("cannot resolve {}", b.url.host_bare()),
     })?;
-    let tunnel = |tls_or_tcp: bool| {
-        b.proxy
-            .as_ref()
-            .filter(|_| tls_or_tcp)
-            .map(|p| super::tunnel::Tunnel::new(p, b.url.host_bare(), b.url.port, spec.timeout))
-    };
     let mut lb = LoadBalancer::<RoundRobin>::try_from_iter([addr]).map_err(|e| e.to_string())?;
     let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> = if spec.tcp {
         let mut hc = if b.url.tls {
@@ -190,7 +184,8 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         hc.consecutive_failure = spec.unhealthy_threshold;
         hc.peer_template.options.connection_timeout = Some(spec.timeout);
         hc.peer_template.options.total_connection_timeout = Some(spec.timeout);
-        if let Some(t) = tunnel(true) {
+        if let Some(p) = &b.proxy {
+            let t = super::tunnel::Tunnel::new(p, b.url.host_bare(), b.url.port, spec.timeout);
             hc.peer_template.options.custom_l4 = Some(t);
         }
         hc
@@ -217,14 +212,10 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         }
         let mut path = b.url.path.clone();
         path.push_str(&spec.path);
-        let plain_proxy = b.proxy.as_ref().filter(|_| !b.url.tls);
-        if plain_proxy.is_some() {
-            path = format!("http://{}{path}", b.url.authority);
-        }
         let mut req = RequestHeader::build("GET", path.as_bytes(), None)
             .map_err(|e| format!("health check path {:?}: {e}", spec.path))?;
-        if let Some(a) = plain_proxy.and_then(|p| p.authorization.clone()) {
-            req.insert_header(http::header::PROXY_AUTHORIZATION, a)
+        if let Some(p) = b.proxy.as_ref().filter(|_| !b.url.tls) {
+            p.absolute_form(&mut req, &b.url.authority, &path)
                 .map_err(|e| e.to_string())?;
         }
         req.insert_header(http::header::HOST, b.url.authority.as_str())

@@ -232,6 +232,21 @@ impl ForwardProxy {
         })
     }
 
+    /// Address a plain-HTTP request to the proxy: the absolute-form target
+    /// `http://{authority}{path_and_query}` and, with credentials, `Proxy-Authorization`.
+    pub fn absolute_form(
+        &self,
+        req: &mut pingora::http::RequestHeader,
+        authority: &str,
+        path_and_query: &str,
+    ) -> pingora::Result<()> {
+        req.set_raw_path(format!("http://{authority}{path_and_query}").as_bytes())?;
+        if let Some(a) = &self.authorization {
+            req.insert_header(http::header::PROXY_AUTHORIZATION, a.clone())?;
+        }
+        Ok(())
+    }
+
     pub async fn resolve(&self) -> Option<std::net::SocketAddr> {
         tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
