@@ -39,7 +39,9 @@ impl ServeHttp for Admin {
         match path.as_str() {
             "/healthz" => json(200, serde_json::json!({"status": "ok"})),
             "/readyz" => {
-                if self.shared.ready.load(Ordering::Relaxed) {
+                if self.shared.draining.load(Ordering::Relaxed) {
+                    json(503, serde_json::json!({"status": "draining"}))
+                } else if self.shared.ready.load(Ordering::Relaxed) {
                     json(200, serde_json::json!({"status": "ready"}))
                 } else {
                     json(503, serde_json::json!({"status": "starting"}))

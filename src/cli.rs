@@ -190,8 +190,11 @@ fn server_conf(cfg: &LoadedConfig, daemon: bool) -> ServerConf {
         work_stealing: s.work_stealing,
         pid_file: s.pid_file.clone(),
         upgrade_sock: s.upgrade_sock.clone(),
-        grace_period_seconds: Some(s.grace_period.0.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout.0.as_secs()),
+        // `grace_period` (accepting while draining) is spent in `lifecycle::Signals` before
+        // Pingora hears of the shutdown; Pingora's own grace period is then the time in-flight
+        // requests get to finish after the listeners close.
+        grace_period_seconds: Some(s.graceful_shutdown_timeout.0.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
         error_log: s.error_log.clone(),
         user: s.user.clone(),
         group: s.group.clone(),
@@ -201,7 +204,26 @@ fn server_conf(cfg: &LoadedConfig, daemon: bool) -> ServerConf {
     }
 }
 
+/// Set by a SIGHUP that arrives before the reload service listens (while the configuration
+/// loads, Pingora bootstraps or an upgrade waits for its handover): the reload service then
+/// reloads once when it starts. Without it SIGHUP's default action would end the process.
+static EARLY_HUP: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+/// Catch SIGHUP from the first instant of the process (`main` calls this first); the reload
+/// service picks up a signal that arrived before it started.
+pub fn catch_early_sighup() {
+    if EARLY_HUP.get().is_some() {
+        return;
+    }
+    let hup = EARLY_HUP.get_or_init(Default::default).clone();
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup) {
+        eprintln!("gatehouse: cannot catch SIGHUP early: {e}");
+    }
+}
+
 fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i32> {
+    catch_early_sighup();
     let (cfg, gw) = load_or_report(path)?;
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let st = &cfg.raw.store;
@@ -238,6 +260,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         config_path,
         cfg.raw.admin.echo,
         store,
+        crate::config::start_only(&cfg.raw),
     );
     let opt = Opt {
         upgrade,
@@ -303,7 +326,14 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
             .collect::<Vec<_>>()
             .join(", ")
     );
-    server.run_forever()
+    let signals = crate::lifecycle::Signals {
+        shared: shared.clone(),
+        grace_period: cfg.raw.server.grace_period.0,
+    };
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
+    Ok(0)
 }
 
 /// Reloads the configuration on SIGHUP (Pingora handles TERM, INT and QUIT itself).
@@ -323,11 +353,19 @@ impl BackgroundService for Reloader {
         };
         self.shared.store.warm_up().await;
         self.shared.ready.store(true, Ordering::SeqCst);
+        if EARLY_HUP
+            .get()
+            .is_some_and(|f| f.swap(false, Ordering::SeqCst))
+        {
+            log::info!("SIGHUP arrived during start-up: reloading now");
+            let shared = self.shared.clone();
+            let _ = tokio::task::spawn_blocking(move || shared.reload_on_own_thread()).await;
+        }
         loop {
             tokio::select! {
                 _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     let shared = self.shared.clone();
-                    let _ = tokio::task::spawn_blocking(move || shared.reload()).await;
+                    let _ = tokio::task::spawn_blocking(move || shared.reload_on_own_thread()).await;
                 }
                 _ = shutdown.changed() => break,
             }

@@ -175,6 +175,24 @@ impl Diagnostics {
     }
 
     /// Human-readable rendering, one diagnostic per line.
+    /// Replace every occurrence of a secret in the messages with `***` (longest first, so a
+    /// secret that contains another is masked whole). Empty secrets are skipped.
+    pub fn mask_secrets(&mut self, secrets: &[String]) {
+        let mut secrets: Vec<&str> = secrets
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for d in &mut self.items {
+            for s in &secrets {
+                if d.message.contains(s) {
+                    d.message = d.message.replace(s, "***");
+                }
+            }
+        }
+    }
+
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for d in &self.items {

@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod diag;
 pub mod exec;
 pub mod expr;
 pub mod gateway;
+pub mod lifecycle;
 pub mod observe;
 pub mod policy;
 pub mod proxy;

@@ -4,10 +4,9 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    let env = env_logger::Env::default().default_filter_or("warn,gatehouse=info");
-    env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .init();
+    // Before anything else: a SIGHUP from now on is a reload request, never fatal.
+    gatehouse::cli::catch_early_sighup();
+    gatehouse::observe::logging::init();
     let code = match gatehouse::cli::main() {
         Ok(code) => code,
         Err(e) => {

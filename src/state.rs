@@ -20,8 +20,17 @@ pub struct Shared {
     pub config_path: PathBuf,
     pub generation: AtomicU64,
     pub ready: AtomicBool,
+    /// Set at SIGTERM or SIGQUIT: `/readyz` answers 503 and every response closes its
+    /// connection, so clients move to another instance (or the upgraded process).
+    pub draining: AtomicBool,
     pub echo: bool,
+    /// `config::start_only` of the configuration the process started with.
+    pub start_only: Vec<(&'static str, String)>,
 }
+
+/// Stack of the thread a reload compiles on. Compilation recurses over policy documents and
+/// expressions whose depth the parsers bound; this leaves a wide margin on any input.
+const RELOAD_STACK: usize = 64 * 1024 * 1024;
 
 impl Shared {
     pub fn new(
@@ -30,6 +39,7 @@ impl Shared {
         config_path: PathBuf,
         echo: bool,
         store: Arc<dyn crate::store::Counters>,
+        start_only: Vec<(&'static str, String)>,
     ) -> Arc<Shared> {
         if let Some(m) = metrics::get() {
             m.generation.set(1);
@@ -41,15 +51,47 @@ impl Shared {
             config_path,
             generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             echo,
+            start_only,
         })
     }
 
     /// Load and compile the configuration again, off the request path, and swap it in.
     /// A failed reload keeps the running configuration. Listener, admin and server settings
     /// are read only at start; changing them needs a restart (or a `-u` upgrade).
+    /// `reload` on a thread of its own with a large stack, so no input can take the serving
+    /// process down; waits for it.
+    pub fn reload_on_own_thread(self: &Arc<Self>) -> Result<u64, Diagnostics> {
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gatehouse-reload".into())
+            .stack_size(RELOAD_STACK)
+            .spawn(move || shared.reload());
+        match spawned.map(|t| t.join()) {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => {
+                log::error!("configuration reload failed (the reload thread panicked); keeping the running configuration");
+                Err(Diagnostics::new())
+            }
+            Err(e) => {
+                log::error!("configuration reload failed: cannot start its thread: {e}");
+                Err(Diagnostics::new())
+            }
+        }
+    }
+
     pub fn reload(&self) -> Result<u64, Diagnostics> {
-        let result = config::load(&self.config_path).and_then(|c| gateway::compile(&c));
+        let result = config::load(&self.config_path).and_then(|c| {
+            for ((section, now), (_, then)) in config::start_only(&c.raw).iter().zip(&self.start_only) {
+                if now != then {
+                    log::warn!(
+                        "reload: `{section}` changed; it is read only at start and takes effect at the next restart or upgrade (-u)"
+                    );
+                }
+            }
+            gateway::compile(&c)
+        });
         match result {
             Ok((mut gw, warnings)) => {
                 for w in warnings.items() {

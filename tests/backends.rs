@@ -478,3 +478,43 @@ fn tcp_checks_and_expected_statuses() {
     assert!(gw.log().contains("backend `dead`: health check failing"));
     assert_eq!(gw.get("/p/x", &[]).status, 200);
 }
+
+#[test]
+fn while_a_half_open_probe_is_out_the_pool_serves_from_the_next_member() {
+    // Issue 12 item 9: requests that met a member whose half-open probe another request held
+    // got 503 BackendUnavailable although the next member was healthy.
+    let slow = Arc::new(AtomicBool::new(false));
+    let s = slow.clone();
+    let primary = Origin::start(move |_| {
+        if s.load(Ordering::SeqCst) {
+            Reply::Delay(Duration::from_millis(1500), Response::new(200, "primary"))
+        } else {
+            Reply::Full(Response::new(500, "primary failing"))
+        }
+    });
+    let secondary = named("secondary");
+    let rule = "    circuit_breaker:\n      rules:\n        - name: five-hundreds\n          failure_condition:\n            count: 1\n            interval: 10s\n            status_code_ranges: [{ min: 500, max: 599 }]\n          trip_duration: 1s\n";
+    let backends = format!(
+        "  - id: primary\n    url: http://127.0.0.1:{}\n{rule}{}  - id: pool\n    type: pool\n    pool:\n      services:\n        - {{ id: primary, priority: 1 }}\n        - {{ id: secondary, priority: 2 }}\n",
+        primary.port,
+        backend("secondary", &secondary, "")
+    );
+    let gw = gateway(&backends, "pool", "<forward-request />");
+    assert_eq!(gw.get("/p/x", &[]).status, 500, "the breaker opens");
+    slow.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1100));
+    // One request takes the probe (held 1.5 s by the primary); the others meanwhile.
+    let port = gw.port;
+    let probe = std::thread::spawn(move || get(port, "/p/probe", &[]).status);
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..10 {
+        let r = gw.get("/p/x", &[]);
+        assert_eq!(
+            (r.status, member(&r)),
+            (200, "secondary".to_string()),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(probe.join().ok(), Some(200));
+}

@@ -196,6 +196,20 @@ fn find_kv(text: &str, from: usize, key: &str, value: &str) -> Option<usize> {
 }
 
 /// Read and strictly parse a configuration file. Shape errors carry the YAML position.
+/// The settings read only at start, by section, each as a fingerprint (never printed: the
+/// store's URL may hold a password). A reload compares them and warns about each section that
+/// changed, since it takes effect only at the next restart or upgrade.
+pub fn start_only(raw: &RawConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", format!("{:?}", raw.name)),
+        ("server", format!("{:?}", raw.server)),
+        ("listeners", format!("{:?}", raw.listeners)),
+        ("admin", format!("{:?}", raw.admin)),
+        ("access_log", format!("{:?}", raw.access_log)),
+        ("store", format!("{:?}", raw.store)),
+    ]
+}
+
 pub fn load(path: &Path) -> Result<LoadedConfig, Diagnostics> {
     let file: Arc<str> = Arc::from(path.display().to_string());
     let mut diags = Diagnostics::new();

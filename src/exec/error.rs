@@ -44,6 +44,9 @@ pub enum ErrorKind {
     TokenClaimNotFound,
     TokenClaimValueNotAllowed,
     JwtInvalid,
+    /// The request cannot be read as it stands: an ambiguous or invalid path, conflicting
+    /// `Content-Length` values (400). gatehouse's Reason; APIM documents none.
+    BadRequest,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -84,6 +87,7 @@ impl ErrorKind {
             ErrorKind::TokenClaimNotFound => "TokenClaimNotFound",
             ErrorKind::TokenClaimValueNotAllowed => "TokenClaimValueNotAllowed",
             ErrorKind::JwtInvalid => "JwtInvalid",
+            ErrorKind::BadRequest => "BadRequest",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -92,6 +96,7 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::OperationNotFound => 404,
+            ErrorKind::BadRequest => 400,
             ErrorKind::SubscriptionKeyNotFound | ErrorKind::SubscriptionKeyInvalid => 401,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimitExceeded => 429,
@@ -122,6 +127,7 @@ impl ErrorKind {
     pub fn client_message(self) -> Option<&'static str> {
         match self {
             ErrorKind::OperationNotFound => Some("Resource not found"),
+            ErrorKind::BadRequest => Some("Bad request"),
             ErrorKind::SubscriptionKeyNotFound => Some(MISSING_KEY_MESSAGE),
             ErrorKind::SubscriptionKeyInvalid => Some(INVALID_KEY_MESSAGE),
             ErrorKind::PayloadTooLarge => {

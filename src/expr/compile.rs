@@ -322,6 +322,10 @@ impl Binder {
     }
 
     fn stmt(&mut self, s: &ast::Stmt) -> CResult<Option<Stmt>> {
+        super::with_stack(|| self.stmt_unguarded(s))
+    }
+
+    fn stmt_unguarded(&mut self, s: &ast::Stmt) -> CResult<Option<Stmt>> {
         Ok(Some(match &s.kind {
             StmtKind::Var { ty, decls } => {
                 if let Some(t) = ty {
@@ -544,6 +548,10 @@ impl Binder {
     }
 
     fn expr(&mut self, e: &ast::Expr) -> CResult<Node> {
+        super::with_stack(|| self.expr_unguarded(e))
+    }
+
+    fn expr_unguarded(&mut self, e: &ast::Expr) -> CResult<Node> {
         let at = e.at;
         Ok(match &e.kind {
             ExprKind::Lit(l) => Node::Const(match l {

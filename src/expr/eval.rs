@@ -79,8 +79,14 @@ pub struct Machine<'a> {
     funcs: &'a [Func],
     steps: u64,
     depth: u32,
+    /// Nested `eval` / `stmt` calls, for the stack check.
+    nesting: u32,
     pub limits: Limits,
 }
+
+/// How many nested evaluation steps run between stack checks. Debug-build frames of `eval`
+/// reach 20 KB, so 8 of them stay far inside `expr::STACK_RED_ZONE`.
+const STACK_CHECK_EVERY: u32 = 8;
 
 /// Evaluate a program against the request context.
 pub fn run(p: &Program, env: &mut dyn ContextEnv, limits: Limits) -> EResult<Value> {
@@ -90,6 +96,7 @@ pub fn run(p: &Program, env: &mut dyn ContextEnv, limits: Limits) -> EResult<Val
         funcs: &p.funcs,
         steps: 0,
         depth: 0,
+        nesting: 0,
         limits,
     };
     match &p.body {
@@ -215,6 +222,25 @@ impl Machine<'_> {
     }
 
     fn stmt(&mut self, s: &Stmt) -> EResult<Flow> {
+        self.nest(|m| m.stmt_unguarded(s))
+    }
+
+    /// Every `STACK_CHECK_EVERY` levels of nested evaluation, make sure enough stack is left
+    /// (`expr::with_stack`): a deep expression or recursive local function cannot overflow
+    /// a worker thread's stack. Between checks, only a counter.
+    #[inline]
+    fn nest<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.nesting += 1;
+        let r = if self.nesting.is_multiple_of(STACK_CHECK_EVERY) {
+            super::with_stack(|| f(self))
+        } else {
+            f(self)
+        };
+        self.nesting -= 1;
+        r
+    }
+
+    fn stmt_unguarded(&mut self, s: &Stmt) -> EResult<Flow> {
         self.tick()?;
         match s {
             Stmt::Let(slot, e) => {
@@ -332,6 +358,10 @@ impl Machine<'_> {
     }
 
     pub fn eval(&mut self, n: &Node) -> EResult<Value> {
+        self.nest(|m| m.eval_unguarded(n))
+    }
+
+    fn eval_unguarded(&mut self, n: &Node) -> EResult<Value> {
         self.tick()?;
         match n {
             Node::Const(v) => Ok(v.clone()),

@@ -80,6 +80,18 @@ fn span_at(source: &str, span: &Span, offset: usize) -> Span {
     }
 }
 
+/// Stack that must be left before a nested parse, bind or evaluation step; with less, the
+/// step runs on a fresh heap segment (`stacker`). Nesting is bounded by the parser, so the
+/// segments are too. Generous for debug builds, whose frames are ten times release ones.
+pub(crate) const STACK_RED_ZONE: usize = 1024 * 1024;
+pub(crate) const STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
+/// Run `f` with at least `STACK_RED_ZONE` of stack.
+#[inline]
+pub(crate) fn with_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, f)
+}
+
 /// Compile an expression at load time. Errors point inside the expression.
 pub fn compile(source: &str, span: &Span) -> Result<Expr, Diagnostic> {
     let src = source.trim();

@@ -182,7 +182,7 @@ impl Parser {
 
     fn stmt(&mut self) -> PResult<Stmt> {
         self.enter()?;
-        let r = self.stmt_inner();
+        let r = super::with_stack(|| self.stmt_inner());
         self.depth -= 1;
         r
     }
@@ -531,7 +531,7 @@ impl Parser {
 
     pub fn expr(&mut self) -> PResult<Expr> {
         self.enter()?;
-        let r = self.assignment();
+        let r = super::with_stack(|| self.assignment());
         self.depth -= 1;
         r
     }
@@ -557,7 +557,8 @@ impl Parser {
         };
         if let Some(op) = op {
             self.pos += 1;
-            let value = self.assignment()?;
+            // `a = b = c`: right-recursive, so through `expr` (counted nesting).
+            let value = self.expr()?;
             return Ok(Expr {
                 kind: ExprKind::Assign {
                     target: Box::new(left),
@@ -646,7 +647,15 @@ impl Parser {
         Ok(cond)
     }
 
+    /// `a ?? b ?? c` recurses to the right: each level counts as nesting.
     fn coalesce(&mut self) -> PResult<Expr> {
+        let depth = self.depth;
+        let r = self.enter().and_then(|()| self.coalesce_inner());
+        self.depth = depth;
+        r
+    }
+
+    fn coalesce_inner(&mut self) -> PResult<Expr> {
         let at = self.at();
         let left = self.binary(0)?;
         if self.eat("??") {
@@ -688,17 +697,28 @@ impl Parser {
         self.coalesce()
     }
 
+    /// Operators at one precedence build a left-deep tree (`1+1+...+1`): each link counts as a
+    /// level of nesting, since every later pass recurses down that spine.
     fn binary(&mut self, min: u8) -> PResult<Expr> {
+        let depth = self.depth;
+        let r = self.binary_chain(min);
+        self.depth = depth;
+        r
+    }
+
+    fn binary_chain(&mut self, min: u8) -> PResult<Expr> {
         let mut left = self.unary()?;
         loop {
             let at = self.at();
             // is / as bind at relational precedence (7)
             if min <= 7 && self.is_ident("is") {
+                self.enter()?;
                 self.pos += 1;
                 left = self.is_tail(left, at)?;
                 continue;
             }
             if min <= 7 && self.is_ident("as") {
+                self.enter()?;
                 self.pos += 1;
                 let ty = self.type_ref()?;
                 left = Expr {
@@ -716,6 +736,7 @@ impl Parser {
             if prec < min {
                 break;
             }
+            self.enter()?;
             self.pos += 1;
             let right = self.binary(prec + 1)?;
             left = Expr {
@@ -849,9 +870,18 @@ impl Parser {
         self.postfix()
     }
 
+    /// Member, call and index chains are left-deep too: each link counts as nesting.
     fn postfix(&mut self) -> PResult<Expr> {
+        let depth = self.depth;
+        let r = self.postfix_chain();
+        self.depth = depth;
+        r
+    }
+
+    fn postfix_chain(&mut self) -> PResult<Expr> {
         let mut e = self.primary()?;
         loop {
+            self.enter()?;
             let at = self.at();
             match self.peek().clone() {
                 Tok::Punct(".") | Tok::Punct("?.") => {

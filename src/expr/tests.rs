@@ -537,3 +537,46 @@ fn constants_are_folded_at_load() {
     // What would throw stays for run time.
     assert!(fails("@(1 / 0)").contains("DivideByZeroException"));
 }
+
+#[test]
+fn nesting_is_bounded_at_parse_time() {
+    // Issue 12 item 5: left-deep chains (`1+1+...`), right-recursive `??` / `=` chains, member
+    // chains and parentheses all count as nesting, so no later pass recurses without bound.
+    let chain = |n: usize, op: &str| format!("@(1{})", format!("{op}1").repeat(n));
+    // The longest chain the parser accepts compiles and runs on a small stack: the parser,
+    // binder and evaluator grow theirs when little is left (`expr::with_stack`).
+    let longest = format!("@{{ var a = 1; return a{}; }}", "+a".repeat(190));
+    let small = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || run(&longest))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(small.join().ok(), Some("191".to_string()));
+    let recursive = "@{ int f(int n) { return n == 0 ? 0 : 1 + f(n - 1); } return f(250); }";
+    let small = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || run(recursive))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(small.join().ok(), Some("250".to_string()));
+    for src in [
+        chain(10_000, "+"),
+        chain(10_000, "*"),
+        chain(10_000, " ?? "),
+        format!("@({}1{})", "(".repeat(10_000), ")".repeat(10_000)),
+        format!("@(\"a\"{})", ".Trim()".repeat(10_000)),
+        format!("@{{ var a = 1; a{} 1; return a; }}", " = a".repeat(10_000)),
+        format!("@({}1)", "-".repeat(10_000)),
+        format!(
+            "@({}true{})",
+            "true ? ".repeat(10_000),
+            " : false".repeat(10_000)
+        ),
+    ] {
+        let e = compile(&src, &Span::file("t")).err();
+        let message = e.map(|d| d.message).unwrap_or_default();
+        assert!(
+            message.contains("nests too deeply"),
+            "{}: {message}",
+            &src[..20]
+        );
+    }
+}

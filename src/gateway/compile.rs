@@ -25,7 +25,27 @@ struct PolicySet {
 }
 
 /// Compile a loaded configuration. On success, warnings come back with the gateway.
+/// No diagnostic shows a secret named value's value: each is masked as `***`.
 pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics> {
+    let result = compile_unmasked(cfg);
+    let secrets: Vec<String> = config::resolve_named_values(cfg, &mut Diagnostics::new())
+        .into_values()
+        .filter(|v| v.secret)
+        .map(|v| v.value)
+        .collect();
+    match result {
+        Ok((gw, mut w)) => {
+            w.mask_secrets(&secrets);
+            Ok((gw, w))
+        }
+        Err(mut d) => {
+            d.mask_secrets(&secrets);
+            Err(d)
+        }
+    }
+}
+
+fn compile_unmasked(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics> {
     let mut d = Diagnostics::new();
     check_listeners(cfg, &mut d);
     let named = config::resolve_named_values(cfg, &mut d);

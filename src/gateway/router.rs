@@ -146,10 +146,13 @@ fn match_pieces(pieces: &[Piece], seg: &str, out: &mut Vec<(String, String)>) ->
     while k < pieces.len() {
         match &pieces[k] {
             Piece::Lit(l) => {
-                if rest.len() < l.len() || !rest[..l.len()].eq_ignore_ascii_case(l) {
+                // Bytes, not str slices: `rest` may hold multi-byte characters, and a literal
+                // equal to its head ignoring ASCII case ends on a character boundary.
+                let head = rest.as_bytes().get(..l.len())?;
+                if !head.eq_ignore_ascii_case(l.as_bytes()) {
                     return None;
                 }
-                rest = &rest[l.len()..];
+                rest = rest.get(l.len()..)?;
             }
             Piece::Param(name) => {
                 let end = match pieces.get(k + 1) {
@@ -161,8 +164,8 @@ fn match_pieces(pieces: &[Piece], seg: &str, out: &mut Vec<(String, String)>) ->
                 if end == 0 {
                     return None;
                 }
-                out.push((name.clone(), decode(&rest[..end])));
-                rest = &rest[end..];
+                out.push((name.clone(), decode(rest.get(..end)?)));
+                rest = rest.get(end..)?;
             }
         }
         k += 1;
@@ -229,6 +232,22 @@ mod tests {
                 ("a".into(), "x".into()),
                 ("ext".into(), "json".into())
             ])
+        );
+    }
+
+    #[test]
+    fn multi_byte_paths_never_panic() {
+        // Item 4 of issue 12: slicing a str at a literal's length panicked here.
+        assert_eq!(m("/admin", "/admi\u{e9}", ""), None);
+        assert_eq!(m("/ab", "/\u{e9}", ""), None);
+        assert_eq!(
+            m("/{a}.x", "/\u{e9}\u{e9}.x", ""),
+            Some(vec![("a".into(), "\u{e9}\u{e9}".into())])
+        );
+        assert_eq!(m("/\u{e9}t\u{e9}", "/\u{e9}T\u{e9}", ""), Some(vec![]));
+        assert_eq!(
+            m("/{a}\u{e9}b", "/x\u{e9}b", ""),
+            Some(vec![("a".into(), "x".into())])
         );
     }
 }

@@ -1,4 +1,5 @@
 //! Observability: Prometheus metrics and the structured (JSON) access log.
 
 pub mod access_log;
+pub mod logging;
 pub mod metrics;

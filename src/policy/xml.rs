@@ -106,10 +106,29 @@ pub fn decode_entities(s: &str) -> String {
     out
 }
 
+/// Deepest element nesting a policy document may have. Real documents nest a few levels
+/// (`choose` in `choose` rarely beyond five); the bound keeps every later pass, which walks the
+/// tree recursively, far from the stack's end (docs/security.md).
+pub const MAX_ELEMENT_DEPTH: usize = 64;
+
+/// Largest policy or fragment document read, in bytes (APIM's own limit is 256 KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
 /// Parse a policy or fragment document. All problems are reported as diagnostics.
 pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
     let idx = LineIndex::new(text);
     let mut diags = Diagnostics::new();
+    if text.len() > MAX_DOCUMENT_BYTES {
+        diags.error(
+            "P022",
+            Span::new(file, 1, 1),
+            format!(
+                "the document has {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
+                text.len()
+            ),
+        );
+        return Err(diags);
+    }
     let ranges = match mask::find_expressions(text) {
         Ok(r) => r,
         Err(at) => {
@@ -194,6 +213,13 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
                 }
                 if is_empty {
                     attach(&mut stack, &mut root, el);
+                } else if stack.len() >= MAX_ELEMENT_DEPTH {
+                    diags.error(
+                        "P022",
+                        el.span,
+                        format!("elements nest deeper than {MAX_ELEMENT_DEPTH} levels"),
+                    );
+                    return Err(diags);
                 } else {
                     stack.push(el);
                 }
@@ -320,6 +346,26 @@ mod tests {
             .unwrap_or_default();
         assert!(
             d.render_text().starts_with("t.xml:3:"),
+            "{}",
+            d.render_text()
+        );
+    }
+
+    #[test]
+    fn nesting_and_size_are_bounded() {
+        let f: Arc<str> = Arc::from("t.xml");
+        let nest = |n: usize| "<a>\n".repeat(n) + &"</a>".repeat(n);
+        assert!(parse(&f, &nest(MAX_ELEMENT_DEPTH)).is_ok());
+        for n in [MAX_ELEMENT_DEPTH + 1, 100_000] {
+            let d = parse(&f, &nest(n)).err().unwrap_or_default();
+            let text = d.render_text();
+            let want = format!("t.xml:{}:2: error[P022]", MAX_ELEMENT_DEPTH + 1);
+            assert!(text.starts_with(&want), "{text}");
+        }
+        let big = format!("<a>{}</a>", " ".repeat(MAX_DOCUMENT_BYTES));
+        let d = parse(&f, &big).err().unwrap_or_default();
+        assert!(
+            d.render_text().contains("the limit is"),
             "{}",
             d.render_text()
         );

@@ -58,6 +58,8 @@ pub struct Ctx {
     /// reported to its circuit breaker.
     pub pick: Option<crate::upstream::Pick>,
     pub pick_pending: bool,
+    /// Pool members this request was sent to (a retry after a failed connection skips them).
+    pub tried: Vec<usize>,
     /// Upstream attempts Pingora made (retries of connection failures, redirects).
     pub attempts: u32,
     /// Request body bytes streamed so far (for `limits.max_body_bytes`).
@@ -111,6 +113,7 @@ impl Ctx {
             follow_redirects: false,
             pick: None,
             pick_pending: false,
+            tried: Vec::new(),
             attempts: 0,
             body_seen: 0,
             forward_deadline: None,
@@ -464,7 +467,12 @@ impl Ctx {
         if up.status.as_u16() != self.resp.status {
             let _ = up.set_status(self.resp.status);
         }
-        if let Some(r) = &self.resp.reason {
+        if let Some(r) = self
+            .resp
+            .reason
+            .as_deref()
+            .filter(|r| crate::exec::steps::set_status::valid_reason(r))
+        {
             let _ = up.set_reason_phrase(Some(r));
         }
         if let Some(body) = &self.resp.body {
@@ -641,8 +649,12 @@ impl Ctx {
         let Some(req) = self.req.as_mut() else {
             return Ok(());
         };
-        self.pick = crate::upstream::select(&gw, req)?;
+        // Pingora's retry after a failed connection goes to a member not yet tried.
+        self.pick = crate::upstream::select(&gw, req, &self.tried)?;
         self.pick_pending = self.pick.is_some();
+        if let Some(p) = self.pick {
+            self.tried.push(p.backend);
+        }
         Ok(())
     }
 

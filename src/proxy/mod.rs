@@ -64,6 +64,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
+        self.close_if_draining(session);
         if let Err(e) = self.route(session, ctx) {
             // Before an API matched: global on-error; after: global + API on-error.
             let stmts = match ctx.api {
@@ -113,7 +114,7 @@ impl ProxyHttp for Proxy {
             (Flow::Continue, Some(fwd)) => match ctx.prepare_forward(session, &fwd.options) {
                 Ok(()) => match ctx.select_backend() {
                     Ok(()) => Flow::Continue,
-                    Err(e) => Flow::Fail(e),
+                    Err(e) => Flow::Fail(at_forward(Some(&p), e)),
                 },
                 Err(e) => Flow::Fail(PolicyError::at(
                     e,
@@ -276,6 +277,12 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
+        // An interim response (`100 Continue` to `Expect: 100-continue`, `103 Early Hints`)
+        // passes through; the backend section's outcome and the outbound section belong to the
+        // final response. (`101` is final: the connection is upgraded.)
+        if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
         ctx.stop_deadline_watch();
         if let Some(start) = ctx.upstream_start {
             ctx.backend_time = Some(start.elapsed());
@@ -327,11 +334,14 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
-        _resp: &mut ResponseHeader,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
-        ctx.response_started = true;
+        if !resp.status.is_informational() || resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            ctx.response_started = true;
+        }
+        self.close_if_draining(session);
         Ok(())
     }
 
@@ -342,16 +352,25 @@ impl ProxyHttp for Proxy {
         ctx: &mut Box<Ctx>,
     ) -> FailToProxy {
         ctx.stop_deadline_watch();
-        let kind = match e.etype() {
+        // Only a failure on the backend's side counts against it (circuit breaker, health,
+        // backend metrics): what the client caused is checked first.
+        let err = match e.etype() {
             _ if ctx.deadline_expired => {
                 ctx.record_outcome(crate::upstream::Outcome::Error(ErrorKind::Timeout.reason()));
-                ErrorKind::Timeout
+                let message = format!(
+                    "no response headers within {:?} (forward-request timeout)",
+                    upstream::timeout(ctx)
+                );
+                at_forward(
+                    ctx.pipeline.as_deref(),
+                    PolicyError::builtin(ErrorKind::Timeout, "forward-request", message),
+                )
             }
-            _ if upstream_kind(e).is_some() => {
-                let k = upstream_kind(e).unwrap_or(ErrorKind::BackendConnectionFailure);
-                ctx.record_outcome(crate::upstream::Outcome::Error(k.reason()));
-                k
-            }
+            // A streamed body over `limits.max_body_bytes` (request_body_filter).
+            ErrorType::HTTPStatus(413) => too_large(format!(
+                "Request body is larger than the {} bytes allowed.",
+                ctx.gw.limits.max_body_bytes
+            )),
             ErrorType::HTTPStatus(code) => {
                 // Pingora refused the request itself (e.g. malformed); answer plainly.
                 let code = *code;
@@ -362,6 +381,17 @@ impl ProxyHttp for Proxy {
                     can_reuse_downstream: false,
                 };
             }
+            ErrorType::ReadTimedout
+                if e.esource() == &pingora::ErrorSource::Downstream && !ctx.response_started =>
+            {
+                // The client stopped sending its body (`limits.body_read_timeout`).
+                let mut err = bad_request("the request body was not received in time");
+                err.detail = Some(exec::error::LimitDetail::response(
+                    408,
+                    "Request timeout: the request body was not received in time.",
+                ));
+                err
+            }
             _ if e.esource() == &pingora::ErrorSource::Downstream => {
                 ctx.client_gone = true;
                 return FailToProxy {
@@ -369,7 +399,19 @@ impl ProxyHttp for Proxy {
                     can_reuse_downstream: false,
                 };
             }
-            _ => ErrorKind::Internal,
+            _ => {
+                let kind = match upstream_kind(e) {
+                    Some(k) => {
+                        ctx.record_outcome(crate::upstream::Outcome::Error(k.reason()));
+                        k
+                    }
+                    None => ErrorKind::Internal,
+                };
+                at_forward(
+                    ctx.pipeline.as_deref(),
+                    PolicyError::builtin(kind, "forward-request", e.to_string()),
+                )
+            }
         };
         if ctx.response_started {
             return FailToProxy {
@@ -380,15 +422,6 @@ impl ProxyHttp for Proxy {
         if ctx.backend_time.is_none() {
             ctx.backend_time = ctx.upstream_start.map(|s| s.elapsed());
         }
-        let message = if ctx.deadline_expired {
-            format!(
-                "no response headers within {:?} (forward-request timeout)",
-                upstream::timeout(ctx)
-            )
-        } else {
-            e.to_string()
-        };
-        let err = PolicyError::builtin(kind, "forward-request", message);
         let stmts = ctx
             .pipeline
             .as_ref()
@@ -475,6 +508,21 @@ impl ProxyHttp for Proxy {
         ctx.redirects > 0 && matches!(e.etype(), ErrorType::HTTPStatus(300..=399))
     }
 
+    /// The request as Pingora's own WARN and ERROR lines show it: without credentials.
+    fn request_summary(&self, session: &Session, ctx: &Box<Ctx>) -> String {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .unwrap_or_default();
+        format!(
+            "{} {}, Host: {host}",
+            req.method,
+            summary_target(&ctx.gw, &String::from_utf8_lossy(req.raw_path()))
+        )
+    }
+
     fn suppress_error_log(&self, _session: &Session, ctx: &Box<Ctx>, _e: &pingora::Error) -> bool {
         // Upstream failures are reported once, in the access log, with their Reason.
         ctx.error.is_some() || ctx.client_gone
@@ -533,6 +581,128 @@ fn too_large(message: String) -> PolicyError {
         status: None,
     });
     e
+}
+
+/// Query parameters whose values are credentials by their name alone, beside each API's
+/// subscription-key parameter.
+const CREDENTIAL_PARAMS: &[&str] = &[
+    "subscription-key",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "api_key",
+    "apikey",
+    "key",
+    "code",
+    "password",
+    "secret",
+    "client_secret",
+    "sig",
+    "signature",
+];
+
+/// A request target for a log line: the value of every credential query parameter (each API's
+/// subscription-key name and `CREDENTIAL_PARAMS`) is `***`, and so is any secret named value.
+pub(crate) fn summary_target(gw: &crate::gateway::Gateway, target: &str) -> String {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut out = path.to_string();
+    if let Some(q) = query {
+        out.push('?');
+        for (i, pair) in q.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            let credential = CREDENTIAL_PARAMS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&decoded))
+                || gw
+                    .apis
+                    .iter()
+                    .any(|a| a.key_query.eq_ignore_ascii_case(&decoded));
+            if credential && pair.contains('=') {
+                out.push_str(name);
+                out.push_str("=***");
+            } else {
+                out.push_str(pair);
+            }
+        }
+    }
+    for s in gw.secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
+}
+
+/// A failure of forward-request itself (no backend available, connection, timeout), placed at
+/// the statement, so `context.LastError` has its Scope, Section and Path.
+fn at_forward(p: Option<&crate::gateway::Pipeline>, e: PolicyError) -> PolicyError {
+    match p.and_then(|p| p.forward.as_ref()) {
+        Some(fwd) => PolicyError {
+            scope: Some(fwd.stmt.scope),
+            section: Some(Section::Backend),
+            path: "forward-request[1]".into(),
+            policy_id: fwd.stmt.id.clone(),
+            ..e
+        },
+        None => e,
+    }
+}
+
+/// 400 with the reason in the APIM-style body.
+fn bad_request(why: &str) -> PolicyError {
+    let message = format!("Bad request: {why}.");
+    let mut e = PolicyError::builtin(ErrorKind::BadRequest, "configuration", message.clone());
+    e.detail = Some(exec::error::LimitDetail::response(400, message));
+    e
+}
+
+/// Request framing a gateway can vouch for, before anything else reads the request: an HTTP/1.1
+/// request names its `Host` (RFC 9112 §3.2), and `Content-Length` is one decimal number.
+/// Identical duplicates (`Content-Length: 4, 4`, or the header twice) are collapsed to one
+/// header, so the backend sees what Pingora framed; differing or invalid values are 400.
+#[allow(clippy::result_large_err)]
+fn check_framing(req: &mut RequestHeader) -> Result<(), PolicyError> {
+    if req.version == http::Version::HTTP_11 && !req.headers.contains_key(header::HOST) {
+        return Err(bad_request("an HTTP/1.1 request must have a Host header"));
+    }
+    let mut values = req.headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    let single = values.next().is_none() && first.as_bytes().iter().all(u8::is_ascii_digit);
+    if single && !first.is_empty() {
+        return Ok(());
+    }
+    let mut length: Option<u64> = None;
+    for v in req.headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            let n = (!part.is_empty() && part.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(part).ok()?.parse::<u64>().ok())
+                .flatten();
+            match (n, length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(l)) if n == l => {}
+                _ => {
+                    return Err(bad_request(
+                        "the Content-Length values are invalid or differ",
+                    ))
+                }
+            }
+        }
+    }
+    if let Some(n) = length {
+        let _ = req.insert_header(header::CONTENT_LENGTH, n.to_string());
+    }
+    Ok(())
 }
 
 /// Request limits (`limits` in the configuration), before routing.
@@ -706,10 +876,24 @@ impl Proxy {
         Some(e)
     }
 
+    /// While draining (SIGTERM, SIGQUIT), every response closes its connection
+    /// (`Connection: close`), so a client's next request opens a connection to another instance
+    /// or to the upgraded process instead of racing this one's close.
+    fn close_if_draining(&self, session: &mut Session) {
+        if self
+            .shared
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            session.set_keepalive(None);
+        }
+    }
+
     /// Match API and operation, decide the subscription, and prepare the request state.
     #[allow(clippy::result_large_err)]
     fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
         let gw = ctx.gw.clone();
+        check_framing(session.req_header_mut())?;
         let req = session.req_header();
         check_limits(&gw.limits, req)?;
         let host = req
@@ -718,7 +902,14 @@ impl Proxy {
             .and_then(|h| h.to_str().ok())
             .or(req.uri.host())
             .map(str::to_string);
-        let path = req.uri.path().to_string();
+        // One canonical path for routing, policies and the backend (codec::path).
+        let path = if req.raw_path_is_utf8() {
+            crate::codec::path::normalize(req.uri.path().as_bytes())
+        } else {
+            Err(crate::codec::path::PathError::NotUtf8)
+        }
+        .map_err(|e| bad_request(&e.to_string()))?
+        .into_owned();
         let raw_query = req.uri.query().unwrap_or("").to_string();
         let not_found = || {
             PolicyError::builtin(

@@ -6,6 +6,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::Ctx;
+use crate::exec::steps::set_status::valid_reason;
 
 pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
     let status = ctx.resp.status;
@@ -16,7 +17,8 @@ pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Res
     for (name, value) in ctx.extra_headers() {
         h.insert_header(name, value)?;
     }
-    if let Some(r) = &ctx.resp.reason {
+    // Checked where a policy sets it; checked again here so no path puts CR/LF on the wire.
+    if let Some(r) = ctx.resp.reason.as_deref().filter(|r| valid_reason(r)) {
         h.set_reason_phrase(Some(r))?;
     }
     let body = ctx

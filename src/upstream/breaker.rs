@@ -118,6 +118,16 @@ impl Breaker {
         }
     }
 
+    /// While the circuit is open: how long until it lets a probe through.
+    pub fn reopens_in(&self) -> Option<Duration> {
+        if self.state.load(Acquire) != 1 {
+            return None;
+        }
+        let until = self.open_until.load(Acquire);
+        let now = now_ms();
+        (until > now).then(|| Duration::from_millis(until - now))
+    }
+
     pub fn state(&self) -> State {
         match self.state.load(Acquire) {
             0 => State::Closed,

@@ -85,6 +85,11 @@ pub struct Pick {
 /// Resolve a backend entity (single or pool) to the backend that takes this call. `None`: none
 /// is available (circuit open, unhealthy, or every pool member so); the caller answers 503.
 pub fn choose(gw: &Gateway, backend: usize) -> Option<Pick> {
+    choose_except(gw, backend, &[])
+}
+
+/// `choose`, never picking a pool member in `except` (members this request already tried).
+pub fn choose_except(gw: &Gateway, backend: usize, except: &[usize]) -> Option<Pick> {
     let b = &gw.backends[backend];
     match &b.kind {
         Kind::Single => match b.state.admit() {
@@ -93,16 +98,40 @@ pub fn choose(gw: &Gateway, backend: usize) -> Option<Pick> {
         },
         Kind::Pool(p) => {
             // A member can become unavailable between the pick and the admission (another
-            // request took the half-open probe): pick again, a bounded number of times.
-            for _ in 0..4 {
-                let m = p.pick(&|m| gw.backends[m].state.available())?;
+            // request took the half-open probe): pick again without it, so a priority pool
+            // moves on to the next member instead of asking the same one again.
+            let mut refused: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
+            for _ in 0..p.size() {
+                let m = p.pick(&|m| {
+                    !except.contains(&m)
+                        && !refused.contains(&m)
+                        && gw.backends[m].state.available()
+                })?;
                 match gw.backends[m].state.admit() {
-                    Admit::No => continue,
+                    Admit::No => refused.push(m),
                     admit => return Some(Pick { backend: m, admit }),
                 }
             }
             None
         }
+    }
+}
+
+/// The soonest an open circuit of `backend` (or of a pool member) lets a call through; `None`
+/// when no open circuit explains the unavailability (unhealthy members, no breaker).
+fn reopens_in(gw: &Gateway, backend: usize) -> Option<std::time::Duration> {
+    let of = |m: usize| {
+        let s = &gw.backends[m].state;
+        s.breaker.as_ref().and_then(|b| b.reopens_in())
+    };
+    match &gw.backends[backend].kind {
+        Kind::Single => of(backend),
+        Kind::Pool(p) => p
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter())
+            .filter_map(|&m| of(m))
+            .min(),
     }
 }
 
@@ -153,11 +182,12 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 pub fn select(
     gw: &Gateway,
     req: &mut crate::exec::ReqState,
+    except: &[usize],
 ) -> Result<Option<Pick>, crate::exec::PolicyError> {
     let Some(b) = req.target.backend else {
         return Ok(None);
     };
-    match choose(gw, b) {
+    match choose_except(gw, b, except) {
         Some(p) => {
             if gw.backends[b].is_pool() {
                 req.target.base = gw.backends[p.backend].url.clone();
@@ -166,19 +196,33 @@ pub fn select(
         }
         None => {
             note_unavailable(gw, b);
+            let mut e = crate::exec::PolicyError::builtin(
+                crate::exec::ErrorKind::BackendUnavailable,
+                "forward-request",
+                String::new(),
+            );
             let what = if gw.backends[b].is_pool() {
                 "every member of pool"
             } else {
                 "backend"
             };
-            Err(crate::exec::PolicyError::builtin(
-                crate::exec::ErrorKind::BackendUnavailable,
-                "forward-request",
-                format!(
-                    "{what} `{}` is unavailable (circuit open or unhealthy)",
-                    gw.backends[b].id
-                ),
-            ))
+            e.message = format!(
+                "{what} `{}` is unavailable (circuit open or unhealthy)",
+                gw.backends[b].id
+            );
+            // When open circuits are why, say when the first of them lets a call through.
+            if let Some(d) = reopens_in(gw, b) {
+                e.detail = Some(crate::exec::error::LimitDetail {
+                    message: crate::exec::ErrorKind::BackendUnavailable
+                        .client_message()
+                        .unwrap_or_default()
+                        .to_string(),
+                    retry_after_secs: d.as_millis().div_ceil(1000).max(1) as u64,
+                    retry_after_header: Some(http::header::RETRY_AFTER),
+                    status: None,
+                });
+            }
+            Err(e)
         }
     }
 }

@@ -477,3 +477,36 @@ impl KeepAlive {
         self.send("GET", target, &[], b"")
     }
 }
+
+/// What a raw-socket client got back: the first response, or nothing (`status: None`) when the
+/// connection closed (or stayed silent for `wait`) without one.
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: Option<u16>,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// Write `bytes` as they are (a hostile client's request) and read the first response.
+pub fn raw(port: u16, bytes: &[u8], wait: Duration) -> RawReply {
+    let mut s =
+        TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
+    s.set_read_timeout(Some(wait)).ok();
+    let _ = s.write_all(bytes);
+    let mut r = BufReader::new(s);
+    let none = RawReply {
+        status: None,
+        head: String::new(),
+        body: Vec::new(),
+    };
+    let Ok(Some((status_line, headers))) = read_head(&mut r) else {
+        return none;
+    };
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok());
+    let mut head = status_line.clone();
+    for (k, v) in &headers {
+        head.push_str(&format!("\r\n{k}: {v}"));
+    }
+    let body = read_body(&mut r, &headers, false).unwrap_or_default();
+    RawReply { status, head, body }
+}

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[allow(unused_imports)]
-pub use self::http::{echo_response, get, send, KeepAlive, Origin, Reply, Request, Response};
+pub use self::http::{
+    echo_response, get, raw, send, KeepAlive, Origin, RawReply, Reply, Request, Response,
+};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 

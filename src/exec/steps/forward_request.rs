@@ -27,7 +27,8 @@ pub async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepErr
         Some(v) => Some(std::time::Duration::from_millis(*value(v, cx)?)),
         None => None,
     };
-    let pick = upstream::select(cx.gw, cx.req).map_err(|e| StepError::new(e.kind, e.message))?;
+    let pick =
+        upstream::select(cx.gw, cx.req, &[]).map_err(|e| StepError::new(e.kind, e.message))?;
     let timeout = forward_timeout(cx.gw, pick, policy_timeout);
     let mut headers = HeaderMap::new();
     for n in cx.req_headers.names() {

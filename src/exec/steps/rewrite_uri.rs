@@ -54,6 +54,14 @@ pub fn run(r: &RewriteUri, cx: &mut ExecCtx) -> Result<(), StepError> {
             }
         }
     }
+    // A template from an expression can carry any character; none that cannot stand in a
+    // request line (controls, space) may reach the backend request. Query names and values
+    // are percent-encoded when the URL is written.
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(StepError::expression(
+            "rewrite-uri: the new path has a control character or a space",
+        ));
+    }
     cx.req.path = if path == "/" { String::new() } else { path };
     *cx.req.query.pairs_mut() = pairs;
     Ok(())
