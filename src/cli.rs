@@ -272,27 +272,36 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, daemon));
     server.bootstrap();
 
-    let connector = pingora::connectors::http::Connector::new(Some(
+    let connector = Arc::new(pingora::connectors::http::Connector::new(Some(
         pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
-    ));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(shared.clone(), connector),
-        "gatehouse proxy",
-    );
+    )));
+    // One service per listener, each with its own connection limit (proxy::listener).
     for l in &cfg.raw.listeners {
+        let proxy = pingora::proxy::http_proxy(
+            &server.configuration,
+            Proxy::new(shared.clone(), connector.clone()),
+        );
+        let mut service = Service::new(
+            format!("gatehouse proxy {}", l.address),
+            crate::proxy::listener::Listener::new(
+                proxy,
+                shared.clone(),
+                &l.address,
+                l.max_connections,
+            ),
+        );
         match &l.tls {
-            None => proxy.add_tcp(&l.address),
+            None => service.add_tcp(&l.address),
             Some(tls) => {
                 let cert = cfg.dir.join(&tls.cert);
                 let key = cfg.dir.join(&tls.key);
-                proxy
+                service
                     .add_tls(&l.address, &cert.to_string_lossy(), &key.to_string_lossy())
                     .with_context(|| format!("TLS listener {}", l.address))?;
             }
         }
+        server.add_service(service);
     }
-    server.add_service(proxy);
     if !cfg.raw.admin.address.is_empty() {
         let mut admin = Service::new(
             "gatehouse admin".to_string(),

@@ -559,3 +559,161 @@ fn a_client_that_connects_and_leaves_is_not_an_error_line() {
     let log = gw.log();
     assert!(!log.contains(" ERROR "), "{log}");
 }
+
+/// Read until the server closes the connection (or `within` passes); how long that took.
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100))).ok();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn slow_and_idle_clients_are_closed_by_their_timeouts() {
+    use std::io::Write;
+    let o = Origin::echo();
+    let gw = gateway(
+        &o,
+        "limits:\n  header_read_timeout: 1s\n  keepalive_timeout: 1s\n  body_read_timeout: 1s\n",
+    );
+    // Slowloris: a header line every 300 ms never completes the request.
+    let mut slow =
+        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+    let _ = slow.write_all(b"GET /open/x HTTP/1.1\r\n");
+    let start = std::time::Instant::now();
+    let mut closed = None;
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(300));
+        if slow
+            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
+            closed = Some(start.elapsed());
+            break;
+        }
+        if let Some(_) = closed_within(&mut slow, Duration::from_millis(1)) {
+            closed = Some(start.elapsed());
+            break;
+        }
+    }
+    let closed =
+        closed.unwrap_or_else(|| panic!("a slowloris client was still connected after 6 s"));
+    assert!(
+        closed < Duration::from_millis(2500),
+        "closed after {closed:?}"
+    );
+    // An idle kept-alive connection is closed after keepalive_timeout.
+    let mut idle =
+        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+    let _ = idle.write_all(b"GET /open/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    let waited = closed_within(&mut idle, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("idle connection kept open"));
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed too soon: {waited:?}"
+    );
+    // A body that stops arriving: 408.
+    let r = raw(
+        gw.port,
+        b"POST /open/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab",
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status, Some(408), "{r:?}");
+    assert_eq!(o.count(), 1, "only the complete request reached the origin");
+    assert_eq!(gw.get("/open/x", &[]).status, 200);
+}
+
+#[test]
+fn a_listener_takes_at_most_max_connections() {
+    let o = Origin::echo();
+    let dir = TempDir::new();
+    let (port, admin) = (free_port(), free_port());
+    dir.write(
+        "gatehouse.yaml",
+        &format!(
+            "server:\n  threads: 1\n  pid_file: {d}/p.pid\n  upgrade_sock: {d}/u.sock\nlisteners:\n  - address: 127.0.0.1:{port}\n    max_connections: 3\nadmin:\n  address: 127.0.0.1:{admin}\napis:\n  - id: a\n    path: a\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: /\n",
+            o.port,
+            d = dir.0.display()
+        ),
+    );
+    let mut child = std::process::Command::new(bin())
+        .args(["run", "-c"])
+        .arg(dir.0.join("gatehouse.yaml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
+            && get(admin, "/readyz").status == Some(200)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let held: Vec<_> = (0..3)
+        .map(|_| {
+            std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = get(port, "/a/");
+    assert_eq!(r.status, Some(503), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("too many connections"),
+        "{r:?}"
+    );
+    drop(held);
+    let mut ok = false;
+    for _ in 0..40 {
+        if get(port, "/a/").status == Some(200) {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(ok, "a freed slot takes a new connection");
+    let metrics = common::get(admin, "/metrics", &[]).text();
+    assert!(
+        metrics.contains("gatehouse_connections_refused_total{listener=\"127.0.0.1:"),
+        "{metrics}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn limits_that_would_disable_a_listener_are_configuration_errors() {
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\n    max_connections: 0\nlimits:\n  keepalive_timeout: 0s\napis: []\n",
+    );
+    let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("gatehouse.yaml:3:22: error[C056]: `max_connections` must be at least 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "gatehouse.yaml:5:3: error[C056]: `limits.keepalive_timeout` must be more than 0"
+        ),
+        "{text}"
+    );
+}

@@ -60,6 +60,27 @@ pub struct LimitsSpec {
     /// Largest request body in bytes (0 = no limit): 413 beyond.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// Time a client has to send a request line and headers, from the connection's start (or,
+    /// on a kept-alive connection, from the end of `keepalive_timeout`'s wait); the connection
+    /// is closed beyond (10s).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// How long an idle kept-alive connection waits for its next request (60s).
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout: HumanDuration,
+    /// Longest wait for the next bytes of a request body: 408 beyond (30s).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
+}
+
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+fn default_keepalive_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+fn default_body_read_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
 }
 
 fn default_max_url() -> usize {
@@ -82,6 +103,9 @@ impl Default for LimitsSpec {
             max_headers: default_max_headers(),
             max_header_bytes: default_max_header_bytes(),
             max_body_bytes: default_max_body(),
+            header_read_timeout: default_header_read_timeout(),
+            keepalive_timeout: default_keepalive_timeout(),
+            body_read_timeout: default_body_read_timeout(),
         }
     }
 }
@@ -226,6 +250,14 @@ pub struct Listener {
     pub address: String,
     #[serde(default)]
     pub tls: Option<ListenerTls>,
+    /// Most connections open at once on this listener; a connection beyond gets 503 and is
+    /// closed (10000).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    10_000
 }
 
 #[derive(Debug, Deserialize)]

@@ -123,6 +123,9 @@ fn compile_unmasked(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagno
             max_headers: cfg.raw.limits.max_headers,
             max_header_bytes: cfg.raw.limits.max_header_bytes,
             max_body_bytes: cfg.raw.limits.max_body_bytes,
+            header_read_timeout: cfg.raw.limits.header_read_timeout.0,
+            keepalive_timeout: cfg.raw.limits.keepalive_timeout.0,
+            body_read_timeout: cfg.raw.limits.body_read_timeout.0,
         },
         secrets: named
             .values()
@@ -290,6 +293,13 @@ fn check_listeners(cfg: &LoadedConfig, d: &mut Diagnostics) {
                 format!("listener address {:?} must be ip:port", l.address),
             );
         }
+        if l.max_connections == 0 {
+            d.error(
+                "C056",
+                cfg.locate_nth("max_connections", "0", 0),
+                "`max_connections` must be at least 1",
+            );
+        }
         if let Some(tls) = &l.tls {
             for f in [&tls.cert, &tls.key] {
                 if !cfg.dir.join(f).is_file() {
@@ -303,6 +313,20 @@ fn check_listeners(cfg: &LoadedConfig, d: &mut Diagnostics) {
                     );
                 }
             }
+        }
+    }
+    let lim = &cfg.raw.limits;
+    for (name, t) in [
+        ("header_read_timeout", lim.header_read_timeout),
+        ("keepalive_timeout", lim.keepalive_timeout),
+        ("body_read_timeout", lim.body_read_timeout),
+    ] {
+        if t.0.is_zero() {
+            d.error(
+                "C056",
+                cfg.locate_nth(name, "", 0),
+                format!("`limits.{name}` must be more than 0"),
+            );
         }
     }
     let st = &cfg.raw.store;

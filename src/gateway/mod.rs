@@ -57,6 +57,9 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
+    pub header_read_timeout: std::time::Duration,
+    pub keepalive_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]

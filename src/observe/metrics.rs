@@ -34,6 +34,8 @@ pub struct Metrics {
     pub health_transitions: IntCounterVec,
     /// Requests answered 503 because no backend (or pool member) was available.
     pub backend_unavailable: IntCounterVec,
+    /// Connections refused because the listener had `max_connections` open.
+    pub connections_refused: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -106,6 +108,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "gatehouse_backend_unavailable_total",
             "Requests answered 503 because no backend or pool member was available",
             &["backend"]
+        )?,
+        connections_refused: register_int_counter_vec!(
+            "gatehouse_connections_refused_total",
+            "Connections refused because the listener had max_connections open",
+            &["listener"]
         )?,
     })
 }

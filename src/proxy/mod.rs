@@ -7,6 +7,7 @@
 pub mod ctx;
 mod deadline;
 pub mod headers;
+pub mod listener;
 mod outbound;
 mod respond;
 mod upstream;
@@ -36,8 +37,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(shared: Arc<Shared>, connector: pingora::connectors::http::Connector) -> Proxy {
-        let connector = Arc::new(connector);
+    /// `connector` is shared by every listener's proxy: one upstream connection pool.
+    pub fn new(shared: Arc<Shared>, connector: Arc<pingora::connectors::http::Connector>) -> Proxy {
         let outbound = Arc::new(outbound::PingoraOutbound {
             connector: connector.clone(),
         });
@@ -61,6 +62,11 @@ impl ProxyHttp for Proxy {
             self.shared.store.clone(),
             self.outbound.clone(),
         ))
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<()> {
+        listener::on_headers(session, ctx.gw.limits.body_read_timeout);
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {

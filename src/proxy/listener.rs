@@ -1,0 +1,157 @@
+//! One listener's connections, around Pingora's HTTP/1 loop: a connection limit, a deadline for
+//! each request's line and headers, and an idle timeout between kept-alive requests
+//! (`limits` and `listeners[].max_connections`; docs/security.md). Pingora alone waits 60 s per
+//! read with no bound on a whole header, and forever between requests.
+//!
+//! The header deadline runs from the start of each request's wait (the connection's start, or
+//! the end of the previous response plus `keepalive_timeout`); `early_request_filter` marks the
+//! headers as read through a task-local flag, since Pingora awaits the proxy hooks inside this
+//! connection's task. HTTP/2 connections go to Pingora as they are (its own per-stream handling).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use tokio::io::AsyncWriteExt;
+
+use super::Proxy;
+use crate::state::Shared;
+
+tokio::task_local! {
+    /// Set once the current request's line and headers have been read.
+    static HEADERS_READ: Arc<AtomicBool>;
+}
+
+/// Called by the proxy when a request's headers are complete.
+pub fn headers_read() {
+    let _ = HEADERS_READ.try_with(|f| f.store(true, Ordering::Relaxed));
+}
+
+pub struct Listener {
+    proxy: Arc<HttpProxy<Proxy>>,
+    shared: Arc<Shared>,
+    address: String,
+    max_connections: usize,
+    open: AtomicUsize,
+}
+
+impl Listener {
+    pub fn new(
+        proxy: HttpProxy<Proxy>,
+        shared: Arc<Shared>,
+        address: &str,
+        max_connections: usize,
+    ) -> Listener {
+        Listener {
+            proxy: Arc::new(proxy),
+            shared,
+            address: address.to_string(),
+            max_connections,
+            open: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Holds one of the listener's connection slots.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+const OVER_LIMIT_BODY: &str =
+    r#"{"statusCode":503,"message":"Service unavailable: too many connections."}"#;
+
+fn over_limit() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{OVER_LIMIT_BODY}",
+        OVER_LIMIT_BODY.len()
+    )
+}
+
+#[async_trait]
+impl ServerApp for Listener {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let _slot = Slot(&self.open);
+        if open > self.max_connections {
+            if let Some(m) = crate::observe::metrics::get() {
+                m.connections_refused
+                    .with_label_values(&[&self.address])
+                    .inc();
+            }
+            log::debug!(
+                "{}: {} connections open; refusing one",
+                self.address,
+                open - 1
+            );
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                stream.write_all(over_limit().as_bytes()),
+            )
+            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), AsyncWriteExt::shutdown(&mut stream))
+                    .await;
+            return None;
+        }
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        }
+        let limits = self.shared.gateway.load().limits;
+        let idle = limits.keepalive_timeout.as_secs().max(1);
+        let mut session = ServerSession::new_http1(stream);
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(idle) });
+        let mut deadline = limits.header_read_timeout;
+        loop {
+            let read = Arc::new(AtomicBool::new(false));
+            let request =
+                HEADERS_READ.scope(read.clone(), self.proxy.process_new_http(session, shutdown));
+            tokio::pin!(request);
+            let reused = tokio::select! {
+                r = &mut request => r,
+                () = tokio::time::sleep(deadline) => {
+                    if read.load(Ordering::Relaxed) {
+                        request.await
+                    } else {
+                        // The client did not send a whole request line and headers in time.
+                        log::debug!("{}: no complete request headers within {deadline:?}; closing", self.address);
+                        return None;
+                    }
+                }
+            };
+            let (stream, settings) = reused?.consume();
+            session = ServerSession::new_http1(stream);
+            if let Some(s) = settings {
+                s.apply_to_session(&mut session);
+            }
+            // Between requests: at most `keepalive_timeout` per read (Pingora's default for
+            // HTTP/1.1 is to wait forever).
+            session.set_keepalive(Some(idle));
+            deadline = limits.keepalive_timeout + limits.header_read_timeout;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+/// The body-read timeout for this request (`limits.body_read_timeout`), set when its headers
+/// are complete.
+pub fn on_headers(session: &mut pingora::proxy::Session, body_read_timeout: Duration) {
+    headers_read();
+    session.set_read_timeout(Some(body_read_timeout));
+}
