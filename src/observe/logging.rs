@@ -1,7 +1,8 @@
 //! The process log (`RUST_LOG`, default `warn,gatehouse=info`), with one correction to
 //! Pingora's: a client that opens a connection and closes it (or stalls) before its request
 //! line and headers are complete is the client's doing, not an error of the gateway. Pingora logs
-//! those at ERROR; here they are DEBUG, so an ERROR line always means something an operator
+//! those at ERROR; here they are DEBUG. And a new process started with `run -u` waiting for the
+//! old one's sockets is INFO, not ERROR. So an ERROR line always means something an operator
 //! should look at (docs/operations.md).
 
 use log::{Level, Log, Metadata, Record};
@@ -10,11 +11,24 @@ struct Logger {
     inner: env_logger::Logger,
 }
 
+/// The level a Pingora ERROR record really has, when it is not an error of the gateway.
+fn demoted(record: &Record) -> Option<Level> {
+    if record.level() != Level::Error {
+        return None;
+    }
+    if record.target() == "pingora_core::server::transfer_fd"
+        && record
+            .args()
+            .to_string()
+            .contains("No incoming socket transfer")
+    {
+        return Some(Level::Info);
+    }
+    client_noise(record).then_some(Level::Debug)
+}
+
 /// Whether a record is Pingora reporting a client-side failure before a request was read.
 fn client_noise(record: &Record) -> bool {
-    if record.level() != Level::Error {
-        return false;
-    }
     match record.target() {
         // "Fail to proxy: ... while reading request headers ..., downstream session type: ..."
         "pingora_proxy" => {
@@ -46,9 +60,9 @@ impl Log for Logger {
         if !self.inner.enabled(record.metadata()) {
             return;
         }
-        if client_noise(record) {
+        if let Some(level) = demoted(record) {
             let debug = Metadata::builder()
-                .level(Level::Debug)
+                .level(level)
                 .target(record.target())
                 .build();
             if self.inner.enabled(&debug) {

@@ -510,3 +510,58 @@ pub fn raw(port: u16, bytes: &[u8], wait: Duration) -> RawReply {
     let body = read_body(&mut r, &headers, false).unwrap_or_default();
     RawReply { status, head, body }
 }
+
+/// A load-test client: one keep-alive connection at a time, reconnecting when a response says
+/// `Connection: close`. Every failure is returned as text, never a panic.
+pub struct LoadClient {
+    port: u16,
+    conn: Option<(TcpStream, BufReader<TcpStream>)>,
+}
+
+impl LoadClient {
+    pub fn new(port: u16) -> LoadClient {
+        LoadClient { port, conn: None }
+    }
+
+    /// GET `target`: the status, and whether the server closed the connection after it.
+    pub fn get(&mut self, target: &str) -> Result<(u16, bool), String> {
+        if self.conn.is_none() {
+            let s = TcpStream::connect(("127.0.0.1", self.port))
+                .map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+            s.set_nodelay(true).ok();
+            let w = s.try_clone().map_err(|e| format!("clone: {e}"))?;
+            self.conn = Some((w, BufReader::new(s)));
+        }
+        let result = self.exchange(target);
+        if !matches!(result, Ok((_, false))) {
+            self.conn = None;
+        }
+        result
+    }
+
+    fn exchange(&mut self, target: &str) -> Result<(u16, bool), String> {
+        let Some((w, r)) = self.conn.as_mut() else {
+            return Err("no connection".into());
+        };
+        let req = format!(
+            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            self.port
+        );
+        w.write_all(req.as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let (status_line, headers) = read_head(r)
+            .map_err(|e| format!("read head: {e}"))?
+            .ok_or("closed before a response")?;
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or(format!("bad status line {status_line:?}"))?;
+        read_body(r, &headers, false).map_err(|e| format!("read body: {e}"))?;
+        let close = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+        Ok((status, close))
+    }
+}

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 #[allow(unused_imports)]
 pub use self::http::{
-    echo_response, get, raw, send, KeepAlive, Origin, RawReply, Reply, Request, Response,
+    echo_response, get, raw, send, KeepAlive, LoadClient, Origin, RawReply, Reply, Request,
+    Response,
 };
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -1,0 +1,257 @@
+//! Restarts under traffic through the real binary (docs/operations.md): SIGTERM drains
+//! (readyz 503 at once, accepting through `grace_period`, `Connection: close`, in-flight
+//! requests finish) and SIGQUIT hands the sockets to a new process started with `run -u`.
+//! Each is measured under load from keep-alive clients: 0 failed requests.
+
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Proc {
+    child: Child,
+    port: u16,
+    admin: u16,
+    dir: TempDir,
+}
+
+impl Proc {
+    fn start(origin: u16, grace: &str, shutdown: &str) -> Proc {
+        let dir = TempDir::new();
+        let (port, admin) = (free_port(), free_port());
+        dir.write(
+            "gatehouse.yaml",
+            &format!(
+                "server:\n  threads: 2\n  pid_file: {d}/p.pid\n  upgrade_sock: {d}/u.sock\n  grace_period: {grace}\n  graceful_shutdown_timeout: {shutdown}\nlisteners:\n  - address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin}\naccess_log: off\napis:\n  - id: l\n    path: l\n    service_url: http://127.0.0.1:{origin}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n",
+                d = dir.0.display()
+            ),
+        );
+        let child = spawn(&dir, &[], "out.log");
+        let p = Proc {
+            child,
+            port,
+            admin,
+            dir,
+        };
+        p.wait_ready();
+        p
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
+                && get(self.admin, "/readyz", &[]).status == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("not ready:\n{}", self.log("out.log"));
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.0.join(name)).unwrap_or_default()
+    }
+
+    /// Wait (bounded) for the process to exit; how long that took.
+    fn exited_within(&mut self, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(dir: &TempDir, args: &[&str], log: &str) -> Child {
+    let out = std::fs::File::create(dir.0.join(log)).unwrap_or_else(|e| panic!("{e}"));
+    let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    Command::new(bin())
+        .arg("run")
+        .args(args)
+        .arg("-c")
+        .arg(dir.0.join("gatehouse.yaml"))
+        .env("RUST_LOG", "warn,gatehouse=info")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"))
+}
+
+/// Keep-alive clients sending GETs until stopped: (ok, closes seen, failures).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<(u64, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok) = (stop.clone(), ok.clone());
+                std::thread::spawn(move || {
+                    let mut c = LoadClient::new(port);
+                    let mut closes = 0;
+                    let mut failures = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        match c.get("/l/x") {
+                            Ok((200, close)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                closes += u64::from(close);
+                            }
+                            Ok((status, _)) => failures.push(format!("status {status}")),
+                            Err(e) => failures.push(e),
+                        }
+                    }
+                    (closes, failures)
+                })
+            })
+            .collect();
+        Load { stop, ok, threads }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut closes = 0;
+        let mut failures = Vec::new();
+        for t in self.threads {
+            if let Ok((c, f)) = t.join() {
+                closes += c;
+                failures.extend(f);
+            }
+        }
+        (self.ok.load(Ordering::Relaxed), closes, failures)
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+#[test]
+fn sigterm_drains_without_losing_a_request() {
+    // /l/slow takes 1.5 s: started just before the listeners close, it still completes.
+    let origin = Origin::start(|r| {
+        if r.path() == "/slow" {
+            Reply::Delay(Duration::from_millis(1500), echo_response(r))
+        } else {
+            Reply::Delay(Duration::from_millis(2), echo_response(r))
+        }
+    });
+    let mut p = Proc::start(origin.port, "2s", "3s");
+    let load = Load::start(p.port, 16);
+    wait_for("load", Duration::from_secs(10), || load.ok() > 500);
+    let before = load.ok();
+    let signalled = Instant::now();
+    p.signal("TERM");
+    // readyz says draining at once.
+    wait_for("readyz 503", Duration::from_millis(300), || {
+        get(p.admin, "/readyz", &[]).status == 503
+    });
+    // Through the grace period the listener accepts: new connections and requests succeed.
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = get(p.port, "/l/new-connection", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    let port = p.port;
+    let slow = std::thread::spawn(move || {
+        std::panic::catch_unwind(|| get(port, "/l/slow", &[]).status).unwrap_or(0)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // The load balancer has long seen readyz 503: clients stop before the listeners close.
+    let (ok, closes, failures) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} failed of {ok}: {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        p.log("out.log")
+    );
+    eprintln!("SIGTERM drain: {ok} requests ok ({before} before the signal), {closes} told to close, 0 failed");
+    assert!(ok > before, "requests were served while draining");
+    assert!(
+        closes >= 16,
+        "each kept-alive client was told to close ({closes})"
+    );
+    assert_eq!(slow.join().ok(), Some(200), "an in-flight request finished");
+    let exited = p
+        .exited_within(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 10 s after the drain"));
+    let total = signalled.elapsed();
+    assert!(
+        total >= Duration::from_millis(2000),
+        "left before the grace period: {total:?} ({exited:?})"
+    );
+}
+
+#[test]
+fn sigquit_hands_over_to_the_new_process_without_losing_a_request() {
+    let origin = Origin::start(|r| Reply::Delay(Duration::from_millis(2), echo_response(r)));
+    let mut old = Proc::start(origin.port, "1s", "2s");
+    let load = Load::start(old.port, 16);
+    wait_for("load", Duration::from_secs(10), || load.ok() > 500);
+    let mut new = spawn(&old.dir, &["-u"], "new.log");
+    // The new process waits for the sockets; then the old one hands them over.
+    std::thread::sleep(Duration::from_millis(700));
+    let handed = load.ok();
+    old.signal("QUIT");
+    let exited = old.exited_within(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let after_exit = load.ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, _closes, failures) = load.finish();
+    let new_log = std::fs::read_to_string(old.dir.0.join("new.log")).unwrap_or_default();
+    let _ = new.kill();
+    let _ = new.wait();
+    assert!(
+        exited.is_some(),
+        "the old process did not exit:\n{}",
+        old.log("out.log")
+    );
+    eprintln!("SIGQUIT upgrade: {ok} requests ok ({handed} before the signal, {after_exit} when the old process had exited), {} failed", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed of {ok}: {:?}\nold:\n{}\nnew:\n{new_log}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        old.log("out.log")
+    );
+    assert!(
+        ok > after_exit && after_exit > handed,
+        "the new process served after the old one left"
+    );
+    assert!(!new_log.contains(" ERROR "), "{new_log}");
+}
