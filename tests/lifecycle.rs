@@ -224,8 +224,17 @@ fn sigquit_hands_over_to_the_new_process_without_losing_a_request() {
     let load = Load::start(old.port, 16);
     wait_for("load", Duration::from_secs(10), || load.ok() > 500);
     let mut new = spawn(&old.dir, &["-u"], "new.log");
-    // The new process waits for the sockets; then the old one hands them over.
-    std::thread::sleep(Duration::from_millis(700));
+    // The new process waits for the sockets; a SIGHUP meanwhile must not end it (issue 12
+    // item 10); then the old one hands the sockets over.
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = Command::new("kill")
+        .args(["-HUP", &new.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(new.try_wait(), Ok(None)),
+        "SIGHUP ended the waiting process"
+    );
     let handed = load.ok();
     old.signal("QUIT");
     let exited = old.exited_within(Duration::from_secs(20));

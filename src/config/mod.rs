@@ -224,6 +224,14 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Diagnostics> {
             return Err(diags);
         }
     };
+    load_text(path, text)
+}
+
+/// `load` of configuration text that claims to come from `path` (relative paths inside it are
+/// relative to `path`'s directory).
+pub fn load_text(path: &Path, text: String) -> Result<LoadedConfig, Diagnostics> {
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let mut diags = Diagnostics::new();
     match serde_yaml::from_str::<RawConfig>(&text) {
         Ok(raw) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
