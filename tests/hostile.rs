@@ -9,6 +9,16 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// A child process that is killed when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `adm` has an `admin` operation denied to 127.0.0.1 (ip-filter) beside a catch-all; `open`
 /// needs no key; `private` does. All three forward to the same echo origin.
 fn gateway(o: &Origin, extra: &str) -> Gatehouse {
@@ -329,10 +339,7 @@ fn hostile_policies_are_diagnosed_and_never_take_the_gateway_down() {
     assert!(log.contains("error[P022]"), "{log}");
     // `check` says the same, at once.
     let start = std::time::Instant::now();
-    let out = run_cli(&gw.dir.0, &["check", "-c", "gatehouse.yaml"]);
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let text = check_fails(&gw.dir.0);
     assert!(
         text.contains("elements nest deeper than 64 levels"),
         "{text}"
@@ -420,20 +427,22 @@ fn sighup_is_safe_from_the_first_instant() {
     // From the first instant of `main` (a signal before the process runs any code of its own
     // cannot be caught).
     for delay_ms in [15u64, 40, 100] {
-        let mut child = std::process::Command::new(bin())
-            .args(["run", "-c"])
-            .arg(dir.0.join("gatehouse.yaml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut child = KillOnDrop(
+            std::process::Command::new(bin())
+                .args(["run", "-c"])
+                .arg(dir.0.join("gatehouse.yaml"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = std::process::Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
+            .args(["-HUP", &child.0.id().to_string()])
             .status();
         let mut up = false;
         for _ in 0..200 {
-            if let Ok(Some(st)) = child.try_wait() {
+            if let Ok(Some(st)) = child.0.try_wait() {
                 panic!("SIGHUP {delay_ms} ms after start ended the process: {st}");
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -444,8 +453,6 @@ fn sighup_is_safe_from_the_first_instant() {
         }
         assert!(up, "not serving after SIGHUP at {delay_ms} ms");
         assert_eq!(get(port, "/a/").status, Some(200));
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
@@ -668,13 +675,15 @@ fn a_listener_takes_at_most_max_connections() {
             d = dir.0.display()
         ),
     );
-    let mut child = std::process::Command::new(bin())
-        .args(["run", "-c"])
-        .arg(dir.0.join("gatehouse.yaml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let _child = KillOnDrop(
+        std::process::Command::new(bin())
+            .args(["run", "-c"])
+            .arg(dir.0.join("gatehouse.yaml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
             && get(admin, "/readyz").status == Some(200)
@@ -710,8 +719,6 @@ fn a_listener_takes_at_most_max_connections() {
         metrics.contains("gatehouse_connections_refused_total{listener=\"127.0.0.1:"),
         "{metrics}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -719,12 +726,15 @@ fn limits_that_would_disable_a_listener_are_configuration_errors() {
     let dir = TempDir::new();
     dir.write(
         "gatehouse.yaml",
-        "listeners:\n  - address: 127.0.0.1:1\n    max_connections: 0\nlimits:\n  keepalive_timeout: 0s\napis: []\n",
+        "listeners:\n  - address: 127.0.0.1:1\n    max_connections: 0\nlimits:\n  keepalive_timeout: 0s\nnamed_values:\n  endless:\n    file: /dev/zero\napis: []\n",
     );
-    let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let text = check_fails(&dir.0);
+    // A named value from a device is refused after 1 MiB, not read forever.
+    assert!(
+        text.contains("named value \"endless\": cannot read"),
+        "{text}"
+    );
+    assert!(text.contains("larger than 1048576 bytes"), "{text}");
     assert!(
         text.contains("gatehouse.yaml:3:22: error[C056]: `max_connections` must be at least 1"),
         "{text}"

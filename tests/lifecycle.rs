@@ -150,6 +150,16 @@ impl Load {
     }
 }
 
+/// No failed request: else the first few failures and the logs.
+fn assert_none_failed(ok: u64, failures: &[String], logs: &str) {
+    assert!(
+        failures.is_empty(),
+        "{} failed of {ok}: {:?}\n{logs}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+    );
+}
+
 fn wait_for(what: &str, limit: Duration, f: impl Fn() -> bool) {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -178,7 +188,7 @@ fn sigterm_drains_without_losing_a_request() {
     let signalled = Instant::now();
     p.signal("TERM");
     // readyz says draining at once.
-    wait_for("readyz 503", Duration::from_millis(300), || {
+    wait_for("readyz 503", Duration::from_millis(1000), || {
         get(p.admin, "/readyz", &[]).status == 503
     });
     // Through the grace period the listener accepts: new connections and requests succeed.
@@ -193,13 +203,7 @@ fn sigterm_drains_without_losing_a_request() {
     std::thread::sleep(Duration::from_millis(500));
     // The load balancer has long seen readyz 503: clients stop before the listeners close.
     let (ok, closes, failures) = load.finish();
-    assert!(
-        failures.is_empty(),
-        "{} failed of {ok}: {:?}\n{}",
-        failures.len(),
-        &failures[..failures.len().min(5)],
-        p.log("out.log")
-    );
+    assert_none_failed(ok, &failures, &p.log("out.log"));
     eprintln!("SIGTERM drain: {ok} requests ok ({before} before the signal), {closes} told to close, 0 failed");
     assert!(ok > before, "requests were served while draining");
     assert!(
@@ -251,12 +255,10 @@ fn sigquit_hands_over_to_the_new_process_without_losing_a_request() {
         old.log("out.log")
     );
     eprintln!("SIGQUIT upgrade: {ok} requests ok ({handed} before the signal, {after_exit} when the old process had exited), {} failed", failures.len());
-    assert!(
-        failures.is_empty(),
-        "{} failed of {ok}: {:?}\nold:\n{}\nnew:\n{new_log}",
-        failures.len(),
-        &failures[..failures.len().min(5)],
-        old.log("out.log")
+    assert_none_failed(
+        ok,
+        &failures,
+        &format!("old:\n{}\nnew:\n{new_log}", old.log("out.log")),
     );
     assert!(
         ok > after_exit && after_exit > handed,

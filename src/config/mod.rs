@@ -263,6 +263,23 @@ pub struct NamedValue {
     pub secret: bool,
 }
 
+/// Largest file a named value is read from: a secret or a certificate, never more.
+const MAX_NAMED_VALUE_FILE: u64 = 1024 * 1024;
+
+/// Read a UTF-8 file of at most `limit` bytes (a device or a huge file is an error, not a
+/// stall or an allocation of its size).
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(text)
+}
+
 /// Resolve every named value: plain text, or secrets from `env` / `file`.
 pub fn resolve_named_values(
     cfg: &LoadedConfig,
@@ -316,7 +333,7 @@ pub fn resolve_named_values(
             }
         } else if let Some(f) = &spec.file {
             let p = cfg.dir.join(f);
-            match std::fs::read_to_string(&p) {
+            match read_bounded(&p, MAX_NAMED_VALUE_FILE) {
                 Ok(v) => v.trim_end_matches(['\r', '\n']).to_string(),
                 Err(e) => {
                     diags.error(

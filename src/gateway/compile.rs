@@ -1470,7 +1470,7 @@ pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
         scope,
     };
     let file: Arc<str> = Arc::from(path.display().to_string());
-    let text = match std::fs::read_to_string(path) {
+    let text = match config::read_bounded(path, policy::MAX_DOCUMENT_BYTES as u64 + 1) {
         Ok(t) => t,
         Err(e) => {
             d.error(
@@ -1491,8 +1491,7 @@ pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
                 "P008",
                 Span::new(&file, 1, 1),
                 format!(
-                    "fragment is {} bytes; the limit is {}",
-                    text.len(),
+                    "fragment is over {} bytes, the limit",
                     policy::MAX_FRAGMENT_BYTES
                 ),
             );
@@ -1504,8 +1503,7 @@ pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
                 "P008",
                 Span::new(&file, 1, 1),
                 format!(
-                    "document is {} bytes; the limit is {}",
-                    text.len(),
+                    "document is over {} bytes, the limit",
                     policy::MAX_DOCUMENT_BYTES
                 ),
             );

@@ -45,12 +45,13 @@ pub fn load_fragment(path: &Path, env: &parse::Env, diags: &mut Diagnostics) -> 
 
 fn read(path: &Path, max: usize, diags: &mut Diagnostics) -> Option<(Arc<str>, String)> {
     let file: Arc<str> = Arc::from(path.display().to_string());
-    match std::fs::read_to_string(path) {
+    // At most one byte past the limit is read: a huge file (or a device) is never read whole.
+    match crate::config::read_bounded(path, max as u64 + 1) {
         Ok(t) if t.len() > max => {
             diags.error(
                 "P008",
                 Span::new(&file, 1, 1),
-                format!("document is {} bytes; the limit is {max}", t.len()),
+                format!("document is over {max} bytes, the limit"),
             );
             None
         }

@@ -111,24 +111,10 @@ pub fn decode_entities(s: &str) -> String {
 /// tree recursively, far from the stack's end (docs/security.md).
 pub const MAX_ELEMENT_DEPTH: usize = 64;
 
-/// Largest policy or fragment document read, in bytes (APIM's own limit is 256 KiB).
-pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-
 /// Parse a policy or fragment document. All problems are reported as diagnostics.
 pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
     let idx = LineIndex::new(text);
     let mut diags = Diagnostics::new();
-    if text.len() > MAX_DOCUMENT_BYTES {
-        diags.error(
-            "P022",
-            Span::new(file, 1, 1),
-            format!(
-                "the document has {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
-                text.len()
-            ),
-        );
-        return Err(diags);
-    }
     let ranges = match mask::find_expressions(text) {
         Ok(r) => r,
         Err(at) => {
@@ -352,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn nesting_and_size_are_bounded() {
+    fn nesting_is_bounded() {
         let f: Arc<str> = Arc::from("t.xml");
         let nest = |n: usize| "<a>\n".repeat(n) + &"</a>".repeat(n);
         assert!(parse(&f, &nest(MAX_ELEMENT_DEPTH)).is_ok());
@@ -362,12 +348,5 @@ mod tests {
             let want = format!("t.xml:{}:2: error[P022]", MAX_ELEMENT_DEPTH + 1);
             assert!(text.starts_with(&want), "{text}");
         }
-        let big = format!("<a>{}</a>", " ".repeat(MAX_DOCUMENT_BYTES));
-        let d = parse(&f, &big).err().unwrap_or_default();
-        assert!(
-            d.render_text().contains("the limit is"),
-            "{}",
-            d.render_text()
-        );
     }
 }

@@ -321,6 +321,15 @@ pub fn run_cli(dir: &Path, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("run gatehouse: {e}"))
 }
 
+/// `gatehouse check -c gatehouse.yaml` in `dir`, which must fail: its stderr and stdout.
+pub fn check_fails(dir: &Path) -> String {
+    let out = run_cli(dir, &["check", "-c", "gatehouse.yaml"]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "check passed:\n{text}");
+    text
+}
+
 /// Compare `actual` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
 pub fn assert_golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
