@@ -651,6 +651,26 @@ fn slow_and_idle_clients_are_closed_by_their_timeouts() {
         waited >= Duration::from_millis(900),
         "closed too soon: {waited:?}"
     );
+    // Slowloris on a kept-alive connection: the next request's headers are bounded too.
+    let mut kept =
+        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+    let _ = kept.write_all(b"GET /open/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    let _ = kept.write_all(b"GET /open/x HTTP/1.1\r\n");
+    let mut cut = None;
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(200));
+        if kept
+            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
+            cut = Some(start.elapsed());
+            break;
+        }
+    }
+    let cut = cut.unwrap_or_else(|| panic!("a slow second request was never cut"));
+    assert!(cut < Duration::from_millis(2500), "cut after {cut:?}");
     // A body that stops arriving: 408.
     let r = raw(
         gw.port,
@@ -658,7 +678,11 @@ fn slow_and_idle_clients_are_closed_by_their_timeouts() {
         Duration::from_secs(5),
     );
     assert_eq!(r.status, Some(408), "{r:?}");
-    assert_eq!(o.count(), 1, "only the complete request reached the origin");
+    assert_eq!(
+        o.count(),
+        2,
+        "only the complete requests reached the origin"
+    );
     assert_eq!(gw.get("/open/x", &[]).status, 200);
 }
 

@@ -60,12 +60,12 @@ pub struct LimitsSpec {
     /// Largest request body in bytes (0 = no limit): 413 beyond.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
-    /// Time a client has to send a request line and headers, from the connection's start (or,
-    /// on a kept-alive connection, from the end of `keepalive_timeout`'s wait); the connection
-    /// is closed beyond (10s).
+    /// Time a new connection has to send its first request line and headers; the connection is
+    /// closed beyond (10s).
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: HumanDuration,
-    /// How long an idle kept-alive connection waits for its next request (60s).
+    /// Time a kept-alive connection has, from the end of a response, to send its next request
+    /// line and headers (idle wait included); the connection is closed beyond (60s).
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: HumanDuration,
     /// Longest wait for the next bytes of a request body: 408 beyond (30s).

@@ -3,10 +3,10 @@
 //! (`limits` and `listeners[].max_connections`; docs/security.md). Pingora alone waits 60 s per
 //! read with no bound on a whole header, and forever between requests.
 //!
-//! The header deadline runs from the start of each request's wait (the connection's start, or
-//! the end of the previous response plus `keepalive_timeout`); `early_request_filter` marks the
-//! headers as read through a task-local flag, since Pingora awaits the proxy hooks inside this
-//! connection's task. HTTP/2 connections go to Pingora as they are (its own per-stream handling).
+//! The deadline runs from the start of each request's wait: `header_read_timeout` from the
+//! connection's start, `keepalive_timeout` from the previous response on a kept-alive
+//! connection; `early_request_filter` marks the headers as read through a task-local flag,
+//! since Pingora awaits the proxy hooks inside this connection's task. HTTP/2 connections go to Pingora as they are (its own per-stream handling).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,6 +54,52 @@ impl Listener {
             address: address.to_string(),
             max_connections,
             open: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Listener {
+    /// Pingora's HTTP/1 keep-alive loop (`ServerApp for HttpServerApp`), with one deadline per
+    /// request: its line and headers within `header_read_timeout` of the connection's start,
+    /// and a kept-alive connection's next request within `keepalive_timeout` of the previous
+    /// response (idle wait and headers together). One timer per connection, moved per request:
+    /// Pingora's own per-read keep-alive timer stays off.
+    async fn serve_http1(
+        &self,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+        limits: crate::gateway::Limits,
+        read: Arc<AtomicBool>,
+    ) {
+        let mut session = ServerSession::new_http1(stream);
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(0) });
+        let mut deadline = limits.header_read_timeout;
+        let timer = tokio::time::sleep(deadline);
+        tokio::pin!(timer);
+        loop {
+            read.store(false, Ordering::Relaxed);
+            timer.as_mut().reset(tokio::time::Instant::now() + deadline);
+            let request = self.proxy.process_new_http(session, shutdown);
+            tokio::pin!(request);
+            let reused = tokio::select! {
+                r = &mut request => r,
+                () = &mut timer => {
+                    if read.load(Ordering::Relaxed) {
+                        request.await
+                    } else {
+                        // No whole request line and headers in time.
+                        log::debug!("{}: no complete request within {deadline:?}; closing", self.address);
+                        return;
+                    }
+                }
+            };
+            let Some(reused) = reused else { return };
+            let (stream, settings) = reused.consume();
+            session = ServerSession::new_http1(stream);
+            if let Some(s) = settings {
+                s.apply_to_session(&mut session);
+            }
+            deadline = limits.keepalive_timeout;
         }
     }
 }
@@ -111,37 +157,14 @@ impl ServerApp for Listener {
             return ServerApp::process_new(&self.proxy, stream, shutdown).await;
         }
         let limits = self.shared.gateway.load().limits;
-        let idle = limits.keepalive_timeout.as_secs().max(1);
-        let mut session = ServerSession::new_http1(stream);
-        session.set_keepalive(if *shutdown.borrow() { None } else { Some(idle) });
-        let mut deadline = limits.header_read_timeout;
-        loop {
-            let read = Arc::new(AtomicBool::new(false));
-            let request =
-                HEADERS_READ.scope(read.clone(), self.proxy.process_new_http(session, shutdown));
-            tokio::pin!(request);
-            let reused = tokio::select! {
-                r = &mut request => r,
-                () = tokio::time::sleep(deadline) => {
-                    if read.load(Ordering::Relaxed) {
-                        request.await
-                    } else {
-                        // The client did not send a whole request line and headers in time.
-                        log::debug!("{}: no complete request headers within {deadline:?}; closing", self.address);
-                        return None;
-                    }
-                }
-            };
-            let (stream, settings) = reused?.consume();
-            session = ServerSession::new_http1(stream);
-            if let Some(s) = settings {
-                s.apply_to_session(&mut session);
-            }
-            // Between requests: at most `keepalive_timeout` per read (Pingora's default for
-            // HTTP/1.1 is to wait forever).
-            session.set_keepalive(Some(idle));
-            deadline = limits.keepalive_timeout + limits.header_read_timeout;
-        }
+        let read = Arc::new(AtomicBool::new(false));
+        HEADERS_READ
+            .scope(
+                read.clone(),
+                self.serve_http1(stream, shutdown, limits, read),
+            )
+            .await;
+        None
     }
 
     async fn cleanup(&self) {
