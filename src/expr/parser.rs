@@ -139,10 +139,12 @@ impl Parser {
     }
 
     fn ident(&mut self) -> PResult<String> {
+        // `bump` stays put at the end, so step back to where we were, not one before.
+        let start = self.pos;
         match self.bump() {
             Tok::Ident(s) => Ok(s),
             t => {
-                self.pos -= 1;
+                self.pos = start;
                 self.err(format!("expected a name, found {}", describe(&t)))
             }
         }
@@ -1035,6 +1037,7 @@ impl Parser {
 
     fn primary(&mut self) -> PResult<Expr> {
         let at = self.at();
+        let start = self.pos;
         let kind = match self.bump() {
             Tok::Int(v, kind) => match kind {
                 IntKind::Int => ExprKind::Lit(i32::try_from(v).map_or(Lit::Long(v), Lit::Int)),
@@ -1113,7 +1116,7 @@ impl Parser {
                 }
             },
             t => {
-                self.pos -= 1;
+                self.pos = start;
                 return self.err(format!("expected an expression, found {}", describe(&t)));
             }
         };

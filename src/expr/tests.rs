@@ -513,6 +513,12 @@ fn fuzz_regressions() {
     assert_eq!(run(r#"@($"{1:F99999999}".Length)"#), "102");
     assert_eq!(run(r#"@($"{1,99999999}".Length)"#), "1000");
     assert_eq!(run(r#"@((5).ToString("D99999999").Length)"#), "100");
+    // Found by `fuzz/run expr_parse` (2026-12-02): an empty expression stepped back before the
+    // first token (subtraction overflow).
+    for src in ["@()", "@( )", "@{ var }", "@(a.)"] {
+        let e = compile(src, &Span::file("t")).err();
+        assert!(e.is_some_and(|d| d.code == "E002"), "{src}");
+    }
 }
 
 #[test]
