@@ -289,6 +289,18 @@ fn a_client_cannot_trip_a_backends_circuit_breaker() {
         "{}",
         gw.log()
     );
+    // Backend time is observed for the four calls the backend answered (the `4, 4` probe and
+    // three normal requests), not for the client's faults.
+    let metrics = common::get(gw.admin, "/metrics", &[]).text();
+    assert!(
+        metrics.contains("gatehouse_backend_duration_seconds_count{api=\"b\"} 4"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("backend_duration_seconds_count"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 fn wait_log(gw: &Gatehouse, needle: &str) -> bool {

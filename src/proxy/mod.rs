@@ -360,6 +360,8 @@ impl ProxyHttp for Proxy {
         ctx.stop_deadline_watch();
         // Only a failure on the backend's side counts against it (circuit breaker, health,
         // backend metrics): what the client caused is checked first.
+        let client_fault = matches!(e.etype(), ErrorType::HTTPStatus(413))
+            || e.esource() == &pingora::ErrorSource::Downstream;
         let err = match e.etype() {
             _ if ctx.deadline_expired => {
                 ctx.record_outcome(crate::upstream::Outcome::Error(ErrorKind::Timeout.reason()));
@@ -425,7 +427,7 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         }
-        if ctx.backend_time.is_none() {
+        if ctx.backend_time.is_none() && !client_fault {
             ctx.backend_time = ctx.upstream_start.map(|s| s.elapsed());
         }
         let stmts = ctx
