@@ -653,6 +653,22 @@ fn slow_and_idle_clients_are_closed_by_their_timeouts() {
         closed < Duration::from_millis(2500),
         "closed after {closed:?}"
     );
+    // Many silent connections: each is closed at its header deadline.
+    let mut silent: Vec<_> = (0..200)
+        .map(|_| {
+            std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let open = silent
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(500)))
+        .filter(Option::is_none)
+        .count();
+    assert_eq!(
+        open, 0,
+        "{open} of 200 silent connections still open after 2 s"
+    );
     // An idle kept-alive connection is closed after keepalive_timeout.
     let mut idle =
         std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
