@@ -275,33 +275,38 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let connector = Arc::new(pingora::connectors::http::Connector::new(Some(
         pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
     )));
-    // One service per listener, each with its own connection limit (proxy::listener).
-    for l in &cfg.raw.listeners {
-        let proxy = pingora::proxy::http_proxy(
-            &server.configuration,
-            Proxy::new(shared.clone(), connector.clone()),
-        );
-        let mut service = Service::new(
-            format!("gatehouse proxy {}", l.address),
-            crate::proxy::listener::Listener::new(
-                proxy,
-                shared.clone(),
-                &l.address,
-                l.max_connections,
+    // One service (one worker pool) for every listener; each listener has its own connection
+    // limit (proxy::listener).
+    let listeners: Vec<(String, usize)> = cfg
+        .raw
+        .listeners
+        .iter()
+        .map(|l| (l.address.clone(), l.max_connections))
+        .collect();
+    let mut proxy = Service::new(
+        "gatehouse proxy".to_string(),
+        crate::proxy::listener::Listener::new(
+            pingora::proxy::http_proxy(
+                &server.configuration,
+                Proxy::new(shared.clone(), connector.clone()),
             ),
-        );
+            shared.clone(),
+            &listeners,
+        ),
+    );
+    for l in &cfg.raw.listeners {
         match &l.tls {
-            None => service.add_tcp(&l.address),
+            None => proxy.add_tcp(&l.address),
             Some(tls) => {
                 let cert = cfg.dir.join(&tls.cert);
                 let key = cfg.dir.join(&tls.key);
-                service
+                proxy
                     .add_tls(&l.address, &cert.to_string_lossy(), &key.to_string_lossy())
                     .with_context(|| format!("TLS listener {}", l.address))?;
             }
         }
-        server.add_service(service);
     }
+    server.add_service(proxy);
     if !cfg.raw.admin.address.is_empty() {
         let mut admin = Service::new(
             "gatehouse admin".to_string(),

@@ -1,5 +1,5 @@
-//! One listener's connections, around Pingora's HTTP/1 loop: a connection limit, a deadline for
-//! each request's line and headers, and an idle timeout between kept-alive requests
+//! The proxy's connections, around Pingora's HTTP/1 loop: a connection limit per listener, a
+//! deadline for each request's line and headers, and an idle timeout between kept-alive requests
 //! (`limits` and `listeners[].max_connections`; docs/security.md). Pingora alone waits 60 s per
 //! read with no bound on a whole header, and forever between requests.
 //!
@@ -33,28 +33,54 @@ pub fn headers_read() {
     let _ = HEADERS_READ.try_with(|f| f.store(true, Ordering::Relaxed));
 }
 
+/// The proxy's listeners (one Pingora service, so one worker pool, for all of them), each with
+/// its own connection count.
 pub struct Listener {
     proxy: Arc<HttpProxy<Proxy>>,
     shared: Arc<Shared>,
+    ports: Vec<Port>,
+}
+
+struct Port {
     address: String,
+    addr: Option<std::net::SocketAddr>,
     max_connections: usize,
     open: AtomicUsize,
 }
 
 impl Listener {
+    /// `listeners`: (configured address, max_connections).
     pub fn new(
         proxy: HttpProxy<Proxy>,
         shared: Arc<Shared>,
-        address: &str,
-        max_connections: usize,
+        listeners: &[(String, usize)],
     ) -> Listener {
         Listener {
             proxy: Arc::new(proxy),
             shared,
-            address: address.to_string(),
-            max_connections,
-            open: AtomicUsize::new(0),
+            ports: listeners
+                .iter()
+                .map(|(address, max)| Port {
+                    address: address.clone(),
+                    addr: address.parse().ok(),
+                    max_connections: *max,
+                    open: AtomicUsize::new(0),
+                })
+                .collect(),
         }
+    }
+
+    /// The listener a connection came in on, by its local address (an unspecified configured
+    /// IP, `0.0.0.0:8080`, matches any local IP on that port).
+    fn port_of(&self, stream: &Stream) -> Option<&Port> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())?;
+        self.ports.iter().find(|p| {
+            p.addr.is_some_and(|a| {
+                a.port() == local.port() && (a.ip() == local.ip() || a.ip().is_unspecified())
+            })
+        })
     }
 }
 
@@ -66,6 +92,7 @@ impl Listener {
     /// Pingora's own per-read keep-alive timer stays off.
     async fn serve_http1(
         &self,
+        port: &Port,
         stream: Stream,
         shutdown: &ShutdownWatch,
         limits: crate::gateway::Limits,
@@ -88,7 +115,7 @@ impl Listener {
                         request.await
                     } else {
                         // No whole request line and headers in time.
-                        log::debug!("{}: no complete request within {deadline:?}; closing", self.address);
+                        log::debug!("{}: no complete request within {deadline:?}; closing", port.address);
                         return;
                     }
                 }
@@ -130,17 +157,20 @@ impl ServerApp for Listener {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
-        let _slot = Slot(&self.open);
-        if open > self.max_connections {
+        let Some(port) = self.port_of(&stream) else {
+            return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        };
+        let open = port.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let _slot = Slot(&port.open);
+        if open > port.max_connections {
             if let Some(m) = crate::observe::metrics::get() {
                 m.connections_refused
-                    .with_label_values(&[&self.address])
+                    .with_label_values(&[&port.address])
                     .inc();
             }
             log::debug!(
                 "{}: {} connections open; refusing one",
-                self.address,
+                port.address,
                 open - 1
             );
             let _ = tokio::time::timeout(
@@ -161,7 +191,7 @@ impl ServerApp for Listener {
         HEADERS_READ
             .scope(
                 read.clone(),
-                self.serve_http1(stream, shutdown, limits, read),
+                self.serve_http1(port, stream, shutdown, limits, read),
             )
             .await;
         None
