@@ -518,3 +518,59 @@ fn while_a_half_open_probe_is_out_the_pool_serves_from_the_next_member() {
     }
     assert_eq!(probe.join().ok(), Some(200));
 }
+
+#[test]
+fn a_member_killed_under_load_costs_no_request() {
+    // Issue 12 item 9: after one member of a two-member pool was killed under load, a few
+    // requests got 503 BackendUnavailable although the other member was healthy.
+    let a = Origin::start(|r| Reply::Full(echo_response(r)));
+    let b = Origin::start(|r| Reply::Full(echo_response(r)));
+    let rule = "    circuit_breaker:\n      rules:\n        - name: conn\n          failure_condition:\n            count: 2\n            interval: 10s\n            error_reasons: [BackendConnectionFailure, Timeout]\n          trip_duration: 300ms\n";
+    let backends = format!(
+        "  - id: a\n    url: http://127.0.0.1:{}\n{rule}  - id: b\n    url: http://127.0.0.1:{}\n{rule}  - id: pool\n    type: pool\n    pool:\n      services:\n        - {{ id: a }}\n        - {{ id: b }}\n",
+        a.port, b.port
+    );
+    let gw = gateway(&backends, "pool", "<forward-request />");
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = gw.port;
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = LoadClient::new(port);
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(Ordering::SeqCst) {
+                    match c.get("/p/x") {
+                        Ok((200, _)) => ok += 1,
+                        Ok((s, _)) => failed.push(format!("status {s}")),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(a);
+    // Several trip / half-open / probe cycles of the dead member's breaker.
+    std::thread::sleep(Duration::from_millis(3000));
+    stop.store(true, Ordering::SeqCst);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        if let Ok((o, f)) = c.join() {
+            ok += o;
+            failed.extend(f);
+        }
+    }
+    eprintln!(
+        "pool member killed under load: {ok} ok, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        &failed[..failed.len().min(5)]
+    );
+}
