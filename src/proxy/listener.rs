@@ -6,7 +6,8 @@
 //! The deadline runs from the start of each request's wait: `header_read_timeout` from the
 //! connection's start, `keepalive_timeout` from the previous response on a kept-alive
 //! connection; `early_request_filter` marks the headers as read through a task-local flag,
-//! since Pingora awaits the proxy hooks inside this connection's task. HTTP/2 connections go to Pingora as they are (its own per-stream handling).
+//! since Pingora awaits the proxy hooks inside this connection's task. HTTP/2 connections are
+//! counted, then go to Pingora as they are (its own per-stream handling).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
