@@ -272,9 +272,9 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, daemon));
     server.bootstrap();
 
-    let connector = Arc::new(pingora::connectors::http::Connector::new(Some(
+    let connector = pingora::connectors::http::Connector::new(Some(
         pingora::connectors::ConnectorOptions::from_server_conf(&server.configuration),
-    )));
+    ));
     // One service (one worker pool) for every listener; each listener has its own connection
     // limit (proxy::listener).
     let listeners: Vec<(String, usize)> = cfg
@@ -288,7 +288,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         crate::proxy::listener::Listener::new(
             pingora::proxy::http_proxy(
                 &server.configuration,
-                Proxy::new(shared.clone(), connector.clone()),
+                Proxy::new(shared.clone(), connector),
             ),
             shared.clone(),
             &listeners,

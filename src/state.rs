@@ -57,9 +57,6 @@ impl Shared {
         })
     }
 
-    /// Load and compile the configuration again, off the request path, and swap it in.
-    /// A failed reload keeps the running configuration. Listener, admin and server settings
-    /// are read only at start; changing them needs a restart (or a `-u` upgrade).
     /// `reload` on a thread of its own with a large stack, so no input can take the serving
     /// process down; waits for it.
     pub fn reload_on_own_thread(self: &Arc<Self>) -> Result<u64, Diagnostics> {
@@ -81,6 +78,10 @@ impl Shared {
         }
     }
 
+    /// Load and compile the configuration again, off the request path, and swap it in.
+    /// A failed reload keeps the running configuration. Listener, admin and server settings
+    /// are read only at start (`config::start_only`): a change to them is warned about and
+    /// needs a restart (or a `-u` upgrade).
     pub fn reload(&self) -> Result<u64, Diagnostics> {
         let result = config::load(&self.config_path).and_then(|c| {
             for ((section, now), (_, then)) in config::start_only(&c.raw).iter().zip(&self.start_only) {

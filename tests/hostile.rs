@@ -19,6 +19,42 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `gatehouse run` on `dir/gatehouse.yaml`, output discarded (tests that write their own
+/// `server` and `listeners` sections).
+fn run_quietly(dir: &TempDir) -> KillOnDrop {
+    KillOnDrop(
+        std::process::Command::new(bin())
+            .args(["run", "-c"])
+            .arg(dir.0.join("gatehouse.yaml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+fn connect(port: u16) -> std::net::TcpStream {
+    std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Slowloris on `s`: a header line every `every` until the server cuts the connection (a write
+/// fails or it closed its side) or 20 lines went out; how long the cut took.
+fn slowloris(s: &mut std::net::TcpStream, every: Duration) -> Option<Duration> {
+    use std::io::Write;
+    let start = std::time::Instant::now();
+    let _ = s.write_all(b"GET /open/x HTTP/1.1\r\n");
+    for i in 0..20 {
+        std::thread::sleep(every);
+        let line = format!("X-Slow-{i}: y\r\n");
+        if s.write_all(line.as_bytes()).is_err()
+            || closed_within(s, Duration::from_millis(1)).is_some()
+        {
+            return Some(start.elapsed());
+        }
+    }
+    None
+}
+
 /// `adm` has an `admin` operation denied to 127.0.0.1 (ip-filter) beside a catch-all; `open`
 /// needs no key; `private` does. All three forward to the same echo origin.
 fn gateway(o: &Origin, extra: &str) -> Gatehouse {
@@ -290,16 +326,27 @@ fn a_client_cannot_trip_a_backends_circuit_breaker() {
         gw.log()
     );
     // Backend time is observed for the four calls the backend answered (the `4, 4` probe and
-    // three normal requests), not for the client's faults.
-    let metrics = common::get(gw.admin, "/metrics", &[]).text();
-    assert!(
-        metrics.contains("gatehouse_backend_duration_seconds_count{api=\"b\"} 4"),
-        "{}",
-        metrics
+    // three normal requests), not for the client's faults. Metrics are recorded just after each
+    // response is written: wait (bounded) for the fourth.
+    let observed = || {
+        common::get(gw.admin, "/metrics", &[])
+            .text()
             .lines()
-            .filter(|l| l.contains("backend_duration_seconds_count"))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .find_map(|l| l.strip_prefix("gatehouse_backend_duration_seconds_count{api=\"b\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for _ in 0..100 {
+        if observed() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        observed(),
+        4,
+        "backend time observed for the client's faults"
     );
 }
 
@@ -439,15 +486,7 @@ fn sighup_is_safe_from_the_first_instant() {
     // From the first instant of `main` (a signal before the process runs any code of its own
     // cannot be caught).
     for delay_ms in [15u64, 40, 100] {
-        let mut child = KillOnDrop(
-            std::process::Command::new(bin())
-                .args(["run", "-c"])
-                .arg(dir.0.join("gatehouse.yaml"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let mut child = run_quietly(&dir);
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = std::process::Command::new("kill")
             .args(["-HUP", &child.0.id().to_string()])
@@ -526,8 +565,7 @@ fn interim_responses_do_not_run_outbound() {
         <set-header name="X-Runs" exists-action="override"><value>@((string)context.Variables["runs"])</value></set-header>
         </outbound><on-error><base /></on-error></policies>"#;
     let gw = Gatehouse::start(&yaml, &[("apis/c.xml", policy)]);
-    let mut s =
-        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = connect(gw.port);
     s.set_read_timeout(Some(WAIT)).ok();
     use std::io::{Read, Write};
     let _ = s.write_all(b"POST /c/x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd");
@@ -628,37 +666,14 @@ fn slow_and_idle_clients_are_closed_by_their_timeouts() {
         "limits:\n  header_read_timeout: 1s\n  keepalive_timeout: 1s\n  body_read_timeout: 1s\n",
     );
     // Slowloris: a header line every 300 ms never completes the request.
-    let mut slow =
-        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
-    let _ = slow.write_all(b"GET /open/x HTTP/1.1\r\n");
-    let start = std::time::Instant::now();
-    let mut closed = None;
-    for i in 0..20 {
-        std::thread::sleep(Duration::from_millis(300));
-        if slow
-            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
-            .is_err()
-        {
-            closed = Some(start.elapsed());
-            break;
-        }
-        if closed_within(&mut slow, Duration::from_millis(1)).is_some() {
-            closed = Some(start.elapsed());
-            break;
-        }
-    }
-    let closed =
-        closed.unwrap_or_else(|| panic!("a slowloris client was still connected after 6 s"));
+    let closed = slowloris(&mut connect(gw.port), Duration::from_millis(300))
+        .unwrap_or_else(|| panic!("a slowloris client was still connected after 6 s"));
     assert!(
         closed < Duration::from_millis(2500),
         "closed after {closed:?}"
     );
     // Many silent connections: each is closed at its header deadline.
-    let mut silent: Vec<_> = (0..200)
-        .map(|_| {
-            std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
+    let mut silent: Vec<_> = (0..200).map(|_| connect(gw.port)).collect();
     std::thread::sleep(Duration::from_millis(1500));
     let open = silent
         .iter_mut()
@@ -670,8 +685,7 @@ fn slow_and_idle_clients_are_closed_by_their_timeouts() {
         "{open} of 200 silent connections still open after 2 s"
     );
     // An idle kept-alive connection is closed after keepalive_timeout.
-    let mut idle =
-        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+    let mut idle = connect(gw.port);
     let _ = idle.write_all(b"GET /open/x HTTP/1.1\r\nHost: x\r\n\r\n");
     let waited = closed_within(&mut idle, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("idle connection kept open"));
@@ -680,24 +694,11 @@ fn slow_and_idle_clients_are_closed_by_their_timeouts() {
         "closed too soon: {waited:?}"
     );
     // Slowloris on a kept-alive connection: the next request's headers are bounded too.
-    let mut kept =
-        std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+    let mut kept = connect(gw.port);
     let _ = kept.write_all(b"GET /open/x HTTP/1.1\r\nHost: x\r\n\r\n");
     std::thread::sleep(Duration::from_millis(100));
-    let start = std::time::Instant::now();
-    let _ = kept.write_all(b"GET /open/x HTTP/1.1\r\n");
-    let mut cut = None;
-    for i in 0..20 {
-        std::thread::sleep(Duration::from_millis(200));
-        if kept
-            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
-            .is_err()
-        {
-            cut = Some(start.elapsed());
-            break;
-        }
-    }
-    let cut = cut.unwrap_or_else(|| panic!("a slow second request was never cut"));
+    let cut = slowloris(&mut kept, Duration::from_millis(200))
+        .unwrap_or_else(|| panic!("a slow second request was never cut"));
     assert!(cut < Duration::from_millis(2500), "cut after {cut:?}");
     // A body that stops arriving: 408.
     let r = raw(
@@ -727,15 +728,7 @@ fn a_listener_takes_at_most_max_connections() {
             d = dir.0.display()
         ),
     );
-    let _child = KillOnDrop(
-        std::process::Command::new(bin())
-            .args(["run", "-c"])
-            .arg(dir.0.join("gatehouse.yaml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let _child = run_quietly(&dir);
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
             && get(admin, "/readyz").status == Some(200)
@@ -744,11 +737,7 @@ fn a_listener_takes_at_most_max_connections() {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    let held: Vec<_> = (0..3)
-        .map(|_| {
-            std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
+    let held: Vec<_> = (0..3).map(|_| connect(port)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let r = get(port, "/a/");
     assert_eq!(r.status, Some(503), "{r:?}");

@@ -150,6 +150,14 @@ impl Parser {
         }
     }
 
+    /// Run `f`, then give back whatever nesting it entered (chains enter once per link).
+    fn keep_depth<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        let depth = self.depth;
+        let r = f(self);
+        self.depth = depth;
+        r
+    }
+
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -651,10 +659,10 @@ impl Parser {
 
     /// `a ?? b ?? c` recurses to the right: each level counts as nesting.
     fn coalesce(&mut self) -> PResult<Expr> {
-        let depth = self.depth;
-        let r = self.enter().and_then(|()| self.coalesce_inner());
-        self.depth = depth;
-        r
+        self.keep_depth(|p| {
+            p.enter()?;
+            p.coalesce_inner()
+        })
     }
 
     fn coalesce_inner(&mut self) -> PResult<Expr> {
@@ -702,10 +710,7 @@ impl Parser {
     /// Operators at one precedence build a left-deep tree (`1+1+...+1`): each link counts as a
     /// level of nesting, since every later pass recurses down that spine.
     fn binary(&mut self, min: u8) -> PResult<Expr> {
-        let depth = self.depth;
-        let r = self.binary_chain(min);
-        self.depth = depth;
-        r
+        self.keep_depth(|p| p.binary_chain(min))
     }
 
     fn binary_chain(&mut self, min: u8) -> PResult<Expr> {
@@ -874,10 +879,7 @@ impl Parser {
 
     /// Member, call and index chains are left-deep too: each link counts as nesting.
     fn postfix(&mut self) -> PResult<Expr> {
-        let depth = self.depth;
-        let r = self.postfix_chain();
-        self.depth = depth;
-        r
+        self.keep_depth(Self::postfix_chain)
     }
 
     fn postfix_chain(&mut self) -> PResult<Expr> {

@@ -27,12 +27,8 @@ struct PolicySet {
 /// Compile a loaded configuration. On success, warnings come back with the gateway.
 /// No diagnostic shows a secret named value's value: each is masked as `***`.
 pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics> {
-    let result = compile_unmasked(cfg);
-    let secrets: Vec<String> = config::resolve_named_values(cfg, &mut Diagnostics::new())
-        .into_values()
-        .filter(|v| v.secret)
-        .map(|v| v.value)
-        .collect();
+    let mut secrets = Vec::new();
+    let result = compile_unmasked(cfg, &mut secrets);
     match result {
         Ok((gw, mut w)) => {
             w.mask_secrets(&secrets);
@@ -45,10 +41,15 @@ pub fn compile(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics
     }
 }
 
-fn compile_unmasked(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagnostics> {
+/// `compile`, leaving the values of the secret named values in `secrets` (read once, here).
+fn compile_unmasked(
+    cfg: &LoadedConfig,
+    secrets: &mut Vec<String>,
+) -> Result<(Gateway, Diagnostics), Diagnostics> {
     let mut d = Diagnostics::new();
     check_listeners(cfg, &mut d);
     let named = config::resolve_named_values(cfg, &mut d);
+    secrets.extend(named.values().filter(|v| v.secret).map(|v| v.value.clone()));
     let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
     let (backends, backend_ids) = compile_backends(cfg, &named, &mut d);
     let mut api_index: AHashMap<&str, usize> = AHashMap::new();
@@ -127,11 +128,7 @@ fn compile_unmasked(cfg: &LoadedConfig) -> Result<(Gateway, Diagnostics), Diagno
             keepalive_timeout: cfg.raw.limits.keepalive_timeout.0,
             body_read_timeout: cfg.raw.limits.body_read_timeout.0,
         },
-        secrets: named
-            .values()
-            .filter(|v| v.secret)
-            .map(|v| v.value.clone())
-            .collect(),
+        secrets: secrets.clone(),
         jwt: super::JwtSettings {
             keys_refresh: cfg.raw.jwt.keys_refresh.0,
             min_refetch: cfg.raw.jwt.min_refetch.0,

@@ -29,8 +29,8 @@ tokio::task_local! {
     static HEADERS_READ: Arc<AtomicBool>;
 }
 
-/// Called by the proxy when a request's headers are complete.
-pub fn headers_read() {
+/// Marks the current request's headers as read.
+fn headers_read() {
     let _ = HEADERS_READ.try_with(|f| f.store(true, Ordering::Relaxed));
 }
 

@@ -37,8 +37,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `connector` is shared by every listener's proxy: one upstream connection pool.
-    pub fn new(shared: Arc<Shared>, connector: Arc<pingora::connectors::http::Connector>) -> Proxy {
+    pub fn new(shared: Arc<Shared>, connector: pingora::connectors::http::Connector) -> Proxy {
+        let connector = Arc::new(connector);
         let outbound = Arc::new(outbound::PingoraOutbound {
             connector: connector.clone(),
         });
@@ -285,8 +285,8 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         // An interim response (`100 Continue` to `Expect: 100-continue`, `103 Early Hints`)
         // passes through; the backend section's outcome and the outbound section belong to the
-        // final response. (`101` is final: the connection is upgraded.)
-        if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+        // final response.
+        if interim(resp.status) {
             return Ok(());
         }
         ctx.stop_deadline_watch();
@@ -344,7 +344,7 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
-        if !resp.status.is_informational() || resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        if !interim(resp.status) {
             ctx.response_started = true;
         }
         self.close_if_draining(session);
@@ -359,26 +359,26 @@ impl ProxyHttp for Proxy {
     ) -> FailToProxy {
         ctx.stop_deadline_watch();
         // Only a failure on the backend's side counts against it (circuit breaker, health,
-        // backend metrics): what the client caused is checked first.
-        let client_fault = matches!(e.etype(), ErrorType::HTTPStatus(413))
-            || e.esource() == &pingora::ErrorSource::Downstream;
-        let err = match e.etype() {
+        // backend metrics): what the client caused is checked first. `backend_side`: the
+        // failure is the backend's.
+        let (err, backend_side) = match e.etype() {
             _ if ctx.deadline_expired => {
                 ctx.record_outcome(crate::upstream::Outcome::Error(ErrorKind::Timeout.reason()));
                 let message = format!(
                     "no response headers within {:?} (forward-request timeout)",
                     upstream::timeout(ctx)
                 );
-                at_forward(
-                    ctx.pipeline.as_deref(),
-                    PolicyError::builtin(ErrorKind::Timeout, "forward-request", message),
-                )
+                let err = PolicyError::builtin(ErrorKind::Timeout, "forward-request", message);
+                (at_forward(ctx.pipeline.as_deref(), err), true)
             }
             // A streamed body over `limits.max_body_bytes` (request_body_filter).
-            ErrorType::HTTPStatus(413) => too_large(format!(
-                "Request body is larger than the {} bytes allowed.",
-                ctx.gw.limits.max_body_bytes
-            )),
+            ErrorType::HTTPStatus(413) => {
+                let message = format!(
+                    "Request body is larger than the {} bytes allowed.",
+                    ctx.gw.limits.max_body_bytes
+                );
+                (too_large(message), false)
+            }
             ErrorType::HTTPStatus(code) => {
                 // Pingora refused the request itself (e.g. malformed); answer plainly.
                 let code = *code;
@@ -398,7 +398,7 @@ impl ProxyHttp for Proxy {
                     408,
                     "Request timeout: the request body was not received in time.",
                 ));
-                err
+                (err, false)
             }
             _ if e.esource() == &pingora::ErrorSource::Downstream => {
                 ctx.client_gone = true;
@@ -415,10 +415,8 @@ impl ProxyHttp for Proxy {
                     }
                     None => ErrorKind::Internal,
                 };
-                at_forward(
-                    ctx.pipeline.as_deref(),
-                    PolicyError::builtin(kind, "forward-request", e.to_string()),
-                )
+                let err = PolicyError::builtin(kind, "forward-request", e.to_string());
+                (at_forward(ctx.pipeline.as_deref(), err), true)
             }
         };
         if ctx.response_started {
@@ -427,7 +425,7 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         }
-        if ctx.backend_time.is_none() && !client_fault {
+        if ctx.backend_time.is_none() && backend_side {
             ctx.backend_time = ctx.upstream_start.map(|s| s.elapsed());
         }
         let stmts = ctx
@@ -612,7 +610,7 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 
 /// A request target for a log line: the value of every credential query parameter (each API's
 /// subscription-key name and `CREDENTIAL_PARAMS`) is `***`, and so is any secret named value.
-pub(crate) fn summary_target(gw: &crate::gateway::Gateway, target: &str) -> String {
+fn summary_target(gw: &crate::gateway::Gateway, target: &str) -> String {
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
@@ -647,6 +645,12 @@ pub(crate) fn summary_target(gw: &crate::gateway::Gateway, target: &str) -> Stri
         }
     }
     out
+}
+
+/// An interim response (1xx but `101 Switching Protocols`, which is final: the connection is
+/// upgraded).
+fn interim(status: http::StatusCode) -> bool {
+    status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
 }
 
 /// A failure of forward-request itself (no backend available, connection, timeout), placed at

@@ -120,7 +120,7 @@ impl Breaker {
 
     /// While the circuit is open: how long until it lets a probe through.
     pub fn reopens_in(&self) -> Option<Duration> {
-        if self.state.load(Acquire) != 1 {
+        if self.state() != State::Open {
             return None;
         }
         let until = self.open_until.load(Acquire);

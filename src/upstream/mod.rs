@@ -196,19 +196,19 @@ pub fn select(
         }
         None => {
             note_unavailable(gw, b);
-            let mut e = crate::exec::PolicyError::builtin(
-                crate::exec::ErrorKind::BackendUnavailable,
-                "forward-request",
-                String::new(),
-            );
+
             let what = if gw.backends[b].is_pool() {
                 "every member of pool"
             } else {
                 "backend"
             };
-            e.message = format!(
-                "{what} `{}` is unavailable (circuit open or unhealthy)",
-                gw.backends[b].id
+            let mut e = crate::exec::PolicyError::builtin(
+                crate::exec::ErrorKind::BackendUnavailable,
+                "forward-request",
+                format!(
+                    "{what} `{}` is unavailable (circuit open or unhealthy)",
+                    gw.backends[b].id
+                ),
             );
             // When open circuits are why, say when the first of them lets a call through.
             if let Some(d) = reopens_in(gw, b) {
