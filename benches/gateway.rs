@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gatehouse::gateway::{router, Gateway};
+use gatehouse::exec::route;
+use gatehouse::gateway::Gateway;
 
 /// A configuration with `apis` APIs of 10 operations each, written to a fresh directory.
 fn config_dir(apis: usize) -> PathBuf {
@@ -58,7 +59,7 @@ fn route(gw: &Gateway, path: &str) -> Option<(usize, usize)> {
     api.operations
         .iter()
         .enumerate()
-        .filter(|(_, o)| router::method_matches(&o.method, &m))
+        .filter(|(_, o)| route::method_matches(&o.method, &m))
         .find_map(|(i, o)| o.template.matches(rest, &[]).map(|_| (ai, i)))
 }
 

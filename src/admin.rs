@@ -10,7 +10,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::observe::metrics;
-use crate::state::Shared;
+use crate::runtime::Shared;
 
 pub struct Admin {
     pub shared: Arc<Shared>,

@@ -18,7 +18,7 @@ use crate::diag::Diagnostics;
 use crate::gateway::{self, explain};
 use crate::policy::Scope;
 use crate::proxy::Proxy;
-use crate::state::Shared;
+use crate::runtime::Shared;
 
 #[derive(Parser)]
 #[command(
@@ -320,7 +320,10 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     server.add_service(background_service(
         "gatehouse health checks",
         crate::upstream::health::HealthService {
-            shared: shared.clone(),
+            backends: {
+                let shared = shared.clone();
+                Box::new(move || shared.gateway.load_full())
+            },
         },
     ));
     server.add_service(background_service(

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::state::Shared;
+use crate::runtime::Shared;
 
 pub struct Signals {
     pub shared: Arc<Shared>,

@@ -1,3 +1,7 @@
-//! Leaf codecs shared by every layer: the canonical request path.
+//! Leaf codecs shared by every layer: the canonical request path, query strings and URL
+//! components, XML entities, JSON Web Keys.
 
+pub mod entities;
+pub mod jwk;
 pub mod path;
+pub mod query;

@@ -746,3 +746,16 @@ pub struct CertificateSpec {
     #[serde(default)]
     pub key_file: Option<String>,
 }
+
+impl SubscriptionState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriptionState::Active => "active",
+            SubscriptionState::Suspended => "suspended",
+            SubscriptionState::Submitted => "submitted",
+            SubscriptionState::Rejected => "rejected",
+            SubscriptionState::Cancelled => "cancelled",
+            SubscriptionState::Expired => "expired",
+        }
+    }
+}

@@ -4,10 +4,10 @@ use bytes::Bytes;
 use http::HeaderName;
 
 use super::ExecCtx;
+use crate::exec::subscriptions::SubScope;
 use crate::expr::context::ContextEnv;
 use crate::expr::time::DateTime;
 use crate::expr::value::{Ctx, Obj, UrlData, Value};
-use crate::gateway::SubScope;
 
 fn s(v: &str) -> Value {
     Value::str(v)
@@ -39,7 +39,7 @@ impl ExecCtx<'_> {
             host: i.original_host.clone(),
             port: i.original_port,
             path: i.original_path.clone(),
-            query: crate::gateway::router::parse_query(&i.original_query),
+            query: crate::codec::query::parse(&i.original_query),
         }
     }
 }
@@ -179,18 +179,14 @@ impl ContextEnv for ExecCtx<'_> {
                     // A hashed key is known only when the caller presented it.
                     "PrimaryKey" => match (&sub.primary_key, &sub.primary_hash, &info.key) {
                         (Some(k), _, _) => s(k),
-                        (None, Some(h), Some(k))
-                            if crate::gateway::subscriptions::digest(k) == *h =>
-                        {
+                        (None, Some(h), Some(k)) if crate::exec::subscriptions::digest(k) == *h => {
                             s(k)
                         }
                         _ => Value::Null,
                     },
                     "SecondaryKey" => match (&sub.secondary_key, &sub.secondary_hash, &info.key) {
                         (Some(k), _, _) => s(k),
-                        (None, Some(h), Some(k))
-                            if crate::gateway::subscriptions::digest(k) == *h =>
-                        {
+                        (None, Some(h), Some(k)) if crate::exec::subscriptions::digest(k) == *h => {
                             s(k)
                         }
                         _ => Value::Null,

@@ -1,23 +1,28 @@
 //! The policy engine: runs a section of compiled statements over an `ExecCtx`. No Pingora here;
 //! headers are reached through the `HeaderStore` trait, so the engine is testable without sockets.
 
+pub mod admission;
+pub mod backend;
 pub mod env;
 pub mod error;
 pub mod headers;
 pub mod jwks;
+pub mod model;
 pub mod outbound;
+pub mod route;
 pub mod state;
 pub mod steps;
+pub mod subscriptions;
 
 use std::borrow::Cow;
 
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::expr::{EvalError, Value};
-use crate::gateway::{Example, Gateway};
 use crate::policy::{ExistsAction, Scope, Section, Stmt, StmtKind, UriTemplate, Val};
 pub use error::{ErrorKind, LastError, PolicyError};
 pub use headers::HeaderStore;
+use model::{Example, Gateway};
 pub use state::{Origin, QueryState, ReqState, RequestInfo, RespState, Target, TraceEntry};
 
 /// Everything a statement may read or change while a section runs.

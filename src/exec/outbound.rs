@@ -17,15 +17,15 @@ pub struct OutboundRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
     /// Client certificate for the TLS handshake (`authentication-certificate`).
-    pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+    pub client_cert: Option<crate::upstream::ClientCert>,
     /// HTTP forward proxy (`<proxy>`).
-    pub proxy: Option<crate::upstream::ForwardProxy>,
+    pub proxy: Option<crate::net::proxy::ForwardProxy>,
 }
 
 /// forward-request run by the engine (inside `retry`): the request as the pipeline shaped it,
 /// sent to the picked backend with a deadline for the response headers.
 pub struct ForwardCall<'a> {
-    pub gw: &'a crate::gateway::Gateway,
+    pub gw: &'a crate::exec::model::Gateway,
     pub req: &'a super::ReqState,
     pub headers: http::HeaderMap,
     pub body: Bytes,

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::Method;
 
-use crate::gateway::BaseUrl;
+use crate::net::url::BaseUrl;
 use crate::policy::{Scope, Section, Stmt};
 
 /// Where the request goes: a base URL, and the backend entity when one is used.
@@ -32,14 +32,14 @@ impl QueryState {
     /// Decoded pairs for changing; from now on the query is re-encoded.
     pub fn pairs_mut(&mut self) -> &mut Vec<(String, String)> {
         if let Some(r) = self.raw.take() {
-            self.pairs = crate::gateway::router::parse_query(&r);
+            self.pairs = crate::codec::query::parse(&r);
         }
         &mut self.pairs
     }
 
     pub fn pairs(&self) -> Vec<(String, String)> {
         match &self.raw {
-            Some(r) => crate::gateway::router::parse_query(r),
+            Some(r) => crate::codec::query::parse(r),
             None => self.pairs.clone(),
         }
     }
@@ -48,32 +48,9 @@ impl QueryState {
     pub fn encoded(&self) -> String {
         match &self.raw {
             Some(r) => r.clone(),
-            None => encode_pairs(&self.pairs),
+            None => crate::codec::query::encode_pairs(&self.pairs),
         }
     }
-}
-
-const QUERY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-pub fn encode_component(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, QUERY_SET).to_string()
-}
-
-pub fn encode_pairs(p: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in p.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(&encode_component(k));
-        out.push('=');
-        out.push_str(&encode_component(v));
-    }
-    out
 }
 
 pub struct ReqState {
@@ -117,7 +94,7 @@ pub struct ReqState {
     /// operation of the requested method).
     pub preflight: bool,
     /// A client certificate for the backend call (`authentication-certificate`).
-    pub client_cert: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+    pub client_cert: Option<crate::upstream::ClientCert>,
 }
 
 /// An increment applied after the response (in the logging phase).

@@ -5,6 +5,8 @@ pub const TICKS_PER_SECOND: i64 = 10_000_000;
 pub const TICKS_PER_DAY: i64 = 86_400 * TICKS_PER_SECOND;
 /// Ticks from 0001-01-01 to 1970-01-01.
 pub const UNIX_EPOCH_TICKS: i64 = 621_355_968_000_000_000;
+/// 0001-01-01T00:00:00Z in unix seconds (APIM's quota periods count from it).
+pub const EPOCH_0001: i64 = -UNIX_EPOCH_TICKS / TICKS_PER_SECOND;
 pub const MAX_TICKS: i64 = 3_155_378_975_999_999_999;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -96,7 +96,7 @@ impl UrlData {
         if self.query.is_empty() {
             String::new()
         } else {
-            format!("?{}", crate::exec::state::encode_pairs(&self.query))
+            format!("?{}", crate::codec::query::encode_pairs(&self.query))
         }
     }
 

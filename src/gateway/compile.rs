@@ -13,7 +13,7 @@ use crate::config::{self, LoadedConfig, NamedValue};
 use crate::diag::{Diagnostics, Span};
 use crate::policy::compose::{self, Fragments};
 use crate::policy::parse::{self, Env};
-use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, StmtKind, Val};
+use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, Stmt, StmtKind, Val};
 use crate::upstream;
 
 /// Policy documents found on disk, keyed by what they apply to.
@@ -90,7 +90,7 @@ fn compile_unmasked(
     let (certificates, thumbprints, certificate_x509) = compile_certificates(cfg, &mut d);
     let mut trusted_proxies = Vec::new();
     for t in &cfg.raw.client_identity.trusted_proxies {
-        match super::parse_cidr(t) {
+        match crate::net::cidr::parse(t) {
             Ok(c) => trusted_proxies.push(c),
             Err(e) => d.error(
                 "C039",
@@ -144,7 +144,7 @@ fn compile_unmasked(
 }
 
 type Certificates = (
-    AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
+    upstream::Certificates,
     AHashMap<String, String>,
     AHashMap<String, openssl::x509::X509>,
 );
@@ -202,10 +202,7 @@ fn compile_certificates(cfg: &LoadedConfig, d: &mut Diagnostics) -> Certificates
         };
         match openssl::pkey::PKey::private_key_from_pem(&key) {
             Ok(key) => {
-                by_id.insert(
-                    c.id.clone(),
-                    Arc::new(pingora::utils::tls::CertKey::new(certs, key)),
-                );
+                by_id.insert(c.id.clone(), upstream::backend::client_cert(certs, key));
             }
             Err(_) => d.error(
                 "C037",
@@ -223,7 +220,7 @@ fn compile_certificates(cfg: &LoadedConfig, d: &mut Diagnostics) -> Certificates
 /// Every `authentication-certificate` must name a configured certificate.
 fn check_certificate_refs(
     apis: &[Api],
-    certificates: &AHashMap<String, Arc<pingora::utils::tls::CertKey>>,
+    certificates: &upstream::Certificates,
     thumbprints: &AHashMap<String, String>,
     d: &mut Diagnostics,
 ) {
@@ -741,7 +738,7 @@ fn compile_health(
 
 type BackendTlsFiles = (
     Option<std::sync::Arc<Box<[openssl::x509::X509]>>>,
-    Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+    Option<upstream::ClientCert>,
 );
 
 /// Custom CA and client certificate files of a backend, read and parsed at load.
@@ -789,9 +786,7 @@ fn compile_backend_tls(
                         certs.is_empty(),
                         openssl::pkey::PKey::private_key_from_pem(&key),
                     ) {
-                        (false, Ok(key)) => Some(std::sync::Arc::new(
-                            pingora::utils::tls::CertKey::new(certs, key),
-                        )),
+                        (false, Ok(key)) => Some(upstream::backend::client_cert(certs, key)),
                         _ => {
                             d.error(
                                 "C036",
@@ -1398,7 +1393,7 @@ fn compile_subscriptions(
         let mut hashes: [Option<[u8; 32]>; 2] = [None, None];
         for (slot, k) in [&s.primary_key, &s.secondary_key].into_iter().enumerate() {
             let Some(k) = k else { continue };
-            let digest = match super::subscriptions::parse_hashed(k) {
+            let digest = match crate::exec::subscriptions::parse_hashed(k) {
                 Some(Ok(d)) => {
                     hashes[slot] = Some(d);
                     d
@@ -1411,7 +1406,7 @@ fn compile_subscriptions(
                     );
                     continue;
                 }
-                None => super::subscriptions::digest(k),
+                None => crate::exec::subscriptions::digest(k),
             };
             if let Some(other) = seen_digests.insert(digest, s.id.clone()) {
                 d.error("C054", span.clone(), format!("subscription `{}` reuses a key of subscription `{other}`; keys must be unique", s.id));
@@ -1431,12 +1426,12 @@ fn compile_subscriptions(
             }
         }
         let start = match &s.start_date {
-            None => crate::exec::steps::quota::EPOCH_0001,
+            None => crate::expr::time::EPOCH_0001,
             Some(t) => match crate::expr::time::DateTime::parse(t) {
                 Some(dt) => dt.unix_seconds(),
                 None => {
                     d.error("C055", cfg.locate(Some(&s.id), "start_date", t), format!("subscription `{}`: start_date must be yyyy-MM-ddTHH:mm:ssZ, found {t:?}", s.id));
-                    crate::exec::steps::quota::EPOCH_0001
+                    crate::expr::time::EPOCH_0001
                 }
             },
         };

@@ -299,7 +299,7 @@ pub struct ValidateJwt {
     /// validate-azure-ad-token: `azp` / `appid` must be one of these.
     pub client_application_ids: Vec<Val<String>>,
     /// `keys` decoded once, on first use (certificate keys need the gateway's certificates).
-    pub decoded_keys: std::sync::OnceLock<Vec<crate::exec::jwks::Key>>,
+    pub decoded_keys: std::sync::OnceLock<Vec<crate::codec::jwk::Key>>,
 }
 
 /// `<cors>` (apim-reference.md §2.6). Origins are normalised `scheme://host[:port]` (default
@@ -360,7 +360,7 @@ pub struct SendRequest {
     /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
     pub certificate: Option<CertificateRef>,
     /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
-    pub proxy: Option<crate::upstream::ForwardProxy>,
+    pub proxy: Option<crate::net::proxy::ForwardProxy>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

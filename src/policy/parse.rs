@@ -277,7 +277,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                 }
             }
             let base = r.value("base-url", |s| {
-                crate::gateway::BaseUrl::parse(s).map(|_| s.trim().to_string())
+                crate::net::url::BaseUrl::parse(s).map(|_| s.trim().to_string())
             });
             let id = r.value("backend-id", |s| Ok(s.to_string()));
             match (base, id) {
@@ -763,7 +763,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             let increment_count = r.value("increment-count", parse_u64);
             let first_period_start = r
                 .parsed_literal("first-period-start", parse_start)
-                .unwrap_or(crate::exec::steps::quota::EPOCH_0001);
+                .unwrap_or(crate::expr::time::EPOCH_0001);
             StmtKind::QuotaByKey(QuotaByKey {
                 key,
                 calls,
@@ -1224,7 +1224,7 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                 let pass = cr.literal("password").map(|(v, _)| v);
                 match url {
                     Some((u, span)) => {
-                        match crate::upstream::ForwardProxy::parse(
+                        match crate::net::proxy::ForwardProxy::parse(
                             &u,
                             user.as_deref(),
                             pass.as_deref(),

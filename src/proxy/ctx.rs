@@ -16,7 +16,7 @@ use crate::exec::{
 use crate::gateway::{Example, Gateway, Pipeline};
 use crate::observe::{access_log, metrics};
 use crate::policy::{Section, Stmt};
-use crate::state::Shared;
+use crate::runtime::Shared;
 
 pub struct Ctx {
     pub gw: Arc<Gateway>,
@@ -650,7 +650,7 @@ impl Ctx {
             return Ok(());
         };
         // Pingora's retry after a failed connection goes to a member not yet tried.
-        self.pick = crate::upstream::select(&gw, req, &self.tried)?;
+        self.pick = crate::exec::backend::select(&gw, req, &self.tried)?;
         self.pick_pending = self.pick.is_some();
         if let Some(p) = self.pick {
             self.tried.push(p.backend);
@@ -662,7 +662,7 @@ impl Ctx {
     pub fn record_outcome(&mut self, o: crate::upstream::Outcome) {
         if std::mem::take(&mut self.pick_pending) {
             if let Some(p) = self.pick {
-                crate::upstream::record(&self.gw, p, o);
+                crate::upstream::record(&self.gw.backends, p, o);
             }
         }
     }

@@ -22,7 +22,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
 use super::Proxy;
-use crate::state::Shared;
+use crate::runtime::Shared;
 
 tokio::task_local! {
     /// Set once the current request's line and headers have been read.

@@ -22,10 +22,10 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 
+use crate::exec::admission;
 use crate::exec::{self, ErrorKind, Flow, Origin, PolicyError};
-use crate::gateway::access;
 use crate::policy::Section;
-use crate::state::Shared;
+use crate::runtime::Shared;
 pub use ctx::Ctx;
 
 pub struct Proxy {
@@ -851,7 +851,7 @@ impl Proxy {
                 let origin_part = &location[..location.len() - after_scheme.len() + split];
                 (
                     after_scheme[split..].to_string(),
-                    Arc::new(crate::gateway::BaseUrl::parse(origin_part).ok()?),
+                    Arc::new(crate::net::url::BaseUrl::parse(origin_part).ok()?),
                 )
             } else if location.starts_with('/') {
                 let mut base = (*req.target.base).clone();
@@ -934,15 +934,13 @@ impl Proxy {
         ctx.api = Some(ai);
         let api = &gw.apis[ai];
         let remainder = &path[prefix_len..];
-        let query_pairs = crate::gateway::router::parse_query(&raw_query);
+        let query_pairs = crate::codec::query::parse(&raw_query);
         let method = req.method.clone();
         let find = |m: Option<&http::Method>, cors_only: bool| {
             api.operations
                 .iter()
                 .enumerate()
-                .filter(|(_, o)| {
-                    m.is_none_or(|m| crate::gateway::router::method_matches(&o.method, m))
-                })
+                .filter(|(_, o)| m.is_none_or(|m| crate::exec::route::method_matches(&o.method, m)))
                 .filter(|(_, o)| !cors_only || o.pipelines.first().is_some_and(|p| p.has_cors))
                 .find_map(|(i, o)| o.template.matches(remainder, &query_pairs).map(|x| (i, x)))
         };
@@ -981,13 +979,13 @@ impl Proxy {
         });
         // A preflight carries no key: it runs the operation's policy without a product.
         let decision = if preflight {
-            Ok(access::Access {
+            Ok(admission::Access {
                 subscription: None,
                 product: None,
                 pipeline: 0,
             })
         } else {
-            access::decide(&gw, ai, key.as_deref())
+            admission::decide(&gw, ai, key.as_deref())
         }
         .map_err(|kind| {
             let msg = kind.client_message().unwrap_or_default();

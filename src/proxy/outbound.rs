@@ -112,8 +112,7 @@ impl Outbound for PingoraOutbound {
         };
         if let Some(p) = req.proxy.as_ref().filter(|_| !tls) {
             // Absolute-form target for a plain-HTTP forward proxy (HTTPS tunnels).
-            p.absolute_form(&mut rh, &authority, &pq)
-                .map_err(|e| failure(&e))?;
+            crate::upstream::absolute_form(p, &mut rh, &authority, &pq).map_err(|e| failure(&e))?;
         }
         let _ = rh.insert_header(http::header::HOST, authority);
         for (k, v) in &req.headers {

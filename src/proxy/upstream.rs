@@ -133,9 +133,9 @@ pub fn shape(
     if let Some(b) = backend {
         for (k, v) in &b.query {
             pq.push(if pq.contains('?') { '&' } else { '?' });
-            pq.push_str(&exec::state::encode_component(k));
+            pq.push_str(&crate::codec::query::encode_component(k));
             pq.push('=');
-            pq.push_str(&exec::state::encode_component(v));
+            pq.push_str(&crate::codec::query::encode_component(v));
         }
     }
     // Plain HTTP through a forward proxy: absolute-form request target (HTTPS tunnels).
@@ -143,7 +143,7 @@ pub fn shape(
         .and_then(|b| b.proxy.as_ref())
         .filter(|_| !req.target.base.tls)
     {
-        Some(proxy) => proxy.absolute_form(up, &req.target.base.authority, &pq)?,
+        Some(proxy) => crate::upstream::absolute_form(proxy, up, &req.target.base.authority, &pq)?,
         None => match http::Uri::try_from(pq.as_str()) {
             Ok(uri) => up.set_uri(uri),
             Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),

@@ -17,10 +17,10 @@ use pingora::prelude::*;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use super::Backend;
 use super::BackendState;
-use crate::gateway::{Backend, BaseUrl};
+use crate::net::url::BaseUrl;
 use crate::observe::metrics;
-use crate::state::Shared;
 
 /// A backend's health check, as compiled from the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,8 +44,11 @@ struct Probe {
     running: Arc<AtomicBool>,
 }
 
+/// The backends of the configuration in force (the service follows reloads through it).
+pub type CurrentBackends = Box<dyn Fn() -> Arc<dyn AsRef<[Backend]> + Send + Sync> + Send + Sync>;
+
 pub struct HealthService {
-    pub shared: Arc<Shared>,
+    pub backends: CurrentBackends,
 }
 
 /// How often the service looks for due checks and configuration changes.
@@ -57,8 +60,8 @@ impl BackgroundService for HealthService {
         let mut probes: HashMap<String, Probe> = HashMap::new();
         let mut unresolved: HashMap<String, Instant> = HashMap::new();
         loop {
-            let gw = self.shared.gateway.load_full();
-            reconcile(&gw.backends, &mut probes, &mut unresolved).await;
+            let current = (self.backends)();
+            reconcile((*current).as_ref(), &mut probes, &mut unresolved).await;
             let now = Instant::now();
             for (id, p) in probes.iter_mut() {
                 if p.next > now || p.running.swap(true, Ordering::AcqRel) {
@@ -215,7 +218,7 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         let mut req = RequestHeader::build("GET", path.as_bytes(), None)
             .map_err(|e| format!("health check path {:?}: {e}", spec.path))?;
         if let Some(p) = b.proxy.as_ref().filter(|_| !b.url.tls) {
-            p.absolute_form(&mut req, &b.url.authority, &path)
+            crate::upstream::absolute_form(p, &mut req, &b.url.authority, &path)
                 .map_err(|e| e.to_string())?;
         }
         req.insert_header(http::header::HOST, b.url.authority.as_str())

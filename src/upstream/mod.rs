@@ -3,6 +3,7 @@
 //! The state lives in `BackendState`, shared across configuration reloads for a backend whose
 //! id and rules did not change.
 
+pub mod backend;
 pub mod breaker;
 pub mod health;
 pub mod pool;
@@ -12,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::gateway::Gateway;
 use crate::observe::metrics;
+pub use backend::{Backend, Certificates, ClientCert};
 pub use breaker::{Admit, Breaker, Outcome, Rule};
 pub use pool::Pool;
 
@@ -84,13 +85,13 @@ pub struct Pick {
 
 /// Resolve a backend entity (single or pool) to the backend that takes this call. `None`: none
 /// is available (circuit open, unhealthy, or every pool member so); the caller answers 503.
-pub fn choose(gw: &Gateway, backend: usize) -> Option<Pick> {
-    choose_except(gw, backend, &[])
+pub fn choose(backends: &[Backend], backend: usize) -> Option<Pick> {
+    choose_except(backends, backend, &[])
 }
 
 /// `choose`, never picking a pool member in `except` (members this request already tried).
-pub fn choose_except(gw: &Gateway, backend: usize, except: &[usize]) -> Option<Pick> {
-    let b = &gw.backends[backend];
+pub fn choose_except(backends: &[Backend], backend: usize, except: &[usize]) -> Option<Pick> {
+    let b = &backends[backend];
     match &b.kind {
         Kind::Single => match b.state.admit() {
             Admit::No => None,
@@ -103,11 +104,9 @@ pub fn choose_except(gw: &Gateway, backend: usize, except: &[usize]) -> Option<P
             let mut refused: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
             for _ in 0..p.size() {
                 let m = p.pick(&|m| {
-                    !except.contains(&m)
-                        && !refused.contains(&m)
-                        && gw.backends[m].state.available()
+                    !except.contains(&m) && !refused.contains(&m) && backends[m].state.available()
                 })?;
-                match gw.backends[m].state.admit() {
+                match backends[m].state.admit() {
                     Admit::No => refused.push(m),
                     admit => return Some(Pick { backend: m, admit }),
                 }
@@ -119,12 +118,12 @@ pub fn choose_except(gw: &Gateway, backend: usize, except: &[usize]) -> Option<P
 
 /// The soonest an open circuit of `backend` (or of a pool member) lets a call through; `None`
 /// when no open circuit explains the unavailability (unhealthy members, no breaker).
-fn reopens_in(gw: &Gateway, backend: usize) -> Option<std::time::Duration> {
+pub fn reopens_in(backends: &[Backend], backend: usize) -> Option<std::time::Duration> {
     let of = |m: usize| {
-        let s = &gw.backends[m].state;
+        let s = &backends[m].state;
         s.breaker.as_ref().and_then(|b| b.reopens_in())
     };
-    match &gw.backends[backend].kind {
+    match &backends[backend].kind {
         Kind::Single => of(backend),
         Kind::Pool(p) => p
             .groups
@@ -136,26 +135,26 @@ fn reopens_in(gw: &Gateway, backend: usize) -> Option<std::time::Duration> {
 }
 
 /// Report a call's outcome to the picked backend's breaker.
-pub fn record(gw: &Gateway, pick: Pick, outcome: Outcome) {
-    if let Some(b) = &gw.backends[pick.backend].state.breaker {
+pub fn record(backends: &[Backend], pick: Pick, outcome: Outcome) {
+    if let Some(b) = &backends[pick.backend].state.breaker {
         b.record(pick.admit, outcome);
     }
 }
 
 /// Count a 503 for lack of an available backend.
-pub fn note_unavailable(gw: &Gateway, backend: usize) {
+pub fn note_unavailable(backends: &[Backend], backend: usize) {
     if let Some(m) = metrics::get() {
         m.backend_unavailable
-            .with_label_values(&[&gw.backends[backend].id])
+            .with_label_values(&[&backends[backend].id])
             .inc();
     }
 }
 
 /// Keep breaker and health state across a reload for backends whose id, breaker rule and
 /// health check are unchanged.
-pub fn carry_over(old: &Gateway, new: &mut Gateway) {
-    for b in &mut new.backends {
-        let Some((_, prev)) = old.backend(&b.id) else {
+pub fn carry_over(old: &[Backend], new: &mut [Backend]) {
+    for b in new.iter_mut() {
+        let Some(prev) = old.iter().find(|p| p.id == b.id) else {
             continue;
         };
         let same_rule = match (&prev.state.breaker, &b.state.breaker) {
@@ -176,125 +175,19 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .and_then(|v| breaker::parse_retry_after(v.as_bytes()))
 }
 
-/// Resolve the request's backend entity before it is sent: the member that takes this call
-/// (a pool member's URL becomes the request's base), or 503 `BackendUnavailable`.
-#[allow(clippy::result_large_err)]
-pub fn select(
-    gw: &Gateway,
-    req: &mut crate::exec::ReqState,
-    except: &[usize],
-) -> Result<Option<Pick>, crate::exec::PolicyError> {
-    let Some(b) = req.target.backend else {
-        return Ok(None);
-    };
-    match choose_except(gw, b, except) {
-        Some(p) => {
-            if gw.backends[b].is_pool() {
-                req.target.base = gw.backends[p.backend].url.clone();
-            }
-            Ok(Some(p))
-        }
-        None => {
-            note_unavailable(gw, b);
+pub use crate::net::proxy::ForwardProxy;
 
-            let what = if gw.backends[b].is_pool() {
-                "every member of pool"
-            } else {
-                "backend"
-            };
-            let mut e = crate::exec::PolicyError::builtin(
-                crate::exec::ErrorKind::BackendUnavailable,
-                "forward-request",
-                format!(
-                    "{what} `{}` is unavailable (circuit open or unhealthy)",
-                    gw.backends[b].id
-                ),
-            );
-            // When open circuits are why, say when the first of them lets a call through.
-            if let Some(d) = reopens_in(gw, b) {
-                e.detail = Some(crate::exec::error::LimitDetail {
-                    message: crate::exec::ErrorKind::BackendUnavailable
-                        .client_message()
-                        .unwrap_or_default()
-                        .to_string(),
-                    retry_after_secs: d.as_millis().div_ceil(1000).max(1) as u64,
-                    retry_after_header: Some(http::header::RETRY_AFTER),
-                    status: None,
-                });
-            }
-            Err(e)
-        }
+/// Address a plain-HTTP request to a forward proxy: the absolute-form target
+/// `http://{authority}{path_and_query}` and, with credentials, `Proxy-Authorization`.
+pub fn absolute_form(
+    proxy: &ForwardProxy,
+    req: &mut pingora::http::RequestHeader,
+    authority: &str,
+    path_and_query: &str,
+) -> pingora::Result<()> {
+    req.set_raw_path(format!("http://{authority}{path_and_query}").as_bytes())?;
+    if let Some(a) = &proxy.authorization {
+        req.insert_header(http::header::PROXY_AUTHORIZATION, a.clone())?;
     }
-}
-
-/// An HTTP forward proxy: requests go to it in absolute form (`GET http://host/path`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ForwardProxy {
-    pub host: String,
-    pub port: u16,
-    /// `Proxy-Authorization: Basic ...` when a user name is given.
-    pub authorization: Option<http::HeaderValue>,
-}
-
-impl ForwardProxy {
-    /// Parse `http://host:port` with optional credentials. Plain HTTP goes to the proxy in
-    /// absolute form; HTTPS goes through a CONNECT tunnel (`tunnel.rs`).
-    pub fn parse(
-        url: &str,
-        username: Option<&str>,
-        password: Option<&str>,
-    ) -> Result<ForwardProxy, String> {
-        let u = url::Url::parse(url).map_err(|e| format!("invalid proxy URL {url:?}: {e}"))?;
-        if u.scheme() != "http" {
-            return Err(format!("proxy URL {url:?} must be http://host:port"));
-        }
-        let host = u
-            .host_str()
-            .ok_or_else(|| format!("proxy URL {url:?} has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let authorization = match username {
-            Some(user) => {
-                use base64::Engine;
-                let raw = format!("{user}:{}", password.unwrap_or(""));
-                let v = format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                );
-                Some(
-                    http::HeaderValue::from_str(&v)
-                        .map_err(|_| "invalid proxy credentials".to_string())?,
-                )
-            }
-            None => None,
-        };
-        Ok(ForwardProxy {
-            host,
-            port: u.port_or_known_default().unwrap_or(80),
-            authorization,
-        })
-    }
-
-    /// Address a plain-HTTP request to the proxy: the absolute-form target
-    /// `http://{authority}{path_and_query}` and, with credentials, `Proxy-Authorization`.
-    pub fn absolute_form(
-        &self,
-        req: &mut pingora::http::RequestHeader,
-        authority: &str,
-        path_and_query: &str,
-    ) -> pingora::Result<()> {
-        req.set_raw_path(format!("http://{authority}{path_and_query}").as_bytes())?;
-        if let Some(a) = &self.authorization {
-            req.insert_header(http::header::PROXY_AUTHORIZATION, a.clone())?;
-        }
-        Ok(())
-    }
-
-    pub async fn resolve(&self) -> Option<std::net::SocketAddr> {
-        tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-    }
+    Ok(())
 }

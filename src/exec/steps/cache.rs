@@ -129,7 +129,7 @@ pub async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Result<Step, StepE
             .unwrap_or(""),
     );
     let mut key = format!("rc\u{1f}{api_id}\u{1f}{op_id}\u{1f}{}", info.original_path);
-    let query = crate::gateway::router::parse_query(&info.original_query);
+    let query = crate::codec::query::parse(&info.original_query);
     for q in &c.vary_query {
         let vals: Vec<&str> = query
             .iter()

@@ -27,8 +27,8 @@ pub async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepErr
         Some(v) => Some(std::time::Duration::from_millis(*value(v, cx)?)),
         None => None,
     };
-    let pick =
-        upstream::select(cx.gw, cx.req, &[]).map_err(|e| StepError::new(e.kind, e.message))?;
+    let pick = crate::exec::backend::select(cx.gw, cx.req, &[])
+        .map_err(|e| StepError::new(e.kind, e.message))?;
     let timeout = forward_timeout(cx.gw, pick, policy_timeout);
     let mut headers = HeaderMap::new();
     for n in cx.req_headers.names() {
@@ -62,14 +62,14 @@ pub async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepErr
         Ok(r) => r,
         Err((kind, message)) => {
             if let Some(p) = pick {
-                upstream::record(cx.gw, p, Outcome::Error(kind.reason()));
+                upstream::record(&cx.gw.backends, p, Outcome::Error(kind.reason()));
             }
             return Err(StepError::new(kind, message));
         }
     };
     if let Some(p) = pick {
         upstream::record(
-            cx.gw,
+            &cx.gw.backends,
             p,
             Outcome::Status {
                 status: resp.status,
@@ -101,7 +101,7 @@ pub async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepErr
 
 /// The policy's timeout, else the picked backend's, else 300 s.
 pub fn forward_timeout(
-    gw: &crate::gateway::Gateway,
+    gw: &crate::exec::model::Gateway,
     pick: Option<upstream::Pick>,
     policy: Option<std::time::Duration>,
 ) -> std::time::Duration {

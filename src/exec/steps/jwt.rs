@@ -134,7 +134,7 @@ pub async fn run(j: &ValidateJwt, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
         }
         TokenSource::Query(q) => {
             let name = value(q, cx)?.into_owned();
-            crate::gateway::router::parse_query(&cx.req.info.original_query)
+            crate::codec::query::parse(&cx.req.info.original_query)
                 .into_iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v)

@@ -12,8 +12,6 @@ use crate::policy::{QuotaByKey, QuotaPolicy, Val};
 use crate::store::StoreError;
 
 const SEP: char = '\u{1f}';
-/// 0001-01-01T00:00:00Z in unix seconds.
-pub const EPOCH_0001: i64 = -62_135_596_800;
 
 fn store_failure(e: StoreError) -> StepError {
     StepError::new(ErrorKind::Internal, e.to_string())

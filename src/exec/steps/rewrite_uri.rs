@@ -2,7 +2,7 @@
 //! filled with `MatchedParameters`; optionally keep the query parameters the operation's
 //! template did not match.
 
-use crate::exec::state::encode_component;
+use crate::codec::query::encode_component;
 use crate::exec::{value, ExecCtx, StepError};
 use crate::policy::{RewriteUri, TemplatePart};
 

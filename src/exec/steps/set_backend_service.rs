@@ -2,7 +2,7 @@
 //! remainder and query stay as they are.
 
 use crate::exec::{value, ErrorKind, ExecCtx, StepError, Target};
-use crate::gateway::BaseUrl;
+use crate::net::url::BaseUrl;
 use crate::policy::BackendTarget;
 
 pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {

@@ -481,14 +481,14 @@ pub fn call_static(
         ("WebUtility" | "HttpUtility", "UrlDecode") => Value::string(url_decode(&s(0))),
         ("WebUtility" | "HttpUtility", "HtmlEncode") => Value::string(html_encode(&s(0))),
         ("WebUtility" | "HttpUtility", "HtmlDecode") => {
-            Value::string(crate::policy::xml::decode_entities(&s(0)))
+            Value::string(crate::codec::entities::decode_entities(&s(0)))
         }
         ("HttpUtility", "UrlPathEncode") | ("Uri", "EscapeUriString") => Value::string(
             percent_encoding::utf8_percent_encode(&s(0), percent_encoding::CONTROLS)
                 .to_string()
                 .replace(' ', "%20"),
         ),
-        ("Uri", "EscapeDataString") => Value::string(crate::exec::state::encode_component(&s(0))),
+        ("Uri", "EscapeDataString") => Value::string(crate::codec::query::encode_component(&s(0))),
         ("Uri", "UnescapeDataString") => Value::string(
             percent_encoding::percent_decode_str(&s(0))
                 .decode_utf8_lossy()
@@ -879,7 +879,7 @@ pub fn body_as(m: &mut Machine, bytes: &[u8], targs: &[RType]) -> EResult<Value>
 }
 
 pub fn form_content(bytes: &[u8]) -> Value {
-    let pairs = crate::gateway::router::parse_query(&String::from_utf8_lossy(bytes));
+    let pairs = crate::codec::query::parse(&String::from_utf8_lossy(bytes));
     let mut map: indexmap::IndexMap<Key, Value> = indexmap::IndexMap::new();
     for (k, v) in pairs {
         let entry = map

@@ -95,7 +95,10 @@ impl UrlTemplate {
         for seg in &self.segments {
             match seg {
                 Segment::Rest(name) => {
-                    out.push((name.clone(), decode(&segs[i.min(segs.len())..].join("/"))));
+                    out.push((
+                        name.clone(),
+                        crate::codec::query::decode(&segs[i.min(segs.len())..].join("/")),
+                    ));
                     i = segs.len();
                 }
                 Segment::Pieces(p) => {
@@ -164,30 +167,13 @@ fn match_pieces(pieces: &[Piece], seg: &str, out: &mut Vec<(String, String)>) ->
                 if end == 0 {
                     return None;
                 }
-                out.push((name.clone(), decode(rest.get(..end)?)));
+                out.push((name.clone(), crate::codec::query::decode(rest.get(..end)?)));
                 rest = rest.get(end..)?;
             }
         }
         k += 1;
     }
     rest.is_empty().then_some(())
-}
-
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// Parse a raw query string into decoded pairs (`+` is a space, as in forms).
-pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(&k.replace('+', " ")), decode(&v.replace('+', " ")))
-        })
-        .collect()
 }
 
 /// Whether `method` matches an operation's method (`*` matches any).
@@ -202,7 +188,7 @@ mod tests {
     fn m(t: &str, path: &str, q: &str) -> Option<Vec<(String, String)>> {
         UrlTemplate::parse(t)
             .unwrap_or_else(|e| panic!("{e}"))
-            .matches(path, &parse_query(q))
+            .matches(path, &crate::codec::query::parse(q))
     }
 
     #[test]

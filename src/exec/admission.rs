@@ -1,7 +1,8 @@
 //! The subscription decision for one request (apim-reference.md §5.3): which subscription and
 //! product context apply, or which 401.
 
-use super::{Gateway, SubScope};
+use super::model::Gateway;
+use super::subscriptions::SubScope;
 use crate::config::SubscriptionState;
 use crate::exec::ErrorKind;
 

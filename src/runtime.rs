@@ -98,7 +98,7 @@ impl Shared {
                 for w in warnings.items() {
                     log::warn!("{w}");
                 }
-                crate::upstream::carry_over(&self.gateway.load(), &mut gw);
+                crate::upstream::carry_over(&self.gateway.load().backends, &mut gw.backends);
                 self.gateway.store(Arc::new(gw));
                 let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(m) = metrics::get() {

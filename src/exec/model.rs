@@ -1,0 +1,278 @@
+//! The compiled gateway the engine runs: APIs, operations and their composed pipelines,
+//! products, subscriptions, backends and limits. `gateway::compile` builds it once per load or
+//! reload; it is shared behind an `ArcSwap` and never changes afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ahash::AHashMap;
+use http::{HeaderName, Method};
+
+use super::route::UrlTemplate;
+use super::subscriptions::Subscriptions;
+use crate::config::ProductState;
+use crate::net::url::BaseUrl;
+use crate::policy::{ForwardRequest, Stmt};
+use crate::upstream::{Backend, Certificates, ClientCert};
+
+pub struct Gateway {
+    pub name: String,
+    pub apis: Vec<Api>,
+    /// APIs by the lower-cased first segment of their path; APIs at the root separately.
+    /// Routing looks only at these candidates, so its cost does not grow with the API count.
+    pub api_index: AHashMap<String, Vec<usize>>,
+    pub root_apis: Vec<usize>,
+    pub backends: Vec<Backend>,
+    pub backend_ids: AHashMap<String, usize>,
+    pub products: Vec<Product>,
+    pub subscriptions: Subscriptions,
+    /// Global on-error: runs for errors before an API is matched.
+    pub global_on_error: Arc<[Stmt]>,
+    /// Configured client certificates: by id, and the id for each SHA-1 thumbprint.
+    pub certificates: Certificates,
+    pub thumbprints: AHashMap<String, String>,
+    /// Proxies whose `X-Forwarded-For` is believed (address, prefix length).
+    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
+    /// Add `X-Forwarded-*` to backend requests.
+    pub forwarded_headers: bool,
+    /// Configured certificates by id (public part; also those without a private key), for
+    /// validate-jwt's `certificate-id` keys.
+    pub certificate_x509: AHashMap<String, openssl::x509::X509>,
+    pub jwt: JwtSettings,
+    /// Values of secret named values (masked in traces).
+    pub secrets: Vec<String>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_url_length: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: std::time::Duration,
+    pub keepalive_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtSettings {
+    pub keys_refresh: Duration,
+    pub min_refetch: Duration,
+    pub azure_ad_authority: String,
+}
+
+impl AsRef<[Backend]> for Gateway {
+    fn as_ref(&self) -> &[Backend] {
+        &self.backends
+    }
+}
+
+impl Gateway {
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .any(|(net, len)| crate::net::cidr::contains(*net, *len, ip))
+    }
+
+    /// The caller's address: the TCP peer, or, when the peer is a trusted proxy, the
+    /// right-most `X-Forwarded-For` entry that is not a trusted proxy (the left-most entry when
+    /// all are trusted).
+    pub fn client_ip(&self, peer: std::net::IpAddr, xff: &[&str]) -> std::net::IpAddr {
+        if !self.is_trusted_proxy(peer) {
+            return peer;
+        }
+        let hops: Vec<std::net::IpAddr> = xff
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse::<std::net::IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .collect();
+        hops.iter()
+            .rev()
+            .find(|ip| !self.is_trusted_proxy(**ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+}
+
+pub struct Api {
+    pub id: String,
+    pub name: String,
+    /// Normalised path prefix: `""` (root) or `/orders`.
+    pub path: String,
+    /// Lower-cased host names; empty = any host.
+    pub hosts: Vec<String>,
+    pub service: std::sync::Arc<BaseUrl>,
+    pub service_backend: Option<usize>,
+    pub subscription_required: bool,
+    pub key_header: HeaderName,
+    pub key_query: String,
+    pub strip_key: bool,
+    pub operations: Vec<Operation>,
+    /// Products that contain this API (indices into `Gateway::products`).
+    pub products: Vec<usize>,
+    /// The open product (subscription not required) containing this API, if any.
+    pub open_product: Option<usize>,
+    /// Global + API on-error: runs for errors after the API match and before inbound.
+    pub on_error: Arc<[Stmt]>,
+}
+
+pub struct Operation {
+    pub id: String,
+    pub name: String,
+    /// `None` matches any method (`*`).
+    pub method: Option<Method>,
+    pub url_template: String,
+    pub template: UrlTemplate,
+    pub examples: Arc<[Example]>,
+    /// Composed pipelines: index 0 without a product, `k + 1` for `Api::products[k]`.
+    pub pipelines: Vec<Arc<Pipeline>>,
+    /// Metric handles resolved on first use (label lookups off the request path).
+    pub metrics: crate::observe::metrics::OperationMetrics,
+}
+
+/// An example response for mock-response.
+#[derive(Clone, Debug)]
+pub struct Example {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// The effective policy of one (operation, product context), split for the proxy phases.
+pub struct Pipeline {
+    pub inbound: Vec<Stmt>,
+    /// Backend statements before `forward-request`.
+    pub backend_pre: Vec<Stmt>,
+    pub forward: Option<Forward>,
+    /// Backend statements after `forward-request` (run on the response).
+    pub backend_post: Vec<Stmt>,
+    pub outbound: Vec<Stmt>,
+    pub on_error: Vec<Stmt>,
+    /// Whether any statement replaces the request body (the proxy then rewrites framing).
+    pub replaces_request_body: bool,
+    /// Whether statements read the request body (it is buffered before inbound runs).
+    pub needs_request_body: bool,
+    /// Whether backend-after-forward or outbound statements read the response body (the
+    /// gateway then forwards the request itself and buffers the response).
+    pub needs_response_body: bool,
+    /// Inbound has a `<cors>` (preflights are routed to this operation).
+    pub has_cors: bool,
+    /// forward-request sits inside `retry`: the engine runs the whole backend section
+    /// (`backend_pre`) and forwards the buffered request itself, once per attempt.
+    pub engine_backend: bool,
+}
+
+pub struct Forward {
+    pub options: ForwardRequest,
+    pub stmt: Stmt,
+}
+
+pub struct Product {
+    pub id: String,
+    pub name: String,
+    pub subscription_required: bool,
+    pub state: ProductState,
+    pub apis: Vec<usize>,
+}
+
+impl Gateway {
+    /// Find the API for a host and path: the longest matching path prefix wins.
+    pub fn match_api(&self, host: Option<&str>, path: &str) -> Option<(usize, usize)> {
+        let host = host.map(|h| {
+            h.rsplit_once(':')
+                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+                .map_or(h, |(h, _)| h)
+        });
+        let mut best: Option<(usize, usize)> = None;
+        let seg = first_segment(path);
+        // Lower-case only when needed: no allocation for the usual lower-case path.
+        let first: std::borrow::Cow<str> = if seg.bytes().any(|b| b.is_ascii_uppercase()) {
+            seg.to_ascii_lowercase().into()
+        } else {
+            seg.into()
+        };
+        let candidates = self
+            .api_index
+            .get(first.as_ref())
+            .into_iter()
+            .flatten()
+            .chain(self.root_apis.iter());
+        for &i in candidates {
+            let api = &self.apis[i];
+            if !api.hosts.is_empty()
+                && !host.is_some_and(|h| api.hosts.iter().any(|x| x.eq_ignore_ascii_case(h)))
+            {
+                continue;
+            }
+            let Some(rest) = strip_prefix_ci(path, &api.path) else {
+                continue;
+            };
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((b, _)) => {
+                    let b = &self.apis[b];
+                    api.path.len() > b.path.len()
+                        || (api.path.len() == b.path.len()
+                            && !api.hosts.is_empty()
+                            && b.hosts.is_empty())
+                }
+            };
+            if better {
+                best = Some((i, api.path.len()));
+            }
+        }
+        best
+    }
+
+    /// A configured client certificate, by id or thumbprint (a handle the adapter gives to
+    /// the connector).
+    pub fn certificate(&self, c: &crate::policy::ast::CertificateRef) -> Option<ClientCert> {
+        let id = match c {
+            crate::policy::ast::CertificateRef::Id(id) => id,
+            crate::policy::ast::CertificateRef::Thumbprint(t) => self.thumbprints.get(t)?,
+        };
+        self.certificates.get(id).cloned()
+    }
+
+    pub fn backend(&self, id: &str) -> Option<(usize, &Backend)> {
+        self.backend_ids.get(id).map(|&i| (i, &self.backends[i]))
+    }
+}
+
+/// `orders` of `/orders/v2/x`.
+pub fn first_segment(path: &str) -> &str {
+    let p = path.trim_start_matches('/');
+    p.split('/').next().unwrap_or("")
+}
+
+/// The routing index of a list of APIs.
+pub fn index_apis(apis: &[Api]) -> (AHashMap<String, Vec<usize>>, Vec<usize>) {
+    let (mut index, mut root): (AHashMap<String, Vec<usize>>, Vec<usize>) = Default::default();
+    for (i, a) in apis.iter().enumerate() {
+        if a.path.is_empty() {
+            root.push(i);
+        } else {
+            index
+                .entry(first_segment(&a.path).to_ascii_lowercase())
+                .or_default()
+                .push(i);
+        }
+    }
+    (index, root)
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len()
+        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
