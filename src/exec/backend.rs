@@ -6,6 +6,18 @@ use super::model::Gateway;
 use super::state::ReqState;
 use crate::upstream::{self, Pick};
 
+/// `fail-on-error-status-code="true"`: a 400-599 answer from the backend fails the request
+/// with `BackendErrorStatusCode` (on-error runs; the backend's response is kept for it).
+pub fn error_status(fail_on_error_status_code: bool, status: u16) -> Option<PolicyError> {
+    (fail_on_error_status_code && status >= 400).then(|| {
+        PolicyError::builtin(
+            ErrorKind::BackendErrorStatusCode,
+            "forward-request",
+            format!("backend responded with status {status}"),
+        )
+    })
+}
+
 /// Resolve the request's backend entity before it is sent: the member that takes this call
 /// (a pool member's URL becomes the request's base), or 503 `BackendUnavailable`.
 #[allow(clippy::result_large_err)]

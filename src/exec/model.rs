@@ -165,6 +165,18 @@ pub struct Pipeline {
     pub engine_backend: bool,
 }
 
+impl Pipeline {
+    /// The `fail-on-error-status-code` rule of this pipeline's forward-request applied to a
+    /// backend status.
+    pub fn error_status(&self, status: u16) -> Option<super::PolicyError> {
+        let fail = self
+            .forward
+            .as_ref()
+            .is_some_and(|f| f.options.fail_on_error_status_code);
+        super::backend::error_status(fail, status)
+    }
+}
+
 pub struct Forward {
     pub options: ForwardRequest,
     pub stmt: Stmt,

@@ -507,9 +507,13 @@ fn compile_backends(
             authorization,
             verify_cert: b.tls.verify_chain,
             verify_hostname: b.tls.verify_name,
-            connect_timeout: b.connect_timeout.map_or(Duration::from_secs(10), |t| t.0),
+            connect_timeout: b
+                .connect_timeout
+                .map_or(upstream::backend::DEFAULT_CONNECT_TIMEOUT, |t| t.0),
             timeout: b.timeout.map(|t| t.0),
-            keepalive_timeout: b.keepalive_timeout.map_or(Duration::from_secs(60), |t| t.0),
+            keepalive_timeout: b
+                .keepalive_timeout
+                .map_or(upstream::backend::DEFAULT_KEEPALIVE_TIMEOUT, |t| t.0),
             state: upstream::BackendState::new(&b.id, rule),
             kind,
             health,

@@ -153,16 +153,7 @@ impl ProxyHttp for Proxy {
                 // Outbound reads the response body: forward and buffer it here, then shape it.
                 match upstream::forward_buffered(&self.connector, session, ctx).await {
                     Ok(()) => {
-                        let fail_on_error = p
-                            .forward
-                            .as_ref()
-                            .is_some_and(|f| f.options.fail_on_error_status_code);
-                        if fail_on_error && ctx.resp.status >= 400 {
-                            let e = PolicyError::builtin(
-                                ErrorKind::BackendErrorStatusCode,
-                                "forward-request",
-                                format!("backend responded with status {}", ctx.resp.status),
-                            );
+                        if let Some(e) = p.error_status(ctx.resp.status) {
                             ctx.fail_keep_response(session, e, &p.on_error).await;
                         } else {
                             ctx.after_buffered_response(session, &p).await;
@@ -306,16 +297,7 @@ impl ProxyHttp for Proxy {
         ctx.origin = Origin::Backend;
         ctx.resp.status = resp.status.as_u16();
         ctx.resp.reason = None;
-        let fail_on_error = p
-            .forward
-            .as_ref()
-            .is_some_and(|f| f.options.fail_on_error_status_code);
-        if fail_on_error && ctx.resp.status >= 400 {
-            let e = PolicyError::builtin(
-                ErrorKind::BackendErrorStatusCode,
-                "forward-request",
-                format!("backend responded with status {}", ctx.resp.status),
-            );
+        if let Some(e) = p.error_status(ctx.resp.status) {
             ctx.fail_on_upstream_response(session, e, &p.on_error, resp)
                 .await;
         } else {

@@ -12,6 +12,7 @@ use pingora::prelude::*;
 use crate::exec::outbound::{ForwardCall, ForwardResponse, Outbound, OutboundRequest};
 use crate::exec::ErrorKind;
 use crate::expr::value::{Message, UrlData};
+use crate::upstream::backend::DEFAULT_KEEPALIVE_TIMEOUT;
 
 /// Largest response a policy call reads.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
@@ -148,7 +149,7 @@ impl Outbound for PingoraOutbound {
                 buf.extend_from_slice(&chunk);
             }
             connector
-                .release_http_session(s, &peer, Some(Duration::from_secs(60)))
+                .release_http_session(s, &peer, Some(DEFAULT_KEEPALIVE_TIMEOUT))
                 .await;
             Ok::<_, Box<pingora::Error>>((head, buf.freeze()))
         };

@@ -14,6 +14,7 @@ use pingora::ErrorType;
 use super::Ctx;
 use crate::exec::{self, ErrorKind, PolicyError};
 use crate::policy::HttpVersion;
+use crate::upstream::backend::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT};
 
 /// Largest backend response buffered for outbound policies.
 pub const MAX_BUFFERED_RESPONSE: usize = 8 * 1024 * 1024;
@@ -77,7 +78,7 @@ pub async fn make_peer(
     };
     let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
     let mut peer = HttpPeer::new(addr, base.tls, sni);
-    let connect = backend.map_or(Duration::from_secs(10), |b| b.connect_timeout);
+    let connect = backend.map_or(DEFAULT_CONNECT_TIMEOUT, |b| b.connect_timeout);
     if let Some(proxy) = backend.and_then(|b| b.proxy.as_ref()).filter(|_| base.tls) {
         let t = connect.min(timeout);
         crate::upstream::tunnel::Tunnel::apply(proxy, &mut peer, base.host_bare(), base.port, t);
@@ -87,7 +88,7 @@ pub async fn make_peer(
     peer.options.read_timeout = Some(timeout);
     peer.options.write_timeout = Some(timeout);
     peer.options.idle_timeout =
-        Some(backend.map_or(Duration::from_secs(60), |b| b.keepalive_timeout));
+        Some(backend.map_or(DEFAULT_KEEPALIVE_TIMEOUT, |b| b.keepalive_timeout));
     if let Some(b) = backend {
         peer.options.verify_cert = b.verify_cert;
         peer.options.verify_hostname = b.verify_hostname;

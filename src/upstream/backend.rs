@@ -9,6 +9,13 @@ use http::{HeaderName, HeaderValue};
 use crate::net::proxy::ForwardProxy;
 use crate::net::url::BaseUrl;
 
+/// Time to connect to a backend when its entity sets none (and for base-URL targets).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle time an upstream connection is kept for reuse when the backend sets none.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time to the response headers when neither forward-request nor the backend sets one.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// Configured client certificates by id (key material for mTLS; the engine refers to them by
 /// id and the adapter resolves the id here).
 pub type Certificates = AHashMap<String, ClientCert>;

@@ -7,7 +7,7 @@
 use http::{header, HeaderMap, HeaderName};
 
 use crate::exec::outbound::ForwardCall;
-use crate::exec::{value, ErrorKind, ExecCtx, StepError};
+use crate::exec::{value, ExecCtx, StepError};
 use crate::policy::ForwardRequest;
 use crate::upstream::{self, Outcome};
 
@@ -90,16 +90,13 @@ pub async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepErr
         }
         cx.resp_headers.append(n, v.clone());
     }
-    if f.fail_on_error_status_code && resp.status >= 400 {
-        return Err(StepError::new(
-            ErrorKind::BackendErrorStatusCode,
-            format!("backend responded with status {}", resp.status),
-        ));
+    if let Some(e) = crate::exec::backend::error_status(f.fail_on_error_status_code, resp.status) {
+        return Err(StepError::new(e.kind, e.message));
     }
     Ok(())
 }
 
-/// The policy's timeout, else the picked backend's, else 300 s.
+/// The policy's timeout, else the picked backend's, else the default (300 s).
 pub fn forward_timeout(
     gw: &crate::exec::model::Gateway,
     pick: Option<upstream::Pick>,
@@ -107,5 +104,5 @@ pub fn forward_timeout(
 ) -> std::time::Duration {
     policy
         .or_else(|| pick.and_then(|p| gw.backends[p.backend].timeout))
-        .unwrap_or(std::time::Duration::from_secs(300))
+        .unwrap_or(upstream::backend::DEFAULT_RESPONSE_TIMEOUT)
 }
