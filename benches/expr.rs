@@ -17,7 +17,7 @@ struct BenchEnv {
 }
 
 impl ContextEnv for BenchEnv {
-    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {
+    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, gatehouse::diag::Invalid> {
         Ok(match (obj, name) {
             (Ctx::Request, "Method") => Value::str("POST"),
             (Ctx::Request, "Url") => Value::obj(Obj::Url(UrlData {

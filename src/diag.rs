@@ -4,6 +4,33 @@
 use std::fmt;
 use std::sync::Arc;
 
+/// A value that does not parse or convert, with the reason in words: attribute and
+/// configuration values at load, expression results converted to an attribute's type at run
+/// time. Callers turn it into a diagnostic (with the value's span) or a policy error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Invalid {
+        Invalid(s)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(s: &str) -> Invalid {
+        Invalid(s.to_string())
+    }
+}
+
+/// `Invalid(format!(...))`.
+#[macro_export]
+macro_rules! invalid {
+    ($($t:tt)*) => {
+        $crate::diag::Invalid(format!($($t)*))
+    };
+}
+
 /// A position in a source file (1-based line and column, column counted in characters).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {

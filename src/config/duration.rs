@@ -1,5 +1,6 @@
 //! Human-readable durations in configuration: `250ms`, `30s`, `5m`, `1h`.
 
+use crate::diag::Invalid;
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
@@ -7,20 +8,20 @@ use std::time::Duration;
 pub struct HumanDuration(pub Duration);
 
 /// Parse `<number><unit>` with unit one of `ms`, `s`, `m`, `h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, Invalid> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 250ms, 5m"))?;
+        .map_err(|_| crate::invalid!("invalid duration {text:?}: expected e.g. 30s, 250ms, 5m"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => {
-            return Err(format!(
+            return Err(crate::invalid!(
                 "invalid duration {text:?}: unit must be ms, s, m or h"
             ))
         }

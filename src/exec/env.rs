@@ -1,5 +1,6 @@
 //! `context` for policy expressions: the engine's request state seen through `ContextEnv`.
 
+use crate::diag::Invalid;
 use bytes::Bytes;
 use http::HeaderName;
 
@@ -45,7 +46,7 @@ impl ExecCtx<'_> {
 }
 
 impl ContextEnv for ExecCtx<'_> {
-    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {
+    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, Invalid> {
         let gw = self.gw;
         let info = &self.req.info;
         let api = info.api.map(|a| &gw.apis[a]);
@@ -164,7 +165,7 @@ impl ContextEnv for ExecCtx<'_> {
                     "SubscriptionsLimit" | "SubscriptionLimit" => Value::Null,
                     "Groups" => Value::list(vec![]),
                     "Apis" => Value::list(p.apis.iter().map(|a| s(&gw.apis[*a].id)).collect()),
-                    _ => return Err(format!("context.Product has no member `{n}`")),
+                    _ => return Err(crate::invalid!("context.Product has no member `{n}`")),
                 }
             }
             (Ctx::Subscription, n) => {
@@ -198,7 +199,7 @@ impl ContextEnv for ExecCtx<'_> {
                         SubScope::AllApis => "/apis".into(),
                         SubScope::AllAccess => "/".into(),
                     }),
-                    _ => return Err(format!("context.Subscription has no member `{n}`")),
+                    _ => return Err(crate::invalid!("context.Subscription has no member `{n}`")),
                 }
             }
             (Ctx::LastError, n) => {
@@ -211,7 +212,7 @@ impl ContextEnv for ExecCtx<'_> {
                     "Section" => s(e.section.map_or("", |x| x.name())),
                     "Path" => s(&e.path),
                     "PolicyId" => e.policy_id.as_deref().map_or(Value::Null, s),
-                    _ => return Err(format!("context.LastError has no member `{n}`")),
+                    _ => return Err(crate::invalid!("context.LastError has no member `{n}`")),
                 }
             }
             (Ctx::Backend, n) => {
@@ -225,14 +226,14 @@ impl ContextEnv for ExecCtx<'_> {
                     "Id" => s(&b.id),
                     "Type" => s(if b.is_pool() { "Pool" } else { "Single" }),
                     "AzureRegion" => Value::Null,
-                    _ => return Err(format!("context.Backend has no member `{n}`")),
+                    _ => return Err(crate::invalid!("context.Backend has no member `{n}`")),
                 }
             }
             (Ctx::Deployment, "GatewayId" | "ServiceName" | "ServiceId") => s(&gw.name),
             (Ctx::Deployment, "Region") => s(""),
             (Ctx::Deployment, "Gateway") => s(&gw.name),
             (Ctx::Deployment, _) => Value::Null,
-            (o, n) => return Err(format!("{o:?} has no member `{n}`")),
+            (o, n) => return Err(crate::invalid!("{o:?} has no member `{n}`")),
         })
     }
 

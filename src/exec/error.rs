@@ -175,6 +175,20 @@ pub struct PolicyError {
     pub detail: Option<LimitDetail>,
 }
 
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in {}: {}",
+            self.kind.reason(),
+            self.source,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
 /// The client-facing details of a rejection whose response the policy shapes: rate limits
 /// and quotas (message, Retry-After), check-header / validate-jwt (status and message).
 #[derive(Clone, Debug)]

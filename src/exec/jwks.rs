@@ -5,6 +5,7 @@
 //! previous keys (stale-if-error) and also waits `min_refetch`. Concurrent requests that need
 //! a fetch wait for one (single flight), so the identity provider sees one request per key set.
 
+use crate::diag::Invalid;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub async fn keys(
     refresh: Duration,
     min_refetch: Duration,
     kid: Option<&str>,
-) -> Result<Arc<KeySet>, String> {
+) -> Result<Arc<KeySet>, Invalid> {
     let e = entry(url);
     let needs = |cur: &Option<(Arc<KeySet>, Instant)>| match cur {
         None => true,
@@ -69,7 +70,9 @@ pub async fn keys(
     let cur = current(&e);
     if !needs(&cur) || !may_fetch(&e) {
         return cur.map(|(s, _)| s).ok_or_else(|| {
-            format!("the keys of {url} could not be fetched; next attempt after {min_refetch:?}")
+            crate::invalid!(
+                "the keys of {url} could not be fetched; next attempt after {min_refetch:?}"
+            )
         });
     }
     let _one = e.fill.lock().await;
@@ -78,7 +81,7 @@ pub async fn keys(
     if !needs(&cur) || !may_fetch(&e) {
         return cur
             .map(|(s, _)| s)
-            .ok_or_else(|| format!("the keys of {url} could not be fetched"));
+            .ok_or_else(|| crate::invalid!("the keys of {url} could not be fetched"));
     }
     *e.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     e.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -96,7 +99,7 @@ pub async fn keys(
     }
 }
 
-async fn get_json(url: &str, outbound: &dyn Outbound) -> Result<serde_json::Value, String> {
+async fn get_json(url: &str, outbound: &dyn Outbound) -> Result<serde_json::Value, Invalid> {
     let req = OutboundRequest {
         method: http::Method::GET,
         url: url.to_string(),
@@ -113,24 +116,24 @@ async fn get_json(url: &str, outbound: &dyn Outbound) -> Result<serde_json::Valu
         .await
         .map_err(|(_, m)| m)?;
     if resp.status != 200 {
-        return Err(format!("{url} answered {}", resp.status));
+        return Err(crate::invalid!("{url} answered {}", resp.status));
     }
     serde_json::from_slice(resp.body.as_deref().unwrap_or_default())
-        .map_err(|e| format!("{url}: not JSON: {e}"))
+        .map_err(|e| crate::invalid!("{url}: not JSON: {e}"))
 }
 
-async fn fetch(url: &str, outbound: &dyn Outbound) -> Result<KeySet, String> {
+async fn fetch(url: &str, outbound: &dyn Outbound) -> Result<KeySet, Invalid> {
     let doc = get_json(url, outbound).await?;
     let jwks_uri = doc
         .get("jwks_uri")
         .and_then(|v| v.as_str())
-        .ok_or_else(|| format!("{url}: no jwks_uri"))?;
+        .ok_or_else(|| crate::invalid!("{url}: no jwks_uri"))?;
     let issuer = doc
         .get("issuer")
         .and_then(|v| v.as_str())
         .map(str::to_string);
     let jwks: JwkSet = serde_json::from_value(get_json(jwks_uri, outbound).await?)
-        .map_err(|e| format!("{jwks_uri}: not a JWK set: {e}"))?;
+        .map_err(|e| crate::invalid!("{jwks_uri}: not a JWK set: {e}"))?;
     let mut keys = Vec::new();
     for jwk in &jwks.keys {
         if jwk

@@ -14,6 +14,7 @@ pub mod state;
 pub mod steps;
 pub mod subscriptions;
 
+use crate::diag::Invalid;
 use std::borrow::Cow;
 
 use http::{HeaderName, HeaderValue, Method};
@@ -97,11 +98,11 @@ impl StepError {
 
 /// Conversion of an expression's result to an attribute's type.
 pub trait FromValue: Sized + Clone {
-    fn from_value(v: Value) -> Result<Self, String>;
+    fn from_value(v: Value) -> Result<Self, Invalid>;
 }
 
 impl FromValue for String {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         Ok(match v {
             Value::JObject(_) | Value::JArray(_) => crate::expr::value::json_text(&v, true),
             other => other.to_display(),
@@ -110,12 +111,12 @@ impl FromValue for String {
 }
 
 impl FromValue for bool {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         match v {
             Value::Bool(b) => Ok(b),
             Value::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
             Value::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-            other => Err(format!(
+            other => Err(crate::invalid!(
                 "expected a bool, the expression returned {}",
                 other.type_name()
             )),
@@ -124,7 +125,7 @@ impl FromValue for bool {
 }
 
 impl FromValue for u16 {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         let n = match &v {
             Value::Str(s) => s.trim().parse::<i64>().ok(),
             other => other.as_i64(),
@@ -132,7 +133,7 @@ impl FromValue for u16 {
         n.and_then(|n| u16::try_from(n).ok())
             .filter(|n| (100..=999).contains(n))
             .ok_or_else(|| {
-                format!(
+                crate::invalid!(
                     "expected an HTTP status code, the expression returned {}",
                     v.to_display()
                 )
@@ -141,13 +142,13 @@ impl FromValue for u16 {
 }
 
 impl FromValue for u64 {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         let n = match &v {
             Value::Str(s) => s.trim().parse::<i64>().ok(),
             other => other.as_i64(),
         };
         n.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
-            format!(
+            crate::invalid!(
                 "expected a non-negative number, the expression returned {}",
                 v.to_display()
             )
@@ -156,30 +157,30 @@ impl FromValue for u64 {
 }
 
 impl FromValue for HeaderName {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         HeaderName::from_bytes(v.to_display().trim().as_bytes())
-            .map_err(|_| format!("invalid header name {:?}", v.to_display()))
+            .map_err(|_| crate::invalid!("invalid header name {:?}", v.to_display()))
     }
 }
 
 impl FromValue for HeaderValue {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         HeaderValue::from_str(&String::from_value(v.clone())?)
-            .map_err(|_| "invalid header value: control characters are not allowed".to_string())
+            .map_err(|_| Invalid::from("invalid header value: control characters are not allowed"))
     }
 }
 
 impl FromValue for Method {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         Method::from_bytes(v.to_display().trim().to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("invalid HTTP method {:?}", v.to_display()))
+            .map_err(|_| crate::invalid!("invalid HTTP method {:?}", v.to_display()))
     }
 }
 
 impl FromValue for ExistsAction {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         ExistsAction::parse(v.to_display().trim()).ok_or_else(|| {
-            format!(
+            crate::invalid!(
                 "exists-action must be override, skip, append or delete, found {:?}",
                 v.to_display()
             )
@@ -188,7 +189,7 @@ impl FromValue for ExistsAction {
 }
 
 impl FromValue for UriTemplate {
-    fn from_value(v: Value) -> Result<Self, String> {
+    fn from_value(v: Value) -> Result<Self, Invalid> {
         crate::policy::parse::parse_uri_template(&v.to_display())
     }
 }
@@ -210,7 +211,7 @@ pub fn value<'v, T: FromValue>(v: &'v Val<T>, cx: &mut ExecCtx) -> Result<Cow<'v
             let r = eval(e, cx)?;
             T::from_value(r)
                 .map(Cow::Owned)
-                .map_err(StepError::expression)
+                .map_err(|e| StepError::expression(e.0))
         }
     }
 }

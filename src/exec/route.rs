@@ -1,6 +1,7 @@
 //! Matching a request to an API (host + path suffix) and an operation (method + URL template),
 //! filling `MatchedParameters` (apim-reference.md §1.3 steps 2-3).
 
+use crate::diag::Invalid;
 use http::Method;
 
 /// One piece of a URL-template path segment.
@@ -28,10 +29,10 @@ pub struct UrlTemplate {
 }
 
 impl UrlTemplate {
-    pub fn parse(t: &str) -> Result<UrlTemplate, String> {
+    pub fn parse(t: &str) -> Result<UrlTemplate, Invalid> {
         let (path, query) = t.split_once('?').unwrap_or((t, ""));
         if !path.starts_with('/') {
-            return Err(format!("URL template {t:?} must start with '/'"));
+            return Err(crate::invalid!("URL template {t:?} must start with '/'"));
         }
         let mut segments = Vec::new();
         let mut specificity = 0;
@@ -42,14 +43,14 @@ impl UrlTemplate {
             }
             if let Some(name) = seg.strip_prefix("{*").and_then(|s| s.strip_suffix('}')) {
                 if i + 1 != raw.len() {
-                    return Err(format!(
+                    return Err(crate::invalid!(
                         "URL template {t:?}: {{*{name}}} must be the last segment"
                     ));
                 }
                 segments.push(Segment::Rest(name.to_string()));
                 continue;
             }
-            let pieces = pieces(seg).map_err(|e| format!("URL template {t:?}: {e}"))?;
+            let pieces = pieces(seg).map_err(|e| crate::invalid!("URL template {t:?}: {e}"))?;
             if pieces.iter().all(|p| matches!(p, Piece::Lit(_))) {
                 specificity += 2;
             } else if pieces.iter().any(|p| matches!(p, Piece::Lit(_))) {
@@ -60,13 +61,15 @@ impl UrlTemplate {
         let mut q = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, val) = pair.split_once('=').ok_or_else(|| {
-                format!("URL template {t:?}: query part {pair:?} must be name={{param}}")
+                crate::invalid!("URL template {t:?}: query part {pair:?} must be name={{param}}")
             })?;
             let p = val
                 .strip_prefix('{')
                 .and_then(|v| v.strip_suffix('}'))
                 .ok_or_else(|| {
-                    format!("URL template {t:?}: query value {val:?} must be a {{placeholder}}")
+                    crate::invalid!(
+                        "URL template {t:?}: query value {val:?} must be a {{placeholder}}"
+                    )
                 })?;
             q.push((name.to_string(), p.to_string()));
         }
@@ -119,7 +122,7 @@ impl UrlTemplate {
     }
 }
 
-fn pieces(seg: &str) -> Result<Vec<Piece>, String> {
+fn pieces(seg: &str) -> Result<Vec<Piece>, Invalid> {
     let mut out = Vec::new();
     let mut rest = seg;
     while let Some(open) = rest.find('{') {

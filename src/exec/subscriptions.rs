@@ -43,7 +43,7 @@ pub fn digest(key: &str) -> [u8; 32] {
 }
 
 /// `sha256:<64 hex digits>` → the digest.
-pub fn parse_hashed(k: &str) -> Option<Result<[u8; 32], String>> {
+pub fn parse_hashed(k: &str) -> Option<Result<[u8; 32], crate::diag::Invalid>> {
     let hex = k.strip_prefix("sha256:")?;
     let bytes: Option<Vec<u8>> = (0..hex.len())
         .step_by(2)
@@ -58,7 +58,7 @@ pub fn parse_hashed(k: &str) -> Option<Result<[u8; 32], String>> {
             out.copy_from_slice(&b);
             Ok(out)
         }
-        _ => Err("a hashed key is `sha256:` followed by 64 hex digits".to_string()),
+        _ => Err("a hashed key is `sha256:` followed by 64 hex digits".into()),
     })
 }
 

@@ -10,7 +10,8 @@ use super::builtins;
 use super::types::{self, RType, Ty};
 use super::value::{Ctx, Lambda, Value};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message} (at offset {at})")]
 pub struct CompileError {
     pub at: usize,
     pub message: String,
@@ -331,7 +332,7 @@ impl Binder {
                 if let Some(t) = ty {
                     types::resolve(t).map_err(|m| CompileError {
                         at: t.at,
-                        message: m,
+                        message: m.0,
                     })?;
                 }
                 let mut out = Vec::new();
@@ -408,7 +409,7 @@ impl Binder {
                         Some(t) if t.name == "Exception" || t.name.ends_with("Exception") => None,
                         Some(t) => Some(Arc::new(types::resolve(t).map_err(|m| CompileError {
                             at: t.at,
-                            message: m,
+                            message: m.0,
                         })?)),
                         None => None,
                     };
@@ -458,7 +459,7 @@ impl Binder {
     fn rtype(&self, t: &ast::TypeRef) -> CResult<Arc<RType>> {
         types::resolve(t).map(Arc::new).map_err(|m| CompileError {
             at: t.at,
-            message: m,
+            message: m.0,
         })
     }
 

@@ -1,6 +1,7 @@
 //! What expressions read from the running request. The policy engine implements this over
 //! its request state; tests implement it over fixed data.
 
+use crate::diag::Invalid;
 use bytes::Bytes;
 
 use super::value::{Ctx, Value};
@@ -8,7 +9,7 @@ use super::value::{Ctx, Value};
 pub trait ContextEnv {
     /// A scalar member of a context object: `(Request, "Method")`, `(Context, "Product")`
     /// (null or `Value::Ctx(Product)`), `(Product, "Id")`, `(LastError, "Reason")`, ...
-    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String>;
+    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, Invalid>;
     /// Values of a header (`RequestHeaders` / `ResponseHeaders`), case-insensitive; None if absent.
     fn header(&self, which: Ctx, name: &str) -> Option<Vec<String>>;
     fn header_names(&self, which: Ctx) -> Vec<String>;
@@ -32,8 +33,10 @@ pub trait ContextEnv {
 pub struct EmptyEnv;
 
 impl ContextEnv for EmptyEnv {
-    fn prop(&mut self, _obj: Ctx, name: &str) -> Result<Value, String> {
-        Err(format!("context member `{name}` is not available here"))
+    fn prop(&mut self, _obj: Ctx, name: &str) -> Result<Value, Invalid> {
+        Err(crate::invalid!(
+            "context member `{name}` is not available here"
+        ))
     }
     fn header(&self, _which: Ctx, _name: &str) -> Option<Vec<String>> {
         None

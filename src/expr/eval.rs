@@ -29,11 +29,13 @@ impl Default for Limits {
 }
 
 /// Why an evaluation stopped.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum EvalError {
     /// A .NET-style exception (catchable by `try`/`catch` in the expression).
+    #[error("{ty}: {message}")]
     Exception { ty: String, message: String },
     /// A limit was reached (not catchable).
+    #[error("{0}")]
     Limit(String),
 }
 
@@ -372,7 +374,7 @@ impl Machine<'_> {
                 .prop(p.obj, p.name)
                 .map_err(|m| EvalError::Exception {
                     ty: "InvalidOperationException".into(),
-                    message: m,
+                    message: m.0,
                 }),
             Node::Interp(parts) => {
                 let mut s = String::new();

@@ -3,7 +3,8 @@
 use super::ast::*;
 use super::lexer::{self, IntKind, InterpPart, Tok, Token};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (at offset {at})")]
 pub struct ParseError {
     pub at: usize,
     pub message: String,

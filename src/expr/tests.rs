@@ -1,5 +1,6 @@
 //! Unit tests for the expression language: each construct and builtin, with a fixed context.
 
+use crate::diag::Invalid;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -36,7 +37,7 @@ impl ContextEnv for TestEnv {
         out.map(std::sync::Arc::from)
     }
 
-    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, String> {
+    fn prop(&mut self, obj: Ctx, name: &str) -> Result<Value, Invalid> {
         Ok(match (obj, name) {
             (Ctx::Request, "Method") => Value::str(&self.method),
             (Ctx::Request, "IpAddress") => Value::str("10.0.0.1"),
@@ -59,7 +60,7 @@ impl ContextEnv for TestEnv {
             (Ctx::Subscription, "Id") => Value::str("sub-1"),
             (Ctx::Context, "RequestId") => Value::Guid(0x1234),
             (Ctx::Operation, "Id") => Value::str("get-order"),
-            _ => return Err(format!("no {name}")),
+            _ => return Err(crate::invalid!("no {name}")),
         })
     }
     fn header(&self, _which: Ctx, name: &str) -> Option<Vec<String>> {
@@ -111,9 +112,12 @@ fn env() -> TestEnv {
     e
 }
 
-fn run_in(e: &mut TestEnv, src: &str) -> Result<String, String> {
-    let x = compile(src, &Span::file("t")).map_err(|d| format!("{}: {}", d.code, d.message))?;
-    x.eval(e).map(|v| v.to_display()).map_err(|e| e.message())
+fn run_in(e: &mut TestEnv, src: &str) -> Result<String, Invalid> {
+    let x =
+        compile(src, &Span::file("t")).map_err(|d| crate::invalid!("{}: {}", d.code, d.message))?;
+    x.eval(e)
+        .map(|v| v.to_display())
+        .map_err(|e| Invalid(e.message()))
 }
 
 fn run(src: &str) -> String {
@@ -123,7 +127,7 @@ fn run(src: &str) -> String {
 fn fails(src: &str) -> String {
     match run_in(&mut env(), src) {
         Ok(v) => panic!("{src}: expected an error, got {v}"),
-        Err(e) => e,
+        Err(e) => e.0,
     }
 }
 

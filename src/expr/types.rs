@@ -1,6 +1,8 @@
 //! The .NET types policy expressions may name (apim-reference.md §3.2): casts, `is` / `as`,
 //! `new`, generic arguments and static members. Anything else is a load-time error.
 
+use crate::diag::Invalid;
+
 /// A type as the interpreter understands it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Ty {
@@ -257,9 +259,9 @@ impl RType {
 }
 
 /// Resolve a parsed type reference against the allowed list.
-pub fn resolve(t: &super::ast::TypeRef) -> Result<RType, String> {
+pub fn resolve(t: &super::ast::TypeRef) -> Result<RType, Invalid> {
     let ty = lookup(&t.name)
-        .ok_or_else(|| format!("type `{}` is not allowed in policy expressions", t.name))?;
+        .ok_or_else(|| crate::invalid!("type `{}` is not allowed in policy expressions", t.name))?;
     let mut args = Vec::new();
     for a in &t.args {
         args.push(resolve(a)?);

@@ -2,6 +2,7 @@
 //! context, numbered in execution order. Statements are shown as written, so named values
 //! (and with them every secret) appear only as `{{name}}` references.
 
+use crate::diag::Invalid;
 use std::fmt::Write;
 
 use super::Gateway;
@@ -12,17 +13,17 @@ pub fn explain(
     api_id: &str,
     op_id: &str,
     product: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, Invalid> {
     let api = gw
         .apis
         .iter()
         .find(|a| a.id == api_id)
-        .ok_or_else(|| format!("unknown API `{api_id}`"))?;
+        .ok_or_else(|| crate::invalid!("unknown API `{api_id}`"))?;
     let op = api
         .operations
         .iter()
         .find(|o| o.id == op_id)
-        .ok_or_else(|| format!("API `{api_id}` has no operation `{op_id}`"))?;
+        .ok_or_else(|| crate::invalid!("API `{api_id}` has no operation `{op_id}`"))?;
     let idx = match product {
         None => 0,
         Some(p) => {
@@ -30,7 +31,7 @@ pub fn explain(
                 .products
                 .iter()
                 .position(|&i| gw.products[i].id == p)
-                .ok_or_else(|| format!("product `{p}` does not contain API `{api_id}`"))?;
+                .ok_or_else(|| crate::invalid!("product `{p}` does not contain API `{api_id}`"))?;
             k + 1
         }
     };

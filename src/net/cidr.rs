@@ -1,5 +1,7 @@
 //! CIDR ranges: parsing `10.0.0.0/8` and testing membership.
 
+use crate::diag::Invalid;
+
 /// Whether `ip` is inside `net/len` (same family; IPv4-mapped IPv6 counts as IPv4).
 pub fn contains(net: std::net::IpAddr, len: u8, ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
@@ -25,14 +27,14 @@ pub fn contains(net: std::net::IpAddr, len: u8, ip: std::net::IpAddr) -> bool {
 }
 
 /// `10.0.0.0/8`, `::1`, `2001:db8::/32`.
-pub fn parse(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+pub fn parse(s: &str) -> Result<(std::net::IpAddr, u8), Invalid> {
     let (addr, len) = match s.trim().split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s.trim(), None),
     };
     let ip: std::net::IpAddr = addr
         .parse()
-        .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
+        .map_err(|_| crate::invalid!("{s:?} is not an IP address or CIDR range"))?;
     let ip = ip.to_canonical();
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len = match len {
@@ -40,7 +42,7 @@ pub fn parse(s: &str) -> Result<(std::net::IpAddr, u8), String> {
             .parse::<u8>()
             .ok()
             .filter(|l| *l <= max)
-            .ok_or_else(|| format!("{s:?}: prefix length must be 0 to {max}"))?,
+            .ok_or_else(|| crate::invalid!("{s:?}: prefix length must be 0 to {max}"))?,
         None => max,
     };
     Ok((ip, len))

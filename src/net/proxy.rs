@@ -1,5 +1,7 @@
 //! HTTP forward proxies for backends.
 
+use crate::diag::Invalid;
+
 /// An HTTP forward proxy: requests go to it in absolute form (`GET http://host/path`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForwardProxy {
@@ -16,14 +18,17 @@ impl ForwardProxy {
         url: &str,
         username: Option<&str>,
         password: Option<&str>,
-    ) -> Result<ForwardProxy, String> {
-        let u = url::Url::parse(url).map_err(|e| format!("invalid proxy URL {url:?}: {e}"))?;
+    ) -> Result<ForwardProxy, Invalid> {
+        let u =
+            url::Url::parse(url).map_err(|e| crate::invalid!("invalid proxy URL {url:?}: {e}"))?;
         if u.scheme() != "http" {
-            return Err(format!("proxy URL {url:?} must be http://host:port"));
+            return Err(crate::invalid!(
+                "proxy URL {url:?} must be http://host:port"
+            ));
         }
         let host = u
             .host_str()
-            .ok_or_else(|| format!("proxy URL {url:?} has no host"))?
+            .ok_or_else(|| crate::invalid!("proxy URL {url:?} has no host"))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
@@ -37,7 +42,7 @@ impl ForwardProxy {
                 );
                 Some(
                     http::HeaderValue::from_str(&v)
-                        .map_err(|_| "invalid proxy credentials".to_string())?,
+                        .map_err(|_| Invalid::from("invalid proxy credentials"))?,
                 )
             }
             None => None,

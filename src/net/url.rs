@@ -1,5 +1,7 @@
 //! Backend base URLs, parsed once at load (or per request when set from a policy).
 
+use crate::diag::Invalid;
+
 /// `scheme://host[:port][/path]` split into what the proxy needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BaseUrl {
@@ -13,13 +15,13 @@ pub struct BaseUrl {
 }
 
 impl BaseUrl {
-    pub fn parse(s: &str) -> Result<BaseUrl, String> {
-        let u = url::Url::parse(s.trim()).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+    pub fn parse(s: &str) -> Result<BaseUrl, Invalid> {
+        let u = url::Url::parse(s.trim()).map_err(|e| crate::invalid!("invalid URL {s:?}: {e}"))?;
         let tls = match u.scheme() {
             "http" => false,
             "https" => true,
             other => {
-                return Err(format!(
+                return Err(crate::invalid!(
                     "invalid URL {s:?}: scheme must be http or https, found {other}"
                 ))
             }
@@ -27,10 +29,10 @@ impl BaseUrl {
         let host = match u.host() {
             Some(url::Host::Ipv6(a)) => format!("[{a}]"),
             Some(h) => h.to_string(),
-            None => return Err(format!("invalid URL {s:?}: no host")),
+            None => return Err(crate::invalid!("invalid URL {s:?}: no host")),
         };
         if u.query().is_some() || u.fragment().is_some() {
-            return Err(format!(
+            return Err(crate::invalid!(
                 "invalid URL {s:?}: a base URL cannot carry a query or fragment"
             ));
         }

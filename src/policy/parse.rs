@@ -8,7 +8,7 @@ use super::ast::*;
 use super::catalog::{self, Support};
 use super::xml::{Element, Node};
 use crate::config::NamedValue;
-use crate::diag::{Diagnostics, Span};
+use crate::diag::{Diagnostics, Invalid, Span};
 use crate::expr;
 
 /// What the parser needs from its surroundings.
@@ -312,7 +312,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             let caching = parse_caching(&mut r);
             let downstream = r.value("downstream-caching-type", |s| match s.trim() {
                 "none" | "private" | "public" => Ok(s.trim().to_string()),
-                other => Err(format!(
+                other => Err(crate::invalid!(
                     "downstream-caching-type must be none, private or public, found {other:?}"
                 )),
             });
@@ -523,14 +523,16 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                 .required_value("action", |s| match s.trim() {
                     "allow" => Ok(true),
                     "forbid" => Ok(false),
-                    other => Err(format!("action must be allow or forbid, found {other:?}")),
+                    other => Err(crate::invalid!(
+                        "action must be allow or forbid, found {other:?}"
+                    )),
                 })
                 .unwrap_or(Val::Lit(true));
             let ip = |s: &str| {
                 s.trim()
                     .parse::<std::net::IpAddr>()
                     .map(|_| s.trim().to_string())
-                    .map_err(|_| format!("{:?} is not an IPv4 or IPv6 address", s.trim()))
+                    .map_err(|_| crate::invalid!("{:?} is not an IPv4 or IPv6 address", s.trim()))
             };
             let (mut addresses, mut ranges) = (Vec::new(), Vec::new());
             for child in r.children() {
@@ -600,7 +602,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                         if (1..=50).contains(&n) {
                             Ok(n)
                         } else {
-                            Err(format!("count must be 1 to 50, found {n}"))
+                            Err(crate::invalid!("count must be 1 to 50, found {n}"))
                         }
                     })
                 })
@@ -628,7 +630,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
                 .value("for", |s| match s.trim() {
                     "all" => Ok(false),
                     "any" => Ok(true),
-                    other => Err(format!("`for` must be all or any, found {other:?}")),
+                    other => Err(crate::invalid!("`for` must be all or any, found {other:?}")),
                 })
                 .unwrap_or(Val::Lit(false));
             r.children_checked = true;
@@ -1103,12 +1105,12 @@ fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
         s.trim()
             .parse::<u64>()
             .map(|v| v * 1000)
-            .map_err(|_| "expected whole seconds".to_string())
+            .map_err(|_| Invalid::from("expected whole seconds"))
     });
     let timeout_ms = r.value("timeout-ms", |s| {
         s.trim()
             .parse::<u64>()
-            .map_err(|_| "expected whole milliseconds".to_string())
+            .map_err(|_| Invalid::from("expected whole milliseconds"))
     });
     let timeout = match (timeout_s, timeout_ms) {
         (Some(_), Some(ms)) => {
@@ -1171,7 +1173,7 @@ fn parse_forward_request(r: &mut Reader) -> ForwardRequest {
 fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
     let copy = r.value("mode", |s| match s.trim() {
         "new" | "copy" => Ok(s.trim().to_string()),
-        other => Err(format!("mode must be new or copy, found {other:?}")),
+        other => Err(crate::invalid!("mode must be new or copy, found {other:?}")),
     });
     let response_variable = if two_way {
         r.required_literal("response-variable-name")
@@ -1277,7 +1279,7 @@ fn parse_caching(r: &mut Reader) -> CachingType {
         "internal" => Ok(CachingType::Internal),
         "external" => Ok(CachingType::External),
         "prefer-external" => Ok(CachingType::PreferExternal),
-        other => Err(format!(
+        other => Err(crate::invalid!(
             "caching-type must be internal, external or prefer-external, found {other:?}"
         )),
     })
@@ -1288,7 +1290,7 @@ fn parse_limit_outputs(r: &mut Reader) -> LimitOutputs {
     let header = |r: &mut Reader, n: &str| {
         r.parsed_literal(n, |s| {
             HeaderName::from_bytes(s.trim().as_bytes())
-                .map_err(|_| format!("invalid header name {s:?}"))
+                .map_err(|_| crate::invalid!("invalid header name {s:?}"))
         })
     };
     LimitOutputs {
@@ -1370,79 +1372,83 @@ fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimit> {
 
 // ---- literal parsers -------------------------------------------------------------------
 
-fn parse_u64(s: &str) -> Result<u64, String> {
+fn parse_u64(s: &str) -> Result<u64, Invalid> {
     s.trim()
         .parse::<u64>()
-        .map_err(|_| format!("expected a whole number, found {s:?}"))
+        .map_err(|_| crate::invalid!("expected a whole number, found {s:?}"))
 }
 
 /// A renewal period in seconds, 1..=max.
-fn parse_period(max: u64) -> impl Fn(&str) -> Result<u64, String> {
+fn parse_period(max: u64) -> impl Fn(&str) -> Result<u64, Invalid> {
     move |s: &str| match s.trim().parse::<u64>() {
         Ok(p) if (1..=max).contains(&p) => Ok(p),
-        _ => Err(format!(
+        _ => Err(crate::invalid!(
             "renewal-period must be 1 to {max} seconds, found {s:?}"
         )),
     }
 }
 
 /// `first-period-start`: `yyyy-MM-ddTHH:mm:ssZ` to unix seconds.
-fn parse_start(s: &str) -> Result<i64, String> {
+fn parse_start(s: &str) -> Result<i64, Invalid> {
     crate::expr::time::DateTime::parse(s)
         .map(|d| d.unix_seconds())
-        .ok_or_else(|| format!("first-period-start must be yyyy-MM-ddTHH:mm:ssZ, found {s:?}"))
+        .ok_or_else(|| {
+            crate::invalid!("first-period-start must be yyyy-MM-ddTHH:mm:ssZ, found {s:?}")
+        })
 }
 
-pub fn parse_bool(s: &str) -> Result<bool, String> {
+pub fn parse_bool(s: &str) -> Result<bool, Invalid> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(format!("expected true or false, found {s:?}")),
+        _ => Err(crate::invalid!("expected true or false, found {s:?}")),
     }
 }
 
-fn parse_status(s: &str) -> Result<u16, String> {
+fn parse_status(s: &str) -> Result<u16, Invalid> {
     match s.trim().parse::<u16>() {
         Ok(c) if (100..=999).contains(&c) => Ok(c),
-        _ => Err(format!(
+        _ => Err(crate::invalid!(
             "expected an HTTP status code (100-999), found {s:?}"
         )),
     }
 }
 
-fn parse_method(s: &str) -> Result<Method, String> {
+fn parse_method(s: &str) -> Result<Method, Invalid> {
     let t = s.trim();
     if t.is_empty() {
         return Err("expected an HTTP method".into());
     }
     Method::from_bytes(t.to_ascii_uppercase().as_bytes())
-        .map_err(|_| format!("invalid HTTP method {t:?}"))
+        .map_err(|_| crate::invalid!("invalid HTTP method {t:?}"))
 }
 
-fn parse_action(s: &str) -> Result<ExistsAction, String> {
+fn parse_action(s: &str) -> Result<ExistsAction, Invalid> {
     ExistsAction::parse(s.trim()).ok_or_else(|| {
-        format!("exists-action must be override, skip, append or delete, found {s:?}")
+        crate::invalid!("exists-action must be override, skip, append or delete, found {s:?}")
     })
 }
 
-fn parse_header_name(s: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("invalid header name {s:?}"))
+fn parse_header_name(s: &str) -> Result<HeaderName, Invalid> {
+    HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| crate::invalid!("invalid header name {s:?}"))
 }
 
-fn parse_header_value(s: &str) -> Result<HeaderValue, String> {
-    HeaderValue::from_str(s)
-        .map_err(|_| format!("invalid header value {s:?}: control characters are not allowed"))
+fn parse_header_value(s: &str) -> Result<HeaderValue, Invalid> {
+    HeaderValue::from_str(s).map_err(|_| {
+        crate::invalid!("invalid header value {s:?}: control characters are not allowed")
+    })
 }
 
 /// Parse a rewrite-uri template: `/path/{param}?name=value&other={p}`.
-pub fn parse_uri_template(s: &str) -> Result<UriTemplate, String> {
+pub fn parse_uri_template(s: &str) -> Result<UriTemplate, Invalid> {
     let s = s.trim();
     let (path, query) = match s.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (s, None),
     };
     if !path.starts_with('/') && !path.is_empty() {
-        return Err(format!("template {s:?} must start with '/'"));
+        return Err(crate::invalid!("template {s:?} must start with '/'"));
     }
     let path = template_parts(path)?;
     let mut q = Vec::new();
@@ -1450,7 +1456,7 @@ pub fn parse_uri_template(s: &str) -> Result<UriTemplate, String> {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
             if n.contains('{') {
-                return Err(format!(
+                return Err(crate::invalid!(
                     "query parameter names in {s:?} cannot be placeholders"
                 ));
             }
@@ -1460,7 +1466,7 @@ pub fn parse_uri_template(s: &str) -> Result<UriTemplate, String> {
     Ok(UriTemplate { path, query: q })
 }
 
-fn template_parts(s: &str) -> Result<Vec<TemplatePart>, String> {
+fn template_parts(s: &str) -> Result<Vec<TemplatePart>, Invalid> {
     let mut parts = Vec::new();
     let mut rest = s;
     while let Some(open) = rest.find('{') {
@@ -1469,7 +1475,7 @@ fn template_parts(s: &str) -> Result<Vec<TemplatePart>, String> {
         }
         let close = rest[open..]
             .find('}')
-            .ok_or_else(|| format!("unclosed '{{' in template {s:?}"))?
+            .ok_or_else(|| crate::invalid!("unclosed '{{' in template {s:?}"))?
             + open;
         let name = rest[open + 1..close].trim().trim_start_matches('*');
         if name.is_empty()
@@ -1477,7 +1483,7 @@ fn template_parts(s: &str) -> Result<Vec<TemplatePart>, String> {
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(format!("invalid placeholder in template {s:?}"));
+            return Err(crate::invalid!("invalid placeholder in template {s:?}"));
         }
         parts.push(TemplatePart::Param(name.to_string()));
         rest = &rest[close + 1..];
@@ -1561,7 +1567,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     fn parsed_literal<T>(
         &mut self,
         name: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, Invalid>,
     ) -> Option<T> {
         let (v, span) = self.literal(name)?;
         if expr::is_expression(&v) {
@@ -1589,7 +1595,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     fn value<T>(
         &mut self,
         name: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, Invalid>,
     ) -> Option<Val<T>> {
         let (v, span) = self.literal(name)?;
         Some(self.make_val(&v, &span, name, parse))
@@ -1598,7 +1604,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     fn required_value<T>(
         &mut self,
         name: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, Invalid>,
     ) -> Option<Val<T>> {
         let v = self.value(name, parse);
         if v.is_none() && self.el.attr(name).is_none() {
@@ -1615,7 +1621,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
     fn text_value<T>(
         &mut self,
         required: bool,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, Invalid>,
     ) -> Option<Val<T>> {
         let Some(t) = self.el.text() else {
             if required {
@@ -1637,7 +1643,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
         v: &str,
         span: &Span,
         what: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, Invalid>,
     ) -> Val<T> {
         if expr::is_expression(v) {
             match expr::compile(v.trim(), span) {
@@ -1739,17 +1745,19 @@ fn parse_certificate_ref(r: &mut Reader) -> Option<crate::policy::ast::Certifica
 }
 
 /// `scheme://host[:port]` lower-cased, default port dropped; `*` stays.
-pub fn normalise_origin(o: &str) -> Result<String, String> {
+pub fn normalise_origin(o: &str) -> Result<String, Invalid> {
     if o == "*" {
         return Ok(o.to_string());
     }
     let (scheme, rest) = o
         .split_once("://")
-        .ok_or_else(|| format!("{o:?} is not an origin (scheme://host[:port])"))?;
+        .ok_or_else(|| crate::invalid!("{o:?} is not an origin (scheme://host[:port])"))?;
     let scheme = scheme.to_ascii_lowercase();
     let rest = rest.trim_end_matches('/').to_ascii_lowercase();
     if rest.is_empty() || rest.contains('/') {
-        return Err(format!("{o:?} is not an origin (scheme://host[:port])"));
+        return Err(crate::invalid!(
+            "{o:?} is not an origin (scheme://host[:port])"
+        ));
     }
     let default = match scheme.as_str() {
         "http" => ":80",

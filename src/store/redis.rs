@@ -4,6 +4,7 @@
 //! connects lazily and reconnects by itself, and while Redis is unreachable the configured
 //! failure mode applies (`local` counters by default, `fail-open`, or `fail-closed`).
 
+use crate::diag::Invalid;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -132,8 +133,9 @@ impl RedisStore {
         timeout: Duration,
         mode: FailureMode,
         max_keys: usize,
-    ) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+    ) -> Result<RedisStore, Invalid> {
+        let client =
+            redis::Client::open(url).map_err(|e| crate::invalid!("invalid Redis URL: {e}"))?;
         Ok(RedisStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             client,

@@ -4,6 +4,7 @@
 //! copies the result into the backend's `BackendState::healthy`, logging and exporting changes.
 //! The set of checked backends follows configuration reloads.
 
+use crate::diag::Invalid;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -162,7 +163,7 @@ async fn reconcile(
     }
 }
 
-async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin>, String> {
+async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin>, Invalid> {
     // Through a forward proxy the check goes where the traffic goes: to the proxy, which
     // tunnels (TCP checks, HTTPS) or forwards in absolute form (HTTP).
     let addr = match &b.proxy {
@@ -176,7 +177,8 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         Some(p) => format!("cannot resolve proxy {}", p.host),
         None => format!("cannot resolve {}", b.url.host_bare()),
     })?;
-    let mut lb = LoadBalancer::<RoundRobin>::try_from_iter([addr]).map_err(|e| e.to_string())?;
+    let mut lb =
+        LoadBalancer::<RoundRobin>::try_from_iter([addr]).map_err(|e| Invalid(e.to_string()))?;
     let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> = if spec.tcp {
         let mut hc = if b.url.tls {
             TcpHealthCheck::new_tls(&b.sni)
@@ -216,15 +218,15 @@ async fn build(b: &Backend, spec: &HealthSpec) -> Result<LoadBalancer<RoundRobin
         let mut path = b.url.path.clone();
         path.push_str(&spec.path);
         let mut req = RequestHeader::build("GET", path.as_bytes(), None)
-            .map_err(|e| format!("health check path {:?}: {e}", spec.path))?;
+            .map_err(|e| crate::invalid!("health check path {:?}: {e}", spec.path))?;
         if let Some(p) = b.proxy.as_ref().filter(|_| !b.url.tls) {
             crate::upstream::absolute_form(p, &mut req, &b.url.authority, &path)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Invalid(e.to_string()))?;
         }
         req.insert_header(http::header::HOST, b.url.authority.as_str())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Invalid(e.to_string()))?;
         req.insert_header(http::header::USER_AGENT, "gatehouse-health-check")
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Invalid(e.to_string()))?;
         hc.req = req;
         let expected = spec.expected.clone();
         hc.validator = Some(Box::new(move |resp: &ResponseHeader| {

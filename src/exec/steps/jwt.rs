@@ -6,6 +6,7 @@
 //! `failed-validation-httpcode` (401) and `failed-validation-error-message` (default per
 //! failure).
 
+use crate::diag::Invalid;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind as JwtError;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -43,46 +44,47 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 /// A configured key as a decoding key of its family.
-fn configured_key(m: &JwtKeyMaterial, cx: &ExecCtx) -> Result<(Family, DecodingKey), String> {
+fn configured_key(m: &JwtKeyMaterial, cx: &ExecCtx) -> Result<(Family, DecodingKey), Invalid> {
     match m {
         JwtKeyMaterial::Secret(b) => Ok((Family::Hmac, DecodingKey::from_secret(b))),
         JwtKeyMaterial::Rsa { n, e } => DecodingKey::from_rsa_components(n, e)
             .map(|k| (Family::Rsa, k))
-            .map_err(|e| format!("invalid RSA key: {e}")),
+            .map_err(|e| crate::invalid!("invalid RSA key: {e}")),
         JwtKeyMaterial::Certificate(id) => {
             let cert = cx
                 .gw
                 .certificate_x509
                 .get(id)
-                .ok_or_else(|| format!("certificate `{id}` is not configured"))?;
-            let pk = cert.public_key().map_err(|e| e.to_string())?;
+                .ok_or_else(|| crate::invalid!("certificate `{id}` is not configured"))?;
+            let pk = cert.public_key().map_err(|e| Invalid(e.to_string()))?;
             if let Ok(rsa) = pk.rsa() {
                 return DecodingKey::from_rsa_components(
                     &b64url(&rsa.n().to_vec()),
                     &b64url(&rsa.e().to_vec()),
                 )
                 .map(|k| (Family::Rsa, k))
-                .map_err(|e| e.to_string());
+                .map_err(|e| Invalid(e.to_string()));
             }
             if let Ok(ec) = pk.ec_key() {
-                let mut ctx = openssl::bn::BigNumContext::new().map_err(|e| e.to_string())?;
+                let mut ctx =
+                    openssl::bn::BigNumContext::new().map_err(|e| Invalid(e.to_string()))?;
                 let (mut x, mut y) = (
-                    openssl::bn::BigNum::new().map_err(|e| e.to_string())?,
-                    openssl::bn::BigNum::new().map_err(|e| e.to_string())?,
+                    openssl::bn::BigNum::new().map_err(|e| Invalid(e.to_string()))?,
+                    openssl::bn::BigNum::new().map_err(|e| Invalid(e.to_string()))?,
                 );
                 ec.public_key()
                     .affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Invalid(e.to_string()))?;
                 let width = ec.group().degree().div_ceil(8) as i32;
                 let (x, y) = (
-                    x.to_vec_padded(width).map_err(|e| e.to_string())?,
-                    y.to_vec_padded(width).map_err(|e| e.to_string())?,
+                    x.to_vec_padded(width).map_err(|e| Invalid(e.to_string()))?,
+                    y.to_vec_padded(width).map_err(|e| Invalid(e.to_string()))?,
                 );
                 return DecodingKey::from_ec_components(&b64url(&x), &b64url(&y))
                     .map(|k| (Family::Ec, k))
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| Invalid(e.to_string()));
             }
-            Err(format!(
+            Err(crate::invalid!(
                 "certificate `{id}` holds neither an RSA nor an EC key"
             ))
         }

@@ -9,7 +9,7 @@ pub fn run(t: &BackendTarget, cx: &mut ExecCtx) -> Result<(), StepError> {
     cx.req.target = match t {
         BackendTarget::BaseUrl(u) => {
             let base = BaseUrl::parse(&value(u, cx)?)
-                .map_err(|m| StepError::new(ErrorKind::Internal, m))?;
+                .map_err(|m| StepError::new(ErrorKind::Internal, m.0))?;
             Target {
                 base: std::sync::Arc::new(base),
                 backend: None,

@@ -61,7 +61,7 @@ pub fn member(m: &mut Machine, c: Ctx, name: &str) -> EResult<Value> {
             .prop(c, name)
             .map_err(|e| super::super::eval::EvalError::Exception {
                 ty: "MissingMemberException".into(),
-                message: e,
+                message: e.0,
             }),
         _ => exception(
             "MissingMemberException",
