@@ -10,7 +10,7 @@ fn gateway(extra_yaml: &str, o: &Origin, inbound: &str) -> Gatehouse {
         "{extra_yaml}apis:\n  - id: a\n    path: a\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    operations:\n      - id: get\n        method: GET\n        url_template: \"/{{*rest}}\"\n      - id: post\n        method: POST\n        url_template: \"/{{*rest}}\"\n",
         o.port
     );
-    let doc = format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let doc = inbound_doc(inbound);
     Gatehouse::start(&yaml, &[("apis/a.xml", &doc)])
 }
 

@@ -4,33 +4,13 @@
 mod common;
 use common::*;
 
-const OPEN: &str = "    subscription_required: false\n";
-
 fn gateway(origin_port: u16, ops: &[(&str, &str, &str, &str)], extra_yaml: &str) -> Gatehouse {
-    let ops_yaml: Vec<(&str, &str, &str)> = ops.iter().map(|(id, m, t, _)| (*id, *m, *t)).collect();
-    let yaml = format!(
-        "{extra_yaml}apis:\n{}",
-        api_yaml(
-            "x",
-            "x",
-            &format!("http://127.0.0.1:{origin_port}"),
-            OPEN,
-            &ops_yaml
-        )
-    );
-    let files: Vec<(String, String)> = ops
-        .iter()
-        .map(|(id, _, _, xml)| (format!("apis/x/{id}.xml"), xml.to_string()))
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    Gatehouse::start(&yaml, &refs)
+    let service = format!("http://127.0.0.1:{origin_port}");
+    start_operations(extra_yaml, "x", &service, OPEN, ops)
 }
 
 fn doc(inbound: &str, outbound: &str, on_error: &str) -> String {
-    format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base />{outbound}</outbound><on-error><base />{on_error}</on-error></policies>")
+    sections(inbound, "", outbound, on_error)
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn gateway(o: &Origin, extra: &str, inbound: &str) -> Gatehouse {
         o.port,
         sha256_hex("primary-key-0001")
     );
-    let doc = format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let doc = inbound_doc(inbound);
     Gatehouse::start(&yaml, &[("apis/h.xml", &doc)])
 }
 

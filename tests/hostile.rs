@@ -361,7 +361,7 @@ fn wait_log(gw: &Gatehouse, needle: &str) -> bool {
 }
 
 fn doc(inbound: &str) -> String {
-    format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
+    inbound_doc(inbound)
 }
 
 #[test]

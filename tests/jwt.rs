@@ -137,7 +137,7 @@ fn gateway(backend: &Origin, issuer: &Issuer, inbound: &str) -> Gatehouse {
         ip = issuer.origin.port,
         bp = backend.port
     );
-    let doc = format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>");
+    let doc = inbound_doc(inbound);
     Gatehouse::start(&yaml, &[("apis/j.xml", &doc)])
 }
 

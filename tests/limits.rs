@@ -19,7 +19,7 @@ fn yaml(origin_port: u16) -> String {
 }
 
 fn doc(inbound: &str, outbound: &str) -> String {
-    format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base />{outbound}</outbound><on-error><base /></on-error></policies>")
+    sections(inbound, "", outbound, "")
 }
 
 fn origin() -> Origin {

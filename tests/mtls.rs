@@ -293,9 +293,7 @@ fn authentication_certificate_policy_presents_the_certificate_to_the_backend() {
         api("with", "b"),
         api("without", "b")
     );
-    let doc = |inbound: &str| {
-        format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
-    };
+    let doc = inbound_doc;
     let gw = start_with_certs(
         &certs.0,
         &yaml,

@@ -5,7 +5,7 @@ use common::*;
 use std::time::{Duration, Instant};
 
 fn doc(inbound: &str, backend: &str, outbound: &str) -> String {
-    format!("<policies><inbound><base />{inbound}</inbound><backend>{backend}</backend><outbound><base />{outbound}</outbound><on-error><base /></on-error></policies>")
+    sections(inbound, backend, outbound, "")
 }
 
 fn gateway(backends: &str, target: &str, policy: &str) -> Gatehouse {

@@ -18,31 +18,13 @@ fn origin() -> Origin {
 }
 
 fn gateway(o: &Origin, ops: &[(&str, &str, &str, &str)]) -> Gatehouse {
-    let ops_yaml: Vec<(&str, &str, &str)> = ops.iter().map(|(id, m, t, _)| (*id, *m, *t)).collect();
-    let yaml = format!(
-        "named_values:\n  origin:\n    value: \"http://127.0.0.1:{}\"\napis:\n{}",
-        o.port,
-        api_yaml(
-            "s",
-            "s",
-            &format!("http://127.0.0.1:{}", o.port),
-            "    subscription_required: false\n",
-            &ops_yaml
-        )
-    );
-    let files: Vec<(String, String)> = ops
-        .iter()
-        .map(|(id, _, _, xml)| (format!("apis/s/{id}.xml"), xml.to_string()))
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    Gatehouse::start(&yaml, &refs)
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let named = format!("named_values:\n  origin:\n    value: \"{service}\"\n");
+    start_operations(&named, "s", &service, OPEN, ops)
 }
 
 fn doc(inbound: &str, on_error: &str) -> String {
-    format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base />{on_error}</on-error></policies>")
+    sections(inbound, "", "", on_error)
 }
 
 #[test]

@@ -367,6 +367,50 @@ pub fn api_yaml(
     s
 }
 
+/// `api_yaml`'s `extra` for an API callable without a subscription key.
+pub const OPEN: &str = "    subscription_required: false\n";
+
+/// A `<policies>` document: `inbound`, `outbound` and `on_error` follow their section's
+/// `<base />`; `backend` is the whole backend section (`<base />` when empty).
+pub fn sections(inbound: &str, backend: &str, outbound: &str, on_error: &str) -> String {
+    let backend = if backend.is_empty() {
+        "<base />"
+    } else {
+        backend
+    };
+    format!("<policies><inbound><base />{inbound}</inbound><backend>{backend}</backend><outbound><base />{outbound}</outbound><on-error><base />{on_error}</on-error></policies>")
+}
+
+/// A `<policies>` document with only `inbound` statements (after `<base />`).
+pub fn inbound_doc(inbound: &str) -> String {
+    sections(inbound, "", "", "")
+}
+
+/// A gateway with one API `api` (at path `api`, service `service`) whose operations are
+/// `(id, method, url template, policy document)`; `before` is YAML ahead of `apis:`.
+pub fn start_operations(
+    before: &str,
+    api: &str,
+    service: &str,
+    api_extra: &str,
+    ops: &[(&str, &str, &str, &str)],
+) -> Gatehouse {
+    let ops_yaml: Vec<(&str, &str, &str)> = ops.iter().map(|(id, m, t, _)| (*id, *m, *t)).collect();
+    let yaml = format!(
+        "{before}apis:\n{}",
+        api_yaml(api, api, service, api_extra, &ops_yaml)
+    );
+    let files: Vec<(String, String)> = ops
+        .iter()
+        .map(|(id, _, _, xml)| (format!("apis/{api}/{id}.xml"), xml.to_string()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    Gatehouse::start(&yaml, &refs)
+}
+
 /// A real `redis-server` on a free loopback port, owned by the test (never the shared 6379).
 pub struct RedisServer {
     pub port: u16,
