@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let store = gatehouse::store::memory::MemoryStore::new(100_000);
-    let outbound = gatehouse::exec::outbound::NoOutbound;
+    let transport = gatehouse::exec::transport::NoTransport;
     let pipeline = gw1.apis[0].operations[0].pipelines[0].clone();
     c.bench_function("inbound section: rate limit + 3 set-header + choose", |b| {
         b.iter(|| {
@@ -120,7 +120,7 @@ fn bench(c: &mut Criterion) {
                 resp_headers: &mut resp_h,
                 examples: &[],
                 store: &store,
-                outbound: &outbound,
+                transport: &transport,
             };
             let flow = rt.block_on(gatehouse::exec::run_section(&pipeline.inbound, &mut cx));
             black_box(flow);

@@ -227,7 +227,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let (cfg, gw) = load_or_report(path)?;
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let st = &cfg.raw.store;
-    let store: Arc<dyn crate::store::Counters> = match st.r#type {
+    let store: Arc<dyn crate::store::Store> = match st.r#type {
         crate::config::StoreType::Memory => {
             Arc::new(crate::store::memory::MemoryStore::new(st.max_keys))
         }

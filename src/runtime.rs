@@ -14,8 +14,8 @@ use crate::observe::metrics;
 
 pub struct Shared {
     pub gateway: ArcSwap<Gateway>,
-    /// Rate-limit and quota counters (built once; survives reloads).
-    pub store: Arc<dyn crate::store::Counters>,
+    /// Counters, caches and concurrency slots (built once; survives reloads).
+    pub store: Arc<dyn crate::store::Store>,
     pub access_log: AccessLogTarget,
     pub config_path: PathBuf,
     pub generation: AtomicU64,
@@ -38,7 +38,7 @@ impl Shared {
         access_log: AccessLogTarget,
         config_path: PathBuf,
         echo: bool,
-        store: Arc<dyn crate::store::Counters>,
+        store: Arc<dyn crate::store::Store>,
         start_only: Vec<(&'static str, String)>,
     ) -> Arc<Shared> {
         if let Some(m) = metrics::get() {

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use gatehouse::exec::outbound::NoOutbound;
+use gatehouse::exec::transport::NoTransport;
 use gatehouse::exec::{
     self, ErrorKind, ExecCtx, Flow, QueryState, ReqState, RequestInfo, RespState, Target,
 };
@@ -135,7 +135,7 @@ impl Run {
             resp_headers: &mut self.resp_headers,
             examples: &[],
             store: &self.store,
-            outbound: &NoOutbound,
+            transport: &NoTransport,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -5,10 +5,10 @@ mod common;
 use common::RedisServer;
 use gatehouse::store::memory::MemoryStore;
 use gatehouse::store::redis::{FailureMode, RedisStore};
-use gatehouse::store::Counters;
+use gatehouse::store::Store;
 use std::time::Duration;
 
-async fn contract(s: &dyn Counters, ns: &str) {
+async fn contract(s: &dyn Store, ns: &str) {
     let k = |x: &str| format!("{ns}-{x}");
     // Sliding window: exactly `limit` admitted, then a positive Retry-After, then admitted again.
     let w = Duration::from_millis(400);

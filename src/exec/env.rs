@@ -7,7 +7,7 @@ use http::HeaderName;
 use super::ExecCtx;
 use crate::exec::subscriptions::SubScope;
 use crate::expr::context::ContextEnv;
-use crate::expr::time::DateTime;
+use crate::expr::datetime::DateTime;
 use crate::expr::value::{Ctx, Obj, UrlData, Value};
 
 fn s(v: &str) -> Value {
@@ -56,7 +56,7 @@ impl ContextEnv for ExecCtx<'_> {
                 .map_or_else(|| s(&self.req.request_id), Value::Guid),
             (Ctx::Context, "Timestamp") => Value::DateTime(DateTime {
                 ticks: info.timestamp_ticks,
-                kind: crate::expr::time::Kind::Utc,
+                kind: crate::expr::datetime::Kind::Utc,
             }),
             (Ctx::Context, "Elapsed") => Value::TimeSpan(
                 info.started

@@ -1,5 +1,5 @@
 //! Signing keys from OpenID Connect discovery for validate-jwt: the discovery document and its
-//! `jwks_uri` are fetched through the gateway's outbound client and kept for `keys_refresh`
+//! `jwks_uri` are fetched through the gateway's transport client and kept for `keys_refresh`
 //! (1 h). A refetch happens when the keys are older than that, or when a token names a `kid`
 //! the set lacks, at most once per `min_refetch` (5 min) per key set; a failed fetch keeps the
 //! previous keys (stale-if-error) and also waits `min_refetch`. Concurrent requests that need
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::DecodingKey;
 
-use super::outbound::{Outbound, OutboundRequest};
+use super::transport::{CallRequest, Transport};
 
 pub use crate::codec::jwk::{Family, Key};
 
@@ -51,7 +51,7 @@ fn current(e: &Entry) -> Option<(Arc<KeySet>, Instant)> {
 /// The keys of a discovery document, fetching when needed (see the module comment).
 pub async fn keys(
     url: &str,
-    outbound: &dyn Outbound,
+    transport: &dyn Transport,
     refresh: Duration,
     min_refetch: Duration,
     kid: Option<&str>,
@@ -85,7 +85,7 @@ pub async fn keys(
     }
     *e.last_attempt.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     e.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    match fetch(url, outbound).await {
+    match fetch(url, transport).await {
         Ok(set) => {
             let set = Arc::new(set);
             *e.set.lock().unwrap_or_else(|p| p.into_inner()) = Some((set.clone(), Instant::now()));
@@ -99,8 +99,8 @@ pub async fn keys(
     }
 }
 
-async fn get_json(url: &str, outbound: &dyn Outbound) -> Result<serde_json::Value, Invalid> {
-    let req = OutboundRequest {
+async fn get_json(url: &str, transport: &dyn Transport) -> Result<serde_json::Value, Invalid> {
+    let req = CallRequest {
         method: http::Method::GET,
         url: url.to_string(),
         headers: vec![(
@@ -111,7 +111,7 @@ async fn get_json(url: &str, outbound: &dyn Outbound) -> Result<serde_json::Valu
         client_cert: None,
         proxy: None,
     };
-    let resp = outbound
+    let resp = transport
         .send(req, Duration::from_secs(10))
         .await
         .map_err(|(_, m)| m)?;
@@ -122,8 +122,8 @@ async fn get_json(url: &str, outbound: &dyn Outbound) -> Result<serde_json::Valu
         .map_err(|e| crate::invalid!("{url}: not JSON: {e}"))
 }
 
-async fn fetch(url: &str, outbound: &dyn Outbound) -> Result<KeySet, Invalid> {
-    let doc = get_json(url, outbound).await?;
+async fn fetch(url: &str, transport: &dyn Transport) -> Result<KeySet, Invalid> {
+    let doc = get_json(url, transport).await?;
     let jwks_uri = doc
         .get("jwks_uri")
         .and_then(|v| v.as_str())
@@ -132,7 +132,7 @@ async fn fetch(url: &str, outbound: &dyn Outbound) -> Result<KeySet, Invalid> {
         .get("issuer")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let jwks: JwkSet = serde_json::from_value(get_json(jwks_uri, outbound).await?)
+    let jwks: JwkSet = serde_json::from_value(get_json(jwks_uri, transport).await?)
         .map_err(|e| crate::invalid!("{jwks_uri}: not a JWK set: {e}"))?;
     let mut keys = Vec::new();
     for jwk in &jwks.keys {

@@ -8,11 +8,11 @@ pub mod error;
 pub mod headers;
 pub mod jwks;
 pub mod model;
-pub mod outbound;
 pub mod route;
 pub mod state;
 pub mod steps;
 pub mod subscriptions;
+pub mod transport;
 
 use crate::diag::Invalid;
 use std::borrow::Cow;
@@ -35,10 +35,10 @@ pub struct ExecCtx<'a> {
     pub resp: &'a mut RespState,
     pub resp_headers: &'a mut (dyn HeaderStore + Send),
     pub examples: &'a [Example],
-    /// Rate-limit and quota counters.
-    pub store: &'a dyn crate::store::Counters,
-    /// The client for send-request.
-    pub outbound: &'a dyn outbound::Outbound,
+    /// Counters, caches and concurrency slots.
+    pub store: &'a dyn crate::store::Store,
+    /// Calls the engine makes itself (send-request, forward-request inside retry).
+    pub transport: &'a dyn transport::Transport,
 }
 
 /// A section run in progress (boxed: `choose` nests).

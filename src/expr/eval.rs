@@ -755,7 +755,7 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
         }
         match (l, r) {
             (DateTime(d), TimeSpan(t)) | (TimeSpan(t), DateTime(d)) => {
-                return Ok(DateTime(super::time::DateTime {
+                return Ok(DateTime(super::datetime::DateTime {
                     ticks: d.ticks + t,
                     kind: d.kind,
                 }))
@@ -768,7 +768,7 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
         match (l, r) {
             (DateTime(a), DateTime(b)) => return Ok(TimeSpan(a.ticks - b.ticks)),
             (DateTime(d), TimeSpan(t)) => {
-                return Ok(DateTime(super::time::DateTime {
+                return Ok(DateTime(super::datetime::DateTime {
                     ticks: d.ticks - t,
                     kind: d.kind,
                 }))

@@ -6,10 +6,10 @@ pub mod ast;
 pub mod builtins;
 pub mod compile;
 pub mod context;
+pub mod datetime;
 pub mod eval;
 pub mod lexer;
 pub mod parser;
-pub mod time;
 pub mod types;
 pub mod value;
 

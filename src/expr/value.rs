@@ -8,7 +8,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 
-use super::time::{self, DateTime};
+use super::datetime::{self, DateTime};
 use super::types::RType;
 
 pub type Shared<T> = Arc<Mutex<T>>;
@@ -337,7 +337,7 @@ impl Value {
             Value::Str(s) => s.to_string(),
             Value::Guid(g) => format_guid(*g),
             Value::DateTime(d) => d.format(""),
-            Value::TimeSpan(t) => time::format_timespan(*t),
+            Value::TimeSpan(t) => datetime::format_timespan(*t),
             Value::Bytes(_) => "System.Byte[]".into(),
             Value::List(_) => "System.Collections.Generic.List`1[System.Object]".into(),
             Value::Dict(_) => {
@@ -473,7 +473,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
         Value::Str(s) => J::String(s.to_string()),
         Value::Guid(g) => J::String(format_guid(*g)),
         Value::DateTime(d) => J::String(d.format("yyyy-MM-ddTHH:mm:ss.FFFFFFFK")),
-        Value::TimeSpan(t) => J::String(time::format_timespan(*t)),
+        Value::TimeSpan(t) => J::String(datetime::format_timespan(*t)),
         Value::Bytes(b) => J::String(base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
             &b[..],

@@ -1430,12 +1430,12 @@ fn compile_subscriptions(
             }
         }
         let start = match &s.start_date {
-            None => crate::expr::time::EPOCH_0001,
-            Some(t) => match crate::expr::time::DateTime::parse(t) {
+            None => crate::expr::datetime::EPOCH_0001,
+            Some(t) => match crate::expr::datetime::DateTime::parse(t) {
                 Some(dt) => dt.unix_seconds(),
                 None => {
                     d.error("C055", cfg.locate(Some(&s.id), "start_date", t), format!("subscription `{}`: start_date must be yyyy-MM-ddTHH:mm:ssZ, found {t:?}", s.id));
-                    crate::expr::time::EPOCH_0001
+                    crate::expr::datetime::EPOCH_0001
                 }
             },
         };

@@ -765,7 +765,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
             let increment_count = r.value("increment-count", parse_u64);
             let first_period_start = r
                 .parsed_literal("first-period-start", parse_start)
-                .unwrap_or(crate::expr::time::EPOCH_0001);
+                .unwrap_or(crate::expr::datetime::EPOCH_0001);
             StmtKind::QuotaByKey(QuotaByKey {
                 key,
                 calls,
@@ -1390,7 +1390,7 @@ fn parse_period(max: u64) -> impl Fn(&str) -> Result<u64, Invalid> {
 
 /// `first-period-start`: `yyyy-MM-ddTHH:mm:ssZ` to unix seconds.
 fn parse_start(s: &str) -> Result<i64, Invalid> {
-    crate::expr::time::DateTime::parse(s)
+    crate::expr::datetime::DateTime::parse(s)
         .map(|d| d.unix_seconds())
         .ok_or_else(|| {
             crate::invalid!("first-period-start must be yyyy-MM-ddTHH:mm:ssZ, found {s:?}")

@@ -20,8 +20,8 @@ use crate::runtime::Shared;
 
 pub struct Ctx {
     pub gw: Arc<Gateway>,
-    pub store: Arc<dyn crate::store::Counters>,
-    pub outbound: Arc<dyn exec::outbound::Outbound>,
+    pub store: Arc<dyn crate::store::Store>,
+    pub transport: Arc<dyn exec::transport::Transport>,
     pub start: Instant,
     pub request_id: String,
     pub api: Option<usize>,
@@ -74,13 +74,13 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(
         gw: Arc<Gateway>,
-        store: Arc<dyn crate::store::Counters>,
-        outbound: Arc<dyn exec::outbound::Outbound>,
+        store: Arc<dyn crate::store::Store>,
+        transport: Arc<dyn exec::transport::Transport>,
     ) -> Ctx {
         Ctx {
             gw,
             store,
-            outbound,
+            transport,
             start: Instant::now(),
             request_id: request_id(),
             api: None,
@@ -164,7 +164,7 @@ impl Ctx {
             resp_headers: resp_h,
             examples: &self.examples,
             store: &*self.store,
-            outbound: &*self.outbound,
+            transport: &*self.transport,
         };
         exec::run_section(stmts, &mut cx).await
     }
@@ -708,7 +708,7 @@ impl Ctx {
             resp_headers: resp_h,
             examples: &self.examples,
             store: &*self.store,
-            outbound: &*self.outbound,
+            transport: &*self.transport,
         };
         f(&mut cx)
     }

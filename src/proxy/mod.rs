@@ -8,8 +8,8 @@ pub mod ctx;
 mod deadline;
 pub mod headers;
 pub mod listener;
-mod outbound;
 mod respond;
+mod transport;
 mod upstream;
 
 use std::sync::Arc;
@@ -33,19 +33,19 @@ pub struct Proxy {
     /// Upstream connections for requests the gateway forwards itself (buffered responses,
     /// send-request).
     pub connector: Arc<pingora::connectors::http::Connector>,
-    outbound: Arc<dyn exec::outbound::Outbound>,
+    transport: Arc<dyn exec::transport::Transport>,
 }
 
 impl Proxy {
     pub fn new(shared: Arc<Shared>, connector: pingora::connectors::http::Connector) -> Proxy {
         let connector = Arc::new(connector);
-        let outbound = Arc::new(outbound::PingoraOutbound {
+        let transport = Arc::new(transport::PingoraTransport {
             connector: connector.clone(),
         });
         Proxy {
             shared,
             connector,
-            outbound,
+            transport,
         }
     }
 }
@@ -60,7 +60,7 @@ impl ProxyHttp for Proxy {
         Box::new(Ctx::new(
             self.shared.gateway.load_full(),
             self.shared.store.clone(),
-            self.outbound.clone(),
+            self.transport.clone(),
         ))
     }
 
@@ -1040,7 +1040,7 @@ impl Proxy {
             original_port,
             original_path: path,
             original_query: raw_query,
-            timestamp_ticks: crate::expr::time::DateTime::now_utc().ticks,
+            timestamp_ticks: crate::expr::datetime::DateTime::now_utc().ticks,
             started: Some(ctx.start),
         };
         ctx.req = Some(Box::new(exec::ReqState {

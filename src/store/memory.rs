@@ -9,7 +9,7 @@ use ahash::AHashMap;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::{Counters, Quota, Sliding, StoreError};
+use super::{Quota, Sliding, Store, StoreError};
 
 const SHARDS: usize = 16;
 
@@ -99,7 +99,7 @@ impl Log {
 }
 
 #[async_trait]
-impl Counters for MemoryStore {
+impl Store for MemoryStore {
     async fn sliding_hit(
         &self,
         key: &str,

@@ -33,8 +33,11 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Everything policies keep between requests: rate and quota counters, the response and value
+/// cache, concurrency slots. `memory` keeps it in the process, `redis` shares it between
+/// instances.
 #[async_trait]
-pub trait Counters: Send + Sync {
+pub trait Store: Send + Sync {
     /// Sliding window over `window`: if the calls counted in the last `window` plus `count`
     /// stay within `limit`, record `count` and admit. With `record` false, only check (the
     /// increment comes later through `sliding_add`).

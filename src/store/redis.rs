@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use super::memory::MemoryStore;
-use super::{Counters, Quota, Sliding, StoreError};
+use super::{Quota, Sliding, Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureMode {
@@ -279,7 +279,7 @@ fn unique() -> String {
 }
 
 #[async_trait]
-impl Counters for RedisStore {
+impl Store for RedisStore {
     async fn sliding_hit(
         &self,
         key: &str,

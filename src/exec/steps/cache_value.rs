@@ -55,7 +55,7 @@ pub async fn lookup(
 
 /// The cached bytes of `key` (a miss is `None`).
 pub async fn get(
-    store: &dyn crate::store::Counters,
+    store: &dyn crate::store::Store,
     key: &str,
     caching: CachingType,
 ) -> Option<Vec<u8>> {

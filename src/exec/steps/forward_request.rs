@@ -6,7 +6,7 @@
 
 use http::{header, HeaderMap, HeaderName};
 
-use crate::exec::outbound::ForwardCall;
+use crate::exec::transport::ForwardCall;
 use crate::exec::{value, ExecCtx, StepError};
 use crate::policy::ForwardRequest;
 use crate::upstream::{self, Outcome};
@@ -56,7 +56,7 @@ pub async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepErr
         version: f.http_version,
         timeout,
     };
-    let result = cx.outbound.forward(call).await;
+    let result = cx.transport.forward(call).await;
     cx.req.forwarded += 1;
     let resp = match result {
         Ok(r) => r,

@@ -222,7 +222,7 @@ pub async fn run(j: &ValidateJwt, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
         for url in openid_urls(j, cx) {
             if let Ok(set) = jwks::keys(
                 &url,
-                cx.outbound,
+                cx.transport,
                 cx.gw.jwt.keys_refresh,
                 cx.gw.jwt.min_refetch,
                 None,
@@ -407,7 +407,7 @@ async fn verify(
     for url in openid_urls(j, cx) {
         match jwks::keys(
             &url,
-            cx.outbound,
+            cx.transport,
             cx.gw.jwt.keys_refresh,
             cx.gw.jwt.min_refetch,
             kid,

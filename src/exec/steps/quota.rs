@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::exec::error::LimitDetail;
 use crate::exec::state::Deferred;
 use crate::exec::{value, ErrorKind, ExecCtx, StepError};
-use crate::expr::time::{format_timespan, DateTime, TICKS_PER_SECOND};
+use crate::expr::datetime::{format_timespan, DateTime, TICKS_PER_SECOND};
 use crate::policy::{QuotaByKey, QuotaPolicy, Val};
 use crate::store::StoreError;
 

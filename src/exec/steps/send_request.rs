@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 
-use crate::exec::outbound::OutboundRequest;
+use crate::exec::transport::CallRequest;
 use crate::exec::{value, ExecCtx, StepError};
 use crate::expr::value::{Obj, Value};
 use crate::policy::{Section, SendRequest};
@@ -20,7 +20,7 @@ const ONE_WAY_MAX: usize = 256;
 
 /// A send-request whose request is built (attributes and children evaluated), not yet sent.
 pub struct Prepared {
-    pub req: OutboundRequest,
+    pub req: CallRequest,
     pub timeout: Duration,
 }
 
@@ -33,7 +33,7 @@ pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
             log::warn!("send-one-way-request dropped: {ONE_WAY_MAX} already in flight");
             return Ok(());
         }
-        let out = cx.outbound.clone_box();
+        let out = cx.transport.clone_box();
         tokio::spawn(async move {
             if let Err((_, m)) = out.send(p.req, p.timeout).await {
                 log::info!("send-one-way-request failed: {m}");
@@ -42,7 +42,7 @@ pub async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError>
         });
         return Ok(());
     };
-    let result = cx.outbound.send(p.req, p.timeout).await;
+    let result = cx.transport.send(p.req, p.timeout).await;
     finish(var, r.ignore_error, result, cx)
 }
 
@@ -114,7 +114,7 @@ pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepEr
     headers.remove(http::header::HOST);
     headers.remove(http::header::CONTENT_LENGTH);
     headers.remove(http::header::TRANSFER_ENCODING);
-    let req = OutboundRequest {
+    let req = CallRequest {
         method,
         url,
         headers: headers

@@ -44,14 +44,14 @@ pub async fn run<'s>(
     if let Some(flow) = collect(body, cx, &inner, &mut jobs).await? {
         return Ok(Some(flow));
     }
-    let (outbound, store) = (cx.outbound, cx.store);
+    let (transport, store) = (cx.transport, cx.store);
     let mut futures: Vec<Option<JobFuture>> = jobs
         .iter()
         .map(|j| -> Option<JobFuture> {
             Some(match j {
                 Job::Send(_, p) => {
                     let (req, timeout) = (p.req.clone(), p.timeout);
-                    Box::pin(async move { Done::Send(outbound.send(req, timeout).await) })
+                    Box::pin(async move { Done::Send(transport.send(req, timeout).await) })
                 }
                 Job::Lookup { key, caching, .. } => {
                     let (key, caching) = (key.clone(), *caching);

@@ -236,7 +236,7 @@ pub fn format_value(v: &Value, fmt: &str) -> EResult<String> {
     let align = align.map(|a| a.clamp(-MAX_ALIGN, MAX_ALIGN));
     let s = match v {
         Value::DateTime(d) => d.format(fmt),
-        Value::TimeSpan(t) => super::super::time::format_timespan(*t),
+        Value::TimeSpan(t) => super::super::datetime::format_timespan(*t),
         Value::Int(_) | Value::Long(_) | Value::Byte(_) => format_int(v.as_i64().unwrap_or(0), fmt),
         Value::Double(d) => format_float(*d, fmt),
         Value::Guid(g) => {
@@ -526,7 +526,7 @@ pub fn call_convert(name: &str, args: &[Value]) -> EResult<Value> {
         "ToDateTime" => match &a {
             Value::DateTime(_) => a,
             _ => Value::DateTime(
-                super::super::time::DateTime::parse(&a.to_display()).map_or_else(
+                super::super::datetime::DateTime::parse(&a.to_display()).map_or_else(
                     || {
                         exception(
                             "FormatException",

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use super::super::datetime::DateTime;
 use super::super::eval::{exception, EResult, Machine};
-use super::super::time::DateTime;
 use super::super::types::{RType, Ty};
 use super::super::value::{self, shared, Key, Obj, Value};
 use super::{arg, enum_val, iterate, Initializer};

@@ -603,9 +603,9 @@ pub fn default_of(t: &RType) -> Value {
         Ty::Char => Value::Char('\0'),
         Ty::Byte => Value::Byte(0),
         Ty::Guid => Value::Guid(0),
-        Ty::DateTime | Ty::DateTimeOffset => Value::DateTime(super::time::DateTime {
+        Ty::DateTime | Ty::DateTimeOffset => Value::DateTime(super::datetime::DateTime {
             ticks: 0,
-            kind: super::time::Kind::Unspecified,
+            kind: super::datetime::Kind::Unspecified,
         }),
         Ty::TimeSpan => Value::TimeSpan(0),
         _ => Value::Null,
@@ -776,7 +776,7 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
             _ => return fail(&v),
         },
         Ty::DateTime | Ty::DateTimeOffset => match &v {
-            Value::Str(s) => Value::DateTime(super::time::DateTime::parse(s).map_or_else(
+            Value::Str(s) => Value::DateTime(super::datetime::DateTime::parse(s).map_or_else(
                 || {
                     exception(
                         "FormatException",
@@ -796,7 +796,7 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
         },
         Ty::TimeSpan => match &v {
             Value::Str(s) => Value::TimeSpan(
-                super::time::parse_timespan(s)
+                super::datetime::parse_timespan(s)
                     .map_or_else(|| exception("FormatException", "Invalid TimeSpan"), Ok)?,
             ),
             _ => return fail(&v),

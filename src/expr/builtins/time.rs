@@ -1,7 +1,7 @@
 //! `DateTime`, `DateTimeOffset` (as UTC DateTime) and `TimeSpan`.
 
+use super::super::datetime::{self as t, DateTime, Kind, TICKS_PER_DAY, TICKS_PER_SECOND};
 use super::super::eval::{exception, EResult};
-use super::super::time::{self as t, DateTime, Kind, TICKS_PER_DAY, TICKS_PER_SECOND};
 use super::super::types::{RType, Ty};
 use super::super::value::Value;
 use super::{arg, enum_val, format_value};

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use pingora::connectors::http::Connector;
 use pingora::prelude::*;
 
-use crate::exec::outbound::{ForwardCall, ForwardResponse, Outbound, OutboundRequest};
+use crate::exec::transport::{CallRequest, ForwardCall, ForwardResponse, Transport};
 use crate::exec::ErrorKind;
 use crate::expr::value::{Message, UrlData};
 use crate::upstream::backend::DEFAULT_KEEPALIVE_TIMEOUT;
@@ -17,7 +17,7 @@ use crate::upstream::backend::DEFAULT_KEEPALIVE_TIMEOUT;
 /// Largest response a policy call reads.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
-pub struct PingoraOutbound {
+pub struct PingoraTransport {
     pub connector: Arc<Connector>,
 }
 
@@ -26,7 +26,7 @@ fn failure(e: &pingora::Error) -> (ErrorKind, String) {
 }
 
 #[async_trait]
-impl Outbound for PingoraOutbound {
+impl Transport for PingoraTransport {
     async fn forward(&self, call: ForwardCall<'_>) -> Result<ForwardResponse, (ErrorKind, String)> {
         let peer =
             super::upstream::make_peer(call.gw, call.req, call.pick, call.version, call.timeout)
@@ -54,7 +54,7 @@ impl Outbound for PingoraOutbound {
 
     async fn send(
         &self,
-        req: OutboundRequest,
+        req: CallRequest,
         timeout: Duration,
     ) -> Result<Message, (ErrorKind, String)> {
         let url = url::Url::parse(&req.url).map_err(|e| {
@@ -196,8 +196,8 @@ impl Outbound for PingoraOutbound {
         })
     }
 
-    fn clone_box(&self) -> Arc<dyn Outbound> {
-        Arc::new(PingoraOutbound {
+    fn clone_box(&self) -> Arc<dyn Transport> {
+        Arc::new(PingoraTransport {
             connector: self.connector.clone(),
         })
     }

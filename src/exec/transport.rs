@@ -1,5 +1,5 @@
 //! Calls policies make themselves (send-request, send-one-way-request): the engine describes
-//! the request; the proxy sends it over the gateway's upstream connections.
+//! the request; the adapter sends it over the gateway's upstream connections.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use super::ErrorKind;
 use crate::expr::value::Message;
 
 #[derive(Debug, Clone)]
-pub struct OutboundRequest {
+pub struct CallRequest {
     pub method: Method,
     pub url: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -44,24 +44,24 @@ pub struct ForwardResponse {
 }
 
 #[async_trait]
-pub trait Outbound: Send + Sync {
+pub trait Transport: Send + Sync {
     /// Forward the request to the backend and read the whole response.
     async fn forward(&self, call: ForwardCall<'_>) -> Result<ForwardResponse, (ErrorKind, String)>;
     /// Send and read the whole response; `timeout` bounds the whole exchange.
     async fn send(
         &self,
-        req: OutboundRequest,
+        req: CallRequest,
         timeout: Duration,
     ) -> Result<Message, (ErrorKind, String)>;
     /// A handle that can outlive the request (for fire-and-forget calls).
-    fn clone_box(&self) -> std::sync::Arc<dyn Outbound>;
+    fn clone_box(&self) -> std::sync::Arc<dyn Transport>;
 }
 
 /// For contexts without a network (tests of the pure engine).
-pub struct NoOutbound;
+pub struct NoTransport;
 
 #[async_trait]
-impl Outbound for NoOutbound {
+impl Transport for NoTransport {
     async fn forward(
         &self,
         _call: ForwardCall<'_>,
@@ -74,7 +74,7 @@ impl Outbound for NoOutbound {
 
     async fn send(
         &self,
-        _req: OutboundRequest,
+        _req: CallRequest,
         _timeout: Duration,
     ) -> Result<Message, (ErrorKind, String)> {
         Err((
@@ -83,7 +83,7 @@ impl Outbound for NoOutbound {
         ))
     }
 
-    fn clone_box(&self) -> std::sync::Arc<dyn Outbound> {
-        std::sync::Arc::new(NoOutbound)
+    fn clone_box(&self) -> std::sync::Arc<dyn Transport> {
+        std::sync::Arc::new(NoTransport)
     }
 }
