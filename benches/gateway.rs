@@ -45,7 +45,7 @@ fn config_dir(apis: usize) -> PathBuf {
 fn load(dir: &std::path::Path) -> Gateway {
     let cfg = gatehouse::config::load(&dir.join("gatehouse.yaml"))
         .unwrap_or_else(|d| panic!("{}", d.render_text()));
-    gatehouse::gateway::compile(&cfg)
+    gatehouse::gateway::compile(&cfg, &gatehouse::gateway::load::Sources::read(&cfg))
         .unwrap_or_else(|d| panic!("{}", d.render_text()))
         .0
 }

@@ -15,6 +15,7 @@ use pingora::services::listening::Service;
 use crate::admin::Admin;
 use crate::config::{self, LoadedConfig};
 use crate::diag::Diagnostics;
+use crate::gateway::load::Sources;
 use crate::gateway::{self, explain};
 use crate::policy::Scope;
 use crate::proxy::Proxy;
@@ -142,9 +143,9 @@ fn check(config: &Path, policy: Option<&Path>, scope: ScopeArg, format: Format) 
                 ScopeArg::Api => Scope::Api,
                 ScopeArg::Operation => Scope::Operation,
             };
-            gateway::compile::check_policy_file(p, scope)
+            gateway::load::check_policy_file(p, scope)
         }
-        None => match config::load(config).and_then(|c| gateway::compile(&c)) {
+        None => match config::load(config).and_then(|c| gateway::compile(&c, &Sources::read(&c))) {
             Ok((_, warnings)) => warnings,
             Err(d) => d,
         },
@@ -171,7 +172,7 @@ fn load_or_report(path: &Path) -> anyhow::Result<(LoadedConfig, gateway::Gateway
             bail!("configuration has {} error(s)", d.error_count());
         }
     };
-    match gateway::compile(&cfg) {
+    match gateway::compile(&cfg, &Sources::read(&cfg)) {
         Ok((gw, warnings)) => {
             eprint!("{}", warnings.render_text());
             Ok((cfg, gw))

@@ -91,7 +91,7 @@ impl Shared {
                     );
                 }
             }
-            gateway::compile(&c)
+            gateway::compile(&c, &gateway::load::Sources::read(&c))
         });
         match result {
             Ok((mut gw, warnings)) => {

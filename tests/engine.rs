@@ -30,8 +30,11 @@ fn compile(yaml: &str, files: &[(&str, &str)]) -> Gateway {
     let yaml = format!("listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: policies\n{yaml}");
     std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("{e}"));
     let cfg = gatehouse::config::load(&path).unwrap_or_else(|d| panic!("{}", d.render_text()));
-    let (gw, _) =
-        gatehouse::gateway::compile(&cfg).unwrap_or_else(|d| panic!("{}", d.render_text()));
+    let sources = gatehouse::gateway::load::Sources::read(&cfg);
+    // Compile does no I/O: the files are gone before it runs.
+    drop(dir);
+    let (gw, _) = gatehouse::gateway::compile(&cfg, &sources)
+        .unwrap_or_else(|d| panic!("{}", d.render_text()));
     gw
 }
 
@@ -293,4 +296,28 @@ fn return_response_ends_the_pipeline_with_the_policy_response() {
     assert_eq!(run.resp.reason.as_deref(), Some("Teapot"));
     assert_eq!(run.resp.body.as_deref(), Some(&b"short"[..]));
     assert_eq!(run.header(&run.resp_headers, "x-r"), ["1"]);
+}
+
+#[test]
+fn compile_works_from_what_the_loader_read() {
+    // A named value from a file, a fragment and a policy document: all read by the loader, then
+    // deleted before compile runs (see `compile`).
+    let inbound = r#"<include-fragment fragment-id="tag" /><set-header name="X-Secret-Len" exists-action="override"><value>@("{{token}}".Length.ToString())</value></set-header>"#;
+    let yaml = format!(
+        "named_values:\n  token:\n    file: token.txt\n{}",
+        api(&[("get", "GET", "/x")])
+    );
+    let dir_files = [
+        ("../token.txt", "s3cret-value\n".to_string()),
+        (
+            "fragments/tag.xml",
+            format!("<fragment>{}</fragment>", set("X-Tag", "fragment")),
+        ),
+        ("apis/t/get.xml", common::inbound_doc(inbound)),
+    ];
+    let files: Vec<(&str, &str)> = dir_files.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    let mut run = Run::new(compile(&yaml, &files), "get", "GET", "/t/x", &[]);
+    assert!(matches!(run.section(Section::Inbound), Flow::Continue));
+    assert_eq!(run.header(&run.req_headers, "x-tag"), ["fragment"]);
+    assert_eq!(run.header(&run.req_headers, "x-secret-len"), ["12"]);
 }

@@ -27,5 +27,5 @@ fuzz_target!(|data: &[u8]| {
     let Ok(cfg) = gatehouse::config::load_text(&d.join("gatehouse.yaml"), yaml.to_string()) else {
         return;
     };
-    let _ = gatehouse::gateway::compile(&cfg);
+    let _ = gatehouse::gateway::compile(&cfg, &gatehouse::gateway::load::Sources::read(&cfg));
 });

@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod explain;
+pub mod load;
 
 pub use crate::exec::model::*;
 pub use crate::exec::route::UrlTemplate;

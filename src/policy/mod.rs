@@ -19,10 +19,16 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Largest fragment (apim-reference.md §4.2).
 pub const MAX_FRAGMENT_BYTES: usize = 32 * 1024;
 
-/// Read and parse a `<policies>` document at `scope`.
-pub fn load_document(path: &Path, env: &parse::Env, diags: &mut Diagnostics) -> Option<PolicyDoc> {
-    let (file, text) = read(path, MAX_DOCUMENT_BYTES, diags)?;
-    match xml::parse(&file, &text) {
+/// Parse a `<policies>` document from its text as the loader read it (at most one byte past
+/// the limit, or the read error).
+pub fn document_from_text(
+    path: &Path,
+    text: Result<&str, String>,
+    env: &parse::Env,
+    diags: &mut Diagnostics,
+) -> Option<PolicyDoc> {
+    let (file, text) = checked(path, text, MAX_DOCUMENT_BYTES, diags)?;
+    match xml::parse(&file, text) {
         Ok(root) => Some(parse::parse_document(&root, env, diags)),
         Err(d) => {
             diags.extend(d);
@@ -31,10 +37,15 @@ pub fn load_document(path: &Path, env: &parse::Env, diags: &mut Diagnostics) -> 
     }
 }
 
-/// Read and parse a `<fragment>` document.
-pub fn load_fragment(path: &Path, env: &parse::Env, diags: &mut Diagnostics) -> Option<Vec<Stmt>> {
-    let (file, text) = read(path, MAX_FRAGMENT_BYTES, diags)?;
-    match xml::parse(&file, &text) {
+/// Parse a `<fragment>` document from its text as the loader read it.
+pub fn fragment_from_text(
+    path: &Path,
+    text: Result<&str, String>,
+    env: &parse::Env,
+    diags: &mut Diagnostics,
+) -> Option<Vec<Stmt>> {
+    let (file, text) = checked(path, text, MAX_FRAGMENT_BYTES, diags)?;
+    match xml::parse(&file, text) {
         Ok(root) => Some(parse::parse_fragment(&root, env, diags)),
         Err(d) => {
             diags.extend(d);
@@ -43,10 +54,14 @@ pub fn load_fragment(path: &Path, env: &parse::Env, diags: &mut Diagnostics) -> 
     }
 }
 
-fn read(path: &Path, max: usize, diags: &mut Diagnostics) -> Option<(Arc<str>, String)> {
+fn checked<'t>(
+    path: &Path,
+    text: Result<&'t str, String>,
+    max: usize,
+    diags: &mut Diagnostics,
+) -> Option<(Arc<str>, &'t str)> {
     let file: Arc<str> = Arc::from(path.display().to_string());
-    // At most one byte past the limit is read: a huge file (or a device) is never read whole.
-    match crate::config::read_bounded(path, max as u64 + 1) {
+    match text {
         Ok(t) if t.len() > max => {
             diags.error(
                 "P008",

@@ -1,0 +1,77 @@
+//! Listener settings checked at load.
+
+use super::*;
+
+/// Listener and admin addresses must parse; TLS files must exist.
+pub(super) fn check_listeners(cfg: &LoadedConfig, src: &Sources, d: &mut Diagnostics) {
+    if cfg.raw.listeners.is_empty() {
+        d.error("C003", cfg.file_span(), "at least one listener is needed");
+    }
+    for l in &cfg.raw.listeners {
+        if l.address.parse::<std::net::SocketAddr>().is_err() {
+            d.error(
+                "C004",
+                cfg.locate(None, "address", &l.address),
+                format!("listener address {:?} must be ip:port", l.address),
+            );
+        }
+        if l.max_connections == 0 {
+            d.error(
+                "C056",
+                cfg.locate_nth("max_connections", "0", 0),
+                "`max_connections` must be at least 1",
+            );
+        }
+        if let Some(tls) = &l.tls {
+            for f in [&tls.cert, &tls.key] {
+                if !src.is_file(&cfg.dir.join(f)) {
+                    d.error(
+                        "C005",
+                        cfg.locate(None, "", f),
+                        format!(
+                            "TLS file {f:?} not found (relative to {})",
+                            cfg.dir.display()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let lim = &cfg.raw.limits;
+    for (name, t) in [
+        ("header_read_timeout", lim.header_read_timeout),
+        ("keepalive_timeout", lim.keepalive_timeout),
+        ("body_read_timeout", lim.body_read_timeout),
+    ] {
+        if t.0.is_zero() {
+            d.error(
+                "C056",
+                cfg.locate_nth(name, "", 0),
+                format!("`limits.{name}` must be more than 0"),
+            );
+        }
+    }
+    let st = &cfg.raw.store;
+    match (st.r#type, &st.url) {
+        (crate::config::StoreType::Redis, None) => d.error(
+            "C006",
+            cfg.locate(None, "type", "redis"),
+            "store type redis needs `url` (redis://host:port)",
+        ),
+        (crate::config::StoreType::Redis, Some(u)) if redis::Client::open(u.as_str()).is_err() => d
+            .error(
+                "C006",
+                cfg.locate(None, "url", u),
+                format!("invalid Redis URL {u:?}"),
+            ),
+        _ => {}
+    }
+    let admin = &cfg.raw.admin.address;
+    if !admin.is_empty() && admin.parse::<std::net::SocketAddr>().is_err() {
+        d.error(
+            "C004",
+            cfg.locate(None, "address", admin),
+            format!("admin address {admin:?} must be ip:port"),
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! `compile`: configuration + policy documents -> an immutable `Gateway`, with every problem
+//! collected (never only the first). One room per thing built: certificates, listeners,
+//! backends, products and subscriptions, policy documents, APIs, pipelines.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ahash::AHashMap;
+use http::{HeaderName, HeaderValue, Method};
+
+use super::*;
+use crate::config::{LoadedConfig, NamedValue};
+use crate::diag::{Diagnostics, Span};
+use crate::policy::compose::{self, Fragments};
+use crate::policy::parse::{self, Env};
+use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, Stmt, StmtKind, Val};
+use crate::upstream;
+
+mod apis;
+mod backends;
+mod certificates;
+mod documents;
+mod listeners;
+mod pipelines;
+mod subscriptions;
+
+pub(crate) use apis::clean_path;
+use apis::*;
+use backends::*;
+use certificates::*;
+use documents::*;
+use listeners::*;
+pub use pipelines::build_pipeline;
+use subscriptions::*;
+
+use super::load::Sources;
+
+/// Policy documents found on disk, keyed by what they apply to.
+struct PolicySet {
+    global: PolicyDoc,
+    products: AHashMap<String, PolicyDoc>,
+    apis: AHashMap<String, PolicyDoc>,
+    operations: AHashMap<(String, String), PolicyDoc>,
+}
+
+/// Compile a loaded configuration and the files the loader read for it (`load::Sources`); no
+/// I/O happens here. On success, warnings come back with the gateway. No diagnostic shows a
+/// secret named value's value: each is masked as `***`.
+pub fn compile(cfg: &LoadedConfig, src: &Sources) -> Result<(Gateway, Diagnostics), Diagnostics> {
+    let mut secrets = Vec::new();
+    let result = compile_unmasked(cfg, src, &mut secrets);
+    match result {
+        Ok((gw, mut w)) => {
+            w.mask_secrets(&secrets);
+            Ok((gw, w))
+        }
+        Err(mut d) => {
+            d.mask_secrets(&secrets);
+            Err(d)
+        }
+    }
+}
+
+/// `compile`, leaving the values of the secret named values in `secrets` (read once, here).
+fn compile_unmasked(
+    cfg: &LoadedConfig,
+    src: &Sources,
+    secrets: &mut Vec<String>,
+) -> Result<(Gateway, Diagnostics), Diagnostics> {
+    let mut d = Diagnostics::new();
+    check_listeners(cfg, src, &mut d);
+    d.extend(src.named_diagnostics.clone());
+    let named = src.named.clone();
+    secrets.extend(named.values().filter(|v| v.secret).map(|v| v.value.clone()));
+    let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
+    let (backends, backend_ids) = compile_backends(cfg, src, &named, &mut d);
+    let mut api_index: AHashMap<&str, usize> = AHashMap::new();
+    let mut seen: AHashMap<&str, usize> = AHashMap::new();
+    for (i, a) in cfg.raw.apis.iter().enumerate() {
+        let n = seen.entry(&a.id).or_insert(0);
+        if *n > 0 {
+            d.error(
+                "C020",
+                cfg.locate_nth("id", &a.id, *n),
+                format!("duplicate API id `{}`", a.id),
+            );
+        } else {
+            api_index.insert(&a.id, i);
+        }
+        *n += 1;
+    }
+    let products = compile_products(cfg, &api_index, &mut d);
+    let set = load_policies(cfg, src, &policy_dir, &named, &products, &mut d);
+
+    let global_on_error: Arc<[Stmt]> = compose::compose(&[&set.global], Section::OnError).into();
+    let mut apis = Vec::new();
+    for (ai, spec) in cfg.raw.apis.iter().enumerate() {
+        if let Some(api) = compile_api(
+            cfg,
+            ai,
+            spec,
+            &set,
+            &products,
+            &backends,
+            &backend_ids,
+            &mut d,
+        ) {
+            apis.push(api);
+        }
+    }
+    let subscriptions = compile_subscriptions(cfg, &api_index, &products, &mut d);
+    let (certificates, thumbprints, certificate_x509) = compile_certificates(cfg, src, &mut d);
+    let mut trusted_proxies = Vec::new();
+    for t in &cfg.raw.client_identity.trusted_proxies {
+        match crate::net::cidr::parse(t) {
+            Ok(c) => trusted_proxies.push(c),
+            Err(e) => d.error(
+                "C039",
+                cfg.locate(None, "trusted_proxies", t),
+                format!("client_identity.trusted_proxies: {e}"),
+            ),
+        }
+    }
+    check_certificate_refs(&apis, &certificates, &thumbprints, &mut d);
+    if d.has_errors() {
+        return Err(d.sorted());
+    }
+    let (api_index, root_apis) = super::index_apis(&apis);
+    let gw = Gateway {
+        name: cfg.raw.name.clone(),
+        api_index,
+        root_apis,
+        apis,
+        backends,
+        backend_ids,
+        products,
+        subscriptions,
+        global_on_error,
+        certificates,
+        thumbprints,
+        trusted_proxies,
+        forwarded_headers: cfg.raw.client_identity.forwarded_headers,
+        certificate_x509,
+        limits: super::Limits {
+            max_url_length: cfg.raw.limits.max_url_length,
+            max_headers: cfg.raw.limits.max_headers,
+            max_header_bytes: cfg.raw.limits.max_header_bytes,
+            max_body_bytes: cfg.raw.limits.max_body_bytes,
+            header_read_timeout: cfg.raw.limits.header_read_timeout.0,
+            keepalive_timeout: cfg.raw.limits.keepalive_timeout.0,
+            body_read_timeout: cfg.raw.limits.body_read_timeout.0,
+        },
+        secrets: secrets.clone(),
+        jwt: super::JwtSettings {
+            keys_refresh: cfg.raw.jwt.keys_refresh.0,
+            min_refetch: cfg.raw.jwt.min_refetch.0,
+            azure_ad_authority: cfg
+                .raw
+                .jwt
+                .azure_ad_authority
+                .trim_end_matches('/')
+                .to_string(),
+        },
+    };
+    Ok((gw, d.sorted()))
+}
+
+/// Check one standalone policy or fragment document (`gatehouse check --policy`) from its text
+/// as read (at most one byte past the limit), with the same checks as a full load. Named values
+/// and fragments are unknown here and reported (P030, P031).
+pub fn check_policy_text(path: &Path, text: Result<&str, String>, scope: Scope) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let named = AHashMap::new();
+    let env = Env {
+        named: &named,
+        scope,
+    };
+    let file: Arc<str> = Arc::from(path.display().to_string());
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            d.error(
+                "P009",
+                Span::new(&file, 1, 1),
+                format!("cannot read policy document: {e}"),
+            );
+            return d;
+        }
+    };
+    let root = match policy::xml::parse(&file, text) {
+        Ok(r) => r,
+        Err(e) => return e.sorted(),
+    };
+    if root.name == "fragment" {
+        if text.len() > policy::MAX_FRAGMENT_BYTES {
+            d.error(
+                "P008",
+                Span::new(&file, 1, 1),
+                format!(
+                    "fragment is over {} bytes, the limit",
+                    policy::MAX_FRAGMENT_BYTES
+                ),
+            );
+        }
+        parse::parse_fragment(&root, &env, &mut d);
+    } else {
+        if text.len() > policy::MAX_DOCUMENT_BYTES {
+            d.error(
+                "P008",
+                Span::new(&file, 1, 1),
+                format!(
+                    "document is over {} bytes, the limit",
+                    policy::MAX_DOCUMENT_BYTES
+                ),
+            );
+        }
+        let doc = parse::parse_document(&root, &env, &mut d);
+        let doc = compose::expand_document(&doc, &AHashMap::new(), &mut d);
+        compose::check_legality(&doc, &mut d);
+        build_pipeline(&[&doc], &AHashMap::new(), &mut d);
+    }
+    d.sorted()
+}

@@ -1,0 +1,143 @@
+//! The loader: every file a configuration names, read before compiling, so that `compile` does
+//! no I/O (and compiles the same input the same way wherever that input came from).
+//!
+//! Read here: named values (`env:` variables and `file:` contents), certificate, key and CA files (the `certificates` section, backend TLS), listener
+//! TLS files (only whether they exist), and the policies directory (the XML files of
+//! `fragments/`, `products/`, `apis/` and `apis/<api>/`, and `global.xml`) with each document's
+//! text, bounded by the document limits. A file that cannot be read is kept as its error; compile
+//! reports it with the same diagnostic as a file it would have failed to read itself.
+
+use std::path::{Path, PathBuf};
+
+use ahash::AHashMap;
+
+use crate::config::{LoadedConfig, NamedValue};
+use crate::diag::Diagnostics;
+use crate::policy::{self, Scope};
+
+#[derive(Default)]
+pub struct Sources {
+    /// Every named value resolved (secrets from the environment or files), and what was wrong
+    /// with them.
+    pub named: AHashMap<String, NamedValue>,
+    pub named_diagnostics: Diagnostics,
+    /// Certificate, key and CA files by path (joined to the configuration's directory).
+    files: AHashMap<PathBuf, Result<Vec<u8>, String>>,
+    /// Paths that name a regular file (listener TLS files).
+    present: AHashMap<PathBuf, bool>,
+    /// The `.xml` files of each policy directory read: (file stem, path), sorted.
+    xml_dirs: AHashMap<PathBuf, Vec<(String, PathBuf)>>,
+    /// Policy document texts by path: at most one byte past the limit is read.
+    texts: AHashMap<PathBuf, Result<String, String>>,
+}
+
+impl Sources {
+    /// Read everything `cfg` names.
+    pub fn read(cfg: &LoadedConfig) -> Sources {
+        let mut s = Sources::default();
+        s.named = crate::config::resolve_named_values(cfg, &mut s.named_diagnostics);
+        let mut file = |f: &str| {
+            let path = cfg.dir.join(f);
+            let read = std::fs::read(&path).map_err(|e| e.to_string());
+            s.files.insert(path, read);
+        };
+        for c in &cfg.raw.certificates {
+            file(&c.cert_file);
+            if let Some(k) = &c.key_file {
+                file(k);
+            }
+        }
+        for b in &cfg.raw.backends {
+            let t = &b.tls;
+            for f in [&t.ca_file, &t.client_cert_file, &t.client_key_file]
+                .into_iter()
+                .flatten()
+            {
+                file(f);
+            }
+        }
+        for l in &cfg.raw.listeners {
+            if let Some(tls) = &l.tls {
+                for f in [&tls.cert, &tls.key] {
+                    let path = cfg.dir.join(f);
+                    let is_file = path.is_file();
+                    s.present.insert(path, is_file);
+                }
+            }
+        }
+        let dir = super::compile::clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
+        s.read_xml_dir(&dir.join("fragments"), policy::MAX_FRAGMENT_BYTES);
+        let global = dir.join("global.xml");
+        if global.is_file() {
+            s.read_text(&global, policy::MAX_DOCUMENT_BYTES);
+        }
+        s.read_xml_dir(&dir.join("products"), policy::MAX_DOCUMENT_BYTES);
+        s.read_xml_dir(&dir.join("apis"), policy::MAX_DOCUMENT_BYTES);
+        for api in &cfg.raw.apis {
+            s.read_xml_dir(&dir.join("apis").join(&api.id), policy::MAX_DOCUMENT_BYTES);
+        }
+        s
+    }
+
+    fn read_xml_dir(&mut self, dir: &Path, max: usize) {
+        let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "xml"))
+            .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p.clone())))
+            .collect();
+        found.sort();
+        for (_, p) in &found {
+            self.read_text(p, max);
+        }
+        self.xml_dirs.insert(dir.to_path_buf(), found);
+    }
+
+    fn read_text(&mut self, path: &Path, max: usize) {
+        let text = crate::config::read_bounded(path, max as u64 + 1).map_err(|e| e.to_string());
+        self.texts.insert(path.to_path_buf(), text);
+    }
+
+    /// A certificate, key or CA file's bytes, or why it could not be read.
+    pub fn file(&self, path: &Path) -> Result<&[u8], String> {
+        match self.files.get(path) {
+            Some(Ok(b)) => Ok(b),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read by the loader".to_string()),
+        }
+    }
+
+    /// Whether a listener TLS file exists.
+    pub fn is_file(&self, path: &Path) -> bool {
+        self.present.get(path).copied().unwrap_or(false)
+    }
+
+    /// The `.xml` files of a policy directory: (file stem, path), sorted.
+    pub fn xml_files(&self, dir: &Path) -> &[(String, PathBuf)] {
+        self.xml_dirs.get(dir).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Whether a policy document was found (and read) at `path`.
+    pub fn has_text(&self, path: &Path) -> bool {
+        self.texts.contains_key(path)
+    }
+
+    /// A policy document's text (possibly one byte past its limit), or why it could not be read.
+    pub fn text(&self, path: &Path) -> Result<&str, String> {
+        match self.texts.get(path) {
+            Some(Ok(t)) => Ok(t),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not read by the loader".to_string()),
+        }
+    }
+}
+
+/// Check one standalone policy or fragment document (`gatehouse check --policy`): read it, then
+/// `compile::check_policy_text`.
+pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
+    let text = crate::config::read_bounded(path, policy::MAX_DOCUMENT_BYTES as u64 + 1)
+        .map_err(|e| e.to_string());
+    super::compile::check_policy_text(path, text.as_deref().map_err(String::clone), scope)
+}
