@@ -486,6 +486,80 @@ pub enum StmtKind {
     Quota(QuotaPolicy),
 }
 
+/// What a statement needs from the pipeline that runs it, decided once at load (the
+/// expressions' own needs are added from `visit_exprs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Reads the request body (or sends a copy of it) when it runs on the request side.
+    pub request_body: bool,
+    /// Reads or keeps the backend's response body when it runs on the response side.
+    pub response_body: bool,
+    /// Replaces the request body when it runs on the request side (framing is rewritten).
+    pub replaces_request_body: bool,
+}
+
+impl StmtKind {
+    /// The pipeline needs of this statement alone (not of its children). The match names every
+    /// policy, so a new one cannot be added without deciding what it needs.
+    pub fn needs(&self) -> Needs {
+        let none = Needs::default();
+        match self {
+            // find-and-replace edits the body of the side it runs on.
+            StmtKind::FindAndReplace { .. } => Needs {
+                request_body: true,
+                response_body: true,
+                ..none
+            },
+            // send-request mode="copy" (the default) sends a copy of the request body.
+            StmtKind::SendRequest(r) => Needs {
+                request_body: !matches!(&r.copy, Val::Lit(m) if m == "new"),
+                ..none
+            },
+            // cache-store saves the response body.
+            StmtKind::CacheStore { .. } => Needs {
+                response_body: true,
+                ..none
+            },
+            StmtKind::SetBody(_) => Needs {
+                replaces_request_body: true,
+                ..none
+            },
+            StmtKind::Base
+            | StmtKind::IncludeFragment(_)
+            | StmtKind::SetHeader(_)
+            | StmtKind::SetQueryParameter(_)
+            | StmtKind::SetMethod(_)
+            | StmtKind::SetStatus(_)
+            | StmtKind::ReturnResponse(_)
+            | StmtKind::MockResponse(_)
+            | StmtKind::RewriteUri(_)
+            | StmtKind::SetBackendService(_)
+            | StmtKind::ForwardRequest(_)
+            | StmtKind::Choose(_)
+            | StmtKind::SetVariable { .. }
+            | StmtKind::Trace(_)
+            | StmtKind::CacheLookup(_)
+            | StmtKind::LimitConcurrency { .. }
+            | StmtKind::Retry(_)
+            | StmtKind::CheckHeader(_)
+            | StmtKind::Cors(_)
+            | StmtKind::ValidateJwt(_)
+            | StmtKind::IpFilter(_)
+            | StmtKind::AuthenticationBasic { .. }
+            | StmtKind::AuthenticationCertificate(_)
+            | StmtKind::Wait { .. }
+            | StmtKind::AcquireSlot { .. }
+            | StmtKind::CacheLookupValue { .. }
+            | StmtKind::CacheStoreValue { .. }
+            | StmtKind::CacheRemoveValue { .. }
+            | StmtKind::RateLimitByKey(_)
+            | StmtKind::RateLimit(_)
+            | StmtKind::QuotaByKey(_)
+            | StmtKind::Quota(_) => none,
+        }
+    }
+}
+
 impl Stmt {
     /// Statements nested in this one (choose branches).
     pub fn children(&self) -> Vec<&Stmt> {

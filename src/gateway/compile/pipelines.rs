@@ -85,7 +85,7 @@ pub fn build_pipeline(
     let replaces_request_body = inbound
         .iter()
         .chain(pre.iter())
-        .any(|s| matches!(s.kind, StmtKind::SetBody(_)));
+        .any(|s| s.kind.needs().replaces_request_body);
     // Which bodies the statements read: decided here, once, not per request.
     let mut needs_request_body = false;
     let mut needs_response_body = false;
@@ -100,11 +100,7 @@ pub fn build_pipeline(
     let request_side: Vec<&Vec<Stmt>> = vec![&inbound, &pre];
     for stmts in request_side {
         walk(stmts, &mut |s| {
-            // find-and-replace edits it; send-request mode="copy" sends a copy of it.
-            let copies = matches!(&s.kind, StmtKind::SendRequest(r) if !matches!(&r.copy, Val::Lit(m) if m == "new"));
-            if matches!(s.kind, StmtKind::FindAndReplace { .. }) || copies {
-                needs_request_body = true;
-            }
+            needs_request_body |= s.kind.needs().request_body
         });
     }
     for (i, stmts) in [&inbound, &pre, &on_error, &post, &outbound]
@@ -122,14 +118,7 @@ pub fn build_pipeline(
     }
     for stmts in [&post, &outbound] {
         walk(stmts, &mut |s| {
-            // find-and-replace edits the response body; cache-store saves it.
-            if matches!(
-                s.kind,
-                StmtKind::FindAndReplace { .. } | StmtKind::CacheStore { .. }
-            ) && forward.is_some()
-            {
-                needs_response_body = true;
-            }
+            needs_response_body |= s.kind.needs().response_body && forward.is_some();
         });
     }
     if engine_backend {
