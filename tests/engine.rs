@@ -321,3 +321,67 @@ fn compile_works_from_what_the_loader_read() {
     assert_eq!(run.header(&run.req_headers, "x-tag"), ["fragment"]);
     assert_eq!(run.header(&run.req_headers, "x-secret-len"), ["12"]);
 }
+
+#[test]
+fn routing_and_admission_decide_without_a_socket() {
+    use gatehouse::exec::request::{admit, RequestView};
+    let yaml = format!(
+        "{}products:\n  - id: p\n    apis: [k]\nsubscriptions:\n  - id: s1\n    scope: product:p\n    primary_key: key-0123456789\n",
+        "apis:\n".to_string()
+            + &common::api_yaml("k", "k", "http://127.0.0.1:9", "    strip_subscription_key: true\n", &[("get", "GET", "/items/{id}")])
+    );
+    let gw = compile(&yaml, &[]);
+    let headers = HeaderMap::new();
+    let view = |path: &'static str, query: &'static str| RequestView {
+        method: &Method::GET,
+        host: Some("gw.example:8080"),
+        path: path.as_bytes(),
+        path_is_utf8: true,
+        query,
+        headers: &headers,
+        peer: Some("10.1.2.3".parse().unwrap_or_else(|e| panic!("{e}"))),
+        tls: false,
+    };
+    let started = std::time::Instant::now();
+
+    // The key in the query admits the caller; the key parameter is stripped from the backend query.
+    let a = admit(
+        &gw,
+        &view("/k/./items/%34%32", "subscription-key=key-0123456789&x=1"),
+        "r1",
+        started,
+    )
+    .unwrap_or_else(|r| panic!("{:?}", r.error));
+    assert_eq!(a.subscription, Some(0));
+    assert_eq!(a.req.path, "/items/42");
+    assert_eq!(a.req.matched, [("id".to_string(), "42".to_string())]);
+    assert_eq!(a.req.query.encoded(), "x=1");
+    assert_eq!(a.req.info.original_host, "gw.example");
+    assert_eq!(a.req.info.original_port, 8080);
+    assert_eq!(a.req.info.ip, "10.1.2.3");
+    assert!(a.strip_header.is_some());
+
+    // No key: 401 naming the header to send; the API is known (its on-error runs).
+    let r = admit(&gw, &view("/k/items/1", ""), "r2", started)
+        .err()
+        .unwrap_or_else(|| panic!("admitted"));
+    assert_eq!(r.error.kind, ErrorKind::SubscriptionKeyNotFound);
+    assert_eq!(r.api, Some(0));
+    assert_eq!(
+        r.www_authenticate.as_deref(),
+        Some("ocp-apim-subscription-key")
+    );
+
+    // No operation: 404 with the API known; a path with no canonical form: 400.
+    let r = admit(&gw, &view("/k/nothing", ""), "r3", started)
+        .err()
+        .unwrap_or_else(|| panic!("admitted"));
+    assert_eq!(
+        (r.error.kind, r.api, r.operation),
+        (ErrorKind::OperationNotFound, Some(0), None)
+    );
+    let r = admit(&gw, &view("/k/items/%2F", ""), "r4", started)
+        .err()
+        .unwrap_or_else(|| panic!("admitted"));
+    assert_eq!((r.error.kind, r.api), (ErrorKind::BadRequest, None));
+}

@@ -8,6 +8,7 @@ pub mod error;
 pub mod headers;
 pub mod jwks;
 pub mod model;
+pub mod request;
 pub mod route;
 pub mod state;
 pub mod steps;

@@ -22,7 +22,6 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 
-use crate::exec::admission;
 use crate::exec::{self, ErrorKind, Flow, Origin, PolicyError};
 use crate::policy::Section;
 use crate::runtime::Shared;
@@ -375,7 +374,8 @@ impl ProxyHttp for Proxy {
                 if e.esource() == &pingora::ErrorSource::Downstream && !ctx.response_started =>
             {
                 // The client stopped sending its body (`limits.body_read_timeout`).
-                let mut err = bad_request("the request body was not received in time");
+                let mut err =
+                    exec::request::bad_request("the request body was not received in time");
                 err.detail = Some(exec::error::LimitDetail::response(
                     408,
                     "Request timeout: the request body was not received in time.",
@@ -650,14 +650,6 @@ fn at_forward(p: Option<&crate::gateway::Pipeline>, e: PolicyError) -> PolicyErr
     }
 }
 
-/// 400 with the reason in the APIM-style body.
-fn bad_request(why: &str) -> PolicyError {
-    let message = format!("Bad request: {why}.");
-    let mut e = PolicyError::builtin(ErrorKind::BadRequest, "configuration", message.clone());
-    e.detail = Some(exec::error::LimitDetail::response(400, message));
-    e
-}
-
 /// Request framing a gateway can vouch for, before anything else reads the request: an HTTP/1.1
 /// request names its `Host` (RFC 9112 §3.2), and `Content-Length` is one decimal number.
 /// Identical duplicates (`Content-Length: 4, 4`, or the header twice) are collapsed to one
@@ -665,7 +657,9 @@ fn bad_request(why: &str) -> PolicyError {
 #[allow(clippy::result_large_err)]
 fn check_framing(req: &mut RequestHeader) -> Result<(), PolicyError> {
     if req.version == http::Version::HTTP_11 && !req.headers.contains_key(header::HOST) {
-        return Err(bad_request("an HTTP/1.1 request must have a Host header"));
+        return Err(exec::request::bad_request(
+            "an HTTP/1.1 request must have a Host header",
+        ));
     }
     let mut values = req.headers.get_all(header::CONTENT_LENGTH).iter();
     let Some(first) = values.next() else {
@@ -686,7 +680,7 @@ fn check_framing(req: &mut RequestHeader) -> Result<(), PolicyError> {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(l)) if n == l => {}
                 _ => {
-                    return Err(bad_request(
+                    return Err(exec::request::bad_request(
                         "the Content-Length values are invalid or differ",
                     ))
                 }
@@ -885,224 +879,49 @@ impl Proxy {
 
     /// Match API and operation, decide the subscription, and prepare the request state.
     #[allow(clippy::result_large_err)]
+    /// Check the request's framing and limits, then let the engine route and admit it.
     fn route(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), PolicyError> {
         let gw = ctx.gw.clone();
         check_framing(session.req_header_mut())?;
         let req = session.req_header();
         check_limits(&gw.limits, req)?;
-        let host = req
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(req.uri.host())
-            .map(str::to_string);
-        // One canonical path for routing, policies and the backend (codec::path).
-        let path = if req.raw_path_is_utf8() {
-            crate::codec::path::normalize(req.uri.path().as_bytes())
-        } else {
-            Err(crate::codec::path::PathError::NotUtf8)
-        }
-        .map_err(|e| bad_request(&e.to_string()))?
-        .into_owned();
-        let raw_query = req.uri.query().unwrap_or("").to_string();
-        let not_found = || {
-            PolicyError::builtin(
-                ErrorKind::OperationNotFound,
-                "configuration",
-                "Unable to match incoming request to an operation.",
-            )
+        let view = exec::request::RequestView {
+            method: &req.method,
+            host: req
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or(req.uri.host()),
+            path: req.uri.path().as_bytes(),
+            path_is_utf8: req.raw_path_is_utf8(),
+            query: req.uri.query().unwrap_or(""),
+            headers: &req.headers,
+            peer: session
+                .client_addr()
+                .and_then(|c| c.as_inet())
+                .map(|c| c.ip().to_canonical()),
+            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         };
-        let (ai, prefix_len) = gw.match_api(host.as_deref(), &path).ok_or_else(not_found)?;
-        ctx.api = Some(ai);
-        let api = &gw.apis[ai];
-        let remainder = &path[prefix_len..];
-        let query_pairs = crate::codec::query::parse(&raw_query);
-        let method = req.method.clone();
-        let find = |m: Option<&http::Method>, cors_only: bool| {
-            api.operations
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| m.is_none_or(|m| crate::exec::route::method_matches(&o.method, m)))
-                .filter(|(_, o)| !cors_only || o.pipelines.first().is_some_and(|p| p.has_cors))
-                .find_map(|(i, o)| o.template.matches(remainder, &query_pairs).map(|x| (i, x)))
-        };
-        // A CORS preflight for an operation without an OPTIONS operation of its own goes to the
-        // operation of the requested method, when its policy has <cors>.
-        let requested = (method == http::Method::OPTIONS
-            && req.headers.contains_key(header::ORIGIN))
-        .then(|| req.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD))
-        .flatten()
-        .and_then(|v| http::Method::from_bytes(v.as_bytes()).ok());
-        let (oi, matched, preflight) = match find(Some(&method), false) {
-            Some((i, m)) => (i, m, false),
-            None => {
-                // The operation of the requested method; else any operation of the path with
-                // <cors> (whose policy then refuses the method).
-                let (i, m) = requested
-                    .as_ref()
-                    .and_then(|r| find(Some(r), true).or_else(|| find(None, true)))
-                    .ok_or_else(not_found)?;
-                (i, m, true)
-            }
-        };
-        ctx.op = Some(oi);
-        let op = &api.operations[oi];
-        // Subscription key: header first, then the query parameter.
-        let header_key = req
-            .headers
-            .get(&api.key_header)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let key = header_key.clone().or_else(|| {
-            query_pairs
-                .iter()
-                .find(|(k, _)| *k == api.key_query)
-                .map(|(_, v)| v.clone())
-        });
-        // A preflight carries no key: it runs the operation's policy without a product.
-        let decision = if preflight {
-            Ok(admission::Access {
-                subscription: None,
-                product: None,
-                pipeline: 0,
-            })
-        } else {
-            admission::decide(&gw, ai, key.as_deref())
-        }
-        .map_err(|kind| {
-            let msg = kind.client_message().unwrap_or_default();
-            PolicyError::builtin(kind, "authorization", msg)
-        });
-        let a = match decision {
-            Ok(a) => a,
-            Err(e) => {
-                if e.kind == ErrorKind::SubscriptionKeyNotFound {
-                    ctx.www_authenticate = Some(api.key_header.as_str().to_string());
+        match exec::request::admit(&gw, &view, &ctx.request_id, ctx.start) {
+            Ok(r) => {
+                ctx.api = Some(r.api);
+                ctx.op = Some(r.operation);
+                ctx.subscription = r.subscription;
+                ctx.product = r.product;
+                ctx.pipeline = Some(r.pipeline);
+                ctx.examples = r.examples;
+                if let Some(h) = r.strip_header {
+                    session.req_header_mut().remove_header(&h);
                 }
-                return Err(e);
+                ctx.req = Some(r.req);
+                Ok(())
             }
-        };
-        ctx.subscription = a.subscription;
-        ctx.product = a.product;
-        ctx.pipeline = Some(op.pipelines[a.pipeline].clone());
-        let mut query = exec::QueryState::raw(&raw_query);
-        if api.strip_key {
-            session.req_header_mut().remove_header(&api.key_header);
-            if query_pairs.iter().any(|(k, _)| *k == api.key_query) {
-                query.pairs_mut().retain(|(k, _)| *k != api.key_query);
+            Err(u) => {
+                ctx.api = u.api;
+                ctx.op = u.operation;
+                ctx.www_authenticate = u.www_authenticate;
+                Err(u.error)
             }
-        }
-        let peer = session
-            .client_addr()
-            .and_then(|c| c.as_inet())
-            .map(|c| c.ip().to_canonical());
-        let xff: Vec<&str> = session
-            .req_header()
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let client_ip = peer.map(|p| gw.client_ip(p, &xff));
-        let peer_ip = peer.map(ip_string).unwrap_or_default();
-        let scheme = if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
-            "https"
-        } else {
-            "http"
-        };
-        let (original_host, original_port) = match host.as_deref().and_then(|h| {
-            h.rsplit_once(':')
-                .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        }) {
-            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(80)),
-            None => (
-                host.clone().unwrap_or_default(),
-                if scheme == "https" { 443 } else { 80 },
-            ),
-        };
-        let remainder = remainder.to_string();
-        let info = exec::RequestInfo {
-            api: Some(ai),
-            operation: Some(oi),
-            product: a.product,
-            subscription: a.subscription,
-            key: if a.subscription.is_some() { key } else { None },
-            ip: match (client_ip, peer) {
-                (Some(c), Some(p)) if c == p => peer_ip.clone(),
-                (c, _) => c.map(ip_string).unwrap_or_default(),
-            },
-            peer_ip,
-            peer_trusted: peer.is_some_and(|p| gw.is_trusted_proxy(p)),
-            host_header: host.unwrap_or_default(),
-            original_method: method.as_str().to_string(),
-            original_scheme: scheme.into(),
-            original_host,
-            original_port,
-            original_path: path,
-            original_query: raw_query,
-            timestamp_ticks: crate::expr::datetime::DateTime::now_utc().ticks,
-            started: Some(ctx.start),
-        };
-        ctx.req = Some(Box::new(exec::ReqState {
-            matched,
-            preflight,
-            template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
-            ..exec::ReqState::new(
-                ctx.request_id.clone(),
-                method,
-                exec::Target {
-                    base: api.service.clone(),
-                    backend: api.service_backend,
-                },
-                remainder,
-                query,
-                info,
-            )
-        }));
-        ctx.examples = op.examples.clone();
-        Ok(())
-    }
-}
-
-/// An IP address as text; IPv4 without the formatting machinery (every request formats its
-/// peer's address).
-fn ip_string(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let mut out = String::with_capacity(15);
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-            out
-        }
-        std::net::IpAddr::V6(_) => ip.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ip_string_matches_display() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.30.40",
-            "255.255.255.255",
-            "1.99.100.109",
-            "::1",
-            "2001:db8::8a2e:370:7334",
-        ] {
-            let addr: std::net::IpAddr = ip.parse().unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(super::ip_string(addr), addr.to_string());
         }
     }
 }
