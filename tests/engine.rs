@@ -147,6 +147,27 @@ impl Run {
         rt.block_on(exec::run_section(stmts, &mut cx))
     }
 
+    /// The end of the request: deferred increments against the final response.
+    fn finish(&mut self, bytes: u64) {
+        let gw = self.gw.clone();
+        let mut cx = ExecCtx {
+            gw: &gw,
+            section: Section::Outbound,
+            req: &mut self.req,
+            req_headers: &mut self.req_headers,
+            resp: &mut self.resp,
+            resp_headers: &mut self.resp_headers,
+            examples: &[],
+            store: &self.store,
+            transport: &NoTransport,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(exec::deferred::finish(&mut cx, bytes));
+    }
+
     fn header(&self, map: &HeaderMap, name: &str) -> Vec<String> {
         map.get_all(name)
             .iter()
@@ -384,4 +405,26 @@ fn routing_and_admission_decide_without_a_socket() {
         .err()
         .unwrap_or_else(|| panic!("admitted"));
     assert_eq!((r.error.kind, r.api), (ErrorKind::BadRequest, None));
+}
+
+#[test]
+fn an_increment_condition_counts_only_the_responses_it_accepts() {
+    let inbound = r#"<rate-limit-by-key calls="1" renewal-period="60" counter-key="k" increment-condition="@(context.Response.StatusCode == 200)" />"#;
+    let gw = compile(
+        &api(&[("get", "GET", "/x")]),
+        &[("apis/t/get.xml", &common::inbound_doc(inbound))],
+    );
+    let mut run = Run::new(gw, "get", "GET", "/t/x", &[]);
+    // A 500 is not counted: the next request is still admitted.
+    assert!(matches!(run.section(Section::Inbound), Flow::Continue));
+    run.resp.status = 500;
+    run.finish(0);
+    assert!(matches!(run.section(Section::Inbound), Flow::Continue));
+    run.resp.status = 200;
+    run.finish(0);
+    // The 200 was counted: the limit of one is reached.
+    match run.section(Section::Inbound) {
+        Flow::Fail(e) => assert_eq!(e.kind, ErrorKind::RateLimitExceeded),
+        other => panic!("{other:?}"),
+    }
 }

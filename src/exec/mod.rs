@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod backend;
+pub mod deferred;
 pub mod env;
 pub mod error;
 pub mod headers;

@@ -365,89 +365,22 @@ impl Ctx {
     /// Counter increments that waited for the response (expression conditions, bandwidth),
     /// evaluated against the final response.
     pub async fn apply_deferred(&mut self, session: &mut Session, bytes: u64) {
-        // A cache fill that never reached cache-store still wakes its waiters.
-        if let Some(c) = self
-            .req
-            .as_ref()
-            .and_then(|r| r.cache.as_ref())
-            .filter(|c| c.filler)
-        {
-            exec::steps::cache::release_fill(&c.key);
-        }
-        // limit-concurrency slots held across forward-request end with the request.
-        let held = self
-            .req
-            .as_mut()
-            .map(|r| std::mem::take(&mut r.held_slots))
-            .unwrap_or_default();
-        for k in held {
-            self.store.release(&k).await;
-        }
-        let Some(deferred) = self.req.as_mut().map(|r| std::mem::take(&mut r.deferred)) else {
+        let Some(req) = self.req.as_mut() else {
             return;
         };
-        if deferred.is_empty() {
-            return;
-        }
-        let store = self.store.clone();
         let mut h = std::mem::take(&mut self.resp_headers);
-        for d in deferred {
-            let (cond, count) = match &d {
-                exec::state::Deferred::Sliding {
-                    condition, count, ..
-                }
-                | exec::state::Deferred::QuotaCalls {
-                    condition, count, ..
-                } => self.with_exec(session.req_header_mut(), &mut h, Section::Outbound, |cx| {
-                    let c = condition
-                        .as_ref()
-                        .map_or(Ok(true), |v| exec::value(v, cx).map(|b| *b));
-                    let n = count
-                        .as_ref()
-                        .map_or(Ok(1), |v| exec::value(v, cx).map(|n| *n));
-                    (c, n)
-                }),
-                exec::state::Deferred::QuotaBytes { .. } => (Ok(true), Ok(0)),
-            };
-            let (Ok(cond), Ok(count)) = (cond, count) else {
-                log::warn!(
-                    "request {}: a deferred increment's expression failed; not counted",
-                    self.request_id
-                );
-                continue;
-            };
-            if !cond {
-                continue;
-            }
-            let r = match d {
-                exec::state::Deferred::Sliding { key, window, .. } => {
-                    store.sliding_add(&key, window, count).await
-                }
-                exec::state::Deferred::QuotaCalls {
-                    key,
-                    window_id,
-                    ttl,
-                    ..
-                } => store
-                    .quota_hit(&key, window_id, ttl, 0, 0, count, 0, true)
-                    .await
-                    .map(|_| ()),
-                exec::state::Deferred::QuotaBytes {
-                    key,
-                    window_id,
-                    ttl,
-                } => store
-                    .quota_hit(&key, window_id, ttl, 0, 0, 0, bytes, true)
-                    .await
-                    .map(|_| ()),
-            };
-            if let Err(e) = r {
-                log::warn!(
-                    "request {}: deferred increment failed: {e}",
-                    self.request_id
-                );
-            }
-        }
+        let mut cx = ExecCtx {
+            gw: &self.gw,
+            section: Section::Outbound,
+            req,
+            req_headers: session.req_header_mut(),
+            resp: &mut self.resp,
+            resp_headers: &mut h,
+            examples: &self.examples,
+            store: &*self.store,
+            transport: &*self.transport,
+        };
+        exec::deferred::finish(&mut cx, bytes).await;
         self.resp_headers = h;
     }
 
