@@ -46,6 +46,31 @@ fn api(ops: &[(&str, &str, &str)]) -> String {
     )
 }
 
+/// Drive the future `$f(cx)` to completion on a current-thread runtime, with an `ExecCtx` over
+/// the parts of a `Run`.
+macro_rules! with_cx {
+    ($run:expr, $section:expr, |$cx:ident| $f:expr) => {{
+        let gw = $run.gw.clone();
+        let mut ctx = ExecCtx {
+            gw: &gw,
+            section: $section,
+            req: &mut $run.req,
+            req_headers: &mut $run.req_headers,
+            resp: &mut $run.resp,
+            resp_headers: &mut $run.resp_headers,
+            examples: &[],
+            store: &$run.store,
+            transport: &NoTransport,
+        };
+        let $cx = &mut ctx;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on($f)
+    }};
+}
+
 /// A request in flight through the engine: its state, both header maps and the store.
 struct Run {
     gw: Arc<Gateway>,
@@ -128,44 +153,14 @@ impl Run {
             Section::Outbound => &p.outbound,
             Section::OnError => &p.on_error,
         };
-        let gw = self.gw.clone();
-        let mut cx = ExecCtx {
-            gw: &gw,
-            section,
-            req: &mut self.req,
-            req_headers: &mut self.req_headers,
-            resp: &mut self.resp,
-            resp_headers: &mut self.resp_headers,
-            examples: &[],
-            store: &self.store,
-            transport: &NoTransport,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(exec::run_section(stmts, &mut cx))
+        with_cx!(self, section, |cx| exec::run_section(stmts, cx))
     }
 
     /// The end of the request: deferred increments against the final response.
     fn finish(&mut self, bytes: u64) {
-        let gw = self.gw.clone();
-        let mut cx = ExecCtx {
-            gw: &gw,
-            section: Section::Outbound,
-            req: &mut self.req,
-            req_headers: &mut self.req_headers,
-            resp: &mut self.resp,
-            resp_headers: &mut self.resp_headers,
-            examples: &[],
-            store: &self.store,
-            transport: &NoTransport,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(exec::deferred::finish(&mut cx, bytes));
+        with_cx!(self, Section::Outbound, |cx| exec::deferred::finish(
+            cx, bytes
+        ))
     }
 
     fn header(&self, map: &HeaderMap, name: &str) -> Vec<String> {
