@@ -1,13 +1,19 @@
 //! The .NET surface policy expressions may use: members, methods, statics, constructors, casts,
 //! formatting and enumeration. One file per family; this one dispatches.
 
+mod body;
 mod context;
 mod convert;
+mod crypto;
 mod json;
+mod jwt;
 mod linq;
-mod misc;
+mod objects;
+mod regexp;
+mod statics;
 mod string;
 mod time;
+mod uri;
 pub mod xml;
 
 use std::sync::Arc;
@@ -827,7 +833,7 @@ pub fn static_get(m: &mut Machine, ty: &RType, name: &str) -> EResult<Value> {
                 Ok,
             );
     }
-    misc::static_get(m, ty, name)
+    statics::static_get(m, ty, name)
 }
 
 pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
@@ -885,7 +891,7 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
             Ok(Value::Enum(json::token_type(v)))
         }
         Value::DateTime(_) | Value::TimeSpan(_) => time::member(v, name),
-        Value::Obj(_) => misc::member(m, v, name),
+        Value::Obj(_) => objects::member(m, v, name),
         _ => no_member(v, name),
     }
 }
@@ -976,7 +982,7 @@ pub fn index_get(m: &mut Machine, v: &Value, args: &[Value]) -> EResult<Value> {
         Value::JProperty(p) if k.to_display() == "Value" => Ok(p.1.clone()),
         Value::Ctx(c) => context::index(m, *c, k),
         Value::Obj(o) => match &**o {
-            Obj::Match { .. } | Obj::Group { .. } => misc::group_index(v, k),
+            Obj::Match { .. } | Obj::Group { .. } => regexp::group_index(v, k),
             Obj::Url(u) => Ok(Value::string(
                 u.query
                     .iter()
@@ -1111,7 +1117,7 @@ pub fn call_method(
         | Value::Guid(_)
         | Value::Enum(_) => convert::call_scalar(m, v, name, targs, args),
         Value::DateTime(_) | Value::TimeSpan(_) => time::call(v, name, args),
-        Value::Obj(_) => misc::call(m, v, name, targs, args, named_args, outs),
+        Value::Obj(_) => objects::call(m, v, name, targs, args, named_args, outs),
         Value::Lambda(_) if name == "Invoke" => m.call_lambda(v, args),
         Value::Pair(p) if name == "Deconstruct" => {
             outs.push(p.0.clone());
@@ -1151,7 +1157,7 @@ pub fn call_static(
                 &args.first().map(Value::to_display).unwrap_or_default(),
             )?)))
         }
-        _ => misc::call_static(m, ty, name, targs, args, named_args, outs),
+        _ => statics::call_static(m, ty, name, targs, args, named_args, outs),
     }
 }
 
@@ -1251,7 +1257,7 @@ pub fn construct(
             _ => Ok(Value::str("")),
         },
         Ty::DateTime | Ty::DateTimeOffset | Ty::TimeSpan => time::construct(ty, &args),
-        _ => misc::construct(m, ty, args, init),
+        _ => objects::construct(m, ty, args, init),
     }
 }
 
