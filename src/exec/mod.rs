@@ -9,6 +9,7 @@ pub mod error;
 pub mod headers;
 pub mod jwks;
 pub mod model;
+pub mod record;
 pub mod request;
 pub mod route;
 pub mod state;

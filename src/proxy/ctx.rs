@@ -14,7 +14,6 @@ use crate::exec::{
     ReqState, RespState,
 };
 use crate::gateway::{Example, Gateway, Pipeline};
-use crate::observe::{access_log, metrics};
 use crate::policy::{Section, Stmt};
 use crate::runtime::Shared;
 
@@ -422,124 +421,29 @@ impl Ctx {
         req: &RequestHeader,
         status: u16,
         client: Option<&PingoraAddr>,
-        _had_error: bool,
     ) {
-        let api = self.api.map(|a| &self.gw.apis[a]);
-        let op = api.and_then(|a| self.op.map(|o| &a.operations[o]));
-        let (policy, policy_id, section, scope) = match &self.origin {
-            Origin::Backend => (None, None, None, None),
-            Origin::Builtin(s) => (Some(*s), None, None, None),
-            Origin::Policy {
-                element,
-                id,
-                section,
-                scope,
-            } => (
-                Some(*element),
-                id.as_deref(),
-                Some(section.name()),
-                Some(scope.name()),
-            ),
-        };
-        if shared.access_log == crate::config::AccessLogTarget::Off
-            && self.req.as_ref().is_none_or(|r| r.traces.is_empty())
-        {
-            self.record_metrics(status);
-            return;
-        }
-        // Trace text is the policy author's; secrets that reach it are masked (`redactor`).
-        let traces: Vec<(String, String)> = match self.req.as_ref() {
-            Some(r) if !r.traces.is_empty() => {
-                let redact = redactor(&self.gw.secrets, r.info.key.as_deref(), req);
-                r.traces
-                    .iter()
-                    .map(|t| (redact(&t.source), redact(&t.message)))
-                    .collect()
-            }
-            // Most requests trace nothing: nothing to gather or mask.
-            _ => Vec::new(),
-        };
-        let produced_by = access_log::Producer {
-            kind: self.origin.producer(),
-            policy,
-            policy_id,
-            section,
-            scope,
-        };
-        let duration = self.start.elapsed();
-        let entry = access_log::Entry {
-            ts: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-            request_id: &self.request_id,
-            method: req.method.as_str(),
-            path: req.uri.path(),
-            status,
-            api: api.map(|a| a.id.as_str()),
-            operation: op.map(|o| o.id.as_str()),
-            product: self.product.map(|p| self.gw.products[p].id.as_str()),
-            subscription: self
-                .subscription
-                .map(|s| self.gw.subscriptions.list[s].id.as_str()),
-            client: client.map(|a| a.to_string()),
-            produced_by,
-            error: self.error.as_ref().map(|e| e.reason()),
-            traces: self
-                .req
-                .as_ref()
-                .map(|r| {
-                    r.traces
-                        .iter()
-                        .zip(&traces)
-                        .map(|(t, (source, message))| access_log::TraceLine {
-                            source,
-                            severity: t.severity,
-                            message,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            duration_ms: duration.as_secs_f64() * 1000.0,
-            backend_ms: self.backend_time.map(|d| d.as_secs_f64() * 1000.0),
-            store_degraded: self.store.degraded(),
-        };
-        access_log::write(shared.access_log, &entry);
-        if let Some(r) = &self.req {
-            for (t, (source, message)) in r.traces.iter().zip(&traces) {
-                log::info!(target: "gatehouse::trace", "request {} trace [{}] {source}: {message}", self.request_id, t.severity);
-            }
-        }
-        self.record_metrics(status);
-    }
-
-    /// Request counters and latency histograms.
-    fn record_metrics(&self, status: u16) {
-        let api = self.api.map(|a| &self.gw.apis[a]);
-        let op = api.and_then(|a| self.op.map(|o| &a.operations[o]));
-        let duration = self.start.elapsed().as_secs_f64();
-        let backend = self.backend_time.map(|b| b.as_secs_f64());
-        let from_backend = self.origin.producer() == "backend";
-        match (api, op) {
-            (Some(a), Some(o)) => {
-                o.metrics
-                    .record(&a.id, &o.id, status, from_backend, duration, backend)
-            }
-            _ => {
-                // Requests that matched no operation: looked up each time (rare).
-                if let Some(m) = metrics::get() {
-                    let api_id = api.map_or("", |a| a.id.as_str());
-                    m.requests
-                        .with_label_values(&[
-                            api_id,
-                            "",
-                            metrics::status_class(status),
-                            self.origin.producer(),
-                        ])
-                        .inc();
-                    m.duration.with_label_values(&[api_id]).observe(duration);
-                }
-            }
-        }
+        exec::record::record(
+            &exec::record::Finished {
+                gw: &self.gw,
+                request_id: &self.request_id,
+                method: req.method.as_str(),
+                path: req.uri.path(),
+                request_headers: &req.headers,
+                status,
+                client: client.map(|a| a as &dyn std::fmt::Display),
+                api: self.api,
+                operation: self.op,
+                product: self.product,
+                subscription: self.subscription,
+                origin: &self.origin,
+                error: self.error.as_ref(),
+                req: self.req.as_deref(),
+                started: self.start,
+                backend_time: self.backend_time,
+                store_degraded: self.store.degraded(),
+            },
+            shared.access_log,
+        );
     }
 }
 
@@ -657,34 +561,4 @@ fn request_id() -> String {
         .into_uuid()
         .hyphenated()
         .to_string()
-}
-
-/// Masks every sensitive value of one request in trace text: secret named values, the caller's
-/// key, and the Authorization / Proxy-Authorization / Cookie values (and the token inside a
-/// `Bearer x`).
-fn redactor(secrets: &[String], key: Option<&str>, req: &RequestHeader) -> impl Fn(&str) -> String {
-    let mut sensitive: Vec<String> = secrets.to_vec();
-    sensitive.extend(key.map(str::to_string));
-    for h in ["authorization", "proxy-authorization", "cookie"] {
-        for v in req.headers.get_all(h) {
-            if let Ok(v) = v.to_str() {
-                sensitive.push(v.to_string());
-                if let Some((_, token)) = v.split_once(' ') {
-                    sensitive.push(token.trim().to_string());
-                }
-            }
-        }
-    }
-    sensitive.retain(|s| s.len() >= 4);
-    // Longest first, so a token is masked whole before any shorter value inside it.
-    sensitive.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    move |text: &str| {
-        let mut out = text.to_string();
-        for s in &sensitive {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
-        }
-        out
-    }
 }

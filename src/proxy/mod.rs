@@ -521,20 +521,19 @@ impl ProxyHttp for Proxy {
         ctx.error.is_some() || ctx.client_gone
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Box<Ctx>) {
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora::Error>,
+        ctx: &mut Box<Ctx>,
+    ) {
         let status = session
             .response_written()
             .map_or(ctx.final_status, |r| r.status.as_u16());
         let client = session.client_addr().cloned();
         let bytes = session.body_bytes_read() as u64 + session.body_bytes_sent() as u64;
         ctx.apply_deferred(session, bytes).await;
-        ctx.log(
-            &self.shared,
-            session.req_header(),
-            status,
-            client.as_ref(),
-            e.is_some(),
-        );
+        ctx.log(&self.shared, session.req_header(), status, client.as_ref());
     }
 }
 
