@@ -194,644 +194,11 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
     }
     let mut r = Reader::new(el, env, diags);
     let id = r.literal("id").map(|(v, _)| v);
-    let kind = match element {
-        "base" => {
-            r.no_children();
-            StmtKind::Base
-        }
-        "include-fragment" => {
-            r.no_children();
-            let id = r.required_literal("fragment-id").unwrap_or_default();
-            StmtKind::IncludeFragment(id)
-        }
-        "set-header" => StmtKind::SetHeader(parse_set_header(&mut r)),
-        "set-query-parameter" => StmtKind::SetQueryParameter(parse_set_query(&mut r)),
-        "set-method" => {
-            r.no_children();
-            let v = r
-                .text_value(true, parse_method)
-                .unwrap_or(Val::Lit(Method::GET));
-            StmtKind::SetMethod(v)
-        }
-        "set-status" => {
-            r.no_children();
-            StmtKind::SetStatus(parse_set_status(&mut r))
-        }
-        "set-body" => {
-            if let Some((t, span)) = r.literal("template") {
-                if t == "liquid" {
-                    r.diags.error(
-                        "P021",
-                        span,
-                        "set-body template=\"liquid\" is not supported by this gatehouse build yet",
-                    );
-                } else {
-                    r.diags.error(
-                        "P012",
-                        span,
-                        format!("set-body template must be \"liquid\", found {t:?}"),
-                    );
-                }
-            }
-            r.no_children();
-            r.literal("xsi-nil");
-            r.literal("parse-date");
-            let v = r
-                .text_value(false, |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            StmtKind::SetBody(v)
-        }
-        "return-response" => StmtKind::ReturnResponse(parse_return_response(&mut r)),
-        "mock-response" => {
-            r.no_children();
-            let status = r.parsed_literal("status-code", parse_status).unwrap_or(200);
-            let content_type = r.literal("content-type").map(|(v, _)| v);
-            r.literal("index");
-            StmtKind::MockResponse(MockResponse {
-                status,
-                content_type,
-            })
-        }
-        "rewrite-uri" => {
-            r.no_children();
-            let template = r
-                .required_value("template", parse_uri_template)
-                .unwrap_or(Val::Lit(UriTemplate {
-                    path: vec![],
-                    query: vec![],
-                }));
-            let copy = r
-                .value("copy-unmatched-params", parse_bool)
-                .unwrap_or(Val::Lit(true));
-            StmtKind::RewriteUri(RewriteUri {
-                template,
-                copy_unmatched_params: copy,
-            })
-        }
-        "set-backend-service" => {
-            r.no_children();
-            for a in &el.attrs {
-                if a.name.starts_with("sf-") || a.name.starts_with("dapr-") {
-                    r.used.push(a.name.clone());
-                    r.diags.error("P020", a.span.clone(), format!("set-backend-service `{}` (Service Fabric / Dapr) is not supported by gatehouse", a.name));
-                }
-            }
-            let base = r.value("base-url", |s| {
-                crate::net::url::BaseUrl::parse(s).map(|_| s.trim().to_string())
-            });
-            let id = r.value("backend-id", |s| Ok(s.to_string()));
-            match (base, id) {
-                (Some(b), None) => StmtKind::SetBackendService(BackendTarget::BaseUrl(b)),
-                (None, Some(i)) => StmtKind::SetBackendService(BackendTarget::BackendId(i)),
-                (Some(_), Some(_)) => {
-                    r.diags.error("P013", el.span.clone(), "set-backend-service takes exactly one of `base-url` or `backend-id`, not both");
-                    return None;
-                }
-                (None, None) => {
-                    r.diags.error(
-                        "P013",
-                        el.span.clone(),
-                        "set-backend-service needs `base-url` or `backend-id`",
-                    );
-                    return None;
-                }
-            }
-        }
-        "forward-request" => {
-            r.no_children();
-            StmtKind::ForwardRequest(parse_forward_request(&mut r))
-        }
-        "choose" => StmtKind::Choose(parse_choose(&mut r)),
-        "cache-lookup" => {
-            let vary_by_developer = r
-                .required_value("vary-by-developer", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            let vary_by_developer_groups = r
-                .required_value("vary-by-developer-groups", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            let caching = parse_caching(&mut r);
-            let downstream = r.value("downstream-caching-type", |s| match s.trim() {
-                "none" | "private" | "public" => Ok(s.trim().to_string()),
-                other => Err(crate::invalid!(
-                    "downstream-caching-type must be none, private or public, found {other:?}"
-                )),
-            });
-            let must_revalidate = r
-                .value("must-revalidate", parse_bool)
-                .unwrap_or(Val::Lit(true));
-            let allow_private = r
-                .value("allow-private-response-caching", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            let (mut vary_headers, mut vary_query) = (Vec::new(), Vec::new());
-            for child in r.children() {
-                let mut cr = Reader::new(child, r.env, r.diags);
-                cr.no_children();
-                match child.name.as_str() {
-                    "vary-by-header" => vary_headers
-                        .extend(child.text().map(|t| t.value.trim().to_ascii_lowercase())),
-                    "vary-by-query-parameter" => {
-                        vary_query.extend(child.text().into_iter().flat_map(|t| {
-                            t.value
-                                .split(';')
-                                .map(|x| x.trim().to_string())
-                                .filter(|x| !x.is_empty())
-                                .collect::<Vec<_>>()
-                        }))
-                    }
-                    other => {
-                        cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <cache-lookup>; expected vary-by-header or vary-by-query-parameter"));
-                        continue;
-                    }
-                }
-                cr.finish();
-            }
-            vary_headers.sort();
-            vary_query.sort();
-            StmtKind::CacheLookup(CacheLookup {
-                vary_by_developer,
-                vary_by_developer_groups,
-                caching,
-                downstream: downstream.unwrap_or(Val::Lit("none".into())),
-                must_revalidate,
-                allow_private,
-                vary_headers,
-                vary_query,
-            })
-        }
-        "cache-store" => {
-            r.no_children();
-            let duration = r
-                .required_value("duration", parse_u64)
-                .unwrap_or(Val::Lit(0));
-            let cache_response = r.value("cache-response", parse_bool);
-            StmtKind::CacheStore {
-                duration,
-                cache_response,
-            }
-        }
-        "limit-concurrency" => {
-            let key = r
-                .required_value("key", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let max = r.parsed_literal("max-count", parse_u64).unwrap_or(1);
-            if r.el.attr("max-count").is_none() {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<limit-concurrency> needs attribute `max-count`",
-                );
-            }
-            r.children_checked = true;
-            let body = parse_statements(r.el, r.env, r.diags);
-            StmtKind::LimitConcurrency { key, max, body }
-        }
-        "validate-jwt" | "validate-azure-ad-token" => StmtKind::ValidateJwt(Box::new(
-            parse_validate_jwt(&mut r, element == "validate-azure-ad-token"),
-        )),
-        "cors" => {
-            let allow_credentials = r
-                .value("allow-credentials", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            let terminate_unmatched = r
-                .value("terminate-unmatched-request", parse_bool)
-                .unwrap_or(Val::Lit(true));
-            let (mut origins, mut methods, mut headers, mut expose) =
-                (Vec::new(), None, Vec::new(), Vec::new());
-            let mut max_age = Val::Lit(0);
-            let mut saw_origins = false;
-            let mut saw_headers = false;
-            for child in r.children() {
-                let mut cr = Reader::new(child, r.env, r.diags);
-                let (item, list): (&str, u8) = match child.name.as_str() {
-                    "allowed-origins" => ("origin", 0),
-                    "allowed-methods" => {
-                        max_age = cr
-                            .value("preflight-result-max-age", parse_u64)
-                            .unwrap_or(Val::Lit(0));
-                        ("method", 1)
-                    }
-                    "allowed-headers" => ("header", 2),
-                    "expose-headers" => ("header", 3),
-                    other => {
-                        cr.diags.error(
-                            "P014",
-                            child.span.clone(),
-                            format!("<{other}> is not allowed in <cors>"),
-                        );
-                        continue;
-                    }
-                };
-                let mut values = Vec::new();
-                for g in cr.items(item) {
-                    let mut gr = Reader::new(g, cr.env, cr.diags);
-                    gr.no_children();
-                    if let Some((text, span)) = g.text().map(|t| {
-                        (
-                            substitute(&t.value, &t.span, gr.env, gr.diags),
-                            t.span.clone(),
-                        )
-                    }) {
-                        let text = text.trim().to_string();
-                        let normalised = match list {
-                            0 => crate::policy::parse::normalise_origin(&text),
-                            1 => Ok(text.to_ascii_uppercase()),
-                            _ => Ok(text.to_ascii_lowercase()),
-                        };
-                        match normalised {
-                            Ok(v) => values.push(v),
-                            Err(e) => gr.diags.error("P012", span, format!("<{item}>: {e}")),
-                        }
-                    }
-                    gr.finish();
-                }
-                cr.finish();
-                match list {
-                    0 => {
-                        saw_origins = true;
-                        origins = values;
-                    }
-                    1 => methods = Some(values),
-                    2 => {
-                        saw_headers = true;
-                        headers = values;
-                    }
-                    _ => expose = values,
-                }
-            }
-            if !saw_origins || origins.is_empty() {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<cors> needs <allowed-origins> with at least one <origin>",
-                );
-            }
-            if origins.len() > 1 && origins.iter().any(|o| o == "*") {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<allowed-origins> holds either a single `*` or full origins",
-                );
-            }
-            if !saw_headers {
-                r.diags
-                    .error("P012", r.el.span.clone(), "<cors> needs <allowed-headers>");
-            }
-            StmtKind::Cors(crate::policy::ast::Cors {
-                allow_credentials,
-                terminate_unmatched,
-                origins,
-                methods: methods.unwrap_or_else(|| vec!["GET".into(), "POST".into()]),
-                max_age,
-                headers,
-                expose,
-            })
-        }
-        "check-header" => {
-            let name = r
-                .required_value("name", |s| Ok(s.trim().to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let code = r
-                .required_value("failed-check-httpcode", parse_status)
-                .unwrap_or(Val::Lit(401));
-            let message = r
-                .required_value("failed-check-error-message", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let ignore_case = r
-                .required_value("ignore-case", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            let mut values = Vec::new();
-            for child in r.items("value") {
-                let mut cr = Reader::new(child, r.env, r.diags);
-                cr.no_children();
-                values.push(
-                    cr.text_value(false, |s| Ok(s.to_string()))
-                        .unwrap_or(Val::Lit(String::new())),
-                );
-                cr.finish();
-            }
-            r.children_checked = true;
-            StmtKind::CheckHeader(crate::policy::ast::CheckHeader {
-                name,
-                code,
-                message,
-                ignore_case,
-                values,
-            })
-        }
-        "ip-filter" => {
-            let allow = r
-                .required_value("action", |s| match s.trim() {
-                    "allow" => Ok(true),
-                    "forbid" => Ok(false),
-                    other => Err(crate::invalid!(
-                        "action must be allow or forbid, found {other:?}"
-                    )),
-                })
-                .unwrap_or(Val::Lit(true));
-            let ip = |s: &str| {
-                s.trim()
-                    .parse::<std::net::IpAddr>()
-                    .map(|_| s.trim().to_string())
-                    .map_err(|_| crate::invalid!("{:?} is not an IPv4 or IPv6 address", s.trim()))
-            };
-            let (mut addresses, mut ranges) = (Vec::new(), Vec::new());
-            for child in r.children() {
-                let mut cr = Reader::new(child, r.env, r.diags);
-                cr.no_children();
-                match child.name.as_str() {
-                    "address" => {
-                        if let Some(v) = cr.text_value(true, ip) {
-                            addresses.push(v);
-                        }
-                    }
-                    "address-range" => {
-                        let from = cr.required_value("from", ip);
-                        let to = cr.required_value("to", ip);
-                        if let (Some(f), Some(t)) = (from, to) {
-                            ranges.push((f, t));
-                        }
-                    }
-                    other => {
-                        cr.diags.error(
-                            "P014",
-                            child.span.clone(),
-                            format!("<{other}> is not allowed in <ip-filter>; expected <address> or <address-range>"),
-                        );
-                        continue;
-                    }
-                }
-                cr.finish();
-            }
-            if r.el.elements().next().is_none() {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<ip-filter> needs at least one <address> or <address-range>",
-                );
-            }
-            r.children_checked = true;
-            StmtKind::IpFilter(crate::policy::ast::IpFilter {
-                allow,
-                addresses,
-                ranges,
-            })
-        }
-        "authentication-basic" => {
-            r.no_children();
-            let username = r
-                .required_value("username", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let password = r
-                .required_value("password", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            StmtKind::AuthenticationBasic { username, password }
-        }
-        "authentication-certificate" => {
-            r.no_children();
-            let c = parse_certificate_ref(&mut r)
-                .unwrap_or(crate::policy::ast::CertificateRef::Id(String::new()));
-            StmtKind::AuthenticationCertificate(c)
-        }
-        "retry" => {
-            let condition = r
-                .required_value("condition", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            let count = r
-                .required_value("count", |s| {
-                    parse_u64(s).and_then(|n| {
-                        if (1..=50).contains(&n) {
-                            Ok(n)
-                        } else {
-                            Err(crate::invalid!("count must be 1 to 50, found {n}"))
-                        }
-                    })
-                })
-                .unwrap_or(Val::Lit(1));
-            let interval = r.value("interval", parse_u64).unwrap_or(Val::Lit(0));
-            let delta = r.value("delta", parse_u64);
-            let max_interval = r.value("max-interval", parse_u64);
-            let first_fast_retry = r
-                .value("first-fast-retry", parse_bool)
-                .unwrap_or(Val::Lit(false));
-            r.children_checked = true;
-            let body = parse_statements(r.el, r.env, r.diags);
-            StmtKind::Retry(crate::policy::ast::Retry {
-                condition,
-                count,
-                interval,
-                delta,
-                max_interval,
-                first_fast_retry,
-                body,
-            })
-        }
-        "wait" => {
-            let any = r
-                .value("for", |s| match s.trim() {
-                    "all" => Ok(false),
-                    "any" => Ok(true),
-                    other => Err(crate::invalid!("`for` must be all or any, found {other:?}")),
-                })
-                .unwrap_or(Val::Lit(false));
-            r.children_checked = true;
-            let body = parse_statements(r.el, r.env, r.diags);
-            for st in &body {
-                if !matches!(
-                    st.kind,
-                    StmtKind::SendRequest(_)
-                        | StmtKind::CacheLookupValue { .. }
-                        | StmtKind::Choose(_)
-                ) {
-                    r.diags.error(
-                        "P046",
-                        st.span.clone(),
-                        format!(
-                            "<{}> cannot be a child of <wait>; its children are send-request, cache-lookup-value and choose",
-                            st.element
-                        ),
-                    );
-                }
-            }
-            StmtKind::Wait { any, body }
-        }
-        "send-request" | "send-one-way-request" => {
-            StmtKind::SendRequest(parse_send_request(&mut r, element == "send-request"))
-        }
-        "cache-lookup-value" => {
-            r.no_children();
-            let key = r
-                .required_value("key", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let variable = r.required_literal("variable-name").unwrap_or_default();
-            let default = r.value("default-value", |s| Ok(s.to_string()));
-            let caching = parse_caching(&mut r);
-            StmtKind::CacheLookupValue {
-                key,
-                variable,
-                default,
-                caching,
-            }
-        }
-        "cache-store-value" => {
-            r.no_children();
-            let key = r
-                .required_value("key", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let value = r
-                .required_value("value", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let duration = r
-                .required_value("duration", parse_u64)
-                .unwrap_or(Val::Lit(0));
-            let caching = parse_caching(&mut r);
-            StmtKind::CacheStoreValue {
-                key,
-                value,
-                duration,
-                caching,
-            }
-        }
-        "cache-remove-value" => {
-            r.no_children();
-            let key = r
-                .required_value("key", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let caching = parse_caching(&mut r);
-            StmtKind::CacheRemoveValue { key, caching }
-        }
-        "rate-limit-by-key" => {
-            r.no_children();
-            let calls = r.required_value("calls", parse_u64).unwrap_or(Val::Lit(1));
-            let period = r
-                .required_value("renewal-period", parse_period(300))
-                .unwrap_or(Val::Lit(1));
-            let key = r
-                .required_value("counter-key", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let increment_condition = r.value("increment-condition", parse_bool);
-            let increment_count = r.value("increment-count", parse_u64);
-            r.literal("increment-after-response");
-            r.literal("flexible-retry-window");
-            let outputs = parse_limit_outputs(&mut r);
-            StmtKind::RateLimitByKey(RateLimitByKey {
-                calls,
-                period,
-                key,
-                increment_condition,
-                increment_count,
-                outputs,
-            })
-        }
-        "rate-limit" => {
-            let calls = r.parsed_literal("calls", parse_u64).unwrap_or(1);
-            if r.el.attr("calls").is_none() {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<rate-limit> needs attribute `calls`",
-                );
-            }
-            let period = r
-                .parsed_literal("renewal-period", parse_period(300))
-                .unwrap_or(1);
-            let outputs = parse_limit_outputs(&mut r);
-            let nested = parse_nested_limits(&mut r, false);
-            StmtKind::RateLimit(RateLimit {
-                calls,
-                period,
-                nested,
-                outputs,
-            })
-        }
-        "quota-by-key" => {
-            r.no_children();
-            let key = r
-                .required_value("counter-key", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let calls = r.parsed_literal("calls", parse_u64).unwrap_or(0);
-            let bandwidth_kb = r.parsed_literal("bandwidth", parse_u64).unwrap_or(0);
-            if calls == 0 && bandwidth_kb == 0 {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<quota-by-key> needs `calls` and/or `bandwidth`",
-                );
-            }
-            let period = r.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
-            if period != 0 && period < 300 {
-                r.diags.error("P012", r.el.attr("renewal-period").map_or(r.el.span.clone(), |a| a.span.clone()), "quota-by-key `renewal-period` must be 0 (never renews) or at least 300 seconds");
-            }
-            let increment_condition = r.value("increment-condition", parse_bool);
-            let increment_count = r.value("increment-count", parse_u64);
-            let first_period_start = r
-                .parsed_literal("first-period-start", parse_start)
-                .unwrap_or(crate::expr::datetime::EPOCH_0001);
-            StmtKind::QuotaByKey(QuotaByKey {
-                key,
-                calls,
-                bandwidth_kb,
-                period,
-                increment_condition,
-                increment_count,
-                first_period_start,
-            })
-        }
-        "quota" => {
-            let calls = r.parsed_literal("calls", parse_u64).unwrap_or(0);
-            let bandwidth_kb = r.parsed_literal("bandwidth", parse_u64).unwrap_or(0);
-            let period = r.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
-            if r.el.attr("renewal-period").is_none() {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<quota> needs attribute `renewal-period`",
-                );
-            }
-            let nested = parse_nested_limits(&mut r, true);
-            if calls == 0 && bandwidth_kb == 0 && nested.is_empty() {
-                r.diags.error(
-                    "P012",
-                    r.el.span.clone(),
-                    "<quota> needs `calls` and/or `bandwidth`",
-                );
-            }
-            StmtKind::Quota(QuotaPolicy {
-                calls,
-                bandwidth_kb,
-                period,
-                nested,
-            })
-        }
-        "set-variable" => {
-            r.no_children();
-            let name = r.required_literal("name").unwrap_or_default();
-            let value = r
-                .required_value("value", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            StmtKind::SetVariable { name, value }
-        }
-        "trace" => StmtKind::Trace(parse_trace(&mut r)),
-        "find-and-replace" => {
-            r.no_children();
-            let from = r
-                .required_value("from", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            let to = r
-                .required_value("to", |s| Ok(s.to_string()))
-                .unwrap_or(Val::Lit(String::new()));
-            if let Val::Lit(f) = &from {
-                if f.is_empty() {
-                    r.diags.error(
-                        "P012",
-                        r.el.span.clone(),
-                        "find-and-replace `from` cannot be empty",
-                    );
-                }
-            }
-            StmtKind::FindAndReplace { from, to }
-        }
-        _ => return None,
-    };
+    let parse = STATEMENTS
+        .iter()
+        .find(|(name, _)| *name == element)
+        .map(|(_, parse)| *parse)?;
+    let kind = parse(&mut r, element)?;
     r.finish();
     Some(Stmt {
         kind,
@@ -841,6 +208,749 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         scope: env.scope,
         display: render_element(el),
     })
+}
+
+/// Reads one policy element into its statement; `None` when it is unusable (already reported).
+type StatementParser = fn(&mut Reader, &str) -> Option<StmtKind>;
+
+/// Every policy element gatehouse runs, with the function that reads it (the catalog says which
+/// elements exist and which are supported; this table says how each supported one is read).
+const STATEMENTS: &[(&str, StatementParser)] = &[
+    ("base", base_statement),
+    ("include-fragment", include_fragment_statement),
+    ("set-header", set_header_statement),
+    ("set-query-parameter", set_query_parameter_statement),
+    ("set-method", set_method_statement),
+    ("set-status", set_status_statement),
+    ("set-body", set_body_statement),
+    ("return-response", return_response_statement),
+    ("mock-response", mock_response_statement),
+    ("rewrite-uri", rewrite_uri_statement),
+    ("set-backend-service", set_backend_service_statement),
+    ("forward-request", forward_request_statement),
+    ("choose", choose_statement),
+    ("cache-lookup", cache_lookup_statement),
+    ("cache-store", cache_store_statement),
+    ("limit-concurrency", limit_concurrency_statement),
+    ("validate-jwt", validate_jwt_statement),
+    ("validate-azure-ad-token", validate_jwt_statement),
+    ("cors", cors_statement),
+    ("check-header", check_header_statement),
+    ("ip-filter", ip_filter_statement),
+    ("authentication-basic", authentication_basic_statement),
+    (
+        "authentication-certificate",
+        authentication_certificate_statement,
+    ),
+    ("retry", retry_statement),
+    ("wait", wait_statement),
+    ("send-request", send_request_statement),
+    ("send-one-way-request", send_request_statement),
+    ("cache-lookup-value", cache_lookup_value_statement),
+    ("cache-store-value", cache_store_value_statement),
+    ("cache-remove-value", cache_remove_value_statement),
+    ("rate-limit-by-key", rate_limit_by_key_statement),
+    ("rate-limit", rate_limit_statement),
+    ("quota-by-key", quota_by_key_statement),
+    ("quota", quota_statement),
+    ("set-variable", set_variable_statement),
+    ("trace", trace_statement),
+    ("find-and-replace", find_and_replace_statement),
+];
+
+fn base_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    Some(StmtKind::Base)
+}
+
+fn include_fragment_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let id = r.required_literal("fragment-id").unwrap_or_default();
+    Some(StmtKind::IncludeFragment(id))
+}
+
+fn set_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::SetHeader(parse_set_header(r)))
+}
+
+fn set_query_parameter_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::SetQueryParameter(parse_set_query(r)))
+}
+
+fn set_method_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let v = r
+        .text_value(true, parse_method)
+        .unwrap_or(Val::Lit(Method::GET));
+    Some(StmtKind::SetMethod(v))
+}
+
+fn set_status_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    Some(StmtKind::SetStatus(parse_set_status(r)))
+}
+
+fn set_body_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    if let Some((t, span)) = r.literal("template") {
+        if t == "liquid" {
+            r.diags.error(
+                "P021",
+                span,
+                "set-body template=\"liquid\" is not supported by this gatehouse build yet",
+            );
+        } else {
+            r.diags.error(
+                "P012",
+                span,
+                format!("set-body template must be \"liquid\", found {t:?}"),
+            );
+        }
+    }
+    r.no_children();
+    r.literal("xsi-nil");
+    r.literal("parse-date");
+    let v = r
+        .text_value(false, |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    Some(StmtKind::SetBody(v))
+}
+
+fn return_response_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::ReturnResponse(parse_return_response(r)))
+}
+
+fn mock_response_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let status = r.parsed_literal("status-code", parse_status).unwrap_or(200);
+    let content_type = r.literal("content-type").map(|(v, _)| v);
+    r.literal("index");
+    Some(StmtKind::MockResponse(MockResponse {
+        status,
+        content_type,
+    }))
+}
+
+fn rewrite_uri_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let template = r
+        .required_value("template", parse_uri_template)
+        .unwrap_or(Val::Lit(UriTemplate {
+            path: vec![],
+            query: vec![],
+        }));
+    let copy = r
+        .value("copy-unmatched-params", parse_bool)
+        .unwrap_or(Val::Lit(true));
+    Some(StmtKind::RewriteUri(RewriteUri {
+        template,
+        copy_unmatched_params: copy,
+    }))
+}
+
+fn set_backend_service_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let el = r.el;
+    r.no_children();
+    for a in &el.attrs {
+        if a.name.starts_with("sf-") || a.name.starts_with("dapr-") {
+            r.used.push(a.name.clone());
+            r.diags.error("P020", a.span.clone(), format!("set-backend-service `{}` (Service Fabric / Dapr) is not supported by gatehouse", a.name));
+        }
+    }
+    let base = r.value("base-url", |s| {
+        crate::net::url::BaseUrl::parse(s).map(|_| s.trim().to_string())
+    });
+    let id = r.value("backend-id", |s| Ok(s.to_string()));
+    Some(match (base, id) {
+        (Some(b), None) => StmtKind::SetBackendService(BackendTarget::BaseUrl(b)),
+        (None, Some(i)) => StmtKind::SetBackendService(BackendTarget::BackendId(i)),
+        (Some(_), Some(_)) => {
+            r.diags.error(
+                "P013",
+                el.span.clone(),
+                "set-backend-service takes exactly one of `base-url` or `backend-id`, not both",
+            );
+            return None;
+        }
+        (None, None) => {
+            r.diags.error(
+                "P013",
+                el.span.clone(),
+                "set-backend-service needs `base-url` or `backend-id`",
+            );
+            return None;
+        }
+    })
+}
+
+fn forward_request_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    Some(StmtKind::ForwardRequest(parse_forward_request(r)))
+}
+
+fn choose_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::Choose(parse_choose(r)))
+}
+
+fn cache_lookup_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let vary_by_developer = r
+        .required_value("vary-by-developer", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let vary_by_developer_groups = r
+        .required_value("vary-by-developer-groups", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let caching = parse_caching(r);
+    let downstream = r.value("downstream-caching-type", |s| match s.trim() {
+        "none" | "private" | "public" => Ok(s.trim().to_string()),
+        other => Err(crate::invalid!(
+            "downstream-caching-type must be none, private or public, found {other:?}"
+        )),
+    });
+    let must_revalidate = r
+        .value("must-revalidate", parse_bool)
+        .unwrap_or(Val::Lit(true));
+    let allow_private = r
+        .value("allow-private-response-caching", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let (mut vary_headers, mut vary_query) = (Vec::new(), Vec::new());
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        match child.name.as_str() {
+            "vary-by-header" => {
+                vary_headers.extend(child.text().map(|t| t.value.trim().to_ascii_lowercase()))
+            }
+            "vary-by-query-parameter" => {
+                vary_query.extend(child.text().into_iter().flat_map(|t| {
+                    t.value
+                        .split(';')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect::<Vec<_>>()
+                }))
+            }
+            other => {
+                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <cache-lookup>; expected vary-by-header or vary-by-query-parameter"));
+                continue;
+            }
+        }
+        cr.finish();
+    }
+    vary_headers.sort();
+    vary_query.sort();
+    Some(StmtKind::CacheLookup(CacheLookup {
+        vary_by_developer,
+        vary_by_developer_groups,
+        caching,
+        downstream: downstream.unwrap_or(Val::Lit("none".into())),
+        must_revalidate,
+        allow_private,
+        vary_headers,
+        vary_query,
+    }))
+}
+
+fn cache_store_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let duration = r
+        .required_value("duration", parse_u64)
+        .unwrap_or(Val::Lit(0));
+    let cache_response = r.value("cache-response", parse_bool);
+    Some(StmtKind::CacheStore {
+        duration,
+        cache_response,
+    })
+}
+
+fn limit_concurrency_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let key = r
+        .required_value("key", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let max = r.parsed_literal("max-count", parse_u64).unwrap_or(1);
+    if r.el.attr("max-count").is_none() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<limit-concurrency> needs attribute `max-count`",
+        );
+    }
+    r.children_checked = true;
+    let body = parse_statements(r.el, r.env, r.diags);
+    Some(StmtKind::LimitConcurrency { key, max, body })
+}
+
+fn validate_jwt_statement(r: &mut Reader, element: &str) -> Option<StmtKind> {
+    Some(StmtKind::ValidateJwt(Box::new(parse_validate_jwt(
+        r,
+        element == "validate-azure-ad-token",
+    ))))
+}
+
+fn cors_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let allow_credentials = r
+        .value("allow-credentials", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let terminate_unmatched = r
+        .value("terminate-unmatched-request", parse_bool)
+        .unwrap_or(Val::Lit(true));
+    let (mut origins, mut methods, mut headers, mut expose) =
+        (Vec::new(), None, Vec::new(), Vec::new());
+    let mut max_age = Val::Lit(0);
+    let mut saw_origins = false;
+    let mut saw_headers = false;
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        let (item, list): (&str, u8) = match child.name.as_str() {
+            "allowed-origins" => ("origin", 0),
+            "allowed-methods" => {
+                max_age = cr
+                    .value("preflight-result-max-age", parse_u64)
+                    .unwrap_or(Val::Lit(0));
+                ("method", 1)
+            }
+            "allowed-headers" => ("header", 2),
+            "expose-headers" => ("header", 3),
+            other => {
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!("<{other}> is not allowed in <cors>"),
+                );
+                continue;
+            }
+        };
+        let mut values = Vec::new();
+        for g in cr.items(item) {
+            let mut gr = Reader::new(g, cr.env, cr.diags);
+            gr.no_children();
+            if let Some((text, span)) = g.text().map(|t| {
+                (
+                    substitute(&t.value, &t.span, gr.env, gr.diags),
+                    t.span.clone(),
+                )
+            }) {
+                let text = text.trim().to_string();
+                let normalised = match list {
+                    0 => crate::policy::parse::normalise_origin(&text),
+                    1 => Ok(text.to_ascii_uppercase()),
+                    _ => Ok(text.to_ascii_lowercase()),
+                };
+                match normalised {
+                    Ok(v) => values.push(v),
+                    Err(e) => gr.diags.error("P012", span, format!("<{item}>: {e}")),
+                }
+            }
+            gr.finish();
+        }
+        cr.finish();
+        match list {
+            0 => {
+                saw_origins = true;
+                origins = values;
+            }
+            1 => methods = Some(values),
+            2 => {
+                saw_headers = true;
+                headers = values;
+            }
+            _ => expose = values,
+        }
+    }
+    if !saw_origins || origins.is_empty() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<cors> needs <allowed-origins> with at least one <origin>",
+        );
+    }
+    if origins.len() > 1 && origins.iter().any(|o| o == "*") {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<allowed-origins> holds either a single `*` or full origins",
+        );
+    }
+    if !saw_headers {
+        r.diags
+            .error("P012", r.el.span.clone(), "<cors> needs <allowed-headers>");
+    }
+    Some(StmtKind::Cors(crate::policy::ast::Cors {
+        allow_credentials,
+        terminate_unmatched,
+        origins,
+        methods: methods.unwrap_or_else(|| vec!["GET".into(), "POST".into()]),
+        max_age,
+        headers,
+        expose,
+    }))
+}
+
+fn check_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let name = r
+        .required_value("name", |s| Ok(s.trim().to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let code = r
+        .required_value("failed-check-httpcode", parse_status)
+        .unwrap_or(Val::Lit(401));
+    let message = r
+        .required_value("failed-check-error-message", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let ignore_case = r
+        .required_value("ignore-case", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let mut values = Vec::new();
+    for child in r.items("value") {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        values.push(
+            cr.text_value(false, |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new())),
+        );
+        cr.finish();
+    }
+    r.children_checked = true;
+    Some(StmtKind::CheckHeader(crate::policy::ast::CheckHeader {
+        name,
+        code,
+        message,
+        ignore_case,
+        values,
+    }))
+}
+
+fn ip_filter_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let allow = r
+        .required_value("action", |s| match s.trim() {
+            "allow" => Ok(true),
+            "forbid" => Ok(false),
+            other => Err(crate::invalid!(
+                "action must be allow or forbid, found {other:?}"
+            )),
+        })
+        .unwrap_or(Val::Lit(true));
+    let ip = |s: &str| {
+        s.trim()
+            .parse::<std::net::IpAddr>()
+            .map(|_| s.trim().to_string())
+            .map_err(|_| crate::invalid!("{:?} is not an IPv4 or IPv6 address", s.trim()))
+    };
+    let (mut addresses, mut ranges) = (Vec::new(), Vec::new());
+    for child in r.children() {
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        match child.name.as_str() {
+            "address" => {
+                if let Some(v) = cr.text_value(true, ip) {
+                    addresses.push(v);
+                }
+            }
+            "address-range" => {
+                let from = cr.required_value("from", ip);
+                let to = cr.required_value("to", ip);
+                if let (Some(f), Some(t)) = (from, to) {
+                    ranges.push((f, t));
+                }
+            }
+            other => {
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!("<{other}> is not allowed in <ip-filter>; expected <address> or <address-range>"),
+                );
+                continue;
+            }
+        }
+        cr.finish();
+    }
+    if r.el.elements().next().is_none() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<ip-filter> needs at least one <address> or <address-range>",
+        );
+    }
+    r.children_checked = true;
+    Some(StmtKind::IpFilter(crate::policy::ast::IpFilter {
+        allow,
+        addresses,
+        ranges,
+    }))
+}
+
+fn authentication_basic_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let username = r
+        .required_value("username", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let password = r
+        .required_value("password", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    Some(StmtKind::AuthenticationBasic { username, password })
+}
+
+fn authentication_certificate_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let c =
+        parse_certificate_ref(r).unwrap_or(crate::policy::ast::CertificateRef::Id(String::new()));
+    Some(StmtKind::AuthenticationCertificate(c))
+}
+
+fn retry_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let condition = r
+        .required_value("condition", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    let count = r
+        .required_value("count", |s| {
+            parse_u64(s).and_then(|n| {
+                if (1..=50).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(crate::invalid!("count must be 1 to 50, found {n}"))
+                }
+            })
+        })
+        .unwrap_or(Val::Lit(1));
+    let interval = r.value("interval", parse_u64).unwrap_or(Val::Lit(0));
+    let delta = r.value("delta", parse_u64);
+    let max_interval = r.value("max-interval", parse_u64);
+    let first_fast_retry = r
+        .value("first-fast-retry", parse_bool)
+        .unwrap_or(Val::Lit(false));
+    r.children_checked = true;
+    let body = parse_statements(r.el, r.env, r.diags);
+    Some(StmtKind::Retry(crate::policy::ast::Retry {
+        condition,
+        count,
+        interval,
+        delta,
+        max_interval,
+        first_fast_retry,
+        body,
+    }))
+}
+
+fn wait_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let any = r
+        .value("for", |s| match s.trim() {
+            "all" => Ok(false),
+            "any" => Ok(true),
+            other => Err(crate::invalid!("`for` must be all or any, found {other:?}")),
+        })
+        .unwrap_or(Val::Lit(false));
+    r.children_checked = true;
+    let body = parse_statements(r.el, r.env, r.diags);
+    for st in &body {
+        if !matches!(
+            st.kind,
+            StmtKind::SendRequest(_) | StmtKind::CacheLookupValue { .. } | StmtKind::Choose(_)
+        ) {
+            r.diags.error(
+                "P046",
+                st.span.clone(),
+                format!(
+                    "<{}> cannot be a child of <wait>; its children are send-request, cache-lookup-value and choose",
+                    st.element
+                ),
+            );
+        }
+    }
+    Some(StmtKind::Wait { any, body })
+}
+
+fn send_request_statement(r: &mut Reader, element: &str) -> Option<StmtKind> {
+    Some(StmtKind::SendRequest(parse_send_request(
+        r,
+        element == "send-request",
+    )))
+}
+
+fn cache_lookup_value_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let key = r
+        .required_value("key", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let variable = r.required_literal("variable-name").unwrap_or_default();
+    let default = r.value("default-value", |s| Ok(s.to_string()));
+    let caching = parse_caching(r);
+    Some(StmtKind::CacheLookupValue {
+        key,
+        variable,
+        default,
+        caching,
+    })
+}
+
+fn cache_store_value_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let key = r
+        .required_value("key", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let value = r
+        .required_value("value", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let duration = r
+        .required_value("duration", parse_u64)
+        .unwrap_or(Val::Lit(0));
+    let caching = parse_caching(r);
+    Some(StmtKind::CacheStoreValue {
+        key,
+        value,
+        duration,
+        caching,
+    })
+}
+
+fn cache_remove_value_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let key = r
+        .required_value("key", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let caching = parse_caching(r);
+    Some(StmtKind::CacheRemoveValue { key, caching })
+}
+
+fn rate_limit_by_key_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let calls = r.required_value("calls", parse_u64).unwrap_or(Val::Lit(1));
+    let period = r
+        .required_value("renewal-period", parse_period(300))
+        .unwrap_or(Val::Lit(1));
+    let key = r
+        .required_value("counter-key", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let increment_condition = r.value("increment-condition", parse_bool);
+    let increment_count = r.value("increment-count", parse_u64);
+    r.literal("increment-after-response");
+    r.literal("flexible-retry-window");
+    let outputs = parse_limit_outputs(r);
+    Some(StmtKind::RateLimitByKey(RateLimitByKey {
+        calls,
+        period,
+        key,
+        increment_condition,
+        increment_count,
+        outputs,
+    }))
+}
+
+fn rate_limit_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let calls = r.parsed_literal("calls", parse_u64).unwrap_or(1);
+    if r.el.attr("calls").is_none() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<rate-limit> needs attribute `calls`",
+        );
+    }
+    let period = r
+        .parsed_literal("renewal-period", parse_period(300))
+        .unwrap_or(1);
+    let outputs = parse_limit_outputs(r);
+    let nested = parse_nested_limits(r, false);
+    Some(StmtKind::RateLimit(RateLimit {
+        calls,
+        period,
+        nested,
+        outputs,
+    }))
+}
+
+fn quota_by_key_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let key = r
+        .required_value("counter-key", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let calls = r.parsed_literal("calls", parse_u64).unwrap_or(0);
+    let bandwidth_kb = r.parsed_literal("bandwidth", parse_u64).unwrap_or(0);
+    if calls == 0 && bandwidth_kb == 0 {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<quota-by-key> needs `calls` and/or `bandwidth`",
+        );
+    }
+    let period = r.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
+    if period != 0 && period < 300 {
+        r.diags.error(
+            "P012",
+            r.el.attr("renewal-period")
+                .map_or(r.el.span.clone(), |a| a.span.clone()),
+            "quota-by-key `renewal-period` must be 0 (never renews) or at least 300 seconds",
+        );
+    }
+    let increment_condition = r.value("increment-condition", parse_bool);
+    let increment_count = r.value("increment-count", parse_u64);
+    let first_period_start = r
+        .parsed_literal("first-period-start", parse_start)
+        .unwrap_or(crate::expr::datetime::EPOCH_0001);
+    Some(StmtKind::QuotaByKey(QuotaByKey {
+        key,
+        calls,
+        bandwidth_kb,
+        period,
+        increment_condition,
+        increment_count,
+        first_period_start,
+    }))
+}
+
+fn quota_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    let calls = r.parsed_literal("calls", parse_u64).unwrap_or(0);
+    let bandwidth_kb = r.parsed_literal("bandwidth", parse_u64).unwrap_or(0);
+    let period = r.parsed_literal("renewal-period", parse_u64).unwrap_or(0);
+    if r.el.attr("renewal-period").is_none() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<quota> needs attribute `renewal-period`",
+        );
+    }
+    let nested = parse_nested_limits(r, true);
+    if calls == 0 && bandwidth_kb == 0 && nested.is_empty() {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "<quota> needs `calls` and/or `bandwidth`",
+        );
+    }
+    Some(StmtKind::Quota(QuotaPolicy {
+        calls,
+        bandwidth_kb,
+        period,
+        nested,
+    }))
+}
+
+fn set_variable_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let name = r.required_literal("name").unwrap_or_default();
+    let value = r
+        .required_value("value", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    Some(StmtKind::SetVariable { name, value })
+}
+
+fn trace_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::Trace(parse_trace(r)))
+}
+
+fn find_and_replace_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let from = r
+        .required_value("from", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let to = r
+        .required_value("to", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    if let Val::Lit(f) = &from {
+        if f.is_empty() {
+            r.diags.error(
+                "P012",
+                r.el.span.clone(),
+                "find-and-replace `from` cannot be empty",
+            );
+        }
+    }
+    Some(StmtKind::FindAndReplace { from, to })
 }
 
 fn parse_set_header(r: &mut Reader) -> SetHeader {
