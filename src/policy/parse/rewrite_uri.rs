@@ -1,0 +1,20 @@
+//! `<rewrite-uri>`.
+
+use super::*;
+
+pub(super) fn rewrite_uri_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    let template = r
+        .required_value("template", parse_uri_template)
+        .unwrap_or(Val::Lit(UriTemplate {
+            path: vec![],
+            query: vec![],
+        }));
+    let copy = r
+        .value("copy-unmatched-params", parse_bool)
+        .unwrap_or(Val::Lit(true));
+    Some(StmtKind::RewriteUri(RewriteUri {
+        template,
+        copy_unmatched_params: copy,
+    }))
+}

@@ -1,0 +1,65 @@
+//! `<set-header>`.
+
+use super::*;
+
+pub(super) fn set_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::SetHeader(parse_set_header(r)))
+}
+
+pub(super) fn parse_set_header(r: &mut Reader) -> SetHeader {
+    let name = r
+        .required_value("name", parse_header_name)
+        .unwrap_or(Val::Lit(HeaderName::from_static("x-invalid")));
+    let action = r
+        .value("exists-action", parse_action)
+        .unwrap_or(Val::Lit(ExistsAction::Override));
+    let mut values = Vec::new();
+    for child in r.children() {
+        if child.name != "value" {
+            r.diags.error(
+                "P014",
+                child.span.clone(),
+                format!(
+                    "<{}> is not allowed in <{}>; expected <value>",
+                    child.name, r.el.name
+                ),
+            );
+            continue;
+        }
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        if let Some(v) = cr.text_value(false, parse_header_value) {
+            values.push(v);
+        } else {
+            values.push(Val::Lit(HeaderValue::from_static("")));
+        }
+        cr.finish();
+    }
+    if let (Val::Lit(ExistsAction::Delete), false) = (&action, values.is_empty()) {
+        r.diags.warning(
+            "P015",
+            r.el.span.clone(),
+            "exists-action=\"delete\" ignores <value> children",
+        );
+    }
+    if let Val::Lit(n) = &name {
+        let restricted = [
+            "connection",
+            "content-length",
+            "keep-alive",
+            "transfer-encoding",
+        ];
+        if restricted.contains(&n.as_str()) {
+            r.diags.warning(
+                "P016",
+                r.el.span.clone(),
+                format!("header `{n}` cannot be modified; this set-header is ignored"),
+            );
+        }
+    }
+    SetHeader {
+        name,
+        action,
+        values,
+    }
+}

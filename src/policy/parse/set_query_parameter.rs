@@ -1,0 +1,50 @@
+//! `<set-query-parameter>`.
+
+use super::*;
+
+pub(super) fn set_query_parameter_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    Some(StmtKind::SetQueryParameter(parse_set_query(r)))
+}
+
+pub(super) fn parse_set_query(r: &mut Reader) -> SetQueryParameter {
+    let name = r
+        .required_value("name", |s| Ok(s.to_string()))
+        .unwrap_or(Val::Lit(String::new()));
+    let action = r
+        .value("exists-action", parse_action)
+        .unwrap_or(Val::Lit(ExistsAction::Override));
+    let mut values = Vec::new();
+    for child in r.children() {
+        if child.name != "value" {
+            r.diags.error(
+                "P014",
+                child.span.clone(),
+                format!(
+                    "<{}> is not allowed in <{}>; expected <value>",
+                    child.name, r.el.name
+                ),
+            );
+            continue;
+        }
+        let mut cr = Reader::new(child, r.env, r.diags);
+        cr.no_children();
+        values.push(
+            cr.text_value(false, |s| Ok(s.to_string()))
+                .unwrap_or(Val::Lit(String::new())),
+        );
+        cr.finish();
+    }
+    let deleting = matches!(action, Val::Lit(ExistsAction::Delete));
+    if values.is_empty() && !deleting {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            "set-query-parameter needs at least one <value> unless exists-action=\"delete\"",
+        );
+    }
+    SetQueryParameter {
+        name,
+        action,
+        values,
+    }
+}

@@ -1,0 +1,16 @@
+//! `<set-status>`.
+
+use super::*;
+
+pub(super) fn set_status_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
+    r.no_children();
+    Some(StmtKind::SetStatus(parse_set_status(r)))
+}
+
+pub(super) fn parse_set_status(r: &mut Reader) -> SetStatus {
+    let code = r
+        .required_value("code", parse_status)
+        .unwrap_or(Val::Lit(200));
+    let reason = r.value("reason", |s| Ok(s.to_string()));
+    SetStatus { code, reason }
+}
