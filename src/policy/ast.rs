@@ -1,10 +1,30 @@
 //! The typed policy AST: what a policy document means once read and checked. Values are
 //! `Val::Lit` (prepared at load) or `Val::Expr` (evaluated per request).
 
-use http::{HeaderName, HeaderValue, Method};
+use http::Method;
 
 use crate::diag::Span;
 use crate::expr::Expr;
+
+// Each policy's typed form lives with its reader in policy/parse/<policy>.rs.
+pub use super::parse::access::{CertificateRef, CheckHeader, IpFilter};
+pub use super::parse::cache::{CacheLookup, CachingType};
+pub use super::parse::choose::Choose;
+pub use super::parse::cors::Cors;
+pub use super::parse::forward_request::{ForwardRequest, HttpVersion};
+pub use super::parse::jwt::{JwtKey, JwtKeyMaterial, RequiredClaim, TokenSource, ValidateJwt};
+pub use super::parse::limits::{
+    LimitOutputs, QuotaByKey, QuotaPolicy, RateLimit, RateLimitByKey, ScopedLimit,
+};
+pub use super::parse::retry::Retry;
+pub use super::parse::return_response::{MockResponse, ReturnResponse};
+pub use super::parse::rewrite_uri::RewriteUri;
+pub use super::parse::send_request::SendRequest;
+pub use super::parse::set_backend_service::BackendTarget;
+pub use super::parse::set_header::SetHeader;
+pub use super::parse::set_query_parameter::SetQueryParameter;
+pub use super::parse::set_status::SetStatus;
+pub use super::parse::variables::{Severity, Trace};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Section {
@@ -92,41 +112,6 @@ impl ExistsAction {
     }
 }
 
-#[derive(Clone, Debug)]
-pub struct SetHeader {
-    pub name: Val<HeaderName>,
-    pub action: Val<ExistsAction>,
-    pub values: Vec<Val<HeaderValue>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct SetQueryParameter {
-    pub name: Val<String>,
-    pub action: Val<ExistsAction>,
-    pub values: Vec<Val<String>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct SetStatus {
-    pub code: Val<u16>,
-    pub reason: Option<Val<String>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct ReturnResponse {
-    /// A variable holding an `IResponse` (from send-request) to start from.
-    pub response_variable: Option<String>,
-    pub status: Option<SetStatus>,
-    pub headers: Vec<SetHeader>,
-    pub body: Option<Val<String>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct MockResponse {
-    pub status: u16,
-    pub content_type: Option<String>,
-}
-
 /// One piece of a rewrite-uri template: literal text or a `{param}` placeholder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TemplatePart {
@@ -139,264 +124,6 @@ pub struct UriTemplate {
     pub path: Vec<TemplatePart>,
     /// Query parameters named by the template: name and value template.
     pub query: Vec<(String, Vec<TemplatePart>)>,
-}
-
-#[derive(Clone, Debug)]
-pub struct RewriteUri {
-    pub template: Val<UriTemplate>,
-    pub copy_unmatched_params: Val<bool>,
-}
-
-#[derive(Clone, Debug)]
-pub enum BackendTarget {
-    BaseUrl(Val<String>),
-    BackendId(Val<String>),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HttpVersion {
-    Http1,
-    Http2Or1,
-    Http2,
-}
-
-#[derive(Clone, Debug)]
-pub struct ForwardRequest {
-    /// Time to wait for the backend's response headers, in milliseconds. `None`: the
-    /// backend entity's `timeout`, else 300 s.
-    pub timeout_ms: Option<Val<u64>>,
-    pub follow_redirects: Val<bool>,
-    pub buffer_request_body: bool,
-    pub buffer_response: bool,
-    pub fail_on_error_status_code: bool,
-    pub http_version: HttpVersion,
-}
-
-#[derive(Clone, Debug)]
-pub struct Choose {
-    pub whens: Vec<(Val<bool>, Vec<Stmt>)>,
-    pub otherwise: Option<Vec<Stmt>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
-    Verbose,
-    Information,
-    Error,
-}
-
-#[derive(Clone, Debug)]
-pub struct Trace {
-    pub source: String,
-    pub severity: Severity,
-    pub message: Val<String>,
-    pub metadata: Vec<(String, Val<String>)>,
-}
-
-/// Response headers and variables the rate-limit and quota policies set.
-#[derive(Clone, Debug, Default)]
-pub struct LimitOutputs {
-    pub retry_after_header: Option<HeaderName>,
-    pub retry_after_variable: Option<String>,
-    pub remaining_header: Option<HeaderName>,
-    pub remaining_variable: Option<String>,
-    pub total_header: Option<HeaderName>,
-}
-
-#[derive(Clone, Debug)]
-pub struct RateLimitByKey {
-    pub calls: Val<u64>,
-    pub period: Val<u64>,
-    pub key: Val<String>,
-    pub increment_condition: Option<Val<bool>>,
-    pub increment_count: Option<Val<u64>>,
-    pub outputs: LimitOutputs,
-}
-
-/// A nested `<api>` / `<operation>` limit of rate-limit or quota: matched by id (or name).
-#[derive(Clone, Debug)]
-pub struct ScopedLimit {
-    pub api: String,
-    pub operation: Option<String>,
-    pub calls: u64,
-    pub bandwidth_kb: u64,
-    pub period: u64,
-}
-
-#[derive(Clone, Debug)]
-pub struct RateLimit {
-    pub calls: u64,
-    pub period: u64,
-    pub nested: Vec<ScopedLimit>,
-    pub outputs: LimitOutputs,
-}
-
-#[derive(Clone, Debug)]
-pub struct QuotaByKey {
-    pub key: Val<String>,
-    pub calls: u64,
-    pub bandwidth_kb: u64,
-    /// Seconds; 0 = the quota never renews.
-    pub period: u64,
-    pub increment_condition: Option<Val<bool>>,
-    pub increment_count: Option<Val<u64>>,
-    /// Unix seconds the windows are aligned to.
-    pub first_period_start: i64,
-}
-
-/// Where validate-jwt reads the token.
-#[derive(Clone, Debug)]
-pub enum TokenSource {
-    Header(Val<String>),
-    Query(Val<String>),
-    Value(Val<String>),
-}
-
-/// A configured signing key (`<issuer-signing-keys><key>`).
-#[derive(Clone, Debug)]
-pub enum JwtKeyMaterial {
-    /// Symmetric (HS*), decoded from base64.
-    Secret(Vec<u8>),
-    /// RSA modulus and exponent, base64url.
-    Rsa { n: String, e: String },
-    /// The public key of a configured certificate.
-    Certificate(String),
-}
-
-#[derive(Clone, Debug)]
-pub struct JwtKey {
-    pub id: Option<String>,
-    pub material: JwtKeyMaterial,
-}
-
-#[derive(Clone, Debug)]
-pub struct RequiredClaim {
-    pub name: String,
-    /// `match="all"` (default) or `any`.
-    pub all: bool,
-    pub separator: Option<String>,
-    pub values: Vec<Val<String>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct ValidateJwt {
-    pub source: TokenSource,
-    /// The token came from `Authorization` (require-scheme applies only then).
-    pub from_authorization: bool,
-    pub code: Val<u16>,
-    pub message: Option<Val<String>>,
-    pub require_expiration: Val<bool>,
-    pub require_scheme: Option<Val<String>>,
-    pub require_signed: Val<bool>,
-    pub clock_skew: Val<u64>,
-    pub output_variable: Option<String>,
-    /// Discovery documents (`openid-config url`).
-    pub openid: Vec<String>,
-    pub keys: Vec<JwtKey>,
-    pub audiences: Vec<Val<String>>,
-    pub issuers: Vec<Val<String>>,
-    pub claims: Vec<RequiredClaim>,
-    /// validate-azure-ad-token: `azp` / `appid` must be one of these.
-    pub client_application_ids: Vec<Val<String>>,
-    /// `keys` decoded once, on first use (certificate keys need the gateway's certificates).
-    pub decoded_keys: std::sync::OnceLock<Vec<crate::codec::jwk::Key>>,
-}
-
-/// `<cors>` (apim-reference.md §2.6). Origins are normalised `scheme://host[:port]` (default
-/// ports dropped) or `*`; methods upper-case (`*` = any); headers lower-case (`*` = any).
-#[derive(Clone, Debug)]
-pub struct Cors {
-    pub allow_credentials: Val<bool>,
-    pub terminate_unmatched: Val<bool>,
-    pub origins: Vec<String>,
-    pub methods: Vec<String>,
-    pub max_age: Val<u64>,
-    pub headers: Vec<String>,
-    pub expose: Vec<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct CheckHeader {
-    pub name: Val<String>,
-    pub code: Val<u16>,
-    pub message: Val<String>,
-    pub ignore_case: Val<bool>,
-    pub values: Vec<Val<String>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct IpFilter {
-    /// `action="allow"` (true) or `forbid`.
-    pub allow: Val<bool>,
-    pub addresses: Vec<Val<String>>,
-    pub ranges: Vec<(Val<String>, Val<String>)>,
-}
-
-/// `<retry>`: times in seconds.
-#[derive(Clone, Debug)]
-pub struct Retry {
-    pub condition: Val<bool>,
-    pub count: Val<u64>,
-    pub interval: Val<u64>,
-    pub delta: Option<Val<u64>>,
-    pub max_interval: Option<Val<u64>>,
-    pub first_fast_retry: Val<bool>,
-    pub body: Vec<Stmt>,
-}
-
-#[derive(Clone, Debug)]
-pub struct SendRequest {
-    /// `new` or `copy`.
-    pub copy: Val<String>,
-    /// None for send-one-way-request.
-    pub response_variable: Option<String>,
-    /// Seconds.
-    pub timeout: Val<u64>,
-    pub ignore_error: bool,
-    pub url: Option<Val<String>>,
-    pub method: Option<Val<Method>>,
-    pub headers: Vec<SetHeader>,
-    pub body: Option<Val<String>>,
-    /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
-    pub certificate: Option<CertificateRef>,
-    /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
-    pub proxy: Option<crate::net::proxy::ForwardProxy>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CertificateRef {
-    Id(String),
-    /// SHA-1 of the DER certificate, upper-case hex.
-    Thumbprint(String),
-}
-
-#[derive(Clone, Debug)]
-pub struct CacheLookup {
-    pub vary_by_developer: Val<bool>,
-    pub vary_by_developer_groups: Val<bool>,
-    pub caching: CachingType,
-    /// `none`, `private` or `public`.
-    pub downstream: Val<String>,
-    pub must_revalidate: Val<bool>,
-    pub allow_private: Val<bool>,
-    pub vary_headers: Vec<String>,
-    pub vary_query: Vec<String>,
-}
-
-/// `caching-type`: which cache a cache policy uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CachingType {
-    Internal,
-    External,
-    PreferExternal,
-}
-
-#[derive(Clone, Debug)]
-pub struct QuotaPolicy {
-    pub calls: u64,
-    pub bandwidth_kb: u64,
-    pub period: u64,
-    pub nested: Vec<ScopedLimit>,
 }
 
 // Statements are built once at load; variant sizes do not matter on the request path.

@@ -3,6 +3,30 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct CheckHeader {
+    pub name: Val<String>,
+    pub code: Val<u16>,
+    pub message: Val<String>,
+    pub ignore_case: Val<bool>,
+    pub values: Vec<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IpFilter {
+    /// `action="allow"` (true) or `forbid`.
+    pub allow: Val<bool>,
+    pub addresses: Vec<Val<String>>,
+    pub ranges: Vec<(Val<String>, Val<String>)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateRef {
+    Id(String),
+    /// SHA-1 of the DER certificate, upper-case hex.
+    Thumbprint(String),
+}
+
 pub(super) fn check_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let name = r
         .required_value("name", |s| Ok(s.trim().to_string()))

@@ -3,6 +3,27 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct CacheLookup {
+    pub vary_by_developer: Val<bool>,
+    pub vary_by_developer_groups: Val<bool>,
+    pub caching: CachingType,
+    /// `none`, `private` or `public`.
+    pub downstream: Val<String>,
+    pub must_revalidate: Val<bool>,
+    pub allow_private: Val<bool>,
+    pub vary_headers: Vec<String>,
+    pub vary_query: Vec<String>,
+}
+
+/// `caching-type`: which cache a cache policy uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachingType {
+    Internal,
+    External,
+    PreferExternal,
+}
+
 pub(super) fn cache_lookup_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let vary_by_developer = r
         .required_value("vary-by-developer", parse_bool)

@@ -2,6 +2,12 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct Choose {
+    pub whens: Vec<(Val<bool>, Vec<Stmt>)>,
+    pub otherwise: Option<Vec<Stmt>>,
+}
+
 pub(super) fn choose_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::Choose(parse_choose(r)))
 }

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// `<cors>` (apim-reference.md §2.6). Origins are normalised `scheme://host[:port]` (default
+/// ports dropped) or `*`; methods upper-case (`*` = any); headers lower-case (`*` = any).
+#[derive(Clone, Debug)]
+pub struct Cors {
+    pub allow_credentials: Val<bool>,
+    pub terminate_unmatched: Val<bool>,
+    pub origins: Vec<String>,
+    pub methods: Vec<String>,
+    pub max_age: Val<u64>,
+    pub headers: Vec<String>,
+    pub expose: Vec<String>,
+}
+
 pub(super) fn cors_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let allow_credentials = r
         .value("allow-credentials", parse_bool)

@@ -2,6 +2,25 @@
 
 use super::*;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http1,
+    Http2Or1,
+    Http2,
+}
+
+#[derive(Clone, Debug)]
+pub struct ForwardRequest {
+    /// Time to wait for the backend's response headers, in milliseconds. `None`: the
+    /// backend entity's `timeout`, else 300 s.
+    pub timeout_ms: Option<Val<u64>>,
+    pub follow_redirects: Val<bool>,
+    pub buffer_request_body: bool,
+    pub buffer_response: bool,
+    pub fail_on_error_status_code: bool,
+    pub http_version: HttpVersion,
+}
+
 pub(super) fn forward_request_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     Some(StmtKind::ForwardRequest(parse_forward_request(r)))

@@ -2,6 +2,64 @@
 
 use super::*;
 
+/// Where validate-jwt reads the token.
+#[derive(Clone, Debug)]
+pub enum TokenSource {
+    Header(Val<String>),
+    Query(Val<String>),
+    Value(Val<String>),
+}
+
+/// A configured signing key (`<issuer-signing-keys><key>`).
+#[derive(Clone, Debug)]
+pub enum JwtKeyMaterial {
+    /// Symmetric (HS*), decoded from base64.
+    Secret(Vec<u8>),
+    /// RSA modulus and exponent, base64url.
+    Rsa { n: String, e: String },
+    /// The public key of a configured certificate.
+    Certificate(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct JwtKey {
+    pub id: Option<String>,
+    pub material: JwtKeyMaterial,
+}
+
+#[derive(Clone, Debug)]
+pub struct RequiredClaim {
+    pub name: String,
+    /// `match="all"` (default) or `any`.
+    pub all: bool,
+    pub separator: Option<String>,
+    pub values: Vec<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ValidateJwt {
+    pub source: TokenSource,
+    /// The token came from `Authorization` (require-scheme applies only then).
+    pub from_authorization: bool,
+    pub code: Val<u16>,
+    pub message: Option<Val<String>>,
+    pub require_expiration: Val<bool>,
+    pub require_scheme: Option<Val<String>>,
+    pub require_signed: Val<bool>,
+    pub clock_skew: Val<u64>,
+    pub output_variable: Option<String>,
+    /// Discovery documents (`openid-config url`).
+    pub openid: Vec<String>,
+    pub keys: Vec<JwtKey>,
+    pub audiences: Vec<Val<String>>,
+    pub issuers: Vec<Val<String>>,
+    pub claims: Vec<RequiredClaim>,
+    /// validate-azure-ad-token: `azp` / `appid` must be one of these.
+    pub client_application_ids: Vec<Val<String>>,
+    /// `keys` decoded once, on first use (certificate keys need the gateway's certificates).
+    pub decoded_keys: std::sync::OnceLock<Vec<crate::codec::jwk::Key>>,
+}
+
 pub(super) fn validate_jwt_statement(r: &mut Reader, element: &str) -> Option<StmtKind> {
     Some(StmtKind::ValidateJwt(Box::new(parse_validate_jwt(
         r,

@@ -2,6 +2,65 @@
 
 use super::*;
 
+/// Response headers and variables the rate-limit and quota policies set.
+#[derive(Clone, Debug, Default)]
+pub struct LimitOutputs {
+    pub retry_after_header: Option<HeaderName>,
+    pub retry_after_variable: Option<String>,
+    pub remaining_header: Option<HeaderName>,
+    pub remaining_variable: Option<String>,
+    pub total_header: Option<HeaderName>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimitByKey {
+    pub calls: Val<u64>,
+    pub period: Val<u64>,
+    pub key: Val<String>,
+    pub increment_condition: Option<Val<bool>>,
+    pub increment_count: Option<Val<u64>>,
+    pub outputs: LimitOutputs,
+}
+
+/// A nested `<api>` / `<operation>` limit of rate-limit or quota: matched by id (or name).
+#[derive(Clone, Debug)]
+pub struct ScopedLimit {
+    pub api: String,
+    pub operation: Option<String>,
+    pub calls: u64,
+    pub bandwidth_kb: u64,
+    pub period: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    pub calls: u64,
+    pub period: u64,
+    pub nested: Vec<ScopedLimit>,
+    pub outputs: LimitOutputs,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotaByKey {
+    pub key: Val<String>,
+    pub calls: u64,
+    pub bandwidth_kb: u64,
+    /// Seconds; 0 = the quota never renews.
+    pub period: u64,
+    pub increment_condition: Option<Val<bool>>,
+    pub increment_count: Option<Val<u64>>,
+    /// Unix seconds the windows are aligned to.
+    pub first_period_start: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuotaPolicy {
+    pub calls: u64,
+    pub bandwidth_kb: u64,
+    pub period: u64,
+    pub nested: Vec<ScopedLimit>,
+}
+
 pub(super) fn rate_limit_by_key_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     let calls = r.required_value("calls", parse_u64).unwrap_or(Val::Lit(1));

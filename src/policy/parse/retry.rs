@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// `<retry>`: times in seconds.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub condition: Val<bool>,
+    pub count: Val<u64>,
+    pub interval: Val<u64>,
+    pub delta: Option<Val<u64>>,
+    pub max_interval: Option<Val<u64>>,
+    pub first_fast_retry: Val<bool>,
+    pub body: Vec<Stmt>,
+}
+
 pub(super) fn retry_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let condition = r
         .required_value("condition", parse_bool)

@@ -2,6 +2,21 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct ReturnResponse {
+    /// A variable holding an `IResponse` (from send-request) to start from.
+    pub response_variable: Option<String>,
+    pub status: Option<SetStatus>,
+    pub headers: Vec<SetHeader>,
+    pub body: Option<Val<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MockResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+}
+
 pub(super) fn return_response_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::ReturnResponse(parse_return_response(r)))
 }

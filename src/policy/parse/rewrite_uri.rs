@@ -2,6 +2,12 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct RewriteUri {
+    pub template: Val<UriTemplate>,
+    pub copy_unmatched_params: Val<bool>,
+}
+
 pub(super) fn rewrite_uri_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     let template = r

@@ -2,6 +2,25 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    /// `new` or `copy`.
+    pub copy: Val<String>,
+    /// None for send-one-way-request.
+    pub response_variable: Option<String>,
+    /// Seconds.
+    pub timeout: Val<u64>,
+    pub ignore_error: bool,
+    pub url: Option<Val<String>>,
+    pub method: Option<Val<Method>>,
+    pub headers: Vec<SetHeader>,
+    pub body: Option<Val<String>>,
+    /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
+    pub certificate: Option<CertificateRef>,
+    /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
+    pub proxy: Option<crate::net::proxy::ForwardProxy>,
+}
+
 pub(super) fn send_request_statement(r: &mut Reader, element: &str) -> Option<StmtKind> {
     Some(StmtKind::SendRequest(parse_send_request(
         r,

@@ -2,6 +2,12 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub enum BackendTarget {
+    BaseUrl(Val<String>),
+    BackendId(Val<String>),
+}
+
 pub(super) fn set_backend_service_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let el = r.el;
     r.no_children();

@@ -2,6 +2,13 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct SetHeader {
+    pub name: Val<HeaderName>,
+    pub action: Val<ExistsAction>,
+    pub values: Vec<Val<HeaderValue>>,
+}
+
 pub(super) fn set_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::SetHeader(parse_set_header(r)))
 }

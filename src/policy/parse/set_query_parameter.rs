@@ -2,6 +2,13 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct SetQueryParameter {
+    pub name: Val<String>,
+    pub action: Val<ExistsAction>,
+    pub values: Vec<Val<String>>,
+}
+
 pub(super) fn set_query_parameter_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::SetQueryParameter(parse_set_query(r)))
 }

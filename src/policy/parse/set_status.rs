@@ -2,6 +2,12 @@
 
 use super::*;
 
+#[derive(Clone, Debug)]
+pub struct SetStatus {
+    pub code: Val<u16>,
+    pub reason: Option<Val<String>>,
+}
+
 pub(super) fn set_status_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     Some(StmtKind::SetStatus(parse_set_status(r)))

@@ -2,6 +2,21 @@
 
 use super::*;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Verbose,
+    Information,
+    Error,
+}
+
+#[derive(Clone, Debug)]
+pub struct Trace {
+    pub source: String,
+    pub severity: Severity,
+    pub message: Val<String>,
+    pub metadata: Vec<(String, Val<String>)>,
+}
+
 pub(super) fn set_variable_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     let name = r.required_literal("name").unwrap_or_default();
