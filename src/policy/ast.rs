@@ -306,183 +306,59 @@ impl Stmt {
 
     /// Every expression in this statement and its children.
     pub fn visit_exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        fn v<T>(x: &Val<T>, f: &mut dyn FnMut(&crate::expr::Expr)) {
-            if let Val::Expr(e) = x {
-                f(e);
-            }
-        }
         match &self.kind {
-            StmtKind::SetHeader(h) => {
-                v(&h.name, f);
-                v(&h.action, f);
-                h.values.iter().for_each(|x| v(x, f));
-            }
-            StmtKind::SetQueryParameter(q) => {
-                v(&q.name, f);
-                v(&q.action, f);
-                q.values.iter().for_each(|x| v(x, f));
-            }
-            StmtKind::SetMethod(m) => v(m, f),
-            StmtKind::SetStatus(s) => {
-                v(&s.code, f);
-                if let Some(r) = &s.reason {
-                    v(r, f);
-                }
-            }
-            StmtKind::SetBody(b) => v(b, f),
-            StmtKind::ReturnResponse(r) => {
-                if let Some(s) = &r.status {
-                    v(&s.code, f);
-                    if let Some(x) = &s.reason {
-                        v(x, f);
-                    }
-                }
-                for h in &r.headers {
-                    v(&h.name, f);
-                    v(&h.action, f);
-                    h.values.iter().for_each(|x| v(x, f));
-                }
-                if let Some(b) = &r.body {
-                    v(b, f);
-                }
-            }
-            StmtKind::RewriteUri(r) => {
-                v(&r.template, f);
-                v(&r.copy_unmatched_params, f);
-            }
+            StmtKind::SetHeader(p) => p.exprs(f),
+            StmtKind::SetQueryParameter(p) => p.exprs(f),
+            StmtKind::SetMethod(m) => visit_val(m, f),
+            StmtKind::SetStatus(p) => p.exprs(f),
+            StmtKind::SetBody(b) => visit_val(b, f),
+            StmtKind::ReturnResponse(p) => p.exprs(f),
+            StmtKind::RewriteUri(p) => p.exprs(f),
             StmtKind::SetBackendService(
                 BackendTarget::BaseUrl(x) | BackendTarget::BackendId(x),
-            ) => v(x, f),
-            StmtKind::ForwardRequest(fr) => {
-                if let Some(t) = &fr.timeout_ms {
-                    v(t, f);
-                }
-                v(&fr.follow_redirects, f);
-            }
-            StmtKind::Choose(c) => {
-                for (cond, body) in &c.whens {
-                    v(cond, f);
-                    body.iter().for_each(|s| s.visit_exprs(f));
-                }
-                c.otherwise.iter().flatten().for_each(|s| s.visit_exprs(f));
-            }
-            StmtKind::SetVariable { value, .. } => v(value, f),
-            StmtKind::Trace(t) => {
-                v(&t.message, f);
-                t.metadata.iter().for_each(|(_, x)| v(x, f));
-            }
+            ) => visit_val(x, f),
+            StmtKind::ForwardRequest(p) => p.exprs(f),
+            StmtKind::Choose(p) => p.exprs(f),
+            StmtKind::SetVariable { value, .. } => visit_val(value, f),
+            StmtKind::Trace(p) => p.exprs(f),
             StmtKind::FindAndReplace { from, to } => {
-                v(from, f);
-                v(to, f);
+                visit_val(from, f);
+                visit_val(to, f);
             }
-            StmtKind::CacheLookup(c) => {
-                v(&c.vary_by_developer, f);
-                v(&c.vary_by_developer_groups, f);
-                v(&c.downstream, f);
-                v(&c.must_revalidate, f);
-                v(&c.allow_private, f);
-            }
+            StmtKind::CacheLookup(p) => p.exprs(f),
             StmtKind::CacheStore {
                 duration,
                 cache_response,
             } => {
-                v(duration, f);
+                visit_val(duration, f);
                 if let Some(c) = cache_response {
-                    v(c, f);
+                    visit_val(c, f);
                 }
             }
             StmtKind::LimitConcurrency { key, body, .. } => {
-                v(key, f);
+                visit_val(key, f);
                 body.iter().for_each(|s| s.visit_exprs(f));
             }
-            StmtKind::Retry(r) => {
-                v(&r.condition, f);
-                v(&r.count, f);
-                v(&r.interval, f);
-                if let Some(d) = &r.delta {
-                    v(d, f);
-                }
-                if let Some(m) = &r.max_interval {
-                    v(m, f);
-                }
-                v(&r.first_fast_retry, f);
-                r.body.iter().for_each(|s| s.visit_exprs(f));
-            }
+            StmtKind::Retry(p) => p.exprs(f),
             StmtKind::Wait { any, body } => {
-                v(any, f);
+                visit_val(any, f);
                 body.iter().for_each(|s| s.visit_exprs(f));
             }
-            StmtKind::ValidateJwt(j) => {
-                match &j.source {
-                    TokenSource::Header(x) | TokenSource::Query(x) | TokenSource::Value(x) => {
-                        v(x, f)
-                    }
-                }
-                v(&j.code, f);
-                if let Some(m) = &j.message {
-                    v(m, f);
-                }
-                v(&j.require_expiration, f);
-                if let Some(s) = &j.require_scheme {
-                    v(s, f);
-                }
-                v(&j.require_signed, f);
-                v(&j.clock_skew, f);
-                j.audiences.iter().for_each(|x| v(x, f));
-                j.issuers.iter().for_each(|x| v(x, f));
-                j.client_application_ids.iter().for_each(|x| v(x, f));
-                for c in &j.claims {
-                    c.values.iter().for_each(|x| v(x, f));
-                }
-            }
-            StmtKind::Cors(c) => {
-                v(&c.allow_credentials, f);
-                v(&c.terminate_unmatched, f);
-                v(&c.max_age, f);
-            }
-            StmtKind::CheckHeader(c) => {
-                v(&c.name, f);
-                v(&c.code, f);
-                v(&c.message, f);
-                v(&c.ignore_case, f);
-                c.values.iter().for_each(|x| v(x, f));
-            }
-            StmtKind::IpFilter(i) => {
-                v(&i.allow, f);
-                i.addresses.iter().for_each(|x| v(x, f));
-                for (a, b) in &i.ranges {
-                    v(a, f);
-                    v(b, f);
-                }
-            }
+            StmtKind::ValidateJwt(p) => p.exprs(f),
+            StmtKind::Cors(p) => p.exprs(f),
+            StmtKind::CheckHeader(p) => p.exprs(f),
+            StmtKind::IpFilter(p) => p.exprs(f),
             StmtKind::AuthenticationBasic { username, password } => {
-                v(username, f);
-                v(password, f);
+                visit_val(username, f);
+                visit_val(password, f);
             }
-            StmtKind::AcquireSlot { key, .. } => v(key, f),
+            StmtKind::AcquireSlot { key, .. } => visit_val(key, f),
             StmtKind::AuthenticationCertificate(_) => {}
-            StmtKind::SendRequest(r) => {
-                v(&r.copy, f);
-                v(&r.timeout, f);
-                if let Some(u) = &r.url {
-                    v(u, f);
-                }
-                if let Some(m) = &r.method {
-                    v(m, f);
-                }
-                for h in &r.headers {
-                    v(&h.name, f);
-                    v(&h.action, f);
-                    h.values.iter().for_each(|x| v(x, f));
-                }
-                if let Some(b) = &r.body {
-                    v(b, f);
-                }
-            }
+            StmtKind::SendRequest(p) => p.exprs(f),
             StmtKind::CacheLookupValue { key, default, .. } => {
-                v(key, f);
+                visit_val(key, f);
                 if let Some(d) = default {
-                    v(d, f);
+                    visit_val(d, f);
                 }
             }
             StmtKind::CacheStoreValue {
@@ -491,37 +367,26 @@ impl Stmt {
                 duration,
                 ..
             } => {
-                v(key, f);
-                v(value, f);
-                v(duration, f);
+                visit_val(key, f);
+                visit_val(value, f);
+                visit_val(duration, f);
             }
-            StmtKind::CacheRemoveValue { key, .. } => v(key, f),
-            StmtKind::RateLimitByKey(r) => {
-                v(&r.calls, f);
-                v(&r.period, f);
-                v(&r.key, f);
-                if let Some(c) = &r.increment_condition {
-                    v(c, f);
-                }
-                if let Some(c) = &r.increment_count {
-                    v(c, f);
-                }
-            }
-            StmtKind::QuotaByKey(q) => {
-                v(&q.key, f);
-                if let Some(c) = &q.increment_condition {
-                    v(c, f);
-                }
-                if let Some(c) = &q.increment_count {
-                    v(c, f);
-                }
-            }
+            StmtKind::CacheRemoveValue { key, .. } => visit_val(key, f),
+            StmtKind::RateLimitByKey(p) => p.exprs(f),
+            StmtKind::QuotaByKey(p) => p.exprs(f),
             StmtKind::Base
             | StmtKind::IncludeFragment(_)
             | StmtKind::MockResponse(_)
             | StmtKind::RateLimit(_)
             | StmtKind::Quota(_) => {}
         }
+    }
+}
+
+/// Call `f` with the expression of a value, if it is one.
+pub fn visit_val<T>(x: &Val<T>, f: &mut dyn FnMut(&crate::expr::Expr)) {
+    if let Val::Expr(e) = x {
+        f(e);
     }
 }
 

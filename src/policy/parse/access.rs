@@ -27,6 +27,31 @@ pub enum CertificateRef {
     Thumbprint(String),
 }
 
+impl CheckHeader {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.name, f);
+        v(&self.code, f);
+        v(&self.message, f);
+        v(&self.ignore_case, f);
+        self.values.iter().for_each(|x| v(x, f));
+    }
+}
+
+impl IpFilter {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.allow, f);
+        self.addresses.iter().for_each(|x| v(x, f));
+        for (a, b) in &self.ranges {
+            v(a, f);
+            v(b, f);
+        }
+    }
+}
+
 pub(super) fn check_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let name = r
         .required_value("name", |s| Ok(s.trim().to_string()))

@@ -24,6 +24,18 @@ pub enum CachingType {
     PreferExternal,
 }
 
+impl CacheLookup {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.vary_by_developer, f);
+        v(&self.vary_by_developer_groups, f);
+        v(&self.downstream, f);
+        v(&self.must_revalidate, f);
+        v(&self.allow_private, f);
+    }
+}
+
 pub(super) fn cache_lookup_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let vary_by_developer = r
         .required_value("vary-by-developer", parse_bool)

@@ -8,6 +8,21 @@ pub struct Choose {
     pub otherwise: Option<Vec<Stmt>>,
 }
 
+impl Choose {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        for (cond, body) in &self.whens {
+            v(cond, f);
+            body.iter().for_each(|s| s.visit_exprs(f));
+        }
+        self.otherwise
+            .iter()
+            .flatten()
+            .for_each(|s| s.visit_exprs(f));
+    }
+}
+
 pub(super) fn choose_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::Choose(parse_choose(r)))
 }

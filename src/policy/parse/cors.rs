@@ -15,6 +15,16 @@ pub struct Cors {
     pub expose: Vec<String>,
 }
 
+impl Cors {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.allow_credentials, f);
+        v(&self.terminate_unmatched, f);
+        v(&self.max_age, f);
+    }
+}
+
 pub(super) fn cors_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let allow_credentials = r
         .value("allow-credentials", parse_bool)

@@ -21,6 +21,17 @@ pub struct ForwardRequest {
     pub http_version: HttpVersion,
 }
 
+impl ForwardRequest {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        if let Some(t) = &self.timeout_ms {
+            v(t, f);
+        }
+        v(&self.follow_redirects, f);
+    }
+}
+
 pub(super) fn forward_request_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     Some(StmtKind::ForwardRequest(parse_forward_request(r)))

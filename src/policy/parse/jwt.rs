@@ -60,6 +60,32 @@ pub struct ValidateJwt {
     pub decoded_keys: std::sync::OnceLock<Vec<crate::codec::jwk::Key>>,
 }
 
+impl ValidateJwt {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        match &self.source {
+            TokenSource::Header(x) | TokenSource::Query(x) | TokenSource::Value(x) => v(x, f),
+        }
+        v(&self.code, f);
+        if let Some(m) = &self.message {
+            v(m, f);
+        }
+        v(&self.require_expiration, f);
+        if let Some(s) = &self.require_scheme {
+            v(s, f);
+        }
+        v(&self.require_signed, f);
+        v(&self.clock_skew, f);
+        self.audiences.iter().for_each(|x| v(x, f));
+        self.issuers.iter().for_each(|x| v(x, f));
+        self.client_application_ids.iter().for_each(|x| v(x, f));
+        for c in &self.claims {
+            c.values.iter().for_each(|x| v(x, f));
+        }
+    }
+}
+
 pub(super) fn validate_jwt_statement(r: &mut Reader, element: &str) -> Option<StmtKind> {
     Some(StmtKind::ValidateJwt(Box::new(parse_validate_jwt(
         r,

@@ -61,6 +61,36 @@ pub struct QuotaPolicy {
     pub nested: Vec<ScopedLimit>,
 }
 
+impl RateLimitByKey {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.calls, f);
+        v(&self.period, f);
+        v(&self.key, f);
+        if let Some(c) = &self.increment_condition {
+            v(c, f);
+        }
+        if let Some(c) = &self.increment_count {
+            v(c, f);
+        }
+    }
+}
+
+impl QuotaByKey {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.key, f);
+        if let Some(c) = &self.increment_condition {
+            v(c, f);
+        }
+        if let Some(c) = &self.increment_count {
+            v(c, f);
+        }
+    }
+}
+
 pub(super) fn rate_limit_by_key_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     let calls = r.required_value("calls", parse_u64).unwrap_or(Val::Lit(1));

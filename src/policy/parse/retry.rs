@@ -14,6 +14,24 @@ pub struct Retry {
     pub body: Vec<Stmt>,
 }
 
+impl Retry {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.condition, f);
+        v(&self.count, f);
+        v(&self.interval, f);
+        if let Some(d) = &self.delta {
+            v(d, f);
+        }
+        if let Some(m) = &self.max_interval {
+            v(m, f);
+        }
+        v(&self.first_fast_retry, f);
+        self.body.iter().for_each(|s| s.visit_exprs(f));
+    }
+}
+
 pub(super) fn retry_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     let condition = r
         .required_value("condition", parse_bool)

@@ -17,6 +17,27 @@ pub struct MockResponse {
     pub content_type: Option<String>,
 }
 
+impl ReturnResponse {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        if let Some(s) = &self.status {
+            v(&s.code, f);
+            if let Some(x) = &s.reason {
+                v(x, f);
+            }
+        }
+        for h in &self.headers {
+            v(&h.name, f);
+            v(&h.action, f);
+            h.values.iter().for_each(|x| v(x, f));
+        }
+        if let Some(b) = &self.body {
+            v(b, f);
+        }
+    }
+}
+
 pub(super) fn return_response_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::ReturnResponse(parse_return_response(r)))
 }

@@ -8,6 +8,15 @@ pub struct RewriteUri {
     pub copy_unmatched_params: Val<bool>,
 }
 
+impl RewriteUri {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.template, f);
+        v(&self.copy_unmatched_params, f);
+    }
+}
+
 pub(super) fn rewrite_uri_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     let template = r

@@ -21,6 +21,29 @@ pub struct SendRequest {
     pub proxy: Option<crate::net::proxy::ForwardProxy>,
 }
 
+impl SendRequest {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.copy, f);
+        v(&self.timeout, f);
+        if let Some(u) = &self.url {
+            v(u, f);
+        }
+        if let Some(m) = &self.method {
+            v(m, f);
+        }
+        for h in &self.headers {
+            v(&h.name, f);
+            v(&h.action, f);
+            h.values.iter().for_each(|x| v(x, f));
+        }
+        if let Some(b) = &self.body {
+            v(b, f);
+        }
+    }
+}
+
 pub(super) fn send_request_statement(r: &mut Reader, element: &str) -> Option<StmtKind> {
     Some(StmtKind::SendRequest(parse_send_request(
         r,

@@ -9,6 +9,16 @@ pub struct SetHeader {
     pub values: Vec<Val<HeaderValue>>,
 }
 
+impl SetHeader {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.name, f);
+        v(&self.action, f);
+        self.values.iter().for_each(|x| v(x, f));
+    }
+}
+
 pub(super) fn set_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::SetHeader(parse_set_header(r)))
 }

@@ -9,6 +9,16 @@ pub struct SetQueryParameter {
     pub values: Vec<Val<String>>,
 }
 
+impl SetQueryParameter {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.name, f);
+        v(&self.action, f);
+        self.values.iter().for_each(|x| v(x, f));
+    }
+}
+
 pub(super) fn set_query_parameter_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::SetQueryParameter(parse_set_query(r)))
 }

@@ -8,6 +8,17 @@ pub struct SetStatus {
     pub reason: Option<Val<String>>,
 }
 
+impl SetStatus {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.code, f);
+        if let Some(r) = &self.reason {
+            v(r, f);
+        }
+    }
+}
+
 pub(super) fn set_status_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     Some(StmtKind::SetStatus(parse_set_status(r)))

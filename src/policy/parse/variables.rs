@@ -17,6 +17,15 @@ pub struct Trace {
     pub metadata: Vec<(String, Val<String>)>,
 }
 
+impl Trace {
+    /// Every expression of this policy (and of its nested statements).
+    pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
+        use super::super::ast::visit_val as v;
+        v(&self.message, f);
+        self.metadata.iter().for_each(|(_, x)| v(x, f));
+    }
+}
+
 pub(super) fn set_variable_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     r.no_children();
     let name = r.required_literal("name").unwrap_or_default();
