@@ -67,7 +67,7 @@ pub(super) fn check_header_statement(r: &mut Reader, _element: &str) -> Option<S
         .unwrap_or(Val::Lit(false));
     let mut values = Vec::new();
     for child in r.items("value") {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         cr.no_children();
         values.push(
             cr.text_value(false, |s| Ok(s.to_string()))
@@ -103,7 +103,7 @@ pub(super) fn ip_filter_statement(r: &mut Reader, _element: &str) -> Option<Stmt
     };
     let (mut addresses, mut ranges) = (Vec::new(), Vec::new());
     for child in r.children() {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         cr.no_children();
         match child.name.as_str() {
             "address" => {

@@ -58,7 +58,7 @@ pub(super) fn cache_lookup_statement(r: &mut Reader, _element: &str) -> Option<S
         .unwrap_or(Val::Lit(false));
     let (mut vary_headers, mut vary_query) = (Vec::new(), Vec::new());
     for child in r.children() {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         cr.no_children();
         match child.name.as_str() {
             "vary-by-header" => {

@@ -33,7 +33,7 @@ pub(super) fn parse_choose(r: &mut Reader) -> Choose {
         otherwise: None,
     };
     for child in r.children() {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         match child.name.as_str() {
             "when" if out.otherwise.is_none() => {
                 let cond = cr

@@ -38,7 +38,7 @@ pub(super) fn cors_statement(r: &mut Reader, _element: &str) -> Option<StmtKind>
     let mut saw_origins = false;
     let mut saw_headers = false;
     for child in r.children() {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         let (item, list): (&str, u8) = match child.name.as_str() {
             "allowed-origins" => ("origin", 0),
             "allowed-methods" => {
@@ -60,7 +60,7 @@ pub(super) fn cors_statement(r: &mut Reader, _element: &str) -> Option<StmtKind>
         };
         let mut values = Vec::new();
         for g in cr.items(item) {
-            let mut gr = Reader::new(g, cr.env, cr.diags);
+            let mut gr = cr.child(g);
             gr.no_children();
             if let Some((text, span)) = g.text().map(|t| {
                 (

@@ -147,6 +147,7 @@ pub(super) fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::
     let (mut keys, mut audiences, mut issuers, mut claims, mut apps) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for child in r.children() {
+        // The parent's name is read below while this reader lives: borrow fields apart.
         let mut cr = Reader::new(child, r.env, r.diags);
         match child.name.as_str() {
             "openid-config" if !azure => {
@@ -158,7 +159,7 @@ pub(super) fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::
             }
             "issuer-signing-keys" if !azure => {
                 for k in cr.items("key") {
-                    let mut kr = Reader::new(k, cr.env, cr.diags);
+                    let mut kr = cr.child(k);
                     kr.no_children();
                     let id = kr.literal("id").map(|(v, _)| v);
                     let cert = kr.literal("certificate-id").map(|(v, _)| v);
@@ -209,7 +210,7 @@ pub(super) fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::
                     _ => "application-id",
                 };
                 for g in cr.items(item) {
-                    let mut gr = Reader::new(g, cr.env, cr.diags);
+                    let mut gr = cr.child(g);
                     gr.no_children();
                     if let Some(v) = gr.text_value(true, |s| Ok(s.trim().to_string())) {
                         match child.name.as_str() {
@@ -224,7 +225,7 @@ pub(super) fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::
             }
             "required-claims" => {
                 for c in cr.items("claim") {
-                    let mut ccr = Reader::new(c, cr.env, cr.diags);
+                    let mut ccr = cr.child(c);
                     let name = ccr.required_literal("name").unwrap_or_default();
                     let all = match ccr.literal("match").map(|(v, _)| v) {
                         None => true,
@@ -242,7 +243,7 @@ pub(super) fn parse_validate_jwt(r: &mut Reader, azure: bool) -> crate::policy::
                     let separator = ccr.literal("separator").map(|(v, _)| v);
                     let mut values = Vec::new();
                     for v in ccr.items("value") {
-                        let mut vr = Reader::new(v, ccr.env, ccr.diags);
+                        let mut vr = ccr.child(v);
                         vr.no_children();
                         if let Some(x) = vr.text_value(true, |s| Ok(s.trim().to_string())) {
                             values.push(x);

@@ -223,7 +223,7 @@ pub(super) fn parse_limit_outputs(r: &mut Reader) -> LimitOutputs {
 pub(super) fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimit> {
     let mut out = Vec::new();
     for api in r.children() {
-        let mut ar = Reader::new(api, r.env, r.diags);
+        let mut ar = r.child(api);
         if api.name != "api" {
             ar.diags.error(
                 "P014",
@@ -259,7 +259,7 @@ pub(super) fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimi
             });
         }
         for op in ar.children() {
-            let mut or = Reader::new(op, ar.env, ar.diags);
+            let mut or = ar.child(op);
             if op.name != "operation" {
                 or.diags.error(
                     "P014",

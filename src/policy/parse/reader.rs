@@ -146,6 +146,12 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
         }
     }
 
+    /// A reader for a child element (from `children` or `items`), reporting into the same
+    /// diagnostics with the same named values.
+    pub(super) fn child<'c>(&'c mut self, el: &'c Element) -> Reader<'c, 'a, 'c> {
+        Reader::new(el, self.env, self.diags)
+    }
+
     pub(super) fn literal(&mut self, name: &str) -> Option<(String, Span)> {
         self.used.push(name.to_string());
         let a = self.el.attr(name)?;

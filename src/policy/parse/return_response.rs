@@ -62,7 +62,7 @@ pub(super) fn parse_return_response(r: &mut Reader) -> ReturnResponse {
         body: None,
     };
     for child in r.children() {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         match child.name.as_str() {
             "set-status" if out.status.is_none() => {
                 cr.no_children();

@@ -81,6 +81,7 @@ pub(super) fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
         proxy: None,
     };
     for child in r.children() {
+        // The parent's name is read below while this reader lives: borrow fields apart.
         let mut cr = Reader::new(child, r.env, r.diags);
         match child.name.as_str() {
             "set-url" => {

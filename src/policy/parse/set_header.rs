@@ -43,7 +43,7 @@ pub(super) fn parse_set_header(r: &mut Reader) -> SetHeader {
             );
             continue;
         }
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         cr.no_children();
         if let Some(v) = cr.text_value(false, parse_header_value) {
             values.push(v);

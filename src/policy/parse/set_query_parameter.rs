@@ -43,7 +43,7 @@ pub(super) fn parse_set_query(r: &mut Reader) -> SetQueryParameter {
             );
             continue;
         }
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         cr.no_children();
         values.push(
             cr.text_value(false, |s| Ok(s.to_string()))

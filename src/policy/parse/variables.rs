@@ -80,7 +80,7 @@ pub(super) fn parse_trace(r: &mut Reader) -> Trace {
     let mut message = None;
     let mut metadata = Vec::new();
     for child in r.children() {
-        let mut cr = Reader::new(child, r.env, r.diags);
+        let mut cr = r.child(child);
         match child.name.as_str() {
             "message" if message.is_none() => {
                 cr.no_children();
