@@ -6,6 +6,7 @@ pub mod backend;
 pub mod deferred;
 pub mod env;
 pub mod error;
+pub mod failure;
 pub mod headers;
 pub mod jwks;
 pub mod model;

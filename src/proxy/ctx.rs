@@ -10,8 +10,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
 use crate::exec::{
-    self, error::default_body, ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError,
-    ReqState, RespState,
+    self, ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError, ReqState, RespState,
 };
 use crate::gateway::{Example, Gateway, Pipeline};
 use crate::policy::{Section, Stmt};
@@ -236,22 +235,17 @@ impl Ctx {
         e: PolicyError,
         on_error: &[Stmt],
     ) {
-        if let Some(r) = self.req.as_mut() {
-            r.last_error = Some(e.clone());
-        }
-        self.error = Some(e);
         let mut h = std::mem::take(&mut self.resp_headers);
-        let flow = self
-            .run_with(session.req_header_mut(), &mut h, Section::OnError, on_error)
+        let origin = self.origin.clone();
+        self.on_error(session.req_header_mut(), &mut h, e, on_error, Some(origin))
             .await;
-        self.after_on_error(flow, &mut h);
         self.resp_headers = h;
     }
 
     /// A failure with a gateway-built response: default error response, then on-error.
     pub async fn fail(&mut self, session: &mut Session, e: PolicyError, on_error: &[Stmt]) {
         let mut h = std::mem::take(&mut self.resp_headers);
-        self.fail_into(session.req_header_mut(), &mut h, e, on_error)
+        self.on_error(session.req_header_mut(), &mut h, e, on_error, None)
             .await;
         self.resp_headers = h;
     }
@@ -268,97 +262,52 @@ impl Ctx {
     ) {
         if e.kind == ErrorKind::BackendErrorStatusCode {
             // The backend response stays in context.Response [apim-reference §1.4, unverified].
-            self.origin = Origin::Backend;
-            if let Some(r) = self.req.as_mut() {
-                r.last_error = Some(e.clone());
-            }
-            self.error = Some(e);
-            let flow = self
-                .run_with(session.req_header_mut(), up, Section::OnError, on_error)
-                .await;
-            self.after_on_error(flow, up);
+            self.on_error(
+                session.req_header_mut(),
+                up,
+                e,
+                on_error,
+                Some(Origin::Backend),
+            )
+            .await;
             return;
         }
-        self.fail_into(session.req_header_mut(), up, e, on_error)
+        self.on_error(session.req_header_mut(), up, e, on_error, None)
             .await;
     }
 
-    async fn fail_into(
+    /// The engine answers the failure: with `keep` the response as it stands (produced by
+    /// `keep`'s origin) goes through on-error, else the default error response first.
+    async fn on_error(
         &mut self,
         req_h: &mut RequestHeader,
         resp_h: &mut (dyn HeaderStore + Send),
         e: PolicyError,
         on_error: &[Stmt],
+        keep: Option<Origin>,
     ) {
-        self.set_default_error(resp_h, e.kind);
-        if let Some(d) = &e.detail {
-            if let Some(h) = &d.retry_after_header {
-                resp_h.set(h, &[HeaderValue::from(d.retry_after_secs)]);
+        let req = self
+            .req
+            .get_or_insert_with(|| Box::new(placeholder_request(&self.request_id, req_h)));
+        let mut cx = ExecCtx {
+            gw: &self.gw,
+            section: Section::OnError,
+            req,
+            req_headers: req_h,
+            resp: &mut self.resp,
+            resp_headers: resp_h,
+            examples: &self.examples,
+            store: &*self.store,
+            transport: &*self.transport,
+        };
+        self.origin = match keep {
+            Some(origin) => exec::failure::run_on_error(&mut cx, &e, on_error, origin).await,
+            None => {
+                let www = self.www_authenticate.as_deref();
+                exec::failure::handle(&mut cx, &e, on_error, www).await
             }
-            if let Some(s) = d.status {
-                self.resp.status = s;
-            }
-            self.resp.body =
-                Some(exec::error::default_body_for(e.kind, Some(d), &self.request_id).into());
-        }
-        if self.req.is_none() {
-            self.req = Some(Box::new(placeholder_request(&self.request_id, req_h)));
-        }
-        if let Some(r) = self.req.as_mut() {
-            r.last_error = Some(e.clone());
-        }
-        self.origin = match e.section {
-            Some(section) => Origin::Policy {
-                element: e.source,
-                id: e.policy_id.clone(),
-                section,
-                scope: e.scope.unwrap_or(crate::policy::Scope::Global),
-            },
-            None => Origin::Builtin(e.source),
         };
         self.error = Some(e);
-        let flow = self
-            .run_with(req_h, resp_h, Section::OnError, on_error)
-            .await;
-        self.after_on_error(flow, resp_h);
-    }
-
-    fn after_on_error(&mut self, flow: Flow, resp_h: &mut (dyn HeaderStore + Send)) {
-        match flow {
-            Flow::Continue => {}
-            Flow::Respond { origin, .. } => self.origin = origin,
-            Flow::Fail(inner) => {
-                // An error inside on-error: generic 500, on-error is not re-entered.
-                log::warn!(
-                    "request {}: error inside on-error: {} ({})",
-                    self.request_id,
-                    inner.message,
-                    inner.reason()
-                );
-                self.set_default_error(resp_h, ErrorKind::Internal);
-                self.origin = Origin::Builtin("on-error");
-            }
-        }
-    }
-
-    fn set_default_error(&mut self, h: &mut (dyn HeaderStore + Send), kind: ErrorKind) {
-        h.clear();
-        h.set(
-            &header::CONTENT_TYPE,
-            &[HeaderValue::from_static("application/json")],
-        );
-        if let (ErrorKind::SubscriptionKeyNotFound, Some(name)) = (kind, &self.www_authenticate) {
-            let v = format!(
-                "AzureApiManagementKey realm=\"{}\",name=\"{}\",type=\"header\"",
-                self.gw.name, name
-            );
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                h.set(&header::WWW_AUTHENTICATE, &[v]);
-            }
-        }
-        self.resp.status = kind.status();
-        self.resp.reason = None;
-        self.resp.body = Some(default_body(kind, &self.request_id).into());
     }
 
     /// Counter increments that waited for the response (expression conditions, bandwidth),
