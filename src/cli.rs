@@ -223,6 +223,33 @@ pub fn catch_early_sighup() {
     }
 }
 
+/// Every listening address must be free before Pingora binds it: Pingora retries a busy address
+/// for 30 s while the rest of the process runs (`/readyz` answering `ready`), so whatever holds
+/// the address would take this instance's traffic. An upgrade (`-u`) takes the sockets over
+/// from the running instance instead, so it skips this.
+fn check_addresses_free(cfg: &crate::config::LoadedConfig) -> anyhow::Result<()> {
+    let addresses = cfg
+        .raw
+        .listeners
+        .iter()
+        .map(|l| l.address.as_str())
+        .chain([cfg.raw.admin.address.as_str()]);
+    let busy: Vec<String> = addresses
+        .filter_map(|a| match std::net::TcpListener::bind(a) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Some(format!("{a} ({e})")),
+            _ => None,
+        })
+        .collect();
+    if busy.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "cannot listen on {}: another process holds it (for a zero-downtime upgrade, start with -u)",
+            busy.join(", ")
+        )
+    }
+}
+
 fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i32> {
     catch_early_sighup();
     let (cfg, gw) = load_or_report(path)?;
@@ -270,6 +297,9 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         test,
         conf: None,
     };
+    if !upgrade && !test {
+        check_addresses_free(&cfg)?;
+    }
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, daemon));
     server.bootstrap();
 

@@ -266,3 +266,46 @@ fn sigquit_hands_over_to_the_new_process_without_losing_a_request() {
     );
     assert!(!new_log.contains(" ERROR "), "{new_log}");
 }
+
+/// A listening address another process holds stops the start with an error naming it; before,
+/// Pingora retried the bind for 30 s while `/readyz` said `ready` and the other process took
+/// the traffic.
+#[test]
+fn a_busy_listening_address_stops_the_start() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let busy = held.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let dir = TempDir::new();
+    let admin = free_port();
+    dir.write(
+        "gatehouse.yaml",
+        &format!(
+            "server:\n  pid_file: {d}/p.pid\n  upgrade_sock: {d}/u.sock\nlisteners:\n  - address: 127.0.0.1:{busy}\nadmin:\n  address: 127.0.0.1:{admin}\n",
+            d = dir.0.display()
+        ),
+    );
+    let mut child = spawn(&dir, &[], "busy.log");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "gatehouse still running 10 s after start on a busy address:\n{}",
+                std::fs::read_to_string(dir.0.join("busy.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{status}");
+    let log = std::fs::read_to_string(dir.0.join("busy.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("cannot listen on 127.0.0.1:{busy}")),
+        "{log}"
+    );
+    // The admin address was free, and nothing was left listening on it.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", admin)).is_ok());
+    drop(held);
+}
