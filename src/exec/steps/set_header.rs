@@ -6,12 +6,9 @@ use http::{HeaderName, HeaderValue};
 use crate::exec::{join_values, separate_lines, value, ExecCtx, HeaderStore, StepError};
 use crate::policy::{ExistsAction, SetHeader};
 
-/// Headers policies cannot change (load warns; the statement is ignored at run time).
+/// Headers policies cannot change (the rule is written once, with the policy's reader).
 fn restricted(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection" | "content-length" | "keep-alive" | "transfer-encoding"
-    )
+    crate::policy::parse::set_header::restricted(name.as_str())
 }
 
 pub fn run(sh: &SetHeader, cx: &mut ExecCtx) -> Result<(), StepError> {

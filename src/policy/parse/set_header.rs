@@ -19,6 +19,15 @@ impl SetHeader {
     }
 }
 
+/// Headers policies cannot change: the framing and connection headers are the gateway's (a
+/// literal name warns at load, P016; any name is ignored at run time).
+pub fn restricted(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "content-length" | "keep-alive" | "transfer-encoding"
+    )
+}
+
 pub(super) fn set_header_statement(r: &mut Reader, _element: &str) -> Option<StmtKind> {
     Some(StmtKind::SetHeader(parse_set_header(r)))
 }
@@ -60,13 +69,7 @@ pub(super) fn parse_set_header(r: &mut Reader) -> SetHeader {
         );
     }
     if let Val::Lit(n) = &name {
-        let restricted = [
-            "connection",
-            "content-length",
-            "keep-alive",
-            "transfer-encoding",
-        ];
-        if restricted.contains(&n.as_str()) {
+        if restricted(n.as_str()) {
             r.diags.warning(
                 "P016",
                 r.el.span.clone(),
