@@ -147,23 +147,7 @@ impl Ctx {
         if stmts.is_empty() {
             return Flow::Continue;
         }
-        if self.req.is_none() {
-            self.req = Some(Box::new(placeholder_request(&self.request_id, req_h)));
-        }
-        let Some(req) = self.req.as_mut() else {
-            return Flow::Continue;
-        };
-        let mut cx = ExecCtx {
-            gw: &self.gw,
-            section,
-            req,
-            req_headers: req_h,
-            resp: &mut self.resp,
-            resp_headers: resp_h,
-            examples: &self.examples,
-            store: &*self.store,
-            transport: &*self.transport,
-        };
+        let mut cx = self.exec_ctx(req_h, resp_h, section);
         exec::run_section(stmts, &mut cx).await
     }
 
@@ -286,48 +270,24 @@ impl Ctx {
         on_error: &[Stmt],
         keep: Option<Origin>,
     ) {
-        let req = self
-            .req
-            .get_or_insert_with(|| Box::new(placeholder_request(&self.request_id, req_h)));
-        let mut cx = ExecCtx {
-            gw: &self.gw,
-            section: Section::OnError,
-            req,
-            req_headers: req_h,
-            resp: &mut self.resp,
-            resp_headers: resp_h,
-            examples: &self.examples,
-            store: &*self.store,
-            transport: &*self.transport,
-        };
-        self.origin = match keep {
+        let www = self.www_authenticate.clone();
+        let mut cx = self.exec_ctx(req_h, resp_h, Section::OnError);
+        let origin = match keep {
             Some(origin) => exec::failure::run_on_error(&mut cx, &e, on_error, origin).await,
-            None => {
-                let www = self.www_authenticate.as_deref();
-                exec::failure::handle(&mut cx, &e, on_error, www).await
-            }
+            None => exec::failure::handle(&mut cx, &e, on_error, www.as_deref()).await,
         };
+        self.origin = origin;
         self.error = Some(e);
     }
 
     /// Counter increments that waited for the response (expression conditions, bandwidth),
     /// evaluated against the final response.
     pub async fn apply_deferred(&mut self, session: &mut Session, bytes: u64) {
-        let Some(req) = self.req.as_mut() else {
+        if self.req.is_none() {
             return;
-        };
+        }
         let mut h = std::mem::take(&mut self.resp_headers);
-        let mut cx = ExecCtx {
-            gw: &self.gw,
-            section: Section::Outbound,
-            req,
-            req_headers: session.req_header_mut(),
-            resp: &mut self.resp,
-            resp_headers: &mut h,
-            examples: &self.examples,
-            store: &*self.store,
-            transport: &*self.transport,
-        };
+        let mut cx = self.exec_ctx(session.req_header_mut(), &mut h, Section::Outbound);
         exec::deferred::finish(&mut cx, bytes).await;
         self.resp_headers = h;
     }
@@ -482,10 +442,21 @@ impl Ctx {
         section: Section,
         f: impl FnOnce(&mut ExecCtx) -> T,
     ) -> T {
+        f(&mut self.exec_ctx(req_h, resp_h, section))
+    }
+
+    /// The engine's view of this request for one section (a placeholder request state when the
+    /// request failed before routing built one).
+    fn exec_ctx<'s>(
+        &'s mut self,
+        req_h: &'s mut RequestHeader,
+        resp_h: &'s mut (dyn HeaderStore + Send),
+        section: Section,
+    ) -> ExecCtx<'s> {
         let req = self
             .req
             .get_or_insert_with(|| Box::new(placeholder_request(&self.request_id, req_h)));
-        let mut cx = ExecCtx {
+        ExecCtx {
             gw: &self.gw,
             section,
             req,
@@ -495,8 +466,7 @@ impl Ctx {
             examples: &self.examples,
             store: &*self.store,
             transport: &*self.transport,
-        };
-        f(&mut cx)
+        }
     }
 }
 
