@@ -398,6 +398,14 @@ fn regex_and_hashing() {
         "True"
     );
     assert_eq!(run(r##"@(Regex.Replace("a1b22", @"\d+", "#"))"##), "a#b#");
+    // Matches, static and on an instance: every match, with its groups.
+    assert_eq!(
+        run(
+            r#"@(string.Join(",", Regex.Matches("a1b22c333", @"(?<n>\d+)").Cast<Match>().Select(m => m.Groups["n"].Value)))"#
+        ),
+        "1,22,333"
+    );
+    assert_eq!(run(r#"@(new Regex(@"\d+").Matches("a1b22").Count)"#), "2");
     assert_eq!(
         run(
             r#"@(BitConverter.ToString(new HMACSHA256(Encoding.UTF8.GetBytes("key")).ComputeHash(Encoding.UTF8.GetBytes("msg"))).Replace("-", "").ToLower())"#

@@ -204,21 +204,7 @@ pub fn call(
         }
         (Obj::Regex(r), "Matches") => {
             let text: Arc<str> = Arc::from(s(0).as_str());
-            let names: Vec<Option<String>> =
-                r.capture_names().map(|n| n.map(str::to_string)).collect();
-            Value::list(
-                r.captures_iter(&text)
-                    .map(|c| {
-                        Value::obj(Obj::Match {
-                            text: text.clone(),
-                            groups: (0..c.len())
-                                .map(|i| c.get(i).map(|m| (m.start(), m.end())))
-                                .collect(),
-                            names: names.clone(),
-                        })
-                    })
-                    .collect(),
-            )
+            matches_value(r, text)
         }
         (Obj::Regex(r), "Replace") => Value::string(
             r.replace_all(&s(0), replacement(&s(1)).as_str())

@@ -76,6 +76,24 @@ pub(super) fn match_value(r: &regex::Regex, text: &Arc<str>, from: usize) -> Val
     }
 }
 
+/// `Regex.Matches`: every match of `r` in `text`, as a list of `Match` values.
+pub(super) fn matches_value(r: &regex::Regex, text: Arc<str>) -> Value {
+    let names: Vec<Option<String>> = r.capture_names().map(|n| n.map(str::to_string)).collect();
+    Value::list(
+        r.captures_iter(&text)
+            .map(|c| {
+                Value::obj(Obj::Match {
+                    text: text.clone(),
+                    groups: (0..c.len())
+                        .map(|i| c.get(i).map(|m| (m.start(), m.end())))
+                        .collect(),
+                    names: names.clone(),
+                })
+            })
+            .collect(),
+    )
+}
+
 /// .NET replacement syntax (`$1`, `${name}`, `$$`) is the same as the regex crate's, except
 /// that `$1a` means group 1 then `a` in .NET: bracket numeric references.
 pub(super) fn replacement(s: &str) -> String {

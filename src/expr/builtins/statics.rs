@@ -208,21 +208,7 @@ pub fn call_static(
         ("Regex", "Matches") => {
             let text: Arc<str> = Arc::from(s(0).as_str());
             let r = regex(&s(1), args.get(2))?;
-            let names: Vec<Option<String>> =
-                r.capture_names().map(|n| n.map(str::to_string)).collect();
-            Value::list(
-                r.captures_iter(&text)
-                    .map(|c| {
-                        Value::obj(Obj::Match {
-                            text: text.clone(),
-                            groups: (0..c.len())
-                                .map(|i| c.get(i).map(|m| (m.start(), m.end())))
-                                .collect(),
-                            names: names.clone(),
-                        })
-                    })
-                    .collect(),
-            )
+            matches_value(&r, text)
         }
         ("Regex", "Replace") => {
             let r = regex(&s(1), args.get(3))?;

@@ -30,24 +30,22 @@ pub enum CertificateRef {
 impl CheckHeader {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.name, f);
-        v(&self.code, f);
-        v(&self.message, f);
-        v(&self.ignore_case, f);
-        self.values.iter().for_each(|x| v(x, f));
+        visit_val(&self.name, f);
+        visit_val(&self.code, f);
+        visit_val(&self.message, f);
+        visit_val(&self.ignore_case, f);
+        self.values.iter().for_each(|x| visit_val(x, f));
     }
 }
 
 impl IpFilter {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.allow, f);
-        self.addresses.iter().for_each(|x| v(x, f));
+        visit_val(&self.allow, f);
+        self.addresses.iter().for_each(|x| visit_val(x, f));
         for (a, b) in &self.ranges {
-            v(a, f);
-            v(b, f);
+            visit_val(a, f);
+            visit_val(b, f);
         }
     }
 }

@@ -27,12 +27,11 @@ pub enum CachingType {
 impl CacheLookup {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.vary_by_developer, f);
-        v(&self.vary_by_developer_groups, f);
-        v(&self.downstream, f);
-        v(&self.must_revalidate, f);
-        v(&self.allow_private, f);
+        visit_val(&self.vary_by_developer, f);
+        visit_val(&self.vary_by_developer_groups, f);
+        visit_val(&self.downstream, f);
+        visit_val(&self.must_revalidate, f);
+        visit_val(&self.allow_private, f);
     }
 }
 

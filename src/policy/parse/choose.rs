@@ -11,9 +11,8 @@ pub struct Choose {
 impl Choose {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
         for (cond, body) in &self.whens {
-            v(cond, f);
+            visit_val(cond, f);
             body.iter().for_each(|s| s.visit_exprs(f));
         }
         self.otherwise

@@ -18,10 +18,9 @@ pub struct Cors {
 impl Cors {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.allow_credentials, f);
-        v(&self.terminate_unmatched, f);
-        v(&self.max_age, f);
+        visit_val(&self.allow_credentials, f);
+        visit_val(&self.terminate_unmatched, f);
+        visit_val(&self.max_age, f);
     }
 }
 

@@ -24,11 +24,10 @@ pub struct ForwardRequest {
 impl ForwardRequest {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
         if let Some(t) = &self.timeout_ms {
-            v(t, f);
+            visit_val(t, f);
         }
-        v(&self.follow_redirects, f);
+        visit_val(&self.follow_redirects, f);
     }
 }
 

@@ -63,25 +63,28 @@ pub struct ValidateJwt {
 impl ValidateJwt {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
         match &self.source {
-            TokenSource::Header(x) | TokenSource::Query(x) | TokenSource::Value(x) => v(x, f),
+            TokenSource::Header(x) | TokenSource::Query(x) | TokenSource::Value(x) => {
+                visit_val(x, f)
+            }
         }
-        v(&self.code, f);
+        visit_val(&self.code, f);
         if let Some(m) = &self.message {
-            v(m, f);
+            visit_val(m, f);
         }
-        v(&self.require_expiration, f);
+        visit_val(&self.require_expiration, f);
         if let Some(s) = &self.require_scheme {
-            v(s, f);
+            visit_val(s, f);
         }
-        v(&self.require_signed, f);
-        v(&self.clock_skew, f);
-        self.audiences.iter().for_each(|x| v(x, f));
-        self.issuers.iter().for_each(|x| v(x, f));
-        self.client_application_ids.iter().for_each(|x| v(x, f));
+        visit_val(&self.require_signed, f);
+        visit_val(&self.clock_skew, f);
+        self.audiences.iter().for_each(|x| visit_val(x, f));
+        self.issuers.iter().for_each(|x| visit_val(x, f));
+        self.client_application_ids
+            .iter()
+            .for_each(|x| visit_val(x, f));
         for c in &self.claims {
-            c.values.iter().for_each(|x| v(x, f));
+            c.values.iter().for_each(|x| visit_val(x, f));
         }
     }
 }

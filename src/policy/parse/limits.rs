@@ -64,15 +64,14 @@ pub struct QuotaPolicy {
 impl RateLimitByKey {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.calls, f);
-        v(&self.period, f);
-        v(&self.key, f);
+        visit_val(&self.calls, f);
+        visit_val(&self.period, f);
+        visit_val(&self.key, f);
         if let Some(c) = &self.increment_condition {
-            v(c, f);
+            visit_val(c, f);
         }
         if let Some(c) = &self.increment_count {
-            v(c, f);
+            visit_val(c, f);
         }
     }
 }
@@ -80,13 +79,12 @@ impl RateLimitByKey {
 impl QuotaByKey {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.key, f);
+        visit_val(&self.key, f);
         if let Some(c) = &self.increment_condition {
-            v(c, f);
+            visit_val(c, f);
         }
         if let Some(c) = &self.increment_count {
-            v(c, f);
+            visit_val(c, f);
         }
     }
 }

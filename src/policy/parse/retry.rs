@@ -17,17 +17,16 @@ pub struct Retry {
 impl Retry {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.condition, f);
-        v(&self.count, f);
-        v(&self.interval, f);
+        visit_val(&self.condition, f);
+        visit_val(&self.count, f);
+        visit_val(&self.interval, f);
         if let Some(d) = &self.delta {
-            v(d, f);
+            visit_val(d, f);
         }
         if let Some(m) = &self.max_interval {
-            v(m, f);
+            visit_val(m, f);
         }
-        v(&self.first_fast_retry, f);
+        visit_val(&self.first_fast_retry, f);
         self.body.iter().for_each(|s| s.visit_exprs(f));
     }
 }

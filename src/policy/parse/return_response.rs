@@ -20,20 +20,14 @@ pub struct MockResponse {
 impl ReturnResponse {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
         if let Some(s) = &self.status {
-            v(&s.code, f);
-            if let Some(x) = &s.reason {
-                v(x, f);
-            }
+            s.exprs(f);
         }
         for h in &self.headers {
-            v(&h.name, f);
-            v(&h.action, f);
-            h.values.iter().for_each(|x| v(x, f));
+            h.exprs(f);
         }
         if let Some(b) = &self.body {
-            v(b, f);
+            visit_val(b, f);
         }
     }
 }

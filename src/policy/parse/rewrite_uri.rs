@@ -11,9 +11,8 @@ pub struct RewriteUri {
 impl RewriteUri {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.template, f);
-        v(&self.copy_unmatched_params, f);
+        visit_val(&self.template, f);
+        visit_val(&self.copy_unmatched_params, f);
     }
 }
 

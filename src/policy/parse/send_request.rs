@@ -24,22 +24,19 @@ pub struct SendRequest {
 impl SendRequest {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.copy, f);
-        v(&self.timeout, f);
+        visit_val(&self.copy, f);
+        visit_val(&self.timeout, f);
         if let Some(u) = &self.url {
-            v(u, f);
+            visit_val(u, f);
         }
         if let Some(m) = &self.method {
-            v(m, f);
+            visit_val(m, f);
         }
         for h in &self.headers {
-            v(&h.name, f);
-            v(&h.action, f);
-            h.values.iter().for_each(|x| v(x, f));
+            h.exprs(f);
         }
         if let Some(b) = &self.body {
-            v(b, f);
+            visit_val(b, f);
         }
     }
 }

@@ -12,10 +12,9 @@ pub struct SetQueryParameter {
 impl SetQueryParameter {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.name, f);
-        v(&self.action, f);
-        self.values.iter().for_each(|x| v(x, f));
+        visit_val(&self.name, f);
+        visit_val(&self.action, f);
+        self.values.iter().for_each(|x| visit_val(x, f));
     }
 }
 
@@ -31,18 +30,7 @@ pub(super) fn parse_set_query(r: &mut Reader) -> SetQueryParameter {
         .value("exists-action", parse_action)
         .unwrap_or(Val::Lit(ExistsAction::Override));
     let mut values = Vec::new();
-    for child in r.children() {
-        if child.name != "value" {
-            r.diags.error(
-                "P014",
-                child.span.clone(),
-                format!(
-                    "<{}> is not allowed in <{}>; expected <value>",
-                    child.name, r.el.name
-                ),
-            );
-            continue;
-        }
+    for child in r.items("value") {
         let mut cr = r.child(child);
         cr.no_children();
         values.push(

@@ -11,10 +11,9 @@ pub struct SetStatus {
 impl SetStatus {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.code, f);
+        visit_val(&self.code, f);
         if let Some(r) = &self.reason {
-            v(r, f);
+            visit_val(r, f);
         }
     }
 }

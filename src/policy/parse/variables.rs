@@ -20,9 +20,8 @@ pub struct Trace {
 impl Trace {
     /// Every expression of this policy (and of its nested statements).
     pub fn exprs(&self, f: &mut dyn FnMut(&crate::expr::Expr)) {
-        use super::super::ast::visit_val as v;
-        v(&self.message, f);
-        self.metadata.iter().for_each(|(_, x)| v(x, f));
+        visit_val(&self.message, f);
+        self.metadata.iter().for_each(|(_, x)| visit_val(x, f));
     }
 }
 
