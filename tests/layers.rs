@@ -129,29 +129,8 @@ fn ident_at(s: &str) -> &str {
 fn crate_refs(code: &str, group: &mut Option<i32>) -> Vec<String> {
     let mut refs = Vec::new();
     // Inside a multi-line `use crate::{ ... }`: each top-level item names a module.
-    if let Some(depth) = group {
-        let mut d = *depth;
-        let mut at_item = true;
-        for (i, c) in code.char_indices() {
-            match c {
-                '{' => d += 1,
-                '}' => d -= 1,
-                ',' => at_item = d == 1,
-                c if c.is_ascii_alphabetic() && at_item && d == 1 => {
-                    refs.push(ident_at(&code[i..]).to_string());
-                    at_item = false;
-                }
-                c if !c.is_whitespace() => at_item = false,
-                _ => {}
-            }
-            if d == 0 {
-                *group = None;
-                break;
-            }
-        }
-        if group.is_some() {
-            *group = Some(d);
-        }
+    if let Some(depth) = *group {
+        *group = scan_group(code, depth, &mut refs);
     }
     let mut rest = code;
     while let Some(at) = rest.find("crate::") {
@@ -162,31 +141,7 @@ fn crate_refs(code: &str, group: &mut Option<i32>) -> Vec<String> {
             continue; // `gatehouse_crate::` or `$crate::` in a macro
         }
         if let Some(inner) = after.strip_prefix('{') {
-            let mut depth = 1;
-            let mut at_item = true;
-            let mut closed = false;
-            for (i, c) in inner.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            closed = true;
-                            break;
-                        }
-                    }
-                    ',' => at_item = depth == 1,
-                    c if c.is_ascii_alphabetic() && at_item && depth == 1 => {
-                        refs.push(ident_at(&inner[i..]).to_string());
-                        at_item = false;
-                    }
-                    c if !c.is_whitespace() => at_item = false,
-                    _ => {}
-                }
-            }
-            if !closed {
-                *group = Some(depth);
-            }
+            *group = scan_group(inner, 1, &mut refs);
         } else {
             let id = ident_at(after);
             // `crate::invalid!(...)` names an exported macro, not a module.
@@ -197,6 +152,32 @@ fn crate_refs(code: &str, group: &mut Option<i32>) -> Vec<String> {
         }
     }
     refs
+}
+
+/// Scan text inside a `use crate::{ ... }` group that is `depth` braces deep where `text`
+/// starts, pushing the first identifier of each top-level item; the depth still open at the
+/// end of `text` (`None` once the group closes).
+fn scan_group(text: &str, mut depth: i32, refs: &mut Vec<String>) -> Option<i32> {
+    let mut at_item = true;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            ',' => at_item = depth == 1,
+            c if c.is_ascii_alphabetic() && at_item && depth == 1 => {
+                refs.push(ident_at(&text[i..]).to_string());
+                at_item = false;
+            }
+            c if !c.is_whitespace() => at_item = false,
+            _ => {}
+        }
+    }
+    Some(depth)
 }
 
 fn names_pingora(code: &str) -> bool {
