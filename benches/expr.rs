@@ -150,12 +150,12 @@ fn bench(c: &mut Criterion) {
             let root = gatehouse::policy::xml::parse(&file, black_box(&doc))
                 .unwrap_or_else(|_| panic!("xml"));
             let named = ahash::AHashMap::new();
-            let env = gatehouse::policy::parse::Env {
+            let env = gatehouse::policy::reader::Env {
                 named: &named,
                 scope: gatehouse::policy::Scope::Api,
             };
             let mut d = gatehouse::diag::Diagnostics::new();
-            let parsed = gatehouse::policy::parse::parse_document(&root, &env, &mut d);
+            let parsed = gatehouse::exec::policies::parse_document(&root, &env, &mut d);
             assert!(!d.has_errors());
             black_box(parsed)
         })

@@ -9,7 +9,7 @@ use super::ExecCtx;
 /// Finish the request. `bytes`: the response body bytes sent (quota bandwidth).
 pub async fn finish(cx: &mut ExecCtx<'_>, bytes: u64) {
     if let Some(c) = cx.req.cache.as_ref().filter(|c| c.filler) {
-        super::steps::cache::release_fill(&c.key);
+        super::policies::cache::release_fill(&c.key);
     }
     for k in std::mem::take(&mut cx.req.held_slots) {
         cx.store.release(&k).await;

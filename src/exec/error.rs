@@ -1,7 +1,8 @@
 //! Built-in errors and policy failures: Reason strings, client status and message, and the
 //! `context.LastError` record (apim-reference.md §1.5, §1.6).
 
-use crate::policy::{Scope, Section, Stmt};
+use crate::exec::Stmt;
+use crate::policy::{Scope, Section};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -6,7 +6,8 @@ use http::{header, HeaderValue};
 
 use super::error::{default_body, default_body_for};
 use super::{ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError};
-use crate::policy::{Scope, Stmt};
+use crate::exec::Stmt;
+use crate::policy::Scope;
 
 /// Who produced a failure's response, for the log: the failing policy (with its section and
 /// scope) or the built-in step.

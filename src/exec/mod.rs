@@ -10,11 +10,11 @@ pub mod failure;
 pub mod headers;
 pub mod jwks;
 pub mod model;
+pub mod policies;
 pub mod record;
 pub mod request;
 pub mod route;
 pub mod state;
-pub mod steps;
 pub mod subscriptions;
 pub mod transport;
 
@@ -24,10 +24,11 @@ use std::borrow::Cow;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::expr::{EvalError, Value};
-use crate::policy::{ExistsAction, Scope, Section, Stmt, StmtKind, UriTemplate, Val};
+use crate::policy::{ExistsAction, Scope, Section, UriTemplate, Val};
 pub use error::{ErrorKind, LastError, PolicyError};
 pub use headers::HeaderStore;
 use model::{Example, Gateway};
+pub use policies::{At, PolicyDoc, Step, Stmt, StmtKind};
 pub use state::{Origin, QueryState, ReqState, RequestInfo, RespState, Target, TraceEntry};
 
 /// Everything a statement may read or change while a section runs.
@@ -70,12 +71,6 @@ pub enum Flow {
         run_outbound: bool,
     },
     Fail(PolicyError),
-}
-
-/// What one statement did.
-pub enum Step {
-    Next,
-    Respond { run_outbound: bool },
 }
 
 /// A statement's failure before it is placed (scope, section, path) by `run_section`.
@@ -194,7 +189,7 @@ impl FromValue for ExistsAction {
 
 impl FromValue for UriTemplate {
     fn from_value(v: Value) -> Result<Self, Invalid> {
-        crate::policy::parse::parse_uri_template(&v.to_display())
+        crate::policy::reader::parse_uri_template(&v.to_display())
     }
 }
 
@@ -232,136 +227,12 @@ pub(crate) fn run_nested<'a, 'b: 'a>(
 ) -> FlowFuture<'a> {
     Box::pin(async move {
         for (i, st) in stmts.iter().enumerate() {
-            let outcome = match &st.kind {
-                StmtKind::Base | StmtKind::IncludeFragment(_) => Ok(Step::Next),
-                // Reached only in a backend section the engine forwards itself (forward-request
-                // inside retry); otherwise the proxy forwards and it is not among the statements.
-                StmtKind::ForwardRequest(f) => {
-                    steps::forward_request::run(f, cx).await.map(|_| Step::Next)
-                }
-                StmtKind::CheckHeader(c) => steps::access::check_header(c, cx).map(|_| Step::Next),
-                StmtKind::Cors(c) => steps::cors::run(c, cx),
-                StmtKind::ValidateJwt(j) => steps::jwt::run(j, cx).await.map(|_| Step::Next),
-                StmtKind::IpFilter(f) => steps::access::ip_filter(f, cx).map(|_| Step::Next),
-                StmtKind::AuthenticationBasic { username, password } => {
-                    steps::access::basic(username, password, cx).map(|_| Step::Next)
-                }
-                StmtKind::AuthenticationCertificate(c) => {
-                    steps::access::certificate(c, cx).map(|_| Step::Next)
-                }
-                StmtKind::Retry(r) => {
-                    let inner = format!("{prefix}{}/", path_of(stmts, i));
-                    match steps::retry::run(r, cx, inner).await {
-                        Ok(None) => Ok(Step::Next),
-                        Ok(Some(flow)) => return flow,
-                        Err(e) => Err(e),
-                    }
-                }
-                StmtKind::Wait { any, body } => {
-                    let inner = format!("{prefix}{}/", path_of(stmts, i));
-                    match steps::wait::run(any, body, cx, inner).await {
-                        Ok(None) => Ok(Step::Next),
-                        Ok(Some(flow)) => return flow,
-                        Err(e) => Err(e),
-                    }
-                }
-                StmtKind::SetHeader(sh) => steps::set_header::run(sh, cx).map(|_| Step::Next),
-                StmtKind::SetQueryParameter(q) => {
-                    steps::set_query_parameter::run(q, cx).map(|_| Step::Next)
-                }
-                StmtKind::SetMethod(m) => steps::set_method::run(m, cx).map(|_| Step::Next),
-                StmtKind::SetStatus(s) => steps::set_status::run(s, cx).map(|_| Step::Next),
-                StmtKind::SetBody(b) => steps::set_body::run(b, cx).map(|_| Step::Next),
-                StmtKind::ReturnResponse(r) => steps::return_response::run(r, cx),
-                StmtKind::MockResponse(m) => steps::mock_response::run(m, cx),
-                StmtKind::RewriteUri(r) => steps::rewrite_uri::run(r, cx).map(|_| Step::Next),
-                StmtKind::SetBackendService(t) => {
-                    steps::set_backend_service::run(t, cx).map(|_| Step::Next)
-                }
-                StmtKind::SetVariable { name, value } => {
-                    steps::set_variable::run(name, value, cx).map(|_| Step::Next)
-                }
-                StmtKind::Trace(t) => steps::trace::run(t, cx).map(|_| Step::Next),
-                StmtKind::FindAndReplace { from, to } => {
-                    steps::find_and_replace::run(from, to, cx).map(|_| Step::Next)
-                }
-                StmtKind::SendRequest(r) => {
-                    steps::send_request::run(r, cx).await.map(|_| Step::Next)
-                }
-                StmtKind::CacheLookup(c) => steps::cache::lookup(c, cx).await,
-                StmtKind::CacheStore {
-                    duration,
-                    cache_response,
-                } => steps::cache::store(duration, cache_response.as_ref(), cx)
-                    .await
-                    .map(|_| Step::Next),
-                StmtKind::AcquireSlot { key, max } => {
-                    steps::limit_concurrency::acquire(key, *max, cx)
-                        .await
-                        .map(|k| {
-                            cx.req.held_slots.push(k);
-                            Step::Next
-                        })
-                }
-                StmtKind::LimitConcurrency { key, max, body } => {
-                    match steps::limit_concurrency::acquire(key, *max, cx).await {
-                        Ok(k) => {
-                            let inner = format!("{prefix}{}/", path_of(stmts, i));
-                            let flow = run_nested(body, cx, inner).await;
-                            // The slot is released however the block ends.
-                            cx.store.release(&k).await;
-                            match flow {
-                                Flow::Continue => Ok(Step::Next),
-                                other => return other,
-                            }
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                StmtKind::CacheLookupValue {
-                    key,
-                    variable,
-                    default,
-                    caching,
-                } => steps::cache_value::lookup(key, variable, default.as_ref(), *caching, cx)
-                    .await
-                    .map(|_| Step::Next),
-                StmtKind::CacheStoreValue {
-                    key,
-                    value,
-                    duration,
-                    caching,
-                } => steps::cache_value::store(key, value, duration, *caching, cx)
-                    .await
-                    .map(|_| Step::Next),
-                StmtKind::CacheRemoveValue { key, caching } => {
-                    steps::cache_value::remove(key, *caching, cx)
-                        .await
-                        .map(|_| Step::Next)
-                }
-                StmtKind::RateLimitByKey(r) => {
-                    steps::rate_limit::by_key(r, cx).await.map(|_| Step::Next)
-                }
-                StmtKind::RateLimit(r) => steps::rate_limit::per_subscription(r, cx)
-                    .await
-                    .map(|_| Step::Next),
-                StmtKind::QuotaByKey(q) => steps::quota::by_key(q, cx).await.map(|_| Step::Next),
-                StmtKind::Quota(q) => steps::quota::per_subscription(q, cx)
-                    .await
-                    .map(|_| Step::Next),
-                StmtKind::Choose(c) => {
-                    let path = format!("{prefix}{}", path_of(stmts, i));
-                    match steps::choose::select(c, cx, &path) {
-                        Ok(Some((body, inner))) => match run_nested(body, cx, inner).await {
-                            Flow::Continue => Ok(Step::Next),
-                            other => return other,
-                        },
-                        Ok(None) => Ok(Step::Next),
-                        Err(e) => Err(e),
-                    }
-                }
+            let at = At {
+                stmts,
+                index: i,
+                prefix: &prefix,
             };
-            match outcome {
+            match st.kind.run(cx, &at).await {
                 Ok(Step::Next) => {}
                 Ok(Step::Respond { run_outbound }) => {
                     return Flow::Respond {
@@ -369,25 +240,12 @@ pub(crate) fn run_nested<'a, 'b: 'a>(
                         run_outbound,
                     };
                 }
-                Err(e) => {
-                    return Flow::Fail(PolicyError::at(
-                        e,
-                        st,
-                        cx.section,
-                        format!("{prefix}{}", path_of(stmts, i)),
-                    ))
-                }
+                Ok(Step::End(flow)) => return flow,
+                Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, at.path())),
             }
         }
         Flow::Continue
     })
-}
-
-/// `element[n]`: the statement's position among same-named siblings (1-based).
-fn path_of(stmts: &[Stmt], i: usize) -> String {
-    let name = stmts[i].element;
-    let n = stmts[..=i].iter().filter(|s| s.element == name).count();
-    format!("{name}[{n}]")
 }
 
 /// Headers that are sent as separate lines rather than joined with commas

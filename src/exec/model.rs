@@ -11,8 +11,9 @@ use http::{HeaderName, Method};
 use super::route::UrlTemplate;
 use super::subscriptions::Subscriptions;
 use crate::config::ProductState;
+use crate::exec::policies::forward_request::ForwardRequest;
+use crate::exec::Stmt;
 use crate::net::url::BaseUrl;
-use crate::policy::{ForwardRequest, Stmt};
 use crate::upstream::{Backend, Certificates, ClientCert};
 
 pub struct Gateway {
@@ -244,10 +245,15 @@ impl Gateway {
 
     /// A configured client certificate, by id or thumbprint (a handle the adapter gives to
     /// the connector).
-    pub fn certificate(&self, c: &crate::policy::ast::CertificateRef) -> Option<ClientCert> {
+    pub fn certificate(
+        &self,
+        c: &crate::exec::policies::access::CertificateRef,
+    ) -> Option<ClientCert> {
         let id = match c {
-            crate::policy::ast::CertificateRef::Id(id) => id,
-            crate::policy::ast::CertificateRef::Thumbprint(t) => self.thumbprints.get(t)?,
+            crate::exec::policies::access::CertificateRef::Id(id) => id,
+            crate::exec::policies::access::CertificateRef::Thumbprint(t) => {
+                self.thumbprints.get(t)?
+            }
         };
         self.certificates.get(id).cloned()
     }

@@ -4,8 +4,9 @@
 use bytes::Bytes;
 use http::Method;
 
+use crate::exec::Stmt;
 use crate::net::url::BaseUrl;
-use crate::policy::{Scope, Section, Stmt};
+use crate::policy::{Scope, Section};
 
 /// Where the request goes: a base URL, and the backend entity when one is used.
 #[derive(Clone, Debug)]
@@ -85,7 +86,7 @@ pub struct ReqState {
     /// limit-concurrency slots held until the request ends.
     pub held_slots: Vec<String>,
     /// cache-lookup's key and outcome, for cache-store.
-    pub cache: Option<super::steps::cache::CacheState>,
+    pub cache: Option<super::policies::cache::CacheState>,
     /// Times forward-request ran in the engine (inside `retry`), and the last one's time to
     /// response headers.
     pub forwarded: u32,

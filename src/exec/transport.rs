@@ -30,7 +30,7 @@ pub struct ForwardCall<'a> {
     pub headers: http::HeaderMap,
     pub body: Bytes,
     pub pick: Option<crate::upstream::Pick>,
-    pub version: crate::policy::HttpVersion,
+    pub version: crate::exec::policies::forward_request::HttpVersion,
     pub timeout: Duration,
 }
 

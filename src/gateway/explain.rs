@@ -6,7 +6,7 @@ use crate::diag::Invalid;
 use std::fmt::Write;
 
 use super::Gateway;
-use crate::policy::Stmt;
+use crate::exec::Stmt;
 
 pub fn explain(
     gw: &Gateway,

@@ -1,65 +1,27 @@
-//! What gatehouse knows about every APIM policy element: which it runs, which are Azure-only,
-//! and where each may appear (apim-reference.md Appendix A).
+//! The APIM policy elements gatehouse knows but does not run: which are not run yet and which
+//! are Azure-only, and where each may appear (apim-reference.md Appendix A). The elements it
+//! runs are registered with their modules in `exec::policies`.
 
 use super::ast::Section;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Support {
-    /// Runs in this build.
-    Supported,
     /// A real APIM policy that this build does not run yet: a load error, never skipped.
     NotYet,
     /// Depends on an Azure service or identity: a load error (apim-reference.md §6.1 tier 3).
     AzureOnly,
 }
 
-const I: u8 = 1;
-const B: u8 = 2;
-const O: u8 = 4;
-const E: u8 = 8;
-const ALL: u8 = I | B | O | E;
+pub const I: u8 = 1;
+pub const B: u8 = 2;
+pub const O: u8 = 4;
+pub const E: u8 = 8;
+pub const ALL: u8 = I | B | O | E;
 
-/// (element, support, allowed sections bitmask)
+/// (element, support, allowed sections bitmask); section bits for `allowed_in`.
 const CATALOG: &[(&str, Support, u8)] = &[
-    ("base", Support::Supported, ALL),
-    ("include-fragment", Support::Supported, ALL),
-    ("set-header", Support::Supported, ALL),
-    ("set-query-parameter", Support::Supported, I | B),
-    ("set-method", Support::Supported, I | E),
-    ("set-status", Support::Supported, ALL),
-    ("set-body", Support::Supported, ALL),
-    ("return-response", Support::Supported, ALL),
-    ("mock-response", Support::Supported, I | O | E),
-    ("rewrite-uri", Support::Supported, I),
-    ("set-backend-service", Support::Supported, I | B),
-    ("forward-request", Support::Supported, B),
-    ("choose", Support::Supported, ALL),
-    ("set-variable", Support::Supported, ALL),
-    ("trace", Support::Supported, ALL),
-    ("find-and-replace", Support::Supported, ALL),
-    ("rate-limit", Support::Supported, I),
-    ("rate-limit-by-key", Support::Supported, I),
-    ("quota", Support::Supported, I),
-    ("quota-by-key", Support::Supported, I),
-    ("limit-concurrency", Support::Supported, ALL),
-    ("cache-lookup", Support::Supported, I),
-    ("cache-store", Support::Supported, O),
-    ("cache-lookup-value", Support::Supported, ALL),
-    ("cache-store-value", Support::Supported, ALL),
-    ("cache-remove-value", Support::Supported, ALL),
     ("cache-value", Support::NotYet, ALL),
-    ("cors", Support::Supported, I),
-    ("check-header", Support::Supported, I),
-    ("ip-filter", Support::Supported, I),
-    ("validate-jwt", Support::Supported, I),
-    ("validate-azure-ad-token", Support::Supported, I),
     ("validate-client-certificate", Support::NotYet, I),
-    ("authentication-basic", Support::Supported, I),
-    ("authentication-certificate", Support::Supported, I),
-    ("retry", Support::Supported, ALL),
-    ("wait", Support::Supported, I | B | O),
-    ("send-request", Support::Supported, ALL),
-    ("send-one-way-request", Support::Supported, ALL),
     ("emit-metric", Support::NotYet, ALL),
     ("json-to-xml", Support::NotYet, I | O | E),
     ("xml-to-json", Support::NotYet, I | O | E),

@@ -9,11 +9,12 @@ use http::{header, HeaderMap, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
+use crate::exec::Stmt;
 use crate::exec::{
     self, ErrorKind, ExecCtx, Flow, HeaderStore, Origin, PolicyError, ReqState, RespState,
 };
 use crate::gateway::{Example, Gateway, Pipeline};
-use crate::policy::{Section, Stmt};
+use crate::policy::Section;
 use crate::runtime::Shared;
 
 pub struct Ctx {
@@ -312,7 +313,7 @@ impl Ctx {
             .resp
             .reason
             .as_deref()
-            .filter(|r| crate::exec::steps::set_status::valid_reason(r))
+            .filter(|r| crate::exec::policies::set_status::valid_reason(r))
         {
             let _ = up.set_reason_phrase(Some(r));
         }
@@ -364,7 +365,7 @@ fn outbound_from<'p>(p: &'p Pipeline, req: Option<&ReqState>) -> &'p [Stmt] {
         if let Some(i) = p
             .outbound
             .iter()
-            .position(|s| matches!(s.kind, crate::policy::StmtKind::CacheStore { .. }))
+            .position(|s| matches!(s.kind, crate::exec::StmtKind::CacheStore(_)))
         {
             return &p.outbound[i + 1..];
         }
@@ -417,7 +418,7 @@ impl Ctx {
     pub fn prepare_forward(
         &mut self,
         session: &mut Session,
-        fwd: &crate::policy::ForwardRequest,
+        fwd: &crate::exec::policies::forward_request::ForwardRequest,
     ) -> Result<(), exec::StepError> {
         let mut h = std::mem::take(&mut self.resp_headers);
         let r = self.with_exec(session.req_header_mut(), &mut h, Section::Backend, |cx| {

@@ -6,7 +6,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::Ctx;
-use crate::exec::steps::set_status::valid_reason;
+use crate::exec::policies::set_status::valid_reason;
 
 pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Result<()> {
     let status = ctx.resp.status;

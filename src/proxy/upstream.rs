@@ -12,8 +12,8 @@ use pingora::proxy::Session;
 use pingora::ErrorType;
 
 use super::Ctx;
+use crate::exec::policies::forward_request::HttpVersion;
 use crate::exec::{self, ErrorKind, PolicyError};
-use crate::policy::HttpVersion;
 use crate::upstream::backend::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT};
 
 /// Largest backend response buffered for outbound policies.
@@ -113,7 +113,7 @@ pub fn timeout(ctx: &Ctx) -> Duration {
     forward_timeout(&ctx.gw, ctx.pick, ctx.forward_timeout)
 }
 
-pub use crate::exec::steps::forward_request::forward_timeout;
+pub use crate::exec::policies::forward_request::forward_timeout;
 
 /// Method, path and query, Host, backend credentials and body framing of the upstream request.
 pub fn shape_request(ctx: &Ctx, up: &mut RequestHeader) -> Result<()> {

@@ -88,7 +88,7 @@ pub(super) fn check_certificate_refs(
     thumbprints: &AHashMap<String, String>,
     d: &mut Diagnostics,
 ) {
-    use crate::policy::ast::CertificateRef;
+    use crate::exec::policies::access::CertificateRef;
     fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
         for s in stmts {
             f(s);

@@ -4,13 +4,13 @@ use super::*;
 
 pub(super) fn default_global() -> PolicyDoc {
     let mut doc = PolicyDoc::default();
-    let fwd = policy::ForwardRequest {
+    let fwd = policies::forward_request::ForwardRequest {
         timeout_ms: None,
         follow_redirects: Val::Lit(false),
         buffer_request_body: false,
         buffer_response: true,
         fail_on_error_status_code: false,
-        http_version: policy::HttpVersion::Http1,
+        http_version: policies::forward_request::HttpVersion::Http1,
     };
     doc.sections[Section::Backend.index()] = Some(vec![Stmt {
         kind: StmtKind::ForwardRequest(fwd),
@@ -38,13 +38,13 @@ pub(super) fn load_policies(
             named,
             scope: Scope::Global,
         };
-        if let Some(stmts) = policy::fragment_from_text(path, src.text(path), &env, d) {
+        if let Some(stmts) = policies::fragment_from_text(path, src.text(path), &env, d) {
             fragments.insert(id.clone(), stmts);
         }
     }
     let load = |path: &Path, scope: Scope, d: &mut Diagnostics| -> Option<PolicyDoc> {
         let env = Env { named, scope };
-        let doc = policy::document_from_text(path, src.text(path), &env, d)?;
+        let doc = policies::document_from_text(path, src.text(path), &env, d)?;
         let doc = compose::expand_document(&doc, &fragments, d);
         compose::check_legality(&doc, d);
         Some(doc)

@@ -12,9 +12,11 @@ use http::{HeaderName, HeaderValue, Method};
 use super::*;
 use crate::config::{LoadedConfig, NamedValue};
 use crate::diag::{Diagnostics, Span};
-use crate::policy::compose::{self, Fragments};
-use crate::policy::parse::{self, Env};
-use crate::policy::{self, BackendTarget, PolicyDoc, Scope, Section, Stmt, StmtKind, Val};
+use crate::exec::policies::compose::{self, Fragments};
+use crate::exec::policies::set_backend_service::BackendTarget;
+use crate::exec::policies::{self, PolicyDoc, Stmt, StmtKind};
+use crate::policy::reader::{self as parse, Env};
+use crate::policy::{self, Scope, Section, Val};
 use crate::upstream;
 
 mod apis;
@@ -203,7 +205,7 @@ pub fn check_policy_text(path: &Path, text: Result<&str, String>, scope: Scope) 
                 ),
             );
         }
-        parse::parse_fragment(&root, &env, &mut d);
+        policies::parse_fragment(&root, &env, &mut d);
     } else {
         if text.len() > policy::MAX_DOCUMENT_BYTES {
             d.error(
@@ -215,7 +217,7 @@ pub fn check_policy_text(path: &Path, text: Result<&str, String>, scope: Scope) 
                 ),
             );
         }
-        let doc = parse::parse_document(&root, &env, &mut d);
+        let doc = policies::parse_document(&root, &env, &mut d);
         let doc = compose::expand_document(&doc, &AHashMap::new(), &mut d);
         compose::check_legality(&doc, &mut d);
         build_pipeline(&[&doc], &AHashMap::new(), &mut d);

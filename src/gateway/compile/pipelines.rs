@@ -1,6 +1,7 @@
 //! One operation's effective policy, split for the proxy phases.
 
 use super::*;
+use crate::exec::policies::limit_concurrency::{AcquireSlot, LimitConcurrency};
 
 /// Compose the four sections over a scope chain and split the backend section at
 /// `forward-request`.
@@ -32,16 +33,14 @@ pub fn build_pipeline(
     let inbound = sections.pop().unwrap_or_default();
     // forward-request inside retry: the engine runs the whole backend section and forwards
     // itself (buffered), so the retry can resend the request and read each response.
-    fn forwards_inside_retry(stmts: &[Stmt], in_retry: bool) -> bool {
-        stmts.iter().any(|s| match &s.kind {
+    fn forwards_inside_retry<'s>(
+        stmts: impl IntoIterator<Item = &'s Stmt>,
+        in_retry: bool,
+    ) -> bool {
+        stmts.into_iter().any(|s| match &s.kind {
             StmtKind::ForwardRequest(_) => in_retry,
-            StmtKind::Retry(_) => {
-                forwards_inside_retry(&s.children().into_iter().cloned().collect::<Vec<_>>(), true)
-            }
-            _ => forwards_inside_retry(
-                &s.children().into_iter().cloned().collect::<Vec<_>>(),
-                in_retry,
-            ),
+            StmtKind::Retry(_) => forwards_inside_retry(s.children(), true),
+            _ => forwards_inside_retry(s.children(), in_retry),
         })
     }
     let engine_backend = forwards_inside_retry(&backend, false);
@@ -54,16 +53,16 @@ pub fn build_pipeline(
     }
     for st in backend.into_iter().filter(|_| !engine_backend) {
         match &st.kind {
-            StmtKind::LimitConcurrency { key, max, body }
+            StmtKind::LimitConcurrency(LimitConcurrency { key, max, body })
                 if body
                     .iter()
                     .any(|b| matches!(b.kind, StmtKind::ForwardRequest(_))) =>
             {
                 let mut acquire = st.clone();
-                acquire.kind = StmtKind::AcquireSlot {
+                acquire.kind = StmtKind::AcquireSlot(AcquireSlot {
                     key: key.clone(),
                     max: *max,
-                };
+                });
                 flat.push(acquire);
                 flat.extend(body.iter().cloned());
             }

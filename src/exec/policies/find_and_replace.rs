@@ -1,0 +1,82 @@
+//! `<find-and-replace>`: replace every occurrence of a string in the current body (the request
+//! body in inbound and backend, the response body in outbound and on-error). The pipeline
+//! buffers that body (decided at load).
+
+use super::*;
+use crate::exec::value;
+use bytes::Bytes;
+
+#[derive(Clone, Debug)]
+pub struct FindAndReplace {
+    pub from: Val<String>,
+    pub to: Val<String>,
+}
+
+impl Policy for FindAndReplace {
+    fn read(r: &mut Reader, _element: &str) -> Option<Self> {
+        r.no_children();
+        let from = r
+            .required_value("from", |s| Ok(s.to_string()))
+            .unwrap_or(Val::Lit(String::new()));
+        let to = r
+            .required_value("to", |s| Ok(s.to_string()))
+            .unwrap_or(Val::Lit(String::new()));
+        if let Val::Lit(f) = &from {
+            if f.is_empty() {
+                r.diags.error(
+                    "P012",
+                    r.el.span.clone(),
+                    "find-and-replace `from` cannot be empty",
+                );
+            }
+        }
+        Some(FindAndReplace { from, to })
+    }
+
+    /// It edits the body of the side it runs on.
+    fn needs(&self) -> Needs {
+        Needs {
+            request_body: true,
+            response_body: true,
+            ..Needs::NONE
+        }
+    }
+
+    fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
+        visit_val(&self.from, f);
+        visit_val(&self.to, f);
+    }
+
+    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+        run(&self.from, &self.to, cx).map(|_| Step::Next)
+    }
+}
+
+fn run(from: &Val<String>, to: &Val<String>, cx: &mut ExecCtx) -> Result<(), StepError> {
+    let from = value(from, cx)?.into_owned();
+    let to = value(to, cx)?.into_owned();
+    if from.is_empty() {
+        return Err(StepError::expression(
+            "find-and-replace `from` evaluated to an empty string",
+        ));
+    }
+    let (current, target) = match cx.section {
+        Section::Inbound | Section::Backend => (
+            cx.req.body.clone().or_else(|| cx.req.original_body.clone()),
+            &mut cx.req.body,
+        ),
+        Section::Outbound | Section::OnError => (
+            cx.resp
+                .body
+                .clone()
+                .or_else(|| cx.resp.original_body.clone()),
+            &mut cx.resp.body,
+        ),
+    };
+    let Some(body) = current else { return Ok(()) };
+    let text = String::from_utf8_lossy(&body);
+    if text.contains(&from) {
+        *target = Some(Bytes::from(text.replace(&from, &to)));
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! `<send-request>` / `<send-one-way-request>`: a call of the policy's own. The response lands in
+//! `response-variable-name` as an `IResponse`. A 4xx/5xx is not an error; a connection failure
+//! or timeout is (`BackendConnectionFailure` / `Timeout` → on-error) unless `ignore-error`, which
+//! sets the variable to null. send-one-way-request runs in the background and never delays the
+//! request (bounded: calls beyond 256 in flight are dropped and logged).
+
+use super::access::{parse_certificate_ref, CertificateRef};
+use super::set_header::{parse_set_header, SetHeader};
+use super::*;
+use crate::exec::transport::CallRequest;
+use crate::exec::value;
+use crate::expr::value::{Obj, Value};
+use bytes::Bytes;
+use http::HeaderMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    /// `new` or `copy`.
+    pub copy: Val<String>,
+    /// None for send-one-way-request.
+    pub response_variable: Option<String>,
+    /// Seconds.
+    pub timeout: Val<u64>,
+    pub ignore_error: bool,
+    pub url: Option<Val<String>>,
+    pub method: Option<Val<Method>>,
+    pub headers: Vec<SetHeader>,
+    pub body: Option<Val<String>>,
+    /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
+    pub certificate: Option<CertificateRef>,
+    /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
+    pub proxy: Option<crate::net::proxy::ForwardProxy>,
+}
+
+impl Policy for SendRequest {
+    /// `<send-request>` and `<send-one-way-request>`.
+    fn read(r: &mut Reader, element: &str) -> Option<Self> {
+        Some(parse_send_request(r, element == "send-request"))
+    }
+
+    /// mode="copy" (the default) sends a copy of the request body.
+    fn needs(&self) -> Needs {
+        Needs {
+            request_body: !matches!(&self.copy, Val::Lit(m) if m == "new"),
+            ..Needs::NONE
+        }
+    }
+
+    fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
+        visit_val(&self.copy, f);
+        visit_val(&self.timeout, f);
+        if let Some(u) = &self.url {
+            visit_val(u, f);
+        }
+        if let Some(m) = &self.method {
+            visit_val(m, f);
+        }
+        for h in &self.headers {
+            h.exprs(f);
+        }
+        if let Some(b) = &self.body {
+            visit_val(b, f);
+        }
+    }
+
+    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+        run(self, cx).await.map(|_| Step::Next)
+    }
+}
+
+fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
+    let copy = r.value("mode", |s| match s.trim() {
+        "new" | "copy" => Ok(s.trim().to_string()),
+        other => Err(crate::invalid!("mode must be new or copy, found {other:?}")),
+    });
+    let response_variable = if two_way {
+        r.required_literal("response-variable-name")
+    } else {
+        None
+    };
+    let timeout = r.value("timeout", parse_u64).unwrap_or(Val::Lit(60));
+    let ignore_error = if two_way {
+        r.parsed_literal("ignore-error", parse_bool)
+            .unwrap_or(false)
+    } else {
+        true
+    };
+    let mut out = SendRequest {
+        copy: copy.unwrap_or(Val::Lit("new".into())),
+        response_variable,
+        timeout,
+        ignore_error,
+        url: None,
+        method: None,
+        headers: Vec::new(),
+        body: None,
+        certificate: None,
+        proxy: None,
+    };
+    for child in r.children() {
+        // The parent's name is read below while this reader lives: borrow fields apart.
+        let mut cr = Reader::new(child, r.env, r.diags);
+        match child.name.as_str() {
+            "set-url" => {
+                cr.no_children();
+                out.url = cr.text_value(true, |s| Ok(s.trim().to_string()));
+            }
+            "set-method" => {
+                cr.no_children();
+                out.method = cr.text_value(true, parse_method);
+            }
+            "set-header" => out.headers.push(parse_set_header(&mut cr)),
+            "set-body" => {
+                cr.no_children();
+                out.body = cr.text_value(false, |s| Ok(s.to_string()));
+            }
+            "authentication-certificate" => {
+                cr.no_children();
+                out.certificate = parse_certificate_ref(&mut cr);
+            }
+            "proxy" => {
+                cr.no_children();
+                let url = cr.literal("url");
+                let user = cr.literal("username").map(|(v, _)| v);
+                let pass = cr.literal("password").map(|(v, _)| v);
+                match url {
+                    Some((u, span)) => {
+                        match crate::net::proxy::ForwardProxy::parse(
+                            &u,
+                            user.as_deref(),
+                            pass.as_deref(),
+                        ) {
+                            Ok(p) => out.proxy = Some(p),
+                            Err(e) => cr.diags.error("P012", span, format!("<proxy>: {e}")),
+                        }
+                    }
+                    None => {
+                        cr.diags
+                            .error("P012", child.span.clone(), "<proxy> needs attribute `url`")
+                    }
+                }
+            }
+            "authentication-managed-identity" => {
+                cr.diags.error(
+                    "P021",
+                    child.span.clone(),
+                    format!(
+                        "<{}> inside <{}> is not supported by this gatehouse build yet",
+                        child.name, r.el.name
+                    ),
+                );
+                continue;
+            }
+            other => {
+                cr.diags.error(
+                    "P014",
+                    child.span.clone(),
+                    format!("<{other}> is not allowed in <{}>", r.el.name),
+                );
+                continue;
+            }
+        }
+        cr.literal("id");
+        cr.finish();
+    }
+    if out.url.is_none() && matches!(&out.copy, Val::Lit(m) if m == "new") {
+        r.diags.error(
+            "P012",
+            r.el.span.clone(),
+            format!("<{}> mode=\"new\" needs <set-url>", r.el.name),
+        );
+    }
+    out
+}
+
+static ONE_WAY_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+const ONE_WAY_MAX: usize = 256;
+
+/// A send-request whose request is built (attributes and children evaluated), not yet sent.
+pub struct Prepared {
+    pub req: CallRequest,
+    pub timeout: Duration,
+}
+
+async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
+    let p = prepare(r, cx)?;
+    let Some(var) = &r.response_variable else {
+        // One way: fire and forget, never delaying the request.
+        if ONE_WAY_IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= ONE_WAY_MAX {
+            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("send-one-way-request dropped: {ONE_WAY_MAX} already in flight");
+            return Ok(());
+        }
+        let out = cx.transport.clone_box();
+        tokio::spawn(async move {
+            if let Err((_, m)) = out.send(p.req, p.timeout).await {
+                log::info!("send-one-way-request failed: {m}");
+            }
+            ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        });
+        return Ok(());
+    };
+    let result = cx.transport.send(p.req, p.timeout).await;
+    finish(var, r.ignore_error, result, cx)
+}
+
+/// Put a call's result in the response variable (or fail).
+pub fn finish(
+    var: &str,
+    ignore_error: bool,
+    result: Result<crate::expr::value::Message, (crate::exec::ErrorKind, String)>,
+    cx: &mut ExecCtx<'_>,
+) -> Result<(), StepError> {
+    match result {
+        Ok(msg) => cx.req.set_variable(var, Value::obj(Obj::Message(msg))),
+        Err(_) if ignore_error => cx.req.set_variable(var, Value::Null),
+        Err((kind, message)) => return Err(StepError::new(kind, message)),
+    }
+    Ok(())
+}
+
+/// Evaluate the call's attributes and children into a request.
+pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepError> {
+    let copy = value(&r.copy, cx)?.as_str() == "copy";
+    let timeout = Duration::from_secs(*value(&r.timeout, cx)?);
+    // Start from a copy of the current request, or from nothing.
+    let mut headers = HeaderMap::new();
+    let (mut method, mut url, mut body) = (http::Method::GET, String::new(), Bytes::new());
+    if copy {
+        method = cx.req.method.clone();
+        let base = &cx.req.target.base;
+        url = format!(
+            "{base}{}",
+            cx.req
+                .path_and_query()
+                .trim_start_matches(base.path.as_str())
+        );
+        for n in cx.req_headers.names() {
+            if let Ok(name) = http::HeaderName::from_bytes(n.as_bytes()) {
+                for v in cx.req_headers.get_all(&name) {
+                    headers.append(name.clone(), v);
+                }
+            }
+        }
+        if matches!(cx.section, Section::Inbound | Section::Backend) {
+            body = cx
+                .req
+                .body
+                .clone()
+                .or_else(|| cx.req.original_body.clone())
+                .unwrap_or_default();
+        }
+    }
+    if let Some(u) = &r.url {
+        url = value(u, cx)?.into_owned();
+    }
+    if let Some(m) = &r.method {
+        method = value(m, cx)?.into_owned();
+    }
+    for h in &r.headers {
+        let name = value(&h.name, cx)?.into_owned();
+        let action = *value(&h.action, cx)?;
+        let mut values = Vec::new();
+        for v in &h.values {
+            values.push(value(v, cx)?.into_owned());
+        }
+        super::set_header::apply_to(&name, action, values, &mut headers);
+    }
+    if let Some(b) = &r.body {
+        body = super::set_body::body_of(b, cx)?;
+    }
+    headers.remove(http::header::HOST);
+    headers.remove(http::header::CONTENT_LENGTH);
+    headers.remove(http::header::TRANSFER_ENCODING);
+    let req = CallRequest {
+        method,
+        url,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body,
+        client_cert: r.certificate.as_ref().and_then(|c| cx.gw.certificate(c)),
+        proxy: r.proxy.clone(),
+    };
+    Ok(Prepared { req, timeout })
+}
