@@ -9,6 +9,7 @@ pub mod context;
 pub mod datetime;
 pub mod eval;
 pub mod lexer;
+pub mod operators;
 pub mod parser;
 pub mod types;
 pub mod value;

@@ -1,469 +1,17 @@
-//! The binder: resolves names (locals to frame slots, `context` members, allowed types and
-//! their static members), checks member names, and produces the tree the evaluator runs.
-//! Every error carries the byte offset of the offending name.
+//! Binding expressions: names to frame slots, `context` members, allowed types and their
+//! static members, member and method names checked, calls and lambdas; constants folded.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use super::ast::{self, BinOp, ExprKind, Init, LambdaBody, Lit, OutArg, StmtKind, UnOp};
-use super::builtins;
-use super::types::{self, RType, Ty};
-use super::value::{Ctx, Lambda, Value};
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message} (at offset {at})")]
-pub struct CompileError {
-    pub at: usize,
-    pub message: String,
-}
-
-type CResult<T> = Result<T, CompileError>;
-
-fn err<T>(at: usize, message: impl Into<String>) -> CResult<T> {
-    Err(CompileError {
-        at,
-        message: message.into(),
-    })
-}
-
-/// A `context` member that yields a value (rather than another context object).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CtxProp {
-    pub obj: Ctx,
-    pub name: &'static str,
-}
-
-#[derive(Debug)]
-pub enum Node {
-    Const(Value),
-    Local(u32),
-    /// A context object handle (`context.Request`, ...), never null.
-    Ctx(Ctx),
-    /// A context member read from the running request (may be null: `context.Product`).
-    Prop(CtxProp),
-    Interp(Vec<(Option<Node>, String)>),
-    Member {
-        target: Box<Node>,
-        name: &'static str,
-        null_cond: bool,
-    },
-    Static {
-        ty: Arc<RType>,
-        name: &'static str,
-    },
-    Index {
-        target: Box<Node>,
-        args: Vec<Node>,
-        null_cond: bool,
-    },
-    Call {
-        target: Box<Node>,
-        name: &'static str,
-        type_args: Vec<RType>,
-        args: Vec<CArg>,
-        null_cond: bool,
-    },
-    StaticCall {
-        ty: Arc<RType>,
-        name: &'static str,
-        type_args: Vec<RType>,
-        args: Vec<CArg>,
-    },
-    LocalCall {
-        func: u32,
-        args: Vec<Node>,
-    },
-    Invoke {
-        target: Box<Node>,
-        args: Vec<Node>,
-    },
-    New {
-        ty: Arc<RType>,
-        args: Vec<CArg>,
-        init: Option<CInit>,
-    },
-    NewArray {
-        items: Vec<Node>,
-    },
-    NewAnon {
-        members: Vec<(String, Node)>,
-    },
-    Unary {
-        op: UnOp,
-        expr: Box<Node>,
-    },
-    Binary {
-        op: BinOp,
-        left: Box<Node>,
-        right: Box<Node>,
-    },
-    Cond {
-        cond: Box<Node>,
-        then: Box<Node>,
-        other: Box<Node>,
-    },
-    Assign {
-        target: Box<LValue>,
-        op: Option<BinOp>,
-        value: Box<Node>,
-    },
-    IncDec {
-        target: Box<LValue>,
-        delta: i32,
-        prefix: bool,
-    },
-    Cast {
-        ty: Arc<RType>,
-        expr: Box<Node>,
-    },
-    Is {
-        expr: Box<Node>,
-        ty: Arc<RType>,
-        bind: Option<u32>,
-    },
-    IsPattern {
-        expr: Box<Node>,
-        value: Box<Node>,
-        negate: bool,
-    },
-    As {
-        expr: Box<Node>,
-        ty: Arc<RType>,
-    },
-    Lambda(Arc<Lambda>),
-    Throw(Option<Box<Node>>),
-    Default(Option<Arc<RType>>),
-}
-
-#[derive(Debug)]
-pub struct CArg {
-    pub name: Option<String>,
-    /// For `out` arguments: the slot receiving the value.
-    pub out: Option<u32>,
-    pub value: Node,
-}
-
-#[derive(Debug)]
-pub enum CInit {
-    Items(Vec<Node>),
-    Keyed(Vec<(Node, Node)>),
-    Members(Vec<(String, Node)>),
-}
-
-#[derive(Debug)]
-pub enum LValue {
-    Local(u32),
-    Index { target: Node, args: Vec<Node> },
-    Member { target: Node, name: &'static str },
-}
-
-#[derive(Debug)]
-pub enum Stmt {
-    Let(u32, Node),
-    Expr(Node),
-    If(Node, Vec<Stmt>, Vec<Stmt>),
-    Foreach(u32, Node, Vec<Stmt>),
-    For(Vec<Stmt>, Option<Node>, Vec<Node>, Vec<Stmt>),
-    While(Node, Vec<Stmt>),
-    DoWhile(Vec<Stmt>, Node),
-    Return(Option<Node>),
-    Break,
-    Continue,
-    Block(Vec<Stmt>),
-    Try {
-        body: Vec<Stmt>,
-        catches: Vec<CatchClause>,
-        finally: Vec<Stmt>,
-    },
-    Throw(Option<Node>),
-}
-
-/// `catch (T name) { body }`: the exception type (None = any), the slot for `name`, the body.
-pub type CatchClause = (Option<Arc<RType>>, Option<u32>, Vec<Stmt>);
-
-#[derive(Debug)]
-pub enum LambdaCode {
-    Expr(Node),
-    Block(Vec<Stmt>),
-}
-
-/// A local function: parameter slots and body.
-#[derive(Debug)]
-pub struct Func {
-    pub params: Vec<u32>,
-    pub body: LambdaCode,
-}
-
-/// A compiled expression or block.
-#[derive(Debug)]
-pub struct Program {
-    pub body: LambdaCode,
-    pub slots: u32,
-    pub funcs: Vec<Func>,
-    /// Reads `context.Request.Body` / `context.Response.Body`.
-    pub reads_request_body: bool,
-    pub reads_response_body: bool,
-}
-
-struct Binder {
-    scopes: Vec<HashMap<String, u32>>,
-    funcs: HashMap<String, u32>,
-    func_bodies: Vec<Option<Func>>,
-    next: u32,
-    reads_request_body: bool,
-    reads_response_body: bool,
-}
-
-pub fn compile_expression(e: &ast::Expr) -> CResult<Program> {
-    let mut b = Binder::new();
-    let node = b.expr(e)?;
-    b.finish(LambdaCode::Expr(node))
-}
-
-pub fn compile_block(stmts: &[ast::Stmt]) -> CResult<Program> {
-    let mut b = Binder::new();
-    let body = b.block(stmts)?;
-    if !always_returns(&body) {
-        return err(
-            0,
-            "not all code paths return a value: a `@{ }` block must end in `return`",
-        );
-    }
-    b.finish(LambdaCode::Block(body))
-}
-
-fn always_returns(stmts: &[Stmt]) -> bool {
-    stmts.iter().any(|s| match s {
-        Stmt::Return(_) | Stmt::Throw(_) => true,
-        Stmt::If(_, a, b) => always_returns(a) && always_returns(b),
-        Stmt::Block(b) => always_returns(b),
-        Stmt::Try {
-            body,
-            catches,
-            finally,
-        } => {
-            (always_returns(body) && catches.iter().all(|c| always_returns(&c.2)))
-                || always_returns(finally)
-        }
-        Stmt::While(Node::Const(Value::Bool(true)), _) => true,
-        _ => false,
-    })
-}
+use super::*;
 
 impl Binder {
-    fn new() -> Binder {
-        Binder {
-            scopes: vec![HashMap::new()],
-            funcs: HashMap::new(),
-            func_bodies: Vec::new(),
-            next: 0,
-            reads_request_body: false,
-            reads_response_body: false,
-        }
-    }
-
-    fn finish(self, body: LambdaCode) -> CResult<Program> {
-        let funcs = self.func_bodies.into_iter().flatten().collect();
-        Ok(Program {
-            body,
-            slots: self.next,
-            funcs,
-            reads_request_body: self.reads_request_body,
-            reads_response_body: self.reads_response_body,
-        })
-    }
-
-    fn declare(&mut self, name: &str, at: usize) -> CResult<u32> {
-        if name == "context" {
-            return err(at, "`context` cannot be redeclared");
-        }
-        if self.scopes.iter().any(|s| s.contains_key(name)) {
-            return err(
-                at,
-                format!("a local named `{name}` is already defined in this scope"),
-            );
-        }
-        let slot = self.next;
-        self.next += 1;
-        if let Some(s) = self.scopes.last_mut() {
-            s.insert(name.to_string(), slot);
-        }
-        Ok(slot)
-    }
-
-    fn lookup(&self, name: &str) -> Option<u32> {
-        self.scopes.iter().rev().find_map(|s| s.get(name).copied())
-    }
-
-    fn scoped<T>(&mut self, f: impl FnOnce(&mut Self) -> CResult<T>) -> CResult<T> {
-        self.scopes.push(HashMap::new());
-        let r = f(self);
-        self.scopes.pop();
-        r
-    }
-
-    fn block(&mut self, stmts: &[ast::Stmt]) -> CResult<Vec<Stmt>> {
-        self.scoped(|b| {
-            // Local functions are visible in the whole block (hoisted).
-            for s in stmts {
-                if let StmtKind::LocalFn { name, .. } = &s.kind {
-                    let idx = b.func_bodies.len() as u32;
-                    b.func_bodies.push(None);
-                    b.funcs.insert(name.clone(), idx);
-                }
-            }
-            let mut out = Vec::new();
-            for s in stmts {
-                if let Some(st) = b.stmt(s)? {
-                    out.push(st);
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    fn stmt(&mut self, s: &ast::Stmt) -> CResult<Option<Stmt>> {
-        super::with_stack(|| self.stmt_unguarded(s))
-    }
-
-    fn stmt_unguarded(&mut self, s: &ast::Stmt) -> CResult<Option<Stmt>> {
-        Ok(Some(match &s.kind {
-            StmtKind::Var { ty, decls } => {
-                if let Some(t) = ty {
-                    types::resolve(t).map_err(|m| CompileError {
-                        at: t.at,
-                        message: m.0,
-                    })?;
-                }
-                let mut out = Vec::new();
-                for (name, init) in decls {
-                    let value = match init {
-                        Some(e) => self.expr(e)?,
-                        None => Node::Default(None),
-                    };
-                    let slot = self.declare(name, s.at)?;
-                    out.push(Stmt::Let(slot, value));
-                }
-                if out.len() == 1 {
-                    out.pop().unwrap_or(Stmt::Block(vec![]))
-                } else {
-                    Stmt::Block(out)
-                }
-            }
-            StmtKind::Expr(e) => Stmt::Expr(self.expr(e)?),
-            StmtKind::If { cond, then, other } => {
-                let c = self.expr(cond)?;
-                let t = self.block(then)?;
-                let o = match other {
-                    Some(o) => self.block(o)?,
-                    None => vec![],
-                };
-                Stmt::If(c, t, o)
-            }
-            StmtKind::Foreach { name, iter, body } => {
-                let it = self.expr(iter)?;
-                self.scoped(|b| {
-                    let slot = b.declare(name, s.at)?;
-                    let body = b.block(body)?;
-                    Ok(Stmt::Foreach(slot, it, body))
-                })?
-            }
-            StmtKind::For {
-                init,
-                cond,
-                step,
-                body,
-            } => self.scoped(|b| {
-                let mut i = Vec::new();
-                for s in init {
-                    if let Some(x) = b.stmt(s)? {
-                        i.push(x);
-                    }
-                }
-                let c = cond.as_ref().map(|c| b.expr(c)).transpose()?;
-                let st = step
-                    .iter()
-                    .map(|e| b.expr(e))
-                    .collect::<CResult<Vec<_>>>()?;
-                let body = b.block(body)?;
-                Ok(Stmt::For(i, c, st, body))
-            })?,
-            StmtKind::While { cond, body } => Stmt::While(self.expr(cond)?, self.block(body)?),
-            StmtKind::DoWhile { body, cond } => {
-                let b = self.block(body)?;
-                Stmt::DoWhile(b, self.expr(cond)?)
-            }
-            StmtKind::Return(e) => Stmt::Return(e.as_ref().map(|e| self.expr(e)).transpose()?),
-            StmtKind::Break => Stmt::Break,
-            StmtKind::Continue => Stmt::Continue,
-            StmtKind::Block(b) => Stmt::Block(self.block(b)?),
-            StmtKind::Try {
-                body,
-                catches,
-                finally,
-            } => {
-                let body = self.block(body)?;
-                let mut cs = Vec::new();
-                for c in catches {
-                    let ty = match &c.ty {
-                        Some(t) if t.name == "Exception" || t.name.ends_with("Exception") => None,
-                        Some(t) => Some(Arc::new(types::resolve(t).map_err(|m| CompileError {
-                            at: t.at,
-                            message: m.0,
-                        })?)),
-                        None => None,
-                    };
-                    let (slot, body) = self.scoped(|b| {
-                        let slot = c.name.as_ref().map(|n| b.declare(n, s.at)).transpose()?;
-                        Ok((slot, b.block(&c.body)?))
-                    })?;
-                    cs.push((ty, slot, body));
-                }
-                let finally = match finally {
-                    Some(f) => self.block(f)?,
-                    None => vec![],
-                };
-                Stmt::Try {
-                    body,
-                    catches: cs,
-                    finally,
-                }
-            }
-            StmtKind::Throw(e) => Stmt::Throw(e.as_ref().map(|e| self.expr(e)).transpose()?),
-            StmtKind::LocalFn { name, params, body } => {
-                let idx = *self.funcs.get(name).ok_or(CompileError {
-                    at: s.at,
-                    message: "local function".into(),
-                })?;
-                let func = self.scoped(|b| {
-                    let slots = params
-                        .iter()
-                        .map(|p| b.declare(p, s.at))
-                        .collect::<CResult<Vec<_>>>()?;
-                    let body = match body {
-                        LambdaBody::Expr(e) => LambdaCode::Expr(b.expr(e)?),
-                        LambdaBody::Block(st) => LambdaCode::Block(b.block(st)?),
-                    };
-                    Ok(Func {
-                        params: slots,
-                        body,
-                    })
-                })?;
-                self.func_bodies[idx as usize] = Some(func);
-                return Ok(None);
-            }
-            StmtKind::Empty => return Ok(None),
-        }))
-    }
-
-    fn rtype(&self, t: &ast::TypeRef) -> CResult<Arc<RType>> {
+    pub(super) fn rtype(&self, t: &ast::TypeRef) -> CResult<Arc<RType>> {
         types::resolve(t).map(Arc::new).map_err(|m| CompileError {
             at: t.at,
             message: m.0,
         })
     }
 
-    fn args(&mut self, args: &[ast::Arg]) -> CResult<Vec<CArg>> {
+    pub(super) fn args(&mut self, args: &[ast::Arg]) -> CResult<Vec<CArg>> {
         let mut out = Vec::new();
         for a in args {
             let out_slot = match &a.out {
@@ -489,7 +37,7 @@ impl Binder {
     }
 
     /// Resolve `context.X.Y` chains at compile time.
-    fn ctx_member(&mut self, obj: Ctx, name: &str, at: usize) -> CResult<Node> {
+    pub(super) fn ctx_member(&mut self, obj: Ctx, name: &str, at: usize) -> CResult<Node> {
         use Ctx::*;
         let handle = |c: Ctx| Ok(Node::Ctx(c));
         let prop = |n: &'static str| Ok(Node::Prop(CtxProp { obj, name: n }));
@@ -548,11 +96,11 @@ impl Binder {
         }
     }
 
-    fn expr(&mut self, e: &ast::Expr) -> CResult<Node> {
-        super::with_stack(|| self.expr_unguarded(e))
+    pub(super) fn expr(&mut self, e: &ast::Expr) -> CResult<Node> {
+        crate::expr::with_stack(|| self.expr_unguarded(e))
     }
 
-    fn expr_unguarded(&mut self, e: &ast::Expr) -> CResult<Node> {
+    pub(super) fn expr_unguarded(&mut self, e: &ast::Expr) -> CResult<Node> {
         let at = e.at;
         Ok(match &e.kind {
             ExprKind::Lit(l) => Node::Const(match l {
@@ -804,14 +352,14 @@ impl Binder {
         })
     }
 
-    fn static_member(&mut self, ty: Arc<RType>, name: &str, at: usize) -> CResult<Node> {
+    pub(super) fn static_member(&mut self, ty: Arc<RType>, name: &str, at: usize) -> CResult<Node> {
         match builtins::static_member(&ty, name) {
             Some(n) => Ok(Node::Static { ty, name: n }),
             None => err(at, format!("`{}` has no static member `{name}`", ty.name)),
         }
     }
 
-    fn lvalue(&mut self, e: &ast::Expr) -> CResult<LValue> {
+    pub(super) fn lvalue(&mut self, e: &ast::Expr) -> CResult<LValue> {
         match &e.kind {
             ExprKind::Name(n) => match self.lookup(n) {
                 Some(s) => Ok(LValue::Local(s)),
@@ -848,7 +396,7 @@ impl Binder {
         }
     }
 
-    fn call(
+    pub(super) fn call(
         &mut self,
         target: &ast::Expr,
         type_args: &[ast::TypeRef],
@@ -983,8 +531,8 @@ impl Binder {
 /// Constant folding: operators over literals are computed once at load (`"a" + 1`,
 /// `60 * 60`, `true ? x : y`). Anything that would throw is left for run time, where it
 /// raises the expected exception.
-fn fold(n: Node) -> Node {
-    use super::eval;
+pub(super) fn fold(n: Node) -> Node {
+    use crate::expr::eval;
     let scalar = |v: &Value| {
         matches!(
             v,
@@ -1038,7 +586,7 @@ fn fold(n: Node) -> Node {
 }
 
 /// `a.b.c` as a dotted name, if the expression is only names and member accesses.
-fn qualified(e: &ast::Expr) -> Option<String> {
+pub(super) fn qualified(e: &ast::Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Name(n) => Some(n.clone()),
         ExprKind::Member {
@@ -1050,7 +598,7 @@ fn qualified(e: &ast::Expr) -> Option<String> {
     }
 }
 
-fn ctx_name(c: Ctx) -> &'static str {
+pub(super) fn ctx_name(c: Ctx) -> &'static str {
     match c {
         Ctx::Context => "context",
         Ctx::Api => "context.Api",
@@ -1074,7 +622,7 @@ fn ctx_name(c: Ctx) -> &'static str {
 }
 
 /// Intern a context member name (they are all known at compile time).
-fn static_name(n: &str) -> &'static str {
+pub(super) fn static_name(n: &str) -> &'static str {
     const NAMES: &[&str] = &[
         "RequestId",
         "Timestamp",

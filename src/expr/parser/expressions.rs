@@ -1,535 +1,10 @@
-//! Recursive-descent / precedence-climbing parser for the C# subset real policies use.
+//! Expressions, by precedence climbing: assignment, lambdas, conditional, `??`, binary
+//! operators, unary and postfix forms, calls, primaries, `new` and initializers.
 
-use super::ast::*;
-use super::lexer::{self, IntKind, InterpPart, Tok, Token};
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message} (at offset {at})")]
-pub struct ParseError {
-    pub at: usize,
-    pub message: String,
-}
-
-type PResult<T> = Result<T, ParseError>;
-
-/// Names that denote types when they appear in `(T)x` casts.
-const PREDEFINED: &[&str] = &[
-    "string", "int", "long", "bool", "double", "float", "decimal", "char", "byte", "sbyte",
-    "short", "ushort", "uint", "ulong", "object",
-];
-
-fn is_type_like(name: &str) -> bool {
-    PREDEFINED.contains(&name) || super::types::is_known_type(name)
-}
-
-pub struct Parser {
-    toks: Vec<Token>,
-    pos: usize,
-    /// Offset added to every position (for interpolation holes).
-    base: usize,
-    depth: usize,
-}
-
-const MAX_DEPTH: usize = 200;
-
-/// Parse `@( expr )` content (without the `@(` `)`), or `@{ stmts }` content.
-pub fn parse_expression(src: &str, base: usize) -> PResult<Expr> {
-    let mut p = Parser::new(src, base)?;
-    let e = p.expr()?;
-    p.expect_eof()?;
-    Ok(e)
-}
-
-pub fn parse_block(src: &str, base: usize) -> PResult<Vec<Stmt>> {
-    let mut p = Parser::new(src, base)?;
-    let mut out = Vec::new();
-    while !p.at_eof() {
-        out.push(p.stmt()?);
-    }
-    Ok(out)
-}
+use super::*;
 
 impl Parser {
-    fn new(src: &str, base: usize) -> PResult<Parser> {
-        let toks = lexer::lex(src).map_err(|e| ParseError {
-            at: base + e.at,
-            message: e.message,
-        })?;
-        Ok(Parser {
-            toks,
-            pos: 0,
-            base,
-            depth: 0,
-        })
-    }
-
-    fn peek(&self) -> &Tok {
-        &self.toks[self.pos.min(self.toks.len() - 1)].tok
-    }
-
-    fn peek_at(&self, n: usize) -> &Tok {
-        &self.toks[(self.pos + n).min(self.toks.len() - 1)].tok
-    }
-
-    fn at(&self) -> usize {
-        self.base + self.toks[self.pos.min(self.toks.len() - 1)].at
-    }
-
-    fn at_eof(&self) -> bool {
-        matches!(self.peek(), Tok::Eof)
-    }
-
-    fn bump(&mut self) -> Tok {
-        let t = self.peek().clone();
-        if self.pos < self.toks.len() - 1 {
-            self.pos += 1;
-        }
-        t
-    }
-
-    fn is_punct(&self, p: &str) -> bool {
-        matches!(self.peek(), Tok::Punct(x) if *x == p)
-    }
-
-    fn is_ident(&self, name: &str) -> bool {
-        matches!(self.peek(), Tok::Ident(x) if x == name)
-    }
-
-    fn eat(&mut self, p: &str) -> bool {
-        if self.is_punct(p) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn eat_ident(&mut self, name: &str) -> bool {
-        if self.is_ident(name) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn err<T>(&self, message: impl Into<String>) -> PResult<T> {
-        Err(ParseError {
-            at: self.at(),
-            message: message.into(),
-        })
-    }
-
-    fn expect(&mut self, p: &str) -> PResult<()> {
-        if self.eat(p) {
-            Ok(())
-        } else {
-            self.err(format!("expected `{p}`, found {}", describe(self.peek())))
-        }
-    }
-
-    fn expect_eof(&self) -> PResult<()> {
-        if self.at_eof() {
-            Ok(())
-        } else {
-            self.err(format!(
-                "unexpected {} after the end of the expression",
-                describe(self.peek())
-            ))
-        }
-    }
-
-    fn ident(&mut self) -> PResult<String> {
-        // `bump` stays put at the end, so step back to where we were, not one before.
-        let start = self.pos;
-        match self.bump() {
-            Tok::Ident(s) => Ok(s),
-            t => {
-                self.pos = start;
-                self.err(format!("expected a name, found {}", describe(&t)))
-            }
-        }
-    }
-
-    /// Run `f`, then give back whatever nesting it entered (chains enter once per link).
-    fn keep_depth<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
-        let depth = self.depth;
-        let r = f(self);
-        self.depth = depth;
-        r
-    }
-
-    fn enter(&mut self) -> PResult<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return self.err("expression nests too deeply");
-        }
-        Ok(())
-    }
-
-    // ---- statements ----------------------------------------------------------------------
-
-    fn block(&mut self) -> PResult<Vec<Stmt>> {
-        self.expect("{")?;
-        let mut out = Vec::new();
-        while !self.is_punct("}") {
-            if self.at_eof() {
-                return self.err("expected `}`");
-            }
-            out.push(self.stmt()?);
-        }
-        self.pos += 1;
-        Ok(out)
-    }
-
-    /// A statement or a block, as the body of if / loops.
-    fn body(&mut self) -> PResult<Vec<Stmt>> {
-        if self.is_punct("{") {
-            self.block()
-        } else {
-            Ok(vec![self.stmt()?])
-        }
-    }
-
-    fn stmt(&mut self) -> PResult<Stmt> {
-        self.enter()?;
-        let r = super::with_stack(|| self.stmt_inner());
-        self.depth -= 1;
-        r
-    }
-
-    fn stmt_inner(&mut self) -> PResult<Stmt> {
-        let at = self.at();
-        let kind = match self.peek().clone() {
-            Tok::Punct("{") => StmtKind::Block(self.block()?),
-            Tok::Punct(";") => {
-                self.pos += 1;
-                StmtKind::Empty
-            }
-            Tok::Ident(k) => match k.as_str() {
-                "if" => {
-                    self.pos += 1;
-                    self.expect("(")?;
-                    let cond = self.expr()?;
-                    self.expect(")")?;
-                    let then = self.body()?;
-                    let other = if self.eat_ident("else") {
-                        Some(self.body()?)
-                    } else {
-                        None
-                    };
-                    StmtKind::If { cond, then, other }
-                }
-                "foreach" => {
-                    self.pos += 1;
-                    self.expect("(")?;
-                    if !self.eat_ident("var") {
-                        self.type_ref()?;
-                    }
-                    let name = self.ident()?;
-                    if !self.eat_ident("in") {
-                        return self.err("expected `in`");
-                    }
-                    let iter = self.expr()?;
-                    self.expect(")")?;
-                    StmtKind::Foreach {
-                        name,
-                        iter,
-                        body: self.body()?,
-                    }
-                }
-                "for" => {
-                    self.pos += 1;
-                    self.expect("(")?;
-                    let mut init = Vec::new();
-                    if !self.is_punct(";") {
-                        init.push(self.simple_stmt()?);
-                    }
-                    self.expect(";")?;
-                    let cond = if self.is_punct(";") {
-                        None
-                    } else {
-                        Some(self.expr()?)
-                    };
-                    self.expect(";")?;
-                    let mut step = Vec::new();
-                    while !self.is_punct(")") {
-                        step.push(self.expr()?);
-                        if !self.eat(",") {
-                            break;
-                        }
-                    }
-                    self.expect(")")?;
-                    StmtKind::For {
-                        init,
-                        cond,
-                        step,
-                        body: self.body()?,
-                    }
-                }
-                "while" => {
-                    self.pos += 1;
-                    self.expect("(")?;
-                    let cond = self.expr()?;
-                    self.expect(")")?;
-                    StmtKind::While {
-                        cond,
-                        body: self.body()?,
-                    }
-                }
-                "do" => {
-                    self.pos += 1;
-                    let body = self.body()?;
-                    if !self.eat_ident("while") {
-                        return self.err("expected `while`");
-                    }
-                    self.expect("(")?;
-                    let cond = self.expr()?;
-                    self.expect(")")?;
-                    self.expect(";")?;
-                    StmtKind::DoWhile { body, cond }
-                }
-                "return" => {
-                    self.pos += 1;
-                    let v = if self.is_punct(";") {
-                        None
-                    } else {
-                        Some(self.expr()?)
-                    };
-                    self.expect(";")?;
-                    StmtKind::Return(v)
-                }
-                "break" => {
-                    self.pos += 1;
-                    self.expect(";")?;
-                    StmtKind::Break
-                }
-                "continue" => {
-                    self.pos += 1;
-                    self.expect(";")?;
-                    StmtKind::Continue
-                }
-                "throw" => {
-                    self.pos += 1;
-                    let v = if self.is_punct(";") {
-                        None
-                    } else {
-                        Some(self.expr()?)
-                    };
-                    self.expect(";")?;
-                    StmtKind::Throw(v)
-                }
-                "try" => {
-                    self.pos += 1;
-                    let body = self.block()?;
-                    let mut catches = Vec::new();
-                    while self.eat_ident("catch") {
-                        let (mut ty, mut name) = (None, None);
-                        if self.eat("(") {
-                            ty = Some(self.type_ref()?);
-                            if let Tok::Ident(_) = self.peek() {
-                                name = Some(self.ident()?);
-                            }
-                            self.expect(")")?;
-                        }
-                        if self.eat_ident("when") {
-                            return self
-                                .err("exception filters (`catch ... when`) are not supported");
-                        }
-                        catches.push(Catch {
-                            ty,
-                            name,
-                            body: self.block()?,
-                        });
-                    }
-                    let finally = if self.eat_ident("finally") {
-                        Some(self.block()?)
-                    } else {
-                        None
-                    };
-                    if catches.is_empty() && finally.is_none() {
-                        return self.err("`try` needs a `catch` or `finally`");
-                    }
-                    StmtKind::Try {
-                        body,
-                        catches,
-                        finally,
-                    }
-                }
-                _ => {
-                    let s = self.simple_stmt()?;
-                    if !matches!(s.kind, StmtKind::LocalFn { .. }) {
-                        self.expect(";")?;
-                    }
-                    return Ok(s);
-                }
-            },
-            _ => {
-                let s = self.simple_stmt()?;
-                self.expect(";")?;
-                return Ok(s);
-            }
-        };
-        Ok(Stmt { kind, at })
-    }
-
-    /// A declaration, local function, or expression statement (without the `;`).
-    fn simple_stmt(&mut self) -> PResult<Stmt> {
-        let at = self.at();
-        if self.is_ident("var") && matches!(self.peek_at(1), Tok::Ident(_)) {
-            self.pos += 1;
-            return Ok(Stmt {
-                kind: StmtKind::Var {
-                    ty: None,
-                    decls: self.declarators()?,
-                },
-                at,
-            });
-        }
-        // `Type name =`, `Type name;`, `Type name(` (local function)
-        let save = self.pos;
-        if let Ok(ty) = self.type_ref() {
-            if let Tok::Ident(name) = self.peek().clone() {
-                let after = self.peek_at(1).clone();
-                if matches!(after, Tok::Punct("=") | Tok::Punct(";") | Tok::Punct(",")) {
-                    return Ok(Stmt {
-                        kind: StmtKind::Var {
-                            ty: Some(ty),
-                            decls: self.declarators()?,
-                        },
-                        at,
-                    });
-                }
-                if after == Tok::Punct("(") {
-                    if let Some(f) = self.try_local_fn(name)? {
-                        return Ok(Stmt { kind: f, at });
-                    }
-                }
-            }
-        }
-        self.pos = save;
-        Ok(Stmt {
-            kind: StmtKind::Expr(self.expr()?),
-            at,
-        })
-    }
-
-    fn try_local_fn(&mut self, name: String) -> PResult<Option<StmtKind>> {
-        let save = self.pos;
-        self.pos += 2; // name (
-        let mut params = Vec::new();
-        while !self.is_punct(")") {
-            if self.type_ref().is_err() {
-                self.pos = save;
-                return Ok(None);
-            }
-            match self.peek().clone() {
-                Tok::Ident(p) => {
-                    self.pos += 1;
-                    params.push(p);
-                }
-                _ => {
-                    self.pos = save;
-                    return Ok(None);
-                }
-            }
-            if !self.eat(",") {
-                break;
-            }
-        }
-        if !self.eat(")") {
-            self.pos = save;
-            return Ok(None);
-        }
-        let body = if self.is_punct("{") {
-            LambdaBody::Block(self.block()?)
-        } else if self.eat("=>") {
-            let e = self.expr()?;
-            self.expect(";")?;
-            LambdaBody::Expr(Box::new(e))
-        } else {
-            self.pos = save;
-            return Ok(None);
-        };
-        Ok(Some(StmtKind::LocalFn { name, params, body }))
-    }
-
-    fn declarators(&mut self) -> PResult<Vec<(String, Option<Expr>)>> {
-        let mut out = Vec::new();
-        loop {
-            let name = self.ident()?;
-            let init = if self.eat("=") {
-                Some(self.expr()?)
-            } else {
-                None
-            };
-            out.push((name, init));
-            if !self.eat(",") {
-                return Ok(out);
-            }
-        }
-    }
-
-    // ---- types ----------------------------------------------------------------------------
-
-    fn type_ref(&mut self) -> PResult<TypeRef> {
-        let at = self.at();
-        let mut name = self.ident()?;
-        if matches!(
-            name.as_str(),
-            "if" | "return" | "new" | "true" | "false" | "null" | "this"
-        ) {
-            self.pos -= 1;
-            return self.err("expected a type");
-        }
-        while self.is_punct(".") && matches!(self.peek_at(1), Tok::Ident(_)) {
-            self.pos += 1;
-            name.push('.');
-            name.push_str(&self.ident()?);
-        }
-        let mut args = Vec::new();
-        if self.is_punct("<") {
-            let save = self.pos;
-            match self.type_args() {
-                Some(a) => args = a,
-                None => self.pos = save,
-            }
-        }
-        let nullable = self.is_punct("?") && !self.starts_operand_at(1) && self.eat("?");
-        let mut arrays = 0;
-        while self.is_punct("[") && matches!(self.peek_at(1), Tok::Punct("]")) {
-            self.pos += 2;
-            arrays += 1;
-        }
-        Ok(TypeRef {
-            name,
-            args,
-            nullable,
-            arrays,
-            at,
-        })
-    }
-
-    /// `<T, U>`; None (and no progress) if what follows is not a type argument list.
-    fn type_args(&mut self) -> Option<Vec<TypeRef>> {
-        if !self.eat("<") {
-            return None;
-        }
-        let mut out = Vec::new();
-        loop {
-            out.push(self.type_ref().ok()?);
-            if self.eat(",") {
-                continue;
-            }
-            if self.eat(">") {
-                return Some(out);
-            }
-            // `>>` closing two lists is lexed as `>` `>` (no `>>` token), so this is enough.
-            return None;
-        }
-    }
-
-    fn starts_operand_at(&self, n: usize) -> bool {
+    pub(super) fn starts_operand_at(&self, n: usize) -> bool {
         match self.peek_at(n) {
             Tok::Ident(s) => !matches!(s.as_str(), "is" | "as" | "in"),
             Tok::Int(..) | Tok::Double(_) | Tok::Str(_) | Tok::Char(_) | Tok::Interp(_) => true,
@@ -538,16 +13,14 @@ impl Parser {
         }
     }
 
-    // ---- expressions ------------------------------------------------------------------------
-
     pub fn expr(&mut self) -> PResult<Expr> {
         self.enter()?;
-        let r = super::with_stack(|| self.assignment());
+        let r = crate::expr::with_stack(|| self.assignment());
         self.depth -= 1;
         r
     }
 
-    fn assignment(&mut self) -> PResult<Expr> {
+    pub(super) fn assignment(&mut self) -> PResult<Expr> {
         if let Some(l) = self.try_lambda()? {
             return Ok(l);
         }
@@ -582,7 +55,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn try_lambda(&mut self) -> PResult<Option<Expr>> {
+    pub(super) fn try_lambda(&mut self) -> PResult<Option<Expr>> {
         let at = self.at();
         let save = self.pos;
         let mut params = Vec::new();
@@ -639,7 +112,7 @@ impl Parser {
         }))
     }
 
-    fn conditional(&mut self) -> PResult<Expr> {
+    pub(super) fn conditional(&mut self) -> PResult<Expr> {
         let at = self.at();
         let cond = self.coalesce()?;
         if self.eat("?") {
@@ -659,14 +132,14 @@ impl Parser {
     }
 
     /// `a ?? b ?? c` recurses to the right: each level counts as nesting.
-    fn coalesce(&mut self) -> PResult<Expr> {
+    pub(super) fn coalesce(&mut self) -> PResult<Expr> {
         self.keep_depth(|p| {
             p.enter()?;
             p.coalesce_inner()
         })
     }
 
-    fn coalesce_inner(&mut self) -> PResult<Expr> {
+    pub(super) fn coalesce_inner(&mut self) -> PResult<Expr> {
         let at = self.at();
         let left = self.binary(0)?;
         if self.eat("??") {
@@ -684,7 +157,7 @@ impl Parser {
     }
 
     /// The right side of `??` may be a `throw` expression or another coalesce.
-    fn coalesce_rhs(&mut self) -> PResult<Expr> {
+    pub(super) fn coalesce_rhs(&mut self) -> PResult<Expr> {
         if self.is_ident("throw") {
             let at = self.at();
             self.pos += 1;
@@ -710,11 +183,11 @@ impl Parser {
 
     /// Operators at one precedence build a left-deep tree (`1+1+...+1`): each link counts as a
     /// level of nesting, since every later pass recurses down that spine.
-    fn binary(&mut self, min: u8) -> PResult<Expr> {
+    pub(super) fn binary(&mut self, min: u8) -> PResult<Expr> {
         self.keep_depth(|p| p.binary_chain(min))
     }
 
-    fn binary_chain(&mut self, min: u8) -> PResult<Expr> {
+    pub(super) fn binary_chain(&mut self, min: u8) -> PResult<Expr> {
         let mut left = self.unary()?;
         loop {
             let at = self.at();
@@ -759,7 +232,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn is_tail(&mut self, left: Expr, at: usize) -> PResult<Expr> {
+    pub(super) fn is_tail(&mut self, left: Expr, at: usize) -> PResult<Expr> {
         let negate = self.eat_ident("not");
         // Constant patterns: null, literals.
         let constant = matches!(
@@ -797,14 +270,14 @@ impl Parser {
         })
     }
 
-    fn unary(&mut self) -> PResult<Expr> {
+    pub(super) fn unary(&mut self) -> PResult<Expr> {
         self.enter()?;
         let r = self.unary_inner();
         self.depth -= 1;
         r
     }
 
-    fn unary_inner(&mut self) -> PResult<Expr> {
+    pub(super) fn unary_inner(&mut self) -> PResult<Expr> {
         let at = self.at();
         let op = match self.peek() {
             Tok::Punct("-") => Some(UnOp::Neg),
@@ -879,11 +352,11 @@ impl Parser {
     }
 
     /// Member, call and index chains are left-deep too: each link counts as nesting.
-    fn postfix(&mut self) -> PResult<Expr> {
+    pub(super) fn postfix(&mut self) -> PResult<Expr> {
         self.keep_depth(Self::postfix_chain)
     }
 
-    fn postfix_chain(&mut self) -> PResult<Expr> {
+    pub(super) fn postfix_chain(&mut self) -> PResult<Expr> {
         let mut e = self.primary()?;
         loop {
             self.enter()?;
@@ -975,7 +448,7 @@ impl Parser {
         }
     }
 
-    fn call_args(&mut self) -> PResult<Vec<Arg>> {
+    pub(super) fn call_args(&mut self) -> PResult<Vec<Arg>> {
         self.expect("(")?;
         let mut args = Vec::new();
         if self.eat(")") {
@@ -1038,7 +511,7 @@ impl Parser {
         }
     }
 
-    fn primary(&mut self) -> PResult<Expr> {
+    pub(super) fn primary(&mut self) -> PResult<Expr> {
         let at = self.at();
         let start = self.pos;
         let kind = match self.bump() {
@@ -1126,7 +599,7 @@ impl Parser {
         Ok(Expr { kind, at })
     }
 
-    fn new_expr(&mut self, at: usize) -> PResult<Expr> {
+    pub(super) fn new_expr(&mut self, at: usize) -> PResult<Expr> {
         // new[] { ... }
         if self.is_punct("[") && matches!(self.peek_at(1), Tok::Punct("]")) {
             self.pos += 2;
@@ -1203,7 +676,7 @@ impl Parser {
         })
     }
 
-    fn items_init(&mut self) -> PResult<Vec<Expr>> {
+    pub(super) fn items_init(&mut self) -> PResult<Vec<Expr>> {
         self.expect("{")?;
         let mut items = Vec::new();
         while !self.eat("}") {
@@ -1216,7 +689,7 @@ impl Parser {
         Ok(items)
     }
 
-    fn object_or_collection_init(&mut self) -> PResult<Init> {
+    pub(super) fn object_or_collection_init(&mut self) -> PResult<Init> {
         self.expect("{")?;
         let mut items = Vec::new();
         let mut keyed = Vec::new();
@@ -1292,16 +765,4 @@ fn binop(t: &Tok) -> Option<(BinOp, u8)> {
         "%" => (BinOp::Rem, 10),
         _ => return None,
     })
-}
-
-fn describe(t: &Tok) -> String {
-    match t {
-        Tok::Ident(s) => format!("`{s}`"),
-        Tok::Int(v, _) => format!("`{v}`"),
-        Tok::Double(v) => format!("`{v}`"),
-        Tok::Str(_) | Tok::Interp(_) => "a string".into(),
-        Tok::Char(c) => format!("`'{c}'`"),
-        Tok::Punct(p) => format!("`{p}`"),
-        Tok::Eof => "the end".into(),
-    }
 }
