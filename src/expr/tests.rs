@@ -464,6 +464,14 @@ fn load_time_errors_point_inside_the_expression() {
         .err()
         .unwrap_or_else(|| panic!("no error"));
     assert_eq!(d.code, "E003");
+    // A name no builtin family implements is refused at load, not at every request.
+    for src in [r#"@("a".Encrypt())"#, r#"@(Math.BigMul(1, 2))"#] {
+        let d = compile(src, &Span::file("f"))
+            .err()
+            .unwrap_or_else(|| panic!("{src}: no error"));
+        assert_eq!(d.code, "E003", "{src}: {}", d.message);
+        assert!(d.message.contains("Encrypt") || d.message.contains("BigMul"), "{}", d.message);
+    }
     let d = compile(r#"@(1 +)"#, &Span::file("f"))
         .err()
         .unwrap_or_else(|| panic!("no error"));

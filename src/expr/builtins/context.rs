@@ -6,7 +6,41 @@ use std::sync::Arc;
 use super::super::eval::{exception, EResult, Machine};
 use super::super::types::RType;
 use super::super::value::{Ctx, Obj, Value};
+use super::names::Names;
 use super::{arg, cast};
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &[
+        "Count",
+        "Keys",
+        "Key",
+        "PrimaryKey",
+        "SecondaryKey",
+        "Groups",
+        "Name",
+        "Type",
+        "Id",
+        "StatusCode",
+        "StatusReason",
+        "Body",
+        "Headers",
+        "Url",
+        "Method",
+        "Path",
+        "Query",
+        "Message",
+        "Source",
+        "Reason",
+        "Scope",
+        "Section",
+        "PolicyId",
+    ],
+    methods: &["ContainsKey", "TryGetValue", "GetValueOrDefault"],
+    static_members: &[],
+    static_methods: &[],
+};
 
 fn header_values(m: &Machine, c: Ctx, name: &str) -> Option<Vec<String>> {
     m.env.header(c, name)

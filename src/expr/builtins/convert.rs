@@ -7,6 +7,64 @@ use base64::Engine as _;
 use super::super::eval::{exception, EResult, Machine};
 use super::super::types::{RType, Ty};
 use super::super::value::{self, format_double, EnumVal, Value};
+use super::names::Names;
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &[
+        "Scheme",
+        "Path",
+        "Query",
+        "Authority",
+        "DayOfWeek",
+        "Date",
+        "AddressFamily",
+    ],
+    methods: &["ToString", "Equals", "CompareTo", "Property", "HasFlag"],
+    static_members: &[
+        "Empty",
+        "OrdinalIgnoreCase",
+        "Ordinal",
+        "InvariantCulture",
+        "InvariantCultureIgnoreCase",
+        "CurrentCulture",
+        "CurrentCultureIgnoreCase",
+        "Any",
+        "None",
+    ],
+    static_methods: &[
+        "Equals",
+        "Parse",
+        "TryParse",
+        "ParseExact",
+        "TryParseExact",
+        "FromBase64String",
+        "ToBase64String",
+        "ToInt32",
+        "ToInt64",
+        "ToInt16",
+        "ToBoolean",
+        "ToDouble",
+        "ToDecimal",
+        "ToString",
+        "ToChar",
+        "ToByte",
+        "ToSingle",
+        "ToDateTime",
+        "ToHexString",
+        "FromHexString",
+        "ChangeType",
+        "NewGuid",
+        "Empty",
+        "ToUInt32",
+        "ToUInt64",
+        "ToSByte",
+        "ToUInt16",
+        "IsNaN",
+        "IsInfinity",
+    ],
+};
 
 pub fn to_string_arg(v: &Value) -> String {
     v.to_display()

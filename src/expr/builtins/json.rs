@@ -8,7 +8,60 @@ use indexmap::IndexMap;
 use super::super::eval::{exception, EResult, Machine};
 use super::super::types::{RType, Ty};
 use super::super::value::{self, from_json, json_text, shared, EnumVal, Value};
+use super::names::Names;
 use super::{arg, cast, iterate, Initializer};
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &[
+        "Count",
+        "Keys",
+        "Values",
+        "Value",
+        "Name",
+        "Type",
+        "First",
+        "Last",
+        "HasValues",
+        "Date",
+        "Children",
+        "Properties",
+    ],
+    methods: &[
+        "ToString",
+        "IndexOf",
+        "Insert",
+        "Remove",
+        "Clear",
+        "Add",
+        "RemoveAt",
+        "ContainsKey",
+        "TryGetValue",
+        "Property",
+        "Properties",
+        "SelectToken",
+        "SelectTokens",
+        "Value",
+        "Values",
+        "ToObject",
+        "Children",
+        "AddFirst",
+        "DeepClone",
+        "Merge",
+        "GetValue",
+    ],
+    static_members: &["None"],
+    static_methods: &[
+        "Parse",
+        "ToString",
+        "SerializeObject",
+        "DeserializeObject",
+        "FromObject",
+        "Load",
+        "IndexOf",
+    ],
+};
 
 pub fn token_type(v: &Value) -> EnumVal {
     let name = match v {

@@ -3,6 +3,27 @@
 use super::super::datetime::DateTime;
 use super::super::eval::{exception, EResult};
 use super::super::value::{self, Obj, Value};
+use super::names::Names;
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &[
+        "Type",
+        "Subject",
+        "Issuer",
+        "Audiences",
+        "Claims",
+        "Id",
+        "Algorithm",
+        "ExpirationTime",
+        "NotBefore",
+        "IssuedAt",
+    ],
+    methods: &[],
+    static_members: &[],
+    static_methods: &[],
+};
 
 pub(super) fn claim_strings(v: &serde_json::Value) -> Vec<String> {
     match v {

@@ -6,7 +6,54 @@ use std::sync::Arc;
 use super::super::eval::{binary, exception, EResult, Machine};
 use super::super::types::RType;
 use super::super::value::{self, shared, Key, Value};
+use super::names::Names;
 use super::{arg, iterate};
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &["Count", "First", "Last"],
+    methods: &[
+        "Contains",
+        "IndexOf",
+        "Insert",
+        "Remove",
+        "Append",
+        "Clear",
+        "Add",
+        "AddRange",
+        "RemoveAt",
+        "RemoveAll",
+        "ContainsKey",
+        "ContainsValue",
+        "TryGetValue",
+        "GetValueOrDefault",
+        "TryAdd",
+        "Reverse",
+        "Sort",
+        "ToArray",
+        "ToList",
+        "ToDictionary",
+        "ToHashSet",
+        "Exists",
+        "Find",
+        "FindAll",
+        "FindIndex",
+        "ForEach",
+        "TrueForAll",
+        "Peek",
+        "Pop",
+        "Push",
+        "Enqueue",
+        "Dequeue",
+        "UnionWith",
+    ],
+    static_members: &["Empty", "Any"],
+    static_methods: &[
+        "Join", "Concat", "Max", "Min", "Range", "Repeat", "Empty", "IndexOf", "Exists", "Find",
+        "Reverse", "Sort",
+    ],
+};
 
 pub(super) const LINQ: &[&str] = &[
     "Any",

@@ -24,7 +24,41 @@ use super::types::{RType, Ty};
 use super::value::{self, shared, EnumVal, Key, Obj, Value};
 
 pub use convert::{format_value, to_bool, to_f64, to_i64, to_string_arg};
+use names::Names;
 pub use names::{constructible, member_name, method_name, static_member, static_method};
+
+/// The names every value has (dispatched here before its family's): registered beside their
+/// code like each family's (`names.rs` chains them).
+const NAMES: Names = Names {
+    members: &[
+        "Length",
+        "Count",
+        "Keys",
+        "Values",
+        "Key",
+        "Value",
+        "Type",
+        "First",
+        "Last",
+        "HasValues",
+        "Item1",
+        "Item2",
+        "HasValue",
+    ],
+    methods: &[
+        "ToString",
+        "Equals",
+        "GetHashCode",
+        "GetType",
+        "Value",
+        "Values",
+        "ToObject",
+        "Invoke",
+        "Deconstruct",
+    ],
+    static_members: &[],
+    static_methods: &["Equals", "Parse", "ToString", "Load"],
+};
 
 /// Collection initialiser values after `new T(...)`.
 pub enum Initializer {

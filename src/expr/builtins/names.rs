@@ -1,295 +1,60 @@
-//! The names the binder resolves at load: members and methods the interpreter knows, the static
-//! members and methods of each allowed type, and the types `new` may build. A name missing here
-//! is a load error; its implementation is in the module of its family.
+//! The names the binder resolves at load: the members, methods and statics every family of
+//! builtins registers beside its code (its `NAMES`), and the types `new` may build. A name no
+//! family registers is a load error.
 
 use super::super::types::{RType, Ty};
 use super::{convert, linq};
 
-/// Property names (`x.Name`) the interpreter knows on some type.
-const MEMBERS: &[&str] = &[
-    "Length",
-    "Count",
-    "Keys",
-    "Values",
-    "Key",
-    "PrimaryKey",
-    "SecondaryKey",
-    "Value",
-    "Success",
-    "Groups",
-    "Index",
-    "Captures",
-    "Name",
-    "Type",
-    "First",
-    "Last",
-    "Parent",
-    "HasValues",
-    "Subject",
-    "Issuer",
-    "Audiences",
-    "Claims",
-    "Id",
-    "Algorithm",
-    "ExpirationTime",
-    "NotBefore",
-    "IssuedAt",
-    "UserId",
-    "Username",
-    "Password",
-    "StatusCode",
-    "StatusReason",
-    "Body",
-    "Headers",
-    "Url",
-    "Method",
-    "Scheme",
-    "Host",
-    "Port",
-    "Path",
-    "Query",
-    "QueryString",
-    "AbsoluteUri",
-    "AbsolutePath",
-    "PathAndQuery",
-    "Authority",
-    "Segments",
-    "OriginalString",
-    "Fragment",
-    "Year",
-    "Month",
-    "Day",
-    "Hour",
-    "Minute",
-    "Second",
-    "Millisecond",
-    "Ticks",
-    "DayOfWeek",
-    "DayOfYear",
-    "Date",
-    "TimeOfDay",
-    "Kind",
-    "TotalDays",
-    "TotalHours",
-    "TotalMinutes",
-    "TotalSeconds",
-    "TotalMilliseconds",
-    "Days",
-    "Hours",
-    "Minutes",
-    "Seconds",
-    "Milliseconds",
-    "Message",
-    "Source",
-    "Reason",
-    "Scope",
-    "Section",
-    "PolicyId",
-    "AddressFamily",
-    "IsIPv4MappedToIPv6",
-    "UtcDateTime",
-    "DateTime",
-    "Offset",
-    "LocalDateTime",
-    "Item1",
-    "Item2",
-    "Item3",
-    "HasValue",
-    "Capacity",
-    "Children",
-    "Next",
-    "Previous",
-    "Root",
-    "Properties",
-    "Value",
-    "InnerException",
-    "StackTrace",
-    "Data",
-    "HResult",
-    "IsEmpty",
-    "Attributes",
-    "Elements",
-    "Content",
-    "UnixEpoch",
-];
-
-/// Method names (`x.Name(...)`) the interpreter knows on some type.
-const METHODS: &[&str] = &[
-    // object / string
-    "ToString",
-    "Equals",
-    "GetHashCode",
-    "GetType",
-    "CompareTo",
-    "Contains",
-    "StartsWith",
-    "EndsWith",
-    "IndexOf",
-    "LastIndexOf",
-    "IndexOfAny",
-    "Substring",
-    "Replace",
-    "Split",
-    "Trim",
-    "TrimStart",
-    "TrimEnd",
-    "ToLower",
-    "ToUpper",
-    "ToLowerInvariant",
-    "ToUpperInvariant",
-    "PadLeft",
-    "PadRight",
-    "Insert",
-    "Remove",
-    "ToCharArray",
-    "Normalize",
-    "Clone",
-    "Append",
-    "AppendLine",
-    "AppendFormat",
-    "Clear",
-    // parsing helpers on strings (APIM)
-    "AsJwt",
-    "TryParseJwt",
-    "AsBasic",
-    "TryParseBasic",
-    // collections / dictionaries
-    "Add",
-    "AddRange",
-    "Insert",
-    "RemoveAt",
-    "RemoveAll",
-    "ContainsKey",
-    "ContainsValue",
-    "TryGetValue",
-    "GetValueOrDefault",
-    "TryAdd",
-    "IndexOf",
-    "Reverse",
-    "Sort",
-    "ToArray",
-    "ToList",
-    "ToDictionary",
-    "ToHashSet",
-    "ToLookup",
-    "CopyTo",
-    "Exists",
-    "Find",
-    "FindAll",
-    "FindIndex",
-    "ForEach",
-    "TrueForAll",
-    "GetEnumerator",
-    "Peek",
-    "Pop",
-    "Push",
-    "Enqueue",
-    "Dequeue",
-    "UnionWith",
-    "IntersectWith",
-    "SetEquals",
-    "IsSubsetOf",
-    "IsSupersetOf",
-    "Overlaps",
-    "ExceptWith",
-    // (LINQ operators live in `linq::LINQ`; the lookups below chain them in)
-    // JSON
-    "Property",
-    "Properties",
-    "SelectToken",
-    "SelectTokens",
-    "Value",
-    "Values",
-    "ToObject",
-    "Children",
-    "Descendants",
-    "AddFirst",
-    "AddAfterSelf",
-    "AddBeforeSelf",
-    "Replace",
-    "ReplaceWith",
-    "DeepClone",
-    "Merge",
-    "Remove",
-    "ContainsKey",
-    "Ancestors",
-    // message bodies
-    "As",
-    "AsFormUrlEncodedContent",
-    "ToQueryString",
-    "ToFormUrlEncodedContent",
-    // date / time
-    "AddDays",
-    "AddHours",
-    "AddMinutes",
-    "AddSeconds",
-    "AddMilliseconds",
-    "AddTicks",
-    "AddMonths",
-    "AddYears",
-    "Subtract",
-    "ToUniversalTime",
-    "ToLocalTime",
-    "ToUnixTimeSeconds",
-    "ToUnixTimeMilliseconds",
-    "ToFileTimeUtc",
-    "Negate",
-    "Duration",
-    "IsDaylightSavingTime",
-    // regex
-    "IsMatch",
-    "Match",
-    "Matches",
-    "NextMatch",
-    "Result",
-    // misc
-    "ComputeHash",
-    "GetBytes",
-    "GetString",
-    "GetAddressBytes",
-    "Next",
-    "NextDouble",
-    "NextBytes",
-    "ToUri",
-    "GetLeftPart",
-    "Encrypt",
-    "Decrypt",
-    "VerifyNoRevocation",
-    "Dispose",
-    "MapToIPv4",
-    "MapToIPv6",
-    "HasFlag",
-    "Invoke",
-    "Compile",
-    "TransformFinalBlock",
-    "GetComponents",
-    "IsBaseOf",
-    "MakeRelativeUri",
-    "GetValue",
-    "SetValue",
-    "Deconstruct",
-    "Attribute",
-    "Element",
-    "Elements",
-    "HasElements",
-];
-
-pub fn member_name(n: &str) -> Option<&'static str> {
-    MEMBERS
-        .iter()
-        .chain(METHODS.iter())
-        .chain(linq::LINQ.iter())
-        .find(|m| **m == n)
-        .copied()
+/// What one family of builtins implements, by kind of name. Each family module registers its
+/// names in a `NAMES` constant beside the code that implements them.
+pub(super) struct Names {
+    /// Properties (`x.Name`).
+    pub members: &'static [&'static str],
+    /// Methods (`x.Name(...)`).
+    pub methods: &'static [&'static str],
+    /// Static properties and enum-like constants (`string.Empty`, `DateTime.UtcNow`).
+    pub static_members: &'static [&'static str],
+    /// Static methods (`string.IsNullOrEmpty`, `JObject.Parse`).
+    pub static_methods: &'static [&'static str],
 }
 
+/// Every family, with the file that implements it (for the test that a registered name is
+/// implemented where it is registered).
+const FAMILIES: &[(&Names, &str)] = &[
+    (&super::NAMES, include_str!("mod.rs")),
+    (&super::context::NAMES, include_str!("context.rs")),
+    (&super::convert::NAMES, include_str!("convert.rs")),
+    (&super::json::NAMES, include_str!("json.rs")),
+    (&super::jwt::NAMES, include_str!("jwt.rs")),
+    (&super::linq::NAMES, include_str!("linq.rs")),
+    (&super::objects::NAMES, include_str!("objects.rs")),
+    (&super::statics::NAMES, include_str!("statics.rs")),
+    (&super::string::NAMES, include_str!("string.rs")),
+    (&super::time::NAMES, include_str!("time.rs")),
+    (&super::xml::NAMES, include_str!("xml.rs")),
+];
+
+fn find(n: &str, kinds: &[fn(&Names) -> &'static [&'static str]]) -> Option<&'static str> {
+    kinds.iter().find_map(|kind| {
+        FAMILIES
+            .iter()
+            .flat_map(|(f, _)| kind(f).iter())
+            .find(|m| **m == n)
+            .copied()
+    })
+}
+
+/// A member name (a method name is accepted too: a method group read as a value).
+pub fn member_name(n: &str) -> Option<&'static str> {
+    find(n, &[|f| f.members, |f| f.methods])
+        .or_else(|| linq::LINQ.iter().find(|m| **m == n).copied())
+}
+
+/// A method name (a member name is accepted too: a delegate-valued property called).
 pub fn method_name(n: &str) -> Option<&'static str> {
-    METHODS
-        .iter()
-        .chain(linq::LINQ.iter())
-        .chain(MEMBERS.iter())
-        .find(|m| **m == n)
-        .copied()
+    find(n, &[|f| f.methods])
+        .or_else(|| linq::LINQ.iter().find(|m| **m == n).copied())
+        .or_else(|| find(n, &[|f| f.members]))
 }
 
 /// Static properties and enum constants: `string.Empty`, `DateTime.UtcNow`, `Encoding.UTF8`.
@@ -297,184 +62,14 @@ pub fn static_member(ty: &RType, n: &str) -> Option<&'static str> {
     if ty.ty == Ty::Enum {
         return convert::enum_value(&ty.name, n).map(|e| e.name);
     }
-    const STATIC_PROPS: &[&str] = &[
-        "Empty",
-        "UtcNow",
-        "Now",
-        "Today",
-        "MinValue",
-        "MaxValue",
-        "UnixEpoch",
-        "UTF8",
-        "ASCII",
-        "Unicode",
-        "UTF32",
-        "Default",
-        "Latin1",
-        "PI",
-        "E",
-        "NewLine",
-        "Zero",
-        "OrdinalIgnoreCase",
-        "Ordinal",
-        "InvariantCulture",
-        "InvariantCultureIgnoreCase",
-        "CurrentCulture",
-        "CurrentCultureIgnoreCase",
-        "TickCount",
-        "Loopback",
-        "Any",
-        "None",
-        "IPv6Loopback",
-        "IPv6Any",
-        "Broadcast",
-        "NaN",
-        "PositiveInfinity",
-        "NegativeInfinity",
-        "Epsilon",
-        "Shared",
-        "TicksPerSecond",
-        "TicksPerDay",
-        "TicksPerMillisecond",
-        "TicksPerMinute",
-        "TicksPerHour",
-        "SchemeDelimiter",
-        "UriSchemeHttp",
-        "UriSchemeHttps",
-        "MachineName",
-    ];
-    STATIC_PROPS.iter().find(|m| **m == n).copied()
+    find(n, &[|f| f.static_members])
 }
 
 /// Static methods: `string.IsNullOrEmpty`, `JObject.Parse`, `Convert.ToBase64String`, ...
-pub fn static_method(ty: &RType, n: &str) -> Option<&'static str> {
-    const STATIC_METHODS: &[&str] = &[
-        "IsNullOrEmpty",
-        "IsNullOrWhiteSpace",
-        "Format",
-        "Join",
-        "Concat",
-        "Compare",
-        "CompareOrdinal",
-        "Equals",
-        "Copy",
-        "Parse",
-        "TryParse",
-        "ParseExact",
-        "TryParseExact",
-        "FromBase64String",
-        "ToBase64String",
-        "ToInt32",
-        "ToInt64",
-        "ToInt16",
-        "ToBoolean",
-        "ToDouble",
-        "ToDecimal",
-        "ToString",
-        "ToChar",
-        "ToByte",
-        "ToSingle",
-        "ToDateTime",
-        "ToHexString",
-        "FromHexString",
-        "ChangeType",
-        "NewGuid",
-        "FromSeconds",
-        "FromMinutes",
-        "FromHours",
-        "FromDays",
-        "FromMilliseconds",
-        "FromTicks",
-        "Abs",
-        "Max",
-        "Min",
-        "Round",
-        "Floor",
-        "Ceiling",
-        "Pow",
-        "Sqrt",
-        "Log",
-        "Log10",
-        "Exp",
-        "Sign",
-        "Truncate",
-        "Clamp",
-        "SerializeObject",
-        "DeserializeObject",
-        "FromObject",
-        "Load",
-        "IsMatch",
-        "Match",
-        "Matches",
-        "Replace",
-        "Split",
-        "Escape",
-        "Unescape",
-        "UrlEncode",
-        "UrlDecode",
-        "HtmlEncode",
-        "HtmlDecode",
-        "UrlPathEncode",
-        "EscapeDataString",
-        "EscapeUriString",
-        "UnescapeDataString",
-        "IsWellFormedUriString",
-        "TryCreate",
-        "ToString",
-        "GetBytes",
-        "GetString",
-        "Create",
-        "HashData",
-        "ComputeHash",
-        "IsLoopback",
-        "DaysInMonth",
-        "IsLeapYear",
-        "SpecifyKind",
-        "FromUnixTimeSeconds",
-        "FromUnixTimeMilliseconds",
-        "FromFileTimeUtc",
-        "Range",
-        "Repeat",
-        "Empty",
-        "IsDefined",
-        "GetNames",
-        "GetValues",
-        "GetName",
-        "IndexOf",
-        "Exists",
-        "Find",
-        "Reverse",
-        "Resize",
-        "Sort",
-        "ConvertAll",
-        "Fill",
-        "ReferenceEquals",
-        "GetEnvironmentVariable",
-        "GetInt32",
-        "GetRandomBytes",
-        "Fill",
-        "CheckHostName",
-        "ToUInt32",
-        "ToUInt64",
-        "ToSByte",
-        "ToUInt16",
-        "Tuple",
-        "Create",
-        "IsNaN",
-        "IsInfinity",
-        "DivRem",
-        "BigMul",
-        "Cbrt",
-        "Atan",
-        "Atan2",
-        "Sin",
-        "Cos",
-        "Tan",
-        "Log2",
-        "Hash",
-    ];
-    let _ = ty;
-    STATIC_METHODS.iter().find(|m| **m == n).copied()
+/// The type is not consulted: a registered name is accepted on any allowed type, and a
+/// combination no family implements fails when it runs.
+pub fn static_method(_ty: &RType, n: &str) -> Option<&'static str> {
+    find(n, &[|f| f.static_methods])
 }
 
 pub fn constructible(t: &RType) -> bool {
@@ -503,4 +98,74 @@ pub fn constructible(t: &RType) -> bool {
                 | Ty::Bytes
                 | Ty::IpAddress
         ) && t.ty != Ty::XElement
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registered name must appear in its family's code outside the `NAMES` list (a match arm
+    /// or a table): a name registered with no implementation would load and then fail every
+    /// request with MissingMethodException. Context objects' members are implemented by the
+    /// engine's context (`exec/env.rs`) and the binder's `ctx_member`.
+    #[test]
+    fn every_registered_name_appears_in_its_family_code() {
+        let context_impl = [
+            include_str!("../../exec/env.rs"),
+            include_str!("../compile/expressions.rs"),
+        ];
+        let mut missing = Vec::new();
+        for (i, (names, source)) in FAMILIES.iter().enumerate() {
+            let start = source.find("const NAMES: Names").unwrap_or_default();
+            let end = start + source[start..].find("};").unwrap_or_default();
+            assert!(end > start, "family {i} has no NAMES list");
+            let code = format!("{}{}", &source[..start], &source[end..]);
+            let code = code
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+                + &if i == 1 {
+                    context_impl.concat()
+                } else {
+                    String::new()
+                };
+            for n in names
+                .members
+                .iter()
+                .chain(names.methods)
+                .chain(names.static_members)
+                .chain(names.static_methods)
+            {
+                if !code.contains(&format!("\"{n}\"")) {
+                    missing.push(*n);
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "registered but not implemented: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn lookups_find_registered_names_only() {
+        assert_eq!(member_name("Length"), Some("Length"));
+        assert_eq!(method_name("Substring"), Some("Substring"));
+        assert_eq!(method_name("Where"), Some("Where"));
+        assert_eq!(method_name("Encrypt"), None);
+        let string = RType {
+            ty: Ty::String,
+            arrays: 0,
+            args: Vec::new(),
+            nullable: false,
+            name: "string".into(),
+        };
+        assert_eq!(static_member(&string, "Empty"), Some("Empty"));
+        assert_eq!(
+            static_method(&string, "IsNullOrEmpty"),
+            Some("IsNullOrEmpty")
+        );
+        assert_eq!(static_method(&string, "Resize"), None);
+    }
 }

@@ -6,7 +6,62 @@ use base64::Engine as _;
 
 use super::super::eval::{exception, EResult, Machine};
 use super::super::value::{Jwt, Obj, Value};
+use super::names::Names;
 use super::{arg, format_value, iterate, named};
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &[],
+    methods: &[
+        "ToString",
+        "Equals",
+        "CompareTo",
+        "Contains",
+        "StartsWith",
+        "EndsWith",
+        "IndexOf",
+        "LastIndexOf",
+        "IndexOfAny",
+        "Substring",
+        "Replace",
+        "Split",
+        "Trim",
+        "TrimStart",
+        "TrimEnd",
+        "ToLower",
+        "ToUpper",
+        "ToLowerInvariant",
+        "ToUpperInvariant",
+        "PadLeft",
+        "PadRight",
+        "Insert",
+        "Remove",
+        "ToCharArray",
+        "Normalize",
+        "Clone",
+        "AsJwt",
+        "TryParseJwt",
+        "AsBasic",
+        "TryParseBasic",
+    ],
+    static_members: &[],
+    static_methods: &[
+        "IsNullOrEmpty",
+        "IsNullOrWhiteSpace",
+        "Format",
+        "Join",
+        "Concat",
+        "Compare",
+        "CompareOrdinal",
+        "Equals",
+        "Copy",
+        "ToString",
+        "Replace",
+        "Split",
+        "IndexOf",
+    ],
+};
 
 /// Comparison mode from a `StringComparison` argument (true = ignore case).
 fn ignore_case(v: Option<&Value>) -> bool {

@@ -8,6 +8,24 @@ use quick_xml::events::Event;
 
 use super::super::eval::{exception, EResult};
 use super::super::value::{Obj, Value};
+use super::names::Names;
+
+/// The names this family implements, registered beside their code: the binder accepts a
+/// member, method or static name only when a family registers it (`names.rs` chains them).
+pub(super) const NAMES: Names = Names {
+    members: &["Value", "Name", "Root", "Elements"],
+    methods: &[
+        "ToString",
+        "Value",
+        "Descendants",
+        "Attribute",
+        "Element",
+        "Elements",
+        "HasElements",
+    ],
+    static_members: &[],
+    static_methods: &["ToString"],
+};
 
 #[derive(Debug, Clone)]
 pub struct XNode {
