@@ -470,7 +470,11 @@ fn load_time_errors_point_inside_the_expression() {
             .err()
             .unwrap_or_else(|| panic!("{src}: no error"));
         assert_eq!(d.code, "E003", "{src}: {}", d.message);
-        assert!(d.message.contains("Encrypt") || d.message.contains("BigMul"), "{}", d.message);
+        assert!(
+            d.message.contains("Encrypt") || d.message.contains("BigMul"),
+            "{}",
+            d.message
+        );
     }
     let d = compile(r#"@(1 +)"#, &Span::file("f"))
         .err()

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ahash::AHashMap;
 
 use crate::config::{LoadedConfig, NamedValue};
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostics, Invalid};
 use crate::policy::{self, Scope};
 
 #[derive(Default)]
@@ -22,13 +22,13 @@ pub struct Sources {
     pub named: AHashMap<String, NamedValue>,
     pub named_diagnostics: Diagnostics,
     /// Certificate, key and CA files by path (joined to the configuration's directory).
-    files: AHashMap<PathBuf, Result<Vec<u8>, String>>,
+    files: AHashMap<PathBuf, Result<Vec<u8>, Invalid>>,
     /// Paths that name a regular file (listener TLS files).
     present: AHashMap<PathBuf, bool>,
     /// The `.xml` files of each policy directory read: (file stem, path), sorted.
     xml_dirs: AHashMap<PathBuf, Vec<(String, PathBuf)>>,
     /// Policy document texts by path: at most one byte past the limit is read.
-    texts: AHashMap<PathBuf, Result<String, String>>,
+    texts: AHashMap<PathBuf, Result<String, Invalid>>,
 }
 
 impl Sources {
@@ -38,7 +38,7 @@ impl Sources {
         s.named = crate::config::resolve_named_values(cfg, &mut s.named_diagnostics);
         let mut file = |f: &str| {
             let path = cfg.dir.join(f);
-            let read = std::fs::read(&path).map_err(|e| e.to_string());
+            let read = std::fs::read(&path).map_err(|e| Invalid(e.to_string()));
             s.files.insert(path, read);
         };
         for c in &cfg.raw.certificates {
@@ -96,16 +96,17 @@ impl Sources {
     }
 
     fn read_text(&mut self, path: &Path, max: usize) {
-        let text = crate::config::read_bounded(path, max as u64 + 1).map_err(|e| e.to_string());
+        let text =
+            crate::config::read_bounded(path, max as u64 + 1).map_err(|e| Invalid(e.to_string()));
         self.texts.insert(path.to_path_buf(), text);
     }
 
     /// A certificate, key or CA file's bytes, or why it could not be read.
-    pub fn file(&self, path: &Path) -> Result<&[u8], String> {
+    pub fn file(&self, path: &Path) -> Result<&[u8], Invalid> {
         match self.files.get(path) {
             Some(Ok(b)) => Ok(b),
             Some(Err(e)) => Err(e.clone()),
-            None => Err("not read by the loader".to_string()),
+            None => Err(Invalid::from("not read by the loader")),
         }
     }
 
@@ -125,11 +126,11 @@ impl Sources {
     }
 
     /// A policy document's text (possibly one byte past its limit), or why it could not be read.
-    pub fn text(&self, path: &Path) -> Result<&str, String> {
+    pub fn text(&self, path: &Path) -> Result<&str, Invalid> {
         match self.texts.get(path) {
             Some(Ok(t)) => Ok(t),
             Some(Err(e)) => Err(e.clone()),
-            None => Err("not read by the loader".to_string()),
+            None => Err(Invalid::from("not read by the loader")),
         }
     }
 }
@@ -138,6 +139,6 @@ impl Sources {
 /// `compile::check_policy_text`.
 pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
     let text = crate::config::read_bounded(path, policy::MAX_DOCUMENT_BYTES as u64 + 1)
-        .map_err(|e| e.to_string());
-    super::compile::check_policy_text(path, text.as_deref().map_err(String::clone), scope)
+        .map_err(|e| Invalid(e.to_string()));
+    super::compile::check_policy_text(path, text.as_deref().map_err(Invalid::clone), scope)
 }

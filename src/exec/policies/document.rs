@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{PolicyDoc, Stmt, StmtKind, STATEMENTS};
-use crate::diag::{Diagnostics, Span};
+use crate::diag::{Diagnostics, Invalid, Span};
 use crate::policy::catalog::{self, Support};
 use crate::policy::reader::{Env, Reader};
 use crate::policy::xml::{self, Element, Node};
@@ -186,7 +186,7 @@ fn render_element(el: &Element) -> String {
 /// the limit, or the read error).
 pub fn document_from_text(
     path: &Path,
-    text: Result<&str, String>,
+    text: Result<&str, Invalid>,
     env: &Env,
     diags: &mut Diagnostics,
 ) -> Option<PolicyDoc> {
@@ -203,7 +203,7 @@ pub fn document_from_text(
 /// Parse a `<fragment>` document from its text as the loader read it.
 pub fn fragment_from_text(
     path: &Path,
-    text: Result<&str, String>,
+    text: Result<&str, Invalid>,
     env: &Env,
     diags: &mut Diagnostics,
 ) -> Option<Vec<Stmt>> {
@@ -219,7 +219,7 @@ pub fn fragment_from_text(
 
 fn checked<'t>(
     path: &Path,
-    text: Result<&'t str, String>,
+    text: Result<&'t str, Invalid>,
     max: usize,
     diags: &mut Diagnostics,
 ) -> Option<(Arc<str>, &'t str)> {

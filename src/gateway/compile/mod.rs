@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue, Method};
 
 use super::*;
 use crate::config::{LoadedConfig, NamedValue};
-use crate::diag::{Diagnostics, Span};
+use crate::diag::{Diagnostics, Invalid, Span};
 use crate::exec::policies::compose::{self, Fragments};
 use crate::exec::policies::set_backend_service::BackendTarget;
 use crate::exec::policies::{self, PolicyDoc, Stmt, StmtKind};
@@ -171,7 +171,7 @@ fn compile_unmasked(
 /// Check one standalone policy or fragment document (`gatehouse check --policy`) from its text
 /// as read (at most one byte past the limit), with the same checks as a full load. Named values
 /// and fragments are unknown here and reported (P030, P031).
-pub fn check_policy_text(path: &Path, text: Result<&str, String>, scope: Scope) -> Diagnostics {
+pub fn check_policy_text(path: &Path, text: Result<&str, Invalid>, scope: Scope) -> Diagnostics {
     let mut d = Diagnostics::new();
     let named = AHashMap::new();
     let env = Env {
