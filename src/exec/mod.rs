@@ -28,6 +28,7 @@ use crate::policy::{ExistsAction, Scope, Section, UriTemplate, Val};
 pub use error::{ErrorKind, LastError, PolicyError};
 pub use headers::HeaderStore;
 use model::{Example, Gateway};
+pub(crate) use policies::run_nested;
 pub use policies::{At, PolicyDoc, Step, Stmt, StmtKind};
 pub use state::{Origin, QueryState, ReqState, RequestInfo, RespState, Target, TraceEntry};
 
@@ -218,34 +219,6 @@ pub fn value<'v, T: FromValue>(v: &'v Val<T>, cx: &mut ExecCtx) -> Result<Cow<'v
 /// Run statements in order. Stops at the first statement that responds or fails.
 pub async fn run_section(stmts: &[Stmt], cx: &mut ExecCtx<'_>) -> Flow {
     run_nested(stmts, cx, String::new()).await
-}
-
-pub(crate) fn run_nested<'a, 'b: 'a>(
-    stmts: &'a [Stmt],
-    cx: &'a mut ExecCtx<'b>,
-    prefix: String,
-) -> FlowFuture<'a> {
-    Box::pin(async move {
-        for (i, st) in stmts.iter().enumerate() {
-            let at = At {
-                stmts,
-                index: i,
-                prefix: &prefix,
-            };
-            match st.kind.run(cx, &at).await {
-                Ok(Step::Next) => {}
-                Ok(Step::Respond { run_outbound }) => {
-                    return Flow::Respond {
-                        origin: Origin::policy(st, cx.section),
-                        run_outbound,
-                    };
-                }
-                Ok(Step::End(flow)) => return flow,
-                Err(e) => return Flow::Fail(PolicyError::at(e, st, cx.section, at.path())),
-            }
-        }
-        Flow::Continue
-    })
 }
 
 /// Headers that are sent as separate lines rather than joined with commas

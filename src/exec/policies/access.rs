@@ -48,8 +48,10 @@ impl Policy for CheckHeader {
         visit_val(&self.ignore_case, f);
         self.values.iter().for_each(|x| visit_val(x, f));
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for CheckHeader {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         check_header(self, cx).map(|_| Step::Next)
     }
 }
@@ -71,8 +73,10 @@ impl Policy for IpFilter {
             visit_val(b, f);
         }
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for IpFilter {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         ip_filter(self, cx).map(|_| Step::Next)
     }
 }
@@ -104,8 +108,10 @@ impl Policy for AuthenticationBasic {
         visit_val(&self.username, f);
         visit_val(&self.password, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for AuthenticationBasic {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         basic(&self.username, &self.password, cx).map(|_| Step::Next)
     }
 }
@@ -120,8 +126,10 @@ impl Policy for CertificateRef {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for CertificateRef {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         certificate(self, cx).map(|_| Step::Next)
     }
 }

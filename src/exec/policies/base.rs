@@ -15,8 +15,10 @@ impl Policy for Base {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+}
 
-    async fn run(&self, _cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for Base {
+    fn run(&self, _cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         Ok(Step::Next)
     }
 }
@@ -36,8 +38,10 @@ impl Policy for IncludeFragment {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+}
 
-    async fn run(&self, _cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for IncludeFragment {
+    fn run(&self, _cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         Ok(Step::Next)
     }
 }

@@ -53,7 +53,9 @@ impl Policy for CacheLookup {
         visit_val(&self.must_revalidate, f);
         visit_val(&self.allow_private, f);
     }
+}
 
+impl Waits for CacheLookup {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         lookup(self, cx).await
     }
@@ -93,7 +95,9 @@ impl Policy for CacheStore {
             visit_val(c, f);
         }
     }
+}
 
+impl Waits for CacheStore {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         store(&self.duration, self.cache_response.as_ref(), cx)
             .await

@@ -46,7 +46,9 @@ impl Policy for CacheLookupValue {
             visit_val(d, f);
         }
     }
+}
 
+impl Waits for CacheLookupValue {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let key = value(&self.key, cx)?.into_owned();
         let found = get(cx.store, &key, self.caching).await;
@@ -92,7 +94,9 @@ impl Policy for CacheStoreValue {
         visit_val(&self.value, f);
         visit_val(&self.duration, f);
     }
+}
 
+impl Waits for CacheStoreValue {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let key = value(&self.key, cx)?.into_owned();
         let secs = *value(&self.duration, cx)?;
@@ -137,7 +141,9 @@ impl Policy for CacheRemoveValue {
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.key, f);
     }
+}
 
+impl Waits for CacheRemoveValue {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let key = value(&self.key, cx)?.into_owned();
         cx.store

@@ -37,7 +37,9 @@ impl Policy for Choose {
             .chain(self.otherwise.iter().flatten())
             .collect()
     }
+}
 
+impl Waits for Choose {
     async fn run(&self, cx: &mut ExecCtx<'_>, at: &At<'_>) -> Outcome {
         match select(self, cx, &at.path())? {
             Some((body, inner)) => Ok(Step::after(run_nested(body, cx, inner).await)),

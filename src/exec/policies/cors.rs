@@ -36,8 +36,10 @@ impl Policy for Cors {
         visit_val(&self.terminate_unmatched, f);
         visit_val(&self.max_age, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for Cors {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx)
     }
 }

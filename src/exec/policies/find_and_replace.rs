@@ -46,8 +46,10 @@ impl Policy for FindAndReplace {
         visit_val(&self.from, f);
         visit_val(&self.to, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for FindAndReplace {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(&self.from, &self.to, cx).map(|_| Step::Next)
     }
 }

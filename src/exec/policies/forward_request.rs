@@ -45,7 +45,9 @@ impl Policy for ForwardRequest {
         }
         visit_val(&self.follow_redirects, f);
     }
+}
 
+impl Waits for ForwardRequest {
     /// Reached only in a backend section the engine forwards itself (forward-request inside
     /// retry); otherwise the proxy forwards and it is not among the statements.
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {

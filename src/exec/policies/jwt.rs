@@ -111,9 +111,13 @@ impl Policy for ValidateJwt {
             c.values.iter().for_each(|x| visit_val(x, f));
         }
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
-        run(self, cx).await.map(|_| Step::Next)
+impl Waits for ValidateJwt {
+    /// Boxed: its future is the largest of all policies (a key fetch inside a validation), and
+    /// every section's future would otherwise carry that size on every request.
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> impl Future<Output = Outcome> + Send {
+        Box::pin(async move { run(self, cx).await.map(|_| Step::Next) })
     }
 }
 

@@ -33,7 +33,9 @@ impl Policy for LimitConcurrency {
     fn children(&self) -> Vec<&Stmt> {
         self.body.iter().collect()
     }
+}
 
+impl Waits for LimitConcurrency {
     async fn run(&self, cx: &mut ExecCtx<'_>, at: &At<'_>) -> Outcome {
         let k = acquire(&self.key, self.max, cx).await?;
         let flow = run_nested(&self.body, cx, at.inner()).await;
@@ -64,7 +66,9 @@ impl Policy for AcquireSlot {
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.key, f);
     }
+}
 
+impl Waits for AcquireSlot {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let k = acquire(&self.key, self.max, cx).await?;
         cx.req.held_slots.push(k);

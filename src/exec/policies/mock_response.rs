@@ -27,8 +27,10 @@ impl Policy for MockResponse {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for MockResponse {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx)
     }
 }

@@ -77,7 +77,9 @@ impl Policy for QuotaByKey {
             visit_val(c, f);
         }
     }
+}
 
+impl Waits for QuotaByKey {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         by_key(self, cx).await.map(|_| Step::Next)
     }
@@ -122,7 +124,9 @@ impl Policy for QuotaPolicy {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+}
 
+impl Waits for QuotaPolicy {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         per_subscription(self, cx).await.map(|_| Step::Next)
     }

@@ -64,7 +64,9 @@ impl Policy for RateLimitByKey {
             visit_val(c, f);
         }
     }
+}
 
+impl Waits for RateLimitByKey {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         by_key(self, cx).await.map(|_| Step::Next)
     }
@@ -104,7 +106,9 @@ impl Policy for RateLimit {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+}
 
+impl Waits for RateLimit {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         per_subscription(self, cx).await.map(|_| Step::Next)
     }

@@ -53,12 +53,17 @@ impl Policy for Retry {
     fn children(&self) -> Vec<&Stmt> {
         self.body.iter().collect()
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, at: &At<'_>) -> Outcome {
-        match run(self, cx, at.inner()).await? {
-            None => Ok(Step::Next),
-            Some(flow) => Ok(Step::End(flow)),
-        }
+impl Waits for Retry {
+    /// Boxed, as validate-jwt's: a large future that would otherwise size every section's.
+    fn run(&self, cx: &mut ExecCtx<'_>, at: &At<'_>) -> impl Future<Output = Outcome> + Send {
+        Box::pin(async move {
+            match run(self, cx, at.inner()).await? {
+                None => Ok(Step::Next),
+                Some(flow) => Ok(Step::End(flow)),
+            }
+        })
     }
 }
 

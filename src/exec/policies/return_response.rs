@@ -34,8 +34,10 @@ impl Policy for ReturnResponse {
             visit_val(b, f);
         }
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for ReturnResponse {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx)
     }
 }

@@ -25,8 +25,10 @@ impl Policy for RewriteUri {
         visit_val(&self.template, f);
         visit_val(&self.copy_unmatched_params, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for RewriteUri {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx).map(|_| Step::Next)
     }
 }

@@ -64,7 +64,9 @@ impl Policy for SendRequest {
             visit_val(b, f);
         }
     }
+}
 
+impl Waits for SendRequest {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx).await.map(|_| Step::Next)
     }

@@ -25,8 +25,10 @@ impl Policy for BackendTarget {
             BackendTarget::BaseUrl(x) | BackendTarget::BackendId(x) => visit_val(x, f),
         }
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for BackendTarget {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx).map(|_| Step::Next)
     }
 }

@@ -25,8 +25,10 @@ impl Policy for SetBody {
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.0, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for SetBody {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let body = body_of(&self.0, cx)?;
         match cx.section {
             Section::Inbound | Section::Backend => cx.req.body = Some(body),

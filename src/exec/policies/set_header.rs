@@ -26,8 +26,10 @@ impl Policy for SetHeader {
         visit_val(&self.action, f);
         self.values.iter().for_each(|x| visit_val(x, f));
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for SetHeader {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let response = matches!(cx.section, Section::Outbound | Section::OnError);
         apply(self, cx, response).map(|_| Step::Next)
     }

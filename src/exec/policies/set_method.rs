@@ -22,8 +22,10 @@ impl Policy for SetMethod {
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.0, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for SetMethod {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         cx.req.method = value(&self.0, cx)?.into_owned();
         Ok(Step::Next)
     }

@@ -24,8 +24,10 @@ impl Policy for SetQueryParameter {
         visit_val(&self.action, f);
         self.values.iter().for_each(|x| visit_val(x, f));
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for SetQueryParameter {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx).map(|_| Step::Next)
     }
 }

@@ -25,8 +25,10 @@ impl Policy for SetStatus {
             visit_val(r, f);
         }
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for SetStatus {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         run(self, cx).map(|_| Step::Next)
     }
 }

@@ -29,8 +29,10 @@ impl Policy for SetVariable {
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.value, f);
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for SetVariable {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let value = match &self.value {
             Val::Lit(s) => Value::str(s),
             Val::Expr(e) => eval(e, cx)?,

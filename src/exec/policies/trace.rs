@@ -31,8 +31,10 @@ impl Policy for Trace {
         visit_val(&self.message, f);
         self.metadata.iter().for_each(|(_, x)| visit_val(x, f));
     }
+}
 
-    async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
+impl RunsNow for Trace {
+    fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
         let message = value(&self.message, cx)?.into_owned();
         let mut metadata = Vec::with_capacity(self.metadata.len());
         for (k, v) in &self.metadata {

@@ -43,7 +43,9 @@ impl Policy for Wait {
     fn children(&self) -> Vec<&Stmt> {
         self.body.iter().collect()
     }
+}
 
+impl Waits for Wait {
     async fn run(&self, cx: &mut ExecCtx<'_>, at: &At<'_>) -> Outcome {
         match run(&self.any, &self.body, cx, at.inner()).await? {
             None => Ok(Step::Next),
