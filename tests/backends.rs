@@ -340,6 +340,24 @@ fn a_refused_connection_moves_to_the_next_pool_member() {
 }
 
 #[test]
+fn a_connect_retry_never_picks_a_member_the_request_already_tried() {
+    // Issue 12, item 9: weights 2:1 give the pick order dead, live, dead. The second request
+    // picks dead at the end of a cycle; its connect retry must not take the next pick (dead
+    // again, at the start of the next cycle) but a member it has not tried.
+    let dead = free_port();
+    let live = named("live");
+    let backends = format!(
+        "  - id: dead\n    url: http://127.0.0.1:{dead}\n{}  - id: pool\n    type: pool\n    pool:\n      services:\n        - {{ id: dead, weight: 2 }}\n        - {{ id: live, weight: 1 }}\n",
+        backend("live", &live, "")
+    );
+    let gw = gateway(&backends, "pool", "<forward-request />");
+    for i in 0..9 {
+        let r = gw.get("/p/x", &[]);
+        assert_eq!((i, r.status), (i, 200), "{}", r.text());
+    }
+}
+
+#[test]
 fn a_backend_and_send_request_through_an_http_forward_proxy() {
     // The "proxy" is a loopback origin that records the absolute-form request it receives.
     let proxy = Origin::start(|r| {

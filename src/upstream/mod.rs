@@ -106,6 +106,8 @@ pub fn choose_except(backends: &[Backend], backend: usize, except: &[usize]) -> 
                 let m = p.pick(&|m| {
                     !except.contains(&m) && !refused.contains(&m) && backends[m].state.available()
                 })?;
+                #[cfg(test)]
+                tests::between_pick_and_admit(m);
                 match backends[m].state.admit() {
                     Admit::No => refused.push(m),
                     admit => return Some(Pick { backend: m, admit }),
@@ -190,4 +192,113 @@ pub fn absolute_form(
         req.insert_header(http::header::PROXY_AUTHORIZATION, a.clone())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// What another request does between this one's pick and its admission.
+    type Race = Option<Box<dyn Fn(usize)>>;
+
+    thread_local! {
+        static RACE: RefCell<Race> = RefCell::new(None);
+    }
+
+    pub(super) fn between_pick_and_admit(m: usize) {
+        RACE.with(|r| {
+            if let Some(f) = r.borrow().as_ref() {
+                f(m)
+            }
+        });
+    }
+
+    fn backend(id: &str, kind: Kind, rule: Option<Rule>) -> Backend {
+        Backend {
+            id: id.into(),
+            url: Arc::new(
+                crate::net::url::BaseUrl::parse("http://127.0.0.1:9")
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            headers: Vec::new(),
+            query: Vec::new(),
+            authorization: None,
+            verify_cert: true,
+            verify_hostname: true,
+            sni: String::new(),
+            connect_timeout: Duration::from_secs(1),
+            timeout: None,
+            keepalive_timeout: Duration::from_secs(1),
+            kind,
+            state: BackendState::new(id, rule),
+            health: None,
+            ca: None,
+            client_cert: None,
+            proxy: None,
+        }
+    }
+
+    fn breaker_rule() -> Rule {
+        Rule {
+            name: "r".into(),
+            count: Some(1),
+            percentage: None,
+            interval: Duration::from_secs(10),
+            status_ranges: vec![(500, 599)],
+            error_reasons: Vec::new(),
+            trip_duration: Duration::from_millis(1),
+            accept_retry_after: false,
+            half_open: true,
+        }
+    }
+
+    /// Issue 12, item 9: a member whose half-open probe another request takes between this
+    /// request's pick and its admission must not turn the pool's answer into 503 while another
+    /// member is healthy; the pick moves on to the next member.
+    #[test]
+    fn a_member_lost_between_pick_and_admission_moves_the_pick_on() {
+        let pool = Pool {
+            groups: vec![
+                pool::Group::new(1, vec![1], vec![1]),
+                pool::Group::new(2, vec![2], vec![1]),
+            ],
+        };
+        let backends = vec![
+            backend("p", Kind::Pool(pool), None),
+            backend("a", Kind::Single, Some(breaker_rule())),
+            backend("b", Kind::Single, None),
+        ];
+        // Trip a's breaker; once its 1 ms trip ends, a is available for one probe.
+        let a = backends[1]
+            .state
+            .breaker
+            .as_ref()
+            .unwrap_or_else(|| panic!("a breaker"));
+        a.record(
+            Admit::Yes,
+            Outcome::Status {
+                status: 503,
+                retry_after: None,
+            },
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(backends[1].state.available());
+        // Another request takes a's probe right after this one picked a.
+        let a_state = backends[1].state.clone();
+        RACE.with(|r| {
+            *r.borrow_mut() = Some(Box::new(move |m| {
+                if m == 1 {
+                    let _ = a_state.admit();
+                }
+            }))
+        });
+        let pick = choose(&backends, 0);
+        RACE.with(|r| *r.borrow_mut() = None);
+        assert_eq!(
+            pick.map(|p| p.backend),
+            Some(2),
+            "the healthy member b takes the call"
+        );
+    }
 }
