@@ -217,6 +217,12 @@ impl ReqState {
             s.push('?');
             s.push_str(&q);
         }
+        // A base URL's own query follows the request's.
+        let base = &self.target.base.query;
+        if !base.is_empty() {
+            s.push(if q.is_empty() { '?' } else { '&' });
+            s.push_str(base);
+        }
         s
     }
 }

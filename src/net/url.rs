@@ -12,6 +12,10 @@ pub struct BaseUrl {
     pub path: String,
     /// Value for the `Host` header: host, plus `:port` when not the default.
     pub authority: String,
+    /// The URL's query, as written (percent-encoded, no `?`): appended to every request sent
+    /// to this base URL (`set-backend-service base-url="https://fn.example/api?code=..."`, as
+    /// APIM does); empty when none.
+    pub query: String,
 }
 
 impl BaseUrl {
@@ -31,11 +35,12 @@ impl BaseUrl {
             Some(h) => h.to_string(),
             None => return Err(crate::invalid!("invalid URL {s:?}: no host")),
         };
-        if u.query().is_some() || u.fragment().is_some() {
+        if u.fragment().is_some() {
             return Err(crate::invalid!(
-                "invalid URL {s:?}: a base URL cannot carry a query or fragment"
+                "invalid URL {s:?}: a base URL cannot carry a fragment"
             ));
         }
+        let query = u.query().unwrap_or_default().to_string();
         let port = u
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
@@ -50,6 +55,7 @@ impl BaseUrl {
             port,
             path,
             authority,
+            query,
         })
     }
 
@@ -96,6 +102,12 @@ mod tests {
             (8443, "", "127.0.0.1:8443")
         );
         assert!(BaseUrl::parse("ftp://x").is_err());
-        assert!(BaseUrl::parse("http://x/?a=1").is_err());
+        // A query is kept and sent with every request (APIM accepts it, e.g. a function key).
+        let q = BaseUrl::parse("https://fn.example/api?code=k%2B1&x").unwrap_or_default();
+        assert_eq!(
+            (q.path.as_str(), q.query.as_str()),
+            ("/api", "code=k%2B1&x")
+        );
+        assert!(BaseUrl::parse("http://x/#frag").is_err());
     }
 }

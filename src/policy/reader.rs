@@ -120,17 +120,20 @@ pub fn parse_header_value(s: &str) -> Result<HeaderValue, Invalid> {
     })
 }
 
-/// Parse a rewrite-uri template: `/path/{param}?name=value&other={p}`.
+/// Parse a rewrite-uri template: `/path/{param}?name=value&other={p}`. A path without its
+/// leading `/` is read as if it had one (APIM accepts `template="orders/{id}"`).
 pub fn parse_uri_template(s: &str) -> Result<UriTemplate, Invalid> {
     let s = s.trim();
     let (path, query) = match s.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (s, None),
     };
-    if !path.starts_with('/') && !path.is_empty() {
-        return Err(crate::invalid!("template {s:?} must start with '/'"));
+    let mut path = template_parts(path)?;
+    match path.first_mut() {
+        Some(TemplatePart::Text(t)) if !t.starts_with('/') => t.insert(0, '/'),
+        Some(TemplatePart::Param(_)) => path.insert(0, TemplatePart::Text("/".into())),
+        _ => {}
     }
-    let path = template_parts(path)?;
     let mut q = Vec::new();
     if let Some(query) = query {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -392,5 +395,16 @@ mod tests {
         );
         assert_eq!(t.query.len(), 2);
         assert!(parse_uri_template("/a/{").is_err());
+        // No leading slash: read as if it had one (APIM accepts these).
+        let t = parse_uri_template("v2/{id}").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.path,
+            vec![
+                TemplatePart::Text("/v2/".into()),
+                TemplatePart::Param("id".into())
+            ]
+        );
+        let t = parse_uri_template("{id}/x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.path[0], TemplatePart::Text("/".into()));
     }
 }

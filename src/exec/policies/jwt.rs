@@ -313,10 +313,11 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> ValidateJwt {
         );
     }
     if azure && apps.is_empty() {
-        r.diags.error(
-            "P012",
+        // APIM accepts it: then the token's application is not checked.
+        r.diags.warning(
+            "P023",
             r.el.span.clone(),
-            "<validate-azure-ad-token> needs <client-application-ids>",
+            "<validate-azure-ad-token> has no <client-application-ids>: a token issued to any application of the tenant is accepted",
         );
     }
     ValidateJwt {

@@ -59,7 +59,7 @@ fn parse_return_response(r: &mut Reader) -> ReturnResponse {
             }
             "set-header" => out.headers.push(parse_set_header(&mut cr)),
             "set-body" if out.body.is_none() => {
-                out.body = cr.text_value(false, |s| Ok(s.to_string()));
+                out.body = super::set_body::read(&mut cr);
             }
             "set-status" | "set-body" => {
                 cr.diags.error(

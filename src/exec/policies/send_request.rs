@@ -114,10 +114,7 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                 out.method = cr.text_value(true, parse_method);
             }
             "set-header" => out.headers.push(parse_set_header(&mut cr)),
-            "set-body" => {
-                cr.no_children();
-                out.body = cr.text_value(false, |s| Ok(s.to_string()));
-            }
+            "set-body" => out.body = super::set_body::read(&mut cr),
             "authentication-certificate" => {
                 cr.no_children();
                 out.certificate = parse_certificate_ref(&mut cr);

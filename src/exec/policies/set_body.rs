@@ -38,19 +38,26 @@ impl RunsNow for SetBody {
     }
 }
 
-fn read(r: &mut Reader) -> Option<Val<String>> {
+/// Read a `<set-body>`, top-level or nested in return-response / send-request: the same
+/// attributes and the same diagnostics wherever it stands.
+pub(super) fn read(r: &mut Reader) -> Option<Val<String>> {
     if let Some((t, span)) = r.literal("template") {
-        if t == "liquid" {
+        if t == "none" {
+            // APIM's explicit "no template": the body is taken as written.
+        } else if t == "liquid" {
             r.diags.error(
                 "P021",
                 span,
                 "set-body template=\"liquid\" is not supported by this gatehouse build yet",
             );
+            // The template's own markup is not policy XML: no P014 for it.
+            r.children_checked = true;
+            return None;
         } else {
             r.diags.error(
                 "P012",
                 span,
-                format!("set-body template must be \"liquid\", found {t:?}"),
+                format!("set-body template must be \"liquid\" or \"none\", found {t:?}"),
             );
         }
     }

@@ -106,11 +106,18 @@ fn parse_trace(r: &mut Reader) -> Trace {
         }
         cr.finish();
     }
-    let message = message.unwrap_or_else(|| {
-        r.diags
-            .error("P012", r.el.span.clone(), "<trace> needs a <message>");
-        Val::Lit(String::new())
-    });
+    // The legacy form `<trace source="x">text</trace>` (APIM still accepts it) has the message
+    // as the element's text.
+    let has_text = r.el.text().is_some_and(|t| !t.value.trim().is_empty());
+    let legacy = || r.text_value(false, |s| Ok(s.trim().to_string()));
+    let message = match message.or_else(|| has_text.then(legacy).flatten()) {
+        Some(m) => m,
+        None => {
+            r.diags
+                .error("P012", r.el.span.clone(), "<trace> needs a <message>");
+            Val::Lit(String::new())
+        }
+    };
     Trace {
         source,
         severity,

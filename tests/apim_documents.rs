@@ -1,0 +1,146 @@
+//! Real APIM documents load unchanged (issue 14): forms APIM accepts and gatehouse refused.
+//! Each is checked as `gatehouse check --policy` would (in process), and where it has an effect
+//! on the request, against the real binary and an echo origin.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use gatehouse::diag::{Diagnostics, Severity};
+use gatehouse::policy::Scope;
+
+fn check(doc: &str) -> Diagnostics {
+    gatehouse::gateway::compile::check_policy_text(Path::new("t.xml"), Ok(doc), Scope::Api)
+}
+
+/// The codes of the problems found, errors first marked `E:`, warnings `W:`.
+fn codes(doc: &str) -> Vec<String> {
+    check(doc)
+        .items()
+        .iter()
+        .map(|d| match d.severity {
+            Severity::Error => format!("E:{}", d.code),
+            _ => format!("W:{}", d.code),
+        })
+        .collect()
+}
+
+#[test]
+fn forms_apim_accepts_load() {
+    let inbound = |x: &str| inbound_doc(x);
+    // (document, expected diagnostics)
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        // cors without <allowed-headers>: accepted, with a warning saying what it means.
+        (
+            inbound(
+                r#"<cors><allowed-origins><origin>https://a.example</origin></allowed-origins></cors>"#,
+            ),
+            vec!["W:P023"],
+        ),
+        // rewrite-uri without the leading slash.
+        (inbound(r#"<rewrite-uri template="v2/{id}" />"#), vec![]),
+        // The legacy trace form: the message is the element's text.
+        (
+            inbound(r#"<trace source="legacy">called @(context.Request.Method)</trace>"#),
+            vec![],
+        ),
+        // set-body template="none".
+        (
+            inbound(r#"<set-body template="none">plain</set-body>"#),
+            vec![],
+        ),
+        // validate-azure-ad-token without <client-application-ids>.
+        (
+            inbound(
+                r#"<validate-azure-ad-token tenant-id="contoso.onmicrosoft.com"><audiences><audience>api://x</audience></audiences></validate-azure-ad-token>"#,
+            ),
+            vec!["W:P023"],
+        ),
+        // set-backend-service base-url with a query string (a function key).
+        (
+            inbound(r#"<set-backend-service base-url="https://fn.example/api?code=abc" />"#),
+            vec![],
+        ),
+    ];
+    for (doc, expected) in cases {
+        assert_eq!(codes(&doc), expected, "{doc}");
+    }
+}
+
+#[test]
+fn a_nested_liquid_set_body_is_reported_as_the_top_level_one() {
+    // Was: P011 "unknown attribute" nested, P021 top level, and a P014 for the template's markup.
+    for doc in [
+        inbound_doc(
+            r#"<return-response><set-body template="liquid"><r>{{body.x}}</r></set-body></return-response>"#,
+        ),
+        inbound_doc(
+            r#"<send-request mode="new" response-variable-name="r"><set-url>http://127.0.0.1:9/x</set-url><set-body template="liquid"><r>{{body.x}}</r></set-body></send-request>"#,
+        ),
+        inbound_doc(r#"<set-body template="liquid"><r>{{body.x}}</r></set-body>"#),
+    ] {
+        assert_eq!(codes(&doc), ["E:P021"], "{doc}");
+    }
+    // A bad template value is still an error, with the same message everywhere.
+    let doc = inbound_doc(
+        r#"<return-response><set-body template="handlebars">x</set-body></return-response>"#,
+    );
+    assert_eq!(codes(&doc), ["E:P012"]);
+}
+
+#[test]
+fn the_accepted_forms_behave_as_in_apim() {
+    let o = Origin::echo();
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let fn_url = format!("http://127.0.0.1:{}/func?code=k%2B1", o.port);
+    let ops = [
+        (
+            "rewrite",
+            "GET",
+            "/orders/{id}",
+            inbound_doc(r#"<rewrite-uri template="v2/{id}" />"#),
+        ),
+        (
+            "fnkey",
+            "GET",
+            "/fn/{*rest}",
+            inbound_doc(&format!(r#"<set-backend-service base-url="{fn_url}" />"#)),
+        ),
+        (
+            "trace",
+            "GET",
+            "/trace",
+            inbound_doc(
+                r#"<trace source="legacy">@("called " + context.Request.Method)</trace><return-response><set-status code="200" /><set-body template="none">@(context.Request.Method)</set-body></return-response>"#,
+            ),
+        ),
+    ];
+    let ops: Vec<(&str, &str, &str, &str)> = ops
+        .iter()
+        .map(|(id, m, t, d)| (*id, *m, *t, d.as_str()))
+        .collect();
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+
+    let r = gw.get("/a/orders/42", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(o.last().path(), "/v2/42");
+
+    // The base URL's query follows the request's own.
+    let r = gw.get("/a/fn/run?x=1", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = o.last();
+    assert_eq!(seen.path(), "/func/fn/run");
+    assert_eq!(seen.query(), "x=1&code=k%2B1");
+    let r = gw.get("/a/fn/run", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(o.last().query(), "code=k%2B1");
+
+    let r = gw.get("/a/trace", &[]);
+    assert_eq!((r.status, r.text()), (200, "GET".to_string()));
+    let log = gw.log_for("/a/trace");
+    assert!(
+        log.to_string().contains("called GET"),
+        "the legacy trace's text is its message: {log}"
+    );
+}
