@@ -70,6 +70,12 @@ pub fn lex(src: &str) -> Result<Vec<Token>, LexError> {
             i += 1;
             continue;
         }
+        // No-break space (U+00A0) and a byte-order mark (U+FEFF), which documents copied from
+        // web pages and editors carry, are whitespace too.
+        if b[i..].starts_with("\u{a0}".as_bytes()) || b[i..].starts_with("\u{feff}".as_bytes()) {
+            i += if c == 0xC2 { 2 } else { 3 };
+            continue;
+        }
         if b[i..].starts_with(b"//") {
             while i < b.len() && b[i] != b'\n' {
                 i += 1;

@@ -55,7 +55,8 @@ impl ContextEnv for TestEnv {
                 None => Value::Null,
             },
             (Ctx::Response, "StatusCode") => Value::Int(self.status),
-            (Ctx::Context, "Product") => Value::Null,
+            (Ctx::Context, "Product" | "User") => Value::Null,
+            (Ctx::Request, "Certificate") => Value::Null,
             (Ctx::Context, "Subscription") => Value::Ctx(Ctx::Subscription),
             (Ctx::Subscription, "Id") => Value::str("sub-1"),
             (Ctx::Context, "RequestId") => Value::Guid(0x1234),
@@ -608,5 +609,126 @@ fn nesting_is_bounded_at_parse_time() {
             "{}: {message}",
             &src[..20]
         );
+    }
+}
+
+/// C# forms real APIM policies use that the language refused (issue 14, item 2).
+#[test]
+fn csharp_forms_real_policies_use() {
+    let cases: &[(&str, &str)] = &[
+        (r#"@(256 >> 2)"#, "64"),
+        (r#"@(-16 >> 2)"#, "-4"),
+        (r#"@(1 << 4 >> 2)"#, "4"),
+        (r#"@{ int x = 256; x >>= 4; x <<= 1; return x; }"#, "32"),
+        (
+            r#"@{ const int max = 5; const string s = "a"; return s + max; }"#,
+            "a5",
+        ),
+        (
+            r#"@{ using (var sha = System.Security.Cryptography.SHA256.Create()) { return sha.ComputeHash(Encoding.UTF8.GetBytes("a")).Length; } }"#,
+            "32",
+        ),
+        (
+            r#"@{ using (var sb = new StringBuilder()) return "u"; }"#,
+            "u",
+        ),
+        (
+            r#"@{ switch (context.Request.Method) { case "GET": return "g"; case "POST": case "PUT": return "w"; default: return "d"; } }"#,
+            "w",
+        ),
+        (
+            r#"@{ var r = "none"; switch (3) { case 1: r = "one"; break; case 3: { r = "three"; break; } default: r = "other"; break; } return r; }"#,
+            "three",
+        ),
+        (r#"@{ string[] a = { "x", "y" }; return a.Length; }"#, "2"),
+        (
+            r#"@{ int[] a = { 1, 2, 3 }, b = { 4 }; return a.Length + b[0]; }"#,
+            "7",
+        ),
+        (r#"@{ var a = new[] { 1, 2 }; return a.Length; }"#, "2"),
+        (
+            r#"@{ unchecked { return 2147483647 + 1; } }"#,
+            "-2147483648",
+        ),
+        (r#"@(unchecked(2147483647 + 1))"#, "-2147483648"),
+        ("@(1\u{a0}+\u{a0}1)", "2"),
+        (r#"@(System.String.IsNullOrEmpty(""))"#, "True"),
+        (r#"@(System.DateTime.UtcNow.Year > 2000)"#, "True"),
+        (
+            r#"@(new System.Text.StringBuilder().Append("a").ToString())"#,
+            "a",
+        ),
+        (
+            r#"@{ System.Text.StringBuilder sb = new System.Text.StringBuilder(); sb.Append("b"); return sb.ToString(); }"#,
+            "b",
+        ),
+        (
+            r#"@(System.Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("a")))"#,
+            "YQ==",
+        ),
+        (
+            r#"@(System.Text.RegularExpressions.Regex.IsMatch("a1", "[0-9]"))"#,
+            "True",
+        ),
+        (r#"@((System.Int32)2 + (System.String)"x")"#, "2x"),
+        // `break` in a switch leaves the switch, not the loop around it.
+        (
+            r#"@{ var n = 0; for (var i = 0; i < 4; i++) { switch (i % 2) { case 0: break; default: n += 10; break; } n++; } return n; }"#,
+            "24",
+        ),
+        // Members real policies use.
+        (
+            r#"@(Guid.Parse("00112233-4455-6677-8899-aabbccddeeff").ToByteArray()[0])"#,
+            "51",
+        ),
+        (
+            r#"@(BitConverter.ToString(Guid.Parse("00112233-4455-6677-8899-aabbccddeeff").ToByteArray()))"#,
+            "33-22-11-00-55-44-77-66-88-99-AA-BB-CC-DD-EE-FF",
+        ),
+        (r#"@(new byte[] { 1, 2 }.LongLength)"#, "2"),
+        (r#"@(context.Request.Headers.Keys.Count())"#, "3"),
+        (r#"@(context.Request.Headers.Count)"#, "3"),
+        (r#"@(context.User?.Email ?? "none")"#, "none"),
+        (r#"@(context.Request.Certificate == null)"#, "True"),
+        // No matching case and no default: nothing runs.
+        (
+            r#"@{ var r = "-"; switch ("z") { case "a": r = "a"; break; } return r; }"#,
+            "-",
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (src, want) in cases {
+        match run_in(&mut env(), src) {
+            Ok(v) if v == *want => {}
+            other => failed.push(format!("{src}: {other:?}")),
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A construct the language does not support says so by name.
+#[test]
+fn unsupported_constructs_are_named() {
+    for (src, says) in [
+        (r#"@{ goto x; }"#, "`goto` statements are not supported"),
+        (
+            r#"@{ lock (x) { } return 1; }"#,
+            "`lock` statements are not supported",
+        ),
+        (
+            r#"@(checked(1 + 1))"#,
+            "`checked` arithmetic is not supported",
+        ),
+        (
+            r#"@{ switch (1) { case int n: return 1; default: return 2; } }"#,
+            "`case` patterns",
+        ),
+        (
+            r#"@{ for (var i = 0; i < 2; i++) { switch (i) { case 0: continue; } } return 1; }"#,
+            "`continue` inside `switch` is not supported",
+        ),
+    ] {
+        let e = fails(src);
+        assert!(e.contains(says), "{src}: {e}");
     }
 }

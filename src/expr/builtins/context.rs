@@ -42,6 +42,21 @@ pub(super) const NAMES: Names = Names {
     static_methods: &[],
 };
 
+/// `context.User`'s members (APIM's IUserInfo), accepted by the binder on `context.User` only.
+/// gatehouse has no user model, so `context.User` is always null: `context.User?.Email` reads
+/// null and `context.User.Email` throws NullReferenceException, as in APIM for a call without a
+/// user.
+pub const USER_MEMBERS: &[&str] = &[
+    "Email",
+    "FirstName",
+    "LastName",
+    "Groups",
+    "Id",
+    "Identities",
+    "Note",
+    "RegistrationDate",
+];
+
 fn header_values(m: &Machine, c: Ctx, name: &str) -> Option<Vec<String>> {
     m.env.header(c, name)
 }

@@ -21,7 +21,14 @@ pub(super) const NAMES: Names = Names {
         "Date",
         "AddressFamily",
     ],
-    methods: &["ToString", "Equals", "CompareTo", "Property", "HasFlag"],
+    methods: &[
+        "ToByteArray",
+        "ToString",
+        "Equals",
+        "CompareTo",
+        "Property",
+        "HasFlag",
+    ],
     static_members: &[
         "Empty",
         "OrdinalIgnoreCase",
@@ -469,6 +476,22 @@ pub fn call_scalar(
             let f = args.first().and_then(Value::as_i64).unwrap_or(0);
             Ok(Value::Bool(v.as_i64().unwrap_or(0) & f == f))
         }
+        // .NET's layout: the first three fields little-endian, the last eight bytes as written.
+        "ToByteArray" => match v {
+            Value::Guid(g) => {
+                let b = g.to_be_bytes();
+                let mut out = vec![b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6]];
+                out.extend_from_slice(&b[8..]);
+                Ok(Value::Bytes(std::sync::Arc::new(out)))
+            }
+            _ => exception(
+                "MissingMethodException",
+                format!(
+                    "'{}' does not contain a method 'ToByteArray'",
+                    v.type_name()
+                ),
+            ),
+        },
         _ => exception(
             "MissingMethodException",
             format!("'{}' does not contain a method '{name}'", v.type_name()),

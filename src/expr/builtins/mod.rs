@@ -23,6 +23,7 @@ use super::eval::{exception, null_ref, EResult, Machine};
 use super::types::{RType, Ty};
 use super::value::{self, shared, EnumVal, Key, Obj, Value};
 
+pub use context::USER_MEMBERS;
 pub use convert::{format_value, to_bool, to_f64, to_i64, to_string_arg};
 use names::Names;
 pub use names::{constructible, member_name, method_name, static_member, static_method};
@@ -32,6 +33,7 @@ pub use names::{constructible, member_name, method_name, static_member, static_m
 const NAMES: Names = Names {
     members: &[
         "Length",
+        "LongLength",
         "Count",
         "Keys",
         "Values",
@@ -397,6 +399,7 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
         },
         Value::List(l) | Value::JArray(l) => match name {
             "Length" | "Count" => Ok(Value::Int(l.lock().len() as i32)),
+            "LongLength" if matches!(v, Value::List(_)) => Ok(Value::Long(l.lock().len() as i64)),
             "First" if matches!(v, Value::JArray(_)) => {
                 Ok(l.lock().first().cloned().unwrap_or(Value::Null))
             }
@@ -409,6 +412,7 @@ pub fn get_member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
         },
         Value::Bytes(b) => match name {
             "Length" | "Count" => Ok(Value::Int(b.len() as i32)),
+            "LongLength" => Ok(Value::Long(b.len() as i64)),
             _ => no_member(v, name),
         },
         Value::Dict(d) | Value::Set(d) => match name {

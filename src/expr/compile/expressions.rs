@@ -86,6 +86,15 @@ impl Binder {
                 | "Revision" | "Version",
             ) => prop(static_name(name)),
             (SubscriptionKeyNames, "Header" | "Query") => prop(static_name(name)),
+            // Dictionary-like handles: `context.Request.Headers.Keys`, `.Count`.
+            (
+                RequestHeaders | ResponseHeaders | MatchedParameters | Variables,
+                "Count" | "Keys",
+            ) => Ok(Node::Member {
+                target: Box::new(Node::Ctx(obj)),
+                name: if name == "Count" { "Count" } else { "Keys" },
+                null_cond: false,
+            }),
             (Operation, "Id" | "Method" | "Name" | "UrlTemplate") => prop(static_name(name)),
             (
                 Deployment,
@@ -199,6 +208,15 @@ impl Binder {
                 let t = self.expr(target)?;
                 if let Node::Ctx(c) = t {
                     return self.ctx_member(c, name, at);
+                }
+                if matches!(&t, Node::Prop(p) if p.obj == Ctx::Context && p.name == "User") {
+                    if let Some(n) = builtins::USER_MEMBERS.iter().find(|m| **m == name) {
+                        return Ok(Node::Member {
+                            target: Box::new(t),
+                            name: n,
+                            null_cond: *null_cond,
+                        });
+                    }
                 }
                 let n = builtins::member_name(name).ok_or(CompileError {
                     at,

@@ -235,6 +235,21 @@ pub fn compile_block(stmts: &[ast::Stmt]) -> CResult<Program> {
     b.finish(LambdaCode::Block(body))
 }
 
+/// A `break` that is not inside a loop of its own.
+fn loose_break(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match s {
+        Stmt::Break => true,
+        Stmt::If(_, a, b) => loose_break(a) || loose_break(b),
+        Stmt::Block(b) => loose_break(b),
+        Stmt::Try {
+            body,
+            catches,
+            finally,
+        } => loose_break(body) || catches.iter().any(|c| loose_break(&c.2)) || loose_break(finally),
+        _ => false,
+    })
+}
+
 fn always_returns(stmts: &[Stmt]) -> bool {
     stmts.iter().any(|s| match s {
         Stmt::Return(_) | Stmt::Throw(_) => true,
@@ -249,6 +264,8 @@ fn always_returns(stmts: &[Stmt]) -> bool {
                 || always_returns(finally)
         }
         Stmt::While(Node::Const(Value::Bool(true)), _) => true,
+        // A `switch` (read as `do { ... } while (false)`) whose sections all return.
+        Stmt::DoWhile(b, Node::Const(Value::Bool(false))) => always_returns(b) && !loose_break(b),
         _ => false,
     })
 }

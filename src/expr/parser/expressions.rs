@@ -36,6 +36,8 @@ impl Parser {
             Tok::Punct("&=") => Some(Some(BinOp::BitAnd)),
             Tok::Punct("|=") => Some(Some(BinOp::BitOr)),
             Tok::Punct("^=") => Some(Some(BinOp::BitXor)),
+            Tok::Punct("<<=") => Some(Some(BinOp::Shl)),
+            Tok::Punct(">>=") => Some(Some(BinOp::Shr)),
             Tok::Punct("??=") => Some(Some(BinOp::Coalesce)),
             _ => None,
         };
@@ -211,14 +213,25 @@ impl Parser {
                 };
                 continue;
             }
-            let Some((op, prec)) = binop(self.peek()) else {
-                break;
+            // `>>` is lexed as two `>` (so that `List<List<int>>` closes two lists): adjacent,
+            // they are the shift.
+            let shr = self.is_punct(">")
+                && matches!(self.peek_at(1), Tok::Punct(">"))
+                && self.toks.get(self.pos + 1).map(|t| t.at)
+                    == self.toks.get(self.pos).map(|t| t.at + 1);
+            let (op, prec, width) = if shr {
+                (BinOp::Shr, 8, 2)
+            } else {
+                let Some((op, prec)) = binop(self.peek()) else {
+                    break;
+                };
+                (op, prec, 1)
             };
             if prec < min {
                 break;
             }
             self.enter()?;
-            self.pos += 1;
+            self.pos += width;
             let right = self.binary(prec + 1)?;
             left = Expr {
                 kind: ExprKind::Binary {
@@ -331,8 +344,16 @@ impl Parser {
             let save = self.pos;
             self.pos += 1;
             if let Tok::Ident(n) = self.peek().clone() {
-                if is_type_like(&n) || n.contains('.') {
-                    if let Ok(ty) = self.type_ref() {
+                // `(T)`, also namespace-qualified: `(System.Int32)x`.
+                let qualified = matches!(self.peek_at(1), Tok::Punct("."));
+                if is_type_like(&n) || qualified {
+                    if let Ok(ty) = self.type_ref().and_then(|t| {
+                        if is_type_like(&t.name) {
+                            Ok(t)
+                        } else {
+                            self.err("not a type")
+                        }
+                    }) {
                         if self.eat(")") && self.starts_operand_at(0) {
                             let e = self.unary()?;
                             return Ok(Expr {
@@ -555,6 +576,19 @@ impl Parser {
                     let t = self.type_ref()?;
                     self.expect(")")?;
                     ExprKind::Type(t)
+                }
+                // Arithmetic wraps as C#'s default (unchecked) context does.
+                "unchecked" if self.is_punct("(") => {
+                    self.pos += 1;
+                    let e = self.expr()?;
+                    self.expect(")")?;
+                    return Ok(e);
+                }
+                "checked" if self.is_punct("(") => {
+                    self.pos = start;
+                    return self.err(
+                        "`checked` arithmetic is not supported (arithmetic wraps, as in C#'s default unchecked context)",
+                    );
                 }
                 "default" => {
                     if self.eat("(") {

@@ -154,6 +154,34 @@ impl Parser {
                     self.expect(";")?;
                     StmtKind::Throw(v)
                 }
+                // C#'s default context is unchecked: the block is a block.
+                "unchecked" if matches!(self.peek_at(1), Tok::Punct("{")) => {
+                    self.pos += 1;
+                    StmtKind::Block(self.block()?)
+                }
+                // `using (var x = ...) body` / `using (expr) body`: nothing here holds unmanaged
+                // resources, so disposal is a no-op and the statement is its declaration and body.
+                "using" if matches!(self.peek_at(1), Tok::Punct("(")) => {
+                    self.pos += 2;
+                    let decl = self.simple_stmt()?;
+                    self.expect(")")?;
+                    let mut body = vec![decl];
+                    body.extend(self.body()?);
+                    StmtKind::Block(body)
+                }
+                // `using var x = ...;` (C# 8): a declaration.
+                "using" if matches!(self.peek_at(1), Tok::Ident(_)) => {
+                    self.pos += 1;
+                    let s = self.simple_stmt()?;
+                    self.expect(";")?;
+                    return Ok(s);
+                }
+                "switch" => return self.switch(at),
+                "goto" | "lock" | "yield" | "fixed" | "unsafe" | "checked" | "await" => {
+                    return self.err(format!(
+                        "`{k}` statements are not supported in policy expressions"
+                    ));
+                }
                 "try" => {
                     self.pos += 1;
                     let body = self.block()?;
@@ -211,6 +239,10 @@ impl Parser {
     /// A declaration, local function, or expression statement (without the `;`).
     pub(super) fn simple_stmt(&mut self) -> PResult<Stmt> {
         let at = self.at();
+        // `const T name = value`: a local that is never assigned again.
+        if self.is_ident("const") && matches!(self.peek_at(1), Tok::Ident(_)) {
+            self.pos += 1;
+        }
         if self.is_ident("var") && matches!(self.peek_at(1), Tok::Ident(_)) {
             self.pos += 1;
             return Ok(Stmt {
@@ -227,10 +259,11 @@ impl Parser {
             if let Tok::Ident(name) = self.peek().clone() {
                 let after = self.peek_at(1).clone();
                 if matches!(after, Tok::Punct("=") | Tok::Punct(";") | Tok::Punct(",")) {
+                    let decls = self.declarators_of(Some(&ty))?;
                     return Ok(Stmt {
                         kind: StmtKind::Var {
                             ty: Some(ty),
-                            decls: self.declarators()?,
+                            decls,
                         },
                         at,
                     });
@@ -290,11 +323,31 @@ impl Parser {
     }
 
     pub(super) fn declarators(&mut self) -> PResult<Vec<(String, Option<Expr>)>> {
+        self.declarators_of(None)
+    }
+
+    /// Declarators of a local of type `ty`; an array type takes `{ ... }` initializers
+    /// (`string[] a = { "x", "y" };`).
+    fn declarators_of(&mut self, ty: Option<&TypeRef>) -> PResult<Vec<(String, Option<Expr>)>> {
         let mut out = Vec::new();
         loop {
             let name = self.ident()?;
             let init = if self.eat("=") {
-                Some(self.expr()?)
+                match ty.filter(|t| t.arrays > 0 && self.is_punct("{")) {
+                    Some(t) => {
+                        let at = self.at();
+                        let items = self.items_init()?;
+                        Some(Expr {
+                            kind: ExprKind::New {
+                                ty: Some(t.clone()),
+                                args: vec![],
+                                init: Some(Init::Items(items)),
+                            },
+                            at,
+                        })
+                    }
+                    None => Some(self.expr()?),
+                }
             } else {
                 None
             };
@@ -303,6 +356,126 @@ impl Parser {
                 return Ok(out);
             }
         }
+    }
+
+    /// `switch (e) { case c1: case c2: ... default: ... }`, read as
+    /// `{ var $switch = e; do { if ($switch == c1 || $switch == c2) { ... } else { default } }
+    /// while (false); }`: `break` leaves the do-while as it leaves a switch. Constant labels
+    /// only; a `continue` in a section (it would continue the do-while, not the enclosing
+    /// loop) is refused by name.
+    pub(super) fn switch(&mut self, at: usize) -> PResult<Stmt> {
+        self.pos += 1;
+        self.expect("(")?;
+        let value = self.expr()?;
+        self.expect(")")?;
+        self.expect("{")?;
+        let tmp = format!("$switch{at}");
+        let is_default =
+            |p: &Parser| p.is_ident("default") && matches!(p.peek_at(1), Tok::Punct(":"));
+        let mut cases: Vec<(Vec<Expr>, Vec<Stmt>)> = Vec::new();
+        let mut default: Option<Vec<Stmt>> = None;
+        while !self.eat("}") {
+            let mut labels = Vec::new();
+            let mut has_default = false;
+            loop {
+                if self.eat_ident("case") {
+                    labels.push(self.expr()?);
+                    if let Tok::Ident(_) = self.peek() {
+                        return self.err(
+                            "`case` patterns (`case T name:`, `case ... when`) are not supported; use constant labels",
+                        );
+                    }
+                    self.expect(":")?;
+                } else if is_default(self) {
+                    self.pos += 2;
+                    has_default = true;
+                } else {
+                    break;
+                }
+            }
+            if labels.is_empty() && !has_default {
+                return self.err("expected `case` or `default` in `switch`");
+            }
+            let mut body = Vec::new();
+            while !self.is_ident("case") && !is_default(self) && !self.is_punct("}") {
+                if self.at_eof() {
+                    return self.err("expected `}`");
+                }
+                body.push(self.stmt()?);
+            }
+            if loose_continue(&body) {
+                return self.err("`continue` inside `switch` is not supported");
+            }
+            if has_default {
+                if default.is_some() {
+                    return self.err("`switch` has two `default` labels");
+                }
+                default = Some(body);
+            } else {
+                cases.push((labels, body));
+            }
+        }
+        let name = |at| Expr {
+            kind: ExprKind::Name(tmp.clone()),
+            at,
+        };
+        let mut chain = default;
+        for (labels, body) in cases.into_iter().rev() {
+            let cond = labels
+                .into_iter()
+                .map(|l| {
+                    let at = l.at;
+                    Expr {
+                        kind: ExprKind::Binary {
+                            op: BinOp::Eq,
+                            left: Box::new(name(at)),
+                            right: Box::new(l),
+                        },
+                        at,
+                    }
+                })
+                .reduce(|a, b| {
+                    let at = a.at;
+                    Expr {
+                        kind: ExprKind::Binary {
+                            op: BinOp::Or,
+                            left: Box::new(a),
+                            right: Box::new(b),
+                        },
+                        at,
+                    }
+                });
+            let Some(cond) = cond else { continue };
+            chain = Some(vec![Stmt {
+                kind: StmtKind::If {
+                    cond,
+                    then: body,
+                    other: chain,
+                },
+                at,
+            }]);
+        }
+        let declare = Stmt {
+            kind: StmtKind::Var {
+                ty: None,
+                decls: vec![(tmp.clone(), Some(value))],
+            },
+            at,
+        };
+        let run = Stmt {
+            kind: StmtKind::DoWhile {
+                body: chain.unwrap_or_default(),
+                cond: Expr {
+                    kind: ExprKind::Lit(Lit::Bool(false)),
+                    at,
+                },
+            },
+            at,
+        };
+        Ok(Stmt {
+            kind: StmtKind::Block(vec![declare, run]),
+            at,
+        })
     }
 
     // ---- types ----------------------------------------------------------------------------
@@ -363,4 +536,25 @@ impl Parser {
             return None;
         }
     }
+}
+
+/// A `continue` that is not inside a loop of its own.
+fn loose_continue(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        StmtKind::Continue => true,
+        StmtKind::If { then, other, .. } => {
+            loose_continue(then) || other.as_deref().is_some_and(loose_continue)
+        }
+        StmtKind::Block(b) => loose_continue(b),
+        StmtKind::Try {
+            body,
+            catches,
+            finally,
+        } => {
+            loose_continue(body)
+                || catches.iter().any(|c| loose_continue(&c.body))
+                || finally.as_deref().is_some_and(loose_continue)
+        }
+        _ => false,
+    })
 }
