@@ -144,3 +144,22 @@ fn the_accepted_forms_behave_as_in_apim() {
         "the legacy trace's text is its message: {log}"
     );
 }
+
+#[test]
+fn a_backend_failure_message_is_stable_and_names_no_address() {
+    // A policy that echoes context.LastError.Message must not leak an internal address.
+    let dead = free_port();
+    let service = format!("http://127.0.0.1:{dead}");
+    let on_error = r#"<return-response><set-status code="502" /><set-body>@(context.LastError.Reason + ": " + context.LastError.Message)</set-body></return-response>"#;
+    let doc = sections("", "", "", on_error);
+    let ops = [("any", "GET", "/{*rest}", doc.as_str())];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    let r = gw.get("/a/x", &[]);
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            502,
+            "BackendConnectionFailure: Unable to connect to the remote server".to_string()
+        )
+    );
+}

@@ -402,7 +402,7 @@ impl ProxyHttp for Proxy {
                     }
                     None => ErrorKind::Internal,
                 };
-                let err = PolicyError::builtin(kind, "forward-request", e.to_string());
+                let err = PolicyError::builtin(kind, "forward-request", failure_message(e));
                 (at_forward(ctx.pipeline.as_deref(), err), true)
             }
         };
@@ -561,6 +561,29 @@ fn upstream_kind(e: &pingora::Error) -> Option<ErrorKind> {
 /// `BackendConnectionFailure`.
 pub(crate) fn failure_kind(e: &pingora::Error) -> ErrorKind {
     upstream_kind(e).unwrap_or(ErrorKind::BackendConnectionFailure)
+}
+
+/// `context.LastError.Message` for a failed backend call: a stable text per kind of failure,
+/// never Pingora's own (it names internal addresses, and a policy may echo the message to the
+/// client). The full error goes to the log.
+pub(crate) fn failure_message(e: &pingora::Error) -> String {
+    log::debug!("backend call failed: {e}");
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => {
+            "Timeout connecting to the backend service".into()
+        }
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            "Request to the backend service timed out".into()
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::ConnectProxyFailure => "Unable to connect to the remote server".into(),
+        ErrorType::TLSHandshakeFailure => {
+            "Unable to establish a TLS connection with the backend service".into()
+        }
+        _ => "Error occurred while calling the backend service".into(),
+    }
 }
 
 /// Query parameters whose values are credentials by their name alone, beside each API's

@@ -22,7 +22,7 @@ pub struct PingoraTransport {
 }
 
 fn failure(e: &pingora::Error) -> (ErrorKind, String) {
-    (super::failure_kind(e), e.to_string())
+    (super::failure_kind(e), super::failure_message(e))
 }
 
 #[async_trait]

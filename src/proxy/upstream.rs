@@ -201,7 +201,11 @@ pub fn shape(
 }
 
 fn failure(e: &pingora::Error) -> PolicyError {
-    PolicyError::builtin(super::failure_kind(e), "forward-request", e.to_string())
+    PolicyError::builtin(
+        super::failure_kind(e),
+        "forward-request",
+        super::failure_message(e),
+    )
 }
 
 /// Send the request upstream and read the whole response into `ctx.resp` / `ctx.resp_headers`.
