@@ -72,6 +72,15 @@ enum Command {
         /// Scope the standalone document is meant for.
         #[arg(long, value_enum, default_value = "api")]
         scope: ScopeArg,
+        /// With --policy: a named value the document uses, `NAME=VALUE` (repeatable).
+        #[arg(long = "named-value", value_name = "NAME=VALUE")]
+        named_values: Vec<String>,
+        /// With --policy: a directory of fragments (`<id>.xml`) the document includes.
+        #[arg(long, value_name = "DIR")]
+        fragments: Option<PathBuf>,
+        /// With --policy: take named values (and fragments, without --fragments) from --config.
+        #[arg(long)]
+        use_config: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -102,7 +111,23 @@ pub fn main() -> anyhow::Result<i32> {
             policy,
             scope,
             format,
-        } => Ok(check(&config, policy.as_deref(), scope, format)),
+            named_values,
+            fragments,
+            use_config,
+        } => {
+            let standalone = Standalone {
+                named_values,
+                fragments,
+                use_config,
+            };
+            Ok(check(
+                &config,
+                policy.as_deref(),
+                scope,
+                format,
+                &standalone,
+            ))
+        }
         Command::Explain {
             config,
             api,
@@ -134,7 +159,20 @@ fn print_diags(d: &Diagnostics, format: Format) {
     }
 }
 
-fn check(config: &Path, policy: Option<&Path>, scope: ScopeArg, format: Format) -> i32 {
+/// `check --policy` options: what the standalone document is checked with.
+struct Standalone {
+    named_values: Vec<String>,
+    fragments: Option<PathBuf>,
+    use_config: bool,
+}
+
+fn check(
+    config: &Path,
+    policy: Option<&Path>,
+    scope: ScopeArg,
+    format: Format,
+    standalone: &Standalone,
+) -> i32 {
     let d = match policy {
         Some(p) => {
             let scope = match scope {
@@ -143,7 +181,7 @@ fn check(config: &Path, policy: Option<&Path>, scope: ScopeArg, format: Format) 
                 ScopeArg::Api => Scope::Api,
                 ScopeArg::Operation => Scope::Operation,
             };
-            gateway::load::check_policy_file(p, scope)
+            check_standalone(config, p, scope, standalone)
         }
         None => match config::load(config).and_then(|c| gateway::compile(&c, &Sources::read(&c))) {
             Ok((_, warnings)) => warnings,
@@ -162,6 +200,38 @@ fn check(config: &Path, policy: Option<&Path>, scope: ScopeArg, format: Format) 
         }
         0
     }
+}
+
+fn check_standalone(config: &Path, policy: &Path, scope: Scope, s: &Standalone) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let mut named = Vec::new();
+    for pair in &s.named_values {
+        match pair.split_once('=') {
+            Some((n, v)) if !n.trim().is_empty() => {
+                named.push((n.trim().to_string(), v.to_string()))
+            }
+            _ => d.error(
+                "C057",
+                crate::diag::Span::file("--named-value"),
+                format!("--named-value takes NAME=VALUE, found {pair:?}"),
+            ),
+        }
+    }
+    let cfg = if s.use_config {
+        match config::load(config) {
+            Ok(c) => Some(c),
+            Err(e) => return e,
+        }
+    } else {
+        None
+    };
+    let with = gateway::load::CheckWith {
+        config: cfg.as_ref(),
+        named,
+        fragments: s.fragments.as_deref(),
+    };
+    d.extend(gateway::load::check_policy_file(policy, scope, &with));
+    d
 }
 
 fn load_or_report(path: &Path) -> anyhow::Result<(LoadedConfig, gateway::Gateway)> {

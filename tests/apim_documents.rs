@@ -11,7 +11,12 @@ use gatehouse::diag::{Diagnostics, Severity};
 use gatehouse::policy::Scope;
 
 fn check(doc: &str) -> Diagnostics {
-    gatehouse::gateway::compile::check_policy_text(Path::new("t.xml"), Ok(doc), Scope::Api)
+    gatehouse::gateway::compile::check_policy_text(
+        Path::new("t.xml"),
+        Ok(doc),
+        Scope::Api,
+        &Default::default(),
+    )
 }
 
 /// The codes of the problems found, errors first marked `E:`, warnings `W:`.
@@ -161,5 +166,63 @@ fn a_backend_failure_message_is_stable_and_names_no_address() {
             502,
             "BackendConnectionFailure: Unable to connect to the remote server".to_string()
         )
+    );
+}
+
+#[test]
+fn check_policy_takes_named_values_and_fragments() {
+    let dir = TempDir::new();
+    let doc = r#"<policies><inbound><base /><set-backend-service base-url="{{backend-url}}" /><include-fragment fragment-id="common" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    dir.write("api.xml", doc);
+    dir.write(
+        "frags/common.xml",
+        r#"<fragment><set-header name="X-Key" exists-action="override"><value>{{api-key}}</value></set-header></fragment>"#,
+    );
+    let text = |args: &[&str]| {
+        let out = run_cli(&dir.0, args);
+        let t = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.success(), t)
+    };
+    // Alone: the named value and the fragment are unknown.
+    let (ok, t) = text(&["check", "--policy", "api.xml"]);
+    assert!(!ok && t.contains("P030") && t.contains("P031"), "{t}");
+    // With them on the command line.
+    let (ok, t) = text(&[
+        "check",
+        "--policy",
+        "api.xml",
+        "--named-value",
+        "backend-url=https://orders.example",
+        "--named-value",
+        "api-key=k1",
+        "--fragments",
+        "frags",
+    ]);
+    assert!(ok, "{t}");
+    // A malformed pair is reported, not ignored.
+    let (ok, t) = text(&["check", "--policy", "api.xml", "--named-value", "novalue"]);
+    assert!(!ok && t.contains("NAME=VALUE"), "{t}");
+    // From a configuration: its named values (a secret one is masked) and its fragments.
+    dir.write(
+        "conf/gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: ../policies\nnamed_values:\n  backend-url:\n    value: not-a-url-SECRET-9\n    secret: true\n  api-key:\n    value: k2\n",
+    );
+    dir.write(
+        "policies/fragments/common.xml",
+        r#"<fragment><set-header name="X-Key" exists-action="override"><value>{{api-key}}</value></set-header></fragment>"#,
+    );
+    let (ok, t) = text(&[
+        "check",
+        "--policy",
+        "api.xml",
+        "--use-config",
+        "-c",
+        "conf/gatehouse.yaml",
+    ]);
+    assert!(!ok, "the secret value is not a URL: {t}");
+    assert!(
+        t.contains("P012") && !t.contains("SECRET-9") && !t.contains("P031"),
+        "{t}"
     );
 }

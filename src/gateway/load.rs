@@ -135,10 +135,63 @@ impl Sources {
     }
 }
 
-/// Check one standalone policy or fragment document (`gatehouse check --policy`): read it, then
-/// `compile::check_policy_text`.
-pub fn check_policy_file(path: &Path, scope: Scope) -> Diagnostics {
+/// What `gatehouse check --policy` checks a document with, besides the document itself.
+#[derive(Default)]
+pub struct CheckWith<'a> {
+    /// A configuration whose named values (and, without `fragments`, whose policy directory's
+    /// fragments) apply.
+    pub config: Option<&'a LoadedConfig>,
+    /// `NAME=VALUE` pairs, over the configuration's.
+    pub named: Vec<(String, String)>,
+    /// A directory of fragments (`<id>.xml`).
+    pub fragments: Option<&'a Path>,
+}
+
+/// Check one standalone policy or fragment document (`gatehouse check --policy`): read it, its
+/// named values and fragments, then `compile::check_policy_text`.
+pub fn check_policy_file(path: &Path, scope: Scope, with: &CheckWith) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let mut standalone = super::compile::Standalone::default();
+    let mut fragments_dir = with.fragments.map(Path::to_path_buf);
+    if let Some(cfg) = with.config {
+        standalone.named = crate::config::resolve_named_values(cfg, &mut d);
+        if fragments_dir.is_none() {
+            let dir = super::compile::clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
+            fragments_dir = Some(dir.join("fragments"));
+        }
+    }
+    for (name, value) in &with.named {
+        standalone.named.insert(
+            name.clone(),
+            NamedValue {
+                value: value.clone(),
+                secret: false,
+            },
+        );
+    }
+    if let Some(dir) = fragments_dir {
+        let mut s = Sources::default();
+        s.read_xml_dir(&dir, policy::MAX_FRAGMENT_BYTES);
+        for (id, p) in s.xml_files(&dir) {
+            let text = s.text(p).map(str::to_string);
+            standalone.fragments.push((id.clone(), p.clone(), text));
+        }
+    }
     let text = crate::config::read_bounded(path, policy::MAX_DOCUMENT_BYTES as u64 + 1)
         .map_err(|e| Invalid(e.to_string()));
-    super::compile::check_policy_text(path, text.as_deref().map_err(Invalid::clone), scope)
+    d.extend(super::compile::check_policy_text(
+        path,
+        text.as_deref().map_err(Invalid::clone),
+        scope,
+        &standalone,
+    ));
+    // Secret named values from the configuration never appear in what is printed.
+    let secrets: Vec<String> = standalone
+        .named
+        .values()
+        .filter(|v| v.secret)
+        .map(|v| v.value.clone())
+        .collect();
+    d.mask_secrets(&secrets);
+    d.sorted()
 }

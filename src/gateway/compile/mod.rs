@@ -168,16 +168,37 @@ fn compile_unmasked(
     Ok((gw, d.sorted()))
 }
 
+/// What a standalone document is checked with (`gatehouse check --policy`): named values, and
+/// fragment texts as the loader read them (id, path, text).
+#[derive(Default)]
+pub struct Standalone {
+    pub named: AHashMap<String, NamedValue>,
+    pub fragments: Vec<(String, PathBuf, Result<String, Invalid>)>,
+}
+
 /// Check one standalone policy or fragment document (`gatehouse check --policy`) from its text
 /// as read (at most one byte past the limit), with the same checks as a full load. Named values
-/// and fragments are unknown here and reported (P030, P031).
-pub fn check_policy_text(path: &Path, text: Result<&str, Invalid>, scope: Scope) -> Diagnostics {
+/// and fragments not in `with` are reported (P030, P031).
+pub fn check_policy_text(
+    path: &Path,
+    text: Result<&str, Invalid>,
+    scope: Scope,
+    with: &Standalone,
+) -> Diagnostics {
     let mut d = Diagnostics::new();
-    let named = AHashMap::new();
-    let env = Env {
-        named: &named,
-        scope,
-    };
+    let named = &with.named;
+    let mut fragments: Fragments = AHashMap::new();
+    for (id, fpath, ftext) in &with.fragments {
+        let env = Env {
+            named,
+            scope: Scope::Global,
+        };
+        let ftext = ftext.as_deref().map_err(Invalid::clone);
+        if let Some(stmts) = policies::fragment_from_text(fpath, ftext, &env, &mut d) {
+            fragments.insert(id.clone(), stmts);
+        }
+    }
+    let env = Env { named, scope };
     let file: Arc<str> = Arc::from(path.display().to_string());
     let text = match text {
         Ok(t) => t,
@@ -218,7 +239,7 @@ pub fn check_policy_text(path: &Path, text: Result<&str, Invalid>, scope: Scope)
             );
         }
         let doc = policies::parse_document(&root, &env, &mut d);
-        let doc = compose::expand_document(&doc, &AHashMap::new(), &mut d);
+        let doc = compose::expand_document(&doc, &fragments, &mut d);
         compose::check_legality(&doc, &mut d);
         build_pipeline(&[&doc], &AHashMap::new(), &mut d);
     }
