@@ -226,3 +226,84 @@ fn check_policy_takes_named_values_and_fragments() {
         "{t}"
     );
 }
+
+#[test]
+fn xml_to_json_converts_bodies_as_apim_does() {
+    let soap = r#"<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetOrders><Customer>1234567</Customer><Item>a</Item><Item>b</Item></GetOrders></soap:Body></soap:Envelope>"#;
+    let o = Origin::start(move |r| {
+        if r.method == "POST" {
+            Reply::Full(echo_response(r))
+        } else {
+            Reply::Full(Response::new(200, soap).with_header("Content-Type", "text/xml"))
+        }
+    });
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let out = |attrs: &str| sections("", "", &format!("<xml-to-json {attrs} />"), "");
+    let direct = out(r#"kind="direct" apply="always" consider-accept-header="false""#);
+    let by_accept = out(r#"kind="direct" apply="content-type-xml""#);
+    let friendly = out(
+        r#"kind="javascript-friendly" apply="always" consider-accept-header="false" always-array-child-elements="true""#,
+    );
+    let inbound = inbound_doc(
+        r#"<xml-to-json kind="direct" apply="content-type-xml" consider-accept-header="false" />"#,
+    );
+    let ops = [
+        ("direct", "GET", "/direct", direct.as_str()),
+        ("accept", "GET", "/accept", by_accept.as_str()),
+        ("friendly", "GET", "/friendly", friendly.as_str()),
+        ("inbound", "POST", "/inbound", inbound.as_str()),
+    ];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+
+    let r = gw.get("/a/direct", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.text(),
+        r#"{"version":"1.0","soap$Envelope":{"@xmlns$soap":"http://schemas.xmlsoap.org/soap/envelope/","soap$Body":{"GetOrders":{"Customer":"1234567","Item":["a","b"]}}}}"#
+    );
+
+    // consider-accept-header (default true): only a client asking for JSON gets it.
+    let r = gw.get("/a/accept", &[("Accept", "text/xml")]);
+    assert_eq!(
+        (r.header("content-type"), r.text()),
+        (Some("text/xml"), soap.to_string())
+    );
+    let r = gw.get("/a/accept", &[("Accept", "application/json")]);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    let r = gw.get("/a/friendly", &[]);
+    assert_eq!(
+        r.text(),
+        // The root is not a child element: only children become arrays.
+        r#"{"Envelope":{"Body":[{"GetOrders":[{"Customer":["1234567"],"Item":["a","b"]}]}]}}"#
+    );
+
+    // Inbound: the backend receives JSON; a body that is not XML by its Content-Type is left.
+    let r = gw.send(
+        "POST",
+        "/a/inbound",
+        &[("Content-Type", "application/xml")],
+        b"<order id=\"7\"><qty>2</qty></order>",
+    );
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(seen["body"], r#"{"order":{"@id":"7","qty":"2"}}"#);
+    assert_eq!(seen["headers"]["content-type"], "application/json");
+    let r = gw.send(
+        "POST",
+        "/a/inbound",
+        &[("Content-Type", "text/plain")],
+        b"<order/>",
+    );
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(seen["body"], "<order/>");
+
+    // A body that is not well-formed XML goes to on-error (500), not to the client as is.
+    let r = gw.send(
+        "POST",
+        "/a/inbound",
+        &[("Content-Type", "application/xml")],
+        b"<order>",
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+}

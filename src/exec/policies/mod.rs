@@ -55,6 +55,7 @@ pub mod set_status;
 pub mod set_variable;
 pub mod trace;
 pub mod wait;
+pub mod xml_to_json;
 
 pub use document::{document_from_text, fragment_from_text, parse_document, parse_fragment};
 
@@ -288,6 +289,7 @@ policies! {
         IpFilter(access::IpFilter) = "ip-filter" in I;
         AuthenticationBasic(access::AuthenticationBasic) = "authentication-basic" in I;
         AuthenticationCertificate(access::CertificateRef) = "authentication-certificate" in I;
+        XmlToJson(xml_to_json::XmlToJson) = "xml-to-json" in I | O | E;
     }
     waits {
         ForwardRequest(forward_request::ForwardRequest) = "forward-request" in B;

@@ -1,0 +1,43 @@
+//! Body transformation benchmarks: xml-to-json (direct and javascript-friendly) on a 2 KiB and
+//! a 64 KiB SOAP-like document. Run with `cargo bench --bench transform`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gatehouse::exec::policies::xml_to_json::{convert, Style};
+
+/// A SOAP envelope with `items` order lines, about 110 bytes each.
+fn document(items: usize) -> String {
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><Orders customer="1234567">"#,
+    );
+    for i in 0..items {
+        s.push_str(&format!(
+            r#"<Order id="{i}"><Sku>SKU-{i:06}</Sku><Qty>{}</Qty><Note><![CDATA[fragile & <urgent>]]></Note></Order>"#,
+            i % 7 + 1
+        ));
+    }
+    s.push_str("</Orders></soap:Body></soap:Envelope>");
+    s
+}
+
+fn xml_to_json(c: &mut Criterion) {
+    let mut g = c.benchmark_group("xml-to-json");
+    for (label, items) in [("2KiB", 18), ("64KiB", 580)] {
+        let doc = document(items);
+        g.throughput(Throughput::Bytes(doc.len() as u64));
+        for (kind, friendly) in [("direct", false), ("javascript-friendly", true)] {
+            let style = Style {
+                friendly,
+                always_array: false,
+            };
+            g.bench_function(format!("{kind}/{label}"), |b| {
+                b.iter(|| convert(black_box(doc.as_bytes()), style).map(|j| j.to_string()))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, xml_to_json);
+criterion_main!(benches);
