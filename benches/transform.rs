@@ -1,9 +1,11 @@
 //! Body transformation benchmarks: xml-to-json (direct and javascript-friendly) on a 2 KiB and
-//! a 64 KiB SOAP-like document. Run with `cargo bench --bench transform`.
+//! a 64 KiB SOAP-like document, json-to-xml on a 2 KiB and a 64 KiB order list. Run with
+//! `cargo bench --bench transform`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gatehouse::exec::policies::json_to_xml;
 use gatehouse::exec::policies::xml_to_json::{convert, Style};
 
 /// A SOAP envelope with `items` order lines, about 110 bytes each.
@@ -39,5 +41,36 @@ fn xml_to_json(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, xml_to_json);
+/// A JSON order list with `items` lines, about 110 bytes each.
+fn json_document(items: usize) -> String {
+    let lines: Vec<String> = (0..items)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"sku":"SKU-{i:06}","qty":{},"gift":{},"note":"fragile & <urgent>"}}"#,
+                i % 7 + 1,
+                i % 2 == 0
+            )
+        })
+        .collect();
+    format!(r#"{{"customer":"1234567","orders":[{}]}}"#, lines.join(","))
+}
+
+fn json_to_xml(c: &mut Criterion) {
+    let mut g = c.benchmark_group("json-to-xml");
+    let names = json_to_xml::Names {
+        separator: "_".into(),
+        prefix: "xmlns".into(),
+        attributes: None,
+    };
+    for (label, items) in [("2KiB", 22), ("64KiB", 700)] {
+        let doc = json_document(items);
+        g.throughput(Throughput::Bytes(doc.len() as u64));
+        g.bench_function(label, |b| {
+            b.iter(|| json_to_xml::convert(black_box(doc.as_bytes()), &names))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, xml_to_json, json_to_xml);
 criterion_main!(benches);

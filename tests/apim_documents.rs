@@ -307,3 +307,57 @@ fn xml_to_json_converts_bodies_as_apim_does() {
     );
     assert_eq!(r.status, 500, "{}", r.text());
 }
+
+#[test]
+fn json_to_xml_converts_bodies_as_apim_does() {
+    let o = Origin::start(|r| {
+        if r.method == "POST" {
+            Reply::Full(echo_response(r))
+        } else {
+            Reply::Full(
+                Response::new(200, r#"{"id":7,"ok":true,"tags":["a","b"],"note":null}"#)
+                    .with_header("Content-Type", "application/json; charset=utf-8"),
+            )
+        }
+    });
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let out = sections(
+        "",
+        "",
+        r#"<json-to-xml apply="content-type-json" consider-accept-header="true" />"#,
+        "",
+    );
+    let inbound = inbound_doc(r#"<json-to-xml apply="always" consider-accept-header="false" />"#);
+    let ops = [
+        ("out", "GET", "/out", out.as_str()),
+        ("in", "POST", "/in", inbound.as_str()),
+    ];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+
+    let r = gw.get("/a/out", &[("Accept", "application/xml")]);
+    assert_eq!(r.header("content-type"), Some("application/xml"));
+    assert_eq!(
+        r.text(),
+        r#"<Document><id>7</id><ok>True</ok><tags>a</tags><tags>b</tags><note xsi:nil="true" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" /></Document>"#
+    );
+    // A client that does not ask for XML keeps the JSON.
+    let r = gw.get("/a/out", &[("Accept", "application/json")]);
+    assert!(r.text().starts_with("{\"id\":7"), "{}", r.text());
+
+    let r = gw.send(
+        "POST",
+        "/a/in",
+        &[("Content-Type", "application/json")],
+        br#"{"q":2}"#,
+    );
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(seen["body"], "<Document><q>2</q></Document>");
+    assert_eq!(seen["headers"]["content-type"], "application/xml");
+    let r = gw.send(
+        "POST",
+        "/a/in",
+        &[("Content-Type", "application/json")],
+        b"{oops",
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+}

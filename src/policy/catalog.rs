@@ -23,7 +23,6 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("cache-value", Support::NotYet, ALL),
     ("validate-client-certificate", Support::NotYet, I),
     ("emit-metric", Support::NotYet, ALL),
-    ("json-to-xml", Support::NotYet, I | O | E),
     ("xsl-transform", Support::NotYet, I | O),
     ("jsonp", Support::NotYet, O),
     ("redirect-content-urls", Support::NotYet, I | O),

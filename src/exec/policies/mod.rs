@@ -36,6 +36,7 @@ pub mod choose;
 pub mod cors;
 pub mod find_and_replace;
 pub mod forward_request;
+pub mod json_to_xml;
 pub mod jwt;
 pub mod limit_concurrency;
 pub mod limits;
@@ -290,6 +291,7 @@ policies! {
         AuthenticationBasic(access::AuthenticationBasic) = "authentication-basic" in I;
         AuthenticationCertificate(access::CertificateRef) = "authentication-certificate" in I;
         XmlToJson(xml_to_json::XmlToJson) = "xml-to-json" in I | O | E;
+        JsonToXml(json_to_xml::JsonToXml) = "json-to-xml" in I | O | E;
     }
     waits {
         ForwardRequest(forward_request::ForwardRequest) = "forward-request" in B;
