@@ -74,6 +74,16 @@ fn forms_apim_accepts_load() {
 }
 
 #[test]
+fn cross_domain_and_validate_odata_request_are_not_yet_not_azure_only() {
+    for el in [
+        "<cross-domain><cross-domain-policy /></cross-domain>",
+        "<validate-odata-request />",
+    ] {
+        assert_eq!(codes(&inbound_doc(el)), ["E:P021"], "{el}");
+    }
+}
+
+#[test]
 fn a_nested_liquid_set_body_is_reported_as_the_top_level_one() {
     // Was: P011 "unknown attribute" nested, P021 top level, and a P014 for the template's markup.
     for doc in [

@@ -31,6 +31,9 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("validate-headers", Support::NotYet, O | E),
     ("validate-status-code", Support::NotYet, O | E),
     ("validate-graphql-request", Support::NotYet, I),
+    // Neither depends on Azure: they are policies gatehouse does not run yet.
+    ("validate-odata-request", Support::NotYet, I),
+    ("cross-domain", Support::NotYet, I),
     ("proxy", Support::NotYet, I),
     ("llm-token-limit", Support::NotYet, I),
     ("llm-emit-token-metric", Support::NotYet, ALL),
@@ -47,8 +50,6 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("sql-data-source", Support::AzureOnly, ALL),
     ("cosmosdb-data-source", Support::AzureOnly, ALL),
     ("publish-event", Support::AzureOnly, ALL),
-    ("validate-odata-request", Support::AzureOnly, I),
-    ("cross-domain", Support::AzureOnly, I),
     ("invoke-request", Support::AzureOnly, ALL),
 ];
 
