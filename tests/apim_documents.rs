@@ -371,3 +371,29 @@ fn json_to_xml_converts_bodies_as_apim_does() {
     );
     assert_eq!(r.status, 500, "{}", r.text());
 }
+
+#[test]
+fn jsonp_wraps_json_for_a_named_callback_only() {
+    let o = Origin::start(|_| {
+        Reply::Full(
+            Response::new(200, r#"{"a":1}"#).with_header("Content-Type", "application/json"),
+        )
+    });
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let doc = sections("", "", r#"<jsonp callback-parameter-name="cb" />"#, "");
+    let ops = [("any", "GET", "/{*rest}", doc.as_str())];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    let r = gw.get("/a/x?cb=render.items", &[]);
+    assert_eq!(r.text(), r#"render.items({"a":1});"#);
+    assert_eq!(r.header("content-type"), Some("application/javascript"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    // Without the parameter, or with a name that is not an identifier: plain JSON.
+    for target in ["/a/x", "/a/x?cb=alert(document.cookie)//"] {
+        let r = gw.get(target, &[]);
+        assert_eq!(
+            (r.text(), r.header("content-type")),
+            (r#"{"a":1}"#.to_string(), Some("application/json")),
+            "{target}"
+        );
+    }
+}

@@ -37,6 +37,7 @@ pub mod cors;
 pub mod find_and_replace;
 pub mod forward_request;
 pub mod json_to_xml;
+pub mod jsonp;
 pub mod jwt;
 pub mod limit_concurrency;
 pub mod limits;
@@ -292,6 +293,7 @@ policies! {
         AuthenticationCertificate(access::CertificateRef) = "authentication-certificate" in I;
         XmlToJson(xml_to_json::XmlToJson) = "xml-to-json" in I | O | E;
         JsonToXml(json_to_xml::JsonToXml) = "json-to-xml" in I | O | E;
+        Jsonp(jsonp::Jsonp) = "jsonp" in O;
     }
     waits {
         ForwardRequest(forward_request::ForwardRequest) = "forward-request" in B;
