@@ -397,3 +397,41 @@ fn jsonp_wraps_json_for_a_named_callback_only() {
         );
     }
 }
+
+#[test]
+fn redirect_content_urls_swaps_backend_and_gateway_base_urls_in_bodies() {
+    let o = Origin::start(|r| {
+        if r.method == "POST" {
+            Reply::Full(echo_response(r))
+        } else {
+            let me = format!("http://{}/base", r.header("host").unwrap_or("-"));
+            Reply::Full(Response::new(
+                200,
+                format!(r#"{{"self":"{me}/items/1","next":"{me}/items/2"}}"#),
+            ))
+        }
+    });
+    let service = format!("http://127.0.0.1:{}/base", o.port);
+    let out = sections("", "", "<redirect-content-urls />", "");
+    // Inbound only: the echoed body would otherwise be swapped back on its way out.
+    let inbound = inbound_doc("<redirect-content-urls />");
+    let ops = [
+        ("get", "GET", "/{*rest}", out.as_str()),
+        ("post", "POST", "/{*rest}", inbound.as_str()),
+    ];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    let mine = format!("http://127.0.0.1:{}/a", gw.port);
+    let r = gw.get("/a/items", &[]);
+    assert_eq!(
+        r.text(),
+        format!(r#"{{"self":"{mine}/items/1","next":"{mine}/items/2"}}"#)
+    );
+    // Inbound, the gateway's URLs in the request body become the backend's.
+    let body = format!(r#"{{"link":"{mine}/orders/9"}}"#);
+    let r = gw.send("POST", "/a/orders", &[], body.as_bytes());
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(
+        seen["body"],
+        format!(r#"{{"link":"http://127.0.0.1:{}/base/orders/9"}}"#, o.port)
+    );
+}

@@ -24,7 +24,6 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("validate-client-certificate", Support::NotYet, I),
     ("emit-metric", Support::NotYet, ALL),
     ("xsl-transform", Support::NotYet, I | O),
-    ("redirect-content-urls", Support::NotYet, I | O),
     ("validate-content", Support::NotYet, I | O | E),
     ("validate-parameters", Support::NotYet, I),
     ("validate-headers", Support::NotYet, O | E),

@@ -44,6 +44,7 @@ pub mod limits;
 pub mod mock_response;
 pub mod quota;
 pub mod rate_limit;
+pub mod redirect_content_urls;
 pub mod retry;
 pub mod return_response;
 pub mod rewrite_uri;
@@ -294,6 +295,7 @@ policies! {
         XmlToJson(xml_to_json::XmlToJson) = "xml-to-json" in I | O | E;
         JsonToXml(json_to_xml::JsonToXml) = "json-to-xml" in I | O | E;
         Jsonp(jsonp::Jsonp) = "jsonp" in O;
+        RedirectContentUrls(redirect_content_urls::RedirectContentUrls) = "redirect-content-urls" in I | O;
     }
     waits {
         ForwardRequest(forward_request::ForwardRequest) = "forward-request" in B;
