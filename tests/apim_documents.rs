@@ -435,3 +435,50 @@ fn redirect_content_urls_swaps_backend_and_gateway_base_urls_in_bodies() {
         format!(r#"{{"link":"http://127.0.0.1:{}/base/orders/9"}}"#, o.port)
     );
 }
+
+#[test]
+fn emit_metric_is_a_prometheus_counter_with_its_dimensions() {
+    let o = Origin::echo();
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let doc = inbound_doc(
+        r#"<emit-metric name="Request" value="@(context.Request.Method == "POST" ? 2.5 : 1)" namespace="my-metrics">
+            <dimension name="API ID" />
+            <dimension name="Operation ID" />
+            <dimension name="Tier" value="@(context.Request.Headers.GetValueOrDefault("X-Tier", "free"))" />
+        </emit-metric>"#,
+    );
+    let ops = [("any", "*", "/{*rest}", doc.as_str())];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    for (method, tier) in [
+        ("GET", "gold"),
+        ("GET", "gold"),
+        ("POST", "gold"),
+        ("GET", "free"),
+    ] {
+        let r = gw.send(method, "/a/x", &[("X-Tier", tier)], b"");
+        assert_eq!(r.status, 200);
+    }
+    let m = get(gw.admin, "/metrics", &[]).text();
+    let line = |tier: &str| {
+        m.lines()
+            .find(|l| {
+                l.starts_with("gatehouse_custom_request_total{")
+                    && l.contains(&format!("tier=\"{tier}\""))
+            })
+            .unwrap_or_default()
+            .to_string()
+    };
+    let gold = line("gold");
+    assert!(
+        gold.contains(r#"api_id="a""#)
+            && gold.contains(r#"operation_id="any""#)
+            && gold.contains(r#"namespace="my-metrics""#)
+            && gold.ends_with(" 4.5"),
+        "{m}"
+    );
+    assert!(line("free").ends_with(" 1"), "{m}");
+
+    // A custom dimension needs a value; a default one does not.
+    let bad = inbound_doc(r#"<emit-metric name="x"><dimension name="Client IP" /></emit-metric>"#);
+    assert_eq!(codes(&bad), ["E:P012"]);
+}

@@ -204,3 +204,144 @@ pub fn render() -> Vec<u8> {
     let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     buf
 }
+
+/// Most label combinations one custom metric keeps; further ones are dropped and counted.
+pub const MAX_CUSTOM_SERIES: usize = 1000;
+
+/// One custom metric family (`emit-metric`): its counter, its label names, the combinations
+/// seen so far.
+struct Custom {
+    counter: prometheus::CounterVec,
+    labels: Vec<String>,
+    series: ahash::AHashSet<Vec<String>>,
+}
+
+static CUSTOM: OnceLock<parking_lot::Mutex<ahash::AHashMap<String, Custom>>> = OnceLock::new();
+static CUSTOM_DROPPED: OnceLock<Option<IntCounterVec>> = OnceLock::new();
+
+/// A Prometheus name from anything: characters other than `[A-Za-z0-9_]` become `_`, and a
+/// leading digit gets a `_` before it.
+pub fn prometheus_name(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn custom_dropped(metric: &str, reason: &str) {
+    let dropped = CUSTOM_DROPPED.get_or_init(|| {
+        register_int_counter_vec!(
+            "gatehouse_custom_metric_dropped_total",
+            "emit-metric values not recorded, by metric and reason (labels, cardinality, value)",
+            &["metric", "reason"]
+        )
+        .ok()
+    });
+    if let Some(d) = dropped {
+        d.with_label_values(&[metric, reason]).inc();
+    }
+}
+
+/// Add `value` to the custom metric `gatehouse_custom_<name>_total{namespace, <dimensions>}`
+/// (`emit-metric`). A metric keeps the dimension names it was first emitted with; a value with
+/// other dimensions, past `MAX_CUSTOM_SERIES` combinations, or negative / not finite is
+/// dropped and counted in `gatehouse_custom_metric_dropped_total`.
+pub fn emit_custom(name: &str, namespace: &str, dimensions: &[(String, String)], value: f64) {
+    let metric = format!("gatehouse_custom_{}_total", prometheus_name(name));
+    if !value.is_finite() || value < 0.0 {
+        custom_dropped(&metric, "value");
+        return;
+    }
+    let labels: Vec<String> = std::iter::once("namespace".to_string())
+        .chain(dimensions.iter().map(|(k, _)| prometheus_name(k)))
+        .collect();
+    let values: Vec<String> = std::iter::once(namespace.to_string())
+        .chain(dimensions.iter().map(|(_, v)| v.clone()))
+        .collect();
+    let mut all = CUSTOM
+        .get_or_init(|| parking_lot::Mutex::new(ahash::AHashMap::new()))
+        .lock();
+    if !all.contains_key(&metric) {
+        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let opts = prometheus::Opts::new(metric.clone(), format!("emit-metric {name}"));
+        let counter = match prometheus::CounterVec::new(opts, &refs)
+            .and_then(|c| prometheus::register(Box::new(c.clone())).map(|_| c))
+        {
+            Ok(c) => c,
+            Err(_) => {
+                drop(all);
+                custom_dropped(&metric, "labels");
+                return;
+            }
+        };
+        all.insert(
+            metric.clone(),
+            Custom {
+                counter,
+                labels: labels.clone(),
+                series: ahash::AHashSet::new(),
+            },
+        );
+    }
+    let Some(c) = all.get_mut(&metric) else {
+        return;
+    };
+    if c.labels != labels {
+        drop(all);
+        custom_dropped(&metric, "labels");
+        return;
+    }
+    if !c.series.contains(&values) {
+        if c.series.len() >= MAX_CUSTOM_SERIES {
+            drop(all);
+            custom_dropped(&metric, "cardinality");
+            return;
+        }
+        c.series.insert(values.clone());
+    }
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    c.counter.with_label_values(&refs).inc_by(value);
+}
+
+#[cfg(test)]
+mod custom_tests {
+    use super::*;
+
+    fn dropped(metric: &str, reason: &str) -> u64 {
+        CUSTOM_DROPPED
+            .get()
+            .and_then(|d| d.as_ref())
+            .map_or(0, |d| d.with_label_values(&[metric, reason]).get())
+    }
+
+    #[test]
+    fn custom_metrics_are_bounded() {
+        let dims = |v: &str| vec![("Tier".to_string(), v.to_string())];
+        let m = "gatehouse_custom_bounded_test_total";
+        for i in 0..MAX_CUSTOM_SERIES + 5 {
+            emit_custom("bounded test", "ns", &dims(&i.to_string()), 1.0);
+        }
+        assert_eq!(dropped(m, "cardinality"), 5);
+        // A known combination still counts after the bound is reached.
+        emit_custom("bounded test", "ns", &dims("0"), 1.0);
+        assert_eq!(dropped(m, "cardinality"), 5);
+        // Other dimension names than the metric's first, and bad values, are dropped.
+        emit_custom("bounded test", "ns", &[], 1.0);
+        assert_eq!(dropped(m, "labels"), 1);
+        emit_custom("bounded test", "ns", &dims("0"), -1.0);
+        emit_custom("bounded test", "ns", &dims("0"), f64::NAN);
+        assert_eq!(dropped(m, "value"), 2);
+        assert_eq!(prometheus_name("API ID"), "api_id");
+        assert_eq!(prometheus_name("9lives"), "_9lives");
+    }
+}

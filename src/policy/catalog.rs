@@ -22,7 +22,6 @@ pub const ALL: u8 = I | B | O | E;
 const CATALOG: &[(&str, Support, u8)] = &[
     ("cache-value", Support::NotYet, ALL),
     ("validate-client-certificate", Support::NotYet, I),
-    ("emit-metric", Support::NotYet, ALL),
     ("xsl-transform", Support::NotYet, I | O),
     ("validate-content", Support::NotYet, I | O | E),
     ("validate-parameters", Support::NotYet, I),

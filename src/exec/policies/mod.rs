@@ -34,6 +34,7 @@ pub mod cache;
 pub mod cache_value;
 pub mod choose;
 pub mod cors;
+pub mod emit_metric;
 pub mod find_and_replace;
 pub mod forward_request;
 pub mod json_to_xml;
@@ -296,6 +297,7 @@ policies! {
         JsonToXml(json_to_xml::JsonToXml) = "json-to-xml" in I | O | E;
         Jsonp(jsonp::Jsonp) = "jsonp" in O;
         RedirectContentUrls(redirect_content_urls::RedirectContentUrls) = "redirect-content-urls" in I | O;
+        EmitMetric(emit_metric::EmitMetric) = "emit-metric" in ALL;
     }
     waits {
         ForwardRequest(forward_request::ForwardRequest) = "forward-request" in B;
