@@ -50,6 +50,14 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("invoke-request", Support::AzureOnly, ALL),
 ];
 
+/// Every element listed here (for the docs check).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CATALOG
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(std::iter::once("azure-openai-*"))
+}
+
 /// Look an element up; `azure-openai-*` policies are Azure-only as a family.
 pub fn lookup(name: &str) -> Option<(&'static str, Support, u8)> {
     if let Some(&(n, s, m)) = CATALOG.iter().find(|(n, _, _)| *n == name) {
