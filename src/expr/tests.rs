@@ -732,3 +732,65 @@ fn unsupported_constructs_are_named() {
         assert!(e.contains(says), "{src}: {e}");
     }
 }
+
+/// A self-signed certificate (CN=api.example.com, O=Contoso, C=US; serial 0x1234;
+/// 2024-01-01 to 2030-01-01), base64 DER.
+fn test_certificate() -> String {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let build = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_text("C", "US")?;
+        name.append_entry_by_text("O", "Contoso")?;
+        name.append_entry_by_text("CN", "api.example.com")?;
+        let name = name.build();
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        let serial = BigNum::from_u32(0x1234)?.to_asn1_integer()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(&name)?;
+        b.set_pubkey(&key)?;
+        let (from, to) = (
+            Asn1Time::from_unix(1_704_067_200)?,
+            Asn1Time::from_unix(1_893_456_000)?,
+        );
+        b.set_not_before(&from)?;
+        b.set_not_after(&to)?;
+        b.sign(&key, MessageDigest::sha256())?;
+        b.build().to_der()
+    };
+    let der = build().unwrap_or_else(|e| panic!("{e}"));
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
+}
+
+#[test]
+fn x509_certificates_from_bytes() {
+    let b64 = test_certificate();
+    let cert = format!(r#"new X509Certificate2(Convert.FromBase64String("{b64}"))"#);
+    let r = |member: &str| run(&format!("@({cert}.{member})"));
+    assert_eq!(r("Subject"), "CN=api.example.com, O=Contoso, C=US");
+    assert_eq!(r("Issuer"), "CN=api.example.com, O=Contoso, C=US");
+    assert_eq!(r("SerialNumber"), "1234");
+    assert_eq!(r("NotBefore.Year"), "2024");
+    assert_eq!(r("NotAfter.ToString(\"yyyy-MM-dd\")"), "2030-01-01");
+    assert_eq!(r("Version"), "3");
+    assert_eq!(r("Thumbprint.Length"), "40");
+    assert_eq!(r("RawData.Length"), r("GetRawCertData().Length"));
+    assert_eq!(r("Thumbprint"), r("GetCertHashString()"));
+    // Self-signed: no system CA vouches for it.
+    assert_eq!(r("Verify()"), "False");
+    assert_eq!(
+        run(&format!(
+            r#"@{{ System.Security.Cryptography.X509Certificates.X509Certificate2 c = {cert}; return c.HasPrivateKey; }}"#
+        )),
+        "False"
+    );
+    let e = fails(r#"@(new X509Certificate2(new byte[] { 1, 2, 3 }).Subject)"#);
+    assert!(e.contains("CryptographicException"), "{e}");
+}

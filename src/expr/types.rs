@@ -43,6 +43,7 @@ pub enum Ty {
     XDocument,
     StringBuilder,
     IpAddress,
+    X509,
     Exception,
     Enum,
     /// Types only used for static members (`Math`, `Convert`, `Encoding`, ...).
@@ -129,6 +130,7 @@ const TYPES: &[(&str, Ty)] = &[
     ("XNode", Ty::XElement),
     ("StringBuilder", Ty::StringBuilder),
     ("IPAddress", Ty::IpAddress),
+    ("X509Certificate2", Ty::X509),
     ("Exception", Ty::Exception),
     ("Math", Ty::Static),
     ("Convert", Ty::Static),
@@ -218,6 +220,7 @@ impl Ty {
             Ty::XDocument => "XDocument",
             Ty::StringBuilder => "StringBuilder",
             Ty::IpAddress => "IPAddress",
+            Ty::X509 => "X509Certificate2",
             Ty::Exception => "Exception",
             Ty::Enum => "enum",
             Ty::Static => "static",

@@ -180,6 +180,8 @@ pub enum Obj {
     },
     StringBuilder(Mutex<String>),
     IpAddress(std::net::IpAddr),
+    /// An `X509Certificate2`.
+    X509(openssl::x509::X509),
     Exception {
         ty: String,
         message: String,
@@ -286,6 +288,7 @@ impl Value {
                 Obj::MultiMap { .. } => "IReadOnlyDictionary",
                 Obj::StringBuilder(_) => "StringBuilder",
                 Obj::IpAddress(_) => "IPAddress",
+                Obj::X509(_) => "X509Certificate2",
                 Obj::Exception { .. } => "Exception",
                 Obj::Random(_) => "Random",
                 Obj::Hasher { .. } => "HashAlgorithm",
@@ -362,6 +365,7 @@ impl Value {
                 Obj::Jwt(j) => j.raw.clone(),
                 Obj::StringBuilder(s) => s.lock().clone(),
                 Obj::IpAddress(a) => a.to_string(),
+                Obj::X509(c) => super::builtins::x509_subject(c),
                 Obj::Exception { ty, message } => format!("{ty}: {message}"),
                 Obj::Xml(n) => {
                     let mut s = String::new();

@@ -15,6 +15,7 @@ mod statics;
 mod string;
 mod time;
 mod uri;
+mod x509;
 pub mod xml;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use context::USER_MEMBERS;
 pub use convert::{format_value, to_bool, to_f64, to_i64, to_string_arg};
 use names::Names;
 pub use names::{constructible, member_name, method_name, static_member, static_method};
+pub use x509::subject as x509_subject;
 
 /// The names every value has (dispatched here before its family's): registered beside their
 /// code like each family's (`names.rs` chains them).

@@ -32,6 +32,7 @@ const FAMILIES: &[(&Names, &str)] = &[
     (&super::string::NAMES, include_str!("string.rs")),
     (&super::time::NAMES, include_str!("time.rs")),
     (&super::xml::NAMES, include_str!("xml.rs")),
+    (&super::x509::NAMES, include_str!("x509.rs")),
 ];
 
 fn find(n: &str, kinds: &[fn(&Names) -> &'static [&'static str]]) -> Option<&'static str> {
@@ -97,6 +98,7 @@ pub fn constructible(t: &RType) -> bool {
                 | Ty::Static
                 | Ty::Bytes
                 | Ty::IpAddress
+                | Ty::X509
         ) && t.ty != Ty::XElement
 }
 

@@ -107,6 +107,9 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
     let Value::Obj(o) = v else {
         return exception("MissingMemberException", name.to_string());
     };
+    if let Obj::X509(c) = &**o {
+        return super::x509::member(c, name);
+    }
     let missing = || {
         exception(
             "MissingMemberException",
@@ -263,6 +266,9 @@ pub fn call(
     let Value::Obj(o) = v else {
         return exception("MissingMethodException", name.to_string());
     };
+    if let Obj::X509(c) = &**o {
+        return super::x509::call(c, name);
+    }
     let s = |i: usize| args.get(i).map(Value::to_display).unwrap_or_default();
     Ok(match (&**o, name) {
         (Obj::Url(u), "ToString") => Value::string(u.to_url_string()),
@@ -516,6 +522,17 @@ pub fn construct(
             ty: ty.name.clone(),
             message: s(0),
         }),
+        // `new X509Certificate2(byte[])`: DER or PEM. (The string constructor takes a file
+        // name in .NET; policies have no files.)
+        Ty::X509 => match args.first() {
+            Some(Value::Bytes(b)) => Value::obj(Obj::X509(super::x509::parse(b)?)),
+            _ => {
+                return exception(
+                    "ArgumentException",
+                    "new X509Certificate2(byte[]) takes the certificate's bytes",
+                )
+            }
+        },
         Ty::IpAddress => Value::obj(Obj::IpAddress(match args.first() {
             Some(Value::Bytes(b)) if b.len() == 4 => {
                 std::net::IpAddr::from([b[0], b[1], b[2], b[3]])
