@@ -59,6 +59,35 @@ impl ExecCtx<'_> {
             Section::Outbound | Section::OnError => &mut *self.resp_headers,
         }
     }
+
+    /// Whether this section works on the request (inbound, backend) or the response.
+    pub fn on_request_side(&self) -> bool {
+        matches!(self.section, Section::Inbound | Section::Backend)
+    }
+
+    /// The body this section works on, as a policy replaced it or as it was received.
+    pub fn section_body(&self) -> Option<bytes::Bytes> {
+        if self.on_request_side() {
+            self.req
+                .body
+                .clone()
+                .or_else(|| self.req.original_body.clone())
+        } else {
+            self.resp
+                .body
+                .clone()
+                .or_else(|| self.resp.original_body.clone())
+        }
+    }
+
+    /// Replace the body this section works on.
+    pub fn set_section_body(&mut self, body: bytes::Bytes) {
+        if self.on_request_side() {
+            self.req.body = Some(body);
+        } else {
+            self.resp.body = Some(body);
+        }
+    }
 }
 
 /// How a section ended.

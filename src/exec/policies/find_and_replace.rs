@@ -62,23 +62,12 @@ fn run(from: &Val<String>, to: &Val<String>, cx: &mut ExecCtx) -> Result<(), Ste
             "find-and-replace `from` evaluated to an empty string",
         ));
     }
-    let (current, target) = match cx.section {
-        Section::Inbound | Section::Backend => (
-            cx.req.body.clone().or_else(|| cx.req.original_body.clone()),
-            &mut cx.req.body,
-        ),
-        Section::Outbound | Section::OnError => (
-            cx.resp
-                .body
-                .clone()
-                .or_else(|| cx.resp.original_body.clone()),
-            &mut cx.resp.body,
-        ),
+    let Some(body) = cx.section_body() else {
+        return Ok(());
     };
-    let Some(body) = current else { return Ok(()) };
     let text = String::from_utf8_lossy(&body);
     if text.contains(&from) {
-        *target = Some(Bytes::from(text.replace(&from, &to)));
+        cx.set_section_body(Bytes::from(text.replace(&from, &to)));
     }
     Ok(())
 }

@@ -114,13 +114,7 @@ impl RunsNow for JsonToXml {
         if consider_accept && !accepts_xml(cx) {
             return Ok(Step::Next);
         }
-        let request = matches!(cx.section, Section::Inbound | Section::Backend);
-        let headers: &(dyn crate::exec::HeaderStore + Send) = if request {
-            &*cx.req_headers
-        } else {
-            &*cx.resp_headers
-        };
-        let json_body = headers.get_all(&CONTENT_TYPE).iter().any(|v| {
+        let json_body = cx.section_headers().get_all(&CONTENT_TYPE).iter().any(|v| {
             v.to_str()
                 .unwrap_or("")
                 .to_ascii_lowercase()
@@ -129,26 +123,15 @@ impl RunsNow for JsonToXml {
         if apply == "content-type-json" && !json_body {
             return Ok(Step::Next);
         }
-        let body = if request {
-            cx.req.body.clone().or_else(|| cx.req.original_body.clone())
-        } else {
-            cx.resp
-                .body
-                .clone()
-                .or_else(|| cx.resp.original_body.clone())
-        }
-        .unwrap_or_default();
+        let body = cx.section_body().unwrap_or_default();
         let xml = convert(&body, &names)
             .map_err(|e| StepError::new(ErrorKind::Internal, format!("json-to-xml: {e}")))?;
         let out = Bytes::from(xml);
-        let ct = [HeaderValue::from_static("application/xml")];
-        if request {
-            cx.req.body = Some(out);
-            cx.req_headers.set(&CONTENT_TYPE, &ct);
-        } else {
-            cx.resp.body = Some(out);
-            cx.resp_headers.set(&CONTENT_TYPE, &ct);
-        }
+        cx.set_section_body(out);
+        cx.section_headers().set(
+            &CONTENT_TYPE,
+            &[HeaderValue::from_static("application/xml")],
+        );
         Ok(Step::Next)
     }
 }

@@ -49,22 +49,12 @@ impl RunsNow for RedirectContentUrls {
             )
         };
         let backend = cx.req.target.base.to_string();
-        let (from, to, body) = match cx.section {
-            Section::Inbound | Section::Backend => (
-                gateway,
-                backend,
-                cx.req.body.clone().or_else(|| cx.req.original_body.clone()),
-            ),
-            Section::Outbound | Section::OnError => (
-                backend,
-                gateway,
-                cx.resp
-                    .body
-                    .clone()
-                    .or_else(|| cx.resp.original_body.clone()),
-            ),
+        let (from, to) = if cx.on_request_side() {
+            (gateway, backend)
+        } else {
+            (backend, gateway)
         };
-        let Some(body) = body else {
+        let Some(body) = cx.section_body() else {
             return Ok(Step::Next);
         };
         if from.is_empty() || from == to {
@@ -74,11 +64,7 @@ impl RunsNow for RedirectContentUrls {
         if !text.contains(&from) {
             return Ok(Step::Next);
         }
-        let out = Some(Bytes::from(text.replace(&from, &to)));
-        match cx.section {
-            Section::Inbound | Section::Backend => cx.req.body = out,
-            Section::Outbound | Section::OnError => cx.resp.body = out,
-        }
+        cx.set_section_body(Bytes::from(text.replace(&from, &to)));
         Ok(Step::Next)
     }
 }

@@ -110,24 +110,10 @@ impl RunsNow for XmlToJson {
         if consider_accept && !accepts_json(cx) {
             return Ok(Step::Next);
         }
-        let request = matches!(cx.section, Section::Inbound | Section::Backend);
-        let headers: &(dyn crate::exec::HeaderStore + Send) = if request {
-            &*cx.req_headers
-        } else {
-            &*cx.resp_headers
-        };
-        if apply == "content-type-xml" && !is_xml(headers) {
+        if apply == "content-type-xml" && !is_xml(cx.section_headers()) {
             return Ok(Step::Next);
         }
-        let body = if request {
-            cx.req.body.clone().or_else(|| cx.req.original_body.clone())
-        } else {
-            cx.resp
-                .body
-                .clone()
-                .or_else(|| cx.resp.original_body.clone())
-        }
-        .unwrap_or_default();
+        let body = cx.section_body().unwrap_or_default();
         let style = Style {
             friendly: kind == "javascript-friendly",
             always_array,
@@ -135,14 +121,11 @@ impl RunsNow for XmlToJson {
         let json = convert(&body, style)
             .map_err(|e| StepError::new(ErrorKind::Internal, format!("xml-to-json: {e}")))?;
         let out = Bytes::from(serde_json::to_string(&json).unwrap_or_default());
-        let ct = [HeaderValue::from_static("application/json")];
-        if request {
-            cx.req.body = Some(out);
-            cx.req_headers.set(&CONTENT_TYPE, &ct);
-        } else {
-            cx.resp.body = Some(out);
-            cx.resp_headers.set(&CONTENT_TYPE, &ct);
-        }
+        cx.set_section_body(out);
+        cx.section_headers().set(
+            &CONTENT_TYPE,
+            &[HeaderValue::from_static("application/json")],
+        );
         Ok(Step::Next)
     }
 }
