@@ -59,6 +59,15 @@ pub fn binary(op: BinOp, l: &Value, r: &Value) -> EResult<Value> {
         _ => {}
     }
     if op == BinOp::Add {
+        // `ns + "local"`: an XName in that namespace.
+        if let (Obj(o), Str(local)) = (l, r) {
+            if let value::Obj::XNamespace(ns) = &**o {
+                return Ok(Value::obj(value::Obj::XName {
+                    ns: ns.clone(),
+                    local: local.to_string(),
+                }));
+            }
+        }
         if let (Str(_), _) | (_, Str(_)) = (l, r) {
             let mut s = String::new();
             s.push_str(&l.to_display());

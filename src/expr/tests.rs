@@ -794,3 +794,63 @@ fn x509_certificates_from_bytes() {
     let e = fails(r#"@(new X509Certificate2(new byte[] { 1, 2, 3 }).Subject)"#);
     assert!(e.contains("CryptographicException"), "{e}");
 }
+
+#[test]
+fn xml_namespaces_and_names() {
+    let soap = r#"XElement.Parse("<s:Envelope xmlns:s='http://schemas.xmlsoap.org/soap/envelope/'><s:Body><GetOrder xmlns='urn:orders'><Id>7</Id></GetOrder></s:Body></s:Envelope>")"#;
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!(
+                r#"@{{ XNamespace s = "http://schemas.xmlsoap.org/soap/envelope/"; XNamespace o = "urn:orders"; var e = {soap}; return e.Element(s + "Body").Element(o + "GetOrder").Element(o + "Id").Value; }}"#
+            ),
+            "7",
+        ),
+        // A namespaced name does not match an element in another namespace.
+        (
+            format!(
+                r#"@{{ XNamespace o = "urn:other"; return {soap}.Element(o + "Body") == null; }}"#
+            ),
+            "True",
+        ),
+        // A plain name still matches by local name (lenient).
+        (
+            format!(r#"@({soap}.Element("Body").Name.LocalName)"#),
+            "Body",
+        ),
+        (
+            format!(r#"@({soap}.Name.NamespaceName)"#),
+            "http://schemas.xmlsoap.org/soap/envelope/",
+        ),
+        (
+            format!(r#"@({soap}.Name.ToString())"#),
+            "{http://schemas.xmlsoap.org/soap/envelope/}Envelope",
+        ),
+        (
+            format!(
+                r#"@({soap}.Name.Namespace == XNamespace.Get("http://schemas.xmlsoap.org/soap/envelope/"))"#
+            ),
+            "True",
+        ),
+        (
+            format!(r#"@({soap}.Name == "{{http://schemas.xmlsoap.org/soap/envelope/}}Envelope")"#),
+            "True",
+        ),
+        (
+            r#"@(XElement.Parse("<a/>").Name == "a")"#.to_string(),
+            "True",
+        ),
+        (
+            r#"@{ XNamespace n = "urn:x"; return n.GetName("b").ToString(); }"#.to_string(),
+            "{urn:x}b",
+        ),
+        (r#"@(XName.Get("b", "urn:x").LocalName)"#.to_string(), "b"),
+    ];
+    let mut failed = Vec::new();
+    for (src, want) in &cases {
+        match run_in(&mut env(), src) {
+            Ok(v) if v == *want => {}
+            other => failed.push(format!("{src}: {other:?}")),
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

@@ -44,6 +44,9 @@ pub enum Ty {
     StringBuilder,
     IpAddress,
     X509,
+    /// `XNamespace` / `XName` (LINQ to XML names).
+    XNamespace,
+    XName,
     Exception,
     Enum,
     /// Types only used for static members (`Math`, `Convert`, `Encoding`, ...).
@@ -131,6 +134,8 @@ const TYPES: &[(&str, Ty)] = &[
     ("StringBuilder", Ty::StringBuilder),
     ("IPAddress", Ty::IpAddress),
     ("X509Certificate2", Ty::X509),
+    ("XNamespace", Ty::XNamespace),
+    ("XName", Ty::XName),
     ("Exception", Ty::Exception),
     ("Math", Ty::Static),
     ("Convert", Ty::Static),
@@ -221,6 +226,8 @@ impl Ty {
             Ty::StringBuilder => "StringBuilder",
             Ty::IpAddress => "IPAddress",
             Ty::X509 => "X509Certificate2",
+            Ty::XNamespace => "XNamespace",
+            Ty::XName => "XName",
             Ty::Exception => "Exception",
             Ty::Enum => "enum",
             Ty::Static => "static",

@@ -182,6 +182,13 @@ pub enum Obj {
     IpAddress(std::net::IpAddr),
     /// An `X509Certificate2`.
     X509(openssl::x509::X509),
+    /// An `XNamespace`: its URI. `ns + "local"` is the expanded name `{uri}local`.
+    XNamespace(String),
+    /// An `XName`: namespace URI (empty: none) and local name.
+    XName {
+        ns: String,
+        local: String,
+    },
     Exception {
         ty: String,
         message: String,
@@ -289,6 +296,8 @@ impl Value {
                 Obj::StringBuilder(_) => "StringBuilder",
                 Obj::IpAddress(_) => "IPAddress",
                 Obj::X509(_) => "X509Certificate2",
+                Obj::XNamespace(_) => "XNamespace",
+                Obj::XName { .. } => "XName",
                 Obj::Exception { .. } => "Exception",
                 Obj::Random(_) => "Random",
                 Obj::Hasher { .. } => "HashAlgorithm",
@@ -366,6 +375,9 @@ impl Value {
                 Obj::StringBuilder(s) => s.lock().clone(),
                 Obj::IpAddress(a) => a.to_string(),
                 Obj::X509(c) => super::builtins::x509_subject(c),
+                Obj::XNamespace(uri) => uri.clone(),
+                Obj::XName { ns, local } if ns.is_empty() => local.clone(),
+                Obj::XName { ns, local } => format!("{{{ns}}}{local}"),
                 Obj::Exception { ty, message } => format!("{ty}: {message}"),
                 Obj::Xml(n) => {
                     let mut s = String::new();
@@ -640,8 +652,25 @@ pub fn equals(a: &Value, b: &Value) -> bool {
                 p == q
             }
             (crate::expr::value::Obj::Uri(p), crate::expr::value::Obj::Uri(q)) => p == q,
+            (
+                crate::expr::value::Obj::XName { .. } | crate::expr::value::Obj::XNamespace(_),
+                crate::expr::value::Obj::XName { .. } | crate::expr::value::Obj::XNamespace(_),
+            ) => {
+                a.to_display() == b.to_display()
+                    && std::mem::discriminant(&**x) == std::mem::discriminant(&**y)
+            }
             _ => Arc::ptr_eq(x, y),
         },
+        // XName == "{uri}local" / "local", XNamespace == "uri": the implicit conversions.
+        (Obj(x), Str(s)) | (Str(s), Obj(x))
+            if matches!(
+                &**x,
+                crate::expr::value::Obj::XName { .. } | crate::expr::value::Obj::XNamespace(_)
+            ) =>
+        {
+            let o = if matches!(a, Obj(_)) { a } else { b };
+            o.to_display() == **s
+        }
         (Ctx(x), Ctx(y)) => x == y,
         (Pair(x), Pair(y)) => equals(&x.0, &y.0) && equals(&x.1, &y.1),
         _ => false,

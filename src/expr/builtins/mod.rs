@@ -216,6 +216,9 @@ pub fn is_type(v: &Value, t: &RType) -> bool {
                 | (Ty::IpAddress, Obj::IpAddress(_))
                 | (Ty::Exception, Obj::Exception { .. })
                 | (Ty::XElement | Ty::XDocument, Obj::Xml(_))
+                | (Ty::X509, Obj::X509(_))
+                | (Ty::XNamespace, Obj::XNamespace(_))
+                | (Ty::XName, Obj::XName { .. })
         ),
         (Ty::IResponse | Ty::IRequest, Value::Ctx(value::Ctx::Response | value::Ctx::Request)) => {
             true
@@ -258,6 +261,15 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
         )
     };
     Ok(match t.ty {
+        // The implicit conversions from a string: `XNamespace ns = "urn:x"`, `XName n = "{urn:x}a"`.
+        Ty::XNamespace => match &v {
+            Value::Str(s) => Value::obj(Obj::XNamespace(s.to_string())),
+            _ => return fail(&v),
+        },
+        Ty::XName => match &v {
+            Value::Str(s) => Value::obj(xml::xname(s)),
+            _ => return fail(&v),
+        },
         Ty::String => match &v {
             Value::Char(c) => Value::string(c.to_string()),
             Value::Long(_) | Value::Int(_) | Value::Double(_) | Value::Bool(_) => {
@@ -365,6 +377,9 @@ pub fn cast(m: &mut Machine, v: Value, t: &RType) -> EResult<Value> {
 }
 
 pub fn static_get(m: &mut Machine, ty: &RType, name: &str) -> EResult<Value> {
+    if ty.ty == Ty::XNamespace {
+        return xml::namespace_static_get(name);
+    }
     if ty.ty == Ty::Enum {
         return convert::enum_value(&ty.name, name)
             .map(Value::Enum)
@@ -683,6 +698,7 @@ pub fn call_static(
     outs: &mut Vec<Value>,
 ) -> EResult<Value> {
     match ty.ty {
+        Ty::XNamespace | Ty::XName => xml::name_static(ty.ty == Ty::XName, name, args),
         Ty::String => string::call_static(m, name, args, named_args),
         Ty::JObject | Ty::JArray | Ty::JToken | Ty::JValue => {
             json::call_static(m, ty, name, targs, args)

@@ -110,6 +110,9 @@ pub fn member(m: &mut Machine, v: &Value, name: &str) -> EResult<Value> {
     if let Obj::X509(c) = &**o {
         return super::x509::member(c, name);
     }
+    if let Obj::XName { .. } | Obj::XNamespace(_) = &**o {
+        return super::xml::name_member(o, name);
+    }
     let missing = || {
         exception(
             "MissingMemberException",
@@ -268,6 +271,9 @@ pub fn call(
     };
     if let Obj::X509(c) = &**o {
         return super::x509::call(c, name);
+    }
+    if let Obj::XName { .. } | Obj::XNamespace(_) = &**o {
+        return super::xml::name_call(o, name, args);
     }
     let s = |i: usize| args.get(i).map(Value::to_display).unwrap_or_default();
     Ok(match (&**o, name) {

@@ -37,11 +37,26 @@ impl Binder {
                         message: m.0,
                     })?;
                 }
+                // `XNamespace ns = "urn:x"`: the implicit conversion from a string.
+                let convert = match ty {
+                    Some(t) => self
+                        .rtype(t)
+                        .ok()
+                        .filter(|r| matches!(r.ty, types::Ty::XNamespace | types::Ty::XName)),
+                    None => None,
+                };
                 let mut out = Vec::new();
                 for (name, init) in decls {
                     let value = match init {
                         Some(e) => self.expr(e)?,
                         None => Node::Default(None),
+                    };
+                    let value = match &convert {
+                        Some(t) if init.is_some() => Node::Cast {
+                            ty: t.clone(),
+                            expr: Box::new(value),
+                        },
+                        _ => value,
                     };
                     let slot = self.declare(name, s.at)?;
                     out.push(Stmt::Let(slot, value));
