@@ -482,3 +482,40 @@ fn emit_metric_is_a_prometheus_counter_with_its_dimensions() {
     let bad = inbound_doc(r#"<emit-metric name="x"><dimension name="Client IP" /></emit-metric>"#);
     assert_eq!(codes(&bad), ["E:P012"]);
 }
+
+#[test]
+fn an_api_defined_by_its_openapi_file_serves() {
+    let o = Origin::echo();
+    let spec = "openapi: 3.0.1\ninfo: {title: Orders, version: '1'}\npaths:\n  /orders/{id}:\n    get:\n      operationId: getOrder\n      summary: One order\n    delete: {}\n";
+    let yaml = format!(
+        "apis:\n  - id: orders\n    path: orders\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    openapi: orders.yaml\n",
+        o.port
+    );
+    // An operation-level policy names an operation the definition declares.
+    let doc = inbound_doc(
+        r#"<set-header name="X-Op" exists-action="override"><value>@(context.Operation.Id)</value></set-header>"#,
+    );
+    let gw = Gatehouse::start_with(
+        &yaml,
+        &[("apis/orders/getOrder.xml", &doc)],
+        &[("orders.yaml", spec)],
+    );
+    let r = gw.get("/orders/orders/7", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(seen["path"], "/orders/7");
+    assert_eq!(seen["headers"]["x-op"], "getOrder");
+    assert_eq!(gw.send("DELETE", "/orders/orders/7", &[], b"").status, 200);
+    // Not in the definition: no operation.
+    assert_eq!(gw.send("POST", "/orders/orders/7", &[], b"").status, 404);
+
+    // A definition that does not load is reported with its position, and nothing starts.
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\napis:\n  - id: x\n    path: x\n    service_url: http://127.0.0.1:1\n    openapi: bad.yaml\n",
+    );
+    dir.write("bad.yaml", "openapi: 3.0.0\npaths: [\n");
+    let t = check_fails(&dir.0);
+    assert!(t.contains("bad.yaml:") && t.contains("C058"), "{t}");
+}

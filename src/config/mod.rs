@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod model;
+pub mod openapi;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -233,8 +234,12 @@ pub fn load_text(path: &Path, text: String) -> Result<LoadedConfig, Diagnostics>
     let file: Arc<str> = Arc::from(path.display().to_string());
     let mut diags = Diagnostics::new();
     match serde_yaml::from_str::<RawConfig>(&text) {
-        Ok(raw) => {
+        Ok(mut raw) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            openapi::import(&mut raw.apis, &dir, &mut diags);
+            if diags.has_errors() {
+                return Err(diags);
+            }
             Ok(LoadedConfig {
                 located: Default::default(),
                 raw,

@@ -622,6 +622,10 @@ pub struct ApiSpec {
     pub strip_subscription_key: bool,
     #[serde(default)]
     pub operations: Vec<OperationSpec>,
+    /// An OpenAPI 3.0 / 3.1 or Swagger 2.0 definition (YAML or JSON, relative to this file)
+    /// whose paths become operations (`config::openapi`).
+    #[serde(default)]
+    pub openapi: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
