@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let file: Arc<str> = Arc::from("fuzz.xml");
     if let Ok(root) = gatehouse::policy::xml::parse(&file, s) {
         let named = ahash::AHashMap::new();
-        let env = gatehouse::policy::parse::Env { named: &named, scope: gatehouse::policy::Scope::Api };
+        let env = gatehouse::policy::reader::Env { named: &named, scope: gatehouse::policy::Scope::Api };
         let mut d = gatehouse::diag::Diagnostics::new();
-        let _ = gatehouse::policy::parse::parse_document(&root, &env, &mut d);
-        let _ = gatehouse::policy::parse::parse_fragment(&root, &env, &mut d);
+        let _ = gatehouse::exec::policies::parse_document(&root, &env, &mut d);
+        let _ = gatehouse::exec::policies::parse_fragment(&root, &env, &mut d);
     }
 });
