@@ -519,3 +519,17 @@ fn an_api_defined_by_its_openapi_file_serves() {
     let t = check_fails(&dir.0);
     assert!(t.contains("bad.yaml:") && t.contains("C058"), "{t}");
 }
+
+#[test]
+fn find_and_replace_keeps_the_bytes_of_a_body_that_is_not_utf8() {
+    let o = Origin::echo();
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let doc = inbound_doc(r#"<find-and-replace from="OLD" to="new!" />"#);
+    let ops = [("any", "POST", "/{*rest}", doc.as_str())];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    // 0xFF and 0x80 are not UTF-8: a text round trip would turn each into 3 bytes.
+    let body = b"\xff\x80OLD\xfe";
+    let r = gw.send("POST", "/a/x", &[], body);
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(seen["body_len"], 7, "{seen}");
+}

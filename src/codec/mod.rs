@@ -1,6 +1,7 @@
 //! Leaf codecs shared by every layer: the canonical request path, query strings and URL
-//! components, XML entities, JSON Web Keys.
+//! components, XML entities, JSON Web Keys, byte-level replacement in bodies.
 
+pub mod bytes;
 pub mod entities;
 pub mod jwk;
 pub mod path;

@@ -65,9 +65,9 @@ fn run(from: &Val<String>, to: &Val<String>, cx: &mut ExecCtx) -> Result<(), Ste
     let Some(body) = cx.section_body() else {
         return Ok(());
     };
-    let text = String::from_utf8_lossy(&body);
-    if text.contains(&from) {
-        cx.set_section_body(Bytes::from(text.replace(&from, &to)));
+    // Byte-level: a body that is not UTF-8 keeps its other bytes.
+    if let Some(out) = crate::codec::bytes::replace_all(&body, from.as_bytes(), to.as_bytes()) {
+        cx.set_section_body(Bytes::from(out));
     }
     Ok(())
 }

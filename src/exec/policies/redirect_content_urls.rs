@@ -60,11 +60,9 @@ impl RunsNow for RedirectContentUrls {
         if from.is_empty() || from == to {
             return Ok(Step::Next);
         }
-        let text = String::from_utf8_lossy(&body);
-        if !text.contains(&from) {
-            return Ok(Step::Next);
+        if let Some(out) = crate::codec::bytes::replace_all(&body, from.as_bytes(), to.as_bytes()) {
+            cx.set_section_body(Bytes::from(out));
         }
-        cx.set_section_body(Bytes::from(text.replace(&from, &to)));
         Ok(Step::Next)
     }
 }
