@@ -177,6 +177,19 @@ pub fn template_parts(s: &str) -> Result<Vec<TemplatePart>, Invalid> {
     Ok(parts)
 }
 
+/// P014: `child` is not allowed in `<parent>`; `expected` names what is (empty: nothing said).
+pub fn not_allowed(diags: &mut Diagnostics, child: &Element, parent: &str, expected: &str) {
+    let message = if expected.is_empty() {
+        format!("<{}> is not allowed in <{parent}>", child.name)
+    } else {
+        format!(
+            "<{}> is not allowed in <{parent}>; expected {expected}",
+            child.name
+        )
+    };
+    diags.error("P014", child.span.clone(), message);
+}
+
 /// Reads the attributes and text of one element, substituting named values, and reports
 /// any attribute it was not asked for as unknown.
 pub struct Reader<'e, 'a, 'd> {
@@ -339,14 +352,7 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
             if c.name == item {
                 out.push(c);
             } else {
-                self.diags.error(
-                    "P014",
-                    c.span.clone(),
-                    format!(
-                        "<{}> is not allowed in <{}>; expected <{item}>",
-                        c.name, self.el.name
-                    ),
-                );
+                not_allowed(self.diags, c, &self.el.name, &format!("<{item}>"));
             }
         }
         out

@@ -200,12 +200,8 @@ fn read_ip_filter(r: &mut Reader) -> Option<IpFilter> {
                     ranges.push((f, t));
                 }
             }
-            other => {
-                cr.diags.error(
-                    "P014",
-                    child.span.clone(),
-                    format!("<{other}> is not allowed in <ip-filter>; expected <address> or <address-range>"),
-                );
+            _ => {
+                not_allowed(cr.diags, child, "ip-filter", "<address> or <address-range>");
                 continue;
             }
         }

@@ -142,8 +142,13 @@ fn read_lookup(r: &mut Reader) -> Option<CacheLookup> {
                         .collect::<Vec<_>>()
                 }))
             }
-            other => {
-                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <cache-lookup>; expected vary-by-header or vary-by-query-parameter"));
+            _ => {
+                not_allowed(
+                    cr.diags,
+                    child,
+                    "cache-lookup",
+                    "vary-by-header or vary-by-query-parameter",
+                );
                 continue;
             }
         }

@@ -73,12 +73,8 @@ fn parse_choose(r: &mut Reader) -> Choose {
                     format!("<{}> cannot follow <otherwise> in <choose>", child.name),
                 );
             }
-            other => {
-                cr.diags.error(
-                    "P014",
-                    child.span.clone(),
-                    format!("<{other}> is not allowed in <choose>; expected <when> or <otherwise>"),
-                );
+            _ => {
+                not_allowed(cr.diags, child, "choose", "<when> or <otherwise>");
                 continue;
             }
         }

@@ -68,12 +68,8 @@ fn read(r: &mut Reader) -> Option<Cors> {
             }
             "allowed-headers" => ("header", 2),
             "expose-headers" => ("header", 3),
-            other => {
-                cr.diags.error(
-                    "P014",
-                    child.span.clone(),
-                    format!("<{other}> is not allowed in <cors>"),
-                );
+            _ => {
+                not_allowed(cr.diags, child, "cors", "");
                 continue;
             }
         };

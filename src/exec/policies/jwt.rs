@@ -294,12 +294,8 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> ValidateJwt {
                 );
                 continue;
             }
-            other => {
-                cr.diags.error(
-                    "P014",
-                    child.span.clone(),
-                    format!("<{other}> is not allowed in <{}>", r.el.name),
-                );
+            _ => {
+                not_allowed(cr.diags, child, &r.el.name, "");
                 continue;
             }
         }

@@ -42,14 +42,11 @@ pub(super) fn parse_limit_outputs(r: &mut Reader) -> LimitOutputs {
 /// `<api name|id calls renewal-period><operation .../></api>` children of rate-limit / quota.
 pub(super) fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimit> {
     let mut out = Vec::new();
+    let parent = r.el.name.clone();
     for api in r.children() {
         let mut ar = r.child(api);
         if api.name != "api" {
-            ar.diags.error(
-                "P014",
-                api.span.clone(),
-                format!("<{}> is not allowed here; expected <api>", api.name),
-            );
+            not_allowed(ar.diags, api, &parent, "<api>");
             continue;
         }
         let limit = |rr: &mut Reader| -> (String, u64, u64, u64) {
@@ -81,14 +78,7 @@ pub(super) fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimi
         for op in ar.children() {
             let mut or = ar.child(op);
             if op.name != "operation" {
-                or.diags.error(
-                    "P014",
-                    op.span.clone(),
-                    format!(
-                        "<{}> is not allowed in <api>; expected <operation>",
-                        op.name
-                    ),
-                );
+                not_allowed(or.diags, op, "api", "<operation>");
                 continue;
             }
             let (op_id, calls, bw, period) = limit(&mut or);

@@ -19,8 +19,8 @@ use crate::policy::{Scope, Section};
 // The prelude the policy modules share (`use super::*`).
 use crate::diag::Invalid;
 use crate::policy::reader::{
-    parse_action, parse_bool, parse_header_name, parse_header_value, parse_method, parse_period,
-    parse_start, parse_status, parse_u64, parse_uri_template, substitute,
+    not_allowed, parse_action, parse_bool, parse_header_name, parse_header_value, parse_method,
+    parse_period, parse_start, parse_status, parse_u64, parse_uri_template, substitute,
 };
 use crate::policy::{visit_val, ExistsAction, TemplatePart, UriTemplate, Val};
 use http::{HeaderName, HeaderValue, Method};

@@ -68,8 +68,13 @@ fn parse_return_response(r: &mut Reader) -> ReturnResponse {
                     format!("<{}> may appear only once in <return-response>", child.name),
                 );
             }
-            other => {
-                cr.diags.error("P014", child.span.clone(), format!("<{other}> is not allowed in <return-response>; expected set-status, set-header or set-body"));
+            _ => {
+                not_allowed(
+                    cr.diags,
+                    child,
+                    "return-response",
+                    "set-status, set-header or set-body",
+                );
                 continue;
             }
         }

@@ -152,12 +152,8 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                 );
                 continue;
             }
-            other => {
-                cr.diags.error(
-                    "P014",
-                    child.span.clone(),
-                    format!("<{other}> is not allowed in <{}>", r.el.name),
-                );
+            _ => {
+                not_allowed(cr.diags, child, &r.el.name, "");
                 continue;
             }
         }

@@ -93,14 +93,8 @@ fn parse_trace(r: &mut Reader) -> Trace {
                     .unwrap_or(Val::Lit(String::new()));
                 metadata.push((name, value));
             }
-            other => {
-                cr.diags.error(
-                    "P014",
-                    child.span.clone(),
-                    format!(
-                        "<{other}> is not allowed in <trace>; expected <message> or <metadata>"
-                    ),
-                );
+            _ => {
+                not_allowed(cr.diags, child, "trace", "<message> or <metadata>");
                 continue;
             }
         }
