@@ -533,3 +533,23 @@ fn find_and_replace_keeps_the_bytes_of_a_body_that_is_not_utf8() {
     let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
     assert_eq!(seen["body_len"], 7, "{seen}");
 }
+
+#[test]
+fn a_failure_in_a_choose_inside_wait_is_placed_among_same_named_siblings() {
+    let o = Origin::echo();
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let inbound = format!(
+        r#"<wait for="all">
+            <send-request mode="new" response-variable-name="r"><set-url>{service}/side</set-url></send-request>
+            <choose><when condition="@(true)"><set-variable name="x" value="@(int.Parse("nope"))" /></when></choose>
+        </wait>"#
+    );
+    let on_error = r#"<return-response><set-status code="500" /><set-body>@(context.LastError.Path)</set-body></return-response>"#;
+    let doc = sections(&inbound, "", "", on_error);
+    let ops = [("any", "GET", "/{*rest}", doc.as_str())];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    let r = gw.get("/a/x", &[]);
+    // The choose is the first choose of the wait (it was named choose[2]: its position among
+    // all children).
+    assert_eq!(r.text(), "wait[1]/choose[1]/when[1]/set-variable[1]");
+}

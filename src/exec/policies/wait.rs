@@ -196,8 +196,10 @@ where
                     caching: *caching,
                 }),
                 StmtKind::Choose(c) => {
-                    let path = format!("{inner}choose[{}]", i + 1);
-                    if let Some((branch, _)) = choose::select(c, cx, &path)? {
+                    // Position among the same-named siblings, as everywhere else.
+                    let n = body[..=i].iter().filter(|s| s.element == "choose").count();
+                    let path = format!("{inner}choose[{n}]");
+                    if let Some((branch, prefix)) = choose::select(c, cx, &path)? {
                         let concurrent = branch.iter().all(|s| {
                             matches!(
                                 s.kind,
@@ -209,7 +211,7 @@ where
                                 return Ok(Some(f));
                             }
                         } else {
-                            match run_nested(branch, cx, format!("{path}/")).await {
+                            match run_nested(branch, cx, prefix).await {
                                 Flow::Continue => {}
                                 other => return Ok(Some(other)),
                             }
