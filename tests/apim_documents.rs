@@ -553,3 +553,37 @@ fn a_failure_in_a_choose_inside_wait_is_placed_among_same_named_siblings() {
     // all children).
     assert_eq!(r.text(), "wait[1]/choose[1]/when[1]/set-variable[1]");
 }
+
+#[test]
+fn the_proxy_policy_sends_the_backend_call_through_a_forward_proxy() {
+    // The "proxy" is a loopback origin that records the absolute-form request it receives.
+    let proxy = Origin::start(|r| {
+        Reply::Full(Response::new(
+            200,
+            format!(
+                "proxied {} auth={}",
+                r.target,
+                r.header("proxy-authorization").unwrap_or("-")
+            ),
+        ))
+    });
+    // The backend host does not resolve here: only the proxy is connected to.
+    let service = "http://orders.invalid:9999/api";
+    let doc = inbound_doc(&format!(
+        r#"<proxy url="http://127.0.0.1:{}" username="gw" password="@("se" + "cret")" />"#,
+        proxy.port
+    ));
+    let ops = [("any", "GET", "/{*rest}", doc.as_str())];
+    let gw = start_operations("", "a", service, OPEN, &ops);
+    let r = gw.get("/a/list?x=1", &[]);
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            "proxied http://orders.invalid:9999/api/list?x=1 auth=Basic Z3c6c2VjcmV0".to_string()
+        )
+    );
+    // A URL that is not http:// is a load error.
+    let bad = inbound_doc(r#"<proxy url="https://proxy:8443" />"#);
+    assert_eq!(codes(&bad), ["E:P012"]);
+}

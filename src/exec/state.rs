@@ -96,6 +96,8 @@ pub struct ReqState {
     pub preflight: bool,
     /// A client certificate for the backend call (`authentication-certificate`).
     pub client_cert: Option<crate::upstream::ClientCert>,
+    /// An HTTP forward proxy set by the `proxy` policy (over the backend's own).
+    pub proxy: Option<std::sync::Arc<crate::net::proxy::ForwardProxy>>,
 }
 
 /// An increment applied after the response (in the logging phase).
@@ -187,6 +189,7 @@ impl ReqState {
             forwarded: 0,
             backend_time: None,
             client_cert: None,
+            proxy: None,
             preflight: false,
         }
     }

@@ -63,7 +63,7 @@ pub async fn make_peer(
 ) -> Result<HttpPeer> {
     let base = &req.target.base;
     let backend = pick.map(|p| &gw.backends[p.backend]);
-    let addr = match backend.and_then(|b| b.proxy.as_ref()) {
+    let addr = match forward_proxy(req, backend) {
         Some(proxy) => proxy.resolve().await,
         None => match tokio::net::lookup_host((base.host_bare(), base.port)).await {
             Ok(mut it) => it.next(),
@@ -79,7 +79,7 @@ pub async fn make_peer(
     let sni = backend.map_or_else(|| base.host_bare().to_string(), |b| b.sni.clone());
     let mut peer = HttpPeer::new(addr, base.tls, sni);
     let connect = backend.map_or(DEFAULT_CONNECT_TIMEOUT, |b| b.connect_timeout);
-    if let Some(proxy) = backend.and_then(|b| b.proxy.as_ref()).filter(|_| base.tls) {
+    if let Some(proxy) = forward_proxy(req, backend).filter(|_| base.tls) {
         let t = connect.min(timeout);
         crate::upstream::tunnel::Tunnel::apply(proxy, &mut peer, base.host_bare(), base.port, t);
     }
@@ -140,10 +140,7 @@ pub fn shape(
         }
     }
     // Plain HTTP through a forward proxy: absolute-form request target (HTTPS tunnels).
-    match backend
-        .and_then(|b| b.proxy.as_ref())
-        .filter(|_| !req.target.base.tls)
-    {
+    match forward_proxy(req, backend).filter(|_| !req.target.base.tls) {
         Some(proxy) => crate::upstream::absolute_form(proxy, up, &req.target.base.authority, &pq)?,
         None => match http::Uri::try_from(pq.as_str()) {
             Ok(uri) => up.set_uri(uri),
@@ -334,4 +331,14 @@ pub async fn exchange(
         .release_http_session(s, peer, peer.options.idle_timeout)
         .await;
     Ok((head, buf.freeze(), elapsed))
+}
+
+/// The HTTP forward proxy for this call: the `proxy` policy's, else the backend's.
+fn forward_proxy<'a>(
+    req: &'a exec::ReqState,
+    backend: Option<&'a crate::upstream::Backend>,
+) -> Option<&'a crate::net::proxy::ForwardProxy> {
+    req.proxy
+        .as_deref()
+        .or_else(|| backend.and_then(|b| b.proxy.as_ref()))
 }

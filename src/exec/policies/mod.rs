@@ -43,6 +43,7 @@ pub mod jwt;
 pub mod limit_concurrency;
 pub mod limits;
 pub mod mock_response;
+pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
 pub mod redirect_content_urls;
@@ -298,6 +299,7 @@ policies! {
         Jsonp(jsonp::Jsonp) = "jsonp" in O;
         RedirectContentUrls(redirect_content_urls::RedirectContentUrls) = "redirect-content-urls" in I | O;
         EmitMetric(emit_metric::EmitMetric) = "emit-metric" in ALL;
+        Proxy(proxy::Proxy) = "proxy" in I;
     }
     waits {
         ForwardRequest(forward_request::ForwardRequest) = "forward-request" in B;
