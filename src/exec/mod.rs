@@ -80,6 +80,34 @@ impl ExecCtx<'_> {
         }
     }
 
+    /// Whether the request's `Accept` names a media type of this suffix (`json`: `*/json` or
+    /// `*+json`; `*/*` does not count).
+    pub fn accepts(&self, suffix: &str) -> bool {
+        let (slash, plus) = (format!("/{suffix}"), format!("+{suffix}"));
+        self.req_headers
+            .get_all(&http::header::ACCEPT)
+            .iter()
+            .any(|v| {
+                v.to_str().unwrap_or("").split(',').any(|m| {
+                    let m = m
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    m.ends_with(&slash) || m.ends_with(&plus)
+                })
+            })
+    }
+
+    /// Whether the Content-Type of the side this section works on contains `word`.
+    pub fn section_content_type_has(&mut self, word: &str) -> bool {
+        self.section_headers()
+            .get_all(&http::header::CONTENT_TYPE)
+            .iter()
+            .any(|v| v.to_str().unwrap_or("").to_ascii_lowercase().contains(word))
+    }
+
     /// Replace the body this section works on.
     pub fn set_section_body(&mut self, body: bytes::Bytes) {
         if self.on_request_side() {

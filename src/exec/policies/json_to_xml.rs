@@ -19,7 +19,7 @@
 
 use super::*;
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use serde_json::Value as J;
 
 use crate::exec::{value, ErrorKind};
@@ -111,16 +111,10 @@ impl RunsNow for JsonToXml {
                 "json-to-xml: apply {apply:?} is not always or content-type-json"
             )));
         }
-        if consider_accept && !accepts_xml(cx) {
+        if consider_accept && !cx.accepts("xml") {
             return Ok(Step::Next);
         }
-        let json_body = cx.section_headers().get_all(&CONTENT_TYPE).iter().any(|v| {
-            v.to_str()
-                .unwrap_or("")
-                .to_ascii_lowercase()
-                .contains("json")
-        });
-        if apply == "content-type-json" && !json_body {
+        if apply == "content-type-json" && !cx.section_content_type_has("json") {
             return Ok(Step::Next);
         }
         let body = cx.section_body().unwrap_or_default();
@@ -134,21 +128,6 @@ impl RunsNow for JsonToXml {
         );
         Ok(Step::Next)
     }
-}
-
-/// Whether the request's `Accept` names an XML media type.
-fn accepts_xml(cx: &ExecCtx) -> bool {
-    cx.req_headers.get_all(&ACCEPT).iter().any(|v| {
-        v.to_str().unwrap_or("").split(',').any(|m| {
-            let m = m
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            m.ends_with("/xml") || m.ends_with("+xml")
-        })
-    })
 }
 
 /// The naming attributes of the policy.

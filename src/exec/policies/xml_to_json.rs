@@ -18,7 +18,7 @@
 
 use super::*;
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use quick_xml::events::Event;
 use serde_json::{Map, Value as J};
 
@@ -107,10 +107,10 @@ impl RunsNow for XmlToJson {
                 "xml-to-json: kind {kind:?} / apply {apply:?} is not a value the policy takes"
             )));
         }
-        if consider_accept && !accepts_json(cx) {
+        if consider_accept && !cx.accepts("json") {
             return Ok(Step::Next);
         }
-        if apply == "content-type-xml" && !is_xml(cx.section_headers()) {
+        if apply == "content-type-xml" && !cx.section_content_type_has("xml") {
             return Ok(Step::Next);
         }
         let body = cx.section_body().unwrap_or_default();
@@ -128,30 +128,6 @@ impl RunsNow for XmlToJson {
         );
         Ok(Step::Next)
     }
-}
-
-/// Whether the request's `Accept` names a JSON media type.
-fn accepts_json(cx: &ExecCtx) -> bool {
-    cx.req_headers.get_all(&ACCEPT).iter().any(|v| {
-        v.to_str().unwrap_or("").split(',').any(|m| {
-            let m = m
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            m == "application/json" || m.ends_with("/json") || m.ends_with("+json")
-        })
-    })
-}
-
-fn is_xml(h: &(dyn crate::exec::HeaderStore + Send)) -> bool {
-    h.get_all(&CONTENT_TYPE).iter().any(|v| {
-        v.to_str()
-            .unwrap_or("")
-            .to_ascii_lowercase()
-            .contains("xml")
-    })
 }
 
 #[derive(Clone, Copy)]
