@@ -48,6 +48,19 @@ impl Span {
         }
     }
 
+    /// The position after `text` written from here (a place inside a text node).
+    pub fn advanced(&self, text: &str) -> Span {
+        let mut s = self.clone();
+        match text.rfind('\n') {
+            Some(nl) => {
+                s.line += text.matches('\n').count() as u32;
+                s.col = text[nl + 1..].chars().count() as u32 + 1;
+            }
+            None => s.col += text.chars().count() as u32,
+        }
+        s
+    }
+
     /// A span for a whole file, when no finer position is known.
     pub fn file(file: &str) -> Span {
         Span {

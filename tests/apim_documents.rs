@@ -84,8 +84,9 @@ fn cross_domain_and_validate_odata_request_are_not_yet_not_azure_only() {
 }
 
 #[test]
-fn a_nested_liquid_set_body_is_reported_as_the_top_level_one() {
+fn a_liquid_set_body_loads_wherever_set_body_stands() {
     // Was: P011 "unknown attribute" nested, P021 top level, and a P014 for the template's markup.
+    // `{{body.x}}` is the template's output, not a named value (no P030).
     for doc in [
         inbound_doc(
             r#"<return-response><set-body template="liquid"><r>{{body.x}}</r></set-body></return-response>"#,
@@ -94,14 +95,137 @@ fn a_nested_liquid_set_body_is_reported_as_the_top_level_one() {
             r#"<send-request mode="new" response-variable-name="r"><set-url>http://127.0.0.1:9/x</set-url><set-body template="liquid"><r>{{body.x}}</r></set-body></send-request>"#,
         ),
         inbound_doc(r#"<set-body template="liquid"><r>{{body.x}}</r></set-body>"#),
+        inbound_doc(
+            r#"<set-body template="liquid" xsi-nil="null" parse-date="false"><![CDATA[{"a": "{{ body.a | Default: 'none' }}"}]]></set-body>"#,
+        ),
     ] {
-        assert_eq!(codes(&doc), ["E:P021"], "{doc}");
+        assert_eq!(codes(&doc), Vec::<String>::new(), "{doc}");
     }
     // A bad template value is still an error, with the same message everywhere.
     let doc = inbound_doc(
         r#"<return-response><set-body template="handlebars">x</set-body></return-response>"#,
     );
     assert_eq!(codes(&doc), ["E:P012"]);
+    // A template that does not compile (unknown filter, unclosed block) is P012 where it stands.
+    let doc = inbound_doc("<set-body template=\"liquid\">\n{{ body.x | Nope }}</set-body>");
+    let d = check(&doc);
+    let e = &d.items()[0];
+    assert_eq!(e.code, "P012");
+    assert!(e.message.contains("Nope"), "{}", e.message);
+    // Line 2 of the document, at the filter's name.
+    assert_eq!((e.span.line, e.span.col), (2, 13), "{}", e.message);
+    let doc = inbound_doc(r#"<set-body template="liquid">{% if body.x %}open</set-body>"#);
+    assert_eq!(codes(&doc), ["E:P012"]);
+    let doc = inbound_doc(r#"<set-body template="liquid" xsi-nil="maybe">x</set-body>"#);
+    assert_eq!(codes(&doc), ["E:P012"]);
+}
+
+#[test]
+fn a_liquid_set_body_renders_body_and_context_as_apim_does() {
+    let soap = r#"<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soap:Body><GetOrdersResponse><Customer>1234567</Customer><Item>a</Item><Item>b</Item><Note xsi:nil="true"/></GetOrdersResponse></soap:Body></soap:Envelope>"#;
+    let o = Origin::start(move |r| match (r.method.as_str(), r.path()) {
+        ("GET", "/orders") => {
+            Reply::Full(Response::new(200, soap).with_header("Content-Type", "text/xml"))
+        }
+        ("GET", _) => Reply::Full(
+            Response::new(200, r#"{"when":"2012-03-21T05:40Z","price":1234.5}"#)
+                .with_header("Content-Type", "application/json"),
+        ),
+        _ => Reply::Full(echo_response(r)),
+    });
+    let service = format!("http://127.0.0.1:{}", o.port);
+    // JSON in, SOAP to the backend (the shape of Microsoft's set-body example).
+    let to_soap = inbound_doc(
+        r#"<set-body template="liquid">
+<soap:Envelope xmlns="http://tempuri.org/" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap:Body><GetOrders><Customer>{{body.getOrders.customer | Upcase}}</Customer>{% for i in body.getOrders.items %}<Item n="{{forloop.index}}">{{ i.sku }}</Item>{% endfor %}<Tenant>{{context.Request.Headers["X-Tenant"]}}</Tenant><Path>{{context.Request.Url.Path}}</Path><Key>{{shop-key}}</Key></GetOrders></soap:Body>
+</soap:Envelope></set-body>"#,
+    );
+    // SOAP from the backend, JSON to the client (APIM's generated SOAP-to-REST shape).
+    let from_soap = sections(
+        "",
+        "",
+        r#"<set-body template="liquid">{"customer": "{{body.envelope.body.GetOrdersResponse.Customer}}", "items": {{ body.envelope.body.GetOrdersResponse.Item | Size }}, "note": "{{ body.envelope.body.GetOrdersResponse.Note }}"}</set-body><set-header name="Content-Type" exists-action="override"><value>application/json</value></set-header>"#,
+        "",
+    );
+    let dates = sections(
+        "",
+        "",
+        r#"<set-body template="liquid">{{body.when}}|{{body.when | Date: "yyyy-MM-dd"}}|{{body.price | Currency}}</set-body>"#,
+        "",
+    );
+    let raw_dates = sections(
+        "",
+        "",
+        r#"<set-body template="liquid" parse-date="false">{{body.when}}</set-body>"#,
+        "",
+    );
+    let answer = inbound_doc(
+        r#"<set-variable name="who" value="@(&quot;ann&quot;)" /><return-response><set-status code="201" reason="Created" /><set-body template="liquid">{"m":"{{context.Request.Method}}","q":"{{context.Request.Url.Query.a}}","who":"{{context.Variables.who}}","api":"{{context.Api.Name}}","id":"{{ body.id }}"}</set-body></return-response>"#,
+    );
+    let ops = [
+        ("to-soap", "POST", "/soap", to_soap.as_str()),
+        ("from-soap", "GET", "/orders", from_soap.as_str()),
+        ("dates", "GET", "/dates", dates.as_str()),
+        ("raw-dates", "GET", "/raw-dates", raw_dates.as_str()),
+        ("answer", "POST", "/answer", answer.as_str()),
+    ];
+    let gw = start_operations(
+        "named_values:\n  shop-key:\n    value: k-42\n",
+        "a",
+        &service,
+        OPEN,
+        &ops,
+    );
+
+    let r = gw.send(
+        "POST",
+        "/a/soap",
+        &[("Content-Type", "application/json"), ("X-Tenant", "t1")],
+        br#"{"getOrders":{"customer":"abc","items":[{"sku":"s1"},{"sku":"s2"}]}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(
+        seen["body"],
+        "\n<soap:Envelope xmlns=\"http://tempuri.org/\" xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\n  <soap:Body><GetOrders><Customer>ABC</Customer><Item n=\"1\">s1</Item><Item n=\"2\">s2</Item><Tenant>t1</Tenant><Path>/soap</Path><Key>k-42</Key></GetOrders></soap:Body>\n</soap:Envelope>"
+    );
+
+    let r = gw.get("/a/orders", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        r#"{"customer": "1234567", "items": 2, "note": ""}"#
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    // parse-date (default true) reads date-times as .NET does; false copies them.
+    let r = gw.get("/a/dates", &[]);
+    assert_eq!(r.text(), "03/21/2012 05:40:00|2012-03-21|$1,234.50");
+    let r = gw.get("/a/raw-dates", &[]);
+    assert_eq!(r.text(), "2012-03-21T05:40Z");
+
+    // Inside return-response: context and the request's body; the status stays as set.
+    let r = gw.send(
+        "POST",
+        "/a/answer?a=1",
+        &[("Content-Type", "application/json")],
+        br#"{"id": 9}"#,
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.text(),
+        r#"{"m":"POST","q":"1","who":"ann","api":"a","id":"9"}"#
+    );
+
+    // A body the template cannot read as its Content-Type says goes to on-error.
+    let r = gw.send(
+        "POST",
+        "/a/soap",
+        &[("Content-Type", "application/json")],
+        b"{not json",
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 pub mod ast;
 pub mod catalog;
+pub mod liquid;
 pub mod mask;
 pub mod reader;
 pub mod xml;

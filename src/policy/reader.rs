@@ -52,6 +52,35 @@ pub fn substitute(text: &str, span: &Span, env: &Env, diags: &mut Diagnostics) -
     out
 }
 
+/// Substitute only the `{{name}}` references that name a named value, leaving the rest as
+/// written: in a Liquid template `{{body.x}}` is the template's own output tag.
+pub fn substitute_known(text: &str, env: &Env) -> String {
+    if !text.contains("{{") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        match after.find("}}") {
+            Some(close) => match env.named.get(after[..close].trim()) {
+                Some(nv) => {
+                    out.push_str(&nv.value);
+                    rest = &after[close + 2..];
+                }
+                None => {
+                    out.push_str("{{");
+                    rest = after;
+                }
+            },
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 pub fn parse_u64(s: &str) -> Result<u64, Invalid> {
     s.trim()
         .parse::<u64>()

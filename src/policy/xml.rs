@@ -64,6 +64,27 @@ impl Element {
     }
 }
 
+/// An element whose content is not policy XML but a template that merely looks like it:
+/// `<set-body template="liquid">` holds markup, entities and `{{...}}` to render as written.
+fn keeps_raw_content(el: &Element) -> bool {
+    el.name == "set-body"
+        && el
+            .attr("template")
+            .is_some_and(|a| a.value.trim() == "liquid")
+}
+
+/// A template wrapped whole in one CDATA section is the section's content.
+fn unwrap_cdata(s: &str) -> &str {
+    let t = s.trim();
+    match t
+        .strip_prefix("<![CDATA[")
+        .and_then(|r| r.strip_suffix("]]>"))
+    {
+        Some(inner) if !inner.contains("]]>") => inner,
+        _ => s,
+    }
+}
+
 /// Deepest element nesting a policy document may have. Real documents nest a few levels
 /// (`choose` in `choose` rarely beyond five); the bound keeps every later pass, which walks the
 /// tree recursively, far from the stack's end (docs/security.md).
@@ -98,6 +119,8 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    // Elements whose content is kept as written (a Liquid template): stack depth, content start.
+    let mut raw: Vec<(usize, usize)> = Vec::new();
     loop {
         let pos = reader.buffer_position() as usize;
         let ev = match reader.read_event() {
@@ -165,11 +188,22 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
                     );
                     return Err(diags);
                 } else {
+                    if keeps_raw_content(&el) {
+                        raw.push((stack.len(), reader.buffer_position() as usize));
+                    }
                     stack.push(el);
                 }
             }
             Event::End(_) => {
-                if let Some(el) = stack.pop() {
+                if let Some(mut el) = stack.pop() {
+                    if raw.last().is_some_and(|&(depth, _)| depth == stack.len()) {
+                        let (_, from) = raw.pop().unwrap_or_default();
+                        let value = text.get(from..pos).unwrap_or_default();
+                        el.children = vec![Node::Text(Text {
+                            value: unwrap_cdata(value).to_string(),
+                            span: idx.span(file, from),
+                        })];
+                    }
                     attach(&mut stack, &mut root, el);
                 }
             }

@@ -256,9 +256,9 @@ mod tests {
 
     fn body(tag: &str, scope: Scope) -> Stmt {
         st(
-            StmtKind::SetBody(super::super::set_body::SetBody(crate::policy::Val::Lit(
-                tag.into(),
-            ))),
+            StmtKind::SetBody(super::super::set_body::SetBody(
+                super::super::set_body::Body::Val(crate::policy::Val::Lit(tag.into())),
+            )),
             "set-body",
             scope,
             tag,

@@ -21,6 +21,7 @@ use crate::diag::Invalid;
 use crate::policy::reader::{
     not_allowed, parse_action, parse_bool, parse_header_name, parse_header_value, parse_method,
     parse_period, parse_start, parse_status, parse_u64, parse_uri_template, substitute,
+    substitute_known,
 };
 use crate::policy::{visit_val, ExistsAction, TemplatePart, UriTemplate, Val};
 use http::{HeaderName, HeaderValue, Method};

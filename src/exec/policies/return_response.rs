@@ -11,7 +11,7 @@ pub struct ReturnResponse {
     pub response_variable: Option<String>,
     pub status: Option<SetStatus>,
     pub headers: Vec<SetHeader>,
-    pub body: Option<Val<String>>,
+    pub body: Option<super::set_body::Body>,
 }
 
 impl Policy for ReturnResponse {
@@ -19,8 +19,17 @@ impl Policy for ReturnResponse {
         Some(parse_return_response(r))
     }
 
+    /// A Liquid body that reads `body` needs the section's body buffered.
     fn needs(&self) -> Needs {
-        Needs::NONE
+        let reads = self
+            .body
+            .as_ref()
+            .is_some_and(|b| super::set_body::needs(b).request_body);
+        Needs {
+            request_body: reads,
+            response_body: reads,
+            ..Needs::NONE
+        }
     }
 
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
@@ -31,7 +40,7 @@ impl Policy for ReturnResponse {
             h.exprs(f);
         }
         if let Some(b) = &self.body {
-            visit_val(b, f);
+            super::set_body::exprs(b, f);
         }
     }
 }

@@ -27,7 +27,7 @@ pub struct SendRequest {
     pub url: Option<Val<String>>,
     pub method: Option<Val<Method>>,
     pub headers: Vec<SetHeader>,
-    pub body: Option<Val<String>>,
+    pub body: Option<super::set_body::Body>,
     /// `<authentication-certificate>`: a configured certificate by id or thumbprint.
     pub certificate: Option<CertificateRef>,
     /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
@@ -42,8 +42,13 @@ impl Policy for SendRequest {
 
     /// mode="copy" (the default) sends a copy of the request body.
     fn needs(&self) -> Needs {
+        let liquid = self
+            .body
+            .as_ref()
+            .is_some_and(|b| super::set_body::needs(b).request_body);
         Needs {
-            request_body: !matches!(&self.copy, Val::Lit(m) if m == "new"),
+            request_body: liquid || !matches!(&self.copy, Val::Lit(m) if m == "new"),
+            response_body: liquid,
             ..Needs::NONE
         }
     }
@@ -61,7 +66,7 @@ impl Policy for SendRequest {
             h.exprs(f);
         }
         if let Some(b) = &self.body {
-            visit_val(b, f);
+            super::set_body::exprs(b, f);
         }
     }
 }
