@@ -1,6 +1,7 @@
 //! Loading `gatehouse.yaml`: strict parsing, named-value resolution (plain and secret) and
 //! positions for semantic errors found later.
 
+pub mod contract;
 pub mod duration;
 pub mod model;
 pub mod openapi;

@@ -665,6 +665,9 @@ pub struct OperationSpec {
     /// Example responses, used by `mock-response`.
     #[serde(default)]
     pub examples: Vec<ExampleSpec>,
+    /// From the API's OpenAPI definition: what the operation takes and answers.
+    #[serde(skip)]
+    pub contract: Option<std::sync::Arc<super::contract::Contract>>,
 }
 
 #[derive(Debug, Deserialize)]

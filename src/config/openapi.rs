@@ -4,14 +4,17 @@
 //! as its name and the path as its URL template. Operations written under `operations` keep
 //! their own definition when an id is in both.
 //!
-//! Only `paths` is read here, a part that is the same in the three versions, so no OpenAPI
-//! library is needed for it; request and response schemas (for validate-content) are not
-//! read yet.
+//! Each operation also gets its contract (`config::contract`: parameters, request bodies,
+//! responses and their schemas, for the validate-* policies) and, for mock-response, the
+//! examples its responses give. The definition is read as a JSON value: the parts read are
+//! the same shape in the three versions where they agree, and `contract` handles where they
+//! differ (Swagger's body parameter, `consumes` / `produces`, inline parameter types).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::model::{ApiSpec, OperationSpec};
+use super::contract;
+use super::model::{ApiSpec, ExampleSpec, OperationSpec};
 use crate::diag::{Diagnostics, Span};
 
 /// Largest definition read.
@@ -41,7 +44,14 @@ pub fn import(apis: &mut [ApiSpec], dir: &Path, diags: &mut Diagnostics) {
             }
         };
         match operations(&text) {
-            Ok(ops) => {
+            Ok((ops, problems)) => {
+                for p in problems {
+                    diags.error(
+                        "C058",
+                        Span::new(&name, 1, 1),
+                        format!("API `{}`: {p}", api.id),
+                    );
+                }
                 for op in ops {
                     if !api.operations.iter().any(|o| o.id == op.id) {
                         api.operations.push(op);
@@ -55,8 +65,12 @@ pub fn import(apis: &mut [ApiSpec], dir: &Path, diags: &mut Diagnostics) {
     }
 }
 
+/// What a definition gives: its operations, and the problems of its schemas (each naming the
+/// place as a path into the definition).
+pub type Operations = (Vec<OperationSpec>, Vec<String>);
+
 /// The operations of a definition's text, or where and why it cannot be read.
-pub fn operations(text: &str) -> Result<Vec<OperationSpec>, (u32, u32, String)> {
+pub fn operations(text: &str) -> Result<Operations, (u32, u32, String)> {
     let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let (line, col) = e
             .location()
@@ -94,31 +108,89 @@ pub fn operations(text: &str) -> Result<Vec<OperationSpec>, (u32, u32, String)> 
             ))
         }
     }
-    let Some(paths) = doc.get("paths").and_then(|p| p.as_mapping()) else {
+    let version = version.unwrap_or_default();
+    let doc: serde_json::Value = serde_json::to_value(&doc).map_err(|e| {
+        (
+            1,
+            1,
+            format!("the OpenAPI definition cannot be read as JSON: {e}"),
+        )
+    })?;
+    let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) else {
         return Err((1, 1, "the OpenAPI definition has no `paths`".into()));
     };
+    let reader = contract::Reader::new(&doc, &version);
     let mut out = Vec::new();
-    for (p, item) in paths {
-        let Some(path) = p.as_str() else { continue };
-        let Some(item) = item.as_mapping() else {
+    let mut problems = Vec::new();
+    for (path, item) in paths {
+        let Some(ops) = item.as_object() else {
             continue;
         };
-        for (m, op) in item {
-            let Some(method) = m.as_str().filter(|m| METHODS.contains(m)) else {
+        for (method, op) in ops {
+            if !METHODS.contains(&method.as_str()) {
                 continue;
-            };
+            }
             let text = |k: &str| op.get(k).and_then(|v| v.as_str()).map(str::to_string);
             let id = text("operationId").unwrap_or_else(|| generated_id(method, path));
+            let at = format!("paths.{path}.{method}");
+            let c = reader.contract(item, op, &at, &mut problems);
             out.push(OperationSpec {
                 id,
                 name: text("summary"),
                 method: method.to_ascii_uppercase(),
                 url_template: path.to_string(),
-                examples: Vec::new(),
+                examples: examples(op),
+                contract: Some(Arc::new(c)),
             });
         }
     }
-    Ok(out)
+    Ok((out, problems))
+}
+
+/// The examples an operation's responses give (OpenAPI 3 `example` / `examples.*.value`,
+/// Swagger 2 `examples.<media>`), for mock-response.
+fn examples(op: &serde_json::Value) -> Vec<ExampleSpec> {
+    let mut out = Vec::new();
+    let Some(rs) = op.get("responses").and_then(|r| r.as_object()) else {
+        return out;
+    };
+    for (status, r) in rs {
+        let Ok(status) = status.parse::<u16>() else {
+            continue;
+        };
+        let body = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let Some(content) = r.get("content").and_then(|c| c.as_object()) {
+            for (media, m) in content {
+                let example = m.get("example").or_else(|| {
+                    m.get("examples")
+                        .and_then(|e| e.as_object())
+                        .and_then(|e| e.values().find_map(|x| x.get("value")))
+                });
+                if let Some(e) = example {
+                    out.push(ExampleSpec {
+                        status,
+                        content_type: media.clone(),
+                        body: body(e),
+                    });
+                }
+            }
+        }
+        if let Some(ex) = r.get("examples").and_then(|e| e.as_object()) {
+            for (media, e) in ex {
+                if media.contains('/') {
+                    out.push(ExampleSpec {
+                        status,
+                        content_type: media.clone(),
+                        body: body(e),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `get /orders/{id}` -> `get-orders-id`.
@@ -141,7 +213,7 @@ mod tests {
     #[test]
     fn operations_from_the_three_versions() {
         let v3 = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths:\n  /orders:\n    get:\n      operationId: listOrders\n      summary: List orders\n    post: {}\n  /orders/{id}:\n    parameters: []\n    delete:\n      operationId: deleteOrder\n";
-        let ops = operations(v3).unwrap_or_default();
+        let ops = operations(v3).unwrap_or_default().0;
         let got: Vec<_> = ops
             .iter()
             .map(|o| (o.id.as_str(), o.method.as_str(), o.url_template.as_str()))
@@ -156,10 +228,10 @@ mod tests {
         );
         assert_eq!(ops[0].name.as_deref(), Some("List orders"));
         let v2 = r#"{"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {"/pets/{petId}": {"get": {"operationId": "getPet"}}}}"#;
-        assert_eq!(operations(v2).map(|o| o.len()).ok(), Some(1));
+        assert_eq!(operations(v2).map(|o| o.0.len()).ok(), Some(1));
         let v31 = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    put:\n      operationId: putA\n";
         assert_eq!(
-            operations(v31).map(|o| o[0].id.clone()).ok(),
+            operations(v31).map(|o| o.0[0].id.clone()).ok(),
             Some("putA".into())
         );
     }

@@ -48,6 +48,11 @@ pub enum ErrorKind {
     /// The request cannot be read as it stands: an ambiguous or invalid path, conflicting
     /// `Content-Length` values (400). gatehouse's Reason; APIM documents none.
     BadRequest,
+    /// A validate-* policy with `prevent` found the request not as its definition says (400;
+    /// APIM's Reason text `Bad request`).
+    RequestNotValid,
+    /// ... or the response (502; `Response not allowed`).
+    ResponseNotValid,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -89,6 +94,8 @@ impl ErrorKind {
             ErrorKind::TokenClaimValueNotAllowed => "TokenClaimValueNotAllowed",
             ErrorKind::JwtInvalid => "JwtInvalid",
             ErrorKind::BadRequest => "BadRequest",
+            ErrorKind::RequestNotValid => "Bad request",
+            ErrorKind::ResponseNotValid => "Response not allowed",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -97,7 +104,8 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::OperationNotFound => 404,
-            ErrorKind::BadRequest => 400,
+            ErrorKind::BadRequest | ErrorKind::RequestNotValid => 400,
+            ErrorKind::ResponseNotValid => 502,
             ErrorKind::SubscriptionKeyNotFound | ErrorKind::SubscriptionKeyInvalid => 401,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimitExceeded => 429,

@@ -132,6 +132,8 @@ pub struct Operation {
     pub pipelines: Vec<Arc<Pipeline>>,
     /// Metric handles resolved on first use (label lookups off the request path).
     pub metrics: crate::observe::metrics::OperationMetrics,
+    /// From the API's OpenAPI definition (validate-* policies); None without one.
+    pub contract: Option<std::sync::Arc<crate::config::contract::Contract>>,
 }
 
 /// An example response for mock-response.

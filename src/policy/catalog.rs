@@ -23,10 +23,6 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("cache-value", Support::NotYet, ALL),
     ("validate-client-certificate", Support::NotYet, I),
     ("xsl-transform", Support::NotYet, I | O),
-    ("validate-content", Support::NotYet, I | O | E),
-    ("validate-parameters", Support::NotYet, I),
-    ("validate-headers", Support::NotYet, O | E),
-    ("validate-status-code", Support::NotYet, O | E),
     ("validate-graphql-request", Support::NotYet, I),
     // Neither depends on Azure: they are policies gatehouse does not run yet.
     ("validate-odata-request", Support::NotYet, I),

@@ -60,6 +60,11 @@ pub mod set_query_parameter;
 pub mod set_status;
 pub mod set_variable;
 pub mod trace;
+pub mod validate_content;
+pub mod validate_headers;
+pub mod validate_parameters;
+pub mod validate_status_code;
+pub mod validation;
 pub mod wait;
 pub mod xml_to_json;
 
@@ -293,6 +298,10 @@ policies! {
         Cors(cors::Cors) = "cors" in I;
         CheckHeader(access::CheckHeader) = "check-header" in I;
         IpFilter(access::IpFilter) = "ip-filter" in I;
+        ValidateContent(validate_content::ValidateContent) = "validate-content" in I | O | E;
+        ValidateParameters(validate_parameters::ValidateParameters) = "validate-parameters" in I;
+        ValidateHeaders(validate_headers::ValidateHeaders) = "validate-headers" in O | E;
+        ValidateStatusCode(validate_status_code::ValidateStatusCode) = "validate-status-code" in O | E;
         AuthenticationBasic(access::AuthenticationBasic) = "authentication-basic" in I;
         AuthenticationCertificate(access::CertificateRef) = "authentication-certificate" in I;
         XmlToJson(xml_to_json::XmlToJson) = "xml-to-json" in I | O | E;

@@ -167,6 +167,7 @@ pub(super) fn compile_api(
             template,
             examples,
             pipelines,
+            contract: op.contract.clone(),
         });
     }
     // Most specific template first, so `/users/me` wins over `/users/{id}`.

@@ -1,0 +1,252 @@
+//! The validate-* policies against an API defined by its OpenAPI file (issue 14): requests and
+//! responses checked against the definition's parameters, bodies, headers and status codes,
+//! with APIM's actions (prevent / detect / ignore), its 400 and 502 answers and the errors
+//! variable. The real binary, a real origin.
+
+mod common;
+
+use common::*;
+
+const SPEC: &str = r#"openapi: 3.0.1
+info: {title: Orders, version: '1'}
+components:
+  schemas:
+    Order:
+      type: object
+      required: [sku, qty]
+      properties:
+        sku: {type: string, pattern: '^[A-Z]{3}-[0-9]+$'}
+        qty: {type: integer, minimum: 1}
+        note: {type: string, nullable: true}
+paths:
+  /orders:
+    post:
+      operationId: createOrder
+      parameters:
+        - {name: dryRun, in: query, schema: {type: boolean}}
+        - {name: X-Tenant, in: header, required: true, schema: {type: string, enum: [a, b]}}
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Order'}
+      responses:
+        '201':
+          description: created
+          headers:
+            X-Order-Id: {required: true, schema: {type: integer}}
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Order'}
+  /orders/{id}:
+    get:
+      operationId: getOrder
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer}}
+      responses:
+        '200': {description: ok}
+"#;
+
+fn start() -> (Origin, Gatehouse) {
+    // The origin answers what the request asks of it: status, the order id header, a body.
+    let o = Origin::start(|r| {
+        let status = r
+            .header("X-Status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(201);
+        let body = r
+            .header("X-Resp-Body")
+            .map(|b| b.as_bytes().to_vec())
+            .unwrap_or_else(|| r.body.clone());
+        let mut resp = Response::new(status, body).with_header("Content-Type", "application/json");
+        if let Some(id) = r.header("X-Order-Id") {
+            resp = resp.with_header("X-Order-Id", id);
+        }
+        Reply::Full(resp)
+    });
+    let yaml = format!(
+        "apis:\n  - id: orders\n    path: shop\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    openapi: orders.yaml\n",
+        o.port
+    );
+    let create = sections(
+        r#"<validate-parameters specified-parameter-action="prevent" unspecified-parameter-action="prevent" errors-variable-name="perr"><headers unspecified-parameter-action="ignore" /></validate-parameters>
+           <validate-content unspecified-content-type-action="prevent" max-size="1024" size-exceeded-action="prevent" errors-variable-name="cerr">
+             <content type="application/json" validate-as="json" action="prevent" allow-additional-properties="false" />
+           </validate-content>"#,
+        "",
+        r#"<validate-status-code unspecified-status-code-action="prevent" />
+           <validate-headers specified-header-action="prevent" unspecified-header-action="ignore" />
+           <validate-content unspecified-content-type-action="detect" max-size="102400" size-exceeded-action="detect" errors-variable-name="rerr">
+             <content type="application/json" validate-as="json" action="detect" />
+           </validate-content>
+           <set-header name="X-Response-Valid" exists-action="override"><value>@(context.Variables.ContainsKey("rerr") ? "no" : "yes")</value></set-header>"#,
+        "",
+    );
+    let get = inbound_doc(
+        r#"<validate-parameters specified-parameter-action="prevent" unspecified-parameter-action="detect" errors-variable-name="perr" />"#,
+    );
+    let gw = Gatehouse::start_with(
+        &yaml,
+        &[
+            ("apis/orders/createOrder.xml", &create),
+            ("apis/orders/getOrder.xml", &get),
+        ],
+        &[("orders.yaml", SPEC)],
+    );
+    (o, gw)
+}
+
+fn post(gw: &Gatehouse, target: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut h = vec![("Content-Type", "application/json")];
+    h.extend_from_slice(headers);
+    gw.send("POST", target, &h, body.as_bytes())
+}
+
+fn message(r: &Response) -> String {
+    r.json()["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// target, headers, body, what the 400's message says.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+
+const GOOD: &str = r#"{"sku":"ABC-1","qty":2,"note":null}"#;
+const TENANT: (&str, &str) = ("X-Tenant", "a");
+const ID: (&str, &str) = ("X-Order-Id", "5");
+
+#[test]
+fn a_request_as_the_definition_says_passes_and_the_response_is_checked() {
+    let (o, gw) = start();
+    let r = post(&gw, "/shop/orders?dryRun=true", &[TENANT, ID], GOOD);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("X-Response-Valid"), Some("yes"));
+    assert_eq!(o.count(), 1);
+
+    // detect: the response body breaks the schema, the client still gets it, the errors
+    // variable holds the problem.
+    let r = post(
+        &gw,
+        "/shop/orders",
+        &[TENANT, ID, ("X-Resp-Body", r#"{"sku":"x"}"#)],
+        GOOD,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("X-Response-Valid"), Some("no"));
+}
+
+#[test]
+fn prevent_answers_400_with_the_problem_for_the_request() {
+    let (o, gw) = start();
+    let cases: &[Case] = &[
+        ("/shop/orders", vec![ID], GOOD, "Required header X-Tenant is missing."),
+        (
+            "/shop/orders",
+            vec![("X-Tenant", "c"), ID],
+            GOOD,
+            "Header X-Tenant does not match its definition",
+        ),
+        (
+            "/shop/orders?dryRun=maybe",
+            vec![TENANT],
+            GOOD,
+            "Query parameter dryRun does not match its definition",
+        ),
+        (
+            "/shop/orders?bogus=1",
+            vec![TENANT],
+            GOOD,
+            "Unspecified query parameter bogus is not allowed.",
+        ),
+        (
+            "/shop/orders",
+            vec![TENANT],
+            r#"{"sku":"abc","qty":0}"#,
+            "Body of the request does not conform to the definition which is associated with the content type application/json.",
+        ),
+        (
+            // allow-additional-properties="false" over a schema that does not say.
+            "/shop/orders",
+            vec![TENANT],
+            r#"{"sku":"ABC-1","qty":1,"extra":true}"#,
+            "does not conform",
+        ),
+        ("/shop/orders", vec![TENANT], "{nope", "Body of the request is not valid JSON"),
+    ];
+    for (target, headers, body, want) in cases {
+        let r = post(&gw, target, headers, body);
+        assert_eq!(r.status, 400, "{target} {body}: {}", r.text());
+        assert!(message(&r).contains(want), "{target} {body}: {}", r.text());
+    }
+    let r = gw.send(
+        "POST",
+        "/shop/orders",
+        &[("Content-Type", "text/plain"), TENANT],
+        b"hello",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        message(&r),
+        "Unspecified content type text/plain is not allowed."
+    );
+    let big = format!(r#"{{"sku":"ABC-1","qty":1,"note":"{}"}}"#, "x".repeat(2000));
+    let r = post(&gw, "/shop/orders", &[TENANT], &big);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        message(&r),
+        format!(
+            "Request's body is {} bytes long and it exceeds the limit of 1024 bytes.",
+            big.len()
+        )
+    );
+    // A path parameter that is not an integer.
+    let r = gw.get("/shop/orders/abc", &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        message(&r).contains("Path parameter id does not match"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(gw.get("/shop/orders/7?extra=1", &[]).status, 201);
+    // None of the refused requests reached the origin.
+    assert_eq!(o.count(), 1);
+}
+
+#[test]
+fn prevent_on_the_response_side_answers_502_without_the_detail() {
+    let (_o, gw) = start();
+    // A status the definition does not list.
+    let r = post(
+        &gw,
+        "/shop/orders",
+        &[TENANT, ID, ("X-Status", "299")],
+        GOOD,
+    );
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        message(&r),
+        "The request could not be processed due to an internal error. Contact the API owner."
+    );
+    // A required response header missing.
+    let r = post(&gw, "/shop/orders", &[TENANT], GOOD);
+    assert_eq!(r.status, 502, "{}", r.text());
+    // ... or not an integer.
+    let r = post(&gw, "/shop/orders", &[TENANT, ("X-Order-Id", "x")], GOOD);
+    assert_eq!(r.status, 502, "{}", r.text());
+}
+
+#[test]
+fn validate_policies_that_need_what_gatehouse_lacks_say_so_at_load() {
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: policies\napis:\n  - id: x\n    path: x\n    service_url: http://127.0.0.1:1\n",
+    );
+    dir.write(
+        "policies/apis/x.xml",
+        &inbound_doc(
+            r#"<validate-content unspecified-content-type-action="prevent" max-size="200000" size-exceeded-action="prevent"><content type="text/xml" validate-as="xml" action="prevent" /><content type="application/json" validate-as="json" schema-id="s1" action="prevent" /></validate-content>"#,
+        ),
+    );
+    let t = check_fails(&dir.0);
+    assert!(t.contains("P021") && t.contains("XSD"), "{t}");
+    assert!(t.contains("schema-id"), "{t}");
+    assert!(t.contains("at most 102400"), "{t}");
+}
