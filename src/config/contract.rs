@@ -488,3 +488,81 @@ pub fn find_media<'m>(media: &'m [Media], content_type: &str) -> Option<&'m Medi
         })
         .or_else(|| media.iter().find(|m| m.media_type == "*/*"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::openapi::operations;
+
+    fn contract_of(spec: &str) -> (Arc<Contract>, Vec<String>) {
+        let (ops, problems) = operations(spec).unwrap_or_else(|e| panic!("{e:?}"));
+        let c = ops[0].contract.clone().unwrap_or_default();
+        (c, problems)
+    }
+
+    fn errors(s: &Option<Arc<Schema>>, v: &str) -> usize {
+        let v: J = serde_json::from_str(v).unwrap_or_else(|e| panic!("{e}"));
+        s.as_ref()
+            .map_or(0, |s| s.errors(&v, Additional::AsWritten, 10).len())
+    }
+
+    #[test]
+    fn swagger_2_body_parameters_inline_types_and_produces() {
+        let spec = r##"{"swagger": "2.0", "info": {"title": "t", "version": "1"},
+          "consumes": ["application/json"], "produces": ["application/json"],
+          "definitions": {"Pet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}},
+          "paths": {"/pets": {"post": {"operationId": "addPet",
+            "parameters": [{"in": "body", "name": "pet", "schema": {"$ref": "#/definitions/Pet"}},
+                           {"in": "query", "name": "limit", "type": "integer", "maximum": 10}],
+            "responses": {"200": {"description": "ok", "schema": {"$ref": "#/definitions/Pet"}}}}}}}"##;
+        let (c, problems) = contract_of(spec);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.request.len(), 1);
+        assert_eq!(errors(&c.request[0].schema, r#"{"name": "rex"}"#), 0);
+        assert_eq!(errors(&c.request[0].schema, r#"{"age": 1}"#), 1);
+        let limit = &c.parameters[0];
+        assert_eq!(
+            (limit.name.as_str(), limit.location),
+            ("limit", Location::Query)
+        );
+        assert_eq!(errors(&limit.schema, "11"), 1);
+        let ok = c
+            .response(200)
+            .map(|r| errors(&r.content[0].schema, r#"{"name": "a"}"#));
+        assert_eq!(ok, Some(0));
+        assert!(c.response(404).is_none());
+    }
+
+    #[test]
+    fn openapi_3_nullable_and_3_1_type_lists() {
+        let v30 = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    put:\n      requestBody:\n        content:\n          application/json:\n            schema: {type: object, properties: {n: {type: string, nullable: true}}}\n      responses:\n        2XX: {description: ok}\n";
+        let (c, _) = contract_of(v30);
+        assert_eq!(errors(&c.request[0].schema, r#"{"n": null}"#), 0);
+        assert_eq!(errors(&c.request[0].schema, r#"{"n": 1}"#), 1);
+        assert!(c.response(204).is_some(), "2XX covers 204");
+        let v31 = "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    put:\n      requestBody:\n        content:\n          application/*:\n            schema: {type: [string, 'null'], format: email}\n      responses:\n        default: {description: any}\n";
+        let (c, _) = contract_of(v31);
+        let m = find_media(&c.request, "application/json; charset=utf-8");
+        assert!(m.is_some(), "application/* matches");
+        assert_eq!(
+            errors(&m.and_then(|m| m.schema.clone()), r#""a@b.example""#),
+            0
+        );
+        assert_eq!(
+            errors(&m.and_then(|m| m.schema.clone()), r#""not an email""#),
+            1
+        );
+        assert!(c.response(500).is_some(), "default covers any status");
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_a_problem_naming_its_place() {
+        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema: {type: 12}\n      responses: {}\n";
+        let (_, problems) = contract_of(spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("paths./a.post.requestBody.application/json:"),
+            "{problems:?}"
+        );
+    }
+}
