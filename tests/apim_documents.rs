@@ -711,3 +711,110 @@ fn the_proxy_policy_sends_the_backend_call_through_a_forward_proxy() {
     let bad = inbound_doc(r#"<proxy url="https://proxy:8443" />"#);
     assert_eq!(codes(&bad), ["E:P012"]);
 }
+
+/// Microsoft's xsl-transform example: the root element gets the caller's User-Agent as an
+/// attribute; every other node is copied.
+const XSL_USER_AGENT: &str = r#"<xsl-transform>
+    <parameter parameter-name="User-Agent">@(context.Request.Headers.GetValueOrDefault("User-Agent","non-specified"))</parameter>
+    <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+        <xsl:output method="xml" indent="yes" />
+        <xsl:param name="User-Agent" />
+        <xsl:template match="* | @* | node()">
+            <xsl:copy>
+                <xsl:if test="self::* and not(parent::*)">
+                    <xsl:attribute name="User-Agent">
+                        <xsl:value-of select="$User-Agent" />
+                    </xsl:attribute>
+                </xsl:if>
+                <xsl:apply-templates select="* | @* | node()" />
+            </xsl:copy>
+        </xsl:template>
+    </xsl:stylesheet>
+</xsl-transform>"#;
+
+#[test]
+fn xsl_transform_runs_libxslt_over_the_body() {
+    let o = Origin::start(|r| match r.path() {
+        "/doc" => Reply::Full(
+            Response::new(
+                200,
+                "<document><title>t</title><n a=\"1\">x &amp; y</n></document>",
+            )
+            .with_header("Content-Type", "text/xml"),
+        ),
+        "/dtd" => Reply::Full(
+            Response::new(
+                200,
+                "<!DOCTYPE d [<!ENTITY e SYSTEM \"file:///etc/hostname\">]><d>&e;</d>",
+            )
+            .with_header("Content-Type", "text/xml"),
+        ),
+        _ => Reply::Full(echo_response(r)),
+    });
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let outbound = sections("", "", XSL_USER_AGENT, "");
+    // Inbound, text output, a literal parameter.
+    let inbound = inbound_doc(
+        r#"<xsl-transform><parameter parameter-name="sep">|</parameter><xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:output method="text" /><xsl:param name="sep" /><xsl:template match="/order"><xsl:for-each select="line"><xsl:value-of select="@sku" /><xsl:value-of select="$sep" /></xsl:for-each></xsl:template></xsl:stylesheet></xsl-transform>"#,
+    );
+    // A stylesheet that never ends recursing: libxslt's depth bound stops it.
+    let runaway = sections(
+        "",
+        "",
+        r#"<xsl-transform><xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template name="r"><xsl:call-template name="r" /></xsl:template><xsl:template match="/"><xsl:call-template name="r" /></xsl:template></xsl:stylesheet></xsl-transform>"#,
+        "",
+    );
+    let ops = [
+        ("doc", "GET", "/doc", outbound.as_str()),
+        ("dtd", "GET", "/dtd", outbound.as_str()),
+        ("order", "POST", "/order", inbound.as_str()),
+        ("runaway", "GET", "/runaway", runaway.as_str()),
+    ];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+
+    let r = gw.get("/a/doc", &[("User-Agent", "ua-1")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        "<?xml version=\"1.0\"?>\n<document User-Agent=\"ua-1\">\n  <title>t</title>\n  <n a=\"1\">x &amp; y</n>\n</document>\n"
+    );
+
+    let r = gw.send(
+        "POST",
+        "/a/order",
+        &[("Content-Type", "application/xml")],
+        br#"<order><line sku="a1"/><line sku="b2"/></order>"#,
+    );
+    let seen: serde_json::Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    assert_eq!(seen["body"], "a1|b2|");
+
+    // A body with a DTD is refused before libxslt sees it: no entity is read.
+    let r = gw.get("/a/dtd", &[]);
+    assert_eq!(r.status, 500, "{}", r.text());
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert!(
+        host.trim().is_empty() || !r.text().contains(host.trim()),
+        "{}",
+        r.text()
+    );
+
+    let r = gw.get("/a/runaway", &[]);
+    assert_eq!(r.status, 500, "{}", r.text());
+    // The gateway is still there.
+    assert_eq!(gw.get("/a/doc", &[]).status, 200);
+}
+
+#[test]
+fn a_stylesheet_that_does_not_compile_is_a_load_error_at_its_line() {
+    let doc = sections(
+        "",
+        "",
+        "<xsl-transform>\n<xsl:stylesheet version=\"1.0\" xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\">\n<xsl:template match=\"/\">\n<xsl:value-of select=\"((\" />\n</xsl:template></xsl:stylesheet></xsl-transform>",
+        "",
+    );
+    let d = check(&doc);
+    let e = &d.items()[0];
+    assert_eq!(e.code, "P012", "{}", e.message);
+    assert!(e.message.contains("line 4"), "{}", e.message);
+    assert_eq!(codes(&inbound_doc("<xsl-transform />")), ["E:P012"]);
+}

@@ -22,7 +22,6 @@ pub const ALL: u8 = I | B | O | E;
 const CATALOG: &[(&str, Support, u8)] = &[
     ("cache-value", Support::NotYet, ALL),
     ("validate-client-certificate", Support::NotYet, I),
-    ("xsl-transform", Support::NotYet, I | O),
     ("validate-graphql-request", Support::NotYet, I),
     // Neither depends on Azure: they are policies gatehouse does not run yet.
     ("validate-odata-request", Support::NotYet, I),

@@ -121,6 +121,8 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
     let mut root: Option<Element> = None;
     // Elements whose content is kept as written (a Liquid template): stack depth, content start.
     let mut raw: Vec<(usize, usize)> = Vec::new();
+    // Elements kept whole as written (an XSLT stylesheet): stack depth, start of the tag.
+    let mut outer: Vec<(usize, usize)> = Vec::new();
     loop {
         let pos = reader.buffer_position() as usize;
         let ev = match reader.read_event() {
@@ -191,6 +193,11 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
                     if keeps_raw_content(&el) {
                         raw.push((stack.len(), reader.buffer_position() as usize));
                     }
+                    if stack.last().is_some_and(|p| p.name == "xsl-transform")
+                        && matches!(el.name.rsplit(':').next(), Some("stylesheet" | "transform"))
+                    {
+                        outer.push((stack.len(), start_off));
+                    }
                     stack.push(el);
                 }
             }
@@ -201,6 +208,14 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Element, Diagnostics> {
                         let value = text.get(from..pos).unwrap_or_default();
                         el.children = vec![Node::Text(Text {
                             value: unwrap_cdata(value).to_string(),
+                            span: idx.span(file, from),
+                        })];
+                    }
+                    if outer.last().is_some_and(|&(depth, _)| depth == stack.len()) {
+                        let (_, from) = outer.pop().unwrap_or_default();
+                        let to = reader.buffer_position() as usize;
+                        el.children = vec![Node::Text(Text {
+                            value: text.get(from..to).unwrap_or_default().to_string(),
                             span: idx.span(file, from),
                         })];
                     }

@@ -67,6 +67,7 @@ pub mod validate_status_code;
 pub mod validation;
 pub mod wait;
 pub mod xml_to_json;
+pub mod xsl_transform;
 
 pub use document::{document_from_text, fragment_from_text, parse_document, parse_fragment};
 
@@ -321,6 +322,7 @@ policies! {
         LimitConcurrency(limit_concurrency::LimitConcurrency) = "limit-concurrency" in ALL;
         // Not an element: compile turns a limit-concurrency around forward-request into this.
         AcquireSlot(limit_concurrency::AcquireSlot);
+        XslTransform(xsl_transform::XslTransform) = "xsl-transform" in I | O | E;
         CacheLookup(cache::CacheLookup) = "cache-lookup" in I;
         CacheStore(cache::CacheStore) = "cache-store" in O;
         CacheLookupValue(cache_value::CacheLookupValue) = "cache-lookup-value" in ALL;
