@@ -1,6 +1,7 @@
 //! Body transformation benchmarks: xml-to-json (direct and javascript-friendly) on a 2 KiB and
 //! a 64 KiB SOAP-like document, json-to-xml on a 2 KiB and a 64 KiB order list, set-body
-//! Liquid rendering a SOAP envelope from a 2 KiB and a 64 KiB order list. Run with
+//! Liquid rendering a SOAP envelope from a 2 KiB and a 64 KiB order list, xsl-transform (one
+//! `xsltproc` child per run) over the 2 KiB and 64 KiB SOAP document. Run with
 //! `cargo bench --bench transform`.
 
 use std::hint::black_box;
@@ -106,5 +107,29 @@ fn liquid(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, xml_to_json, json_to_xml, liquid);
+/// Microsoft's example stylesheet: copy everything, add an attribute to the root.
+const XSL: &str = r#"<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:param name="User-Agent" /><xsl:template match="* | @* | node()"><xsl:copy><xsl:if test="self::* and not(parent::*)"><xsl:attribute name="User-Agent"><xsl:value-of select="$User-Agent" /></xsl:attribute></xsl:if><xsl:apply-templates select="* | @* | node()" /></xsl:copy></xsl:template></xsl:stylesheet>"#;
+
+fn xsl_transform(c: &mut Criterion) {
+    use gatehouse::exec::policies::xsl_transform::Stylesheet;
+    let Ok(s) = Stylesheet::compile(XSL) else {
+        eprintln!("xsl-transform bench skipped: xsltproc is not installed");
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return;
+    };
+    let mut g = c.benchmark_group("xsl-transform");
+    let params = [("User-Agent".to_string(), "bench".to_string())];
+    for (label, items) in [("2KiB", 18), ("64KiB", 580)] {
+        let doc = bytes::Bytes::from(document(items));
+        g.throughput(Throughput::Bytes(doc.len() as u64));
+        g.bench_function(label, |b| {
+            b.iter(|| rt.block_on(s.apply(doc.clone(), &params, 1 << 24)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, xml_to_json, json_to_xml, liquid, xsl_transform);
 criterion_main!(benches);

@@ -76,6 +76,14 @@ fn stylesheet_dir() -> std::io::Result<PathBuf> {
 }
 
 impl Stylesheet {
+    /// Write and compile a stylesheet (what loading the policy does).
+    pub fn compile(source: &str) -> Result<Stylesheet, String> {
+        Stylesheet::prepare(&with_xsl_namespace(source)).map_err(|p| match p {
+            Problem::NoTool => "xsltproc is not installed".to_string(),
+            Problem::Bad(e) => e,
+        })
+    }
+
     fn prepare(source: &str) -> Result<Stylesheet, Problem> {
         let program = program().ok_or(Problem::NoTool)?;
         let dir = stylesheet_dir().map_err(|e| Problem::Bad(format!("cannot write it: {e}")))?;
@@ -149,7 +157,7 @@ impl Stylesheet {
     }
 
     /// Transform `body`; at most `max` bytes of output.
-    async fn apply(
+    pub async fn apply(
         &self,
         body: Bytes,
         params: &[(String, String)],
