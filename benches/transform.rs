@@ -116,7 +116,10 @@ fn xsl_transform(c: &mut Criterion) {
         eprintln!("xsl-transform bench skipped: xsltproc is not installed");
         return;
     };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return;
     };
     let mut g = c.benchmark_group("xsl-transform");

@@ -69,7 +69,7 @@ pub struct Schema {
     root: J,
     draft: jsonschema::Draft,
     pub validator: jsonschema::Validator,
-    variants: Mutex<AHashMap<Additional, Arc<jsonschema::Validator>>>,
+    variants: Mutex<AHashMap<(Additional, bool), Arc<jsonschema::Validator>>>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -99,9 +99,29 @@ impl Schema {
 
     /// Problems of `instance` (at most `max`), as `path: message`.
     pub fn errors(&self, instance: &J, additional: Additional, max: usize) -> Vec<String> {
-        let v = match additional {
-            Additional::AsWritten => None,
-            other => self.variant(other),
+        self.check(instance, additional, false, max)
+    }
+
+    /// As [`Schema::errors`]; `ignore_case`: property names match whatever their case
+    /// (validate-content's `case-insensitive-property-names`), by comparing the instance and
+    /// the schema with every property name in lower case.
+    pub fn check(
+        &self,
+        instance: &J,
+        additional: Additional,
+        ignore_case: bool,
+        max: usize,
+    ) -> Vec<String> {
+        let v = match (additional, ignore_case) {
+            (Additional::AsWritten, false) => None,
+            key => self.variant(key),
+        };
+        let lowered;
+        let instance = if ignore_case {
+            lowered = lower_keys(instance, 0);
+            &lowered
+        } else {
+            instance
         };
         let validator = v.as_deref().unwrap_or(&self.validator);
         validator
@@ -132,16 +152,69 @@ impl Schema {
         }
     }
 
-    fn variant(&self, a: Additional) -> Option<Arc<jsonschema::Validator>> {
+    fn variant(&self, key: (Additional, bool)) -> Option<Arc<jsonschema::Validator>> {
         let mut m = self.variants.lock().ok()?;
-        if let Some(v) = m.get(&a) {
+        if let Some(v) = m.get(&key) {
             return Some(v.clone());
         }
         let mut root = self.root.clone();
-        force_additional(&mut root, a == Additional::Allow, 0);
+        if key.0 != Additional::AsWritten {
+            force_additional(&mut root, key.0 == Additional::Allow, 0);
+        }
+        if key.1 {
+            lower_schema_names(&mut root, 0);
+        }
         let v = Arc::new(build(&root, self.draft).ok()?);
-        m.insert(a, v.clone());
+        m.insert(key, v.clone());
         Some(v)
+    }
+}
+
+/// A JSON value with every object key in lower case.
+fn lower_keys(v: &J, depth: usize) -> J {
+    match v {
+        _ if depth > MAX_DEPTH => v.clone(),
+        J::Object(m) => J::Object(
+            m.iter()
+                .map(|(k, x)| (k.to_lowercase(), lower_keys(x, depth + 1)))
+                .collect(),
+        ),
+        J::Array(a) => J::Array(a.iter().map(|x| lower_keys(x, depth + 1)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The property names a schema declares (`properties` keys, `required` items) in lower case.
+fn lower_schema_names(v: &mut J, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match v {
+        J::Object(m) => {
+            if let Some(J::Object(props)) = m.get_mut("properties") {
+                let old = std::mem::take(props);
+                *props = old
+                    .into_iter()
+                    .map(|(k, x)| (k.to_lowercase(), x))
+                    .collect();
+            }
+            if let Some(J::Array(req)) = m.get_mut("required") {
+                for r in req.iter_mut() {
+                    if let J::String(s) = r {
+                        *s = s.to_lowercase();
+                    }
+                }
+            }
+            for x in m.values_mut() {
+                lower_schema_names(x, depth + 1);
+            }
+        }
+        J::Array(a) => {
+            for x in a {
+                lower_schema_names(x, depth + 1);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -553,6 +626,28 @@ mod tests {
             1
         );
         assert!(c.response(500).is_some(), "default covers any status");
+    }
+
+    #[test]
+    fn property_names_may_match_whatever_their_case() {
+        let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\ncomponents:\n  schemas:\n    P: {type: object, required: [firstName], properties: {firstName: {type: string}}, additionalProperties: false}\npaths:\n  /a:\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema: {$ref: '#/components/schemas/P'}\n      responses: {}\n";
+        let (c, _) = contract_of(spec);
+        let Some(s) = c.request[0].schema.clone() else {
+            panic!("a schema")
+        };
+        let v: J = serde_json::json!({"FIRSTNAME": "a"});
+        assert_eq!(s.check(&v, Additional::AsWritten, false, 10).len(), 2);
+        assert!(s.check(&v, Additional::AsWritten, true, 10).is_empty());
+        assert_eq!(
+            s.check(
+                &serde_json::json!({"x": 1}),
+                Additional::AsWritten,
+                true,
+                10
+            )
+            .len(),
+            2
+        );
     }
 
     #[test]

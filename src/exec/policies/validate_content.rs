@@ -6,8 +6,8 @@
 //! overrides the schemas' own `additionalProperties`).
 //!
 //! Not run: `validate-as="xml"` / `"soap"` (XSD validation) and `schema-id` / `schema-ref`
-//! (APIM's schema entities): load error P021. `case-insensitive-property-names="true"` loads
-//! with warning P024 and names are matched as written.
+//! (APIM's schema entities): load error P021. `case-insensitive-property-names="true"` matches
+//! property names whatever their case.
 
 use super::validation::{contract, finish, parse_action, Action, Problem};
 use super::*;
@@ -22,6 +22,7 @@ pub struct ContentRule {
     pub media_type: String,
     pub action: Action,
     pub additional: Additional,
+    pub ignore_case: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -100,15 +101,9 @@ fn read_content(r: &mut Reader, el: &crate::policy::xml::Element) -> Option<Cont
         Some(false) => Additional::Forbid,
         None => Additional::AsWritten,
     };
-    if let Some((v, span)) = c.literal("case-insensitive-property-names") {
-        if v.trim() == "true" {
-            c.diags.warning(
-                "P024",
-                span,
-                "case-insensitive-property-names=\"true\" is not applied: property names are matched as written",
-            );
-        }
-    }
+    let ignore_case = c
+        .parsed_literal("case-insensitive-property-names", parse_bool)
+        .unwrap_or(false);
     c.finish();
     let Some(media_type) = media_type else {
         r.diags
@@ -119,6 +114,7 @@ fn read_content(r: &mut Reader, el: &crate::policy::xml::Element) -> Option<Cont
         media_type,
         action: action?,
         additional,
+        ignore_case,
     })
 }
 
@@ -259,7 +255,7 @@ impl RunsNow for ValidateContent {
             };
             match serde_json::from_slice::<serde_json::Value>(&body) {
                 Ok(json) => {
-                    for e in schema.errors(&json, rule.additional, 10) {
+                    for e in schema.check(&json, rule.additional, rule.ignore_case, 10) {
                         problems.push(Problem {
                             name: media.clone(),
                             kind: "Body",
