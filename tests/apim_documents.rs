@@ -74,13 +74,81 @@ fn forms_apim_accepts_load() {
 }
 
 #[test]
-fn cross_domain_and_validate_odata_request_are_not_yet_not_azure_only() {
-    for el in [
-        "<cross-domain><cross-domain-policy /></cross-domain>",
-        "<validate-odata-request />",
-    ] {
-        assert_eq!(codes(&inbound_doc(el)), ["E:P021"], "{el}");
+fn validate_odata_request_checks_versions_query_options_and_size() {
+    let o = Origin::echo();
+    let service = format!("http://127.0.0.1:{}", o.port);
+    let strict = inbound_doc(
+        r#"<validate-odata-request error-variable-name="odata" default-odata-version="4.01" min-odata-version="4.0" max-odata-version="4.01" max-size="64" />"#,
+    );
+    let v40 = inbound_doc(r#"<validate-odata-request default-odata-version="4.0" />"#);
+    let ops = [
+        ("people", "*", "/People", strict.as_str()),
+        ("old", "*", "/Old", v40.as_str()),
+    ];
+    let gw = start_operations("", "a", &service, OPEN, &ops);
+    let ok = |target: &str, headers: &[(&str, &str)]| gw.get(target, headers).status;
+    assert_eq!(
+        ok("/a/People?$top=2&$filter=Age%20gt%2030&$count=true", &[]),
+        200
+    );
+    // 4.01 (the default here): options are case-insensitive and their `$` is optional.
+    assert_eq!(ok("/a/People?TOP=2&select=Name", &[]), 200);
+    // 4.0: only `$` names are options; other parameters are the service's own.
+    assert_eq!(ok("/a/Old?top=x", &[]), 200);
+    let bad: &[(&str, &[(&str, &str)], &str)] = &[
+        ("/a/People?$top=-1", &[], "query option $top is not valid"),
+        (
+            "/a/People?$count=yes",
+            &[],
+            "query option $count is not valid",
+        ),
+        (
+            "/a/People?$bogus=1",
+            &[],
+            "Unknown system query option $bogus.",
+        ),
+        ("/a/People?$top=1&top=2", &[], "more than once"),
+        (
+            "/a/People",
+            &[("OData-Version", "3.0")],
+            "OData version 3.0 is not supported.",
+        ),
+        (
+            "/a/People",
+            &[("OData-MaxVersion", "3.0")],
+            "OData-MaxVersion 3.0 is not allowed.",
+        ),
+        ("/a/Old?$Top=1", &[], "Unknown system query option $Top."),
+    ];
+    for (target, headers, want) in bad {
+        let r = gw.get(target, headers);
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        let m = r.json()["message"].as_str().unwrap_or_default().to_string();
+        assert!(m.contains(want), "{target}: {m}");
     }
+    let r = gw.send("POST", "/a/People", &[], &[b'x'; 65]);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "Request's body is 65 bytes long and it exceeds the limit of 64 bytes."
+    );
+    // A version outside min/max is refused even when valid OData.
+    let narrow = inbound_doc(r#"<validate-odata-request max-odata-version="4.0" />"#);
+    let gw2 = start_operations(
+        "",
+        "b",
+        &service,
+        OPEN,
+        &[("p", "GET", "/P", narrow.as_str())],
+    );
+    let r = gw2.get("/b/P", &[("OData-Version", "4.01")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        codes(&inbound_doc(
+            r#"<validate-odata-request min-odata-version="5" />"#
+        )),
+        ["E:P012"]
+    );
 }
 
 #[test]
@@ -817,4 +885,37 @@ fn a_stylesheet_that_does_not_compile_is_a_load_error_at_its_line() {
     assert_eq!(e.code, "P012", "{}", e.message);
     assert!(e.message.contains("line 4"), "{}", e.message);
     assert_eq!(codes(&inbound_doc("<xsl-transform />")), ["E:P012"]);
+}
+
+#[test]
+fn cross_domain_serves_the_policy_file_at_the_root() {
+    let o = Origin::echo();
+    let yaml = format!(
+        "apis:\n  - id: a\n    path: a\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    operations:\n      - id: get\n        method: GET\n        url_template: /\n",
+        o.port
+    );
+    // Microsoft's example, in the global policy.
+    let global = r#"<policies><inbound><cross-domain>
+        <cross-domain-policy>
+            <allow-http-request-headers-from domain="*" headers="*" />
+        </cross-domain-policy>
+    </cross-domain></inbound><backend><forward-request /></backend><outbound /><on-error /></policies>"#;
+    let gw = Gatehouse::start(&yaml, &[("global.xml", global)]);
+    let r = gw.get("/crossdomain.xml", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/xml"));
+    assert_eq!(
+        r.text(),
+        "<?xml version=\"1.0\"?>\n<cross-domain-policy>\n            <allow-http-request-headers-from domain=\"*\" headers=\"*\" />\n        </cross-domain-policy>"
+    );
+    // Other paths and methods are routed as before; the APIs run the global policy unchanged.
+    assert_eq!(gw.send("POST", "/crossdomain.xml", &[], b"").status, 404);
+    assert_eq!(gw.get("/a/", &[]).status, 200);
+    // Only the global policy may carry it.
+    assert_eq!(
+        codes(&inbound_doc(
+            "<cross-domain><cross-domain-policy /></cross-domain>"
+        )),
+        ["E:P012"]
+    );
 }

@@ -40,6 +40,8 @@ pub struct Gateway {
     /// validate-jwt's `certificate-id` keys.
     pub certificate_x509: AHashMap<String, openssl::x509::X509>,
     pub jwt: JwtSettings,
+    /// The global policy's `<cross-domain>` content, served at `/crossdomain.xml`.
+    pub cross_domain: Option<bytes::Bytes>,
     /// Values of secret named values (masked in traces).
     pub secrets: Vec<String>,
     pub limits: Limits,

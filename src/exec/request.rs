@@ -61,6 +61,14 @@ pub fn bad_request(why: &str) -> PolicyError {
     e
 }
 
+/// The answer to a request no API serves, when the gateway has one: the global
+/// `<cross-domain>` policy file at `GET /crossdomain.xml`.
+pub fn builtin_answer(gw: &Gateway, method: &Method, path: &[u8]) -> Option<bytes::Bytes> {
+    let body = gw.cross_domain.as_ref()?;
+    (path == b"/crossdomain.xml" && (*method == Method::GET || *method == Method::HEAD))
+        .then(|| body.clone())
+}
+
 /// Route and admit a request.
 #[allow(clippy::result_large_err)]
 pub fn admit(

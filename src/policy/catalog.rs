@@ -24,8 +24,6 @@ const CATALOG: &[(&str, Support, u8)] = &[
     ("validate-client-certificate", Support::NotYet, I),
     ("validate-graphql-request", Support::NotYet, I),
     // Neither depends on Azure: they are policies gatehouse does not run yet.
-    ("validate-odata-request", Support::NotYet, I),
-    ("cross-domain", Support::NotYet, I),
     ("llm-token-limit", Support::NotYet, I),
     ("llm-emit-token-metric", Support::NotYet, ALL),
     ("authentication-managed-identity", Support::AzureOnly, I),

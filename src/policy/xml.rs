@@ -64,13 +64,15 @@ impl Element {
     }
 }
 
-/// An element whose content is not policy XML but a template that merely looks like it:
-/// `<set-body template="liquid">` holds markup, entities and `{{...}}` to render as written.
+/// An element whose content is not policy XML but text that merely looks like it:
+/// `<set-body template="liquid">` holds markup, entities and `{{...}}` to render as written,
+/// `<cross-domain>` the policy file it serves.
 fn keeps_raw_content(el: &Element) -> bool {
-    el.name == "set-body"
-        && el
-            .attr("template")
-            .is_some_and(|a| a.value.trim() == "liquid")
+    el.name == "cross-domain"
+        || el.name == "set-body"
+            && el
+                .attr("template")
+                .is_some_and(|a| a.value.trim() == "liquid")
 }
 
 /// A template wrapped whole in one CDATA section is the section's content.

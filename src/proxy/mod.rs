@@ -76,6 +76,22 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Box<Ctx>) -> Result<bool> {
         self.close_if_draining(session);
         if let Err(e) = self.route(session, ctx) {
+            let builtin = (ctx.api.is_none() && e.kind == exec::ErrorKind::OperationNotFound)
+                .then(|| {
+                    let req = session.req_header();
+                    exec::request::builtin_answer(&ctx.gw, &req.method, req.uri.path().as_bytes())
+                })
+                .flatten();
+            if let Some(body) = builtin {
+                ctx.resp.status = 200;
+                ctx.resp_headers.insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/xml"),
+                );
+                ctx.resp.body = Some(body);
+                respond::write_gateway_response(session, ctx).await?;
+                return Ok(true);
+            }
             // Before an API matched: global on-error; after: global + API on-error.
             let stmts = match ctx.api {
                 Some(a) => ctx.gw.apis[a].on_error.clone(),

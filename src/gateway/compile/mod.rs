@@ -129,7 +129,17 @@ fn compile_unmasked(
         return Err(d.sorted());
     }
     let (api_index, root_apis) = super::index_apis(&apis);
+    let cross_domain = set
+        .global
+        .section(Section::Inbound)
+        .into_iter()
+        .flatten()
+        .find_map(|s| match &s.kind {
+            crate::exec::policies::StmtKind::CrossDomain(c) => Some(c.0.clone()),
+            _ => None,
+        });
     let gw = Gateway {
+        cross_domain,
         name: cfg.raw.name.clone(),
         api_index,
         root_apis,
