@@ -95,7 +95,8 @@ fn validate_odata_request_checks_versions_query_options_and_size() {
     assert_eq!(ok("/a/People?TOP=2&select=Name", &[]), 200);
     // 4.0: only `$` names are options; other parameters are the service's own.
     assert_eq!(ok("/a/Old?top=x", &[]), 200);
-    let bad: &[(&str, &[(&str, &str)], &str)] = &[
+    type Bad<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let bad: &[Bad] = &[
         ("/a/People?$top=-1", &[], "query option $top is not valid"),
         (
             "/a/People?$count=yes",
