@@ -59,6 +59,9 @@ pub struct Options {
 /// parser; this bounds the conversion of variables and XML too).
 const MAX_DEPTH: usize = 128;
 
+/// Most values of a body turned into the template's model.
+const MAX_NODES: usize = 200_000;
+
 fn parser() -> &'static Result<liquid::Parser, String> {
     static PARSER: OnceLock<Result<liquid::Parser, String>> = OnceLock::new();
     PARSER.get_or_init(|| {
@@ -278,8 +281,15 @@ pub fn render(
             let cx = Convert {
                 opts,
                 aliases: b.from_xml,
+                budget: std::cell::Cell::new(MAX_NODES),
             };
-            globals.insert("body".into(), cx.json(b.json, 0));
+            let model = cx.json(b.json, 0);
+            if cx.budget.get() == 0 {
+                return Err(format!(
+                    "the body has more than {MAX_NODES} values, more than a template reads"
+                ));
+            }
+            globals.insert("body".into(), model);
         }
     }
     if t.uses_context {
@@ -307,13 +317,17 @@ fn key(s: &str) -> KString {
 struct Convert {
     opts: Options,
     aliases: bool,
+    /// Values left to convert (a body of many small values grows tenfold as a model).
+    budget: std::cell::Cell<usize>,
 }
 
 impl Convert {
     fn json(&self, v: &J, depth: usize) -> L {
-        if depth > MAX_DEPTH {
+        let left = self.budget.get();
+        if depth > MAX_DEPTH || left == 0 {
             return L::Nil;
         }
+        self.budget.set(left - 1);
         match v {
             J::Null => L::Nil,
             J::Bool(b) => L::scalar(*b),
@@ -1013,6 +1027,28 @@ mod tests {
             String::from_utf8(null).unwrap_or_else(|e| panic!("{e:?}")),
             "[]nil"
         );
+    }
+
+    #[test]
+    fn a_body_of_too_many_values_is_refused() {
+        let t = compile("{{ body | Size }}").unwrap_or_else(|e| panic!("{e:?}"));
+        let big = J::Array(vec![J::Null; MAX_NODES + 1]);
+        let o = Options {
+            nil_is_null: false,
+            parse_date: true,
+        };
+        let b = Body {
+            json: &big,
+            from_xml: false,
+        };
+        let e = render(&t, &mut NoContext, Some(b), o, 1 << 20).err();
+        assert!(e.is_some_and(|e| e.contains("more than")));
+        let small = J::Array(vec![J::Null; 10]);
+        let b = Body {
+            json: &small,
+            from_xml: false,
+        };
+        assert!(render(&t, &mut NoContext, Some(b), o, 1 << 20).is_ok());
     }
 
     #[test]
