@@ -253,11 +253,20 @@ fn validate_policies_that_need_what_gatehouse_lacks_say_so_at_load() {
 
 #[test]
 fn mock_response_answers_with_the_example_the_definition_gives() {
-    let spec = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths:\n  /status:\n    get:\n      operationId: status\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              example: {up: true, version: 3}\n";
+    let spec = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths:\n  /status:\n    get:\n      operationId: status\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              example: {up: true, version: 3}\n  /pick:\n    get:\n      operationId: pick\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              examples:\n                first: {value: {n: 0}}\n                second: {value: {n: 1}}\n";
     let yaml = "apis:\n  - id: m\n    path: m\n    service_url: http://127.0.0.1:1\n    subscription_required: false\n    openapi: m.yaml\n";
     let doc = inbound_doc(r#"<mock-response status-code="200" content-type="application/json" />"#);
-    let gw = Gatehouse::start_with(yaml, &[("apis/m/status.xml", &doc)], &[("m.yaml", spec)]);
+    // `index` picks among the examples, in the definition's order.
+    let second = inbound_doc(
+        r#"<mock-response status-code="200" content-type="application/json" index="1" />"#,
+    );
+    let gw = Gatehouse::start_with(
+        yaml,
+        &[("apis/m/status.xml", &doc), ("apis/m/pick.xml", &second)],
+        &[("m.yaml", spec)],
+    );
     let r = gw.get("/m/status", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), serde_json::json!({"up": true, "version": 3}));
+    assert_eq!(gw.get("/m/pick", &[]).json(), serde_json::json!({"n": 1}));
 }

@@ -164,12 +164,13 @@ fn examples(op: &serde_json::Value) -> Vec<ExampleSpec> {
         };
         if let Some(content) = r.get("content").and_then(|c| c.as_object()) {
             for (media, m) in content {
-                let example = m.get("example").or_else(|| {
-                    m.get("examples")
-                        .and_then(|e| e.as_object())
-                        .and_then(|e| e.values().find_map(|x| x.get("value")))
-                });
-                if let Some(e) = example {
+                // `example`, then each of `examples` in order (mock-response `index`).
+                let named = m
+                    .get("examples")
+                    .and_then(|e| e.as_object())
+                    .into_iter()
+                    .flat_map(|e| e.values().filter_map(|x| x.get("value")));
+                for e in m.get("example").into_iter().chain(named) {
                     out.push(ExampleSpec {
                         status,
                         content_type: media.clone(),

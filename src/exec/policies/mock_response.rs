@@ -1,5 +1,6 @@
 //! `<mock-response>`: answer with the operation's example for the status code and content type
-//! (configured under the operation's `examples`), or an empty body. The backend is skipped;
+//! (configured under the operation's `examples`, or given by its OpenAPI definition; `index`
+//! picks among several, from 0; past the last: the first), or an empty body. The backend is skipped;
 //! outbound still runs (apim-reference.md §1.4: the recommended reading of an unverified rule).
 
 use super::*;
@@ -10,6 +11,7 @@ use http::header::CONTENT_TYPE;
 pub struct MockResponse {
     pub status: u16,
     pub content_type: Option<String>,
+    pub index: usize,
 }
 
 impl Policy for MockResponse {
@@ -17,10 +19,17 @@ impl Policy for MockResponse {
         r.no_children();
         let status = r.parsed_literal("status-code", parse_status).unwrap_or(200);
         let content_type = r.literal("content-type").map(|(v, _)| v);
-        r.literal("index");
+        let index = r
+            .parsed_literal("index", |s| {
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|_| crate::invalid!("must be a number from 0"))
+            })
+            .unwrap_or(0);
         Some(MockResponse {
             status,
             content_type,
+            index,
         })
     }
 
@@ -36,12 +45,15 @@ impl RunsNow for MockResponse {
 }
 
 fn run(m: &MockResponse, cx: &mut ExecCtx) -> Outcome {
-    let example = cx.examples.iter().find(|e| {
-        e.status == m.status
-            && m.content_type
-                .as_ref()
-                .is_none_or(|c| c.eq_ignore_ascii_case(&e.content_type))
-    });
+    let matching = || {
+        cx.examples.iter().filter(|e| {
+            e.status == m.status
+                && m.content_type
+                    .as_ref()
+                    .is_none_or(|c| c.eq_ignore_ascii_case(&e.content_type))
+        })
+    };
+    let example = matching().nth(m.index).or_else(|| matching().next());
     cx.resp_headers.clear();
     cx.resp.status = m.status;
     cx.resp.reason = None;
