@@ -242,13 +242,70 @@ fn validate_policies_that_need_what_gatehouse_lacks_say_so_at_load() {
     dir.write(
         "policies/apis/x.xml",
         &inbound_doc(
-            r#"<validate-content unspecified-content-type-action="prevent" max-size="200000" size-exceeded-action="prevent"><content type="text/xml" validate-as="xml" action="prevent" /><content type="application/json" validate-as="json" schema-id="s1" action="prevent" /></validate-content>"#,
+            r#"<validate-content unspecified-content-type-action="prevent" max-size="200000" size-exceeded-action="prevent"><content type="text/xml" validate-as="xml" action="prevent" /></validate-content>"#,
         ),
     );
     let t = check_fails(&dir.0);
     assert!(t.contains("P021") && t.contains("XSD"), "{t}");
-    assert!(t.contains("schema-id"), "{t}");
     assert!(t.contains("at most 102400"), "{t}");
+}
+
+#[test]
+fn schema_id_validates_against_a_schema_of_the_configuration() {
+    let o = Origin::echo();
+    let yaml = format!(
+        "schemas:\n  shapes:\n    file: shapes.json\napis:\n  - id: s\n    path: s\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    operations:\n      - id: put\n        method: PUT\n        url_template: /\n      - id: post\n        method: POST\n        url_template: /\n",
+        o.port
+    );
+    let shapes = r##"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": ["kind"],
+        "definitions": {"address": {"type": "object", "required": ["city"], "properties": {"city": {"type": "string", "minLength": 2}}}}}"##;
+    let rule = |extra: &str| {
+        inbound_doc(&format!(
+            r#"<validate-content unspecified-content-type-action="prevent" max-size="10240" size-exceeded-action="prevent"><content type="application/json" validate-as="json" action="prevent" schema-id="shapes" {extra} /></validate-content>"#
+        ))
+    };
+    let whole = rule("");
+    let at = rule(r##"schema-ref="#/definitions/address""##);
+    let gw = Gatehouse::start_with(
+        &yaml,
+        &[("apis/s/put.xml", &whole), ("apis/s/post.xml", &at)],
+        &[("shapes.json", shapes)],
+    );
+    let send = |m: &str, body: &str| {
+        gw.send(
+            m,
+            "/s/",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .status
+    };
+    assert_eq!(send("PUT", r#"{"kind": "circle"}"#), 200);
+    assert_eq!(send("PUT", r#"{"city": "Oslo"}"#), 400);
+    assert_eq!(send("POST", r#"{"city": "Oslo"}"#), 200);
+    assert_eq!(send("POST", r#"{"city": "O"}"#), 400);
+
+    // A schema-ref that names nothing is a load error.
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: policies\nschemas:\n  shapes:\n    file: shapes.json\napis:\n  - id: x\n    path: x\n    service_url: http://127.0.0.1:1\n    operations:\n      - id: a\n        method: POST\n        url_template: /a\n      - id: b\n        method: POST\n        url_template: /b\n",
+    );
+    dir.write("shapes.json", shapes);
+    dir.write(
+        "policies/apis/x/a.xml",
+        &rule(r##"schema-ref="#/definitions/nope""##),
+    );
+    dir.write(
+        "policies/apis/x/b.xml",
+        &rule("").replace("schema-id=\"shapes\"", "schema-id=\"other\""),
+    );
+    let t = check_fails(&dir.0);
+    assert!(
+        t.contains("C059") && t.contains("#/definitions/nope names nothing"),
+        "{t}"
+    );
+    assert!(t.contains("no schema `other` under `schemas`"), "{t}");
 }
 
 #[test]

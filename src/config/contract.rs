@@ -67,7 +67,8 @@ pub enum Additional {
 /// A compiled schema, and its variants for `allow-additional-properties` built on first use.
 pub struct Schema {
     root: J,
-    draft: jsonschema::Draft,
+    /// None: as the document's `$schema` says (2020-12 without one).
+    draft: Option<jsonschema::Draft>,
     pub validator: jsonschema::Validator,
     variants: Mutex<AHashMap<(Additional, bool), Arc<jsonschema::Validator>>>,
 }
@@ -78,16 +79,56 @@ impl std::fmt::Debug for Schema {
     }
 }
 
-fn build(root: &J, draft: jsonschema::Draft) -> Result<jsonschema::Validator, String> {
-    jsonschema::options()
-        .with_draft(draft)
-        .should_validate_formats(true)
+fn build(root: &J, draft: Option<jsonschema::Draft>) -> Result<jsonschema::Validator, String> {
+    let mut o = jsonschema::options();
+    if let Some(d) = draft {
+        o = o.with_draft(d);
+    }
+    o.should_validate_formats(true)
         .build(root)
         .map_err(|e| e.to_string())
 }
 
 impl Schema {
-    fn new(root: J, draft: jsonschema::Draft) -> Result<Schema, String> {
+    /// A standalone JSON Schema document (`schemas:`), whole or at a local reference
+    /// (`schema-ref="#/components/schemas/address"`: the document's other members stay, so
+    /// references inside it resolve).
+    pub fn from_document(doc: &J, reference: Option<&str>) -> Result<Schema, String> {
+        let root = match reference {
+            None => doc.clone(),
+            Some(r) => {
+                if !r.starts_with('#') || doc.pointer(&r[1..]).is_none() {
+                    return Err(format!("{r} names nothing in the schema"));
+                }
+                let mut m = Map::new();
+                if let Some(o) = doc.as_object() {
+                    for (k, v) in o {
+                        if matches!(
+                            k.as_str(),
+                            "$schema" | "$id" | "$defs" | "definitions" | "components"
+                        ) {
+                            m.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                let mut all = Map::new();
+                all.insert("$ref".into(), J::String(r.to_string()));
+                m.insert("allOf".into(), J::Array(vec![J::Object(all)]));
+                // Members that are neither keywords nor the containers above are kept too,
+                // under their names, as a pointer may name them (`#/address`).
+                if let Some(o) = doc.as_object() {
+                    let first = r[1..].split('/').nth(1).unwrap_or("");
+                    if let Some(v) = o.get(first) {
+                        m.entry(first.to_string()).or_insert_with(|| v.clone());
+                    }
+                }
+                J::Object(m)
+            }
+        };
+        Schema::new(root, None)
+    }
+
+    fn new(root: J, draft: Option<jsonschema::Draft>) -> Result<Schema, String> {
         let validator = build(&root, draft)?;
         Ok(Schema {
             root,
@@ -241,6 +282,35 @@ fn force_additional(v: &mut J, allow: bool, depth: usize) {
     }
 }
 
+/// A schema of `schemas:` and what policies take from it (whole, or at a `schema-ref`).
+#[derive(Debug)]
+pub struct NamedSchema {
+    doc: J,
+    compiled: Mutex<AHashMap<Option<String>, Arc<Schema>>>,
+}
+
+impl NamedSchema {
+    pub fn new(doc: J) -> NamedSchema {
+        NamedSchema {
+            doc,
+            compiled: Mutex::new(AHashMap::new()),
+        }
+    }
+
+    /// The schema whole (`None`) or at a local reference, compiled once.
+    pub fn get(&self, reference: Option<&str>) -> Result<Arc<Schema>, String> {
+        let key = reference.map(str::to_string);
+        if let Some(s) = self.compiled.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(s);
+        }
+        let s = Arc::new(Schema::from_document(&self.doc, reference)?);
+        if let Ok(mut m) = self.compiled.lock() {
+            m.insert(key, s.clone());
+        }
+        Ok(s)
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
     Swagger2,
@@ -305,7 +375,7 @@ impl<'d> Reader<'d> {
             }
             root.insert((*k).into(), v);
         }
-        match Schema::new(J::Object(root), draft) {
+        match Schema::new(J::Object(root), Some(draft)) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
                 errors.push(format!("{at}: the schema does not compile: {e}"));

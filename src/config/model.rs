@@ -32,6 +32,9 @@ pub struct RawConfig {
     pub certificates: Vec<CertificateSpec>,
     #[serde(default)]
     pub apis: Vec<ApiSpec>,
+    /// JSON Schemas validate-content names by `schema-id` (APIM's schema entities).
+    #[serde(default)]
+    pub schemas: BTreeMap<String, SchemaSpec>,
     #[serde(default)]
     pub products: Vec<ProductSpec>,
     #[serde(default)]
@@ -379,6 +382,13 @@ fn default_policy_dir() -> String {
 }
 
 /// A named value: plain text, or a secret read from the environment or a file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaSpec {
+    /// A JSON Schema document (JSON or YAML), relative to the configuration.
+    pub file: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamedValueSpec {

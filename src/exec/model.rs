@@ -40,6 +40,8 @@ pub struct Gateway {
     /// validate-jwt's `certificate-id` keys.
     pub certificate_x509: AHashMap<String, openssl::x509::X509>,
     pub jwt: JwtSettings,
+    /// `schemas:` by id (validate-content `schema-id`).
+    pub schemas: AHashMap<String, Arc<crate::config::contract::NamedSchema>>,
     /// The global policy's `<cross-domain>` content, served at `/crossdomain.xml`.
     pub cross_domain: Option<bytes::Bytes>,
     /// Values of secret named values (masked in traces).

@@ -25,6 +25,7 @@ mod certificates;
 mod documents;
 mod listeners;
 mod pipelines;
+mod schemas;
 mod subscriptions;
 
 pub(crate) use apis::clean_path;
@@ -125,6 +126,8 @@ fn compile_unmasked(
         }
     }
     check_certificate_refs(&apis, &certificates, &thumbprints, &mut d);
+    let schemas = schemas::compile_schemas(cfg, &mut d);
+    schemas::check_schema_refs(&apis, &schemas, &mut d);
     if d.has_errors() {
         return Err(d.sorted());
     }
@@ -139,6 +142,7 @@ fn compile_unmasked(
             _ => None,
         });
     let gw = Gateway {
+        schemas,
         cross_domain,
         name: cfg.raw.name.clone(),
         api_index,

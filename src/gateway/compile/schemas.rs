@@ -1,0 +1,111 @@
+//! `schemas:`: the JSON Schemas validate-content names by `schema-id`, read and compiled at
+//! load (C059 for a file that cannot be read or parsed, a schema that does not compile, an id
+//! or `schema-ref` a policy names that does not exist).
+
+use super::*;
+use crate::config::contract::NamedSchema;
+
+/// Largest schema document read.
+const MAX_SCHEMA_BYTES: u64 = 8 * 1024 * 1024;
+
+pub(super) fn compile_schemas(
+    cfg: &LoadedConfig,
+    d: &mut Diagnostics,
+) -> AHashMap<String, Arc<NamedSchema>> {
+    let mut out = AHashMap::new();
+    for (id, spec) in &cfg.raw.schemas {
+        let span = cfg.locate(None, "file", &spec.file);
+        let path = cfg.dir.join(&spec.file);
+        let text = match crate::config::read_bounded(&path, MAX_SCHEMA_BYTES) {
+            Ok(t) => t,
+            Err(e) => {
+                d.error(
+                    "C059",
+                    span,
+                    format!("schema `{id}`: cannot read {}: {e}", spec.file),
+                );
+                continue;
+            }
+        };
+        let doc: serde_json::Value = match serde_yaml::from_str::<serde_yaml::Value>(&text)
+            .map_err(|e| {
+                let (line, col) = e
+                    .location()
+                    .map_or((1, 1), |l| (l.line() as u32, l.column() as u32));
+                (line, col, e.to_string())
+            })
+            .and_then(|v| serde_json::to_value(v).map_err(|e| (1, 1, e.to_string())))
+        {
+            Ok(v) => v,
+            Err((line, col, e)) => {
+                let file: Arc<str> = Arc::from(path.display().to_string());
+                let e = e.split(" at line ").next().unwrap_or(&e).to_string();
+                d.error(
+                    "C059",
+                    Span::new(&file, line, col),
+                    format!("schema `{id}` is not JSON or YAML: {e}"),
+                );
+                continue;
+            }
+        };
+        let named = NamedSchema::new(doc);
+        if let Err(e) = named.get(None) {
+            d.error("C059", span, format!("schema `{id}` does not compile: {e}"));
+            continue;
+        }
+        out.insert(id.clone(), Arc::new(named));
+    }
+    out
+}
+
+/// Every `schema-id` / `schema-ref` a validate-content names exists and compiles (each is
+/// compiled here once, so no request compiles one).
+pub(super) fn check_schema_refs(
+    apis: &[Api],
+    schemas: &AHashMap<String, Arc<NamedSchema>>,
+    d: &mut Diagnostics,
+) {
+    fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
+        for s in stmts {
+            f(s);
+            for c in s.children() {
+                walk(std::slice::from_ref(c), f);
+            }
+        }
+    }
+    let mut reported = std::collections::HashSet::new();
+    for p in apis
+        .iter()
+        .flat_map(|a| a.operations.iter())
+        .flat_map(|o| o.pipelines.iter())
+    {
+        for stmts in [
+            &p.inbound,
+            &p.backend_pre,
+            &p.backend_post,
+            &p.outbound,
+            &p.on_error,
+        ] {
+            walk(stmts, &mut |s| {
+                let StmtKind::ValidateContent(v) = &s.kind else {
+                    return;
+                };
+                for rule in &v.content {
+                    let Some(id) = &rule.schema_id else { continue };
+                    let problem = match schemas.get(id) {
+                        None => Some(format!("no schema `{id}` under `schemas`")),
+                        Some(n) => n
+                            .get(rule.schema_ref.as_deref())
+                            .err()
+                            .map(|e| format!("schema `{id}`: {e}")),
+                    };
+                    if let Some(m) = problem {
+                        if reported.insert((s.span.to_string(), m.clone())) {
+                            d.error("C059", s.span.clone(), format!("validate-content: {m}"));
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
