@@ -19,42 +19,25 @@ pub struct Env<'a> {
 
 /// Substitute `{{name}}` references (textually, before interpretation; apim-reference.md §4.1).
 pub fn substitute(text: &str, span: &Span, env: &Env, diags: &mut Diagnostics) -> String {
-    if !text.contains("{{") {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        match after.find("}}") {
-            Some(close) => {
-                let name = after[..close].trim();
-                match env.named.get(name) {
-                    Some(nv) => out.push_str(&nv.value),
-                    None => {
-                        diags.error(
-                            "P030",
-                            span.clone(),
-                            format!("unknown named value `{{{{{name}}}}}`"),
-                        );
-                    }
-                }
-                rest = &after[close + 2..];
-            }
-            None => {
-                out.push_str(&rest[open..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    replace_named(text, env, &mut |name| {
+        diags.error(
+            "P030",
+            span.clone(),
+            format!("unknown named value `{{{{{name}}}}}`"),
+        );
+        false
+    })
 }
 
 /// Substitute only the `{{name}}` references that name a named value, leaving the rest as
 /// written: in a Liquid template `{{body.x}}` is the template's own output tag.
 pub fn substitute_known(text: &str, env: &Env) -> String {
+    replace_named(text, env, &mut |_| true)
+}
+
+/// `{{name}}` replaced by the named value; for an unknown name `unknown` says whether the
+/// reference stays as written (true) or is dropped (false).
+fn replace_named(text: &str, env: &Env, unknown: &mut dyn FnMut(&str) -> bool) -> String {
     if !text.contains("{{") {
         return text.to_string();
     }
@@ -63,18 +46,21 @@ pub fn substitute_known(text: &str, env: &Env) -> String {
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        match after.find("}}") {
-            Some(close) => match env.named.get(after[..close].trim()) {
-                Some(nv) => {
-                    out.push_str(&nv.value);
-                    rest = &after[close + 2..];
-                }
-                None => {
-                    out.push_str("{{");
-                    rest = after;
-                }
-            },
-            None => break,
+        let Some(close) = after.find("}}") else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let name = after[..close].trim();
+        match env.named.get(name) {
+            Some(nv) => {
+                out.push_str(&nv.value);
+                rest = &after[close + 2..];
+            }
+            None if unknown(name) => {
+                out.push_str("{{");
+                rest = after;
+            }
+            None => rest = &after[close + 2..],
         }
     }
     out.push_str(rest);
@@ -415,6 +401,26 @@ impl<'e, 'a, 'd> Reader<'e, 'a, 'd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn substitute_known_keeps_what_names_no_named_value() {
+        let mut named = AHashMap::new();
+        named.insert(
+            "host".to_string(),
+            NamedValue {
+                value: "h1".into(),
+                secret: false,
+            },
+        );
+        let env = Env {
+            named: &named,
+            scope: Scope::Api,
+        };
+        assert_eq!(
+            substitute_known("a {{host}} {{ body.x }} {{ host }} {{open", &env),
+            "a h1 {{ body.x }} h1 {{open"
+        );
+    }
 
     #[test]
     fn uri_templates() {

@@ -89,51 +89,29 @@ pub(super) fn check_certificate_refs(
     d: &mut Diagnostics,
 ) {
     use crate::exec::policies::access::CertificateRef;
-    fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
-        for s in stmts {
-            f(s);
-            for c in s.children() {
-                walk(std::slice::from_ref(c), f);
-            }
-        }
-    }
     let mut reported = std::collections::HashSet::new();
-    for p in apis
-        .iter()
-        .flat_map(|a| a.operations.iter())
-        .flat_map(|o| o.pipelines.iter())
-    {
-        for stmts in [
-            &p.inbound,
-            &p.backend_pre,
-            &p.backend_post,
-            &p.outbound,
-            &p.on_error,
-        ] {
-            walk(stmts, &mut |s| {
-                let cert = match &s.kind {
-                    StmtKind::SendRequest(r) => r.certificate.as_ref(),
-                    StmtKind::AuthenticationCertificate(c) => Some(c),
-                    _ => return,
-                };
-                let known = match cert {
-                    None => true,
-                    Some(CertificateRef::Id(id)) => certificates.contains_key(id),
-                    Some(CertificateRef::Thumbprint(t)) => thumbprints
-                        .get(t)
-                        .is_some_and(|id| certificates.contains_key(id)),
-                };
-                if !known && reported.insert(s.span.to_string()) {
-                    d.error(
-                        "P048",
-                        s.span.clone(),
-                        format!(
-                            "<{}> names a certificate that is not configured under `certificates`",
-                            s.element
-                        ),
-                    );
-                }
-            });
+    super::each_statement(apis, &mut |s| {
+        let cert = match &s.kind {
+            StmtKind::SendRequest(r) => r.certificate.as_ref(),
+            StmtKind::AuthenticationCertificate(c) => Some(c),
+            _ => return,
+        };
+        let known = match cert {
+            None => true,
+            Some(CertificateRef::Id(id)) => certificates.contains_key(id),
+            Some(CertificateRef::Thumbprint(t)) => thumbprints
+                .get(t)
+                .is_some_and(|id| certificates.contains_key(id)),
+        };
+        if !known && reported.insert(s.span.to_string()) {
+            d.error(
+                "P048",
+                s.span.clone(),
+                format!(
+                    "<{}> names a certificate that is not configured under `certificates`",
+                    s.element
+                ),
+            );
         }
-    }
+    });
 }

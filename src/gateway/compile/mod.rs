@@ -259,3 +259,31 @@ pub fn check_policy_text(
     }
     d.sorted()
 }
+
+/// Call `f` on every statement of every operation's pipelines, nested ones included (load-time
+/// checks of what statements name: certificates, schemas).
+pub(super) fn each_statement(apis: &[Api], f: &mut dyn FnMut(&Stmt)) {
+    fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
+        for s in stmts {
+            f(s);
+            for c in s.children() {
+                walk(std::slice::from_ref(c), f);
+            }
+        }
+    }
+    for p in apis
+        .iter()
+        .flat_map(|a| a.operations.iter())
+        .flat_map(|o| o.pipelines.iter())
+    {
+        for stmts in [
+            &p.inbound,
+            &p.backend_pre,
+            &p.backend_post,
+            &p.outbound,
+            &p.on_error,
+        ] {
+            walk(stmts, f);
+        }
+    }
+}

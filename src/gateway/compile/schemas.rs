@@ -65,47 +65,25 @@ pub(super) fn check_schema_refs(
     schemas: &AHashMap<String, Arc<NamedSchema>>,
     d: &mut Diagnostics,
 ) {
-    fn walk(stmts: &[Stmt], f: &mut dyn FnMut(&Stmt)) {
-        for s in stmts {
-            f(s);
-            for c in s.children() {
-                walk(std::slice::from_ref(c), f);
+    let mut reported = std::collections::HashSet::new();
+    super::each_statement(apis, &mut |s| {
+        let StmtKind::ValidateContent(v) = &s.kind else {
+            return;
+        };
+        for rule in &v.content {
+            let Some(id) = &rule.schema_id else { continue };
+            let problem = match schemas.get(id) {
+                None => Some(format!("no schema `{id}` under `schemas`")),
+                Some(n) => n
+                    .get(rule.schema_ref.as_deref())
+                    .err()
+                    .map(|e| format!("schema `{id}`: {e}")),
+            };
+            if let Some(m) = problem {
+                if reported.insert((s.span.to_string(), m.clone())) {
+                    d.error("C059", s.span.clone(), format!("validate-content: {m}"));
+                }
             }
         }
-    }
-    let mut reported = std::collections::HashSet::new();
-    for p in apis
-        .iter()
-        .flat_map(|a| a.operations.iter())
-        .flat_map(|o| o.pipelines.iter())
-    {
-        for stmts in [
-            &p.inbound,
-            &p.backend_pre,
-            &p.backend_post,
-            &p.outbound,
-            &p.on_error,
-        ] {
-            walk(stmts, &mut |s| {
-                let StmtKind::ValidateContent(v) = &s.kind else {
-                    return;
-                };
-                for rule in &v.content {
-                    let Some(id) = &rule.schema_id else { continue };
-                    let problem = match schemas.get(id) {
-                        None => Some(format!("no schema `{id}` under `schemas`")),
-                        Some(n) => n
-                            .get(rule.schema_ref.as_deref())
-                            .err()
-                            .map(|e| format!("schema `{id}`: {e}")),
-                    };
-                    if let Some(m) = problem {
-                        if reported.insert((s.span.to_string(), m.clone())) {
-                            d.error("C059", s.span.clone(), format!("validate-content: {m}"));
-                        }
-                    }
-                }
-            });
-        }
-    }
+    });
 }
