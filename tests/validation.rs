@@ -246,7 +246,7 @@ fn validate_policies_that_need_what_gatehouse_lacks_say_so_at_load() {
         ),
     );
     let t = check_fails(&dir.0);
-    assert!(t.contains("P021") && t.contains("XSD"), "{t}");
+    assert!(t.contains("validate-as=\"xml\" needs `schema-id`"), "{t}");
     assert!(t.contains("at most 102400"), "{t}");
 }
 
@@ -326,4 +326,51 @@ fn mock_response_answers_with_the_example_the_definition_gives() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), serde_json::json!({"up": true, "version": 3}));
     assert_eq!(gw.get("/m/pick", &[]).json(), serde_json::json!({"n": 1}));
+}
+
+#[test]
+fn validate_as_xml_checks_the_body_against_an_xml_schema() {
+    let o = Origin::echo();
+    let yaml = format!(
+        "schemas:\n  order:\n    file: order.xsd\napis:\n  - id: x\n    path: x\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    operations:\n      - id: post\n        method: POST\n        url_template: /\n",
+        o.port
+    );
+    let xsd = r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="order"><xs:complexType><xs:sequence><xs:element name="qty" type="xs:positiveInteger"/></xs:sequence></xs:complexType></xs:element></xs:schema>"#;
+    let doc = inbound_doc(
+        r#"<validate-content unspecified-content-type-action="prevent" max-size="10240" size-exceeded-action="prevent" errors-variable-name="e"><content type="application/xml" validate-as="xml" schema-id="order" action="prevent" /></validate-content>"#,
+    );
+    let gw = Gatehouse::start_with(&yaml, &[("apis/x/post.xml", &doc)], &[("order.xsd", xsd)]);
+    let send = |body: &str| {
+        gw.send(
+            "POST",
+            "/x/",
+            &[("Content-Type", "application/xml")],
+            body.as_bytes(),
+        )
+    };
+    assert_eq!(send("<order><qty>2</qty></order>").status, 200);
+    let r = send("<order><qty>0</qty></order>");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        message(&r).contains("'0' is not a valid value"),
+        "{}",
+        r.text()
+    );
+    let r = send("<order><qty>2</qty>");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(message(&r).contains("is not valid XML"), "{}", r.text());
+    // A DTD is never processed.
+    let r = send("<!DOCTYPE order [<!ENTITY e \"2\">]><order><qty>&e;</qty></order>");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(message(&r).contains("DTD"), "{}", r.text());
+
+    // A schema that does not compile is a load error.
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\nschemas:\n  bad:\n    file: bad.xsd\napis: []\n",
+    );
+    dir.write("bad.xsd", "<notaschema/>");
+    let t = check_fails(&dir.0);
+    assert!(t.contains("C059") && t.contains("XML schema `bad`"), "{t}");
 }

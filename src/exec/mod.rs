@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod backend;
+pub mod child;
 pub mod deferred;
 pub mod env;
 pub mod error;

@@ -42,6 +42,8 @@ pub struct Gateway {
     pub jwt: JwtSettings,
     /// `schemas:` by id (validate-content `schema-id`).
     pub schemas: AHashMap<String, Arc<crate::config::contract::NamedSchema>>,
+    /// `schemas:` that are XML Schemas (validate-content `validate-as="xml"`).
+    pub xml_schemas: AHashMap<String, Arc<super::child::XmlSchema>>,
     /// The global policy's `<cross-domain>` content, served at `/crossdomain.xml`.
     pub cross_domain: Option<bytes::Bytes>,
     /// Values of secret named values (masked in traces).

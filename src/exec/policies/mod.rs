@@ -302,7 +302,6 @@ policies! {
         CrossDomain(cross_domain::CrossDomain) = "cross-domain" in I;
         CheckHeader(access::CheckHeader) = "check-header" in I;
         IpFilter(access::IpFilter) = "ip-filter" in I;
-        ValidateContent(validate_content::ValidateContent) = "validate-content" in I | O | E;
         ValidateParameters(validate_parameters::ValidateParameters) = "validate-parameters" in I;
         ValidateHeaders(validate_headers::ValidateHeaders) = "validate-headers" in O | E;
         ValidateStatusCode(validate_status_code::ValidateStatusCode) = "validate-status-code" in O | E;
@@ -327,6 +326,7 @@ policies! {
         // Not an element: compile turns a limit-concurrency around forward-request into this.
         AcquireSlot(limit_concurrency::AcquireSlot);
         XslTransform(xsl_transform::XslTransform) = "xsl-transform" in I | O | E;
+        ValidateContent(validate_content::ValidateContent) = "validate-content" in I | O | E;
         CacheLookup(cache::CacheLookup) = "cache-lookup" in I;
         CacheStore(cache::CacheStore) = "cache-store" in O;
         CacheLookupValue(cache_value::CacheLookupValue) = "cache-lookup-value" in ALL;

@@ -13,19 +13,16 @@
 //! so no external entity is ever read. The stylesheet is compiled by `xsltproc` at load, so a
 //! bad one is a load error; without `xsltproc` installed the policy is load error P025.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::exec::child::{self, first_lines, has_doctype};
 use crate::exec::{value, ErrorKind};
 
-/// Longest a transformation may run.
-const DEADLINE: Duration = Duration::from_secs(5);
 /// Deepest template recursion libxslt allows (its default is 3000).
 const MAX_DEPTH: &str = "3000";
 
@@ -47,32 +44,11 @@ enum Problem {
     Bad(String),
 }
 
-/// `xsltproc` on the `PATH`.
-fn program() -> Option<PathBuf> {
-    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .map(|d| d.join("xsltproc"))
-                .find(|p| p.is_file())
-        })
-        .clone()
-}
-
-/// Where stylesheets are written: a directory of this user's, named by content.
-fn stylesheet_dir() -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!("gatehouse-xsl-{uid}"));
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    Ok(dir)
+fn base_args() -> Vec<OsString> {
+    ["--nonet", "--nowrite", "--nomkdir", "--maxdepth", MAX_DEPTH]
+        .into_iter()
+        .map(OsString::from)
+        .collect()
 }
 
 impl Stylesheet {
@@ -85,72 +61,29 @@ impl Stylesheet {
     }
 
     fn prepare(source: &str) -> Result<Stylesheet, Problem> {
-        let program = program().ok_or(Problem::NoTool)?;
-        let dir = stylesheet_dir().map_err(|e| Problem::Bad(format!("cannot write it: {e}")))?;
-        let hash = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            source.hash(&mut h);
-            h.finish()
-        };
-        let path = dir.join(format!("{hash:016x}.xsl"));
-        if !path.is_file() {
-            let tmp = dir.join(format!("{hash:016x}.{}.tmp", std::process::id()));
-            std::fs::write(&tmp, source)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .map_err(|e| Problem::Bad(format!("cannot write it: {e}")))?;
-        }
+        let program = child::program("xsltproc").ok_or(Problem::NoTool)?;
+        let path = child::write_shared("xsl", "xsl", source)
+            .map_err(|e| Problem::Bad(format!("cannot write it: {e}")))?;
         let s = Stylesheet { path, program };
         s.check()?;
         Ok(s)
     }
 
-    fn command(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(&self.program);
-        c.env_clear()
-            .args(["--nonet", "--nowrite", "--nomkdir", "--maxdepth", MAX_DEPTH]);
-        c
-    }
-
     /// Compile the stylesheet once: run it over an empty document (exit 4 / 5, or a
     /// "compilation error" on stderr: it does not parse or compile).
     fn check(&self) -> Result<(), Problem> {
-        let mut child = self
-            .command()
-            .arg(&self.path)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
+        let mut args = base_args();
+        args.push(self.path.clone().into());
+        args.push("-".into());
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let ran = child::run_blocking(&self.program, &refs, b"<gatehouse-check/>")
             .map_err(|_| Problem::NoTool)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            let _ = stdin.write_all(b"<gatehouse-check/>");
-        }
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if started.elapsed() < DEADLINE => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-            }
-        };
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = (&mut e).take(4096).read_to_string(&mut err);
-        }
-        match status.and_then(|s| s.code()) {
-            Some(4 | 5) => Err(Problem::Bad(first_lines(&err))),
+        match ran.code {
+            Some(4 | 5) => Err(Problem::Bad(first_lines(&ran.stderr))),
             // libxslt reports some compile errors (an unknown xsl: element) and goes on.
-            _ if err.contains("compilation error") => Err(Problem::Bad(first_lines(&err))),
+            _ if ran.stderr.contains("compilation error") => {
+                Err(Problem::Bad(first_lines(&ran.stderr)))
+            }
             None => Err(Problem::Bad("compiling it took longer than 5 s".into())),
             _ => Ok(()),
         }
@@ -163,75 +96,20 @@ impl Stylesheet {
         params: &[(String, String)],
         max: u64,
     ) -> Result<Vec<u8>, String> {
-        let _permit = slots().acquire().await.map_err(|e| e.to_string())?;
-        let mut cmd = tokio::process::Command::from(self.command());
+        let mut args = base_args();
         for (k, v) in params {
-            cmd.arg("--stringparam").arg(k).arg(v);
+            args.push("--stringparam".into());
+            args.push(k.into());
+            args.push(v.into());
         }
-        let mut child = cmd
-            .arg(&self.path)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start xsltproc: {e}"))?;
-        let mut stdin = child.stdin.take();
-        let writer = tokio::spawn(async move {
-            if let Some(s) = stdin.as_mut() {
-                let _ = s.write_all(&body).await;
-            }
-        });
-        let mut stdout = child.stdout.take().ok_or("no output")?;
-        let mut stderr = child.stderr.take().ok_or("no error output")?;
-        let run = async {
-            let mut out = Vec::new();
-            (&mut stdout)
-                .take(max.saturating_add(1))
-                .read_to_end(&mut out)
-                .await
-                .map_err(|e| e.to_string())?;
-            if out.len() as u64 > max {
-                return Err(format!("the result is larger than {max} bytes"));
-            }
-            let mut err = Vec::new();
-            let _ = (&mut stderr).take(4096).read_to_end(&mut err).await;
-            let status = child.wait().await.map_err(|e| e.to_string())?;
-            if status.success() {
-                Ok(out)
-            } else {
-                Err(first_lines(&String::from_utf8_lossy(&err)))
-            }
-        };
-        let r = tokio::time::timeout(DEADLINE, run)
-            .await
-            .unwrap_or_else(|_| Err("the transformation took longer than 5 s".into()));
-        writer.abort();
-        r
-    }
-}
-
-/// How many transformations run at once (each is a process): twice the cores.
-fn slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::sync::Semaphore::new(n * 2)
-    })
-}
-
-fn first_lines(s: &str) -> String {
-    let lines: Vec<&str> = s
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
-        .collect();
-    if lines.is_empty() {
-        "xsltproc failed".into()
-    } else {
-        lines.join("; ")
+        args.push(self.path.clone().into());
+        args.push("-".into());
+        let ran = child::run(&self.program, args, body, max).await?;
+        if ran.code == Some(0) {
+            Ok(ran.stdout)
+        } else {
+            Err(first_lines(&ran.stderr))
+        }
     }
 }
 
@@ -272,22 +150,6 @@ fn with_xsl_namespace(source: &str) -> String {
         &source[..end],
         &source[end..]
     )
-}
-
-/// Whether an XML body declares a DTD (refused: no entity of a client's is ever expanded).
-fn has_doctype(body: &[u8]) -> bool {
-    let mut r = quick_xml::Reader::from_reader(body);
-    let mut buf = Vec::new();
-    for _ in 0..64 {
-        match r.read_event_into(&mut buf) {
-            Ok(quick_xml::events::Event::DocType(_)) => return true,
-            Ok(quick_xml::events::Event::Start(_) | quick_xml::events::Event::Empty(_))
-            | Ok(quick_xml::events::Event::Eof)
-            | Err(_) => return false,
-            Ok(_) => buf.clear(),
-        }
-    }
-    false
 }
 
 impl Policy for XslTransform {

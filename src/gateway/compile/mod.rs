@@ -126,8 +126,9 @@ fn compile_unmasked(
         }
     }
     check_certificate_refs(&apis, &certificates, &thumbprints, &mut d);
-    let schemas = schemas::compile_schemas(cfg, &mut d);
-    schemas::check_schema_refs(&apis, &schemas, &mut d);
+    let all_schemas = schemas::compile_schemas(cfg, &mut d);
+    schemas::check_schema_refs(&apis, &all_schemas, &mut d);
+    let (schemas, xml_schemas) = all_schemas;
     if d.has_errors() {
         return Err(d.sorted());
     }
@@ -143,6 +144,7 @@ fn compile_unmasked(
         });
     let gw = Gateway {
         schemas,
+        xml_schemas,
         cross_domain,
         name: cfg.raw.name.clone(),
         api_index,

@@ -1,5 +1,5 @@
-//! `schemas:`: the JSON Schemas validate-content names by `schema-id`, read and compiled at
-//! load (C059 for a file that cannot be read or parsed, a schema that does not compile, an id
+//! `schemas:`: the JSON Schemas and XML Schemas (`.xsd`) validate-content names by
+//! `schema-id`, read and compiled at load (C059 for a file that cannot be read or parsed, a schema that does not compile, an id
 //! or `schema-ref` a policy names that does not exist).
 
 use super::*;
@@ -8,14 +8,31 @@ use crate::config::contract::NamedSchema;
 /// Largest schema document read.
 const MAX_SCHEMA_BYTES: u64 = 8 * 1024 * 1024;
 
-pub(super) fn compile_schemas(
-    cfg: &LoadedConfig,
-    d: &mut Diagnostics,
-) -> AHashMap<String, Arc<NamedSchema>> {
+/// The schemas by id: JSON Schemas, and XML Schemas (`.xsd` files).
+pub(super) type Schemas = (
+    AHashMap<String, Arc<NamedSchema>>,
+    AHashMap<String, Arc<crate::exec::child::XmlSchema>>,
+);
+
+pub(super) fn compile_schemas(cfg: &LoadedConfig, d: &mut Diagnostics) -> Schemas {
     let mut out = AHashMap::new();
+    let mut xml = AHashMap::new();
     for (id, spec) in &cfg.raw.schemas {
         let span = cfg.locate(None, "file", &spec.file);
         let path = cfg.dir.join(&spec.file);
+        if spec.file.to_ascii_lowercase().ends_with(".xsd") {
+            match crate::exec::child::XmlSchema::load(&path) {
+                Ok(s) => {
+                    xml.insert(id.clone(), Arc::new(s));
+                }
+                Err(e) => d.error(
+                    "C059",
+                    span,
+                    format!("XML schema `{id}` cannot be used: {e}"),
+                ),
+            }
+            continue;
+        }
         let text = match crate::config::read_bounded(&path, MAX_SCHEMA_BYTES) {
             Ok(t) => t,
             Err(e) => {
@@ -55,16 +72,13 @@ pub(super) fn compile_schemas(
         }
         out.insert(id.clone(), Arc::new(named));
     }
-    out
+    (out, xml)
 }
 
 /// Every `schema-id` / `schema-ref` a validate-content names exists and compiles (each is
 /// compiled here once, so no request compiles one).
-pub(super) fn check_schema_refs(
-    apis: &[Api],
-    schemas: &AHashMap<String, Arc<NamedSchema>>,
-    d: &mut Diagnostics,
-) {
+pub(super) fn check_schema_refs(apis: &[Api], schemas: &Schemas, d: &mut Diagnostics) {
+    use crate::exec::policies::validate_content::As;
     let mut reported = std::collections::HashSet::new();
     super::each_statement(apis, &mut |s| {
         let StmtKind::ValidateContent(v) = &s.kind else {
@@ -72,12 +86,22 @@ pub(super) fn check_schema_refs(
         };
         for rule in &v.content {
             let Some(id) = &rule.schema_id else { continue };
-            let problem = match schemas.get(id) {
-                None => Some(format!("no schema `{id}` under `schemas`")),
-                Some(n) => n
+            let problem = match (rule.validate_as, schemas.0.get(id), schemas.1.get(id)) {
+                (As::Json, Some(n), _) => n
                     .get(rule.schema_ref.as_deref())
                     .err()
                     .map(|e| format!("schema `{id}`: {e}")),
+                (As::Json, None, Some(_)) => Some(format!(
+                    "schema `{id}` is an XML schema; validate-as=\"json\" needs a JSON Schema"
+                )),
+                (As::Xml, _, Some(_)) if rule.schema_ref.is_some() => Some(format!(
+                    "schema `{id}`: `schema-ref` applies to JSON Schemas only"
+                )),
+                (As::Xml, _, Some(_)) => None,
+                (As::Xml, Some(_), None) => Some(format!(
+                    "schema `{id}` is a JSON Schema; validate-as=\"xml\" needs an XML schema (.xsd)"
+                )),
+                (_, None, None) => Some(format!("no schema `{id}` under `schemas`")),
             };
             if let Some(m) = problem {
                 if reported.insert((s.span.to_string(), m.clone())) {
