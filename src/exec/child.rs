@@ -16,8 +16,8 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// A program on the `PATH` (looked up once per name).
 pub fn program(name: &'static str) -> Option<PathBuf> {
-    static FOUND: OnceLock<std::sync::Mutex<Vec<(&'static str, Option<PathBuf>)>>> =
-        OnceLock::new();
+    type Found = Vec<(&'static str, Option<PathBuf>)>;
+    static FOUND: OnceLock<std::sync::Mutex<Found>> = OnceLock::new();
     let m = FOUND.get_or_init(Default::default);
     let mut m = m.lock().ok()?;
     if let Some((_, p)) = m.iter().find(|(n, _)| *n == name) {
