@@ -46,9 +46,10 @@ pub fn import(apis: &mut [ApiSpec], dir: &Path, diags: &mut Diagnostics) {
         match operations(&text) {
             Ok((ops, problems)) => {
                 for p in problems {
+                    let (line, col) = locate(&text, p.split(": ").next().unwrap_or(""));
                     diags.error(
                         "C058",
-                        Span::new(&name, 1, 1),
+                        Span::new(&name, line, col),
                         format!("API `{}`: {p}", api.id),
                     );
                 }
@@ -194,6 +195,31 @@ fn examples(op: &serde_json::Value) -> Vec<ExampleSpec> {
     out
 }
 
+/// Where a place named as `paths./orders.post.requestBody.application/json` is written: each
+/// segment searched as a key (`seg:` or `"seg"`) after the previous one (a segment that is not
+/// found, such as one cut at a `.` inside a name, is skipped); 1:1 when none is found.
+fn locate(text: &str, at: &str) -> (u32, u32) {
+    let mut pos = 0;
+    let mut found = None;
+    for seg in at.split('.').filter(|s| !s.is_empty()) {
+        let rest = text.get(pos..).unwrap_or("");
+        let hit = [format!("{seg}:"), format!("\"{seg}\""), format!("'{seg}'")]
+            .iter()
+            .filter_map(|k| rest.find(k.as_str()))
+            .min();
+        if let Some(i) = hit {
+            pos += i;
+            found = Some(pos);
+            pos += seg.len();
+        }
+    }
+    let Some(at) = found else { return (1, 1) };
+    let before = &text[..at];
+    let line = before.matches('\n').count() as u32 + 1;
+    let col = before.rfind('\n').map_or(at, |n| at - n - 1) as u32 + 1;
+    (line, col)
+}
+
 /// `get /orders/{id}` -> `get-orders-id`.
 fn generated_id(method: &str, path: &str) -> String {
     let words: Vec<String> = path
@@ -235,6 +261,16 @@ mod tests {
             operations(v31).map(|o| o.0[0].id.clone()).ok(),
             Some("putA".into())
         );
+    }
+
+    #[test]
+    fn a_place_in_a_definition_is_found_by_its_keys() {
+        let text = "openapi: 3.0.0\npaths:\n  /a:\n    get: {}\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema: {type: 12}\n";
+        assert_eq!(
+            locate(text, "paths./a.post.requestBody.application/json"),
+            (8, 11)
+        );
+        assert_eq!(locate(text, "nowhere"), (1, 1));
     }
 
     #[test]
