@@ -920,3 +920,35 @@ fn cross_domain_serves_the_policy_file_at_the_root() {
         ["E:P012"]
     );
 }
+
+#[test]
+fn xsl_transform_writes_stylesheets_only_into_a_private_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = TempDir::new();
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    // Someone else's (here: world-writable) directory where gatehouse would write.
+    let shared = tmp.0.join(format!("gatehouse-xsl-{uid}"));
+    std::fs::create_dir_all(&shared).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("{e}"));
+    tmp.write(
+        "p.xml",
+        &inbound_doc(r#"<xsl-transform><xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/"><x/></xsl:template></xsl:stylesheet></xsl-transform>"#),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["check", "--policy"])
+        .arg(tmp.0.join("p.xml"))
+        .env("TMPDIR", &tmp.0)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("not a private directory"), "{text}");
+    assert_eq!(
+        std::fs::read_dir(&shared).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+}

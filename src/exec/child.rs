@@ -46,6 +46,16 @@ pub fn write_shared(kind: &str, extension: &str, content: &str) -> std::io::Resu
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
     }
+    // A directory someone else made (or a link) in a shared /tmp would let them swap the files a
+    // child reads: use only our own, private directory.
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::symlink_metadata(&dir)?;
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a private directory of this user",
+            dir.display()
+        )));
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     content.hash(&mut h);
     let hash = h.finish();
