@@ -180,15 +180,11 @@ impl Schema {
     }
 
     /// The `type` the schema as written declares (`allOf[0].type`), if one.
-    pub fn declared_type(&self) -> Option<String> {
+    pub fn declared_type(&self) -> Option<&str> {
         let s = self.root.get("allOf")?.get(0)?;
         match s.get("type")? {
-            J::String(t) => Some(t.clone()),
-            J::Array(a) => a
-                .iter()
-                .filter_map(J::as_str)
-                .find(|t| *t != "null")
-                .map(str::to_string),
+            J::String(t) => Some(t),
+            J::Array(a) => a.iter().filter_map(J::as_str).find(|t| *t != "null"),
             _ => None,
         }
     }

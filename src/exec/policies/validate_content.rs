@@ -16,6 +16,7 @@ use super::validation::{contract, finish, parse_action, Action, Problem};
 use super::*;
 use crate::config::contract::{find_media, Additional};
 use crate::exec::value;
+use bytes::Bytes;
 
 /// Largest `max-size` APIM accepts.
 const MAX_SIZE: u64 = 102_400;
@@ -262,99 +263,38 @@ impl Waits for ValidateContent {
                 problems,
             );
         };
-        if rule.validate_as == As::Xml {
-            if rule.action != Action::Ignore {
-                let what = if cx.on_request_side() {
-                    "request"
-                } else {
-                    "response"
-                };
-                let xsd = rule
-                    .schema_id
-                    .as_ref()
-                    .and_then(|id| cx.gw.xml_schemas.get(id))
-                    .cloned();
-                let found = match xsd {
-                    // Checked at load: the schema exists and compiles.
-                    None => Ok(Vec::new()),
-                    Some(_) if crate::exec::child::has_doctype(&body) => {
-                        Err("it declares a DTD, which is not processed".to_string())
-                    }
-                    Some(x) => Box::pin(x.validate(body.clone())).await,
-                };
-                match found {
-                    Ok(errors) => {
-                        for e in errors {
-                            problems.push(Problem {
-                                name: media.clone(),
-                                kind: "Body",
-                                rule: "Schema",
-                                details: format!("Body of the {what} does not conform to the definition which is associated with the content type {media}. {e}"),
-                                action: rule.action,
-                            });
-                        }
-                    }
-                    Err(e) => problems.push(Problem {
-                        name: media.clone(),
-                        kind: "Body",
-                        rule: "Format",
-                        details: format!("Body of the {what} is not valid XML: {e}"),
-                        action: rule.action,
-                    }),
+        if rule.action != Action::Ignore {
+            let (format, found) = match rule.validate_as {
+                As::Xml => {
+                    let xsd = rule
+                        .schema_id
+                        .as_ref()
+                        .and_then(|id| cx.gw.xml_schemas.get(id))
+                        .cloned();
+                    ("XML", xml_errors(xsd, &body).await)
                 }
-            }
-            return finish(
-                cx,
-                "validate-content",
-                self.errors_variable.as_deref(),
-                problems,
-            );
-        }
-        let named = rule.schema_id.as_ref().map(|id| {
-            cx.gw
-                .schemas
-                .get(id)
-                .and_then(|n| n.get(rule.schema_ref.as_deref()).ok())
-        });
-        let schema = if let Some(n) = named {
-            // Checked at load: the schema exists and compiles.
-            n
-        } else {
-            contract(cx).and_then(|c| {
-                let entry = if cx.on_request_side() {
-                    find_media(&c.request, &media)
-                } else {
-                    c.response(cx.resp.status)
-                        .and_then(|r| find_media(&r.content, &media))
-                };
-                entry.and_then(|m| m.schema.clone())
-            })
-        };
-        if let (Some(schema), true) = (schema, rule.action != Action::Ignore) {
+                As::Json => ("JSON", json_errors(rule, cx, &media, &body)),
+            };
             let what = if cx.on_request_side() {
                 "request"
             } else {
                 "response"
             };
-            match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(json) => {
-                    for e in schema.check(&json, rule.additional, rule.ignore_case, 10) {
-                        problems.push(Problem {
-                            name: media.clone(),
-                            kind: "Body",
-                            rule: "Schema",
-                            details: format!("Body of the {what} does not conform to the definition which is associated with the content type {media}. {e}"),
-                            action: rule.action,
-                        });
-                    }
-                }
-                Err(e) => problems.push(Problem {
-                    name: media.clone(),
-                    kind: "Body",
-                    rule: "Format",
-                    details: format!("Body of the {what} is not valid JSON: {e}"),
-                    action: rule.action,
-                }),
+            let problem = |rule_name, details| Problem {
+                name: media.clone(),
+                kind: "Body",
+                rule: rule_name,
+                details,
+                action: rule.action,
+            };
+            match found {
+                Ok(errors) => problems.extend(errors.into_iter().map(|e| {
+                    problem("Schema", format!("Body of the {what} does not conform to the definition which is associated with the content type {media}. {e}"))
+                })),
+                Err(e) => problems.push(problem(
+                    "Format",
+                    format!("Body of the {what} is not valid {format}: {e}"),
+                )),
             }
         }
         finish(
@@ -364,6 +304,53 @@ impl Waits for ValidateContent {
             problems,
         )
     }
+}
+
+/// The body's problems against an XML Schema (`Err`: not XML that can be checked).
+async fn xml_errors(
+    xsd: Option<std::sync::Arc<crate::exec::child::XmlSchema>>,
+    body: &Bytes,
+) -> Result<Vec<String>, String> {
+    match xsd {
+        // Checked at load: the schema exists and compiles.
+        None => Ok(Vec::new()),
+        Some(_) if crate::exec::child::has_doctype(body) => {
+            Err("it declares a DTD, which is not processed".to_string())
+        }
+        Some(x) => Box::pin(x.validate(body.clone())).await,
+    }
+}
+
+/// The body's problems against the JSON Schema: the rule's `schema-id`, else the definition's
+/// for the media type (none: nothing to check). `Err`: not JSON.
+fn json_errors(
+    rule: &ContentRule,
+    cx: &ExecCtx<'_>,
+    media: &str,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    let schema = match &rule.schema_id {
+        // Checked at load: the schema exists and compiles.
+        Some(id) => cx
+            .gw
+            .schemas
+            .get(id)
+            .and_then(|n| n.get(rule.schema_ref.as_deref()).ok()),
+        None => contract(cx).and_then(|c| {
+            let entry = if cx.on_request_side() {
+                find_media(&c.request, media)
+            } else {
+                c.response(cx.resp.status)
+                    .and_then(|r| find_media(&r.content, media))
+            };
+            entry.and_then(|m| m.schema.clone())
+        }),
+    };
+    let Some(schema) = schema else {
+        return Ok(Vec::new());
+    };
+    let json = serde_json::from_slice::<serde_json::Value>(body).map_err(|e| e.to_string())?;
+    Ok(schema.check(&json, rule.additional, rule.ignore_case, 10))
 }
 
 impl ValidateContent {

@@ -141,16 +141,11 @@ pub fn typed(text: &str, schema_type: Option<&str>) -> serde_json::Value {
 pub fn check_value(schema: &crate::config::contract::Schema, text: &str) -> Option<String> {
     use crate::config::contract::Additional;
     // The declared type decides how the text is read; `allOf[0]` is the schema as written.
-    let ty = schema_type(schema);
-    let v = typed(text, ty.as_deref());
+    let v = typed(text, schema.declared_type());
     schema
         .errors(&v, Additional::AsWritten, 1)
         .into_iter()
         .next()
-}
-
-fn schema_type(schema: &crate::config::contract::Schema) -> Option<String> {
-    schema.declared_type()
 }
 
 /// Headers every HTTP message may carry that a definition does not list: never
