@@ -374,3 +374,28 @@ fn validate_as_xml_checks_the_body_against_an_xml_schema() {
     let t = check_fails(&dir.0);
     assert!(t.contains("C059") && t.contains("XML schema `bad`"), "{t}");
 }
+
+#[test]
+fn a_prevented_request_reaches_on_error_with_apims_reason() {
+    let o = Origin::echo();
+    let yaml = format!(
+        "apis:\n  - id: orders\n    path: shop\n    service_url: http://127.0.0.1:{}\n    subscription_required: false\n    openapi: orders.yaml\n",
+        o.port
+    );
+    let doc = sections(
+        r#"<validate-parameters specified-parameter-action="prevent" unspecified-parameter-action="prevent" />"#,
+        "",
+        "",
+        r#"<set-header name="X-Reason" exists-action="override"><value>@(context.LastError.Reason)</value></set-header><set-header name="X-Source" exists-action="override"><value>@(context.LastError.Source)</value></set-header>"#,
+    );
+    let gw = Gatehouse::start_with(
+        &yaml,
+        &[("apis/orders/getOrder.xml", &doc)],
+        &[("orders.yaml", SPEC)],
+    );
+    let r = gw.get("/shop/orders/abc", &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.header("X-Reason"), Some("Bad request"));
+    assert_eq!(r.header("X-Source"), Some("validate-parameters"));
+    assert_eq!(o.count(), 0);
+}
