@@ -291,6 +291,12 @@ pub fn catch_early_sighup() {
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup) {
         eprintln!("gatehouse: cannot catch SIGHUP early: {e}");
     }
+    // SIGUSR2 (upgrade, `lifecycle`) before the signal watcher listens would end the process
+    // by default; one that early is dropped (the start-up is itself the newest binary).
+    let usr2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR2, usr2) {
+        eprintln!("gatehouse: cannot catch SIGUSR2 early: {e}");
+    }
 }
 
 /// Every listening address must be free before Pingora binds it: Pingora retries a busy address
@@ -431,6 +437,13 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         "gatehouse reload",
         Reloader {
             shared: shared.clone(),
+            addresses: cfg
+                .raw
+                .listeners
+                .iter()
+                .map(|l| l.address.clone())
+                .chain(Some(cfg.raw.admin.address.clone()).filter(|a| !a.is_empty()))
+                .collect(),
         },
     ));
     log::info!(
@@ -447,6 +460,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let signals = crate::lifecycle::Signals {
         shared: shared.clone(),
         grace_period: cfg.raw.server.grace_period.0,
+        upgrade_sock: PathBuf::from(&cfg.raw.server.upgrade_sock),
     };
     server.run(pingora::server::RunArgs {
         shutdown_signal: Box::new(signals),
@@ -454,9 +468,27 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     Ok(0)
 }
 
-/// Reloads the configuration on SIGHUP (Pingora handles TERM, INT and QUIT itself).
+/// Reloads the configuration on SIGHUP (Pingora handles TERM, INT and QUIT itself), and tells
+/// the service manager about start-up, reloads and liveness (`systemd`).
 struct Reloader {
     shared: Arc<Shared>,
+    /// Every listening address (proxy and admin): `READY=1` waits until they are bound.
+    addresses: Vec<String>,
+}
+
+/// How long start-up waits for Pingora to bind the listeners before it says ready anyway.
+const BIND_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Reloader {
+    async fn reload(&self) {
+        crate::systemd::reloading();
+        let shared = self.shared.clone();
+        let failed = !matches!(
+            tokio::task::spawn_blocking(move || shared.reload_on_own_thread()).await,
+            Ok(Ok(_))
+        );
+        crate::systemd::reloaded(self.shared.generation.load(Ordering::SeqCst), failed);
+    }
 }
 
 #[async_trait]
@@ -470,21 +502,31 @@ impl BackgroundService for Reloader {
             }
         };
         self.shared.store.warm_up().await;
+        let addresses: Vec<&str> = self.addresses.iter().map(String::as_str).collect();
+        let missing = crate::systemd::listeners_bound(&addresses, BIND_LIMIT).await;
+        if !missing.is_empty() {
+            log::warn!(
+                "ports {missing:?} are not listening after {BIND_LIMIT:?}; reporting ready anyway"
+            );
+        }
         self.shared.ready.store(true, Ordering::SeqCst);
+        crate::systemd::ready(self.shared.generation.load(Ordering::SeqCst));
         if EARLY_HUP
             .get()
             .is_some_and(|f| f.swap(false, Ordering::SeqCst))
         {
             log::info!("SIGHUP arrived during start-up: reloading now");
-            let shared = self.shared.clone();
-            let _ = tokio::task::spawn_blocking(move || shared.reload_on_own_thread()).await;
+            self.reload().await;
         }
+        let watchdog = crate::systemd::watchdog_interval();
+        let mut tick =
+            tokio::time::interval(watchdog.unwrap_or(std::time::Duration::from_secs(3600)));
         loop {
             tokio::select! {
                 _ = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    let shared = self.shared.clone();
-                    let _ = tokio::task::spawn_blocking(move || shared.reload_on_own_thread()).await;
+                    self.reload().await;
                 }
+                _ = tick.tick(), if watchdog.is_some() => crate::systemd::watchdog(),
                 _ = shutdown.changed() => break,
             }
         }

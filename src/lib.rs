@@ -16,4 +16,5 @@ pub mod policy;
 pub mod proxy;
 pub mod runtime;
 pub mod store;
+pub mod systemd;
 pub mod upstream;

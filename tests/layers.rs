@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules by layer, highest first. A module may name modules of its own rank or lower.
 const LAYERS: &[(u8, &[&str])] = &[
-    (7, &["main", "lib", "cli", "admin", "lifecycle"]),
+    (7, &["main", "lib", "cli", "admin", "lifecycle", "systemd"]),
     (6, &["proxy"]),
     (5, &["runtime"]),
     (4, &["gateway"]),

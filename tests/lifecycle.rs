@@ -309,3 +309,250 @@ fn a_busy_listening_address_stops_the_start() {
     assert!(std::net::TcpListener::bind(("127.0.0.1", admin)).is_ok());
     drop(held);
 }
+
+/// The service manager's socket, as systemd gives one to a `Type=notify` unit: a datagram
+/// socket the test owns, read message by message.
+struct Notify {
+    sock: std::os::unix::net::UnixDatagram,
+    path: std::path::PathBuf,
+    seen: Vec<String>,
+}
+
+impl Notify {
+    fn new(dir: &TempDir) -> Notify {
+        let path = dir.0.join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Notify {
+            sock,
+            path,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next message that satisfies `f`, within `limit` (messages before it are kept in
+    /// `seen`).
+    fn until(&mut self, what: &str, limit: Duration, f: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < limit {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(m.clone());
+                if f(&m) {
+                    return m;
+                }
+            }
+        }
+        panic!(
+            "{what}: no such message within {limit:?}; seen {:?}",
+            self.seen
+        );
+    }
+}
+
+fn field<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+}
+
+fn spawn_notified(dir: &TempDir, notify: &Notify, log: &str) -> Child {
+    let out = std::fs::File::create(dir.0.join(log)).unwrap_or_else(|e| panic!("{e}"));
+    let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    Command::new(bin())
+        .arg("run")
+        .arg("-c")
+        .arg(dir.0.join("gatehouse.yaml"))
+        .env("RUST_LOG", "warn,gatehouse=info")
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"))
+}
+
+/// sd_notify under a `Type=notify` unit's protocol, read from a socket the test owns: READY=1
+/// only once the listener accepts, with MAINPID and STATUS; WATCHDOG=1 at half WatchdogSec;
+/// RELOADING=1 with MONOTONIC_USEC around a reload; then SIGUSR2 upgrades to the installed
+/// binary under load without a failed request, the new process announcing itself as MAINPID,
+/// the old one leaving without STOPPING=1; SIGTERM sends STOPPING=1.
+#[test]
+fn systemd_notify_and_the_sigusr2_upgrade() {
+    let origin = Origin::start(|r| Reply::Delay(Duration::from_millis(2), echo_response(r)));
+    let dir = TempDir::new();
+    let (port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "server:\n  threads: 2\n  pid_file: {d}/p.pid\n  upgrade_sock: {d}/u.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\nlisteners:\n  - address: 127.0.0.1:{port}\nadmin:\n  address: 127.0.0.1:{admin}\naccess_log: off\napis:\n  - id: l\n    path: l\n    service_url: http://127.0.0.1:{o}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n",
+        d = dir.0.display(),
+        o = origin.port
+    );
+    dir.write("gatehouse.yaml", &yaml);
+    let mut notify = Notify::new(&dir);
+    let mut old = spawn_notified(&dir, &notify, "out.log");
+    let old_pid = old.id();
+    let ready = notify.until("READY=1", Duration::from_secs(20), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    // Ready means bound: the listener and the admin listener accept now.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok());
+    assert_eq!(field(&ready, "MAINPID"), Some(old_pid.to_string().as_str()));
+    assert_eq!(
+        field(&ready, "STATUS"),
+        Some("serving configuration generation 1")
+    );
+    // Watchdog at 200 ms: several pings within a second and a half.
+    let start = Instant::now();
+    for _ in 0..3 {
+        notify.until("WATCHDOG=1", Duration::from_secs(2), |m| {
+            m.trim_end() == "WATCHDOG=1"
+        });
+    }
+    assert!(start.elapsed() < Duration::from_millis(1500));
+
+    // Reload: RELOADING=1 with MONOTONIC_USEC, then READY=1 with the new generation.
+    let _ = Command::new("kill")
+        .args(["-HUP", &old_pid.to_string()])
+        .status();
+    let reloading = notify.until("RELOADING=1", Duration::from_secs(10), |m| {
+        m.lines().any(|l| l == "RELOADING=1")
+    });
+    assert!(
+        field(&reloading, "MONOTONIC_USEC").is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n > 0)),
+        "{reloading}"
+    );
+    let reloaded = notify.until("READY=1 after reload", Duration::from_secs(10), |m| {
+        m.lines().any(|l| l == "READY=1")
+    });
+    assert_eq!(
+        field(&reloaded, "STATUS"),
+        Some("serving configuration generation 2")
+    );
+
+    // Upgrade under load.
+    let load = Load::start(port, 8);
+    wait_for("load", Duration::from_secs(10), || load.ok() > 300);
+    let handed = load.ok();
+    let _ = Command::new("kill")
+        .args(["-USR2", &old_pid.to_string()])
+        .status();
+    let announced = notify.until("the new process's READY=1", Duration::from_secs(30), |m| {
+        m.lines().any(|l| l == "READY=1") && field(m, "MAINPID") != Some(&old_pid.to_string())
+    });
+    let new_pid: u32 = field(&announced, "MAINPID")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{announced}"));
+    let exited = {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = old.try_wait() {
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let after_exit = load.ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, _closes, failures) = load.finish();
+    let log = std::fs::read_to_string(dir.0.join("out.log")).unwrap_or_default();
+    assert!(exited, "the old process did not exit:\n{log}");
+    assert_none_failed(ok, &failures, &log);
+    eprintln!("SIGUSR2 upgrade: {ok} requests ok ({handed} before the signal, {after_exit} when the old process had exited), 0 failed");
+    assert!(
+        ok > after_exit && after_exit > handed,
+        "the new process served after the old one left"
+    );
+    assert!(
+        !notify.seen.iter().any(|m| m.contains("STOPPING=1")),
+        "an upgrade is not a stop: {:?}",
+        notify.seen
+    );
+    assert!(log.contains("SIGUSR2: process"), "{log}");
+
+    // The new process serves and stops with STOPPING=1.
+    assert_eq!(get(port, "/l/after", &[]).status, 200);
+    let _ = Command::new("kill")
+        .args(["-TERM", &new_pid.to_string()])
+        .status();
+    notify.until("STOPPING=1", Duration::from_secs(10), |m| {
+        m.lines().any(|l| l == "STOPPING=1")
+    });
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20)
+        && std::path::Path::new(&format!("/proc/{new_pid}")).exists()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &new_pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// SIGUSR2 with a configuration the installed binary refuses: no new process; the running one
+/// keeps serving and says why.
+#[test]
+fn a_refused_upgrade_keeps_the_running_process() {
+    let origin = Origin::start(|r| Reply::Full(echo_response(r)));
+    let p = Proc::start(origin.port, "1s", "1s");
+    p.dir.write(
+        "gatehouse.yaml",
+        "listeners: [ {address: nowhere} ]\nbogus: 1\n",
+    );
+    p.signal("USR2");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20)
+        && !p.log("out.log").contains("upgrade abandoned")
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = p.log("out.log");
+    assert!(log.contains("upgrade abandoned"), "{log}");
+    assert!(log.contains("gatehouse.yaml"), "names the file: {log}");
+    assert_eq!(get(p.port, "/l/still", &[]).status, 200);
+    assert_eq!(get(p.admin, "/readyz", &[]).status, 200);
+}
+
+/// Both shipped units pass `systemd-analyze verify` (when it is installed) with the binary
+/// path pointed at the one under test: no unknown key, no bad value, the binary executable.
+#[test]
+fn the_shipped_units_verify() {
+    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze is not installed; skipped");
+        return;
+    };
+    assert!(out.status.success());
+    let dir = TempDir::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (unit, name) in [
+        ("gatehouse.service", "gatehouse.service"),
+        ("gatehouse@.service", "gatehouse@a.service"),
+    ] {
+        let text = std::fs::read_to_string(root.join("systemd").join(unit))
+            .unwrap_or_else(|e| panic!("{unit}: {e}"));
+        assert!(text.contains("\nType=notify\n"), "{unit}");
+        assert!(text.contains("\nNotifyAccess=all\n"), "{unit}");
+        let text = text.replace("/usr/local/bin/gatehouse", bin());
+        let path = dir.0.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "{unit}: {}\n{stderr}",
+            out.status
+        );
+    }
+}
