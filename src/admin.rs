@@ -1,5 +1,10 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics`, `/config`, and
 //! the optional demo echo endpoint `/echo/...`, which reflects the request as JSON.
+//!
+//! With `admin.token`, every endpoint but the two health probes (which load balancers poll
+//! without credentials, and which say nothing but the state) requires
+//! `Authorization: Bearer <token>`, compared in constant time; the token is read from the
+//! configuration snapshot, so a reload rotates it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,10 +37,46 @@ fn json(status: u16, v: serde_json::Value) -> Response<Vec<u8>> {
     reply(status, "application/json", v.to_string().into_bytes())
 }
 
+/// Whether the request carries the admin token (or none is configured).
+fn authorized(token: Option<&str>, req: &pingora::http::RequestHeader) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(token) = token else { return true };
+    let Some(given) = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    bool::from(given.ct_eq(token.as_bytes()))
+}
+
+fn unauthorized() -> Response<Vec<u8>> {
+    let body = serde_json::json!({
+        "statusCode": 401,
+        "message": "Access denied due to missing or invalid admin token."
+    })
+    .to_string()
+    .into_bytes();
+    Response::builder()
+        .status(401)
+        .header("content-type", "application/json")
+        .header("www-authenticate", "Bearer realm=\"gatehouse-admin\"")
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
         let path = s.req_header().uri.path().to_string();
+        if !matches!(path.as_str(), "/healthz" | "/readyz") {
+            let token = self.shared.gateway.load().admin_token.clone();
+            if !authorized(token.as_deref(), s.req_header()) {
+                return unauthorized();
+            }
+        }
         match path.as_str() {
             "/healthz" => json(200, serde_json::json!({"status": "ok"})),
             "/readyz" => {

@@ -333,6 +333,10 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     let st = &cfg.raw.store;
     let store: Arc<dyn crate::store::Store> = match st.r#type {
         crate::config::StoreType::Memory => {
+            // The embedded store always answers: `store_up` is 1 (an alert on 0 means Redis).
+            if let Some(m) = crate::observe::metrics::get() {
+                m.store_up.set(1);
+            }
             Arc::new(crate::store::memory::MemoryStore::new(st.max_keys))
         }
         crate::config::StoreType::Redis => {

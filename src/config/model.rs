@@ -279,6 +279,10 @@ pub struct AdminSettings {
     /// Serve the demo echo endpoint at `/echo/...` (reflects the request as JSON).
     #[serde(default)]
     pub echo: bool,
+    /// The named value whose value is the bearer token `/metrics`, `/config` and `/echo`
+    /// require (`Authorization: Bearer ...`); required when `address` is not loopback.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl Default for AdminSettings {
@@ -286,6 +290,7 @@ impl Default for AdminSettings {
         AdminSettings {
             address: default_admin_address(),
             echo: false,
+            token: None,
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::upstream::{Backend, Certificates, ClientCert};
 
 pub struct Gateway {
     pub name: String,
+    /// Bearer token of the admin listener's `/metrics`, `/config` and `/echo` (`admin.token`).
+    pub admin_token: Option<Arc<str>>,
     pub apis: Vec<Api>,
     /// APIs by the lower-cased first segment of their path; APIs at the root separately.
     /// Routing looks only at these candidates, so its cost does not grow with the API count.

@@ -36,6 +36,13 @@ pub struct Metrics {
     pub backend_unavailable: IntCounterVec,
     /// Connections refused because the listener had `max_connections` open.
     pub connections_refused: IntCounterVec,
+    /// Calls to each backend (pool members count as backends) by outcome: the response's
+    /// status class, or the Reason of a failed call.
+    pub backend_requests: IntCounterVec,
+    /// Time from sending a call to a backend to its response headers (or failure).
+    pub backend_latency: HistogramVec,
+    /// Always 1; the labels say which build serves.
+    pub build_info: prometheus::IntGaugeVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -114,14 +121,96 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Connections refused because the listener had max_connections open",
             &["listener"]
         )?,
+        backend_requests: register_int_counter_vec!(
+            "gatehouse_backend_requests_total",
+            "Calls to each backend or pool member by outcome (status class or failure Reason)",
+            &["backend", "outcome"]
+        )?,
+        backend_latency: register_histogram_vec!(
+            "gatehouse_backend_request_duration_seconds",
+            "Time from sending a call to a backend or pool member to its response headers or failure",
+            &["backend"],
+            BUCKETS.to_vec()
+        )?,
+        build_info: {
+            let g = prometheus::register_int_gauge_vec!(
+                "gatehouse_build_info",
+                "The build that serves: always 1",
+                &["version", "pingora", "profile"]
+            )?;
+            g.with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                "0.9.1",
+                if cfg!(debug_assertions) { "debug" } else { "release" },
+            ])
+            .set(1);
+            g
+        },
     })
+}
+
+/// Register the standard `process_*` series (CPU, resident memory, open descriptors, start
+/// time, threads) read from `/proc` at each scrape.
+fn register_process() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = prometheus::register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )) {
+        log::warn!("process metrics unavailable: {e}");
+    }
+}
+
+/// Per-backend metric handles (the label lookups happen once per outcome, not per call).
+#[derive(Default)]
+pub struct BackendMetrics {
+    /// By status class: 1xx..5xx, other.
+    statuses: [OnceLock<prometheus::IntCounter>; 6],
+    latency: OnceLock<prometheus::Histogram>,
+}
+
+impl BackendMetrics {
+    /// One call's outcome: a status, or the Reason of a failure.
+    pub fn record(&self, backend: &str, status: Result<u16, &str>, elapsed: Option<f64>) {
+        let Some(m) = get() else { return };
+        match status {
+            Ok(status) => {
+                let class = match status {
+                    100..=199 => 0,
+                    200..=299 => 1,
+                    300..=399 => 2,
+                    400..=499 => 3,
+                    500..=599 => 4,
+                    _ => 5,
+                };
+                self.statuses[class]
+                    .get_or_init(|| {
+                        m.backend_requests
+                            .with_label_values(&[backend, status_class(status)])
+                    })
+                    .inc();
+            }
+            // Failures are rare: their series are looked up each time.
+            Err(reason) => m
+                .backend_requests
+                .with_label_values(&[backend, reason])
+                .inc(),
+        }
+        if let Some(e) = elapsed {
+            self.latency
+                .get_or_init(|| m.backend_latency.with_label_values(&[backend]))
+                .observe(e);
+        }
+    }
 }
 
 /// The process-wide metrics (`None` only if registration failed, which is logged once).
 pub fn get() -> Option<&'static Metrics> {
     METRICS
         .get_or_init(|| match build() {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                register_process();
+                Some(m)
+            }
             Err(e) => {
                 log::error!("metrics registration failed: {e}");
                 None

@@ -409,7 +409,8 @@ impl Ctx {
     pub fn record_outcome(&mut self, o: crate::upstream::Outcome) {
         if std::mem::take(&mut self.pick_pending) {
             if let Some(p) = self.pick {
-                crate::upstream::record(&self.gw.backends, p, o);
+                let elapsed = self.upstream_start.map(|s| s.elapsed());
+                crate::upstream::record(&self.gw.backends, p, o, elapsed);
             }
         }
     }

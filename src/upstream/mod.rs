@@ -28,6 +28,7 @@ pub struct BackendState {
     /// False while the active health check says so.
     pub healthy: AtomicBool,
     pub breaker: Option<Breaker>,
+    pub metrics: metrics::BackendMetrics,
 }
 
 impl BackendState {
@@ -61,6 +62,7 @@ impl BackendState {
         Arc::new(BackendState {
             healthy: AtomicBool::new(true),
             breaker,
+            metrics: Default::default(),
         })
     }
 
@@ -136,10 +138,19 @@ pub fn reopens_in(backends: &[Backend], backend: usize) -> Option<std::time::Dur
     }
 }
 
-/// Report a call's outcome to the picked backend's breaker.
-pub fn record(backends: &[Backend], pick: Pick, outcome: Outcome) {
-    if let Some(b) = &backends[pick.backend].state.breaker {
-        b.record(pick.admit, outcome);
+/// Report a call's outcome to the picked backend's breaker and metrics; `elapsed` from sending
+/// the call.
+pub fn record(backends: &[Backend], pick: Pick, outcome: Outcome, elapsed: Option<Duration>) {
+    let b = &backends[pick.backend];
+    let status = match outcome {
+        Outcome::Status { status, .. } => Ok(status),
+        Outcome::Error(reason) => Err(reason),
+    };
+    b.state
+        .metrics
+        .record(&b.id, status, elapsed.map(|d| d.as_secs_f64()));
+    if let Some(br) = &b.state.breaker {
+        br.record(pick.admit, outcome);
     }
 }
 

@@ -115,6 +115,21 @@ impl Gatehouse {
         Gatehouse::start_full(yaml, policies, &[], true, &[])
     }
 
+    /// Start from a whole configuration of the test's own: `{port}`, `{admin}` and `{dir}` in
+    /// `yaml` are filled in.
+    pub fn start_raw(yaml: &str, env: &[(&str, &str)]) -> Gatehouse {
+        let dir = TempDir::new();
+        let (port, admin) = (free_port(), free_port());
+        dir.write(
+            "gatehouse.yaml",
+            &yaml
+                .replace("{port}", &port.to_string())
+                .replace("{admin}", &admin.to_string())
+                .replace("{dir}", &dir.0.display().to_string()),
+        );
+        Gatehouse::spawn(dir, port, admin, None, env)
+    }
+
     fn start_full(
         yaml: &str,
         policies: &[(&str, &str)],

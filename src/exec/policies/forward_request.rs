@@ -170,13 +170,19 @@ async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError> 
         version: f.http_version,
         timeout,
     };
+    let sent = std::time::Instant::now();
     let result = cx.transport.forward(call).await;
     cx.req.forwarded += 1;
     let resp = match result {
         Ok(r) => r,
         Err((kind, message)) => {
             if let Some(p) = pick {
-                upstream::record(&cx.gw.backends, p, upstream::Outcome::Error(kind.reason()));
+                upstream::record(
+                    &cx.gw.backends,
+                    p,
+                    upstream::Outcome::Error(kind.reason()),
+                    Some(sent.elapsed()),
+                );
             }
             return Err(StepError::new(kind, message));
         }
@@ -189,6 +195,7 @@ async fn run(f: &ForwardRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError> 
                 status: resp.status,
                 retry_after: upstream::retry_after(&resp.headers),
             },
+            Some(resp.elapsed),
         );
     }
     cx.req.backend_time = Some(resp.elapsed);

@@ -3,6 +3,54 @@
 use super::*;
 
 /// Listener and admin addresses must parse; TLS files must exist.
+/// The admin listener's bearer token: the value of the named value `admin.token` names.
+/// An admin listener off loopback without one is an error: `/config` and `/metrics` would be
+/// open to the network.
+pub(super) fn admin_token(
+    cfg: &LoadedConfig,
+    named: &ahash::AHashMap<String, crate::config::NamedValue>,
+    d: &mut Diagnostics,
+) -> Option<std::sync::Arc<str>> {
+    let admin = &cfg.raw.admin;
+    let token = match &admin.token {
+        None => None,
+        Some(name) => match named.get(name) {
+            Some(v) if v.value.len() >= 16 => Some(std::sync::Arc::from(v.value.as_str())),
+            Some(_) => {
+                d.error(
+                    "C061",
+                    cfg.locate(None, "token", name),
+                    format!("admin.token: named value `{name}` is shorter than 16 characters"),
+                );
+                None
+            }
+            None => {
+                d.error(
+                    "C060",
+                    cfg.locate(None, "token", name),
+                    format!("admin.token: no named value `{name}`"),
+                );
+                None
+            }
+        },
+    };
+    let loopback = admin
+        .address
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if !admin.address.is_empty() && !loopback && admin.token.is_none() {
+        d.error(
+            "C062",
+            cfg.locate(None, "address", &admin.address),
+            format!(
+                "admin listener {} is not on loopback: set admin.token (a secret named value) so /metrics and /config are not open to the network",
+                admin.address
+            ),
+        );
+    }
+    token
+}
+
 pub(super) fn check_listeners(cfg: &LoadedConfig, src: &Sources, d: &mut Diagnostics) {
     if cfg.raw.listeners.is_empty() {
         d.error("C003", cfg.file_span(), "at least one listener is needed");

@@ -76,6 +76,7 @@ fn compile_unmasked(
     d.extend(src.named_diagnostics.clone());
     let named = src.named.clone();
     secrets.extend(named.values().filter(|v| v.secret).map(|v| v.value.clone()));
+    let admin_token = listeners::admin_token(cfg, &named, &mut d);
     let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
     let (backends, backend_ids) = compile_backends(cfg, src, &named, &mut d);
     let mut api_index: AHashMap<&str, usize> = AHashMap::new();
@@ -143,6 +144,7 @@ fn compile_unmasked(
             _ => None,
         });
     let gw = Gateway {
+        admin_token,
         schemas,
         xml_schemas,
         cross_domain,
