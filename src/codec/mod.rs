@@ -6,3 +6,4 @@ pub mod entities;
 pub mod jwk;
 pub mod path;
 pub mod query;
+pub mod trace_context;

@@ -42,6 +42,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub client_identity: ClientIdentitySpec,
     #[serde(default)]
+    pub correlation: CorrelationSpec,
+    #[serde(default)]
     pub jwt: JwtSettingsSpec,
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -171,6 +173,29 @@ impl Default for ClientIdentitySpec {
         ClientIdentitySpec {
             trusted_proxies: Vec::new(),
             forwarded_headers: true,
+        }
+    }
+}
+
+/// Request correlation: W3C trace context and a request id header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationSpec {
+    /// Continue the caller's `traceparent` (or start a trace) and send it to backends and
+    /// send-request calls (default true).
+    #[serde(default = "default_true")]
+    pub trace_context: bool,
+    /// A header carrying `context.RequestId` to the backend and back to the client, e.g.
+    /// `X-Request-Id` (none by default).
+    #[serde(default)]
+    pub request_id_header: Option<String>,
+}
+
+impl Default for CorrelationSpec {
+    fn default() -> Self {
+        CorrelationSpec {
+            trace_context: true,
+            request_id_header: None,
         }
     }
 }

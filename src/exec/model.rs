@@ -18,6 +18,10 @@ use crate::upstream::{Backend, Certificates, ClientCert};
 
 pub struct Gateway {
     pub name: String,
+    /// Continue or start a W3C trace per request and send `traceparent` on (`correlation`).
+    pub trace_context: bool,
+    /// The header that carries `context.RequestId` to the backend and the client.
+    pub request_id_header: Option<http::HeaderName>,
     /// Bearer token of the admin listener's `/metrics`, `/config` and `/echo` (`admin.token`).
     pub admin_token: Option<Arc<str>>,
     pub apis: Vec<Api>,

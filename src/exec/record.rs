@@ -31,6 +31,15 @@ pub struct Finished<'a> {
     pub started: Instant,
     pub backend_time: Option<Duration>,
     pub store_degraded: bool,
+    /// Request and response body bytes read from and sent to the client.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The address the last upstream connection went to (else the target's authority).
+    pub upstream: Option<String>,
+    /// The backend entity or pool member that took the last call.
+    pub backend: Option<usize>,
+    /// Calls sent upstream for this request (retries and redirects included).
+    pub upstream_attempts: u32,
 }
 
 /// Write the access-log record (unless the log is off and nothing was traced) and record the
@@ -113,6 +122,18 @@ fn log(f: &Finished, target: AccessLogTarget) {
         duration_ms: f.started.elapsed().as_secs_f64() * 1000.0,
         backend_ms: f.backend_time.map(|d| d.as_secs_f64() * 1000.0),
         store_degraded: f.store_degraded,
+        trace_id: f
+            .req
+            .map(|r| r.info.trace)
+            .filter(|t| t.is_set())
+            .map(|t| t.trace_id_hex()),
+        host: header(f.request_headers, http::header::HOST),
+        user_agent: header(f.request_headers, http::header::USER_AGENT),
+        bytes_in: f.bytes_in,
+        bytes_out: f.bytes_out,
+        upstream: f.upstream.as_deref(),
+        backend: f.backend.map(|b| gw.backends[b].id.as_str()),
+        upstream_attempts: f.upstream_attempts,
     };
     access_log::write(target, &entry);
     if let Some(r) = f.req {
@@ -120,6 +141,11 @@ fn log(f: &Finished, target: AccessLogTarget) {
             log::info!(target: "gatehouse::trace", "request {} trace [{}] {source}: {message}", f.request_id, t.severity);
         }
     }
+}
+
+/// A request header's value as text, if it is text.
+fn header(h: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Request counters and latency histograms.

@@ -69,6 +69,8 @@ pub fn builtin_answer(gw: &Gateway, method: &Method, path: &[u8]) -> Option<byte
         .then(|| body.clone())
 }
 
+const TRACEPARENT: &str = "traceparent";
+
 /// Route and admit a request.
 #[allow(clippy::result_large_err)]
 pub fn admit(
@@ -210,6 +212,13 @@ pub fn admit(
         original_query: r.query.to_string(),
         timestamp_ticks: crate::expr::datetime::DateTime::now_utc().ticks,
         started: Some(started),
+        trace: if gw.trace_context {
+            crate::codec::trace_context::TraceContext::continue_or_start(
+                r.headers.get_all(TRACEPARENT).iter().map(|v| v.as_bytes()),
+            )
+        } else {
+            Default::default()
+        },
     };
     let req = Box::new(ReqState {
         matched,

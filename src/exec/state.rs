@@ -147,6 +147,8 @@ pub struct RequestInfo {
     pub original_query: String,
     pub timestamp_ticks: i64,
     pub started: Option<std::time::Instant>,
+    /// The request's W3C trace (unset when `correlation.trace_context` is off).
+    pub trace: crate::codec::trace_context::TraceContext,
 }
 
 #[derive(Clone, Debug)]

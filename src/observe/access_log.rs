@@ -44,6 +44,20 @@ pub struct Entry<'a> {
     /// The shared store was unreachable (its failure mode applied).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub store_degraded: bool,
+    /// The W3C trace id (`correlation.trace_context`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    pub host: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// Body bytes read from and sent to the client.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Where the last upstream call went (`ip:port`, else the backend URL's authority).
+    pub upstream: Option<&'a str>,
+    /// The backend entity or pool member that took the last call.
+    pub backend: Option<&'a str>,
+    /// Calls sent upstream (0 when the gateway answered; above 1 with retries or redirects).
+    pub upstream_attempts: u32,
 }
 
 #[derive(Serialize)]

@@ -36,6 +36,8 @@ pub struct Ctx {
     pub origin: Origin,
     pub error: Option<PolicyError>,
     pub upstream_start: Option<Instant>,
+    /// The address of the last upstream connection Pingora made (access log).
+    pub upstream_addr: Option<String>,
     pub backend_time: Option<Duration>,
     /// Outbound or on-error replaced the upstream body: `response_body_filter` swaps it.
     pub replace_response_body: bool,
@@ -99,6 +101,7 @@ impl Ctx {
             origin: Origin::Backend,
             error: None,
             upstream_start: None,
+            upstream_addr: None,
             backend_time: None,
             replace_response_body: false,
             response_started: false,
@@ -294,6 +297,13 @@ impl Ctx {
     }
 
     /// Headers policies asked to add to the final response.
+    /// `correlation.request_id_header` on a response to the client.
+    pub fn add_request_id(&self, resp: &mut ResponseHeader) {
+        if let Some(h) = &self.gw.request_id_header {
+            let _ = resp.insert_header(h.clone(), self.request_id.as_str());
+        }
+    }
+
     pub fn extra_headers(&self) -> Vec<(http::HeaderName, HeaderValue)> {
         self.req
             .as_ref()
@@ -331,7 +341,14 @@ impl Ctx {
         req: &RequestHeader,
         status: u16,
         client: Option<&PingoraAddr>,
+        bytes: (u64, u64),
     ) {
+        let upstream = self.upstream_addr.clone().or_else(|| {
+            self.req
+                .as_ref()
+                .filter(|r| r.forwarded > 0 || self.attempts > 0)
+                .map(|r| r.target.base.authority.to_string())
+        });
         exec::record::record(
             &exec::record::Finished {
                 gw: &self.gw,
@@ -351,6 +368,11 @@ impl Ctx {
                 started: self.start,
                 backend_time: self.backend_time,
                 store_degraded: self.store.degraded(),
+                bytes_in: bytes.0,
+                bytes_out: bytes.1,
+                upstream,
+                backend: self.pick.map(|p| p.backend),
+                upstream_attempts: self.attempts + self.req.as_ref().map_or(0, |r| r.forwarded),
             },
             shared.access_log,
         );

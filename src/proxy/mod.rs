@@ -260,11 +260,12 @@ impl ProxyHttp for Proxy {
         &self,
         _session: &mut Session,
         _reused: bool,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         fd: std::os::unix::io::RawFd,
         digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
+        ctx.upstream_addr = Some(peer._address.to_string());
         ctx.stop_deadline_watch();
         let Some(deadline) = ctx.forward_deadline else {
             return Ok(());
@@ -348,6 +349,7 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         if !interim(resp.status) {
             ctx.response_started = true;
+            ctx.add_request_id(resp);
         }
         self.close_if_draining(session);
         Ok(())
@@ -547,9 +549,18 @@ impl ProxyHttp for Proxy {
             .response_written()
             .map_or(ctx.final_status, |r| r.status.as_u16());
         let client = session.client_addr().cloned();
-        let bytes = session.body_bytes_read() as u64 + session.body_bytes_sent() as u64;
-        ctx.apply_deferred(session, bytes).await;
-        ctx.log(&self.shared, session.req_header(), status, client.as_ref());
+        let (bytes_in, bytes_out) = (
+            session.body_bytes_read() as u64,
+            session.body_bytes_sent() as u64,
+        );
+        ctx.apply_deferred(session, bytes_in + bytes_out).await;
+        ctx.log(
+            &self.shared,
+            session.req_header(),
+            status,
+            client.as_ref(),
+            (bytes_in, bytes_out),
+        );
     }
 }
 

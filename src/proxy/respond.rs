@@ -17,6 +17,7 @@ pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Res
     for (name, value) in ctx.extra_headers() {
         h.insert_header(name, value)?;
     }
+    ctx.add_request_id(&mut h);
     // Checked where a policy sets it; checked again here so no path puts CR/LF on the wire.
     if let Some(r) = ctx.resp.reason.as_deref().filter(|r| valid_reason(r)) {
         h.set_reason_phrase(Some(r))?;

@@ -176,6 +176,12 @@ pub fn shape(
             up.insert_header("x-forwarded-host", req.info.host_header.as_str())?;
         }
     }
+    if req.info.trace.is_set() {
+        up.insert_header("traceparent", req.info.trace.header())?;
+    }
+    if let Some(h) = &gw.request_id_header {
+        up.insert_header(h.clone(), req.request_id.as_str())?;
+    }
     if let Some(body) = &req.body {
         // A replacement body is sent from request_body_filter (or by forward_buffered);
         // announce its length here, never on the downstream request, whose framing Pingora

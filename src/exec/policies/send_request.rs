@@ -259,8 +259,10 @@ pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepEr
     if let Some(m) = &r.method {
         method = value(m, cx)?.into_owned();
     }
+    let mut traceparent_set = false;
     for h in &r.headers {
         let name = value(&h.name, cx)?.into_owned();
+        traceparent_set |= name.as_str() == "traceparent";
         let action = *value(&h.action, cx)?;
         let mut values = Vec::new();
         for v in &h.values {
@@ -274,6 +276,13 @@ pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepEr
     headers.remove(http::header::HOST);
     headers.remove(http::header::CONTENT_LENGTH);
     headers.remove(http::header::TRANSFER_ENCODING);
+    // The call is a child span of the request's, unless the policy sets its own traceparent
+    // (a copied request's traceparent is the caller's, which this replaces).
+    if cx.req.info.trace.is_set() && !traceparent_set {
+        if let Ok(v) = http::HeaderValue::from_str(&cx.req.info.trace.child().header()) {
+            headers.insert(http::HeaderName::from_static("traceparent"), v);
+        }
+    }
     let req = CallRequest {
         method,
         url,

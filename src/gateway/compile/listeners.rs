@@ -51,6 +51,37 @@ pub(super) fn admin_token(
     token
 }
 
+/// `correlation.request_id_header`: a valid header name that is not one the gateway or HTTP
+/// framing owns.
+pub(super) fn request_id_header(
+    cfg: &LoadedConfig,
+    d: &mut Diagnostics,
+) -> Option<http::HeaderName> {
+    let name = cfg.raw.correlation.request_id_header.as_deref()?;
+    let reserved = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "traceparent",
+        "tracestate",
+        "authorization",
+        "cookie",
+        "set-cookie",
+    ];
+    match http::HeaderName::from_bytes(name.as_bytes()) {
+        Ok(h) if !reserved.contains(&h.as_str()) => Some(h),
+        _ => {
+            d.error(
+                "C063",
+                cfg.locate(None, "request_id_header", name),
+                format!("correlation.request_id_header: {name:?} is not a header name the gateway may set"),
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn check_listeners(cfg: &LoadedConfig, src: &Sources, d: &mut Diagnostics) {
     if cfg.raw.listeners.is_empty() {
         d.error("C003", cfg.file_span(), "at least one listener is needed");

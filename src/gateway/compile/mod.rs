@@ -77,6 +77,7 @@ fn compile_unmasked(
     let named = src.named.clone();
     secrets.extend(named.values().filter(|v| v.secret).map(|v| v.value.clone()));
     let admin_token = listeners::admin_token(cfg, &named, &mut d);
+    let request_id_header = listeners::request_id_header(cfg, &mut d);
     let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
     let (backends, backend_ids) = compile_backends(cfg, src, &named, &mut d);
     let mut api_index: AHashMap<&str, usize> = AHashMap::new();
@@ -145,6 +146,8 @@ fn compile_unmasked(
         });
     let gw = Gateway {
         admin_token,
+        trace_context: cfg.raw.correlation.trace_context,
+        request_id_header,
         schemas,
         xml_schemas,
         cross_domain,
