@@ -388,11 +388,15 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     ));
     // One service (one worker pool) for every listener; each listener has its own connection
     // limit (proxy::listener).
-    let listeners: Vec<(String, usize)> = cfg
+    let listeners: Vec<crate::proxy::listener::PortSpec> = cfg
         .raw
         .listeners
         .iter()
-        .map(|l| (l.address.clone(), l.max_connections))
+        .map(|l| crate::proxy::listener::PortSpec {
+            address: l.address.clone(),
+            max_connections: l.max_connections,
+            h2c: l.http2 && l.tls.is_none(),
+        })
         .collect();
     let mut proxy = Service::new(
         "gatehouse proxy".to_string(),
@@ -411,9 +415,15 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
             Some(tls) => {
                 let cert = cfg.dir.join(&tls.cert);
                 let key = cfg.dir.join(&tls.key);
-                proxy
-                    .add_tls(&l.address, &cert.to_string_lossy(), &key.to_string_lossy())
-                    .with_context(|| format!("TLS listener {}", l.address))?;
+                let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
+                    &cert.to_string_lossy(),
+                    &key.to_string_lossy(),
+                )
+                .with_context(|| format!("TLS listener {}", l.address))?;
+                if l.http2 {
+                    settings.enable_h2();
+                }
+                proxy.add_tls_with_settings(&l.address, None, settings);
             }
         }
     }

@@ -282,6 +282,10 @@ pub struct Listener {
     /// closed (10000).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Accept HTTP/2: offered by ALPN on a TLS listener, h2c with prior knowledge on a plain
+    /// one (HTTP/1.1 keeps working on both). Off by default.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 fn default_max_connections() -> usize {

@@ -6,8 +6,9 @@
 //! The deadline runs from the start of each request's wait: `header_read_timeout` from the
 //! connection's start, `keepalive_timeout` from the previous response on a kept-alive
 //! connection; `early_request_filter` marks the headers as read through a task-local flag,
-//! since Pingora awaits the proxy hooks inside this connection's task. HTTP/2 connections are
-//! counted, then go to Pingora as they are (its own per-stream handling).
+//! since Pingora awaits the proxy hooks inside this connection's task. HTTP/2 connections (ALPN
+//! h2 on TLS; on a plain listener with `http2`, those that start with the preface within the
+//! header deadline) are counted, then go to Pingora as they are (its own per-stream handling).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,25 +47,41 @@ struct Port {
     address: String,
     addr: Option<std::net::SocketAddr>,
     max_connections: usize,
+    /// Plain listener that takes HTTP/2 with prior knowledge (h2c) beside HTTP/1.1.
+    h2c: bool,
     open: AtomicUsize,
 }
 
+/// One listener as configured.
+pub struct PortSpec {
+    pub address: String,
+    pub max_connections: usize,
+    pub h2c: bool,
+}
+
 impl Listener {
-    /// `listeners`: (configured address, max_connections).
     pub fn new(
-        proxy: HttpProxy<Proxy>,
+        mut proxy: HttpProxy<Proxy>,
         shared: Arc<Shared>,
-        listeners: &[(String, usize)],
+        listeners: &[PortSpec],
     ) -> Listener {
+        if listeners.iter().any(|l| l.h2c) {
+            // Pingora's own switch; this wrapper only hands it connections that start with
+            // the HTTP/2 preface, on listeners that take h2c.
+            let mut options = pingora::apps::HttpServerOptions::default();
+            options.h2c = true;
+            proxy.server_options = Some(options);
+        }
         Listener {
             proxy: Arc::new(proxy),
             shared,
             ports: listeners
                 .iter()
-                .map(|(address, max)| Port {
-                    address: address.clone(),
-                    addr: address.parse().ok(),
-                    max_connections: *max,
+                .map(|l| Port {
+                    address: l.address.clone(),
+                    addr: l.address.parse().ok(),
+                    max_connections: l.max_connections,
+                    h2c: l.h2c,
                     open: AtomicUsize::new(0),
                 })
                 .collect(),
@@ -141,6 +158,9 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// What an HTTP/2 connection with prior knowledge starts with (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 const OVER_LIMIT_BODY: &str =
     r#"{"statusCode":503,"message":"Service unavailable: too many connections."}"#;
 
@@ -188,6 +208,25 @@ impl ServerApp for Listener {
             return ServerApp::process_new(&self.proxy, stream, shutdown).await;
         }
         let limits = self.shared.gateway.load().limits;
+        if port.h2c && stream.get_ssl().is_none() {
+            // The preface within the header deadline, as a request line would be.
+            let mut buf = [0u8; H2_PREFACE.len()];
+            match tokio::time::timeout(limits.header_read_timeout, stream.try_peek(&mut buf)).await
+            {
+                Ok(Ok(true)) if buf == H2_PREFACE => {
+                    return ServerApp::process_new(&self.proxy, stream, shutdown).await;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    log::debug!(
+                        "{}: nothing sent within {:?}; closing",
+                        port.address,
+                        limits.header_read_timeout
+                    );
+                    return None;
+                }
+            }
+        }
         let read = Arc::new(AtomicBool::new(false));
         HEADERS_READ
             .scope(

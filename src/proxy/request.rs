@@ -26,6 +26,13 @@ pub(super) fn too_large(message: String) -> PolicyError {
 /// header, so the backend sees what Pingora framed; differing or invalid values are 400.
 #[allow(clippy::result_large_err)]
 pub(super) fn check_framing(req: &mut RequestHeader) -> Result<(), PolicyError> {
+    // HTTP/2 carries the authority as a pseudo-header: policies, routing and the access log
+    // see it as `Host`, as they do for HTTP/1.1 (RFC 9113 §8.3.1).
+    if req.version == http::Version::HTTP_2 && !req.headers.contains_key(header::HOST) {
+        if let Some(a) = req.uri.authority().map(|a| a.as_str().to_string()) {
+            let _ = req.insert_header(header::HOST, a);
+        }
+    }
     if req.version == http::Version::HTTP_11 && !req.headers.contains_key(header::HOST) {
         return Err(exec::request::bad_request(
             "an HTTP/1.1 request must have a Host header",

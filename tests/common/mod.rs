@@ -68,6 +68,38 @@ pub fn bin() -> &'static str {
 }
 
 /// The configuration a test gives, completed with listeners, admin and server settings.
+/// A self-signed certificate for `localhost`: `cert.pem` and `key.pem` in `dir`.
+pub fn self_signed(dir: &Path) {
+    let st = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(st.success(), "openssl req failed");
+}
+
+fn fill(yaml: &str, dir: &TempDir, port: u16, admin: u16, tls: Option<u16>) -> String {
+    yaml.replace("{port}", &port.to_string())
+        .replace("{admin}", &admin.to_string())
+        .replace("{tls}", &tls.map(|p| p.to_string()).unwrap_or_default())
+        .replace("{dir}", &dir.0.display().to_string())
+}
+
 fn full_config(dir: &Path, port: u16, admin: u16, tls_port: Option<u16>, body: &str) -> String {
     let tls = tls_port.map_or(String::new(), |p| {
         format!("  - address: 127.0.0.1:{p}\n    tls:\n      cert: cert.pem\n      key: key.pem\n")
@@ -120,14 +152,24 @@ impl Gatehouse {
     pub fn start_raw(yaml: &str, env: &[(&str, &str)]) -> Gatehouse {
         let dir = TempDir::new();
         let (port, admin) = (free_port(), free_port());
-        dir.write(
-            "gatehouse.yaml",
-            &yaml
-                .replace("{port}", &port.to_string())
-                .replace("{admin}", &admin.to_string())
-                .replace("{dir}", &dir.0.display().to_string()),
-        );
+        dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, None));
         Gatehouse::spawn(dir, port, admin, None, env)
+    }
+
+    /// `start_raw` with files (relative to the configuration directory) and, with `tls`, a
+    /// self-signed `cert.pem` / `key.pem` for `localhost` and `{tls}` filled with a free port.
+    pub fn start_raw_with(yaml: &str, files: &[(&str, &str)], tls: bool) -> Gatehouse {
+        let dir = TempDir::new();
+        for (p, c) in files {
+            dir.write(p, c);
+        }
+        let (port, admin) = (free_port(), free_port());
+        let tls_port = tls.then(|| {
+            self_signed(&dir.0);
+            free_port()
+        });
+        dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, tls_port));
+        Gatehouse::spawn(dir, port, admin, tls_port, &[])
     }
 
     fn start_full(
@@ -143,27 +185,7 @@ impl Gatehouse {
         }
         let (port, admin) = (free_port(), free_port());
         let tls_port = tls.then(|| {
-            let st = Command::new("openssl")
-                .current_dir(&dir.0)
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-subj",
-                    "/CN=localhost",
-                    "-days",
-                    "1",
-                    "-keyout",
-                    "key.pem",
-                    "-out",
-                    "cert.pem",
-                ])
-                .stderr(Stdio::null())
-                .status()
-                .unwrap_or_else(|e| panic!("openssl: {e}"));
-            assert!(st.success(), "openssl req failed");
+            self_signed(&dir.0);
             free_port()
         });
         dir.write(
