@@ -183,8 +183,15 @@ fn check(
             };
             check_standalone(config, p, scope, standalone)
         }
-        None => match config::load(config).and_then(|c| gateway::compile(&c, &Sources::read(&c))) {
-            Ok((_, warnings)) => warnings,
+        None => match config::load(config) {
+            Ok(c) => {
+                let mut d = match gateway::compile(&c, &Sources::read(&c)) {
+                    Ok((_, warnings)) => warnings,
+                    Err(d) => d,
+                };
+                check_listener_tls(&c, &mut d);
+                d.sorted()
+            }
             Err(d) => d,
         },
     };
@@ -234,6 +241,21 @@ fn check_standalone(config: &Path, policy: &Path, scope: Scope, s: &Standalone) 
     d
 }
 
+/// The TLS listeners' certificates as they will be served: readable, PEM, each key the key of
+/// its certificate, a name for every SNI certificate, a client CA that holds certificates.
+fn check_listener_tls(cfg: &LoadedConfig, d: &mut Diagnostics) {
+    for l in &cfg.raw.listeners {
+        let Some(tls) = &l.tls else { continue };
+        if let Err(e) = crate::proxy::tls::settings(&cfg.dir, tls, l.http2) {
+            d.error(
+                "C064",
+                cfg.locate(None, "cert", &tls.cert),
+                format!("TLS listener {}: {e}", l.address),
+            );
+        }
+    }
+}
+
 fn load_or_report(path: &Path) -> anyhow::Result<(LoadedConfig, gateway::Gateway)> {
     let cfg = match config::load(path) {
         Ok(c) => c,
@@ -245,6 +267,12 @@ fn load_or_report(path: &Path) -> anyhow::Result<(LoadedConfig, gateway::Gateway
     match gateway::compile(&cfg, &Sources::read(&cfg)) {
         Ok((gw, warnings)) => {
             eprint!("{}", warnings.render_text());
+            let mut d = Diagnostics::new();
+            check_listener_tls(&cfg, &mut d);
+            if d.has_errors() {
+                eprint!("{}", d.render_text());
+                bail!("configuration has {} error(s)", d.error_count());
+            }
             Ok((cfg, gw))
         }
         Err(d) => {
@@ -409,21 +437,21 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
             &listeners,
         ),
     );
+    let mut certificates = Vec::new();
     for l in &cfg.raw.listeners {
         match &l.tls {
             None => proxy.add_tcp(&l.address),
             Some(tls) => {
-                let cert = cfg.dir.join(&tls.cert);
-                let key = cfg.dir.join(&tls.key);
-                let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
-                    &cert.to_string_lossy(),
-                    &key.to_string_lossy(),
-                )
-                .with_context(|| format!("TLS listener {}", l.address))?;
-                if l.http2 {
-                    settings.enable_h2();
-                }
+                let (settings, set) = crate::proxy::tls::settings(&cfg.dir, tls, l.http2)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("TLS listener {}", l.address))?;
                 proxy.add_tls_with_settings(&l.address, None, settings);
+                certificates.push(ListenerCerts {
+                    dir: cfg.dir.clone(),
+                    address: l.address.clone(),
+                    tls: tls.clone(),
+                    set,
+                });
             }
         }
     }
@@ -451,6 +479,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         "gatehouse reload",
         Reloader {
             shared: shared.clone(),
+            certificates,
             addresses: cfg
                 .raw
                 .listeners
@@ -484,8 +513,17 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
 
 /// Reloads the configuration on SIGHUP (Pingora handles TERM, INT and QUIT itself), and tells
 /// the service manager about start-up, reloads and liveness (`systemd`).
+/// A TLS listener's certificates, read again on reload.
+struct ListenerCerts {
+    dir: PathBuf,
+    address: String,
+    tls: crate::config::ListenerTls,
+    set: Arc<arc_swap::ArcSwap<crate::proxy::tls::CertSet>>,
+}
+
 struct Reloader {
     shared: Arc<Shared>,
+    certificates: Vec<ListenerCerts>,
     /// Every listening address (proxy and admin): `READY=1` waits until they are bound.
     addresses: Vec<String>,
 }
@@ -497,10 +535,13 @@ impl Reloader {
     async fn reload(&self) {
         crate::systemd::reloading();
         let shared = self.shared.clone();
-        let failed = !matches!(
+        let mut failed = !matches!(
             tokio::task::spawn_blocking(move || shared.reload_on_own_thread()).await,
             Ok(Ok(_))
         );
+        for c in &self.certificates {
+            failed |= !crate::proxy::tls::reload(&c.dir, &c.address, &c.tls, &c.set);
+        }
         crate::systemd::reloaded(self.shared.generation.load(Ordering::SeqCst), failed);
     }
 }

@@ -357,6 +357,7 @@ fn routing_and_admission_decide_without_a_socket() {
         headers: &headers,
         peer: Some("10.1.2.3".parse().unwrap_or_else(|e| panic!("{e}"))),
         tls: false,
+        client_certificate: None,
     };
     let started = std::time::Instant::now();
 

@@ -44,6 +44,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub correlation: CorrelationSpec,
     #[serde(default)]
+    pub trust: TrustSpec,
+    #[serde(default)]
     pub jwt: JwtSettingsSpec,
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -292,11 +294,65 @@ fn default_max_connections() -> usize {
     10_000
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTls {
+    /// PEM certificate (then its chain) and key: the default certificate.
     pub cert: String,
     pub key: String,
+    /// More certificates, chosen by the name the client asks for (SNI): each serves the DNS
+    /// names of its certificate (subject alternative names, else the common name;
+    /// `*.example.com` covers one label), or the `names` given.
+    #[serde(default)]
+    pub certificates: Vec<ListenerCertificate>,
+    /// Ask clients for a certificate: `none` (default), `request` (a client may send none) or
+    /// `require` (the handshake fails without one).
+    #[serde(default)]
+    pub client_cert: ClientCertMode,
+    /// PEM CA certificates: named to clients as acceptable issuers, and a client certificate
+    /// must chain to one of them (without it any certificate is taken and policies decide:
+    /// validate-client-certificate, `context.Request.Certificate`).
+    #[serde(default)]
+    pub client_ca: Option<String>,
+}
+
+impl ListenerTls {
+    /// Every file the listener reads.
+    pub fn files(&self) -> impl Iterator<Item = &String> {
+        [&self.cert, &self.key]
+            .into_iter()
+            .chain(self.certificates.iter().flat_map(|c| [&c.cert, &c.key]))
+            .chain(&self.client_ca)
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerCertificate {
+    pub cert: String,
+    pub key: String,
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertMode {
+    #[default]
+    None,
+    Request,
+    Require,
+}
+
+/// What validate-client-certificate trusts besides the system's CAs (APIM's CA certificates),
+/// and the revocation lists it checks.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSpec {
+    #[serde(default)]
+    pub ca_files: Vec<String>,
+    #[serde(default)]
+    pub crl_files: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

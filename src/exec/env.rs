@@ -86,7 +86,11 @@ impl ContextEnv for ExecCtx<'_> {
             (Ctx::Request, "Url") => Value::obj(Obj::Url(self.backend_url())),
             (Ctx::Request, "OriginalUrl") => Value::obj(Obj::Url(self.original_url())),
             (Ctx::Request, "IpAddress") => s(&info.ip),
-            (Ctx::Request, "Certificate" | "PrivateEndpointConnection") => Value::Null,
+            (Ctx::Request, "Certificate") => info
+                .client_certificate
+                .as_ref()
+                .map_or(Value::Null, |c| Value::obj(Obj::X509(c.leaf.clone()))),
+            (Ctx::Request, "PrivateEndpointConnection") => Value::Null,
             (Ctx::Request, "Body") => {
                 if self.req.body.is_some()
                     || self

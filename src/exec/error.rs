@@ -53,6 +53,9 @@ pub enum ErrorKind {
     RequestNotValid,
     /// ... or the response (502; `Response not allowed`).
     ResponseNotValid,
+    /// validate-client-certificate: no certificate, or one that fails a rule or matches no
+    /// identity (403; Reason and status undocumented by APIM, gatehouse's).
+    ClientCertificateNotValid,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -96,6 +99,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "BadRequest",
             ErrorKind::RequestNotValid => "Bad request",
             ErrorKind::ResponseNotValid => "Response not allowed",
+            ErrorKind::ClientCertificateNotValid => "ClientCertificateNotValid",
             ErrorKind::Internal => "InternalError",
         }
     }
@@ -116,7 +120,8 @@ impl ErrorKind {
             ErrorKind::RequestHeadersTooLarge => 431,
             ErrorKind::CallerIpNotAllowed
             | ErrorKind::CallerIpBlocked
-            | ErrorKind::FailedToParseCallerIP => 403,
+            | ErrorKind::FailedToParseCallerIP
+            | ErrorKind::ClientCertificateNotValid => 403,
             ErrorKind::HeaderNotFound
             | ErrorKind::HeaderValueNotAllowed
             | ErrorKind::TokenNotPresent
@@ -154,6 +159,7 @@ impl ErrorKind {
             ErrorKind::UriTooLong => Some("The request URL is too long."),
             ErrorKind::RequestHeadersTooLarge => Some("The request headers are too large."),
             ErrorKind::HeaderNotFound | ErrorKind::HeaderValueNotAllowed => Some("Access denied"),
+            ErrorKind::ClientCertificateNotValid => Some("Invalid client certificate."),
             ErrorKind::TokenNotPresent => Some("JWT not present."),
             ErrorKind::TokenSignatureInvalid
             | ErrorKind::TokenAudienceNotAllowed

@@ -18,6 +18,7 @@ pub mod route;
 pub mod state;
 pub mod subscriptions;
 pub mod transport;
+pub mod trust;
 
 use crate::diag::Invalid;
 use std::borrow::Cow;
@@ -31,7 +32,9 @@ pub use headers::HeaderStore;
 use model::{Example, Gateway};
 pub(crate) use policies::run_nested;
 pub use policies::{At, PolicyDoc, Step, Stmt, StmtKind};
-pub use state::{Origin, QueryState, ReqState, RequestInfo, RespState, Target, TraceEntry};
+pub use state::{
+    Origin, PeerCertificate, QueryState, ReqState, RequestInfo, RespState, Target, TraceEntry,
+};
 
 /// Everything a statement may read or change while a section runs.
 pub struct ExecCtx<'a> {

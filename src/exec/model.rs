@@ -18,6 +18,8 @@ use crate::upstream::{Backend, Certificates, ClientCert};
 
 pub struct Gateway {
     pub name: String,
+    /// What validate-client-certificate trusts (`trust`).
+    pub client_trust: super::trust::ClientTrust,
     /// Continue or start a W3C trace per request and send `traceparent` on (`correlation`).
     pub trace_context: bool,
     /// The header that carries `context.RequestId` to the backend and the client.

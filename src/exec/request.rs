@@ -28,6 +28,8 @@ pub struct RequestView<'a> {
     pub peer: Option<IpAddr>,
     /// Whether the request came over TLS.
     pub tls: bool,
+    /// The certificate the client presented on this connection.
+    pub client_certificate: Option<&'a super::state::PeerCertificate>,
 }
 
 /// A request matched to an operation and admitted.
@@ -212,6 +214,7 @@ pub fn admit(
         original_query: r.query.to_string(),
         timestamp_ticks: crate::expr::datetime::DateTime::now_utc().ticks,
         started: Some(started),
+        client_certificate: r.client_certificate.cloned().map(Arc::new),
         trace: if gw.trace_context {
             crate::codec::trace_context::TraceContext::continue_or_start(
                 r.headers.get_all(TRACEPARENT).iter().map(|v| v.as_bytes()),

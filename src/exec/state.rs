@@ -147,8 +147,17 @@ pub struct RequestInfo {
     pub original_query: String,
     pub timestamp_ticks: i64,
     pub started: Option<std::time::Instant>,
+    /// The certificate the client presented (`context.Request.Certificate`).
+    pub client_certificate: Option<std::sync::Arc<PeerCertificate>>,
     /// The request's W3C trace (unset when `correlation.trace_context` is off).
     pub trace: crate::codec::trace_context::TraceContext,
+}
+
+/// A TLS client's certificate and the intermediates it sent with it.
+#[derive(Clone, Debug)]
+pub struct PeerCertificate {
+    pub leaf: openssl::x509::X509,
+    pub chain: Vec<openssl::x509::X509>,
 }
 
 #[derive(Clone, Debug)]

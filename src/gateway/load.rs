@@ -47,6 +47,15 @@ impl Sources {
                 file(k);
             }
         }
+        for f in cfg
+            .raw
+            .trust
+            .ca_files
+            .iter()
+            .chain(&cfg.raw.trust.crl_files)
+        {
+            file(f);
+        }
         for b in &cfg.raw.backends {
             let t = &b.tls;
             for f in [&t.ca_file, &t.client_cert_file, &t.client_key_file]
@@ -58,7 +67,7 @@ impl Sources {
         }
         for l in &cfg.raw.listeners {
             if let Some(tls) = &l.tls {
-                for f in [&tls.cert, &tls.key] {
+                for f in tls.files() {
                     let path = cfg.dir.join(f);
                     let is_file = path.is_file();
                     s.present.insert(path, is_file);

@@ -21,7 +21,6 @@ pub const ALL: u8 = I | B | O | E;
 /// (element, support, allowed sections bitmask); section bits for `allowed_in`.
 const CATALOG: &[(&str, Support, u8)] = &[
     ("cache-value", Support::NotYet, ALL),
-    ("validate-client-certificate", Support::NotYet, I),
     ("validate-graphql-request", Support::NotYet, I),
     // Neither depends on Azure: they are policies gatehouse does not run yet.
     ("llm-token-limit", Support::NotYet, I),

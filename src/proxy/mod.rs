@@ -10,6 +10,7 @@ pub mod headers;
 pub mod listener;
 mod request;
 mod respond;
+pub mod tls;
 mod transport;
 mod upstream;
 
@@ -803,6 +804,7 @@ impl Proxy {
                 .and_then(|c| c.as_inet())
                 .map(|c| c.ip().to_canonical()),
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            client_certificate: tls::client_certificate(session),
         };
         match exec::request::admit(&gw, &view, &ctx.request_id, ctx.start) {
             Ok(r) => {

@@ -61,6 +61,7 @@ pub mod set_query_parameter;
 pub mod set_status;
 pub mod set_variable;
 pub mod trace;
+pub mod validate_client_certificate;
 pub mod validate_content;
 pub mod validate_headers;
 pub mod validate_odata_request;
@@ -306,6 +307,7 @@ policies! {
         ValidateHeaders(validate_headers::ValidateHeaders) = "validate-headers" in O | E;
         ValidateStatusCode(validate_status_code::ValidateStatusCode) = "validate-status-code" in O | E;
         ValidateODataRequest(validate_odata_request::ValidateODataRequest) = "validate-odata-request" in I;
+        ValidateClientCertificate(validate_client_certificate::ValidateClientCertificate) = "validate-client-certificate" in I;
         AuthenticationBasic(access::AuthenticationBasic) = "authentication-basic" in I;
         AuthenticationCertificate(access::CertificateRef) = "authentication-certificate" in I;
         XmlToJson(xml_to_json::XmlToJson) = "xml-to-json" in I | O | E;

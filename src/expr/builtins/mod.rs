@@ -15,7 +15,7 @@ mod statics;
 mod string;
 mod time;
 mod uri;
-mod x509;
+pub mod x509;
 pub mod xml;
 
 use std::sync::Arc;

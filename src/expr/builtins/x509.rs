@@ -49,7 +49,16 @@ pub fn parse(bytes: &[u8]) -> EResult<X509> {
 
 /// A distinguished name as .NET writes it: most specific part first.
 fn name(n: &X509NameRef) -> String {
-    let mut parts: Vec<String> = n
+    name_parts(n)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The parts of a distinguished name as (.NET key, value), most specific first.
+pub fn name_parts(n: &X509NameRef) -> Vec<(String, String)> {
+    let mut parts: Vec<(String, String)> = n
         .entries()
         .map(|e| {
             let key = match e.object().nid() {
@@ -64,11 +73,11 @@ fn name(n: &X509NameRef) -> String {
                 other => other.short_name().unwrap_or("OID"),
             };
             let value = e.data().to_string().unwrap_or_default();
-            format!("{key}={value}")
+            (key.to_string(), value)
         })
         .collect();
     parts.reverse();
-    parts.join(", ")
+    parts
 }
 
 /// `Subject` (also the certificate's `ToString()` here).
@@ -76,7 +85,8 @@ pub fn subject(c: &X509) -> String {
     name(c.subject_name())
 }
 
-fn thumbprint(c: &X509) -> EResult<String> {
+/// SHA-1 of the DER certificate in upper-case hex (.NET's `Thumbprint`).
+pub fn thumbprint(c: &X509) -> EResult<String> {
     let d = c
         .digest(openssl::hash::MessageDigest::sha1())
         .or_else(|e| exception("CryptographicException", e.to_string()))?;

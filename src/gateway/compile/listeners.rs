@@ -102,7 +102,7 @@ pub(super) fn check_listeners(cfg: &LoadedConfig, src: &Sources, d: &mut Diagnos
             );
         }
         if let Some(tls) = &l.tls {
-            for f in [&tls.cert, &tls.key] {
+            for f in tls.files() {
                 if !src.is_file(&cfg.dir.join(f)) {
                     d.error(
                         "C005",

@@ -127,7 +127,14 @@ fn compile_unmasked(
             ),
         }
     }
-    check_certificate_refs(&apis, &certificates, &thumbprints, &mut d);
+    check_certificate_refs(
+        &apis,
+        &certificates,
+        &thumbprints,
+        &certificate_x509,
+        &mut d,
+    );
+    let client_trust = certificates::compile_trust(cfg, src, &apis, &mut d);
     let all_schemas = schemas::compile_schemas(cfg, &mut d);
     schemas::check_schema_refs(&apis, &all_schemas, &mut d);
     let (schemas, xml_schemas) = all_schemas;
@@ -145,6 +152,7 @@ fn compile_unmasked(
             _ => None,
         });
     let gw = Gateway {
+        client_trust,
         admin_token,
         trace_context: cfg.raw.correlation.trace_context,
         request_id_header,
