@@ -45,6 +45,9 @@ pub struct RawConfig {
     pub correlation: CorrelationSpec,
     #[serde(default)]
     pub trust: TrustSpec,
+    /// Response compression for every API without its own `compression`.
+    #[serde(default)]
+    pub compression: CompressionSpec,
     #[serde(default)]
     pub jwt: JwtSettingsSpec,
     #[serde(default)]
@@ -726,6 +729,76 @@ pub struct ApiSpec {
     /// whose paths become operations (`config::openapi`).
     #[serde(default)]
     pub openapi: Option<String>,
+    /// Response compression for this API (replaces the top-level `compression`).
+    #[serde(default)]
+    pub compression: Option<CompressionSpec>,
+}
+
+/// Compression of responses the client accepts compressed (off by default).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Offered in this order of preference when the client weighs them alike.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<CompressionAlgorithm>,
+    /// One level for every algorithm (its own scale); else gzip 6, br 5, zstd 3.
+    #[serde(default)]
+    pub level: Option<u32>,
+    /// Responses whose `Content-Length` is below this are sent as they are (1024).
+    #[serde(default = "default_min_size")]
+    pub min_size: u64,
+    /// Media types compressed (`type/*` allowed); others are sent as they are.
+    #[serde(default = "default_compressible")]
+    pub content_types: Vec<String>,
+}
+
+impl Default for CompressionSpec {
+    fn default() -> Self {
+        CompressionSpec {
+            enabled: false,
+            algorithms: default_algorithms(),
+            level: None,
+            min_size: default_min_size(),
+            content_types: default_compressible(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionAlgorithm {
+    Gzip,
+    Br,
+    Zstd,
+}
+
+fn default_algorithms() -> Vec<CompressionAlgorithm> {
+    vec![
+        CompressionAlgorithm::Br,
+        CompressionAlgorithm::Zstd,
+        CompressionAlgorithm::Gzip,
+    ]
+}
+
+fn default_min_size() -> u64 {
+    1024
+}
+
+fn default_compressible() -> Vec<String> {
+    [
+        "text/*",
+        "application/json",
+        "application/*+json",
+        "application/xml",
+        "application/*+xml",
+        "application/javascript",
+        "application/x-javascript",
+        "image/svg+xml",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[derive(Debug, Deserialize)]

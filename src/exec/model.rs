@@ -132,6 +132,120 @@ pub struct Api {
     pub open_product: Option<usize>,
     /// Global + API on-error: runs for errors after the API match and before inbound.
     pub on_error: Arc<[Stmt]>,
+    /// Response compression (the API's, else the top-level one); `None` when off.
+    pub compression: Option<Arc<Compression>>,
+}
+
+/// How an API's responses are compressed.
+#[derive(Debug)]
+pub struct Compression {
+    /// (algorithm, level), in the order of preference.
+    pub algorithms: Vec<(crate::config::CompressionAlgorithm, u32)>,
+    pub min_size: u64,
+    /// Lower-case media types; `type/*` and `application/*+json` forms allowed.
+    pub content_types: Vec<String>,
+}
+
+impl Compression {
+    pub fn from_spec(s: &crate::config::CompressionSpec) -> Option<Arc<Compression>> {
+        use crate::config::CompressionAlgorithm as A;
+        if !s.enabled || s.algorithms.is_empty() {
+            return None;
+        }
+        Some(Arc::new(Compression {
+            algorithms: s
+                .algorithms
+                .iter()
+                .map(|a| {
+                    let level = s.level.unwrap_or(match a {
+                        A::Gzip => 6,
+                        A::Br => 5,
+                        A::Zstd => 3,
+                    });
+                    (*a, level)
+                })
+                .collect(),
+            min_size: s.min_size,
+            content_types: s
+                .content_types
+                .iter()
+                .map(|t| t.to_ascii_lowercase())
+                .collect(),
+        }))
+    }
+
+    /// Whether a response of this media type (parameters aside) and length is compressed.
+    pub fn applies(&self, content_type: Option<&str>, length: Option<u64>) -> bool {
+        if length.is_some_and(|n| n < self.min_size) {
+            return false;
+        }
+        let Some(ct) = content_type else { return false };
+        let ct = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let Some((ty, sub)) = ct.split_once('/') else {
+            return false;
+        };
+        self.content_types.iter().any(|p| match p.split_once('/') {
+            Some((pt, "*")) => pt == ty,
+            Some((pt, ps)) => {
+                pt == ty
+                    && (ps == sub
+                        || ps
+                            .strip_prefix('*')
+                            .is_some_and(|suffix| sub.ends_with(suffix)))
+            }
+            None => false,
+        })
+    }
+
+    /// The algorithms to offer a client, from its `Accept-Encoding`: those it accepts (q > 0),
+    /// most wanted first, ties in this API's order; `*` stands for every one not named.
+    pub fn negotiate(&self, accept: &[u8]) -> Vec<crate::config::CompressionAlgorithm> {
+        use crate::config::CompressionAlgorithm as A;
+        let mut named: Vec<(String, f32)> = Vec::new();
+        for item in accept.split(|&b| b == b',') {
+            let item = String::from_utf8_lossy(item);
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .map(str::trim)
+                        .map(str::to_string)
+                })
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if !coding.is_empty() {
+                named.push((coding, q));
+            }
+        }
+        let token = |a: A| match a {
+            A::Gzip => "gzip",
+            A::Br => "br",
+            A::Zstd => "zstd",
+        };
+        let star = named.iter().find(|(c, _)| c == "*").map(|(_, q)| *q);
+        let mut out: Vec<(A, f32, usize)> = self
+            .algorithms
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (a, _))| {
+                let q = named
+                    .iter()
+                    .find(|(c, _)| c == token(*a))
+                    .map(|(_, q)| *q)
+                    .or(star)?;
+                (q > 0.0).then_some((*a, q, i))
+            })
+            .collect();
+        out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.2.cmp(&y.2)));
+        out.into_iter().map(|(a, _, _)| a).collect()
+    }
 }
 
 pub struct Operation {
@@ -308,5 +422,46 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         s.get(prefix.len()..)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod compression_tests {
+    use super::Compression;
+    use crate::config::{CompressionAlgorithm as A, CompressionSpec};
+
+    fn on() -> std::sync::Arc<Compression> {
+        Compression::from_spec(&CompressionSpec {
+            enabled: true,
+            ..Default::default()
+        })
+        .unwrap_or_else(|| panic!("enabled"))
+    }
+
+    #[test]
+    fn negotiation_weighs_q_values_then_the_configured_order() {
+        let c = on();
+        assert_eq!(c.negotiate(b"gzip, br"), vec![A::Br, A::Gzip]);
+        assert_eq!(c.negotiate(b"gzip;q=0.9, br;q=0.1"), vec![A::Gzip, A::Br]);
+        assert_eq!(c.negotiate(b"*;q=0.5, gzip;q=0"), vec![A::Br, A::Zstd]);
+        assert_eq!(c.negotiate(b"identity"), vec![]);
+        assert_eq!(c.negotiate(b"GZIP ; q=1.0"), vec![A::Gzip]);
+        assert_eq!(c.negotiate(b""), vec![]);
+        assert!(
+            Compression::from_spec(&CompressionSpec::default()).is_none(),
+            "off by default"
+        );
+    }
+
+    #[test]
+    fn media_types_and_sizes() {
+        let c = on();
+        assert!(c.applies(Some("application/json; charset=utf-8"), Some(5000)));
+        assert!(c.applies(Some("Text/HTML"), None));
+        assert!(c.applies(Some("application/vnd.api+json"), Some(2000)));
+        assert!(!c.applies(Some("application/json"), Some(10)));
+        assert!(!c.applies(Some("image/png"), Some(5000)));
+        assert!(!c.applies(None, Some(5000)));
+        assert!(!c.applies(Some("nonsense"), Some(5000)));
     }
 }

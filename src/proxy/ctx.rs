@@ -36,6 +36,8 @@ pub struct Ctx {
     pub origin: Origin,
     pub error: Option<PolicyError>,
     pub upstream_start: Option<Instant>,
+    /// Response compression for this request's API.
+    pub compression: Option<Arc<crate::exec::model::Compression>>,
     /// The address of the last upstream connection Pingora made (access log).
     pub upstream_addr: Option<String>,
     pub backend_time: Option<Duration>,
@@ -102,6 +104,7 @@ impl Ctx {
             error: None,
             upstream_start: None,
             upstream_addr: None,
+            compression: None,
             backend_time: None,
             replace_response_body: false,
             response_started: false,

@@ -4,6 +4,7 @@
 //! `upstream_response_filter`; connection failures and timeouts go to on-error in
 //! `fail_to_proxy`; `logging` writes the access log and metrics.
 
+mod compress;
 pub mod ctx;
 mod deadline;
 pub mod headers;
@@ -60,6 +61,10 @@ impl ProxyHttp for Proxy {
     /// Boxed: Pingora keeps the context inside its per-request future, which it moves (memcpy)
     /// between states; a pointer moves cheaper than the 700-byte state.
     type CTX = Box<Ctx>;
+
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        compress::register(modules);
+    }
 
     fn new_ctx(&self) -> Box<Ctx> {
         Box::new(Ctx::new(
@@ -351,6 +356,9 @@ impl ProxyHttp for Proxy {
         if !interim(resp.status) {
             ctx.response_started = true;
             ctx.add_request_id(resp);
+            if let Some(c) = ctx.compression.clone() {
+                compress::on_response(session, &c, resp);
+            }
         }
         self.close_if_draining(session);
         Ok(())
@@ -808,6 +816,10 @@ impl Proxy {
         };
         match exec::request::admit(&gw, &view, &ctx.request_id, ctx.start) {
             Ok(r) => {
+                ctx.compression = gw.apis[r.api].compression.clone();
+                if let Some(c) = &ctx.compression {
+                    compress::on_request(session, c);
+                }
                 ctx.api = Some(r.api);
                 ctx.op = Some(r.operation);
                 ctx.subscription = r.subscription;

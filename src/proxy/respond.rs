@@ -29,6 +29,9 @@ pub async fn write_gateway_response(session: &mut Session, ctx: &mut Ctx) -> Res
         .or_else(|| ctx.resp.original_body.take())
         .unwrap_or_default();
     h.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+    if let Some(c) = ctx.compression.clone() {
+        super::compress::on_response(session, &c, &h);
+    }
     let head = session.req_header().method == http::Method::HEAD;
     ctx.final_status = status;
     ctx.response_started = true;

@@ -190,6 +190,9 @@ pub(super) fn compile_api(
         products: api_products,
         open_product: open.first().copied(),
         on_error,
+        compression: crate::exec::model::Compression::from_spec(
+            spec.compression.as_ref().unwrap_or(&cfg.raw.compression),
+        ),
     })
 }
 
