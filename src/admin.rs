@@ -1,7 +1,9 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics`, `/config`, and
 //! the optional demo echo endpoint `/echo/...`, which reflects the request as JSON.
 //!
-//! With `admin.token`, every endpoint but the two health probes (which load balancers poll
+//! `/traces/<token>` serves a request trace (`Ocp-Apim-Trace`) to whoever holds its URL.
+//!
+//! With `admin.token`, every endpoint but the two health probes and `/traces/` (which load balancers poll
 //! without credentials, and which say nothing but the state) requires
 //! `Authorization: Bearer <token>`, compared in constant time; the token is read from the
 //! configuration snapshot, so a reload rotates it.
@@ -71,6 +73,9 @@ fn unauthorized() -> Response<Vec<u8>> {
 impl ServeHttp for Admin {
     async fn response(&self, s: &mut ServerSession) -> Response<Vec<u8>> {
         let path = s.req_header().uri.path().to_string();
+        if let Some(token) = path.strip_prefix("/traces/") {
+            return trace(&self.shared, token).await;
+        }
         if !matches!(path.as_str(), "/healthz" | "/readyz") {
             let token = self.shared.gateway.load().admin_token.clone();
             if !authorized(token.as_deref(), s.req_header()) {
@@ -110,6 +115,24 @@ impl ServeHttp for Admin {
             ),
         }
     }
+}
+
+/// A request trace by its token (the capability its client was given in
+/// `Ocp-Apim-Trace-Location`; no admin token, like APIM's signed trace URL). A trace still
+/// being written is waited for, briefly.
+async fn trace(shared: &Shared, token: &str) -> Response<Vec<u8>> {
+    use crate::observe::traces::Lookup;
+    for _ in 0..40 {
+        match shared.traces.get(token) {
+            Lookup::Ready(b) => return reply(200, "application/json", b.to_vec()),
+            Lookup::Missing => break,
+            Lookup::Pending => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    json(
+        404,
+        serde_json::json!({"statusCode": 404, "message": "No such trace (traces are kept for 15 minutes)"}),
+    )
 }
 
 async fn echo(s: &mut ServerSession) -> Response<Vec<u8>> {

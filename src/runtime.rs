@@ -26,6 +26,8 @@ pub struct Shared {
     pub echo: bool,
     /// `config::start_only` of the configuration the process started with.
     pub start_only: Vec<(&'static str, String)>,
+    /// Finished request traces (`Ocp-Apim-Trace`), served by the admin listener.
+    pub traces: crate::observe::traces::TraceStore,
 }
 
 /// Stack of the thread a reload compiles on. Compilation recurses over policy documents and
@@ -54,6 +56,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             echo,
             start_only,
+            traces: Default::default(),
         })
     }
 

@@ -371,6 +371,10 @@ pub struct AdminSettings {
     /// require (`Authorization: Bearer ...`); required when `address` is not loopback.
     #[serde(default)]
     pub token: Option<String>,
+    /// The URL clients reach the admin listener at: request traces are offered there
+    /// (`Ocp-Apim-Trace-Location`). Default `http://<address>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for AdminSettings {
@@ -379,6 +383,7 @@ impl Default for AdminSettings {
             address: default_admin_address(),
             echo: false,
             token: None,
+            public_url: None,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Gateway {
     pub trace_context: bool,
     /// The header that carries `context.RequestId` to the backend and the client.
     pub request_id_header: Option<http::HeaderName>,
+    /// Where request traces are fetched: `<admin URL>/traces/` (`None` without an admin listener).
+    pub trace_location: Option<String>,
     /// Bearer token of the admin listener's `/metrics`, `/config` and `/echo` (`admin.token`).
     pub admin_token: Option<Arc<str>>,
     pub apis: Vec<Api>,

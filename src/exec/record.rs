@@ -178,6 +178,11 @@ fn record_metrics(f: &Finished) {
     }
 }
 
+/// `text` with every sensitive value of this request masked (`redactor`).
+pub fn mask(gw: &Gateway, req: &ReqState, headers: &HeaderMap, text: &str) -> String {
+    redactor(&gw.secrets, req.info.key.as_deref(), headers)(text)
+}
+
 /// Masks every sensitive value of one request in trace text: secret named values, the caller's
 /// key, and the Authorization / Proxy-Authorization / Cookie values (and the token inside a
 /// `Bearer x`).

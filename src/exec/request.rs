@@ -223,7 +223,7 @@ pub fn admit(
             Default::default()
         },
     };
-    let req = Box::new(ReqState {
+    let mut req = Box::new(ReqState {
         matched,
         preflight,
         template_query: op.template.query.iter().map(|(n, _)| n.clone()).collect(),
@@ -239,6 +239,14 @@ pub fn admit(
             info,
         )
     });
+    if a.subscription
+        .is_some_and(|s| gw.subscriptions.list[s].allow_tracing)
+        && r.headers
+            .get("ocp-apim-trace")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+    {
+        start_inspector(gw, &mut req, r, ai, oi, started);
+    }
     Ok(Admitted {
         api: ai,
         operation: oi,
@@ -249,6 +257,52 @@ pub fn admit(
         req,
         strip_header: api.strip_key.then(|| api.key_header.clone()),
     })
+}
+
+/// Begin the request's trace with APIM's `api-inspector` entry: the request as received and
+/// what it matched.
+fn start_inspector(
+    gw: &Gateway,
+    req: &mut ReqState,
+    r: &RequestView,
+    ai: usize,
+    oi: usize,
+    started: Instant,
+) {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    let token: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let mut i = super::inspector::Inspector::new(started, token);
+    let mut headers = serde_json::Map::new();
+    for (k, v) in r.headers.iter() {
+        headers.insert(
+            k.as_str().to_string(),
+            serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        );
+    }
+    let info = &req.info;
+    let api = &gw.apis[ai];
+    i.note(
+        crate::policy::Section::Inbound,
+        "api-inspector",
+        serde_json::json!({
+            "request": {
+                "method": info.original_method,
+                "url": format!("{}://{}{}{}{}", info.original_scheme, info.host_header, info.original_path,
+                    if info.original_query.is_empty() { "" } else { "?" }, info.original_query),
+                "headers": headers,
+            },
+            "configuration": {
+                "api": api.id,
+                "operation": api.operations[oi].id,
+                "product": info.product.map(|p| gw.products[p].id.as_str()),
+                "subscription": info.subscription.map(|s| gw.subscriptions.list[s].id.as_str()),
+                "backend": req.target.base.to_string(),
+            },
+        }),
+    );
+    req.inspector = Some(Box::new(i));
 }
 
 /// An IP address as text; IPv4 without the formatting machinery (every request formats its

@@ -87,6 +87,8 @@ pub struct ReqState {
     pub held_slots: Vec<String>,
     /// cache-lookup's key and outcome, for cache-store.
     pub cache: Option<super::policies::cache::CacheState>,
+    /// The request's trace, when it asked for one and may (`inspector`).
+    pub inspector: Option<Box<super::inspector::Inspector>>,
     /// Times forward-request ran in the engine (inside `retry`), and the last one's time to
     /// response headers.
     pub forwarded: u32,
@@ -170,6 +172,18 @@ pub struct TraceEntry {
 
 impl ReqState {
     /// A request's state before any policy ran: nothing matched, set, deferred or held yet.
+    /// Record a request-trace entry when this request is traced (`inspector`).
+    pub fn inspect(
+        &mut self,
+        section: crate::policy::Section,
+        source: &str,
+        data: impl FnOnce() -> serde_json::Value,
+    ) {
+        if let Some(i) = self.inspector.as_mut() {
+            i.note(section, source, data());
+        }
+    }
+
     pub fn new(
         request_id: String,
         method: Method,
@@ -197,6 +211,7 @@ impl ReqState {
             quota_keys: Vec::new(),
             held_slots: Vec::new(),
             cache: None,
+            inspector: None,
             forwarded: 0,
             backend_time: None,
             client_cert: None,

@@ -300,11 +300,35 @@ impl Ctx {
     }
 
     /// Headers policies asked to add to the final response.
-    /// `correlation.request_id_header` on a response to the client.
+    /// `correlation.request_id_header` on a response to the client, and where a traced
+    /// request's trace will be (`Ocp-Apim-Trace-Location`).
     pub fn add_request_id(&self, resp: &mut ResponseHeader) {
         if let Some(h) = &self.gw.request_id_header {
             let _ = resp.insert_header(h.clone(), self.request_id.as_str());
         }
+        if let (Some(i), Some(base)) = (
+            self.req.as_ref().and_then(|r| r.inspector.as_ref()),
+            &self.gw.trace_location,
+        ) {
+            let _ = resp.insert_header("ocp-apim-trace-location", format!("{base}{}", i.token));
+        }
+    }
+
+    /// A traced request's trace, finished, masked and kept for its client to fetch.
+    pub fn finish_trace(&mut self, shared: &Shared, req: &RequestHeader, status: u16) {
+        let Some(r) = self.req.as_mut() else { return };
+        let Some(mut i) = r.inspector.take() else {
+            return;
+        };
+        let origin = self.origin.producer();
+        i.note(
+            crate::policy::Section::Outbound,
+            "response",
+            serde_json::json!({ "status": status, "producedBy": origin }),
+        );
+        let text = i.render(&self.request_id, status).to_string();
+        let masked = exec::record::mask(&self.gw, r, &req.headers, &text);
+        shared.traces.put(&i.token, bytes::Bytes::from(masked));
     }
 
     pub fn extra_headers(&self) -> Vec<(http::HeaderName, HeaderValue)> {

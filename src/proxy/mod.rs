@@ -324,6 +324,23 @@ impl ProxyHttp for Proxy {
         ctx.origin = Origin::Backend;
         ctx.resp.status = resp.status.as_u16();
         ctx.resp.reason = None;
+        if let Some(r) = ctx.req.as_mut().filter(|r| r.inspector.is_some()) {
+            let (status, took, addr) = (
+                resp.status.as_u16(),
+                ctx.backend_time,
+                ctx.upstream_addr.clone(),
+            );
+            let url = r_url(r);
+            r.inspect(crate::policy::Section::Backend, "forward-request", || {
+                serde_json::json!({
+                    "message": "Request forwarded to the backend; response received.",
+                    "url": url,
+                    "upstream": addr,
+                    "status": status,
+                    "duration": took.map(|d| format!("{:.3} ms", d.as_secs_f64() * 1000.0)),
+                })
+            });
+        }
         if let Some(e) = p.error_status(ctx.resp.status) {
             ctx.fail_on_upstream_response(session, e, &p.on_error, resp)
                 .await;
@@ -563,6 +580,7 @@ impl ProxyHttp for Proxy {
             session.body_bytes_sent() as u64,
         );
         ctx.apply_deferred(session, bytes_in + bytes_out).await;
+        ctx.finish_trace(&self.shared, session.req_header(), status);
         ctx.log(
             &self.shared,
             session.req_header(),
@@ -571,6 +589,16 @@ impl ProxyHttp for Proxy {
             (bytes_in, bytes_out),
         );
     }
+}
+
+/// The backend URL of a request, as forwarded.
+fn r_url(r: &exec::ReqState) -> String {
+    format!(
+        "{}{}",
+        r.target.base,
+        r.path_and_query()
+            .trim_start_matches(r.target.base.path.as_str())
+    )
 }
 
 /// The Reason of an upstream failure: timeouts are `Timeout`, every other failure on the
@@ -816,6 +844,11 @@ impl Proxy {
         };
         match exec::request::admit(&gw, &view, &ctx.request_id, ctx.start) {
             Ok(r) => {
+                if let Some(i) = &r.req.inspector {
+                    if gw.trace_location.is_some() {
+                        self.shared.traces.reserve(&i.token);
+                    }
+                }
                 ctx.compression = gw.apis[r.api].compression.clone();
                 if let Some(c) = &ctx.compression {
                     compress::on_request(session, c);

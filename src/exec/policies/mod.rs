@@ -247,10 +247,18 @@ macro_rules! policies {
                         index: i,
                         prefix: &prefix,
                     };
+                    let inspected = cx
+                        .req
+                        .inspector
+                        .is_some()
+                        .then(|| (std::time::Instant::now(), cx.req.traces.len()));
                     let outcome = match &st.kind {
                         $( StmtKind::$now(p) => RunsNow::run(p, cx, &at), )*
                         $( StmtKind::$wait(p) => Waits::run(p, cx, &at).await, )*
                     };
+                    if let Some((t0, traces)) = inspected {
+                        inspect(cx, st, &at, t0, traces, &outcome);
+                    }
                     match outcome {
                         Ok(Step::Next) => {}
                         Ok(Step::Respond { run_outbound }) => {
@@ -278,6 +286,52 @@ macro_rules! policies {
             ), )* ]
         }
     };
+}
+
+/// Record one statement in the request's trace (`inspector`): where it is, how long it took,
+/// how it ended, and the `trace` messages it wrote.
+fn inspect(
+    cx: &mut ExecCtx<'_>,
+    st: &Stmt,
+    at: &At<'_>,
+    t0: std::time::Instant,
+    traces: usize,
+    outcome: &Outcome,
+) {
+    let messages: Vec<serde_json::Value> = cx.req.traces[traces.min(cx.req.traces.len())..]
+        .iter()
+        .map(|t| serde_json::json!({"source": t.source, "severity": t.severity, "message": t.message}))
+        .collect();
+    let (result, error) = match outcome {
+        Ok(Step::Next) => ("continue", None),
+        Ok(Step::Respond { .. }) => ("respond", None),
+        Ok(Step::End(_)) => ("end", None),
+        Err(e) => (
+            "error",
+            Some(serde_json::json!({"reason": e.kind.reason(), "message": e.message})),
+        ),
+    };
+    let section = cx.section;
+    let path = at.path();
+    let took = t0.elapsed();
+    cx.req.inspect(section, st.element, || {
+        let mut d = serde_json::json!({
+            "scope": st.scope.name(),
+            "path": path,
+            "duration": format!("{:.3} ms", took.as_secs_f64() * 1000.0),
+            "result": result,
+        });
+        if let Some(id) = &st.id {
+            d["policyId"] = serde_json::Value::String(id.clone());
+        }
+        if let Some(e) = error {
+            d["error"] = e;
+        }
+        if !messages.is_empty() {
+            d["messages"] = serde_json::Value::Array(messages);
+        }
+        d
+    });
 }
 
 /// Reads one policy element into its statement.

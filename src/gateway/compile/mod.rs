@@ -151,7 +151,16 @@ fn compile_unmasked(
             crate::exec::policies::StmtKind::CrossDomain(c) => Some(c.0.clone()),
             _ => None,
         });
+    let admin = &cfg.raw.admin;
+    let trace_location = (!admin.address.is_empty()).then(|| {
+        let base = admin
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", admin.address));
+        format!("{}/traces/", base.trim_end_matches('/'))
+    });
     let gw = Gateway {
+        trace_location,
         client_trust,
         admin_token,
         trace_context: cfg.raw.correlation.trace_context,
