@@ -479,6 +479,29 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         "gatehouse reload",
         Reloader {
             shared: shared.clone(),
+            otlp: cfg
+                .raw
+                .otlp
+                .endpoint
+                .clone()
+                .map(|endpoint| crate::observe::otlp::Settings {
+                    endpoint,
+                    service_name: cfg
+                        .raw
+                        .otlp
+                        .service_name
+                        .clone()
+                        .unwrap_or_else(|| cfg.raw.name.clone()),
+                    headers: cfg
+                        .raw
+                        .otlp
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    batch_delay: cfg.raw.otlp.batch_delay.0,
+                    timeout: cfg.raw.otlp.timeout.0,
+                }),
             certificates,
             addresses: cfg
                 .raw
@@ -523,6 +546,8 @@ struct ListenerCerts {
 
 struct Reloader {
     shared: Arc<Shared>,
+    /// OpenTelemetry export, started here: after Pingora's fork, as its thread must be.
+    otlp: Option<crate::observe::otlp::Settings>,
     certificates: Vec<ListenerCerts>,
     /// Every listening address (proxy and admin): `READY=1` waits until they are bound.
     addresses: Vec<String>,
@@ -556,6 +581,12 @@ impl BackgroundService for Reloader {
                 None
             }
         };
+        if let Some(o) = &self.otlp {
+            match crate::observe::otlp::init(o) {
+                Ok(()) => log::info!("exporting request spans to {}", o.endpoint),
+                Err(e) => log::error!("OTLP export unavailable: {e}"),
+            }
+        }
         self.shared.store.warm_up().await;
         let addresses: Vec<&str> = self.addresses.iter().map(String::as_str).collect();
         let missing = crate::systemd::listeners_bound(&addresses, BIND_LIMIT).await;
@@ -585,5 +616,6 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => break,
             }
         }
+        crate::observe::otlp::flush();
     }
 }

@@ -209,6 +209,7 @@ pub fn start_only(raw: &RawConfig) -> Vec<(&'static str, String)> {
         ("admin", format!("{:?}", raw.admin)),
         ("access_log", format!("{:?}", raw.access_log)),
         ("store", format!("{:?}", raw.store)),
+        ("otlp", format!("{:?}", raw.otlp)),
     ]
 }
 

@@ -48,6 +48,9 @@ pub struct RawConfig {
     /// Response compression for every API without its own `compression`.
     #[serde(default)]
     pub compression: CompressionSpec,
+    /// OpenTelemetry export of request spans (off unless `endpoint` is set).
+    #[serde(default)]
+    pub otlp: OtlpSpec,
     #[serde(default)]
     pub jwt: JwtSettingsSpec,
     #[serde(default)]
@@ -737,6 +740,46 @@ pub struct ApiSpec {
     /// Response compression for this API (replaces the top-level `compression`).
     #[serde(default)]
     pub compression: Option<CompressionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSpec {
+    /// OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `service.name` of the spans (default: the top-level `name`).
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// Headers sent with each export (a collector's credentials).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Longest a span waits before its batch is sent (1s).
+    #[serde(default = "default_batch_delay")]
+    pub batch_delay: HumanDuration,
+    /// Longest one export waits for the collector (5s).
+    #[serde(default = "default_otlp_timeout")]
+    pub timeout: HumanDuration,
+}
+
+impl Default for OtlpSpec {
+    fn default() -> Self {
+        OtlpSpec {
+            endpoint: None,
+            service_name: None,
+            headers: BTreeMap::new(),
+            batch_delay: default_batch_delay(),
+            timeout: default_otlp_timeout(),
+        }
+    }
+}
+
+fn default_batch_delay() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1))
+}
+
+fn default_otlp_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
 }
 
 /// Compression of responses the client accepts compressed (off by default).

@@ -36,6 +36,10 @@ pub struct Ctx {
     pub origin: Origin,
     pub error: Option<PolicyError>,
     pub upstream_start: Option<Instant>,
+    /// When the inbound section ended (the first upstream call began), and when the backend's
+    /// response headers arrived: the phases of the request's span (`observe::otlp`).
+    pub inbound_done: Option<Instant>,
+    pub response_at: Option<Instant>,
     /// Response compression for this request's API.
     pub compression: Option<Arc<crate::exec::model::Compression>>,
     /// The address of the last upstream connection Pingora made (access log).
@@ -105,6 +109,8 @@ impl Ctx {
             upstream_start: None,
             upstream_addr: None,
             compression: None,
+            inbound_done: None,
+            response_at: None,
             backend_time: None,
             replace_response_body: false,
             response_started: false,
@@ -312,6 +318,94 @@ impl Ctx {
         ) {
             let _ = resp.insert_header("ocp-apim-trace-location", format!("{base}{}", i.token));
         }
+    }
+
+    /// The request's span and its phases, to the OpenTelemetry exporter (sampled, routed
+    /// requests, when `otlp` is on).
+    pub fn export_span(&self, req: &RequestHeader, status: u16, client: Option<&PingoraAddr>) {
+        use opentelemetry::KeyValue;
+        if !crate::observe::otlp::enabled() {
+            return;
+        }
+        let Some(r) = self.req.as_ref() else { return };
+        let t = r.info.trace;
+        if !t.is_set() {
+            return;
+        }
+        let (sys_now, now) = (std::time::SystemTime::now(), Instant::now());
+        let at = |i: Instant| {
+            sys_now
+                .checked_sub(now.saturating_duration_since(i))
+                .unwrap_or(sys_now)
+        };
+        let api = self.api.map(|a| &self.gw.apis[a]);
+        let op = api.and_then(|a| self.op.map(|o| &a.operations[o]));
+        let name = match (api, op) {
+            (Some(a), Some(o)) => format!("{} {}{}", req.method, a.path, o.url_template),
+            _ => req.method.to_string(),
+        };
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", req.method.to_string()),
+            KeyValue::new("url.path", r.info.original_path.clone()),
+            KeyValue::new("url.scheme", r.info.original_scheme.clone()),
+            KeyValue::new("server.address", r.info.original_host.clone()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+            KeyValue::new("gatehouse.request_id", self.request_id.clone()),
+            KeyValue::new("gatehouse.produced_by", self.origin.producer()),
+        ];
+        if let Some(c) = client {
+            attributes.push(KeyValue::new("client.address", c.to_string()));
+        }
+        if let Some(a) = api {
+            attributes.push(KeyValue::new("gatehouse.api", a.id.clone()));
+        }
+        if let Some(o) = op {
+            attributes.push(KeyValue::new("gatehouse.operation", o.id.clone()));
+            attributes.push(KeyValue::new("http.route", o.url_template.clone()));
+        }
+        if let Some(s) = self.subscription {
+            attributes.push(KeyValue::new(
+                "gatehouse.subscription",
+                self.gw.subscriptions.list[s].id.clone(),
+            ));
+        }
+        if let Some(ua) = req
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            attributes.push(KeyValue::new("user_agent.original", ua.to_string()));
+        }
+        if let Some(u) = &self.upstream_addr {
+            attributes.push(KeyValue::new("gatehouse.upstream", u.clone()));
+        }
+        let mut phases = Vec::new();
+        let inbound_end = self.inbound_done.unwrap_or(now);
+        phases.push(("inbound", at(self.start), at(inbound_end)));
+        if let Some(done) = self.inbound_done {
+            let back_end = self.response_at.unwrap_or(now);
+            phases.push(("backend", at(done), at(back_end)));
+            if let Some(resp) = self.response_at {
+                phases.push(("outbound", at(resp), sys_now));
+            }
+        }
+        let error = self
+            .error
+            .as_ref()
+            .map(|e| e.reason().to_string())
+            .or_else(|| (status >= 500).then(|| status.to_string()));
+        crate::observe::otlp::export(crate::observe::otlp::RequestSpan {
+            trace_id: t.trace_id,
+            span_id: t.span_id,
+            parent: t.parent_id,
+            sampled: t.flags & 1 == 1,
+            name,
+            start: at(self.start),
+            end: sys_now,
+            attributes,
+            phases,
+            error,
+        });
     }
 
     /// A traced request's trace, finished, masked and kept for its client to fetch.

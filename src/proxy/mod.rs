@@ -257,6 +257,7 @@ impl ProxyHttp for Proxy {
             ctx.forward_deadline = upstream::deadline(ctx);
         }
         ctx.attempts += 1;
+        ctx.inbound_done.get_or_insert_with(Instant::now);
         let peer = upstream::peer(ctx).await?;
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))
@@ -308,6 +309,7 @@ impl ProxyHttp for Proxy {
             return Ok(());
         }
         ctx.stop_deadline_watch();
+        ctx.response_at = Some(Instant::now());
         if let Some(start) = ctx.upstream_start {
             ctx.backend_time = Some(start.elapsed());
         }
@@ -588,6 +590,7 @@ impl ProxyHttp for Proxy {
             client.as_ref(),
             (bytes_in, bytes_out),
         );
+        ctx.export_span(session.req_header(), status, client.as_ref());
     }
 }
 
