@@ -174,14 +174,7 @@ impl BackendMetrics {
         let Some(m) = get() else { return };
         match status {
             Ok(status) => {
-                let class = match status {
-                    100..=199 => 0,
-                    200..=299 => 1,
-                    300..=399 => 2,
-                    400..=499 => 3,
-                    500..=599 => 4,
-                    _ => 5,
-                };
+                let class = class_index(status);
                 self.statuses[class]
                     .get_or_init(|| {
                         m.backend_requests
@@ -240,14 +233,7 @@ impl OperationMetrics {
         backend: Option<f64>,
     ) {
         let Some(m) = get() else { return };
-        let class = match status {
-            100..=199 => 0,
-            200..=299 => 1,
-            300..=399 => 2,
-            400..=499 => 3,
-            500..=599 => 4,
-            _ => 5,
-        };
+        let class = class_index(status);
         let producer = usize::from(!backend_produced);
         self.requests[class][producer]
             .get_or_init(|| {
@@ -271,6 +257,14 @@ impl OperationMetrics {
                 .get_or_init(|| m.backend_duration.with_label_values(&[api]))
                 .observe(b);
         }
+    }
+}
+
+/// The index of a status's class: 1xx..5xx as 0..4, anything else 5.
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
     }
 }
 

@@ -67,7 +67,6 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")
 }
 
-/// The configuration a test gives, completed with listeners, admin and server settings.
 /// A self-signed certificate for `localhost`: `cert.pem` and `key.pem` in `dir`.
 pub fn self_signed(dir: &Path) {
     let st = Command::new("openssl")
@@ -93,6 +92,21 @@ pub fn self_signed(dir: &Path) {
     assert!(st.success(), "openssl req failed");
 }
 
+/// A configuration directory with `files`, free ports for the listener and the admin listener,
+/// and with `tls` a self-signed certificate and a port for an HTTPS listener.
+fn prepare(files: &[(&str, &str)], tls: bool) -> (TempDir, u16, u16, Option<u16>) {
+    let dir = TempDir::new();
+    for (p, c) in files {
+        dir.write(p, c);
+    }
+    let (port, admin) = (free_port(), free_port());
+    let tls_port = tls.then(|| {
+        self_signed(&dir.0);
+        free_port()
+    });
+    (dir, port, admin, tls_port)
+}
+
 fn fill(yaml: &str, dir: &TempDir, port: u16, admin: u16, tls: Option<u16>) -> String {
     yaml.replace("{port}", &port.to_string())
         .replace("{admin}", &admin.to_string())
@@ -100,6 +114,7 @@ fn fill(yaml: &str, dir: &TempDir, port: u16, admin: u16, tls: Option<u16>) -> S
         .replace("{dir}", &dir.0.display().to_string())
 }
 
+/// The configuration a test gives, completed with listeners, admin and server settings.
 fn full_config(dir: &Path, port: u16, admin: u16, tls_port: Option<u16>, body: &str) -> String {
     let tls = tls_port.map_or(String::new(), |p| {
         format!("  - address: 127.0.0.1:{p}\n    tls:\n      cert: cert.pem\n      key: key.pem\n")
@@ -159,15 +174,7 @@ impl Gatehouse {
     /// `start_raw` with files (relative to the configuration directory) and, with `tls`, a
     /// self-signed `cert.pem` / `key.pem` for `localhost` and `{tls}` filled with a free port.
     pub fn start_raw_with(yaml: &str, files: &[(&str, &str)], tls: bool) -> Gatehouse {
-        let dir = TempDir::new();
-        for (p, c) in files {
-            dir.write(p, c);
-        }
-        let (port, admin) = (free_port(), free_port());
-        let tls_port = tls.then(|| {
-            self_signed(&dir.0);
-            free_port()
-        });
+        let (dir, port, admin, tls_port) = prepare(files, tls);
         dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, tls_port));
         Gatehouse::spawn(dir, port, admin, tls_port, &[])
     }
@@ -179,15 +186,7 @@ impl Gatehouse {
         tls: bool,
         env: &[(&str, &str)],
     ) -> Gatehouse {
-        let dir = TempDir::new();
-        for (p, c) in files {
-            dir.write(p, c);
-        }
-        let (port, admin) = (free_port(), free_port());
-        let tls_port = tls.then(|| {
-            self_signed(&dir.0);
-            free_port()
-        });
+        let (dir, port, admin, tls_port) = prepare(files, tls);
         dir.write(
             "gatehouse.yaml",
             &full_config(&dir.0, port, admin, tls_port, yaml),
