@@ -173,3 +173,105 @@ fn quota_windows_roll_over_at_boundaries() {
     wait(&|ms| ms < 200);
     assert_eq!(gw.get("/k/", &key).status, 200, "a new window");
 }
+
+/// `gatehouse_store_up` is 1 (the series line, not its help text).
+fn store_up(g: &Gatehouse) -> bool {
+    get(g.admin, "/metrics", &[])
+        .text()
+        .lines()
+        .any(|l| l == "gatehouse_store_up 1")
+}
+
+/// Requests while Redis is away: (statuses, how many waited longer than `slow`).
+fn during_outage(g: &Gatehouse, n: usize, slow: Duration) -> (Vec<u16>, usize) {
+    let mut statuses = Vec::new();
+    let mut waited = 0;
+    for _ in 0..n {
+        let start = Instant::now();
+        statuses.push(g.get("/a/probe", &[]).status);
+        if start.elapsed() > slow {
+            waited += 1;
+        }
+    }
+    (statuses, waited)
+}
+
+/// Fail fast (issue 16): with a store timeout of 1 s, Redis killed or frozen costs at most the
+/// first request the timeout; every later one applies the failure mode at once, in each mode;
+/// after Redis is back, the probe finds it and two instances share exact counts again.
+#[test]
+fn an_outage_costs_no_request_the_timeout_and_recovery_is_quick() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::echo();
+    let slow_yaml = |mode: &str| {
+        yaml(origin.port, &redis, &format!("  failure_mode: {mode}\n"))
+            .replace("timeout: 100ms", "timeout: 1s")
+    };
+    let probe = RL
+        .replace("calls=\"20\"", "calls=\"1000\"")
+        .replace("shared-key", "probe-key");
+    let files = [("apis/a/rl.xml", RL), ("apis/a/probe.xml", probe.as_str())];
+    let local = Gatehouse::start(&slow_yaml("local"), &files);
+    let open = Gatehouse::start(&slow_yaml("fail-open"), &files);
+    let closed = Gatehouse::start(&slow_yaml("fail-closed"), &files);
+    for g in [&local, &open, &closed] {
+        assert_eq!(g.get("/a/probe", &[]).status, 200);
+    }
+    let slow = Duration::from_millis(500);
+    for (how, outage) in [("killed", true), ("frozen (SIGSTOP)", false)] {
+        if outage {
+            redis.kill();
+        } else {
+            redis.pause();
+        }
+        for (g, want) in [(&local, 200), (&open, 200), (&closed, 500)] {
+            let (statuses, waited) = during_outage(g, 30, slow);
+            assert!(
+                statuses.iter().all(|s| *s == want),
+                "{how}: {statuses:?}\n{}",
+                g.log()
+            );
+            assert!(
+                waited <= 1,
+                "{how}: {waited} of 30 requests waited for the store (failure mode {want})"
+            );
+            assert!(!store_up(g), "{how}: gatehouse_store_up says up");
+        }
+        if outage {
+            redis.restart();
+        } else {
+            redis.resume();
+        }
+        // The probe finds Redis within a bound, without any request having to wait for it.
+        for g in [&local, &open, &closed] {
+            let start = Instant::now();
+            while !store_up(g) && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{how}: not back:\n{}",
+                g.log()
+            );
+            assert!(g.log().contains("Redis answers again"), "{}", g.log());
+        }
+        // Shared and exact again: a fresh window across two instances.
+        let key = format!("after-{}", if outage { "kill" } else { "stop" });
+        let doc = RL.replace("shared-key", &key);
+        local.write_policy("apis/a/rl.xml", &doc);
+        open.write_policy("apis/a/rl.xml", &doc);
+        local.signal("HUP");
+        open.signal("HUP");
+        std::thread::sleep(Duration::from_millis(700));
+        let mut admitted = 0;
+        for i in 0..30 {
+            let g = if i % 2 == 0 { &local } else { &open };
+            if g.get("/a/rl", &[]).status == 200 {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 20, "{how}: exact across instances after recovery");
+        local.write_policy("apis/a/rl.xml", RL);
+        open.write_policy("apis/a/rl.xml", RL);
+    }
+}

@@ -149,17 +149,6 @@ fn build() -> Result<Metrics, prometheus::Error> {
     })
 }
 
-/// Register the standard `process_*` series (CPU, resident memory, open descriptors, start
-/// time, threads) read from `/proc` at each scrape.
-fn register_process() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = prometheus::register(Box::new(
-        prometheus::process_collector::ProcessCollector::for_self(),
-    )) {
-        log::warn!("process metrics unavailable: {e}");
-    }
-}
-
 /// Per-backend metric handles (the label lookups happen once per outcome, not per call).
 #[derive(Default)]
 pub struct BackendMetrics {
@@ -200,10 +189,9 @@ impl BackendMetrics {
 pub fn get() -> Option<&'static Metrics> {
     METRICS
         .get_or_init(|| match build() {
-            Ok(m) => {
-                register_process();
-                Some(m)
-            }
+            // The default registry of `prometheus` (its `process` feature) carries the
+            // `process_*` series itself.
+            Ok(m) => Some(m),
             Err(e) => {
                 log::error!("metrics registration failed: {e}");
                 None

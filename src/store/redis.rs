@@ -3,6 +3,14 @@
 //! act as one. Redis never takes the gateway down: each call has a short timeout, the client
 //! connects lazily and reconnects by itself, and while Redis is unreachable the configured
 //! failure mode applies (`local` counters by default, `fail-open`, or `fail-closed`).
+//!
+//! Fail fast, recover fast: the first failed call (refused, reset, timed out) marks Redis down
+//! for the whole instance. From then on every call fails at once, without touching the network,
+//! so the failure mode costs no request a timeout; a background probe (a fresh connection and a
+//! `PING`, every `PROBE_INTERVAL`) marks Redis up again as soon as it answers. Counters kept
+//! locally during an outage stay local: they are not added to Redis afterwards, since the
+//! windows they counted in have mostly passed and adding them late would refuse callers for
+//! requests made while Redis was away.
 
 use crate::diag::Invalid;
 use std::cell::RefCell;
@@ -98,6 +106,18 @@ if n <= 0 then redis.call('DEL', KEYS[1]) end
 return {1}
 "#;
 
+/// How often a store marked down checks whether Redis answers again.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Whether Redis is marked down, shared with the background probe.
+#[derive(Default)]
+struct Health {
+    down: AtomicBool,
+    probing: AtomicBool,
+    /// Counts recoveries: connections made before the last one are made afresh.
+    epoch: AtomicU64,
+}
+
 /// Each store gets an id so a thread's cached connection is never reused by a later store
 /// (after a reload) that happens to live at the same address.
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -106,7 +126,7 @@ thread_local! {
     /// Connections owned by this thread, per store id. A connection's driver task runs on the
     /// runtime that created it, so a worker thread that uses its own connection keeps every
     /// Redis call on its runtime (no cross-thread wake-ups per request).
-    static THREAD_CONNS: RefCell<Vec<(u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
+    static THREAD_CONNS: RefCell<Vec<(u64, u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub struct RedisStore {
@@ -123,7 +143,7 @@ pub struct RedisStore {
     quota: redis::Script,
     acquire: redis::Script,
     release: redis::Script,
-    degraded: AtomicBool,
+    health: std::sync::Arc<Health>,
 }
 
 impl RedisStore {
@@ -150,23 +170,27 @@ impl RedisStore {
             quota: redis::Script::new(QUOTA),
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
-            degraded: AtomicBool::new(false),
+            health: Default::default(),
         })
     }
 
-    /// Whether the last call to Redis failed (the failure mode is in force).
+    /// Whether Redis is marked down (the failure mode is in force).
     pub fn is_degraded(&self) -> bool {
-        self.degraded.load(Ordering::Relaxed)
+        self.health.down.load(Ordering::Relaxed)
     }
 
     /// This thread's connection, made on first use (one multiplexed connection per worker
-    /// thread; each reconnects by itself).
+    /// thread; each reconnects by itself). While Redis is marked down: an error at once.
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        if self.is_degraded() {
+            return Err(StoreError::Unavailable("marked down; probing".into()));
+        }
+        let epoch = self.health.epoch.load(Ordering::Relaxed);
         if let Some(c) = THREAD_CONNS.with(|m| {
             m.borrow()
                 .iter()
-                .find(|(id, _)| *id == self.id)
-                .map(|(_, c)| c.clone())
+                .find(|(id, e, _)| *id == self.id && *e == epoch)
+                .map(|(_, _, c)| c.clone())
         }) {
             return Ok(c);
         }
@@ -178,12 +202,14 @@ impl RedisStore {
         let c = self.connect().await?;
         THREAD_CONNS.with(|m| {
             let mut m = m.borrow_mut();
+            // A connection from before Redis last came back is replaced.
+            m.retain(|(id, _, _)| *id != self.id);
             // Stores replaced by a reload leave their connections behind: keep the newest few.
             if m.len() >= 4 {
-                m.sort_by_key(|(id, _)| *id);
+                m.sort_by_key(|(id, _, _)| *id);
                 m.remove(0);
             }
-            m.push((self.id, c.clone()));
+            m.push((self.id, epoch, c.clone()));
         });
         Ok(c)
     }
@@ -239,13 +265,7 @@ impl RedisStore {
             inv.arg(a);
         }
         match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
-            Ok(Ok(v)) => {
-                if self.degraded.swap(false, Ordering::Relaxed) {
-                    log::info!("store: Redis is reachable again; counters are shared");
-                    metric_up(true);
-                }
-                Ok(v)
-            }
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer within {:?}",
@@ -254,17 +274,50 @@ impl RedisStore {
         }
     }
 
+    /// A call failed: the first failure marks Redis down and starts the probe; calls refused
+    /// while it is down are not counted again as errors.
     fn failed(&self, e: &StoreError) {
-        if !self.degraded.swap(true, Ordering::Relaxed) {
-            log::warn!(
-                "store: Redis unavailable ({e}); failure mode {:?} applies until it is back",
-                self.mode
-            );
-            metric_up(false);
+        if self.health.down.swap(true, Ordering::Relaxed) {
+            return;
         }
+        log::warn!(
+            "store: Redis unavailable ({e}); failure mode {:?} applies, without waiting, until a probe finds it back",
+            self.mode
+        );
+        metric_up(false);
         if let Some(m) = crate::observe::metrics::get() {
             m.store_errors.inc();
         }
+        self.start_probe();
+    }
+
+    /// Probe Redis in the background until it answers, then mark it up.
+    fn start_probe(&self) {
+        if self.health.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (client, health, timeout) = (self.client.clone(), self.health.clone(), self.timeout);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            health.probing.store(false, Ordering::Release);
+            return;
+        };
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let ping = async {
+                    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                    redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+                };
+                if let Ok(Some(_)) = tokio::time::timeout(timeout.max(PROBE_INTERVAL), ping).await {
+                    health.epoch.fetch_add(1, Ordering::Relaxed);
+                    health.down.store(false, Ordering::Relaxed);
+                    health.probing.store(false, Ordering::Release);
+                    log::info!("store: Redis answers again; counters are shared");
+                    metric_up(true);
+                    return;
+                }
+            }
+        });
     }
 }
 

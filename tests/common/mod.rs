@@ -530,6 +530,25 @@ impl RedisServer {
         }
     }
 
+    /// Freeze the server (SIGSTOP): connections are accepted by the kernel, nothing answers.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaw a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
+    }
+
     /// Start again on the same port.
     pub fn restart(&mut self) {
         self.kill();
