@@ -9,6 +9,7 @@ start-up and shutdown. Writes perf/out/callgrind-<timestamp>.json and keeps the 
 (perf/out/callgrind.<target>.<n>.out); `perf/callgrind_diff.py A B` shows, per function, what
 the requests between two of them cost.
   perf/callgrind.sh                 # N1=300, N2=1300
+  GATEHOUSE_BIN=path LABEL=before perf/callgrind.py   # another build (before/after a change)
 """
 import http.client, json, os, signal, subprocess, sys, tempfile, time
 
@@ -71,8 +72,9 @@ def main():
                                  f'server {{ listen 127.0.0.1:{ports["origin"]}; location / {{ return 200 "hello from origin\\n"; }} }}')
     origin = subprocess.Popen([run.NGINX, "-c", origin_conf, "-p", os.path.join(tmp, "origin")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gh = os.path.join(ROOT, "target", "release", "gatehouse")
-    minimal = os.path.join(ROOT, "target", "release", "examples", "minimal_proxy")
+    gh = os.environ.get("GATEHOUSE_BIN", os.path.join(ROOT, "target", "release", "gatehouse"))
+    label = os.environ.get("LABEL", "")
+    minimal = os.environ.get("MINIMAL_BIN", os.path.join(ROOT, "target", "release", "examples", "minimal_proxy"))
     conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
     key = {"Ocp-Apim-Subscription-Key": "perf-key-0001"}
     targets = [
@@ -86,7 +88,7 @@ def main():
         for name, cmd, port, path, headers in targets:
             counts = []
             for n in (N1, N2):
-                out_file = os.path.join(OUT, f"callgrind.{name}.{n}.out")
+                out_file = os.path.join(OUT, f"callgrind.{name}{'.' + label if label else ''}.{n}.out")
                 counts.append(instructions(cmd, port, path, headers, n, out_file))
             per = (counts[1] - counts[0]) / (N2 - N1)
             results[name] = round(per)

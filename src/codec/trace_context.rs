@@ -54,14 +54,15 @@ impl TraceContext {
 
     /// The `traceparent` for a call the gateway makes: this trace, the gateway's span as parent.
     pub fn header(&self) -> String {
-        let mut s = String::with_capacity(55);
-        s.push_str("00-");
-        hex(&mut s, &self.trace_id);
-        s.push('-');
-        hex(&mut s, &self.span_id);
-        s.push('-');
-        hex(&mut s, &[self.flags]);
-        s
+        let mut b = [0u8; 55];
+        b[..3].copy_from_slice(b"00-");
+        hex_into(&mut b[3..35], &self.trace_id);
+        b[35] = b'-';
+        hex_into(&mut b[36..52], &self.span_id);
+        b[52] = b'-';
+        hex_into(&mut b[53..55], &[self.flags]);
+        // ASCII by construction.
+        String::from_utf8(b.to_vec()).unwrap_or_default()
     }
 
     pub fn trace_id_hex(&self) -> String {
@@ -88,11 +89,20 @@ impl TraceContext {
     }
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 fn hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+/// Lower-case hex of `bytes` into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 

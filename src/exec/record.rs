@@ -35,7 +35,7 @@ pub struct Finished<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The address the last upstream connection went to (else the target's authority).
-    pub upstream: Option<String>,
+    pub upstream: Option<&'a dyn std::fmt::Display>,
     /// The backend entity or pool member that took the last call.
     pub backend: Option<usize>,
     /// Calls sent upstream for this request (retries and redirects included).
@@ -131,7 +131,7 @@ fn log(f: &Finished, target: AccessLogTarget) {
         user_agent: header(f.request_headers, http::header::USER_AGENT),
         bytes_in: f.bytes_in,
         bytes_out: f.bytes_out,
-        upstream: f.upstream.as_deref(),
+        upstream: f.upstream.map(|u| u.to_string()),
         backend: f.backend.map(|b| gw.backends[b].id.as_str()),
         upstream_attempts: f.upstream_attempts,
     };

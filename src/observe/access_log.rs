@@ -53,7 +53,7 @@ pub struct Entry<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Where the last upstream call went (`ip:port`, else the backend URL's authority).
-    pub upstream: Option<&'a str>,
+    pub upstream: Option<String>,
     /// The backend entity or pool member that took the last call.
     pub backend: Option<&'a str>,
     /// Calls sent upstream (0 when the gateway answered; above 1 with retries or redirects).

@@ -43,7 +43,7 @@ pub struct Ctx {
     /// Response compression for this request's API.
     pub compression: Option<Arc<crate::exec::model::Compression>>,
     /// The address of the last upstream connection Pingora made (access log).
-    pub upstream_addr: Option<String>,
+    pub upstream_addr: Option<PingoraAddr>,
     pub backend_time: Option<Duration>,
     /// Outbound or on-error replaced the upstream body: `response_body_filter` swaps it.
     pub replace_response_body: bool,
@@ -377,7 +377,7 @@ impl Ctx {
             attributes.push(KeyValue::new("user_agent.original", ua.to_string()));
         }
         if let Some(u) = &self.upstream_addr {
-            attributes.push(KeyValue::new("gatehouse.upstream", u.clone()));
+            attributes.push(KeyValue::new("gatehouse.upstream", u.to_string()));
         }
         let mut phases = Vec::new();
         let inbound_end = self.inbound_done.unwrap_or(now);
@@ -464,12 +464,17 @@ impl Ctx {
         client: Option<&PingoraAddr>,
         bytes: (u64, u64),
     ) {
-        let upstream = self.upstream_addr.clone().or_else(|| {
-            self.req
-                .as_ref()
-                .filter(|r| r.forwarded > 0 || self.attempts > 0)
-                .map(|r| r.target.base.authority.to_string())
-        });
+        // Formatted only when the access log is written.
+        let authority = self
+            .req
+            .as_ref()
+            .filter(|r| r.forwarded > 0 || self.attempts > 0)
+            .map(|r| &r.target.base.authority);
+        let upstream: Option<&dyn std::fmt::Display> = match (&self.upstream_addr, authority) {
+            (Some(a), _) => Some(a),
+            (None, Some(a)) => Some(a),
+            (None, None) => None,
+        };
         exec::record::record(
             &exec::record::Finished {
                 gw: &self.gw,

@@ -272,7 +272,7 @@ impl ProxyHttp for Proxy {
         digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Box<Ctx>,
     ) -> Result<()> {
-        ctx.upstream_addr = Some(peer._address.to_string());
+        ctx.upstream_addr = Some(peer._address.clone());
         ctx.stop_deadline_watch();
         let Some(deadline) = ctx.forward_deadline else {
             return Ok(());
@@ -330,7 +330,7 @@ impl ProxyHttp for Proxy {
             let (status, took, addr) = (
                 resp.status.as_u16(),
                 ctx.backend_time,
-                ctx.upstream_addr.clone(),
+                ctx.upstream_addr.as_ref().map(|a| a.to_string()),
             );
             let url = r_url(r);
             r.inspect(crate::policy::Section::Backend, "forward-request", || {
