@@ -377,10 +377,15 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
                     crate::store::redis::FailureMode::FailClosed
                 }
             };
-            let url = st.url.clone().unwrap_or_default();
+            let mut d = Diagnostics::new();
+            let Some(target) = gateway::compile::redis_target(&cfg, &Sources::read(&cfg), &mut d)
+            else {
+                eprint!("{}", d.render_text());
+                bail!("the store configuration has errors");
+            };
             Arc::new(
                 crate::store::redis::RedisStore::new(
-                    &url,
+                    &target,
                     &cfg.raw.name,
                     st.timeout.0,
                     mode,

@@ -275,3 +275,93 @@ fn an_outage_costs_no_request_the_timeout_and_recovery_is_quick() {
         open.write_policy("apis/a/rl.xml", RL);
     }
 }
+
+/// `rediss://` to a TLS-only redis-server with a CA of the test's, an ACL user whose password
+/// comes from a secret named value, the default user off: two instances share exact counts;
+/// a wrong password is the failure mode and the password is in no log line.
+#[test]
+fn tls_and_an_acl_user() {
+    let certs = TempDir::new();
+    // A CA and a server certificate it signed, for localhost / 127.0.0.1 (rustls refuses a
+    // self-signed CA certificate as a server's).
+    certificates(&certs.0);
+    let (cert, key, ca) = (
+        certs.0.join("server.pem").display().to_string(),
+        certs.0.join("server.key").display().to_string(),
+        certs.0.join("ca.pem").display().to_string(),
+    );
+    certs.write(
+        "users.acl",
+        "user default off\nuser gatehouse on >redis-s3cret-pw ~* &* +@all\n",
+    );
+    let acl = certs.0.join("users.acl").display().to_string();
+    let redis = RedisServer::start_with(
+        vec![
+            "--tls-cert-file".into(),
+            cert.clone(),
+            "--tls-key-file".into(),
+            key.clone(),
+            "--tls-ca-cert-file".into(),
+            ca.clone(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--aclfile".into(),
+            acl,
+        ],
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            ca.clone(),
+            "--user".into(),
+            "gatehouse".into(),
+            "--pass".into(),
+            "redis-s3cret-pw".into(),
+        ],
+        true,
+    );
+    let origin = Origin::echo();
+    let cfg = |env_var: &str| {
+        format!(
+            "name: tls\nnamed_values:\n  redis-pw:\n    env: {env_var}\nstore:\n  type: redis\n  url: rediss://127.0.0.1:{}/0\n  username: gatehouse\n  password: redis-pw\n  timeout: 1s\n  failure_mode: fail-closed\n  tls:\n    ca_file: {ca}\napis:\n{}",
+            redis.port,
+            api_yaml(
+                "a",
+                "a",
+                &format!("http://127.0.0.1:{}", origin.port),
+                "    subscription_required: false\n",
+                &[("rl", "GET", "/rl")]
+            )
+        )
+    };
+    let env = [
+        ("GH_REDIS_PW", "redis-s3cret-pw"),
+        ("GH_WRONG_PW", "not-the-password"),
+    ];
+    let a = Gatehouse::start_with_env(&cfg("GH_REDIS_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    let b = Gatehouse::start_with_env(&cfg("GH_REDIS_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    let mut admitted = 0;
+    for i in 0..30 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        match g.get("/a/rl", &[]).status {
+            200 => admitted += 1,
+            429 => {}
+            s => panic!("status {s}:\n{}", g.log()),
+        }
+    }
+    assert_eq!(admitted, 20, "exact across two instances over TLS");
+    let wrong = Gatehouse::start_with_env(&cfg("GH_WRONG_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    assert_eq!(
+        wrong.get("/a/rl", &[]).status,
+        500,
+        "fail-closed: the store refused us"
+    );
+    for g in [&a, &b, &wrong] {
+        let log = g.log();
+        assert!(
+            !log.contains("redis-s3cret-pw") && !log.contains("not-the-password"),
+            "{log}"
+        );
+    }
+    // A plain client cannot talk to the TLS port: the URL's scheme is what made it work.
+    assert!(!RedisServer::plain_ping(redis.port));
+}

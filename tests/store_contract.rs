@@ -137,7 +137,10 @@ async fn memory_store_keeps_the_contract() {
 async fn redis_store_keeps_the_contract() {
     let redis = RedisServer::start();
     let s = RedisStore::new(
-        &redis.url(),
+        &gatehouse::store::redis::Target {
+            url: redis.url(),
+            ..Default::default()
+        },
         "contract",
         Duration::from_millis(500),
         FailureMode::FailClosed,

@@ -423,6 +423,28 @@ pub struct StoreSettings {
     /// While Redis is unreachable: `local` (count in memory), `fail-open`, `fail-closed`.
     #[serde(default)]
     pub failure_mode: StoreFailureMode,
+    /// Redis ACL user (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The named value whose value is the Redis password (make it a secret).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// TLS options for a `rediss://` URL.
+    #[serde(default)]
+    pub tls: Option<StoreTls>,
+}
+
+/// TLS to Redis (`rediss://`): the CAs to trust instead of the system's, and a client
+/// certificate when Redis asks for one.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StoreTls {
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 impl Default for StoreSettings {
@@ -433,6 +455,9 @@ impl Default for StoreSettings {
             url: None,
             timeout: default_store_timeout(),
             failure_mode: StoreFailureMode::Local,
+            username: None,
+            password: None,
+            tls: None,
         }
     }
 }

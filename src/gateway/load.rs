@@ -56,6 +56,14 @@ impl Sources {
         {
             file(f);
         }
+        if let Some(t) = &cfg.raw.store.tls {
+            for f in [&t.ca_file, &t.cert_file, &t.key_file]
+                .into_iter()
+                .flatten()
+            {
+                file(f);
+            }
+        }
         for b in &cfg.raw.backends {
             let t = &b.tls;
             for f in [&t.ca_file, &t.client_cert_file, &t.client_key_file]

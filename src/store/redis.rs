@@ -106,6 +106,55 @@ if n <= 0 then redis.call('DEL', KEYS[1]) end
 return {1}
 "#;
 
+/// Where Redis is and how to reach it: the URL, an ACL user and password, and for `rediss://`
+/// the CAs to trust and a client certificate (PEM bytes). The password never reaches a log.
+#[derive(Default)]
+pub struct Target {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca: Option<Vec<u8>>,
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Target {
+    pub fn client(&self) -> Result<redis::Client, Invalid> {
+        use redis::IntoConnectionInfo;
+        // rustls needs its crypto provider chosen once per process (ring here).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| crate::invalid!("invalid Redis URL: {e}"))?;
+        if self.username.is_some() {
+            info.redis.username = self.username.clone();
+        }
+        if self.password.is_some() {
+            info.redis.password = self.password.clone();
+        }
+        let tls = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
+        if tls && (self.ca.is_some() || self.client_cert.is_some()) {
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: self
+                        .client_cert
+                        .as_ref()
+                        .map(|(c, k)| redis::ClientTlsConfig {
+                            client_cert: c.clone(),
+                            client_key: k.clone(),
+                        }),
+                    root_cert: self.ca.clone(),
+                },
+            )
+            .map_err(|e| crate::invalid!("Redis TLS settings: {e}"))
+        } else {
+            redis::Client::open(info).map_err(|e| crate::invalid!("invalid Redis URL: {e}"))
+        }
+    }
+}
+
 /// How often a store marked down checks whether Redis answers again.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -148,14 +197,13 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub fn new(
-        url: &str,
+        target: &Target,
         prefix: &str,
         timeout: Duration,
         mode: FailureMode,
         max_keys: usize,
     ) -> Result<RedisStore, Invalid> {
-        let client =
-            redis::Client::open(url).map_err(|e| crate::invalid!("invalid Redis URL: {e}"))?;
+        let client = target.client()?;
         Ok(RedisStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             client,

@@ -67,6 +67,90 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")
 }
 
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let st = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(st.success(), "openssl {args:?} failed");
+}
+
+/// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, both signed
+/// by the CA.
+pub fn certificates(dir: &std::path::Path) {
+    let days = ["-days", "1"];
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=gatehouse-test-ca",
+            days[0],
+            days[1],
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (name, cn, ext) in [
+        ("server", "localhost", true),
+        ("client", "gatehouse-client", false),
+    ] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            days[0],
+            days[1],
+            "-out",
+            &pem,
+        ];
+        if ext {
+            args.extend(["-extfile", "san.ext"]);
+        }
+        openssl(dir, &args);
+    }
+}
+
 /// A self-signed certificate for `localhost`: `cert.pem` and `key.pem` in `dir`.
 pub fn self_signed(dir: &Path) {
     let st = Command::new("openssl")
@@ -463,33 +547,52 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: TempDir,
+    /// Extra arguments (TLS, ACL users).
+    extra: Vec<String>,
+    /// `redis-cli` arguments that reach it (for a TLS server).
+    cli: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(Vec::new(), Vec::new(), false)
+    }
+
+    /// A server with extra arguments; with `tls`, it listens with TLS only (its port is the
+    /// TLS port) and `cli` holds what `redis-cli` needs to reach it.
+    pub fn start_with(extra: Vec<String>, cli: Vec<String>, tls: bool) -> RedisServer {
         let dir = TempDir::new();
+        let port = free_port();
+        let mut extra = extra;
+        if tls {
+            extra.extend([
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+            ]);
+        }
         let mut r = RedisServer {
-            port: free_port(),
+            port,
             child: None,
             dir,
+            extra,
+            cli,
         };
         r.spawn();
         r
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
+        let tls = self.extra.iter().any(|a| a == "--tls-port");
+        let mut cmd = Command::new("redis-server");
+        if !tls {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
+            .arg("--dir")
             .arg(&self.dir.0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -507,7 +610,28 @@ impl RedisServer {
 
     pub fn ping(&self) -> bool {
         use std::io::{Read, Write};
+        if !self.cli.is_empty() {
+            return Command::new("redis-cli")
+                .args(&self.cli)
+                .args(["-p", &self.port.to_string(), "ping"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"));
+        }
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf)
+                .map(|n| buf[..n].starts_with(b"+PONG"))
+                .unwrap_or(false)
+    }
+
+    /// A plain-text PING to a port (false for a TLS-only server).
+    pub fn plain_ping(port: u16) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
             return false;
         };
         s.set_read_timeout(Some(Duration::from_millis(500))).ok();

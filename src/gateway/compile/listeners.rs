@@ -82,6 +82,78 @@ pub(super) fn request_id_header(
     }
 }
 
+/// How to reach Redis (`store`): the URL, the ACL user, the password from its named value, and
+/// the TLS files, read by the loader. Problems are C006 (the URL) and C066 (the rest).
+pub fn redis_target(
+    cfg: &LoadedConfig,
+    src: &Sources,
+    d: &mut Diagnostics,
+) -> Option<crate::store::redis::Target> {
+    let st = &cfg.raw.store;
+    let Some(url) = &st.url else {
+        d.error(
+            "C006",
+            cfg.locate(None, "type", "redis"),
+            "store type redis needs `url` (redis://host:port or rediss://host:port)",
+        );
+        return None;
+    };
+    let mut t = crate::store::redis::Target {
+        url: url.clone(),
+        username: st.username.clone(),
+        ..Default::default()
+    };
+    let mut ok = true;
+    if let Some(name) = &st.password {
+        match src.named.get(name) {
+            Some(v) => t.password = Some(v.value.clone()),
+            None => {
+                ok = false;
+                d.error(
+                    "C066",
+                    cfg.locate(None, "password", name),
+                    format!("store.password: no named value `{name}`"),
+                );
+            }
+        }
+    }
+    let mut read = |f: &Option<String>, what: &str| -> Option<Vec<u8>> {
+        let f = f.as_ref()?;
+        let path = cfg.dir.join(f);
+        match src.file(&path) {
+            Ok(b) => Some(b.to_vec()),
+            Err(e) => {
+                ok = false;
+                d.error(
+                    "C066",
+                    cfg.locate(None, what, f),
+                    format!("store.tls.{what}: cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    };
+    if let Some(tls) = &st.tls {
+        t.ca = read(&tls.ca_file, "ca_file");
+        let cert = read(&tls.cert_file, "cert_file");
+        let key = read(&tls.key_file, "key_file");
+        t.client_cert = cert.zip(key);
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            ok = false;
+            d.error(
+                "C066",
+                cfg.locate(None, "tls", ""),
+                "store.tls: a client certificate needs both cert_file and key_file",
+            );
+        }
+    }
+    if let Err(e) = t.client() {
+        d.error("C006", cfg.locate(None, "url", url), format!("store: {e}"));
+        return None;
+    }
+    ok.then_some(t)
+}
+
 pub(super) fn check_listeners(cfg: &LoadedConfig, src: &Sources, d: &mut Diagnostics) {
     if cfg.raw.listeners.is_empty() {
         d.error("C003", cfg.file_span(), "at least one listener is needed");
@@ -130,20 +202,8 @@ pub(super) fn check_listeners(cfg: &LoadedConfig, src: &Sources, d: &mut Diagnos
             );
         }
     }
-    let st = &cfg.raw.store;
-    match (st.r#type, &st.url) {
-        (crate::config::StoreType::Redis, None) => d.error(
-            "C006",
-            cfg.locate(None, "type", "redis"),
-            "store type redis needs `url` (redis://host:port)",
-        ),
-        (crate::config::StoreType::Redis, Some(u)) if redis::Client::open(u.as_str()).is_err() => d
-            .error(
-                "C006",
-                cfg.locate(None, "url", u),
-                format!("invalid Redis URL {u:?}"),
-            ),
-        _ => {}
+    if cfg.raw.store.r#type == crate::config::StoreType::Redis {
+        let _ = redis_target(cfg, src, d);
     }
     let admin = &cfg.raw.admin.address;
     if !admin.is_empty() && admin.parse::<std::net::SocketAddr>().is_err() {

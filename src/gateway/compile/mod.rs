@@ -24,6 +24,7 @@ mod backends;
 mod certificates;
 mod documents;
 mod listeners;
+pub use listeners::redis_target;
 mod pipelines;
 mod schemas;
 mod subscriptions;
