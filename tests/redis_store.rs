@@ -365,3 +365,166 @@ fn tls_and_an_acl_user() {
     // A plain client cannot talk to the TLS port: the URL's scheme is what made it work.
     assert!(!RedisServer::plain_ping(redis.port));
 }
+
+/// A sentinel process monitoring `master_port` as `mymaster`.
+struct SentinelProc {
+    port: u16,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+impl SentinelProc {
+    fn start(master_port: u16) -> SentinelProc {
+        let dir = TempDir::new();
+        let port = free_port();
+        dir.write(
+            "sentinel.conf",
+            &format!(
+                "port {port}\nbind 127.0.0.1\ndir {d}\nsentinel monitor mymaster 127.0.0.1 {master_port} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\nsentinel parallel-syncs mymaster 1\n",
+                d = dir.0.display()
+            ),
+        );
+        let child = std::process::Command::new("redis-server")
+            .arg(dir.0.join("sentinel.conf"))
+            .arg("--sentinel")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server --sentinel: {e}"));
+        let s = SentinelProc {
+            port,
+            child,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while !RedisServer::plain_ping(port) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        s
+    }
+}
+
+impl Drop for SentinelProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_until(what: &str, limit: Duration, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Redis Sentinel: a master, a replica and three sentinels started by the test. Two gateway
+/// instances find the master through the sentinels and share exact counts; the master is
+/// killed; during the failover the failure mode applies; after it both instances follow the
+/// new master without a restart and are exact again.
+#[test]
+fn sentinel_failover_is_followed_without_a_restart() {
+    let mut master = RedisServer::start();
+    let replica = RedisServer::start_with(
+        vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master.port.to_string(),
+        ],
+        Vec::new(),
+        false,
+    );
+    wait_until("replica in sync", Duration::from_secs(20), || {
+        cli(replica.port, &["info", "replication"]).contains("master_link_status:up")
+    });
+    let sentinels: Vec<SentinelProc> = (0..3).map(|_| SentinelProc::start(master.port)).collect();
+    wait_until("sentinels see the replica", Duration::from_secs(30), || {
+        sentinels.iter().all(|s| {
+            cli(s.port, &["sentinel", "replicas", "mymaster"]).contains(&replica.port.to_string())
+        })
+    });
+    let origin = Origin::echo();
+    let nodes: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+        .collect();
+    let yaml = format!(
+        "name: sentinel\nstore:\n  type: redis\n  timeout: 200ms\n  sentinel:\n    master_name: mymaster\n    nodes: [{}]\napis:\n{}",
+        nodes.join(", "),
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("rl", "GET", "/rl"), ("probe", "GET", "/probe")]
+        )
+    );
+    let probe = RL
+        .replace("calls=\"20\"", "calls=\"100000\"")
+        .replace("shared-key", "probe-key");
+    let files = [("apis/a/rl.xml", RL), ("apis/a/probe.xml", probe.as_str())];
+    let a = Gatehouse::start(&yaml, &files);
+    let b = Gatehouse::start(&yaml, &files);
+    let exact = |key: &str| {
+        let doc = RL.replace("shared-key", key);
+        for g in [&a, &b] {
+            g.write_policy("apis/a/rl.xml", &doc);
+            g.signal("HUP");
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        let mut admitted = 0;
+        for i in 0..30 {
+            let g = if i % 2 == 0 { &a } else { &b };
+            if g.get("/a/rl", &[]).status == 200 {
+                admitted += 1;
+            }
+        }
+        admitted
+    };
+    assert_eq!(
+        exact("before-failover"),
+        20,
+        "shared through the master the sentinels name"
+    );
+
+    master.kill();
+    // During the failover: served on local counters, no request waits long.
+    let start = Instant::now();
+    let mut served = 0;
+    while start.elapsed() < Duration::from_secs(30) {
+        for g in [&a, &b] {
+            assert_eq!(g.get("/a/probe", &[]).status, 200, "{}", g.log());
+            served += 1;
+        }
+        let promoted = cli(replica.port, &["info", "replication"]).contains("role:master");
+        if promoted && store_up(&a) && store_up(&b) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        store_up(&a) && store_up(&b),
+        "the instances did not follow the failover within 30 s:\n{}",
+        a.log()
+    );
+    eprintln!(
+        "sentinel failover followed after {:?}; {served} requests served meanwhile",
+        start.elapsed()
+    );
+    assert_eq!(
+        exact("after-failover"),
+        20,
+        "shared again through the new master"
+    );
+    assert!(a.log().contains("Redis answers again"), "{}", a.log());
+}

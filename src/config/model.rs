@@ -432,6 +432,18 @@ pub struct StoreSettings {
     /// TLS options for a `rediss://` URL.
     #[serde(default)]
     pub tls: Option<StoreTls>,
+    /// Redis Sentinel: the sentinels name the master (instead of `url`).
+    #[serde(default)]
+    pub sentinel: Option<SentinelSpec>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelSpec {
+    /// The monitored master's name (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// Sentinels as `host:port`.
+    pub nodes: Vec<String>,
 }
 
 /// TLS to Redis (`rediss://`): the CAs to trust instead of the system's, and a client
@@ -458,6 +470,7 @@ impl Default for StoreSettings {
             username: None,
             password: None,
             tls: None,
+            sentinel: None,
         }
     }
 }

@@ -115,10 +115,48 @@ pub struct Target {
     pub password: Option<String>,
     pub ca: Option<Vec<u8>>,
     pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    /// Redis Sentinel: the master's name and the sentinels (`host:port`); the master is
+    /// asked of them at start and after every outage, and `url` is not used.
+    pub sentinel: Option<(String, Vec<String>)>,
 }
 
 impl Target {
+    /// A client for the sentinels, which name the current master.
+    pub fn sentinel_client(&self) -> Result<Option<redis::sentinel::SentinelClient>, Invalid> {
+        let Some((master, nodes)) = &self.sentinel else {
+            return Ok(None);
+        };
+        let mut addrs = Vec::new();
+        for n in nodes {
+            let (host, port) = n
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| crate::invalid!("sentinel {n:?} is not host:port"))?;
+            addrs.push(redis::ConnectionAddr::Tcp(host, port));
+        }
+        let mut b = redis::sentinel::SentinelClientBuilder::new(
+            addrs,
+            master.clone(),
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(|e| crate::invalid!("sentinel: {e}"))?;
+        if let Some(u) = &self.username {
+            b = b.set_client_to_redis_username(u.clone());
+        }
+        if let Some(p) = &self.password {
+            b = b.set_client_to_redis_password(p.clone());
+        }
+        b.build()
+            .map(Some)
+            .map_err(|e| crate::invalid!("sentinel: {e}"))
+    }
+
     pub fn client(&self) -> Result<redis::Client, Invalid> {
+        if self.sentinel.is_some() {
+            // Validated here; the master's client comes from the sentinels.
+            self.sentinel_client()?;
+            return redis::Client::open("redis://127.0.0.1:1/").map_err(|e| crate::invalid!("{e}"));
+        }
         use redis::IntoConnectionInfo;
         // rustls needs its crypto provider chosen once per process (ring here).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -180,7 +218,9 @@ thread_local! {
 
 pub struct RedisStore {
     id: u64,
-    client: redis::Client,
+    /// The master's client (replaced when the sentinels name another).
+    client: std::sync::Arc<arc_swap::ArcSwap<redis::Client>>,
+    sentinel: Option<std::sync::Arc<tokio::sync::Mutex<redis::sentinel::SentinelClient>>>,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     next_attempt: parking_lot::Mutex<Instant>,
     timeout: Duration,
@@ -204,9 +244,13 @@ impl RedisStore {
         max_keys: usize,
     ) -> Result<RedisStore, Invalid> {
         let client = target.client()?;
+        let sentinel = target
+            .sentinel_client()?
+            .map(|c| std::sync::Arc::new(tokio::sync::Mutex::new(c)));
         Ok(RedisStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
-            client,
+            client: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(client)),
+            sentinel,
             conn: tokio::sync::Mutex::new(None),
             next_attempt: parking_lot::Mutex::new(Instant::now()),
             timeout,
@@ -285,7 +329,7 @@ impl RedisStore {
             .set_number_of_retries(1);
         match tokio::time::timeout(
             self.timeout,
-            ConnectionManager::new_with_config(self.client.clone(), cfg),
+            ConnectionManager::new_with_config((**self.client.load()).clone(), cfg),
         )
         .await
         {
@@ -345,6 +389,7 @@ impl RedisStore {
             return;
         }
         let (client, health, timeout) = (self.client.clone(), self.health.clone(), self.timeout);
+        let sentinel = self.sentinel.clone();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             health.probing.store(false, Ordering::Release);
             return;
@@ -353,10 +398,22 @@ impl RedisStore {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let ping = async {
-                    let mut c = client.get_multiplexed_async_connection().await.ok()?;
-                    redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+                    // With Sentinel, ask which node is master now.
+                    let candidate = match &sentinel {
+                        Some(s) => s.lock().await.async_get_client().await.ok()?,
+                        None => (**client.load()).clone(),
+                    };
+                    let mut c = candidate.get_multiplexed_async_connection().await.ok()?;
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .ok()?;
+                    Some(candidate)
                 };
-                if let Ok(Some(_)) = tokio::time::timeout(timeout.max(PROBE_INTERVAL), ping).await {
+                if let Ok(Some(candidate)) =
+                    tokio::time::timeout(timeout.max(PROBE_INTERVAL), ping).await
+                {
+                    client.store(std::sync::Arc::new(candidate));
                     health.epoch.fetch_add(1, Ordering::Relaxed);
                     health.down.store(false, Ordering::Relaxed);
                     health.probing.store(false, Ordering::Release);
@@ -583,6 +640,14 @@ impl Store for RedisStore {
     }
 
     async fn warm_up(&self) {
+        if let Some(sentinel) = &self.sentinel {
+            let asked = async { sentinel.lock().await.async_get_client().await };
+            match tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), asked).await {
+                Ok(Ok(c)) => self.client.store(std::sync::Arc::new(c)),
+                Ok(Err(e)) => log::warn!("store: the sentinels name no master yet: {e}"),
+                Err(_) => log::warn!("store: no sentinel answered in time"),
+            }
+        }
         match self.shared_connection().await {
             Ok(_) => metric_up(true),
             Err(e) => self.failed(&e),

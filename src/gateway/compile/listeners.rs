@@ -90,17 +90,33 @@ pub fn redis_target(
     d: &mut Diagnostics,
 ) -> Option<crate::store::redis::Target> {
     let st = &cfg.raw.store;
-    let Some(url) = &st.url else {
-        d.error(
-            "C006",
-            cfg.locate(None, "type", "redis"),
-            "store type redis needs `url` (redis://host:port or rediss://host:port)",
-        );
-        return None;
+    let url = match (&st.url, &st.sentinel) {
+        (Some(u), None) => u.clone(),
+        (None, Some(_)) => String::new(),
+        (Some(u), Some(_)) => {
+            d.error(
+                "C006",
+                cfg.locate(None, "url", u),
+                "store: give `url` or `sentinel`, not both",
+            );
+            return None;
+        }
+        (None, None) => {
+            d.error(
+                "C006",
+                cfg.locate(None, "type", "redis"),
+                "store type redis needs `url` (redis://host:port or rediss://host:port) or `sentinel`",
+            );
+            return None;
+        }
     };
     let mut t = crate::store::redis::Target {
         url: url.clone(),
         username: st.username.clone(),
+        sentinel: st
+            .sentinel
+            .as_ref()
+            .map(|s| (s.master_name.clone(), s.nodes.clone())),
         ..Default::default()
     };
     let mut ok = true;
@@ -148,7 +164,7 @@ pub fn redis_target(
         }
     }
     if let Err(e) = t.client() {
-        d.error("C006", cfg.locate(None, "url", url), format!("store: {e}"));
+        d.error("C006", cfg.locate(None, "url", &url), format!("store: {e}"));
         return None;
     }
     ok.then_some(t)
