@@ -528,3 +528,117 @@ fn sentinel_failover_is_followed_without_a_restart() {
     );
     assert!(a.log().contains("Redis answers again"), "{}", a.log());
 }
+
+/// Redis Cluster: three masters started and joined by the test. Two gateway instances given
+/// one node each share exact rate limits (counters on different slots), an exact quota and the
+/// response cache (one origin call for both).
+#[test]
+fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|_| {
+            RedisServer::start_with(
+                vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    "nodes.conf".into(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                ],
+                Vec::new(),
+                false,
+            )
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let mut args = vec!["--cluster", "create"];
+    args.extend(addrs.iter().map(String::as_str));
+    args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    let out = std::process::Command::new("redis-cli")
+        .args(&args)
+        .output()
+        .unwrap_or_else(|e| panic!("redis-cli --cluster create: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until("cluster_state:ok", Duration::from_secs(20), || {
+        nodes
+            .iter()
+            .all(|n| cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"))
+    });
+    let origin = Origin::echo();
+    let ops: Vec<(&str, &str, &str)> = vec![
+        ("rl0", "GET", "/rl0"),
+        ("rl1", "GET", "/rl1"),
+        ("rl2", "GET", "/rl2"),
+        ("quota", "GET", "/quota"),
+        ("cached", "GET", "/cached"),
+    ];
+    let yaml = |node: &str| {
+        format!(
+            "name: cluster\nstore:\n  type: redis\n  timeout: 500ms\n  failure_mode: fail-closed\n  cluster:\n    nodes: [\"{node}\"]\napis:\n{}",
+            api_yaml(
+                "a",
+                "a",
+                &format!("http://127.0.0.1:{}", origin.port),
+                "    subscription_required: false\n",
+                &ops
+            )
+        )
+    };
+    let rl = |key: &str| {
+        format!(
+            r#"<policies><inbound><base /><rate-limit-by-key calls="10" renewal-period="60" counter-key="{key}" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#
+        )
+    };
+    let quota = r#"<policies><inbound><base /><quota-by-key calls="15" renewal-period="3600" counter-key="the-quota" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let cached = r#"<policies><inbound><base /><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" caching-type="external" /></inbound><backend><base /></backend><outbound><base /><cache-store duration="60" /></outbound><on-error><base /></on-error></policies>"#;
+    let (r0, r1, r2) = (rl("counter-zero"), rl("counter-one"), rl("counter-two"));
+    let files = [
+        ("apis/a/rl0.xml", r0.as_str()),
+        ("apis/a/rl1.xml", r1.as_str()),
+        ("apis/a/rl2.xml", r2.as_str()),
+        ("apis/a/quota.xml", quota),
+        ("apis/a/cached.xml", cached),
+    ];
+    let a = Gatehouse::start(&yaml(&addrs[0]), &files);
+    let b = Gatehouse::start(&yaml(&addrs[1]), &files);
+    let count = |path: &str, n: usize| {
+        let mut ok = 0;
+        for i in 0..n {
+            let g = if i % 2 == 0 { &a } else { &b };
+            match g.get(path, &[]).status {
+                200 => ok += 1,
+                429 | 403 => {}
+                s => panic!("{path}: status {s}:\n{}", g.log()),
+            }
+        }
+        ok
+    };
+    for path in ["/a/rl0", "/a/rl1", "/a/rl2"] {
+        assert_eq!(count(path, 20), 10, "{path}: exact across two instances");
+    }
+    assert_eq!(
+        count("/a/quota", 25),
+        15,
+        "quota exact across two instances"
+    );
+    let before = origin.count();
+    assert_eq!(count("/a/cached", 6), 6);
+    assert_eq!(
+        origin.count() - before,
+        1,
+        "one origin call for both instances"
+    );
+    // The keys are spread over the masters (hash tags keep each counter's keys together).
+    let holding = nodes
+        .iter()
+        .filter(|n| cli(n.port, &["dbsize"]).trim() != "0")
+        .count();
+    assert!(holding >= 2, "keys on {holding} of 3 masters");
+}

@@ -435,6 +435,19 @@ pub struct StoreSettings {
     /// Redis Sentinel: the sentinels name the master (instead of `url`).
     #[serde(default)]
     pub sentinel: Option<SentinelSpec>,
+    /// Redis Cluster: some of its nodes (instead of `url`).
+    #[serde(default)]
+    pub cluster: Option<ClusterSpec>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Nodes as `host:port`; the others are discovered from them.
+    pub nodes: Vec<String>,
+    /// Reach the nodes over TLS (`store.tls` applies).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -471,6 +484,7 @@ impl Default for StoreSettings {
             password: None,
             tls: None,
             sentinel: None,
+            cluster: None,
         }
     }
 }

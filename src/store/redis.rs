@@ -20,6 +20,45 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
+/// A connection to one Redis (reconnecting by itself) or to a Redis Cluster (routing each
+/// command by its key's slot, following MOVED / ASK).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 use super::memory::MemoryStore;
 use super::{Quota, Sliding, Store, StoreError};
 
@@ -118,6 +157,8 @@ pub struct Target {
     /// Redis Sentinel: the master's name and the sentinels (`host:port`); the master is
     /// asked of them at start and after every outage, and `url` is not used.
     pub sentinel: Option<(String, Vec<String>)>,
+    /// Redis Cluster: some of its nodes (`host:port`); the rest are discovered.
+    pub cluster: Option<Vec<String>>,
 }
 
 impl Target {
@@ -151,7 +192,53 @@ impl Target {
             .map_err(|e| crate::invalid!("sentinel: {e}"))
     }
 
+    /// A client for a Redis Cluster, with the same user, password and TLS settings.
+    pub fn cluster_client(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<redis::cluster::ClusterClient>, Invalid> {
+        let Some(nodes) = &self.cluster else {
+            return Ok(None);
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let scheme = if self.url.starts_with("rediss://") {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let urls: Vec<String> = nodes.iter().map(|n| format!("{scheme}://{n}/")).collect();
+        let mut b = redis::cluster::ClusterClientBuilder::new(urls)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(2);
+        if let Some(u) = &self.username {
+            b = b.username(u.clone());
+        }
+        if let Some(p) = &self.password {
+            b = b.password(p.clone());
+        }
+        if self.ca.is_some() || self.client_cert.is_some() {
+            b = b.certs(redis::TlsCertificates {
+                client_tls: self
+                    .client_cert
+                    .as_ref()
+                    .map(|(c, k)| redis::ClientTlsConfig {
+                        client_cert: c.clone(),
+                        client_key: k.clone(),
+                    }),
+                root_cert: self.ca.clone(),
+            });
+        }
+        b.build()
+            .map(Some)
+            .map_err(|e| crate::invalid!("cluster: {e}"))
+    }
+
     pub fn client(&self) -> Result<redis::Client, Invalid> {
+        if self.cluster.is_some() {
+            self.cluster_client(Duration::from_secs(1))?;
+            return redis::Client::open("redis://127.0.0.1:1/").map_err(|e| crate::invalid!("{e}"));
+        }
         if self.sentinel.is_some() {
             // Validated here; the master's client comes from the sentinels.
             self.sentinel_client()?;
@@ -213,7 +300,7 @@ thread_local! {
     /// Connections owned by this thread, per store id. A connection's driver task runs on the
     /// runtime that created it, so a worker thread that uses its own connection keeps every
     /// Redis call on its runtime (no cross-thread wake-ups per request).
-    static THREAD_CONNS: RefCell<Vec<(u64, u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
+    static THREAD_CONNS: RefCell<Vec<(u64, u64, Conn)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub struct RedisStore {
@@ -221,7 +308,9 @@ pub struct RedisStore {
     /// The master's client (replaced when the sentinels name another).
     client: std::sync::Arc<arc_swap::ArcSwap<redis::Client>>,
     sentinel: Option<std::sync::Arc<tokio::sync::Mutex<redis::sentinel::SentinelClient>>>,
-    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// Redis Cluster (instead of `client`).
+    cluster: Option<redis::cluster::ClusterClient>,
     next_attempt: parking_lot::Mutex<Instant>,
     timeout: Duration,
     mode: FailureMode,
@@ -247,10 +336,12 @@ impl RedisStore {
         let sentinel = target
             .sentinel_client()?
             .map(|c| std::sync::Arc::new(tokio::sync::Mutex::new(c)));
+        let cluster = target.cluster_client(timeout)?;
         Ok(RedisStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             client: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(client)),
             sentinel,
+            cluster,
             conn: tokio::sync::Mutex::new(None),
             next_attempt: parking_lot::Mutex::new(Instant::now()),
             timeout,
@@ -273,7 +364,7 @@ impl RedisStore {
 
     /// This thread's connection, made on first use (one multiplexed connection per worker
     /// thread; each reconnects by itself). While Redis is marked down: an error at once.
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    async fn connection(&self) -> Result<Conn, StoreError> {
         if self.is_degraded() {
             return Err(StoreError::Unavailable("marked down; probing".into()));
         }
@@ -307,7 +398,7 @@ impl RedisStore {
     }
 
     /// The shared connection of the background service (readiness and the first check).
-    async fn shared_connection(&self) -> Result<ConnectionManager, StoreError> {
+    async fn shared_connection(&self) -> Result<Conn, StoreError> {
         let mut g = self.conn.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
@@ -322,17 +413,22 @@ impl RedisStore {
         Ok(c)
     }
 
-    async fn connect(&self) -> Result<ConnectionManager, StoreError> {
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
-        match tokio::time::timeout(
-            self.timeout,
-            ConnectionManager::new_with_config((**self.client.load()).clone(), cfg),
-        )
-        .await
-        {
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        let made = async {
+            match &self.cluster {
+                Some(c) => c.get_async_connection().await.map(Conn::Cluster),
+                None => {
+                    let cfg = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(self.timeout)
+                        .set_response_timeout(self.timeout)
+                        .set_number_of_retries(1);
+                    ConnectionManager::new_with_config((**self.client.load()).clone(), cfg)
+                        .await
+                        .map(Conn::Single)
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, made).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => {
                 *self.next_attempt.lock() = Instant::now() + Duration::from_millis(500);
@@ -345,14 +441,30 @@ impl RedisStore {
         }
     }
 
+    /// The Redis key of a store key: namespaced, and in a cluster with the store key as its
+    /// hash tag, so every key of one counter (a quota's windows) lives in one slot.
+    fn key(&self, key: &str) -> String {
+        self.tagged(key, "")
+    }
+
+    /// `key` as the hash tag (in a cluster), then `rest`.
+    fn tagged(&self, key: &str, rest: &str) -> String {
+        if self.cluster.is_some() {
+            format!("{}{{{key}}}{rest}", self.prefix)
+        } else {
+            format!("{}{key}{rest}", self.prefix)
+        }
+    }
+
+    /// Run a script on one Redis key (already namespaced: `key` / `tagged`).
     async fn run(
         &self,
         script: &redis::Script,
-        key: &str,
+        key: String,
         args: &[String],
     ) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.connection().await?;
-        let mut inv = script.key(format!("{}{key}", self.prefix));
+        let mut inv = script.key(key);
         for a in args {
             inv.arg(a);
         }
@@ -390,6 +502,7 @@ impl RedisStore {
         }
         let (client, health, timeout) = (self.client.clone(), self.health.clone(), self.timeout);
         let sentinel = self.sentinel.clone();
+        let cluster = self.cluster.clone();
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             health.probing.store(false, Ordering::Release);
             return;
@@ -398,6 +511,14 @@ impl RedisStore {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let ping = async {
+                    if let Some(c) = &cluster {
+                        let mut conn = c.get_async_connection().await.ok()?;
+                        redis::cmd("PING")
+                            .query_async::<String>(&mut conn)
+                            .await
+                            .ok()?;
+                        return Some((**client.load()).clone());
+                    }
                     // With Sentinel, ask which node is master now.
                     let candidate = match &sentinel {
                         Some(s) => s.lock().await.async_get_client().await.ok()?,
@@ -453,7 +574,7 @@ impl Store for RedisStore {
             if record { "1" } else { "0" }.to_string(),
             unique(),
         ];
-        match self.run(&self.sliding, key, &args).await {
+        match self.run(&self.sliding, self.key(key), &args).await {
             Ok(v) if v.len() == 3 => Ok(Sliding {
                 admitted: v[0] == 1,
                 count: v[1].max(0) as u64,
@@ -481,7 +602,7 @@ impl Store for RedisStore {
 
     async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError> {
         let args = [window.as_micros().to_string(), count.to_string(), unique()];
-        match self.run(&self.sliding_add, key, &args).await {
+        match self.run(&self.sliding_add, self.key(key), &args).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 self.failed(&e);
@@ -505,7 +626,8 @@ impl Store for RedisStore {
         bytes: u64,
         record: bool,
     ) -> Result<Quota, StoreError> {
-        let full = format!("{key}\u{1f}{window_id}");
+        // In a cluster the hash tag is the counter's key, so all its windows share a slot.
+        let full = self.tagged(key, &format!("\u{1f}{window_id}"));
         let args = [
             ttl.map_or(0, |t| t.as_secs()).to_string(),
             max_calls.to_string(),
@@ -514,7 +636,7 @@ impl Store for RedisStore {
             bytes.to_string(),
             if record { "1" } else { "0" }.to_string(),
         ];
-        match self.run(&self.quota, &full, &args).await {
+        match self.run(&self.quota, full, &args).await {
             Ok(v) if v.len() == 3 => Ok(Quota {
                 admitted: v[0] == 1,
                 calls: v[1].max(0) as u64,
@@ -550,7 +672,7 @@ impl Store for RedisStore {
         match self
             .run(
                 &self.acquire,
-                &format!("lc:{key}"),
+                self.key(&format!("lc:{key}")),
                 &[max.to_string(), ttl.as_secs().max(1).to_string()],
             )
             .await
@@ -569,7 +691,7 @@ impl Store for RedisStore {
 
     async fn release(&self, key: &str) {
         if self
-            .run(&self.release, &format!("lc:{key}"), &[])
+            .run(&self.release, self.key(&format!("lc:{key}")), &[])
             .await
             .is_err()
         {
@@ -582,7 +704,7 @@ impl Store for RedisStore {
             return self.local.cache_get(key, false).await;
         }
         let mut conn = self.connection().await.ok()?;
-        let k = format!("{}c:{key}", self.prefix);
+        let k = self.key(&format!("c:{key}"));
         match tokio::time::timeout(
             self.timeout,
             redis::cmd("GET")
@@ -610,7 +732,7 @@ impl Store for RedisStore {
         let Ok(mut conn) = self.connection().await else {
             return;
         };
-        let k = format!("{}c:{key}", self.prefix);
+        let k = self.key(&format!("c:{key}"));
         let mut cmd = redis::cmd("SET");
         cmd.arg(k)
             .arg(value)
@@ -631,7 +753,7 @@ impl Store for RedisStore {
         let Ok(mut conn) = self.connection().await else {
             return;
         };
-        let k = format!("{}c:{key}", self.prefix);
+        let k = self.key(&format!("c:{key}"));
         let _ = tokio::time::timeout(
             self.timeout,
             redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn),

@@ -90,25 +90,26 @@ pub fn redis_target(
     d: &mut Diagnostics,
 ) -> Option<crate::store::redis::Target> {
     let st = &cfg.raw.store;
-    let url = match (&st.url, &st.sentinel) {
-        (Some(u), None) => u.clone(),
-        (None, Some(_)) => String::new(),
-        (Some(u), Some(_)) => {
-            d.error(
-                "C006",
-                cfg.locate(None, "url", u),
-                "store: give `url` or `sentinel`, not both",
-            );
-            return None;
-        }
-        (None, None) => {
-            d.error(
-                "C006",
-                cfg.locate(None, "type", "redis"),
-                "store type redis needs `url` (redis://host:port or rediss://host:port) or `sentinel`",
-            );
-            return None;
-        }
+    let given = [
+        st.url.is_some(),
+        st.sentinel.is_some(),
+        st.cluster.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given != 1 {
+        d.error(
+            "C006",
+            cfg.locate(None, "type", "redis"),
+            "store type redis needs exactly one of `url` (redis://host:port or rediss://host:port), `sentinel` or `cluster`",
+        );
+        return None;
+    }
+    let url = match (&st.url, &st.cluster) {
+        (Some(u), _) => u.clone(),
+        (None, Some(c)) if c.tls => "rediss://".to_string(),
+        _ => String::new(),
     };
     let mut t = crate::store::redis::Target {
         url: url.clone(),
@@ -117,6 +118,7 @@ pub fn redis_target(
             .sentinel
             .as_ref()
             .map(|s| (s.master_name.clone(), s.nodes.clone())),
+        cluster: st.cluster.as_ref().map(|c| c.nodes.clone()),
         ..Default::default()
     };
     let mut ok = true;
