@@ -189,3 +189,33 @@ fn vary_by_developer_keeps_one_entry_per_subscription() {
         "without vary-by-developer the subscriptions share the entry"
     );
 }
+
+/// The fill lock is cluster-wide with a Redis store: the same missing key asked of three
+/// instances at once (a 500 ms origin) is fetched once; the other instances wait for it.
+#[test]
+fn concurrent_misses_on_several_instances_fetch_once() {
+    let redis = RedisServer::start();
+    let o = origin();
+    let gws: Vec<Gatehouse> = (0..3)
+        .map(|_| Gatehouse::start(&yaml(o.port, Some(&redis)), &[("apis/c/item.xml", DOC)]))
+        .collect();
+    let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
+    let threads: Vec<_> = ports
+        .iter()
+        .flat_map(|p| [*p, *p])
+        .map(|port| std::thread::spawn(move || get(port, "/c/items/slow-1", &[])))
+        .collect();
+    let bodies: Vec<String> = threads
+        .into_iter()
+        .map(|t| t.join().map(|r| r.text()).unwrap_or_default())
+        .collect();
+    assert!(
+        bodies.iter().all(|b| b == "body for /items/slow-1?"),
+        "{bodies:?}"
+    );
+    assert_eq!(
+        o.count(),
+        1,
+        "one backend call for six requests on three instances"
+    );
+}

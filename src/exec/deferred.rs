@@ -1,5 +1,5 @@
 //! Work that waits for the end of the request: a cache fill that never reached cache-store
-//! wakes its waiters, limit-concurrency slots held across forward-request are released, and
+//! wakes its waiters (and gives up the shared store's fill lock), limit-concurrency slots held across forward-request are released, and
 //! counter increments that depend on the response (rate-limit `increment-condition`, quota
 //! `increment-count`, quota bandwidth) are evaluated against the final response and applied.
 
@@ -10,6 +10,14 @@ use super::ExecCtx;
 pub async fn finish(cx: &mut ExecCtx<'_>, bytes: u64) {
     if let Some(c) = cx.req.cache.as_ref().filter(|c| c.filler) {
         super::policies::cache::release_fill(&c.key);
+    }
+    if let Some((key, token)) = cx
+        .req
+        .cache
+        .as_mut()
+        .and_then(|c| c.lock.take().map(|t| (c.key.clone(), t)))
+    {
+        cx.store.fill_unlock(&key, &token).await;
     }
     for k in std::mem::take(&mut cx.req.held_slots) {
         cx.store.release(&k).await;

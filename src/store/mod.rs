@@ -88,4 +88,15 @@ pub trait Store: Send + Sync {
     async fn cache_get(&self, key: &str, external: bool) -> Option<Vec<u8>>;
     async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration, external: bool);
     async fn cache_remove(&self, key: &str, external: bool);
+
+    /// Take the lock to fill a shared cache entry (only one instance fetches a missing key):
+    /// `Some(token)` when taken, `None` when another holds it. A store shared by nobody, or one
+    /// that cannot answer, gives every caller the lock (`Some`): the fill goes ahead.
+    async fn fill_lock(&self, _key: &str, _ttl: Duration) -> Option<String> {
+        Some(String::new())
+    }
+
+    /// Release a fill lock taken with `token` (a lock that expired and was taken by another is
+    /// left alone).
+    async fn fill_unlock(&self, _key: &str, _token: &str) {}
 }

@@ -139,6 +139,12 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return {1}
 "#;
 
+/// Release a fill lock only while it is still this holder's: KEYS[1]; ARGV = token.
+const UNLOCK: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return {1}
+"#;
+
 const RELEASE: &str = r#"
 local n = redis.call('DECR', KEYS[1])
 if n <= 0 then redis.call('DEL', KEYS[1]) end
@@ -321,6 +327,7 @@ pub struct RedisStore {
     quota: redis::Script,
     acquire: redis::Script,
     release: redis::Script,
+    unlock: redis::Script,
     health: std::sync::Arc<Health>,
 }
 
@@ -353,6 +360,7 @@ impl RedisStore {
             quota: redis::Script::new(QUOTA),
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
+            unlock: redis::Script::new(UNLOCK),
             health: Default::default(),
         })
     }
@@ -759,6 +767,42 @@ impl Store for RedisStore {
             redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn),
         )
         .await;
+    }
+
+    async fn fill_lock(&self, key: &str, ttl: Duration) -> Option<String> {
+        let token = unique();
+        let Ok(mut conn) = self.connection().await else {
+            return Some(token);
+        };
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(&format!("fill:{key}")))
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        match tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn)).await
+        {
+            Ok(Ok(Some(_))) => Some(token),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                self.failed(&StoreError::Unavailable(e.to_string()));
+                Some(token)
+            }
+            Err(_) => {
+                self.failed(&StoreError::Unavailable("fill lock timed out".into()));
+                Some(token)
+            }
+        }
+    }
+
+    async fn fill_unlock(&self, key: &str, token: &str) {
+        let _ = self
+            .run(
+                &self.unlock,
+                self.key(&format!("fill:{key}")),
+                &[token.to_string()],
+            )
+            .await;
     }
 
     async fn warm_up(&self) {

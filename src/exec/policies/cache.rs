@@ -192,6 +192,8 @@ pub struct CacheState {
     pub hit: bool,
     /// This request fills the entry others wait for.
     pub filler: bool,
+    /// The shared store's fill lock this request holds (its token).
+    pub lock: Option<String>,
     pub downstream: String,
     pub must_revalidate: bool,
 }
@@ -327,6 +329,7 @@ async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Outcome {
         external,
         hit: false,
         filler: false,
+        lock: None,
         downstream,
         must_revalidate,
     };
@@ -358,6 +361,28 @@ async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Outcome {
             if answer_from(cx, &mut state, &raw).await {
                 cx.req.cache = Some(state);
                 return Ok(Step::Respond { run_outbound: true });
+            }
+        }
+    } else if external {
+        // This instance's filler: across instances too, only one fetches. The others look
+        // again every 50 ms for up to FILL_WAIT, then fetch themselves.
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(token) = cx.store.fill_lock(&key, FILL_WAIT).await {
+                state.lock = Some(token);
+                break;
+            }
+            if started.elapsed() >= FILL_WAIT {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(raw) = cx.store.cache_get(&key, external).await {
+                if answer_from(cx, &mut state, &raw).await {
+                    release_fill(&key);
+                    state.filler = false;
+                    cx.req.cache = Some(state);
+                    return Ok(Step::Respond { run_outbound: true });
+                }
             }
         }
     }
@@ -432,6 +457,12 @@ async fn store(
         release_fill(&state.key);
         if let Some(s) = cx.req.cache.as_mut() {
             s.filler = false;
+        }
+    }
+    if let Some(token) = &state.lock {
+        cx.store.fill_unlock(&state.key, token).await;
+        if let Some(s) = cx.req.cache.as_mut() {
+            s.lock = None;
         }
     }
     Ok(())
