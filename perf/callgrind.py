@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per request (valgrind's callgrind), side by side: the minimal Pingora proxy and
-gatehouse's passthrough and typical routes, each behind the same nginx origin.
+gatehouse's passthrough and typical routes (and the typical route with a Redis store the script
+starts), each behind the same nginx origin.
 
 Instruction counts are repeatable whatever else the machine is doing, so they show what a change
 to the hot path costs without the noise of a timed run. Each target runs twice under callgrind,
@@ -81,7 +82,12 @@ def main():
         ("pingora-minimal", [minimal, f"127.0.0.1:{ports['pingora']}", f"127.0.0.1:{ports['origin']}"], ports["pingora"], "/pass/", {}),
         ("gatehouse-passthrough", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/", {}),
         ("gatehouse-typical", [gh, "run", "-c", conf], ports["gatehouse"], "/typ/x", key),
+        ("gatehouse-typical-redis", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")],
+         ports["gatehouse_redis"], "/typ/x", key),
     ]
+    redis = subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {}
     try:
         run.wait_port(ports["origin"])
@@ -96,10 +102,15 @@ def main():
     finally:
         origin.terminate()
         origin.wait()
+        redis.terminate()
+        redis.wait()
     base = results.get("pingora-minimal")
     if base:
         for name, v in results.items():
             print(f"{name:24} {v / base:6.2f}x minimal Pingora")
+    passthrough = results.get("gatehouse-passthrough")
+    if passthrough and "gatehouse-typical-redis" in results:
+        print(f"typical-redis / passthrough {results['gatehouse-typical-redis'] / passthrough:6.2f}x")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     with open(os.path.join(OUT, f"callgrind-{stamp}.json"), "w") as f:
         json.dump({"n1": N1, "n2": N2, "instructions_per_request": results}, f, indent=2)

@@ -481,6 +481,12 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         },
     ));
     server.add_service(background_service(
+        "gatehouse shared breakers",
+        SharedBreakers {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "gatehouse reload",
         Reloader {
             shared: shared.clone(),
@@ -541,6 +547,29 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
 
 /// Reloads the configuration on SIGHUP (Pingora handles TERM, INT and QUIT itself), and tells
 /// the service manager about start-up, reloads and liveness (`systemd`).
+/// Publishes and follows circuit-breaker trips shared through the store (`upstream::shared`).
+struct SharedBreakers {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for SharedBreakers {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(crate::upstream::shared::TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let gw = self.shared.gateway.load_full();
+                    if crate::upstream::shared::any(&gw.backends) {
+                        crate::upstream::shared::sync(&gw.backends, &*self.shared.store).await;
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}
+
 /// A TLS listener's certificates, read again on reload.
 struct ListenerCerts {
     dir: PathBuf,

@@ -642,3 +642,52 @@ fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
         .count();
     assert!(holding >= 2, "keys on {holding} of 3 masters");
 }
+
+/// Shared circuit breakers (beyond APIM): a trip in one instance opens the circuit in the
+/// others through the store within a tick; a breaker that is not shared stays per instance.
+#[test]
+fn a_shared_breaker_trips_in_every_instance() {
+    let redis = RedisServer::start();
+    let failing = Origin::start(|_| Reply::Full(Response::new(500, "down")));
+    let other = Origin::start(|_| Reply::Full(Response::new(500, "down")));
+    let breaker = |shared: bool| {
+        format!("    circuit_breaker:\n      rules:\n        - failure_condition:\n            count: 3\n            interval: 10s\n            status_code_ranges: [{{ min: 500, max: 599 }}]\n          trip_duration: 10s\n          shared: {shared}\n")
+    };
+    let yaml = format!(
+        "name: breakers\nstore:\n  type: redis\n  url: {}\nbackends:\n  - id: shared-b\n    url: http://127.0.0.1:{}\n{}  - id: own-b\n    url: http://127.0.0.1:{}\n{}apis:\n  - id: s\n    path: s\n    backend: shared-b\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n  - id: o\n    path: o\n    backend: own-b\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n",
+        redis.url(),
+        failing.port,
+        breaker(true),
+        other.port,
+        breaker(false)
+    );
+    let a = Gatehouse::start(&yaml, &[]);
+    let b = Gatehouse::start(&yaml, &[]);
+    // Instance a trips both breakers: three failures each.
+    for _ in 0..3 {
+        assert_eq!(a.get("/s/x", &[]).status, 500);
+        assert_eq!(a.get("/o/x", &[]).status, 500);
+    }
+    assert_eq!(a.get("/s/x", &[]).status, 503, "tripped in a");
+    let (calls_shared, calls_own) = (failing.count(), other.count());
+    // Instance b never called either backend; within a tick (250 ms) its shared circuit is
+    // open too: its very first request is refused without a backend call.
+    std::thread::sleep(Duration::from_millis(1000));
+    for _ in 0..5 {
+        assert_eq!(b.get("/s/x", &[]).status, 503);
+    }
+    assert_eq!(
+        failing.count(),
+        calls_shared,
+        "b sent nothing to the backend a found failing"
+    );
+    // The per-instance breaker: b still calls its backend.
+    assert_eq!(b.get("/o/x", &[]).status, 500);
+    assert_eq!(other.count(), calls_own + 1);
+    assert!(
+        b.log()
+            .contains("circuit opened by another instance's trip"),
+        "{}",
+        b.log()
+    );
+}

@@ -650,6 +650,10 @@ pub struct BreakerRuleSpec {
     /// (gatehouse's addition; APIM documents none). Default true.
     #[serde(default = "default_true")]
     pub half_open: bool,
+    /// Share trips with every instance on the same Redis store (gatehouse's addition; APIM
+    /// keeps a breaker per instance). Default false.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 #[derive(Debug, Deserialize)]

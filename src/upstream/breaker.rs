@@ -25,6 +25,8 @@ pub struct Rule {
     pub trip_duration: Duration,
     pub accept_retry_after: bool,
     pub half_open: bool,
+    /// Trips are published to, and read from, the shared store (`upstream::shared`).
+    pub shared: bool,
 }
 
 /// What one call to the backend came to.
@@ -91,6 +93,10 @@ pub struct Breaker {
     open_until: AtomicU64,
     probe: AtomicBool,
     probe_started: AtomicU64,
+    /// Until when (process ms) this instance's own last trip holds, and how much of that was
+    /// published to the other instances (`rule.shared`).
+    local_until: AtomicU64,
+    published_until: AtomicU64,
     buckets: [Bucket; BUCKETS],
     /// Called with (new state, open for) on every transition: logs and metrics.
     on_change: Box<dyn Fn(State, Option<Duration>) + Send + Sync>,
@@ -109,6 +115,8 @@ impl Breaker {
             open_until: AtomicU64::new(0),
             probe: AtomicBool::new(false),
             probe_started: AtomicU64::new(0),
+            local_until: AtomicU64::new(0),
+            published_until: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| Bucket {
                 epoch: AtomicU64::new(0),
                 calls: AtomicU32::new(0),
@@ -203,13 +211,39 @@ impl Breaker {
         }
     }
 
+    /// A trip of this instance's not yet told to the others: how long it still holds.
+    pub fn unpublished_trip(&self) -> Option<Duration> {
+        let until = self.local_until.load(Acquire);
+        let now = now_ms();
+        if until <= now || self.published_until.swap(until, AcqRel) == until {
+            return None;
+        }
+        Some(Duration::from_millis(until - now))
+    }
+
+    /// Open the circuit because another instance tripped it: for `d`, unless it is already
+    /// open at least that long. Returns whether it opened (or stayed open longer) here.
+    pub fn trip_remote(&self, d: Duration) -> bool {
+        let until = now_ms() + d.as_millis() as u64;
+        if self.state() == State::Open && self.open_until.load(Acquire) >= until {
+            return false;
+        }
+        self.open_until.store(until, Release);
+        self.probe.store(false, Release);
+        if self.state.swap(1, AcqRel) != 1 {
+            (self.on_change)(State::Open, Some(d));
+        }
+        true
+    }
+
     fn trip(&self, retry_after: Option<Duration>) {
         let d = match retry_after {
             Some(r) if self.rule.accept_retry_after => r,
             _ => self.rule.trip_duration,
         };
-        self.open_until
-            .store(now_ms() + d.as_millis() as u64, Release);
+        let until = now_ms() + d.as_millis() as u64;
+        self.open_until.store(until, Release);
+        self.local_until.store(until, Release);
         self.probe.store(false, Release);
         let was = self.state.swap(1, AcqRel);
         if was != 1 {
@@ -299,6 +333,7 @@ mod tests {
             trip_duration: Duration::from_millis(200),
             accept_retry_after: true,
             half_open: true,
+            shared: false,
         }
     }
 

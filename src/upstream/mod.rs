@@ -7,6 +7,7 @@ pub mod backend;
 pub mod breaker;
 pub mod health;
 pub mod pool;
+pub mod shared;
 pub mod tunnel;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -261,6 +262,7 @@ mod tests {
             trip_duration: Duration::from_millis(1),
             accept_retry_after: false,
             half_open: true,
+            shared: false,
         }
     }
 

@@ -351,6 +351,7 @@ pub(super) fn compile_breaker(
         trip_duration: r.trip_duration.0,
         accept_retry_after: r.accept_retry_after,
         half_open: r.half_open,
+        shared: r.shared,
     })
 }
 
