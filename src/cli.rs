@@ -391,7 +391,13 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
                     mode,
                     st.max_keys,
                 )
-                .map_err(anyhow::Error::msg)?,
+                .map_err(anyhow::Error::msg)
+                .map(|r| match st.sync {
+                    crate::config::StoreSync::Exact => r,
+                    crate::config::StoreSync::Lease => {
+                        r.with_lease(st.lease.size, st.lease.interval.0)
+                    }
+                })?,
             )
         }
     };

@@ -691,3 +691,121 @@ fn a_shared_breaker_trips_in_every_instance() {
         b.log()
     );
 }
+
+/// Script calls Redis has served (EVAL + EVALSHA), from INFO commandstats.
+fn script_calls(redis: &RedisServer) -> u64 {
+    cli(redis.port, &["info", "commandstats"])
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split(',')
+                .next()
+                .and_then(|c| c.split("calls=").nth(1))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Lease mode (`store.sync: lease`, opt-in): three instances, limit 20, leases of 5. Hits are
+/// reserved in Redis before they are admitted, so a window never admits more than the limit
+/// while it does not slide; unused reserved hits may leave up to (size - 1) per instance
+/// unadmitted; Redis serves far fewer script calls than requests.
+#[test]
+fn lease_mode_bounds_admission_and_saves_round_trips() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let lease = "  sync: lease\n  lease:\n    size: 5\n    interval: 5s\n";
+    let gws: Vec<Gatehouse> = (0..3)
+        .map(|_| Gatehouse::start(&yaml(origin.port, &redis, lease), &[("apis/a/rl.xml", RL)]))
+        .collect();
+    let before = script_calls(&redis);
+    let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let (ports, admitted) = (ports.clone(), admitted.clone());
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let port = ports[(t + i) % ports.len()];
+                    match get(port, "/a/rl", &[]).status {
+                        200 => {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        429 => {}
+                        other => panic!("unexpected status {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let a = admitted.load(Ordering::SeqCst);
+    let calls = script_calls(&redis) - before;
+    eprintln!("lease mode: {a} of 90 admitted (limit 20), {calls} script calls to Redis");
+    assert!(a <= 20, "never above the limit within a window: {a}");
+    assert!(a >= 20 - 3 * 4, "at most size - 1 unused per instance: {a}");
+    assert!(calls < 60, "{calls} script calls for 90 requests");
+}
+
+/// Lease mode across a sliding window: hits are timestamped when their lease is reserved and
+/// admitted up to `interval` later, so they leave the window early; in any window the
+/// instances admit at most limit + instances × size (here 10 + 3 × 5 over 2 s).
+#[test]
+fn lease_mode_overshoot_stays_within_its_bound() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let lease = "  sync: lease\n  lease:\n    size: 5\n    interval: 1s\n";
+    let doc = RL
+        .replace("calls=\"20\"", "calls=\"10\"")
+        .replace("renewal-period=\"30\"", "renewal-period=\"2\"");
+    let gws: Vec<Gatehouse> = (0..3)
+        .map(|_| {
+            Gatehouse::start(
+                &yaml(origin.port, &redis, lease),
+                &[("apis/a/rl.xml", doc.as_str())],
+            )
+        })
+        .collect();
+    let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let ports = ports.clone();
+            std::thread::spawn(move || {
+                let mut admitted_at = Vec::new();
+                let mut i = 0;
+                while start.elapsed() < Duration::from_secs(6) {
+                    let port = ports[(t + i) % ports.len()];
+                    if get(port, "/a/rl", &[]).status == 200 {
+                        admitted_at.push(start.elapsed());
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                admitted_at
+            })
+        })
+        .collect();
+    let mut at: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap_or_default())
+        .collect();
+    at.sort();
+    let window = Duration::from_secs(2);
+    let most = (0..at.len())
+        .map(|i| at[i..].iter().take_while(|t| **t - at[i] < window).count())
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "lease mode, sliding 2 s window: at most {most} admitted in a window ({} in all over 6 s)",
+        at.len()
+    );
+    assert!(most <= 10 + 3 * 5, "{most} in one window");
+    assert!(
+        at.len() >= 20,
+        "admission goes on as the window slides: {}",
+        at.len()
+    );
+}

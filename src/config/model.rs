@@ -438,6 +438,48 @@ pub struct StoreSettings {
     /// Redis Cluster: some of its nodes (instead of `url`).
     #[serde(default)]
     pub cluster: Option<ClusterSpec>,
+    /// `exact` (default): every rate-limit hit is counted in Redis; `lease`: hits are reserved
+    /// `lease.size` at a time and admitted locally (fewer round trips, a bounded overshoot).
+    #[serde(default)]
+    pub sync: StoreSync,
+    #[serde(default)]
+    pub lease: LeaseSpec,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreSync {
+    #[default]
+    Exact,
+    Lease,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseSpec {
+    /// Hits reserved per lease (10).
+    #[serde(default = "default_lease_size")]
+    pub size: u64,
+    /// Longest a lease is used (1s); hits left unused then are given up.
+    #[serde(default = "default_lease_interval")]
+    pub interval: HumanDuration,
+}
+
+impl Default for LeaseSpec {
+    fn default() -> Self {
+        LeaseSpec {
+            size: default_lease_size(),
+            interval: default_lease_interval(),
+        }
+    }
+}
+
+fn default_lease_size() -> u64 {
+    10
+}
+
+fn default_lease_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1))
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -485,6 +527,8 @@ impl Default for StoreSettings {
             tls: None,
             sentinel: None,
             cluster: None,
+            sync: StoreSync::Exact,
+            lease: LeaseSpec::default(),
         }
     }
 }

@@ -328,6 +328,8 @@ pub struct RedisStore {
     acquire: redis::Script,
     release: redis::Script,
     unlock: redis::Script,
+    /// `store.sync: lease`.
+    lease: Option<Lease>,
     health: std::sync::Arc<Health>,
 }
 
@@ -361,8 +363,15 @@ impl RedisStore {
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
             unlock: redis::Script::new(UNLOCK),
+            lease: None,
             health: Default::default(),
         })
+    }
+
+    /// Admit rate-limit hits from leases of `size` reserved hits (`store.sync: lease`).
+    pub fn with_lease(mut self, size: u64, interval: Duration) -> RedisStore {
+        self.lease = Some(Lease::new(size, interval));
+        self
     }
 
     /// Whether Redis is marked down (the failure mode is in force).
@@ -555,19 +564,9 @@ impl RedisStore {
     }
 }
 
-fn metric_up(up: bool) {
-    if let Some(m) = crate::observe::metrics::get() {
-        m.store_up.set(i64::from(up));
-    }
-}
-
-fn unique() -> String {
-    format!("{:x}", rand::random::<u64>())
-}
-
-#[async_trait]
-impl Store for RedisStore {
-    async fn sliding_hit(
+impl RedisStore {
+    /// One sliding-window script call, without the failure mode.
+    async fn sliding_once(
         &self,
         key: &str,
         limit: u64,
@@ -589,6 +588,21 @@ impl Store for RedisStore {
                 retry_after: Duration::from_micros(v[2].max(0) as u64),
             }),
             Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A sliding-window hit counted in Redis, the failure mode applying when it cannot be.
+    async fn sliding_exact(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        count: u64,
+        record: bool,
+    ) -> Result<Sliding, StoreError> {
+        match self.sliding_once(key, limit, window, count, record).await {
+            Ok(s) => Ok(s),
             Err(e) => {
                 self.failed(&e);
                 match self.mode {
@@ -606,6 +620,131 @@ impl Store for RedisStore {
                 }
             }
         }
+    }
+}
+
+/// Lease mode (`store.sync: lease`): hits reserved in Redis `size` at a time and admitted
+/// locally for up to `interval`. See docs/stores.md for the bound it trades for round trips.
+pub struct Lease {
+    pub size: u64,
+    pub interval: Duration,
+    held: parking_lot::Mutex<ahash::AHashMap<String, (u64, Instant, u64)>>,
+    /// Keys refused, until when, with the count Redis gave.
+    refused: parking_lot::Mutex<ahash::AHashMap<String, (Instant, u64)>>,
+}
+
+impl Lease {
+    pub fn new(size: u64, interval: Duration) -> Lease {
+        Lease {
+            size: size.max(1),
+            interval,
+            held: Default::default(),
+            refused: Default::default(),
+        }
+    }
+
+    /// This key was refused: refuse it here until a hit could fit again, at most `interval`.
+    fn refuse(&self, key: &str, s: &Sliding) {
+        let until = Instant::now() + s.retry_after.min(self.interval);
+        let mut m = self.refused.lock();
+        if m.len() >= 100_000 {
+            m.retain(|_, (u, _)| *u > Instant::now());
+        }
+        m.insert(key.to_string(), (until, s.count));
+    }
+
+    /// Admit `count` hits from this key's lease, if it has them and has not expired; or the
+    /// refusal that still stands for it.
+    fn take(&self, key: &str, count: u64) -> Option<Sliding> {
+        let now = Instant::now();
+        {
+            let mut m = self.held.lock();
+            if let Some((left, until, seen)) = m.get_mut(key) {
+                if *until > now && *left >= count {
+                    *left -= count;
+                    return Some(Sliding {
+                        admitted: true,
+                        count: seen.saturating_sub(*left),
+                        retry_after: Duration::ZERO,
+                    });
+                }
+                m.remove(key);
+            }
+        }
+        let mut r = self.refused.lock();
+        let (until, n) = r.get(key).copied()?;
+        if until <= now {
+            r.remove(key);
+            return None;
+        }
+        Some(Sliding {
+            admitted: false,
+            count: n,
+            retry_after: until - now,
+        })
+    }
+
+    /// A lease granted: `left` hits still to admit; `count`, the window's count with them.
+    fn grant(&self, key: &str, left: u64, count: u64) {
+        let mut m = self.held.lock();
+        if m.len() >= 100_000 {
+            m.retain(|_, (_, until, _)| *until > Instant::now());
+        }
+        // Concurrent requests may both have taken a lease: keep the hits of both.
+        let until = Instant::now() + self.interval;
+        let e = m.entry(key.to_string()).or_insert((0, until, count));
+        e.0 += left;
+        e.1 = until;
+        e.2 = e.2.max(count);
+    }
+}
+
+fn metric_up(up: bool) {
+    if let Some(m) = crate::observe::metrics::get() {
+        m.store_up.set(i64::from(up));
+    }
+}
+
+fn unique() -> String {
+    format!("{:x}", rand::random::<u64>())
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn sliding_hit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        count: u64,
+        record: bool,
+    ) -> Result<Sliding, StoreError> {
+        if let Some(l) = self.lease.as_ref().filter(|l| record && count <= l.size) {
+            if let Some(s) = l.take(key, count) {
+                return Ok(s);
+            }
+            // A new lease: `size` hits reserved in Redis at once; near the limit, when they
+            // do not fit, this call alone is counted (exact).
+            match self.sliding_once(key, limit, window, l.size, true).await {
+                Ok(s) if s.admitted => {
+                    l.grant(key, l.size - count, s.count);
+                    return Ok(Sliding {
+                        count: s.count.saturating_sub(l.size - count),
+                        ..s
+                    });
+                }
+                // No room for a lease: unless this call alone still fits, that answer stands,
+                // and stands locally until a hit could fit again (at most `interval`).
+                Ok(s) if s.count + count > limit => {
+                    l.refuse(key, &s);
+                    return Ok(s);
+                }
+                Ok(_) => {}
+                // Marked down: the exact call below applies the failure mode at once.
+                Err(e) => self.failed(&e),
+            }
+        }
+        self.sliding_exact(key, limit, window, count, record).await
     }
 
     async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError> {
