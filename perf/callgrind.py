@@ -84,6 +84,8 @@ def main():
         ("gatehouse-typical", [gh, "run", "-c", conf], ports["gatehouse"], "/typ/x", key),
         ("gatehouse-typical-redis", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")],
          ports["gatehouse_redis"], "/typ/x", key),
+        ("gatehouse-typical-redis-lease", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis-lease.yaml")],
+         ports["gatehouse_redis"], "/typ/x", key),
     ]
     redis = subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"],
@@ -111,6 +113,8 @@ def main():
     passthrough = results.get("gatehouse-passthrough")
     if passthrough and "gatehouse-typical-redis" in results:
         print(f"typical-redis / passthrough {results['gatehouse-typical-redis'] / passthrough:6.2f}x")
+    if passthrough and "gatehouse-typical-redis-lease" in results:
+        print(f"typical-redis-lease / passthrough {results['gatehouse-typical-redis-lease'] / passthrough:6.2f}x")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     with open(os.path.join(OUT, f"callgrind-{stamp}.json"), "w") as f:
         json.dump({"n1": N1, "n2": N2, "instructions_per_request": results}, f, indent=2)

@@ -809,3 +809,35 @@ fn lease_mode_overshoot_stays_within_its_bound() {
         at.len()
     );
 }
+
+/// `rate-limit` (per subscription) with one counter makes one round trip per request: one
+/// atomic check-and-record script call (it was a check and then a record).
+#[test]
+fn rate_limit_per_subscription_is_one_round_trip() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let yaml = format!(
+        "name: onetrip\nstore:\n  type: redis\n  url: {}\napis:\n{}products:\n  - id: gold\n    apis: [a]\nsubscriptions:\n  - id: s1\n    scope: product:gold\n    primary_key: one-trip-key-123\n",
+        redis.url(),
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "",
+            &[("any", "GET", "/x")]
+        )
+    );
+    let product = r#"<policies><inbound><base /><rate-limit calls="5" renewal-period="60" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let gw = Gatehouse::start(&yaml, &[("products/gold.xml", product)]);
+    let key = [("Ocp-Apim-Subscription-Key", "one-trip-key-123")];
+    let before = script_calls(&redis);
+    let statuses: Vec<u16> = (0..8).map(|_| gw.get("/a/x", &key).status).collect();
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429, 429]);
+    // One call per request, plus at most one EVAL when a connection first meets the script
+    // (NOSCRIPT); a check and a record would be 16.
+    let calls = script_calls(&redis) - before;
+    assert!(
+        (8..=9).contains(&calls),
+        "{calls} script calls for 8 requests"
+    );
+}

@@ -251,6 +251,20 @@ async fn per_subscription(r: &RateLimit, cx: &mut ExecCtx<'_>) -> Result<(), Ste
             Some(_) => {}
         }
     }
+    // One counter (no nested limit applies): one atomic check-and-record.
+    if let [(key, calls, period)] = limits.as_slice() {
+        let s = cx
+            .store
+            .sliding_hit(key, *calls, Duration::from_secs((*period).max(1)), 1, true)
+            .await
+            .map_err(store_failure)?;
+        if !s.admitted {
+            report(&r.outputs, *calls, *calls, cx);
+            return Err(rejected(&r.outputs, s.retry_after, cx));
+        }
+        report(&r.outputs, *calls, s.count, cx);
+        return Ok(());
+    }
     // Check every counter first, then record: a rejected call counts nowhere.
     for (key, calls, period) in &limits {
         let s = cx
