@@ -385,3 +385,42 @@ fn websocket_upgrade_passes() {
         assert_eq!(got, word.to_ascii_uppercase().as_bytes());
     }
 }
+
+/// On an h2c listener a connection that sends nothing, or half a preface, is closed within
+/// `limits.header_read_timeout` like an HTTP/1 request that never completes.
+#[test]
+fn an_idle_or_partial_h2c_connection_is_closed_at_the_header_deadline() {
+    use std::io::{Read, Write};
+    let origin = grpc_origin();
+    let gw = Gatehouse::start_raw_with(
+        &grpc_config(origin, "").replace(
+            "access_log: stdout\n",
+            "access_log: stdout\nlimits:\n  header_read_timeout: 1s\n",
+        ),
+        &[("policies/apis/web.xml", CONTEXT_POLICY)],
+        false,
+    );
+    for sent in [&b""[..], &b"PRI * HTTP/2.0\r\n"[..]] {
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap_or_else(|e| panic!("{e}"));
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        s.write_all(sent).unwrap_or_else(|e| panic!("{e}"));
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        // EOF (or a 4xx for the half preface, then EOF) well before the 5 s read timeout.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "{:?}: closed after {took:?}",
+            String::from_utf8_lossy(sent)
+        );
+    }
+    // The listener still serves.
+    assert_eq!(get(gw.port, "/web/look", &[]).status, 200);
+}
