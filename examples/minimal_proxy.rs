@@ -1,8 +1,12 @@
 //! The framework's floor for perf/run.sh: a bare Pingora reverse proxy to one upstream, built
-//! with the same release profile as gatehouse (fat LTO, one codegen unit).
+//! with the same release profile as gatehouse (fat LTO, one codegen unit) and the same
+//! allocator (jemalloc), so that the comparison measures gatehouse's own work.
 //!   cargo run --release --example minimal_proxy -- 127.0.0.1:18006 127.0.0.1:18000
 use async_trait::async_trait;
 use pingora::prelude::*;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 struct Minimal(String);
 
