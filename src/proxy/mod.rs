@@ -595,7 +595,7 @@ impl ProxyHttp for Proxy {
         {
             // The perf gate's injected regression (Cargo feature `perf-inject`).
             let mut x = 0u64;
-            for i in 0..1000u64 {
+            for i in 0..380u64 {
                 x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
             }
             std::hint::black_box(x);
