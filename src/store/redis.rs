@@ -198,6 +198,20 @@ impl Target {
             .map_err(|e| crate::invalid!("sentinel: {e}"))
     }
 
+    /// The CA and client certificate for TLS, when the configuration gives either.
+    fn certificates(&self) -> Option<redis::TlsCertificates> {
+        (self.ca.is_some() || self.client_cert.is_some()).then(|| redis::TlsCertificates {
+            client_tls: self
+                .client_cert
+                .as_ref()
+                .map(|(c, k)| redis::ClientTlsConfig {
+                    client_cert: c.clone(),
+                    client_key: k.clone(),
+                }),
+            root_cert: self.ca.clone(),
+        })
+    }
+
     /// A client for a Redis Cluster, with the same user, password and TLS settings.
     pub fn cluster_client(
         &self,
@@ -223,17 +237,8 @@ impl Target {
         if let Some(p) = &self.password {
             b = b.password(p.clone());
         }
-        if self.ca.is_some() || self.client_cert.is_some() {
-            b = b.certs(redis::TlsCertificates {
-                client_tls: self
-                    .client_cert
-                    .as_ref()
-                    .map(|(c, k)| redis::ClientTlsConfig {
-                        client_cert: c.clone(),
-                        client_key: k.clone(),
-                    }),
-                root_cert: self.ca.clone(),
-            });
+        if let Some(certs) = self.certificates() {
+            b = b.certs(certs);
         }
         b.build()
             .map(Some)
@@ -241,12 +246,9 @@ impl Target {
     }
 
     pub fn client(&self) -> Result<redis::Client, Invalid> {
-        if self.cluster.is_some() {
+        if self.cluster.is_some() || self.sentinel.is_some() {
+            // Validated here; the nodes come from the cluster, the master from the sentinels.
             self.cluster_client(Duration::from_secs(1))?;
-            return redis::Client::open("redis://127.0.0.1:1/").map_err(|e| crate::invalid!("{e}"));
-        }
-        if self.sentinel.is_some() {
-            // Validated here; the master's client comes from the sentinels.
             self.sentinel_client()?;
             return redis::Client::open("redis://127.0.0.1:1/").map_err(|e| crate::invalid!("{e}"));
         }
@@ -265,21 +267,9 @@ impl Target {
             info.redis.password = self.password.clone();
         }
         let tls = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
-        if tls && (self.ca.is_some() || self.client_cert.is_some()) {
-            redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: self
-                        .client_cert
-                        .as_ref()
-                        .map(|(c, k)| redis::ClientTlsConfig {
-                            client_cert: c.clone(),
-                            client_key: k.clone(),
-                        }),
-                    root_cert: self.ca.clone(),
-                },
-            )
-            .map_err(|e| crate::invalid!("Redis TLS settings: {e}"))
+        if let Some(certs) = self.certificates().filter(|_| tls) {
+            redis::Client::build_with_tls(info, certs)
+                .map_err(|e| crate::invalid!("Redis TLS settings: {e}"))
         } else {
             redis::Client::open(info).map_err(|e| crate::invalid!("invalid Redis URL: {e}"))
         }
