@@ -609,7 +609,6 @@ impl RedisServer {
     }
 
     pub fn ping(&self) -> bool {
-        use std::io::{Read, Write};
         if !self.cli.is_empty() {
             return Command::new("redis-cli")
                 .args(&self.cli)
@@ -617,15 +616,7 @@ impl RedisServer {
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"));
         }
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        s.set_read_timeout(Some(Duration::from_millis(500))).ok();
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf)
-                .map(|n| buf[..n].starts_with(b"+PONG"))
-                .unwrap_or(false)
+        RedisServer::plain_ping(self.port)
     }
 
     /// A plain-text PING to a port (false for a TLS-only server).
