@@ -28,29 +28,7 @@ fn frame(payload: &[u8]) -> Bytes {
 /// each message as it arrives (bidirectional streaming), `/echo.Echo/Missing` fails with
 /// grpc-status 5 in the trailers.
 fn grpc_origin() -> u16 {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    listener
-        .set_nonblocking(true)
-        .unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        runtime().block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .unwrap_or_else(|e| panic!("listener: {e}"));
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(sock).await else {
-                        return;
-                    };
-                    while let Some(Ok((req, respond))) = conn.accept().await {
-                        tokio::spawn(serve_grpc(req, respond));
-                    }
-                });
-            }
-        });
-    });
-    port
+    h2_origin(serve_grpc)
 }
 
 async fn serve_grpc(

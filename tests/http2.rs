@@ -5,49 +5,25 @@ mod common;
 use common::*;
 
 /// An origin that speaks only HTTP/2 (h2c) and answers with the method and path it saw.
-fn h2_origin() -> u16 {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    listener
-        .set_nonblocking(true)
-        .unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .unwrap_or_else(|e| panic!("listener: {e}"));
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(sock).await else {
-                        return;
-                    };
-                    while let Some(Ok((req, mut respond))) = conn.accept().await {
-                        let body = format!("h2 {} {}", req.method(), req.uri().path());
-                        let Ok(resp) = ::http::Response::builder()
-                            .status(200)
-                            .header("content-length", body.len())
-                            .body(())
-                        else {
-                            return;
-                        };
-                        if let Ok(mut send) = respond.send_response(resp, false) {
-                            let _ = send.send_data(bytes::Bytes::from(body), true);
-                        }
-                    }
-                });
-            }
-        });
-    });
-    port
+fn method_and_path_origin() -> u16 {
+    h2_origin(|req, mut respond| async move {
+        let body = format!("h2 {} {}", req.method(), req.uri().path());
+        let Ok(resp) = ::http::Response::builder()
+            .status(200)
+            .header("content-length", body.len())
+            .body(())
+        else {
+            return;
+        };
+        if let Ok(mut send) = respond.send_response(resp, false) {
+            let _ = send.send_data(bytes::Bytes::from(body), true);
+        }
+    })
 }
 
 #[test]
 fn http2_to_the_backend_on_both_paths() {
-    let port = h2_origin();
+    let port = method_and_path_origin();
     let yaml = format!(
         "backends:\n  - id: h2\n    url: http://127.0.0.1:{port}\napis:\n{}{}{}",
         api("stream"),

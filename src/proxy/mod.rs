@@ -257,7 +257,10 @@ impl ProxyHttp for Proxy {
             ctx.forward_deadline = upstream::deadline(ctx);
         }
         ctx.attempts += 1;
-        ctx.inbound_done.get_or_insert_with(Instant::now);
+        // Phase marks for the request's span: read the clock only when spans are exported.
+        if crate::observe::otlp::enabled() {
+            ctx.inbound_done.get_or_insert_with(Instant::now);
+        }
         let peer = upstream::peer(ctx).await?;
         ctx.upstream_start = Some(Instant::now());
         Ok(Box::new(peer))
@@ -309,7 +312,9 @@ impl ProxyHttp for Proxy {
             return Ok(());
         }
         ctx.stop_deadline_watch();
-        ctx.response_at = Some(Instant::now());
+        if crate::observe::otlp::enabled() {
+            ctx.response_at = Some(Instant::now());
+        }
         if let Some(start) = ctx.upstream_start {
             ctx.backend_time = Some(start.elapsed());
         }

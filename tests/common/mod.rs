@@ -78,6 +78,46 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
     assert!(st.success(), "openssl {args:?} failed");
 }
 
+/// An h2c (HTTP/2 with prior knowledge) origin on a free loopback port: each request stream
+/// goes to `serve` on a task of its own. Returns the port.
+pub fn h2_origin<F, Fut>(serve: F) -> u16
+where
+    F: Fn(::http::Request<h2::RecvStream>, h2::server::SendResponse<bytes::Bytes>) -> Fut
+        + Send
+        + Sync
+        + Copy
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    listener
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .unwrap_or_else(|e| panic!("listener: {e}"));
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(sock).await else {
+                        return;
+                    };
+                    while let Some(Ok((req, respond))) = conn.accept().await {
+                        tokio::spawn(serve(req, respond));
+                    }
+                });
+            }
+        });
+    });
+    port
+}
+
 /// A CA, a server certificate for localhost / 127.0.0.1 and a client certificate, both signed
 /// by the CA.
 pub fn certificates(dir: &std::path::Path) {
@@ -153,9 +193,9 @@ pub fn certificates(dir: &std::path::Path) {
 
 /// A self-signed certificate for `localhost`: `cert.pem` and `key.pem` in `dir`.
 pub fn self_signed(dir: &Path) {
-    let st = Command::new("openssl")
-        .current_dir(dir)
-        .args([
+    openssl(
+        dir,
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -169,11 +209,8 @@ pub fn self_signed(dir: &Path) {
             "key.pem",
             "-out",
             "cert.pem",
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(st.success(), "openssl req failed");
+        ],
+    );
 }
 
 /// A configuration directory with `files`, free ports for the listener and the admin listener,
