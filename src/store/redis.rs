@@ -245,12 +245,13 @@ impl Target {
             .map_err(|e| crate::invalid!("cluster: {e}"))
     }
 
-    pub fn client(&self) -> Result<redis::Client, Invalid> {
+    /// The client of a single Redis (`url`); `None` for a cluster or Sentinel, whose clients
+    /// come from `cluster_client` / `sentinel_client` (validated here too).
+    pub fn client(&self) -> Result<Option<redis::Client>, Invalid> {
         if self.cluster.is_some() || self.sentinel.is_some() {
-            // Validated here; the nodes come from the cluster, the master from the sentinels.
             self.cluster_client(Duration::from_secs(1))?;
             self.sentinel_client()?;
-            return redis::Client::open("redis://127.0.0.1:1/").map_err(|e| crate::invalid!("{e}"));
+            return Ok(None);
         }
         use redis::IntoConnectionInfo;
         // rustls needs its crypto provider chosen once per process (ring here).
@@ -269,9 +270,12 @@ impl Target {
         let tls = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
         if let Some(certs) = self.certificates().filter(|_| tls) {
             redis::Client::build_with_tls(info, certs)
+                .map(Some)
                 .map_err(|e| crate::invalid!("Redis TLS settings: {e}"))
         } else {
-            redis::Client::open(info).map_err(|e| crate::invalid!("invalid Redis URL: {e}"))
+            redis::Client::open(info)
+                .map(Some)
+                .map_err(|e| crate::invalid!("invalid Redis URL: {e}"))
         }
     }
 }
@@ -302,7 +306,7 @@ thread_local! {
 pub struct RedisStore {
     id: u64,
     /// The master's client (replaced when the sentinels name another).
-    client: std::sync::Arc<arc_swap::ArcSwap<redis::Client>>,
+    client: std::sync::Arc<arc_swap::ArcSwapOption<redis::Client>>,
     sentinel: Option<std::sync::Arc<tokio::sync::Mutex<redis::sentinel::SentinelClient>>>,
     conn: tokio::sync::Mutex<Option<Conn>>,
     /// Redis Cluster (instead of `client`).
@@ -338,7 +342,9 @@ impl RedisStore {
         let cluster = target.cluster_client(timeout)?;
         Ok(RedisStore {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
-            client: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(client)),
+            client: std::sync::Arc::new(arc_swap::ArcSwapOption::from(
+                client.map(std::sync::Arc::new),
+            )),
             sentinel,
             cluster,
             conn: tokio::sync::Mutex::new(None),
@@ -425,11 +431,17 @@ impl RedisStore {
             match &self.cluster {
                 Some(c) => c.get_async_connection().await.map(Conn::Cluster),
                 None => {
+                    let Some(client) = self.client.load_full() else {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::ClientError,
+                            "the sentinels have named no master yet",
+                        )));
+                    };
                     let cfg = redis::aio::ConnectionManagerConfig::new()
                         .set_connection_timeout(self.timeout)
                         .set_response_timeout(self.timeout)
                         .set_number_of_retries(1);
-                    ConnectionManager::new_with_config((**self.client.load()).clone(), cfg)
+                    ConnectionManager::new_with_config((*client).clone(), cfg)
                         .await
                         .map(Conn::Single)
                 }
@@ -517,6 +529,7 @@ impl RedisStore {
         rt.spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
+                // `Some(master)`: it answers (a master the sentinels newly named to use).
                 let ping = async {
                     if let Some(c) = &cluster {
                         let mut conn = c.get_async_connection().await.ok()?;
@@ -524,24 +537,28 @@ impl RedisStore {
                             .query_async::<String>(&mut conn)
                             .await
                             .ok()?;
-                        return Some((**client.load()).clone());
+                        return Some(None);
                     }
                     // With Sentinel, ask which node is master now.
                     let candidate = match &sentinel {
-                        Some(s) => s.lock().await.async_get_client().await.ok()?,
-                        None => (**client.load()).clone(),
+                        Some(s) => {
+                            std::sync::Arc::new(s.lock().await.async_get_client().await.ok()?)
+                        }
+                        None => client.load_full()?,
                     };
                     let mut c = candidate.get_multiplexed_async_connection().await.ok()?;
                     redis::cmd("PING")
                         .query_async::<String>(&mut c)
                         .await
                         .ok()?;
-                    Some(candidate)
+                    Some(sentinel.is_some().then_some(candidate))
                 };
-                if let Ok(Some(candidate)) =
+                if let Ok(Some(master)) =
                     tokio::time::timeout(timeout.max(PROBE_INTERVAL), ping).await
                 {
-                    client.store(std::sync::Arc::new(candidate));
+                    if master.is_some() {
+                        client.store(master);
+                    }
                     health.epoch.fetch_add(1, Ordering::Relaxed);
                     health.down.store(false, Ordering::Relaxed);
                     health.probing.store(false, Ordering::Release);
@@ -938,7 +955,7 @@ impl Store for RedisStore {
         if let Some(sentinel) = &self.sentinel {
             let asked = async { sentinel.lock().await.async_get_client().await };
             match tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), asked).await {
-                Ok(Ok(c)) => self.client.store(std::sync::Arc::new(c)),
+                Ok(Ok(c)) => self.client.store(Some(std::sync::Arc::new(c))),
                 Ok(Err(e)) => log::warn!("store: the sentinels name no master yet: {e}"),
                 Err(_) => log::warn!("store: no sentinel answered in time"),
             }
