@@ -257,10 +257,11 @@ fn api(id: &str) -> String {
 
 fn config(tls_extra: &str) -> String {
     format!(
-        "server:\n  threads: 1\n  pid_file: {{dir}}/p.pid\n  upgrade_sock: {{dir}}/u.sock\nlisteners:\n  - address: 127.0.0.1:{{port}}\n  - address: 127.0.0.1:{{tls}}\n    tls:\n      cert: server.pem\n      key: server.key\n{tls_extra}admin:\n  address: 127.0.0.1:{{admin}}\naccess_log: stdout\npolicies:\n  dir: policies\ntrust:\n  ca_files: [ca.pem]\n  crl_files: [crl.pem]\ncertificates:\n  - id: client-ca\n    cert_file: ca.pem\napis:\n{}{}{}",
+        "server:\n  threads: 1\n  pid_file: {{dir}}/p.pid\n  upgrade_sock: {{dir}}/u.sock\nlisteners:\n  - address: 127.0.0.1:{{port}}\n  - address: 127.0.0.1:{{tls}}\n    tls:\n      cert: server.pem\n      key: server.key\n{tls_extra}admin:\n  address: 127.0.0.1:{{admin}}\naccess_log: stdout\npolicies:\n  dir: policies\ntrust:\n  ca_files: [ca.pem]\n  crl_files: [crl.pem]\ncertificates:\n  - id: client-ca\n    cert_file: ca.pem\napis:\n{}{}{}{}",
         api("checked"),
         api("issuer"),
-        api("lenient")
+        api("lenient"),
+        api("fields")
     )
 }
 
@@ -283,6 +284,22 @@ fn start(dir: &TempDir, tls_extra: &str) -> Gatehouse {
     all.push(("policies/apis/checked.xml", CHECKED));
     all.push(("policies/apis/issuer.xml", BY_ISSUER));
     all.push(("policies/apis/lenient.xml", LENIENT));
+    // Serial number (hex, leading zero), issuer subject (quoted as .NET writes a DN with a
+    // comma) and issuer thumbprint (the CA's, read from the PKI the test made).
+    let ca = std::fs::read(dir.0.join("ca.pem")).unwrap_or_default();
+    let ca_thumb = X509::from_pem(&ca)
+        .map(|c| {
+            thumbprint(&Cert {
+                cert: c,
+                key: key(),
+            })
+        })
+        .unwrap_or_default();
+    let fields = format!(
+        r#"<policies><inbound><base /><validate-client-certificate validate-revocation="false"><identities><identity serial-number="0a" issuer-subject="O=&quot;Contoso, Inc.&quot;, CN=Test Client CA" issuer-thumbprint="{}" /></identities></validate-client-certificate><return-response><set-status code="200" /><set-body>fields ok</set-body></return-response></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+        ca_thumb.to_lowercase()
+    );
+    all.push(("policies/apis/fields.xml", fields.as_str()));
     Gatehouse::start_raw_with(&config(tls_extra), &all, true)
 }
 
@@ -346,6 +363,20 @@ fn validate_client_certificate_rules_identities_and_context() {
     // issuer-certificate-id: signed by the configured certificate `client-ca`.
     assert_eq!(call(dir, &url("issuer"), Some("good")).0, "200");
     assert_eq!(call(dir, &url("issuer"), Some("rogue")).0, "403");
+
+    // serial-number, issuer-subject and issuer-thumbprint together: the good certificate
+    // (serial 10) matches; the rogue one (also serial 10, another issuer) does not, nor does
+    // another certificate of the right CA (serial 13).
+    assert_eq!(
+        call(dir, &url("fields"), Some("good")),
+        ("200".into(), "fields ok".into())
+    );
+    assert_eq!(call(dir, &url("fields"), Some("rogue")).0, "403");
+    assert_eq!(
+        call(dir, &url("fields"), Some("revoked")).0,
+        "403",
+        "serial 13 is not 0a"
+    );
 
     // ignore-error: the request goes on; the certificate (or null) is there.
     assert_eq!(
