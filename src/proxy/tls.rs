@@ -251,3 +251,58 @@ pub fn client_certificate(session: &pingora::proxy::Session) -> Option<&PeerCert
         .extension
         .get::<PeerCertificate>()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(cn: &str) -> Pair {
+        let make = || -> Result<Pair, openssl::error::ErrorStack> {
+            let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)?;
+            let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?;
+            let mut name = openssl::x509::X509Name::builder()?;
+            name.append_entry_by_text("CN", cn)?;
+            let name = name.build();
+            let mut b = X509::builder()?;
+            b.set_subject_name(&name)?;
+            b.set_issuer_name(&name)?;
+            b.set_pubkey(&key)?;
+            b.sign(&key, openssl::hash::MessageDigest::sha256())?;
+            Ok(Pair {
+                leaf: b.build(),
+                chain: Vec::new(),
+                key,
+            })
+        };
+        make().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn cn(p: &Pair) -> String {
+        dns_names(&p.leaf).join(",")
+    }
+
+    #[test]
+    fn exact_names_then_one_label_wildcards_then_the_default() {
+        let named = vec![pair("*.example.com"), pair("api.example.com")];
+        let mut names = Vec::new();
+        for (i, p) in named.iter().enumerate() {
+            for n in dns_names(&p.leaf) {
+                names.push((n, i));
+            }
+        }
+        let set = CertSet {
+            default: pair("default.test"),
+            names,
+            named,
+        };
+        assert_eq!(cn(set.pick(Some("API.example.com"))), "api.example.com");
+        assert_eq!(cn(set.pick(Some("web.example.com"))), "*.example.com");
+        assert_eq!(
+            cn(set.pick(Some("a.b.example.com"))),
+            "default.test",
+            "one label only"
+        );
+        assert_eq!(cn(set.pick(Some("example.com"))), "default.test");
+        assert_eq!(cn(set.pick(None)), "default.test");
+    }
+}
