@@ -841,3 +841,73 @@ fn rate_limit_per_subscription_is_one_round_trip() {
         "{calls} script calls for 8 requests"
     );
 }
+
+/// Limit statements in a row (rate-limit-by-key, quota-by-key, ...) count in one script call:
+/// one round trip per request where one per statement was made, with the result running them
+/// one by one gives: a refusal stops the statements after it (they count nothing), the ones
+/// before it have counted.
+#[test]
+fn limits_in_a_row_count_in_one_round_trip() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let yaml = format!(
+        "name: onetrip\nstore:\n  type: redis\n  url: {}\napis:\n{}",
+        redis.url(),
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[
+                ("x", "GET", "/x"),
+                ("probe", "GET", "/probe"),
+                ("q", "GET", "/q")
+            ]
+        )
+    );
+    let doc = |inbound: &str| {
+        format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
+    };
+    let a = r#"<rate-limit-by-key calls="10" renewal-period="60" counter-key="A" remaining-calls-header-name="x-a-left" />"#;
+    let c = r#"<rate-limit-by-key calls="10" renewal-period="60" counter-key="C" remaining-calls-header-name="x-c-left" />"#;
+    let x = doc(&format!(
+        r#"{a}<rate-limit-by-key calls="3" renewal-period="60" counter-key="@(context.Request.Headers.GetValueOrDefault("who", "b"))" /><quota-by-key calls="100" renewal-period="3600" counter-key="Q" />{c}"#
+    ));
+    let probe = doc(&format!("{a}{c}"));
+    let q = doc(r#"<quota-by-key calls="4" renewal-period="3600" counter-key="Q" />"#);
+    let gw = Gatehouse::start(
+        &yaml,
+        &[
+            ("apis/a/x.xml", x.as_str()),
+            ("apis/a/probe.xml", probe.as_str()),
+            ("apis/a/q.xml", q.as_str()),
+        ],
+    );
+    let before = script_calls(&redis);
+    let rs: Vec<Response> = (0..5).map(|_| gw.get("/a/x", &[])).collect();
+    let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429], "{}", gw.log());
+    let left: Vec<String> = rs[..3]
+        .iter()
+        .map(|r| r.header("x-a-left").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(left, ["9", "8", "7"]);
+    assert_eq!(rs[2].header("x-c-left"), Some("7"));
+    // One script call per request (plus at most one EVAL when a connection first meets the
+    // script); one per statement would be 3 × 4 + 2 × 2 = 16.
+    let calls = script_calls(&redis) - before;
+    assert!(
+        (5..=6).contains(&calls),
+        "{calls} script calls for 5 requests"
+    );
+    // A counted all five requests, C only the three admitted.
+    let p = gw.get("/a/probe", &[]);
+    assert_eq!(p.status, 200);
+    assert_eq!(p.header("x-a-left"), Some("4"));
+    assert_eq!(p.header("x-c-left"), Some("6"));
+    // The quota counted the three admitted requests only: a fourth call fits a limit of 4.
+    assert_eq!(gw.get("/a/q", &[]).status, 200);
+    assert_eq!(gw.get("/a/q", &[]).status, 403);
+    // Another key for the middle limit: admitted again, through all four statements.
+    assert_eq!(gw.get("/a/x", &[("who", "other")]).status, 200);
+}

@@ -5,7 +5,7 @@ mod common;
 use common::RedisServer;
 use gatehouse::store::memory::MemoryStore;
 use gatehouse::store::redis::{FailureMode, RedisStore};
-use gatehouse::store::Store;
+use gatehouse::store::{Counted, Counter, Store};
 use std::time::Duration;
 
 async fn contract(s: &dyn Store, ns: &str) {
@@ -91,6 +91,53 @@ async fn contract(s: &dyn Store, ns: &str) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!q.admitted);
     assert_eq!(q.bytes, 2000);
+
+    // Several counters as one unit: in order, each admitted one recorded, the first refusal
+    // ends the batch (the counters after it neither checked nor recorded).
+    let sliding = |key: String, limit: u64, record: bool| Counter::Sliding {
+        key,
+        limit,
+        window: Duration::from_secs(60),
+        count: 1,
+        record,
+    };
+    let batch = [
+        sliding(k("n1"), 5, true),
+        Counter::Quota {
+            key: k("nq"),
+            window_id: 1,
+            ttl: Some(Duration::from_secs(60)),
+            max_calls: 5,
+            max_bytes: 0,
+            calls: 1,
+            bytes: 0,
+            record: true,
+        },
+        sliding(k("n2"), 1, true),
+        sliding(k("n3"), 5, true),
+    ];
+    let first = s.count(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.len(), 4);
+    assert!(first.iter().all(Counted::admitted), "{first:?}");
+    let second = s.count(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.len(), 3, "stops at the refusal: {second:?}");
+    assert!(matches!(second[0], Counted::Sliding(x) if x.admitted && x.count == 2));
+    assert!(matches!(second[1], Counted::Quota(x) if x.admitted && x.calls == 2));
+    assert!(
+        matches!(second[2], Counted::Sliding(x) if !x.admitted && x.retry_after > Duration::ZERO)
+    );
+    // n3 was counted once (by the first batch), not by the second.
+    let n3 = s
+        .sliding_hit(&k("n3"), 5, Duration::from_secs(60), 1, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n3.count, 2, "one recorded call plus this check");
+    // A check (record false) does not count: the same counter checked then recorded.
+    let pair = [sliding(k("n4"), 1, false), sliding(k("n4"), 1, true)];
+    let r = s.count(&pair).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.iter().all(Counted::admitted), "{r:?}");
+    let r = s.count(&pair).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.len(), 1, "{r:?}");
 
     // Semaphores.
     assert!(s

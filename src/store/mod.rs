@@ -27,6 +27,106 @@ pub struct Quota {
     pub bytes: u64,
 }
 
+/// One counter of a batch (`Store::count`): a sliding-window hit or a fixed-window quota hit,
+/// with the arguments of `Store::sliding_hit` / `Store::quota_hit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Sliding {
+        key: String,
+        limit: u64,
+        window: Duration,
+        count: u64,
+        record: bool,
+    },
+    Quota {
+        key: String,
+        window_id: i64,
+        ttl: Option<Duration>,
+        max_calls: u64,
+        max_bytes: u64,
+        calls: u64,
+        bytes: u64,
+        record: bool,
+    },
+}
+
+/// What one counter of a batch answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    Sliding(Sliding),
+    Quota(Quota),
+}
+
+impl Counted {
+    pub fn admitted(&self) -> bool {
+        match self {
+            Counted::Sliding(s) => s.admitted,
+            Counted::Quota(q) => q.admitted,
+        }
+    }
+
+    /// The answer of a store whose failure mode admits everything.
+    pub fn open(c: &Counter) -> Counted {
+        match c {
+            Counter::Sliding { .. } => Counted::Sliding(Sliding {
+                admitted: true,
+                count: 0,
+                retry_after: Duration::ZERO,
+            }),
+            Counter::Quota { .. } => Counted::Quota(Quota {
+                admitted: true,
+                calls: 0,
+                bytes: 0,
+            }),
+        }
+    }
+}
+
+/// `Store::count` one counter at a time: what a store without batches does.
+pub async fn count_each<S: Store + ?Sized>(
+    store: &S,
+    counters: &[Counter],
+) -> Result<Vec<Counted>, StoreError> {
+    let mut out = Vec::with_capacity(counters.len());
+    for c in counters {
+        let r = match c {
+            Counter::Sliding {
+                key,
+                limit,
+                window,
+                count,
+                record,
+            } => Counted::Sliding(
+                store
+                    .sliding_hit(key, *limit, *window, *count, *record)
+                    .await?,
+            ),
+            Counter::Quota {
+                key,
+                window_id,
+                ttl,
+                max_calls,
+                max_bytes,
+                calls,
+                bytes,
+                record,
+            } => Counted::Quota(
+                store
+                    .quota_hit(
+                        key, *window_id, *ttl, *max_calls, *max_bytes, *calls, *bytes, *record,
+                    )
+                    .await?,
+            ),
+        };
+        let refused = !r.admitted();
+        out.push(r);
+        if refused {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -49,6 +149,15 @@ pub trait Store: Send + Sync {
         count: u64,
         record: bool,
     ) -> Result<Sliding, StoreError>;
+
+    /// Several counters in order, as one unit where the store can (Redis: one script call,
+    /// one round trip): each admitted counter is recorded (when its `record` says so) and the
+    /// first refused one ends the batch, the rest neither checked nor recorded, exactly as
+    /// calling them one by one would. One answer per counter run; the last is the refusal,
+    /// if any.
+    async fn count(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
+        count_each(self, counters).await
+    }
 
     /// Record `count` calls now without checking (deferred increments).
     async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError>;

@@ -60,7 +60,7 @@ impl redis::aio::ConnectionLike for Conn {
 }
 
 use super::memory::MemoryStore;
-use super::{Quota, Sliding, Store, StoreError};
+use super::{count_each, Counted, Counter, Quota, Sliding, Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureMode {
@@ -129,6 +129,60 @@ if ARGV[6] == '1' then
   if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
 end
 return {1, c, b}
+"#;
+
+/// Several counters in one call (`Store::count`), in order, stopping after the first refused:
+/// the SLIDING and QUOTA scripts above, one after another. KEYS = the counters' keys; ARGV =
+/// 7 per counter: 's', window_us, limit, count, record, id, '' or 'q', ttl_s, max_calls,
+/// max_bytes, calls, bytes, record. Returns 3 numbers per counter run, as those scripts do.
+const COUNT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, #KEYS do
+  local k = KEYS[i]
+  local a = (i - 1) * 7
+  if ARGV[a + 1] == 's' then
+    local window = tonumber(ARGV[a + 2])
+    local limit = tonumber(ARGV[a + 3])
+    local count = tonumber(ARGV[a + 4])
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+    local n = redis.call('ZCARD', k)
+    if n + count > limit then
+      local need = n + count - limit
+      local e = redis.call('ZRANGE', k, need - 1, need - 1, 'WITHSCORES')
+      local retry = window
+      if e[2] then retry = tonumber(e[2]) + window - now end
+      out[#out + 1] = 0; out[#out + 1] = n; out[#out + 1] = retry
+      return out
+    end
+    if ARGV[a + 5] == '1' and count > 0 then
+      for j = 1, count do redis.call('ZADD', k, now, ARGV[a + 6] .. ':' .. j) end
+      redis.call('PEXPIRE', k, math.ceil(window / 1000) + 1000)
+    end
+    out[#out + 1] = 1; out[#out + 1] = n + count; out[#out + 1] = 0
+  else
+    local c = tonumber(redis.call('HGET', k, 'c') or '0')
+    local b = tonumber(redis.call('HGET', k, 'b') or '0')
+    local maxc = tonumber(ARGV[a + 3])
+    local maxb = tonumber(ARGV[a + 4])
+    local addc = tonumber(ARGV[a + 5])
+    local addb = tonumber(ARGV[a + 6])
+    local probe = addc
+    if probe < 1 then probe = 1 end
+    if (maxc > 0 and c + probe > maxc) or (maxb > 0 and b >= maxb) then
+      out[#out + 1] = 0; out[#out + 1] = c; out[#out + 1] = b
+      return out
+    end
+    if ARGV[a + 7] == '1' then
+      c = redis.call('HINCRBY', k, 'c', addc)
+      b = redis.call('HINCRBY', k, 'b', addb)
+      if tonumber(ARGV[a + 2]) > 0 then redis.call('EXPIRE', k, tonumber(ARGV[a + 2])) end
+    end
+    out[#out + 1] = 1; out[#out + 1] = c; out[#out + 1] = b
+  end
+end
+return out
 "#;
 
 /// Semaphore: KEYS[1]; ARGV = max, ttl_s. Returns 1 when a slot was taken.
@@ -319,6 +373,7 @@ pub struct RedisStore {
     sliding: redis::Script,
     sliding_add: redis::Script,
     quota: redis::Script,
+    count: redis::Script,
     acquire: redis::Script,
     release: redis::Script,
     unlock: redis::Script,
@@ -356,6 +411,7 @@ impl RedisStore {
             sliding: redis::Script::new(SLIDING),
             sliding_add: redis::Script::new(SLIDING_ADD),
             quota: redis::Script::new(QUOTA),
+            count: redis::Script::new(COUNT),
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
             unlock: redis::Script::new(UNLOCK),
@@ -495,6 +551,82 @@ impl RedisStore {
                 self.timeout
             ))),
         }
+    }
+
+    /// Several counters in one COUNT script call (one round trip), without the failure mode.
+    async fn count_once(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
+        let mut conn = self.connection().await?;
+        let mut inv = self.count.prepare_invoke();
+        let id = unique();
+        for (i, c) in counters.iter().enumerate() {
+            match c {
+                Counter::Sliding {
+                    key,
+                    limit,
+                    window,
+                    count,
+                    record,
+                } => {
+                    inv.key(self.key(key))
+                        .arg("s")
+                        .arg(window.as_micros().to_string())
+                        .arg(limit)
+                        .arg(count)
+                        .arg(if *record { "1" } else { "0" })
+                        .arg(format!("{id}.{i}"))
+                        .arg("");
+                }
+                Counter::Quota {
+                    key,
+                    window_id,
+                    ttl,
+                    max_calls,
+                    max_bytes,
+                    calls,
+                    bytes,
+                    record,
+                } => {
+                    inv.key(self.tagged(key, &format!("\u{1f}{window_id}")))
+                        .arg("q")
+                        .arg(ttl.map_or(0, |t| t.as_secs()))
+                        .arg(max_calls)
+                        .arg(max_bytes)
+                        .arg(calls)
+                        .arg(bytes)
+                        .arg(if *record { "1" } else { "0" });
+                }
+            }
+        }
+        let v = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn))
+            .await
+        {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        if v.is_empty() || v.len() % 3 != 0 || v.len() / 3 > counters.len() {
+            return Err(StoreError::Unavailable("unexpected script result".into()));
+        }
+        Ok(v.chunks(3)
+            .zip(counters)
+            .map(|(r, c)| match c {
+                Counter::Sliding { .. } => Counted::Sliding(Sliding {
+                    admitted: r[0] == 1,
+                    count: r[1].max(0) as u64,
+                    retry_after: Duration::from_micros(r[2].max(0) as u64),
+                }),
+                Counter::Quota { .. } => Counted::Quota(Quota {
+                    admitted: r[0] == 1,
+                    calls: r[1].max(0) as u64,
+                    bytes: r[2].max(0) as u64,
+                }),
+            })
+            .collect())
     }
 
     /// A call failed: the first failure marks Redis down and starts the probe; calls refused
@@ -752,6 +884,25 @@ impl Store for RedisStore {
             }
         }
         self.sliding_exact(key, limit, window, count, record).await
+    }
+
+    async fn count(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
+        // One counter, a lease to take from, or keys in several cluster slots (a script sees
+        // one slot): one call per counter.
+        if counters.len() < 2 || self.lease.is_some() || self.cluster.is_some() {
+            return count_each(self, counters).await;
+        }
+        match self.count_once(counters).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.failed(&e);
+                match self.mode {
+                    FailureMode::Local => count_each(&self.local, counters).await,
+                    FailureMode::FailOpen => Ok(counters.iter().map(Counted::open).collect()),
+                    FailureMode::FailClosed => Err(e),
+                }
+            }
+        }
     }
 
     async fn sliding_add(&self, key: &str, window: Duration, count: u64) -> Result<(), StoreError> {

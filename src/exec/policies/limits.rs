@@ -1,7 +1,9 @@
 //! What the rate-limit and quota policies share: the response headers and variables they set,
-//! their nested `<api>` / `<operation>` limits, and how a store failure surfaces.
+//! their nested `<api>` / `<operation>` limits, how a store failure surfaces, and how several
+//! of them in a row count in one store call.
 
 use super::*;
+use crate::store::{Counted, Counter};
 
 /// Response headers and variables the rate-limit and quota policies set.
 #[derive(Clone, Debug, Default)]
@@ -11,6 +13,12 @@ pub struct LimitOutputs {
     pub remaining_header: Option<HeaderName>,
     pub remaining_variable: Option<String>,
     pub total_header: Option<HeaderName>,
+}
+
+impl LimitOutputs {
+    pub fn sets_variables(&self) -> bool {
+        self.retry_after_variable.is_some() || self.remaining_variable.is_some()
+    }
 }
 
 /// A nested `<api>` / `<operation>` limit of rate-limit or quota: matched by id (or name).
@@ -101,4 +109,104 @@ pub(super) fn parse_nested_limits(r: &mut Reader, quota: bool) -> Vec<ScopedLimi
 /// reaching here means closed).
 pub(super) fn store_failure(e: crate::store::StoreError) -> StepError {
     StepError::new(crate::exec::ErrorKind::Internal, e.to_string())
+}
+
+/// A limit policy that counts in the store, in three steps: plan (evaluate its keys, list its
+/// counters), count (one store call, shared with the limit statements next to it), finish
+/// (read the answers: headers, variables, deferred increments, or the refusal).
+pub trait Counts: Sync {
+    /// Append this statement's counters to `counters`, which holds those of the statements
+    /// before it in the same store call.
+    fn plan(&self, cx: &mut ExecCtx<'_>, counters: &mut Vec<Counter>) -> Result<(), StepError>;
+
+    /// Read the answers: `counted[i]` answers `counters[i]`, and is shorter when a counter was
+    /// refused (the last answer is that refusal). Empty `counters`: nothing to count.
+    fn finish(
+        &self,
+        cx: &mut ExecCtx<'_>,
+        counters: &[Counter],
+        counted: &[Counted],
+    ) -> Result<(), StepError>;
+
+    /// It sets variables, which the expressions of a later statement may read: nothing after
+    /// it is planned before it finished.
+    fn sets_variables(&self) -> bool {
+        false
+    }
+}
+
+/// Run one limit statement by itself.
+pub(super) async fn run_alone(p: &dyn Counts, cx: &mut ExecCtx<'_>) -> Outcome {
+    let mut counters = Vec::new();
+    p.plan(cx, &mut counters)?;
+    let counted = if counters.is_empty() {
+        Vec::new()
+    } else {
+        cx.store.count(&counters).await.map_err(store_failure)?
+    };
+    p.finish(cx, &counters, &counted).map(|_| Step::Next)
+}
+
+/// Whether the statements from `i` on start with two limit statements that can count together.
+pub(crate) fn batchable(stmts: &[Stmt], i: usize) -> bool {
+    stmts
+        .get(i)
+        .and_then(|s| s.kind.counts())
+        .is_some_and(|c| !c.sets_variables())
+        && stmts.get(i + 1).and_then(|s| s.kind.counts()).is_some()
+}
+
+/// Run the limit statements in a row from `i` on with one store call (one Redis round trip),
+/// with the result running them one by one would give: in order, each admitted one counted,
+/// the first refusal ending the run (later ones neither checked nor counted). Their
+/// expressions are evaluated before the store call, which is why a statement that sets
+/// variables ends the batch, and a statement whose plan fails is left out (it runs next, by
+/// itself, and reports its error after the ones before it counted). One outcome per statement
+/// run.
+pub(crate) async fn run_together(stmts: &[Stmt], i: usize, cx: &mut ExecCtx<'_>) -> Vec<Outcome> {
+    let mut counters = Vec::new();
+    // Each statement's policy and the end of its counters.
+    let mut parts: Vec<(&dyn Counts, usize)> = Vec::new();
+    for st in &stmts[i..] {
+        let Some(p) = st.kind.counts() else { break };
+        let before = counters.len();
+        if let Err(e) = p.plan(cx, &mut counters) {
+            if parts.is_empty() {
+                return vec![Err(e)];
+            }
+            counters.truncate(before);
+            break;
+        }
+        parts.push((p, counters.len()));
+        if p.sets_variables() {
+            break;
+        }
+    }
+    let counted = if counters.is_empty() {
+        Vec::new()
+    } else {
+        match cx.store.count(&counters).await {
+            Ok(c) => c,
+            Err(e) => {
+                // A store that fails closed: the error is the first counting statement's.
+                let failed = parts.iter().position(|(_, end)| *end > 0).unwrap_or(0);
+                let mut out: Vec<Outcome> = (0..failed).map(|_| Ok(Step::Next)).collect();
+                out.push(Err(store_failure(e)));
+                return out;
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    let mut start = 0;
+    for (p, end) in parts {
+        let answered = &counted[start.min(counted.len())..end.min(counted.len())];
+        let r = p.finish(cx, &counters[start..end], answered);
+        let stop = r.is_err() || counted.len() < end;
+        out.push(r.map(|_| Step::Next));
+        if stop {
+            break;
+        }
+        start = end;
+    }
+    out
 }

@@ -92,6 +92,11 @@ pub trait Policy: Sized {
     fn children(&self) -> Vec<&Stmt> {
         Vec::new()
     }
+
+    /// A limit policy that counts in the store (it may share a store call with its neighbours).
+    fn counts(&self) -> Option<&dyn limits::Counts> {
+        None
+    }
 }
 
 /// How a policy that never waits runs (headers, variables, the URL, a response built from the
@@ -121,6 +126,10 @@ impl<T: Policy> Policy for Box<T> {
 
     fn children(&self) -> Vec<&Stmt> {
         (**self).children()
+    }
+
+    fn counts(&self) -> Option<&dyn limits::Counts> {
+        (**self).counts()
     }
 }
 
@@ -229,6 +238,13 @@ macro_rules! policies {
                 }
             }
 
+            pub fn counts(&self) -> Option<&dyn limits::Counts> {
+                match self {
+                    $( StmtKind::$now(p) => p.counts(), )*
+                    $( StmtKind::$wait(p) => p.counts(), )*
+                }
+            }
+
         }
 
         /// Run statements in order, stopping at the first that responds or fails; `prefix`
@@ -241,37 +257,38 @@ macro_rules! policies {
             prefix: String,
         ) -> FlowFuture<'a> {
             Box::pin(async move {
-                for (i, st) in stmts.iter().enumerate() {
-                    let at = At {
-                        stmts,
-                        index: i,
-                        prefix: &prefix,
-                    };
+                let mut i = 0;
+                while i < stmts.len() {
                     let inspected = cx
                         .req
                         .inspector
                         .is_some()
                         .then(|| (std::time::Instant::now(), cx.req.traces.len()));
+                    // Limit statements in a row count in one store call.
+                    if limits::batchable(stmts, i) {
+                        let outcomes = limits::run_together(stmts, i, cx).await;
+                        for outcome in outcomes {
+                            if let Some(flow) = settle(stmts, i, &prefix, cx, inspected, outcome) {
+                                return flow;
+                            }
+                            i += 1;
+                        }
+                        continue;
+                    }
+                    let st = &stmts[i];
+                    let at = At {
+                        stmts,
+                        index: i,
+                        prefix: &prefix,
+                    };
                     let outcome = match &st.kind {
                         $( StmtKind::$now(p) => RunsNow::run(p, cx, &at), )*
                         $( StmtKind::$wait(p) => Waits::run(p, cx, &at).await, )*
                     };
-                    if let Some((t0, traces)) = inspected {
-                        inspect(cx, st, &at, t0, traces, &outcome);
+                    if let Some(flow) = settle(stmts, i, &prefix, cx, inspected, outcome) {
+                        return flow;
                     }
-                    match outcome {
-                        Ok(Step::Next) => {}
-                        Ok(Step::Respond { run_outbound }) => {
-                            return Flow::Respond {
-                                origin: Origin::policy(st, cx.section),
-                                run_outbound,
-                            };
-                        }
-                        Ok(Step::End(flow)) => return flow,
-                        Err(e) => {
-                            return Flow::Fail(PolicyError::at(e, st, cx.section, at.path()))
-                        }
-                    }
+                    i += 1;
                 }
                 Flow::Continue
             })
@@ -286,6 +303,36 @@ macro_rules! policies {
             ), )* ]
         }
     };
+}
+
+/// After statement `i` ran: record it in the trace when inspected, and the flow that ends the
+/// section if it responded or failed (`None`: go on).
+fn settle(
+    stmts: &[Stmt],
+    i: usize,
+    prefix: &str,
+    cx: &mut ExecCtx<'_>,
+    inspected: Option<(std::time::Instant, usize)>,
+    outcome: Outcome,
+) -> Option<Flow> {
+    let st = &stmts[i];
+    let at = At {
+        stmts,
+        index: i,
+        prefix,
+    };
+    if let Some((t0, traces)) = inspected {
+        inspect(cx, st, &at, t0, traces, &outcome);
+    }
+    match outcome {
+        Ok(Step::Next) => None,
+        Ok(Step::Respond { run_outbound }) => Some(Flow::Respond {
+            origin: Origin::policy(st, cx.section),
+            run_outbound,
+        }),
+        Ok(Step::End(flow)) => Some(flow),
+        Err(e) => Some(Flow::Fail(PolicyError::at(e, st, cx.section, at.path()))),
+    }
 }
 
 /// Record one statement in the request's trace (`inspector`): where it is, how long it took,

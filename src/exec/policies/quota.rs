@@ -5,11 +5,12 @@
 use super::*;
 use std::time::Duration;
 
-use super::limits::{parse_nested_limits, store_failure, ScopedLimit};
+use super::limits::{parse_nested_limits, run_alone, Counts, ScopedLimit};
 use crate::exec::error::LimitDetail;
 use crate::exec::state::Deferred;
 use crate::exec::{value, ErrorKind};
 use crate::expr::datetime::{format_timespan, DateTime, TICKS_PER_SECOND};
+use crate::store::{Counted, Counter};
 
 #[derive(Clone, Debug)]
 pub struct QuotaByKey {
@@ -68,6 +69,10 @@ impl Policy for QuotaByKey {
         Needs::NONE
     }
 
+    fn counts(&self) -> Option<&dyn Counts> {
+        Some(self)
+    }
+
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.key, f);
         if let Some(c) = &self.increment_condition {
@@ -81,7 +86,7 @@ impl Policy for QuotaByKey {
 
 impl Waits for QuotaByKey {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
-        by_key(self, cx).await.map(|_| Step::Next)
+        run_alone(self, cx).await
     }
 }
 
@@ -124,11 +129,15 @@ impl Policy for QuotaPolicy {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+
+    fn counts(&self) -> Option<&dyn Counts> {
+        Some(self)
+    }
 }
 
 impl Waits for QuotaPolicy {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
-        per_subscription(self, cx).await.map(|_| Step::Next)
+        run_alone(self, cx).await
     }
 }
 
@@ -164,9 +173,18 @@ fn rejected(bandwidth: bool, left: u64) -> StepError {
     }
 }
 
+/// Seconds left in the window a quota counter names (its `ttl` is that plus a minute).
+fn left(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| t.as_secs().saturating_sub(60))
+}
+
+/// One quota counter: checked now, recorded now unless its increment is deferred to the
+/// response or the key was already counted in this request (once per request, however many
+/// policies name it).
 #[allow(clippy::too_many_arguments)]
-async fn check(
-    cx: &mut ExecCtx<'_>,
+fn plan(
+    cx: &ExecCtx<'_>,
+    counters: &mut Vec<Counter>,
     key: String,
     start: i64,
     period: u64,
@@ -174,121 +192,182 @@ async fn check(
     bandwidth_kb: u64,
     condition: Option<&Val<bool>>,
     count: Option<&Val<u64>>,
-) -> Result<(), StepError> {
+) {
     let now = DateTime::now_utc().unix_seconds();
-    let (id, left, ttl) = window(start, period, now);
+    let (id, _, ttl) = window(start, period, now);
     let deferred = matches!(condition, Some(Val::Expr(_))) || matches!(count, Some(Val::Expr(_)));
-    // The same key counts once per request, however many policies name it.
-    let first = !cx.req.quota_keys.contains(&key);
+    let first = !cx.req.quota_keys.contains(&key)
+        && !counters
+            .iter()
+            .any(|c| matches!(c, Counter::Quota { key: k, .. } if *k == key));
     let n = match count {
         Some(Val::Lit(n)) => *n,
         _ => 1,
     };
     let counts = !deferred && first && !matches!(condition, Some(Val::Lit(false)));
-    let q = cx
-        .store
-        .quota_hit(
-            &key,
-            id,
-            ttl,
-            calls,
-            bandwidth_kb * 1024,
-            if counts { n } else { 1 },
-            0,
-            counts,
-        )
-        .await
-        .map_err(store_failure)?;
-    if !q.admitted {
-        let bandwidth = bandwidth_kb > 0 && q.bytes >= bandwidth_kb * 1024;
-        return Err(rejected(bandwidth, left));
-    }
-    if first {
+    counters.push(Counter::Quota {
+        key,
+        window_id: id,
+        ttl,
+        max_calls: calls,
+        max_bytes: bandwidth_kb * 1024,
+        calls: if counts { n } else { 1 },
+        bytes: 0,
+        record: counts,
+    });
+}
+
+/// Read the answers of a quota policy's counters: the first refusal rejects; each admitted
+/// key counted for the first time in this request is remembered, with its deferred
+/// increments (calls decided by the response, and the bandwidth).
+fn finish(
+    cx: &mut ExecCtx<'_>,
+    counters: &[Counter],
+    counted: &[Counted],
+    condition: Option<&Val<bool>>,
+    count: Option<&Val<u64>>,
+) -> Result<(), StepError> {
+    let deferred = matches!(condition, Some(Val::Expr(_))) || matches!(count, Some(Val::Expr(_)));
+    for (c, q) in counters.iter().zip(counted) {
+        let (
+            Counter::Quota {
+                key,
+                window_id,
+                ttl,
+                max_calls,
+                max_bytes,
+                ..
+            },
+            Counted::Quota(q),
+        ) = (c, q)
+        else {
+            continue;
+        };
+        if !q.admitted {
+            let bandwidth = *max_bytes > 0 && q.bytes >= *max_bytes;
+            return Err(rejected(bandwidth, left(*ttl)));
+        }
+        if cx.req.quota_keys.contains(key) {
+            continue;
+        }
         cx.req.quota_keys.push(key.clone());
-        if deferred && calls > 0 {
+        if deferred && *max_calls > 0 {
             cx.req.deferred.push(Deferred::QuotaCalls {
                 key: key.clone(),
-                window_id: id,
-                ttl,
+                window_id: *window_id,
+                ttl: *ttl,
                 condition: condition.cloned(),
                 count: count.cloned(),
             });
         }
-        if bandwidth_kb > 0 {
+        if *max_bytes > 0 {
             cx.req.deferred.push(Deferred::QuotaBytes {
-                key,
-                window_id: id,
-                ttl,
+                key: key.clone(),
+                window_id: *window_id,
+                ttl: *ttl,
             });
         }
     }
     Ok(())
 }
 
-async fn by_key(q: &QuotaByKey, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
-    let key = value(&q.key, cx)?.into_owned();
-    let store_key = format!("qk{SEP}{}{SEP}{}{SEP}{key}", q.period, q.first_period_start);
-    check(
-        cx,
-        store_key,
-        q.first_period_start,
-        q.period,
-        q.calls,
-        q.bandwidth_kb,
-        q.increment_condition.as_ref(),
-        q.increment_count.as_ref(),
-    )
-    .await
+impl Counts for QuotaByKey {
+    fn plan(&self, cx: &mut ExecCtx<'_>, counters: &mut Vec<Counter>) -> Result<(), StepError> {
+        let key = value(&self.key, cx)?;
+        let key = format!(
+            "qk{SEP}{}{SEP}{}{SEP}{key}",
+            self.period, self.first_period_start
+        );
+        plan(
+            cx,
+            counters,
+            key,
+            self.first_period_start,
+            self.period,
+            self.calls,
+            self.bandwidth_kb,
+            self.increment_condition.as_ref(),
+            self.increment_count.as_ref(),
+        );
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        cx: &mut ExecCtx<'_>,
+        counters: &[Counter],
+        counted: &[Counted],
+    ) -> Result<(), StepError> {
+        finish(
+            cx,
+            counters,
+            counted,
+            self.increment_condition.as_ref(),
+            self.increment_count.as_ref(),
+        )
+    }
 }
 
-async fn per_subscription(q: &QuotaPolicy, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
-    let Some(sub) = cx.req.info.subscription else {
-        return Ok(());
-    };
-    let gw = cx.gw;
-    let sub_id = gw.subscriptions.list[sub].id.clone();
-    let start = gw.subscriptions.list[sub].start;
-    if q.calls > 0 || q.bandwidth_kb > 0 {
-        let key = format!("q{SEP}{sub_id}{SEP}{}", q.period);
-        check(
-            cx,
-            key,
-            start,
-            q.period,
-            q.calls,
-            q.bandwidth_kb,
-            None,
-            None,
-        )
-        .await?;
-    }
-    let api = cx.req.info.api.map(|a| &gw.apis[a]);
-    let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
-    for n in &q.nested {
-        if !api.is_some_and(|a| a.id == n.api || a.name == n.api) {
-            continue;
-        }
-        let key = match &n.operation {
-            None => format!("q{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}", n.api, n.period),
-            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!(
-                "q{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}",
-                n.api, n.period
-            ),
-            Some(_) => continue,
+impl Counts for QuotaPolicy {
+    /// The subscription's counter, then the nested ones that apply, in order.
+    fn plan(&self, cx: &mut ExecCtx<'_>, counters: &mut Vec<Counter>) -> Result<(), StepError> {
+        let Some(sub) = cx.req.info.subscription else {
+            return Ok(());
         };
-        check(
-            cx,
-            key,
-            start,
-            n.period,
-            n.calls,
-            n.bandwidth_kb,
-            None,
-            None,
-        )
-        .await?;
+        let gw = cx.gw;
+        let sub_id = &gw.subscriptions.list[sub].id;
+        let start = gw.subscriptions.list[sub].start;
+        if self.calls > 0 || self.bandwidth_kb > 0 {
+            let key = format!("q{SEP}{sub_id}{SEP}{}", self.period);
+            plan(
+                cx,
+                counters,
+                key,
+                start,
+                self.period,
+                self.calls,
+                self.bandwidth_kb,
+                None,
+                None,
+            );
+        }
+        let api = cx.req.info.api.map(|a| &gw.apis[a]);
+        let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
+        for n in &self.nested {
+            if !api.is_some_and(|a| a.id == n.api || a.name == n.api) {
+                continue;
+            }
+            let key = match &n.operation {
+                None => format!("q{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}", n.api, n.period),
+                Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!(
+                    "q{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}",
+                    n.api, n.period
+                ),
+                Some(_) => continue,
+            };
+            plan(
+                cx,
+                counters,
+                key,
+                start,
+                n.period,
+                n.calls,
+                n.bandwidth_kb,
+                None,
+                None,
+            );
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn finish(
+        &self,
+        cx: &mut ExecCtx<'_>,
+        counters: &[Counter],
+        counted: &[Counted],
+    ) -> Result<(), StepError> {
+        finish(cx, counters, counted, None, None)
+    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@ use super::*;
 use std::time::Duration;
 
 use super::limits::{
-    parse_limit_outputs, parse_nested_limits, store_failure, LimitOutputs, ScopedLimit,
+    parse_limit_outputs, parse_nested_limits, run_alone, Counts, LimitOutputs, ScopedLimit,
 };
 use crate::exec::error::LimitDetail;
 use crate::exec::state::Deferred;
 use crate::exec::{value, ErrorKind};
 use crate::expr::Value;
-use crate::store::Sliding;
+use crate::store::{Counted, Counter};
 
 #[derive(Clone, Debug)]
 pub struct RateLimitByKey {
@@ -53,6 +53,10 @@ impl Policy for RateLimitByKey {
         Needs::NONE
     }
 
+    fn counts(&self) -> Option<&dyn Counts> {
+        Some(self)
+    }
+
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
         visit_val(&self.calls, f);
         visit_val(&self.period, f);
@@ -68,7 +72,7 @@ impl Policy for RateLimitByKey {
 
 impl Waits for RateLimitByKey {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
-        by_key(self, cx).await.map(|_| Step::Next)
+        run_alone(self, cx).await
     }
 }
 
@@ -106,11 +110,15 @@ impl Policy for RateLimit {
     fn needs(&self) -> Needs {
         Needs::NONE
     }
+
+    fn counts(&self) -> Option<&dyn Counts> {
+        Some(self)
+    }
 }
 
 impl Waits for RateLimit {
     async fn run(&self, cx: &mut ExecCtx<'_>, _at: &At<'_>) -> Outcome {
-        per_subscription(self, cx).await.map(|_| Step::Next)
+        run_alone(self, cx).await
     }
 }
 
@@ -157,140 +165,186 @@ fn report(outputs: &LimitOutputs, calls: u64, count: u64, cx: &mut ExecCtx) {
     add(&outputs.total_header, calls);
 }
 
-async fn by_key(r: &RateLimitByKey, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
-    let calls = *value(&r.calls, cx)?;
-    let period = *value(&r.period, cx)?;
-    if !(1..=300).contains(&period) {
-        return Err(StepError::expression(format!(
-            "renewal-period must be 1 to 300 seconds, the expression returned {period}"
-        )));
+impl RateLimitByKey {
+    fn deferred(&self) -> bool {
+        matches!(self.increment_condition, Some(Val::Expr(_)))
+            || matches!(self.increment_count, Some(Val::Expr(_)))
     }
-    let key = value(&r.key, cx)?.into_owned();
-    // One counter per (key, calls, period): reusing a key with other limits never mixes them.
-    let store_key = format!("rlk{SEP}{calls}{SEP}{period}{SEP}{key}");
-    let window = Duration::from_secs(period);
-    let deferred = matches!(r.increment_condition, Some(Val::Expr(_)))
-        || matches!(r.increment_count, Some(Val::Expr(_)));
-    let result: Sliding = if deferred {
-        // Check now against the current count; the increment waits for the response.
-        let s = cx
-            .store
-            .sliding_hit(&store_key, calls, window, 1, false)
-            .await
-            .map_err(store_failure)?;
-        if s.admitted {
-            cx.req.deferred.push(Deferred::Sliding {
-                key: store_key,
-                window,
-                condition: r.increment_condition.clone(),
-                count: r.increment_count.clone(),
-            });
-        }
-        s
-    } else {
-        let counts = !matches!(r.increment_condition, Some(Val::Lit(false)));
-        let n = match &r.increment_count {
-            Some(Val::Lit(n)) => *n,
-            _ => 1,
-        };
-        cx.store
-            .sliding_hit(
-                &store_key,
-                calls,
-                window,
-                if counts { n } else { 1 },
-                counts,
-            )
-            .await
-            .map_err(store_failure)?
-    };
-    if !result.admitted {
-        report(&r.outputs, calls, calls, cx);
-        return Err(rejected(&r.outputs, result.retry_after, cx));
-    }
-    report(&r.outputs, calls, result.count, cx);
-    Ok(())
 }
 
-async fn per_subscription(r: &RateLimit, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
-    // Without a subscription key the policy does nothing (apim-reference.md §2.1).
-    let Some(sub) = cx.req.info.subscription else {
-        return Ok(());
-    };
-    let gw = cx.gw;
-    let sub_id = gw.subscriptions.list[sub].id.clone();
-    let api = cx.req.info.api.map(|a| &gw.apis[a]);
-    let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
-    let mut limits = vec![(
-        format!("rl{SEP}{sub_id}{SEP}{}{SEP}{}", r.calls, r.period),
-        r.calls,
-        r.period,
-    )];
-    for n in &r.nested {
-        let api_match = api.is_some_and(|a| a.id == n.api || a.name == n.api);
-        if !api_match || n.calls == 0 {
-            continue;
+impl Counts for RateLimitByKey {
+    fn plan(&self, cx: &mut ExecCtx<'_>, counters: &mut Vec<Counter>) -> Result<(), StepError> {
+        let calls = *value(&self.calls, cx)?;
+        let period = *value(&self.period, cx)?;
+        if !(1..=300).contains(&period) {
+            return Err(StepError::expression(format!(
+                "renewal-period must be 1 to 300 seconds, the expression returned {period}"
+            )));
         }
-        match &n.operation {
-            None => limits.push((
-                format!(
+        let key = value(&self.key, cx)?;
+        // One counter per (key, calls, period): reusing a key with other limits never mixes them.
+        let key = format!("rlk{SEP}{calls}{SEP}{period}{SEP}{key}");
+        // Deferred: check now against the current count; the increment waits for the response.
+        let (count, record) = if self.deferred() {
+            (1, false)
+        } else {
+            let counts = !matches!(self.increment_condition, Some(Val::Lit(false)));
+            match &self.increment_count {
+                Some(Val::Lit(n)) if counts => (*n, true),
+                _ => (1, counts),
+            }
+        };
+        counters.push(Counter::Sliding {
+            key,
+            limit: calls,
+            window: Duration::from_secs(period),
+            count,
+            record,
+        });
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        cx: &mut ExecCtx<'_>,
+        counters: &[Counter],
+        counted: &[Counted],
+    ) -> Result<(), StepError> {
+        let (
+            Some(Counter::Sliding {
+                key, limit, window, ..
+            }),
+            Some(Counted::Sliding(s)),
+        ) = (counters.first(), counted.first())
+        else {
+            return Ok(());
+        };
+        if !s.admitted {
+            report(&self.outputs, *limit, *limit, cx);
+            return Err(rejected(&self.outputs, s.retry_after, cx));
+        }
+        if self.deferred() {
+            cx.req.deferred.push(Deferred::Sliding {
+                key: key.clone(),
+                window: *window,
+                condition: self.increment_condition.clone(),
+                count: self.increment_count.clone(),
+            });
+        }
+        report(&self.outputs, *limit, s.count, cx);
+        Ok(())
+    }
+
+    fn sets_variables(&self) -> bool {
+        self.outputs.sets_variables()
+    }
+}
+
+impl Counts for RateLimit {
+    /// The subscription's counter and the nested ones that apply. With several, every counter
+    /// is checked before any is recorded: a rejected call counts nowhere.
+    fn plan(&self, cx: &mut ExecCtx<'_>, counters: &mut Vec<Counter>) -> Result<(), StepError> {
+        // Without a subscription key the policy does nothing (apim-reference.md §2.1).
+        let Some(sub) = cx.req.info.subscription else {
+            return Ok(());
+        };
+        let gw = cx.gw;
+        let sub_id = &gw.subscriptions.list[sub].id;
+        let api = cx.req.info.api.map(|a| &gw.apis[a]);
+        let op = api.and_then(|a| cx.req.info.operation.map(|o| &a.operations[o]));
+        let check = |key: String, limit: u64, period: u64| Counter::Sliding {
+            key,
+            limit,
+            window: Duration::from_secs(period.max(1)),
+            count: 1,
+            record: false,
+        };
+        let first = counters.len();
+        counters.push(check(
+            format!("rl{SEP}{sub_id}{SEP}{}{SEP}{}", self.calls, self.period),
+            self.calls,
+            self.period,
+        ));
+        for n in &self.nested {
+            let api_match = api.is_some_and(|a| a.id == n.api || a.name == n.api);
+            if !api_match || n.calls == 0 {
+                continue;
+            }
+            let key = match &n.operation {
+                None => format!(
                     "rl{SEP}{sub_id}{SEP}api{SEP}{}{SEP}{}{SEP}{}",
                     n.api, n.calls, n.period
                 ),
-                n.calls,
-                n.period,
-            )),
-            Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => limits.push((
-                format!(
+                Some(o) if op.is_some_and(|x| x.id == *o || x.name == *o) => format!(
                     "rl{SEP}{sub_id}{SEP}op{SEP}{}{SEP}{o}{SEP}{}{SEP}{}",
                     n.api, n.calls, n.period
                 ),
-                n.calls,
-                n.period,
-            )),
-            Some(_) => {}
+                Some(_) => continue,
+            };
+            counters.push(check(key, n.calls, n.period));
         }
-    }
-    // One counter (no nested limit applies): one atomic check-and-record.
-    if let [(key, calls, period)] = limits.as_slice() {
-        let s = cx
-            .store
-            .sliding_hit(key, *calls, Duration::from_secs((*period).max(1)), 1, true)
-            .await
-            .map_err(store_failure)?;
-        if !s.admitted {
-            report(&r.outputs, *calls, *calls, cx);
-            return Err(rejected(&r.outputs, s.retry_after, cx));
+        if counters.len() - first == 1 {
+            // One counter: one check-and-record.
+            if let Some(Counter::Sliding { record, .. }) = counters.last_mut() {
+                *record = true;
+            }
+        } else {
+            let records: Vec<Counter> = counters[first..]
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    if let Counter::Sliding { record, .. } = &mut c {
+                        *record = true;
+                    }
+                    c
+                })
+                .collect();
+            counters.extend(records);
         }
-        report(&r.outputs, *calls, s.count, cx);
-        return Ok(());
+        Ok(())
     }
-    // Check every counter first, then record: a rejected call counts nowhere.
-    for (key, calls, period) in &limits {
-        let s = cx
-            .store
-            .sliding_hit(key, *calls, Duration::from_secs((*period).max(1)), 1, false)
-            .await
-            .map_err(store_failure)?;
-        if !s.admitted {
-            report(&r.outputs, *calls, *calls, cx);
-            return Err(rejected(&r.outputs, s.retry_after, cx));
+
+    fn finish(
+        &self,
+        cx: &mut ExecCtx<'_>,
+        counters: &[Counter],
+        counted: &[Counted],
+    ) -> Result<(), StepError> {
+        let limit = |i: usize| match counters.get(i) {
+            Some(Counter::Sliding { limit, .. }) => *limit,
+            _ => 0,
+        };
+        if counted.len() < counters.len() || counted.last().is_some_and(|c| !c.admitted()) {
+            let i = counted.len().saturating_sub(1);
+            if let Some(Counted::Sliding(s)) = counted.last() {
+                report(&self.outputs, limit(i), limit(i), cx);
+                return Err(rejected(&self.outputs, s.retry_after, cx));
+            }
+            return Ok(());
         }
-    }
-    let mut lowest: Option<(u64, u64)> = None;
-    for (key, calls, period) in limits {
-        let s = cx
-            .store
-            .sliding_hit(&key, calls, Duration::from_secs(period.max(1)), 1, true)
-            .await
-            .map_err(store_failure)?;
-        let remaining = calls.saturating_sub(s.count);
-        if lowest.is_none_or(|(_, rem)| remaining < rem) {
-            lowest = Some((calls, remaining));
+        // The recorded counters (all, or the second half after the checks): report the one
+        // with the fewest calls left.
+        let recorded = if counters.len() == 1 {
+            0
+        } else {
+            counters.len() / 2
+        };
+        let mut lowest: Option<(u64, u64)> = None;
+        for (i, c) in counted.iter().enumerate().skip(recorded) {
+            if let Counted::Sliding(s) = c {
+                let remaining = limit(i).saturating_sub(s.count);
+                if lowest.is_none_or(|(_, rem)| remaining < rem) {
+                    lowest = Some((limit(i), remaining));
+                }
+            }
         }
+        if let Some((calls, remaining)) = lowest {
+            report(&self.outputs, calls, calls - remaining, cx);
+        }
+        Ok(())
     }
-    if let Some((calls, remaining)) = lowest {
-        report(&r.outputs, calls, calls - remaining, cx);
+
+    fn sets_variables(&self) -> bool {
+        self.outputs.sets_variables()
     }
-    Ok(())
 }
