@@ -911,3 +911,130 @@ fn limits_in_a_row_count_in_one_round_trip() {
     // Another key for the middle limit: admitted again, through all four statements.
     assert_eq!(gw.get("/a/x", &[("who", "other")]).status, 200);
 }
+
+/// What a relay between the gateway and Redis saw on one connection: a chunk of commands
+/// arriving from the gateway, or a reply let through to it.
+#[derive(Clone, Debug)]
+enum Relayed {
+    Commands(Vec<u8>),
+    Reply,
+}
+
+/// A TCP relay in front of Redis that holds every reply for `hold` before passing it on, and
+/// records (connection, time, event). A command sent before the reply to an earlier one was
+/// let through was sent without waiting for it.
+fn slow_relay(
+    redis_port: u16,
+    hold: Duration,
+) -> (u16, Arc<std::sync::Mutex<Vec<(usize, Instant, Relayed)>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let events = log.clone();
+    std::thread::spawn(move || {
+        for (id, client) in l.incoming().flatten().enumerate() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", redis_port)) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = match (client.try_clone(), server.try_clone()) {
+                (Ok(c), Ok(s)) => (c, s),
+                _ => continue,
+            };
+            let (mut c_out, mut s_in) = (client, server);
+            let up = events.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = c_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut e) = up.lock() {
+                        e.push((id, Instant::now(), Relayed::Commands(buf[..n].to_vec())));
+                    }
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let down = events.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    std::thread::sleep(hold);
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if let Ok(mut e) = down.lock() {
+                        e.push((id, Instant::now(), Relayed::Reply));
+                    }
+                }
+            });
+        }
+    });
+    (port, log)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A rate limit and the cache lookup after it do not wait for each other: the cache read is
+/// sent with the counter's script, before Redis's answer to the script is back (a relay holds
+/// every reply 300 ms, so a read sent after the answer would show up after the release).
+#[test]
+fn a_counter_and_the_cache_lookup_after_it_go_together() {
+    let redis = RedisServer::start();
+    let (relay, log) = slow_relay(redis.port, Duration::from_millis(300));
+    let origin = Origin::echo();
+    let yaml = format!(
+        "name: ahead\nstore:\n  type: redis\n  url: redis://127.0.0.1:{relay}/0\n  timeout: 3s\napis:\n{}",
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("c", "GET", "/c")]
+        )
+    );
+    let doc = r#"<policies><inbound><base /><rate-limit-by-key calls="100" renewal-period="60" counter-key="k" /><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" caching-type="external" /></inbound><backend><base /></backend><outbound><base /><cache-store duration="60" /></outbound><on-error><base /></on-error></policies>"#;
+    let gw = Gatehouse::start(&yaml, &[("apis/a/c.xml", doc)]);
+    // The first request loads the scripts (NOSCRIPT, then EVAL) and fills the cache.
+    assert_eq!(gw.get("/a/c?first", &[]).status, 200, "{}", gw.log());
+    let t0 = Instant::now();
+    let r = gw.get("/a/c", &[]);
+    assert_eq!(r.status, 200, "{}", gw.log());
+    let events: Vec<(usize, Instant, Relayed)> = log
+        .lock()
+        .map(|e| e.iter().filter(|(_, t, _)| *t >= t0).cloned().collect())
+        .unwrap_or_default();
+    let sent = |what: &dyn Fn(&[u8]) -> bool| {
+        events.iter().find_map(|(c, t, e)| match e {
+            Relayed::Commands(b) if what(b) => Some((*c, *t)),
+            _ => None,
+        })
+    };
+    let Some((conn, script_at)) = sent(&|b| contains(b, b"EVALSHA")) else {
+        panic!("no script call relayed: {events:?}");
+    };
+    let Some((read_conn, read_at)) = sent(&|b| contains(b, b"GET\r\n") && contains(b, b"c:rc"))
+    else {
+        panic!("no cache read relayed: {events:?}");
+    };
+    let answered_at = events
+        .iter()
+        .find_map(|(c, t, e)| {
+            (matches!(e, Relayed::Reply) && *c == conn && *t >= script_at).then_some(*t)
+        })
+        .unwrap_or_else(|| panic!("no reply to the script: {events:?}"));
+    assert_eq!(read_conn, conn, "one connection for the request's calls");
+    assert!(
+        read_at < answered_at,
+        "the cache read waited for the counter: sent {:?} after the script, its answer came at {:?}",
+        read_at - script_at,
+        answered_at - script_at
+    );
+}

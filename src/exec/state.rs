@@ -87,6 +87,9 @@ pub struct ReqState {
     pub held_slots: Vec<String>,
     /// cache-lookup's key and outcome, for cache-store.
     pub cache: Option<super::policies::cache::CacheState>,
+    /// A store read made early, beside the limit statements before the statement that needs
+    /// it: the key and what the store held (`policies::limits::ReadsAhead`).
+    pub read_ahead: Option<(String, Option<Vec<u8>>)>,
     /// The request's trace, when it asked for one and may (`inspector`).
     pub inspector: Option<Box<super::inspector::Inspector>>,
     /// Times forward-request ran in the engine (inside `retry`), and the last one's time to
@@ -208,6 +211,7 @@ impl ReqState {
             traces: Vec::new(),
             deferred: Vec::new(),
             extra_headers: Vec::new(),
+            read_ahead: None,
             quota_keys: Vec::new(),
             held_slots: Vec::new(),
             cache: None,

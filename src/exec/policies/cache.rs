@@ -6,6 +6,7 @@
 //! Requests with `Authorization` bypass the cache unless allow-private-response-caching;
 //! responses that carry `Set-Cookie` are never stored.
 
+use super::limits::ReadsAhead;
 use super::*;
 use crate::exec::value;
 use ahash::AHashMap;
@@ -44,6 +45,10 @@ impl Policy for CacheLookup {
 
     fn needs(&self) -> Needs {
         Needs::NONE
+    }
+
+    fn reads_ahead(&self) -> Option<&dyn ReadsAhead> {
+        Some(self)
     }
 
     fn exprs(&self, f: &mut dyn FnMut(&Expr)) {
@@ -272,18 +277,18 @@ async fn answer_from(cx: &mut ExecCtx<'_>, state: &mut CacheState, raw: &[u8]) -
     true
 }
 
-async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Outcome {
+/// What a lookup reads first: the entry's key, and whether the shared store holds it; `None`
+/// when the request is not looked up (not a GET, or private without allow-private).
+fn lookup_key(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Result<Option<(String, bool)>, StepError> {
     if cx.req.method != http::Method::GET {
-        return Ok(Step::Next);
+        return Ok(None);
     }
     let allow_private = *value(&c.allow_private, cx)?;
     if !allow_private && cx.req_headers.contains(&http::header::AUTHORIZATION) {
-        return Ok(Step::Next);
+        return Ok(None);
     }
     // No developer or group model here: the subscription stands for both.
     let by_dev = *value(&c.vary_by_developer, cx)? || *value(&c.vary_by_developer_groups, cx)?;
-    let downstream = value(&c.downstream, cx)?.into_owned();
-    let must_revalidate = *value(&c.must_revalidate, cx)?;
     let info = &cx.req.info;
     // Ids, not indices: entries in Redis outlive a reload that reorders the APIs.
     let api = info.api.map(|a| &cx.gw.apis[a]);
@@ -323,7 +328,21 @@ async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Outcome {
             .unwrap_or_default();
         key.push_str(&format!("\u{1f}d:{sub}"));
     }
-    let external = c.caching != CachingType::Internal;
+    Ok(Some((key, c.caching != CachingType::Internal)))
+}
+
+impl ReadsAhead for CacheLookup {
+    fn read_ahead(&self, cx: &mut ExecCtx<'_>) -> Result<Option<(String, bool)>, StepError> {
+        lookup_key(self, cx)
+    }
+}
+
+async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Outcome {
+    let Some((key, external)) = lookup_key(c, cx)? else {
+        return Ok(Step::Next);
+    };
+    let downstream = value(&c.downstream, cx)?.into_owned();
+    let must_revalidate = *value(&c.must_revalidate, cx)?;
     let mut state = CacheState {
         key: key.clone(),
         external,
@@ -333,7 +352,12 @@ async fn lookup(c: &CacheLookup, cx: &mut ExecCtx<'_>) -> Outcome {
         downstream,
         must_revalidate,
     };
-    if let Some(raw) = cx.store.cache_get(&key, external).await {
+    // Read already, beside the limit statements before this one (`limits::run_together`).
+    let first = match cx.req.read_ahead.take() {
+        Some((k, v)) if k == key => v,
+        _ => cx.store.cache_get(&key, external).await,
+    };
+    if let Some(raw) = first {
         if answer_from(cx, &mut state, &raw).await {
             cx.req.cache = Some(state);
             return Ok(Step::Respond { run_outbound: true });

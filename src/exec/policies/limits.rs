@@ -135,6 +135,15 @@ pub trait Counts: Sync {
     }
 }
 
+/// A policy whose first store read can be made early, beside the counters of the limit
+/// statements just before it (one round trip's wait instead of two). The read is harmless when
+/// a limit then refuses: its answer is dropped.
+pub trait ReadsAhead: Sync {
+    /// The key it will read first and whether from the shared store (`Store::cache_get`);
+    /// `None` when it will not read.
+    fn read_ahead(&self, cx: &mut ExecCtx<'_>) -> Result<Option<(String, bool)>, StepError>;
+}
+
 /// Run one limit statement by itself.
 pub(super) async fn run_alone(p: &dyn Counts, cx: &mut ExecCtx<'_>) -> Outcome {
     let mut counters = Vec::new();
@@ -147,13 +156,16 @@ pub(super) async fn run_alone(p: &dyn Counts, cx: &mut ExecCtx<'_>) -> Outcome {
     p.finish(cx, &counters, &counted).map(|_| Step::Next)
 }
 
-/// Whether the statements from `i` on start with two limit statements that can count together.
+/// Whether the statements from `i` on start with a limit statement that can run with the next
+/// one: another limit (one store call) or a read ahead (both at once).
 pub(crate) fn batchable(stmts: &[Stmt], i: usize) -> bool {
     stmts
         .get(i)
         .and_then(|s| s.kind.counts())
         .is_some_and(|c| !c.sets_variables())
-        && stmts.get(i + 1).and_then(|s| s.kind.counts()).is_some()
+        && stmts
+            .get(i + 1)
+            .is_some_and(|s| s.kind.counts().is_some() || s.kind.reads_ahead().is_some())
 }
 
 /// Run the limit statements in a row from `i` on with one store call (one Redis round trip),
@@ -167,8 +179,12 @@ pub(crate) async fn run_together(stmts: &[Stmt], i: usize, cx: &mut ExecCtx<'_>)
     let mut counters = Vec::new();
     // Each statement's policy and the end of its counters.
     let mut parts: Vec<(&dyn Counts, usize)> = Vec::new();
+    let mut next = None;
     for st in &stmts[i..] {
-        let Some(p) = st.kind.counts() else { break };
+        let Some(p) = st.kind.counts() else {
+            next = Some(st);
+            break;
+        };
         let before = counters.len();
         if let Err(e) = p.plan(cx, &mut counters) {
             if parts.is_empty() {
@@ -182,10 +198,36 @@ pub(crate) async fn run_together(stmts: &[Stmt], i: usize, cx: &mut ExecCtx<'_>)
             break;
         }
     }
+    // The statement after the limits reads the store first: that read goes with the counters.
+    // (An expression error here is left for the statement to report when it runs.)
+    let ahead = next
+        .and_then(|st| st.kind.reads_ahead())
+        .and_then(|r| r.read_ahead(cx).ok().flatten());
+    let store = cx.store;
+    let counting = async {
+        if counters.is_empty() {
+            Ok(Vec::new())
+        } else {
+            store.count(&counters).await
+        }
+    };
+    let counted = match ahead {
+        Some((key, external)) => {
+            let (counted, read) = tokio::join!(counting, store.cache_get(&key, external));
+            if counted
+                .as_ref()
+                .is_ok_and(|c| c.iter().all(Counted::admitted))
+            {
+                cx.req.read_ahead = Some((key, read));
+            }
+            counted
+        }
+        None => counting.await,
+    };
     let counted = if counters.is_empty() {
         Vec::new()
     } else {
-        match cx.store.count(&counters).await {
+        match counted {
             Ok(c) => c,
             Err(e) => {
                 // A store that fails closed: the error is the first counting statement's.

@@ -97,6 +97,11 @@ pub trait Policy: Sized {
     fn counts(&self) -> Option<&dyn limits::Counts> {
         None
     }
+
+    /// A policy whose first store read may start beside the limit statements before it.
+    fn reads_ahead(&self) -> Option<&dyn limits::ReadsAhead> {
+        None
+    }
 }
 
 /// How a policy that never waits runs (headers, variables, the URL, a response built from the
@@ -130,6 +135,10 @@ impl<T: Policy> Policy for Box<T> {
 
     fn counts(&self) -> Option<&dyn limits::Counts> {
         (**self).counts()
+    }
+
+    fn reads_ahead(&self) -> Option<&dyn limits::ReadsAhead> {
+        (**self).reads_ahead()
     }
 }
 
@@ -245,6 +254,13 @@ macro_rules! policies {
                 }
             }
 
+            pub fn reads_ahead(&self) -> Option<&dyn limits::ReadsAhead> {
+                match self {
+                    $( StmtKind::$now(p) => p.reads_ahead(), )*
+                    $( StmtKind::$wait(p) => p.reads_ahead(), )*
+                }
+            }
+
         }
 
         /// Run statements in order, stopping at the first that responds or fails; `prefix`
@@ -264,7 +280,8 @@ macro_rules! policies {
                         .inspector
                         .is_some()
                         .then(|| (std::time::Instant::now(), cx.req.traces.len()));
-                    // Limit statements in a row count in one store call.
+                    // Limit statements in a row count in one store call (beside the first read
+                    // of a cache lookup right after them).
                     if limits::batchable(stmts, i) {
                         let outcomes = limits::run_together(stmts, i, cx).await;
                         for outcome in outcomes {
