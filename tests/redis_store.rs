@@ -920,13 +920,13 @@ enum Relayed {
     Reply,
 }
 
+/// Events a relay saw: (connection, time, event).
+type RelayLog = Arc<std::sync::Mutex<Vec<(usize, Instant, Relayed)>>>;
+
 /// A TCP relay in front of Redis that holds every reply for `hold` before passing it on, and
 /// records (connection, time, event). A command sent before the reply to an earlier one was
 /// let through was sent without waiting for it.
-fn slow_relay(
-    redis_port: u16,
-    hold: Duration,
-) -> (u16, Arc<std::sync::Mutex<Vec<(usize, Instant, Relayed)>>>) {
+fn slow_relay(redis_port: u16, hold: Duration) -> (u16, RelayLog) {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
