@@ -82,6 +82,39 @@ impl Counted {
     }
 }
 
+/// One counter through the store's single calls (`sliding_hit` / `quota_hit`).
+pub async fn count_one<S: Store + ?Sized>(store: &S, c: &Counter) -> Result<Counted, StoreError> {
+    Ok(match c {
+        Counter::Sliding {
+            key,
+            limit,
+            window,
+            count,
+            record,
+        } => Counted::Sliding(
+            store
+                .sliding_hit(key, *limit, *window, *count, *record)
+                .await?,
+        ),
+        Counter::Quota {
+            key,
+            window_id,
+            ttl,
+            max_calls,
+            max_bytes,
+            calls,
+            bytes,
+            record,
+        } => Counted::Quota(
+            store
+                .quota_hit(
+                    key, *window_id, *ttl, *max_calls, *max_bytes, *calls, *bytes, *record,
+                )
+                .await?,
+        ),
+    })
+}
+
 /// `Store::count` one counter at a time: what a store without batches does.
 pub async fn count_each<S: Store + ?Sized>(
     store: &S,
@@ -89,35 +122,7 @@ pub async fn count_each<S: Store + ?Sized>(
 ) -> Result<Vec<Counted>, StoreError> {
     let mut out = Vec::with_capacity(counters.len());
     for c in counters {
-        let r = match c {
-            Counter::Sliding {
-                key,
-                limit,
-                window,
-                count,
-                record,
-            } => Counted::Sliding(
-                store
-                    .sliding_hit(key, *limit, *window, *count, *record)
-                    .await?,
-            ),
-            Counter::Quota {
-                key,
-                window_id,
-                ttl,
-                max_calls,
-                max_bytes,
-                calls,
-                bytes,
-                record,
-            } => Counted::Quota(
-                store
-                    .quota_hit(
-                        key, *window_id, *ttl, *max_calls, *max_bytes, *calls, *bytes, *record,
-                    )
-                    .await?,
-            ),
-        };
+        let r = count_one(store, c).await?;
         let refused = !r.admitted();
         out.push(r);
         if refused {

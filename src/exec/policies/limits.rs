@@ -146,8 +146,15 @@ pub trait ReadsAhead: Sync {
 
 /// Run one limit statement by itself.
 pub(super) async fn run_alone(p: &dyn Counts, cx: &mut ExecCtx<'_>) -> Outcome {
-    let mut counters = Vec::new();
+    let mut counters = Vec::with_capacity(1);
     p.plan(cx, &mut counters)?;
+    // One counter (the usual case): its own store call, no vector of answers.
+    if let [c] = counters.as_slice() {
+        let one = crate::store::count_one(cx.store, c)
+            .await
+            .map_err(store_failure)?;
+        return p.finish(cx, &counters, &[one]).map(|_| Step::Next);
+    }
     let counted = if counters.is_empty() {
         Vec::new()
     } else {
