@@ -965,11 +965,12 @@ fn slow_relay(redis_port: u16, hold: Duration) -> (u16, RelayLog) {
                         break;
                     }
                     std::thread::sleep(hold);
-                    if c_out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
+                    // Logged before it is let through: the gateway cannot have it earlier.
                     if let Ok(mut e) = down.lock() {
                         e.push((id, Instant::now(), Relayed::Reply));
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
                     }
                 }
             });
