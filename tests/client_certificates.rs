@@ -329,13 +329,24 @@ fn validate_client_certificate_rules_identities_and_context() {
         (Some("future"), "the client certificate is not valid yet."),
         (Some("revoked"), "the client certificate is revoked"),
     ] {
+        let logged = gw.access_log().len();
         let (status, body) = call(dir, &url("checked"), cert);
         assert_eq!(status, "403", "{cert:?}: {body}");
         assert!(
             body.contains("Invalid client certificate."),
             "{cert:?}: {body}"
         );
-        let log = gw.last_log();
+        // curl is not the harness's client, so `last_log` cannot know to wait: wait here
+        // (bounded) for this request's line, written after the response.
+        let mut lines = gw.access_log();
+        for _ in 0..200 {
+            if lines.len() > logged {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            lines = gw.access_log();
+        }
+        let log = lines.pop().unwrap_or_default();
         assert_eq!(log["error"], "ClientCertificateNotValid", "{log}");
         // The message says which rule failed, to on-error.
         let mut args = vec!["-s", "-k", "-D", "-", "-o", "/dev/null"];
