@@ -19,12 +19,30 @@ pub struct Sliding {
     pub retry_after: Duration,
 }
 
+impl Sliding {
+    /// The answer of a store whose failure mode admits everything.
+    pub const OPEN: Sliding = Sliding {
+        admitted: true,
+        count: 0,
+        retry_after: Duration::ZERO,
+    };
+}
+
 /// The result of a fixed-window quota check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
     pub admitted: bool,
     pub calls: u64,
     pub bytes: u64,
+}
+
+impl Quota {
+    /// The answer of a store whose failure mode admits everything.
+    pub const OPEN: Quota = Quota {
+        admitted: true,
+        calls: 0,
+        bytes: 0,
+    };
 }
 
 /// One counter of a batch (`Store::count`): a sliding-window hit or a fixed-window quota hit,
@@ -68,16 +86,8 @@ impl Counted {
     /// The answer of a store whose failure mode admits everything.
     pub fn open(c: &Counter) -> Counted {
         match c {
-            Counter::Sliding { .. } => Counted::Sliding(Sliding {
-                admitted: true,
-                count: 0,
-                retry_after: Duration::ZERO,
-            }),
-            Counter::Quota { .. } => Counted::Quota(Quota {
-                admitted: true,
-                calls: 0,
-                bytes: 0,
-            }),
+            Counter::Sliding { .. } => Counted::Sliding(Sliding::OPEN),
+            Counter::Quota { .. } => Counted::Quota(Quota::OPEN),
         }
     }
 }

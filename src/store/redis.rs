@@ -72,34 +72,6 @@ pub enum FailureMode {
     FailClosed,
 }
 
-/// Sliding window as a sorted set of unit hits scored by Redis time (microseconds).
-/// KEYS[1] = key; ARGV = window_us, limit, count, record (0/1), unique id.
-/// Returns {admitted, count, retry_after_us}.
-const SLIDING: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local count = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local n = redis.call('ZCARD', KEYS[1])
-if n + count <= limit then
-  if ARGV[4] == '1' and count > 0 then
-    for i = 1, count do redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i) end
-    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-    n = n + count
-  else
-    n = n + count
-  end
-  return {1, n, 0}
-end
-local need = n + count - limit
-local e = redis.call('ZRANGE', KEYS[1], need - 1, need - 1, 'WITHSCORES')
-local retry = window
-if e[2] then retry = tonumber(e[2]) + window - now end
-return {0, n, retry}
-"#;
-
 /// Unconditional add of `count` hits. KEYS[1]; ARGV = window_us, count, id.
 const SLIDING_ADD: &str = r#"
 local t = redis.call('TIME')
@@ -111,30 +83,15 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
 return {1}
 "#;
 
-/// Fixed-window quota in a hash. KEYS[1] (window id in the key); ARGV = ttl_s (0 = none),
-/// max_calls, max_bytes, calls, bytes, record. Returns {admitted, calls, bytes}.
-const QUOTA: &str = r#"
-local c = tonumber(redis.call('HGET', KEYS[1], 'c') or '0')
-local b = tonumber(redis.call('HGET', KEYS[1], 'b') or '0')
-local maxc = tonumber(ARGV[2])
-local maxb = tonumber(ARGV[3])
-local addc = tonumber(ARGV[4])
-local addb = tonumber(ARGV[5])
-local probe = addc
-if probe < 1 then probe = 1 end
-if (maxc > 0 and c + probe > maxc) or (maxb > 0 and b >= maxb) then return {0, c, b} end
-if ARGV[6] == '1' then
-  c = redis.call('HINCRBY', KEYS[1], 'c', addc)
-  b = redis.call('HINCRBY', KEYS[1], 'b', addb)
-  if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
-end
-return {1, c, b}
-"#;
-
-/// Several counters in one call (`Store::count`), in order, stopping after the first refused:
-/// the SLIDING and QUOTA scripts above, one after another. KEYS = the counters' keys; ARGV =
-/// 7 per counter: 's', window_us, limit, count, record, id, '' or 'q', ttl_s, max_calls,
-/// max_bytes, calls, bytes, record. Returns 3 numbers per counter run, as those scripts do.
+/// Every rate-limit and quota check-and-count, one counter or several (`Store::count`), in
+/// order, stopping after the first refused. KEYS = the counters' keys; ARGV = 7 per counter:
+/// - a sliding window (a sorted set of unit hits scored by Redis time in microseconds):
+///   's', window_us, limit, count, record (0/1), unique id, '';
+/// - a fixed-window quota (a hash, the window id in the key): 'q', ttl_s (0 = none),
+///   max_calls, max_bytes, calls, bytes, record.
+///
+/// Returns 3 numbers per counter run: {admitted, count, retry_after_us} for a window,
+/// {admitted, calls, bytes} for a quota.
 const COUNT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -370,9 +327,7 @@ pub struct RedisStore {
     mode: FailureMode,
     local: MemoryStore,
     prefix: String,
-    sliding: redis::Script,
     sliding_add: redis::Script,
-    quota: redis::Script,
     count: redis::Script,
     acquire: redis::Script,
     release: redis::Script,
@@ -408,9 +363,7 @@ impl RedisStore {
             mode,
             local: MemoryStore::new(max_keys),
             prefix: format!("gh:{prefix}:"),
-            sliding: redis::Script::new(SLIDING),
             sliding_add: redis::Script::new(SLIDING_ADD),
-            quota: redis::Script::new(QUOTA),
             count: redis::Script::new(COUNT),
             acquire: redis::Script::new(ACQUIRE),
             release: redis::Script::new(RELEASE),
@@ -531,6 +484,38 @@ impl RedisStore {
         }
     }
 
+    /// A Redis call within the store's timeout; a failure of any kind is `Unavailable`.
+    async fn timed<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// What a failed call gives: the failure marks Redis down (the first one logs and starts
+    /// the probe), then the failure mode answers: `local` (this instance's memory), `open`
+    /// (admit) or the error.
+    async fn fallback<T>(
+        &self,
+        e: StoreError,
+        local: impl std::future::Future<Output = Result<T, StoreError>>,
+        open: impl FnOnce() -> T,
+    ) -> Result<T, StoreError> {
+        self.failed(&e);
+        match self.mode {
+            FailureMode::Local => local.await,
+            FailureMode::FailOpen => Ok(open()),
+            FailureMode::FailClosed => Err(e),
+        }
+    }
+
     /// Run a script on one Redis key (already namespaced: `key` / `tagged`).
     async fn run(
         &self,
@@ -543,17 +528,10 @@ impl RedisStore {
         for a in args {
             inv.arg(a);
         }
-        match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        self.timed(inv.invoke_async::<Vec<i64>>(&mut conn)).await
     }
 
-    /// Several counters in one COUNT script call (one round trip), without the failure mode.
+    /// Counters in one COUNT script call (one round trip), without the failure mode.
     async fn count_once(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
         let mut conn = self.connection().await?;
         let mut inv = self.count.prepare_invoke();
@@ -597,18 +575,7 @@ impl RedisStore {
                 }
             }
         }
-        let v = match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn))
-            .await
-        {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(StoreError::Unavailable(e.to_string())),
-            Err(_) => {
-                return Err(StoreError::Unavailable(format!(
-                    "no answer within {:?}",
-                    self.timeout
-                )))
-            }
-        };
+        let v = self.timed(inv.invoke_async::<Vec<i64>>(&mut conn)).await?;
         if v.is_empty() || v.len() % 3 != 0 || v.len() / 3 > counters.len() {
             return Err(StoreError::Unavailable("unexpected script result".into()));
         }
@@ -704,7 +671,15 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// One sliding-window script call, without the failure mode.
+    /// One counter through the COUNT script, without the failure mode.
+    async fn count_single(&self, c: Counter) -> Result<Counted, StoreError> {
+        self.count_once(std::slice::from_ref(&c))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Unavailable("unexpected script result".into()))
+    }
+
+    /// One sliding-window hit in Redis, without the failure mode.
     async fn sliding_once(
         &self,
         key: &str,
@@ -713,21 +688,16 @@ impl RedisStore {
         count: u64,
         record: bool,
     ) -> Result<Sliding, StoreError> {
-        let args = [
-            window.as_micros().to_string(),
-            limit.to_string(),
-            count.to_string(),
-            if record { "1" } else { "0" }.to_string(),
-            unique(),
-        ];
-        match self.run(&self.sliding, self.key(key), &args).await {
-            Ok(v) if v.len() == 3 => Ok(Sliding {
-                admitted: v[0] == 1,
-                count: v[1].max(0) as u64,
-                retry_after: Duration::from_micros(v[2].max(0) as u64),
-            }),
-            Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
-            Err(e) => Err(e),
+        let c = Counter::Sliding {
+            key: key.to_owned(),
+            limit,
+            window,
+            count,
+            record,
+        };
+        match self.count_single(c).await? {
+            Counted::Sliding(s) => Ok(s),
+            Counted::Quota(_) => Err(StoreError::Unavailable("unexpected script result".into())),
         }
     }
 
@@ -743,20 +713,8 @@ impl RedisStore {
         match self.sliding_once(key, limit, window, count, record).await {
             Ok(s) => Ok(s),
             Err(e) => {
-                self.failed(&e);
-                match self.mode {
-                    FailureMode::Local => {
-                        self.local
-                            .sliding_hit(key, limit, window, count, record)
-                            .await
-                    }
-                    FailureMode::FailOpen => Ok(Sliding {
-                        admitted: true,
-                        count: 0,
-                        retry_after: Duration::ZERO,
-                    }),
-                    FailureMode::FailClosed => Err(e),
-                }
+                let local = self.local.sliding_hit(key, limit, window, count, record);
+                self.fallback(e, local, || Sliding::OPEN).await
             }
         }
     }
@@ -895,12 +853,9 @@ impl Store for RedisStore {
         match self.count_once(counters).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                self.failed(&e);
-                match self.mode {
-                    FailureMode::Local => count_each(&self.local, counters).await,
-                    FailureMode::FailOpen => Ok(counters.iter().map(Counted::open).collect()),
-                    FailureMode::FailClosed => Err(e),
-                }
+                let local = count_each(&self.local, counters);
+                self.fallback(e, local, || counters.iter().map(Counted::open).collect())
+                    .await
             }
         }
     }
@@ -910,12 +865,8 @@ impl Store for RedisStore {
         match self.run(&self.sliding_add, self.key(key), &args).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                self.failed(&e);
-                match self.mode {
-                    FailureMode::Local => self.local.sliding_add(key, window, count).await,
-                    FailureMode::FailOpen => Ok(()),
-                    FailureMode::FailClosed => Err(e),
-                }
+                let local = self.local.sliding_add(key, window, count);
+                self.fallback(e, local, || ()).await
             }
         }
     }
@@ -931,40 +882,26 @@ impl Store for RedisStore {
         bytes: u64,
         record: bool,
     ) -> Result<Quota, StoreError> {
-        // In a cluster the hash tag is the counter's key, so all its windows share a slot.
-        let full = self.tagged(key, &format!("\u{1f}{window_id}"));
-        let args = [
-            ttl.map_or(0, |t| t.as_secs()).to_string(),
-            max_calls.to_string(),
-            max_bytes.to_string(),
-            calls.to_string(),
-            bytes.to_string(),
-            if record { "1" } else { "0" }.to_string(),
-        ];
-        match self.run(&self.quota, full, &args).await {
-            Ok(v) if v.len() == 3 => Ok(Quota {
-                admitted: v[0] == 1,
-                calls: v[1].max(0) as u64,
-                bytes: v[2].max(0) as u64,
-            }),
-            Ok(_) => Err(StoreError::Unavailable("unexpected script result".into())),
+        let c = Counter::Quota {
+            key: key.to_owned(),
+            window_id,
+            ttl,
+            max_calls,
+            max_bytes,
+            calls,
+            bytes,
+            record,
+        };
+        match self.count_single(c).await {
+            Ok(Counted::Quota(q)) => Ok(q),
+            Ok(Counted::Sliding(_)) => {
+                Err(StoreError::Unavailable("unexpected script result".into()))
+            }
             Err(e) => {
-                self.failed(&e);
-                match self.mode {
-                    FailureMode::Local => {
-                        self.local
-                            .quota_hit(
-                                key, window_id, ttl, max_calls, max_bytes, calls, bytes, record,
-                            )
-                            .await
-                    }
-                    FailureMode::FailOpen => Ok(Quota {
-                        admitted: true,
-                        calls: 0,
-                        bytes: 0,
-                    }),
-                    FailureMode::FailClosed => Err(e),
-                }
+                let local = self.local.quota_hit(
+                    key, window_id, ttl, max_calls, max_bytes, calls, bytes, record,
+                );
+                self.fallback(e, local, || Quota::OPEN).await
             }
         }
     }
@@ -984,12 +921,8 @@ impl Store for RedisStore {
         {
             Ok(v) => Ok(v.first() == Some(&1)),
             Err(e) => {
-                self.failed(&e);
-                match self.mode {
-                    FailureMode::Local => self.local.acquire(key, max, ttl).await,
-                    FailureMode::FailOpen => Ok(true),
-                    FailureMode::FailClosed => Err(e),
-                }
+                let local = self.local.acquire(key, max, ttl);
+                self.fallback(e, local, || true).await
             }
         }
     }
@@ -1010,24 +943,14 @@ impl Store for RedisStore {
         }
         let mut conn = self.connection().await.ok()?;
         let k = self.key(&format!("c:{key}"));
-        match tokio::time::timeout(
-            self.timeout,
-            redis::cmd("GET")
-                .arg(k)
-                .query_async::<Option<Vec<u8>>>(&mut conn),
-        )
-        .await
-        {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                self.failed(&StoreError::Unavailable(e.to_string()));
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(k);
+        self.timed(cmd.query_async::<Option<Vec<u8>>>(&mut conn))
+            .await
+            .unwrap_or_else(|e| {
+                self.failed(&e);
                 None
-            }
-            Err(_) => {
-                self.failed(&StoreError::Unavailable("cache read timed out".into()));
-                None
-            }
-        }
+            })
     }
 
     async fn cache_set(&self, key: &str, value: Vec<u8>, ttl: Duration, external: bool) {
@@ -1043,11 +966,8 @@ impl Store for RedisStore {
             .arg(value)
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64);
-        if !matches!(
-            tokio::time::timeout(self.timeout, cmd.query_async::<()>(&mut conn)).await,
-            Ok(Ok(()))
-        ) {
-            self.failed(&StoreError::Unavailable("cache write failed".into()));
+        if let Err(e) = self.timed(cmd.query_async::<()>(&mut conn)).await {
+            self.failed(&e);
         }
     }
 
@@ -1059,11 +979,9 @@ impl Store for RedisStore {
             return;
         };
         let k = self.key(&format!("c:{key}"));
-        let _ = tokio::time::timeout(
-            self.timeout,
-            redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn),
-        )
-        .await;
+        let _ = self
+            .timed(redis::cmd("DEL").arg(k).query_async::<i64>(&mut conn))
+            .await;
     }
 
     async fn fill_lock(&self, key: &str, ttl: Duration) -> Option<String> {
@@ -1077,16 +995,14 @@ impl Store for RedisStore {
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64);
-        match tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn)).await
+        match self
+            .timed(cmd.query_async::<Option<String>>(&mut conn))
+            .await
         {
-            Ok(Ok(Some(_))) => Some(token),
-            Ok(Ok(None)) => None,
-            Ok(Err(e)) => {
-                self.failed(&StoreError::Unavailable(e.to_string()));
-                Some(token)
-            }
-            Err(_) => {
-                self.failed(&StoreError::Unavailable("fill lock timed out".into()));
+            Ok(Some(_)) => Some(token),
+            Ok(None) => None,
+            Err(e) => {
+                self.failed(&e);
                 Some(token)
             }
         }
