@@ -222,7 +222,17 @@ fn curl(dir: &Path, args: &[&str]) -> (String, String) {
 
 /// curl with a client certificate `name` (or none): (status, body).
 fn call(dir: &Path, url: &str, name: Option<&str>) -> (String, String) {
-    let mut args = vec!["-w".to_string(), "\n%{http_code}".to_string()];
+    call_as(dir, url, name, "curl")
+}
+
+/// `call` with this User-Agent (which the access log records: a line to wait for).
+fn call_as(dir: &Path, url: &str, name: Option<&str>, agent: &str) -> (String, String) {
+    let mut args = vec![
+        "-w".to_string(),
+        "\n%{http_code}".to_string(),
+        "-A".to_string(),
+        agent.to_string(),
+    ];
     if let Some(n) = name {
         args.extend([
             "--cert".into(),
@@ -329,24 +339,27 @@ fn validate_client_certificate_rules_identities_and_context() {
         (Some("future"), "the client certificate is not valid yet."),
         (Some("revoked"), "the client certificate is revoked"),
     ] {
-        let logged = gw.access_log().len();
-        let (status, body) = call(dir, &url("checked"), cert);
+        let agent = format!("case-{cert:?}");
+        let (status, body) = call_as(dir, &url("checked"), cert, &agent);
         assert_eq!(status, "403", "{cert:?}: {body}");
         assert!(
             body.contains("Invalid client certificate."),
             "{cert:?}: {body}"
         );
         // curl is not the harness's client, so `last_log` cannot know to wait: wait here
-        // (bounded) for this request's line, written after the response.
-        let mut lines = gw.access_log();
-        for _ in 0..200 {
-            if lines.len() > logged {
+        // (bounded) for this request's line (its own User-Agent), written after the response.
+        let mut log = serde_json::Value::Null;
+        for _ in 0..300 {
+            if let Some(l) = gw
+                .access_log()
+                .into_iter()
+                .rfind(|l| l["user_agent"] == agent.as_str())
+            {
+                log = l;
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
-            lines = gw.access_log();
         }
-        let log = lines.pop().unwrap_or_default();
         assert_eq!(log["error"], "ClientCertificateNotValid", "{log}");
         // The message says which rule failed, to on-error.
         let mut args = vec!["-s", "-k", "-D", "-", "-o", "/dev/null"];
