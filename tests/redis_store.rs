@@ -1039,3 +1039,127 @@ fn a_counter_and_the_cache_lookup_after_it_go_together() {
         answered_at - script_at
     );
 }
+
+/// A gateway whose API `a` has the operations `/x` and `/probe` with these inbound limits.
+fn limits_gateway(
+    redis: &RedisServer,
+    origin: &Origin,
+    mode: &str,
+    x: &str,
+    probe: &str,
+) -> Gatehouse {
+    let yaml = format!(
+        "name: batch{}\nstore:\n  type: redis\n  url: {}\n  timeout: 100ms\n  failure_mode: {mode}\napis:\n{}",
+        mode.replace('-', ""),
+        redis.url(),
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("x", "GET", "/x"), ("probe", "GET", "/probe")]
+        )
+    );
+    let doc = |inbound: &str| {
+        format!("<policies><inbound><base />{inbound}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
+    };
+    Gatehouse::start(
+        &yaml,
+        &[
+            ("apis/a/x.xml", doc(x).as_str()),
+            ("apis/a/probe.xml", doc(probe).as_str()),
+        ],
+    )
+}
+
+/// Limit statements in a row are one store call; when that call fails, the failure mode
+/// applies to the whole batch exactly as to single calls: `local` counts every statement of
+/// the batch in this instance's memory (a refusal ends it there too), `fail-open` admits,
+/// `fail-closed` fails the request.
+#[test]
+fn limits_in_a_row_under_each_failure_mode() {
+    let mut redis = RedisServer::start();
+    let origin = Origin::echo();
+    let two = r#"<rate-limit-by-key calls="2" renewal-period="60" counter-key="A" remaining-calls-header-name="x-a-left" /><rate-limit-by-key calls="100" renewal-period="60" counter-key="B" remaining-calls-header-name="x-b-left" />"#;
+    let gws: Vec<Gatehouse> = ["local", "fail-open", "fail-closed"]
+        .iter()
+        .map(|m| limits_gateway(&redis, &origin, m, two, two))
+        .collect();
+    for g in &gws {
+        let r = g.get("/a/x", &[]);
+        assert_eq!(r.status, 200, "{}", g.log());
+    }
+    // Each gateway has its own prefix (name): A has 1 left in Redis for each.
+    redis.kill();
+    let statuses = |g: &Gatehouse| {
+        (0..3)
+            .map(|_| g.get("/a/x", &[]).status)
+            .collect::<Vec<_>>()
+    };
+    // local: memory counters start afresh for the outage; A admits 2 there, then refuses.
+    let local = &gws[0];
+    let first = local.get("/a/x", &[]);
+    assert_eq!(first.status, 200, "{}", local.log());
+    assert_eq!(first.header("x-a-left"), Some("1"));
+    assert_eq!(
+        first.header("x-b-left"),
+        Some("99"),
+        "B counted in memory too"
+    );
+    assert_eq!(statuses(local), vec![200, 429, 429]);
+    assert_eq!(statuses(&gws[1]), vec![200, 200, 200]);
+    assert_eq!(statuses(&gws[2]), vec![500, 500, 500]);
+    for g in &gws {
+        assert!(g.log().contains("failure mode"), "{}", g.log());
+    }
+}
+
+/// A limit that sets a variable ends its batch: the key expression of the next limit reads
+/// the value the first one set (were it planned before, it would read the default and every
+/// request would share one key).
+#[test]
+fn a_limit_that_sets_a_variable_ends_its_batch() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let x = r#"<rate-limit-by-key calls="100" renewal-period="60" counter-key="A" remaining-calls-variable-name="left" /><rate-limit-by-key calls="1" renewal-period="60" counter-key="@("k" + context.Variables.GetValueOrDefault<int>("left", -1))" /><rate-limit-by-key calls="100" renewal-period="60" counter-key="C" />"#;
+    let gw = limits_gateway(&redis, &origin, "local", x, "");
+    let before = script_calls(&redis);
+    let statuses: Vec<u16> = (0..4).map(|_| gw.get("/a/x", &[]).status).collect();
+    // Keys k99, k98, ...: a new key each time, so the limit of 1 never refuses.
+    assert_eq!(statuses, vec![200; 4], "{}", gw.log());
+    // Two calls per request: A alone, then the other two together.
+    let calls = script_calls(&redis) - before;
+    assert!(
+        (8..=9).contains(&calls),
+        "{calls} script calls for 4 requests"
+    );
+}
+
+/// A statement whose key expression fails inside a row of limits: the ones before it count
+/// (as one by one they would have), it fails the request where it stands, the ones after it
+/// are not counted.
+#[test]
+fn a_failing_key_expression_in_a_row_of_limits() {
+    let redis = RedisServer::start();
+    let origin = Origin::echo();
+    let a = r#"<rate-limit-by-key calls="10" renewal-period="60" counter-key="A" remaining-calls-header-name="x-a-left" />"#;
+    let c = r#"<rate-limit-by-key calls="10" renewal-period="60" counter-key="C" remaining-calls-header-name="x-c-left" />"#;
+    let bad = r#"<rate-limit-by-key calls="10" renewal-period="60" counter-key="@((string)context.Variables["missing"])" />"#;
+    let gw = limits_gateway(
+        &redis,
+        &origin,
+        "local",
+        &format!("{a}{bad}{c}"),
+        &format!("{a}{c}"),
+    );
+    let r = gw.get("/a/x", &[]);
+    assert_eq!(r.status, 500, "{}", gw.log());
+    let p = gw.get("/a/probe", &[]);
+    assert_eq!(p.status, 200, "{}", gw.log());
+    assert_eq!(
+        p.header("x-a-left"),
+        Some("8"),
+        "A counted the failed request"
+    );
+    assert_eq!(p.header("x-c-left"), Some("9"), "C did not");
+}
