@@ -86,7 +86,8 @@ return {1}
 /// Every rate-limit and quota check-and-count, one counter or several (`Store::count`), in
 /// order, stopping after the first refused. KEYS = the counters' keys; ARGV = 7 per counter:
 /// - a sliding window (a sorted set of unit hits scored by Redis time in microseconds):
-///   's', window_us, limit, count, record (0/1), unique id, '';
+///   's', window_us, limit, count, record (0/1), call id, counter index (a hit's member is
+///   `id.index:n`, unique per hit);
 /// - a fixed-window quota (a hash, the window id in the key): 'q', ttl_s (0 = none),
 ///   max_calls, max_bytes, calls, bytes, record.
 ///
@@ -114,7 +115,8 @@ for i = 1, #KEYS do
       return out
     end
     if ARGV[a + 5] == '1' and count > 0 then
-      for j = 1, count do redis.call('ZADD', k, now, ARGV[a + 6] .. ':' .. j) end
+      local id = ARGV[a + 6] .. '.' .. ARGV[a + 7] .. ':'
+      for j = 1, count do redis.call('ZADD', k, now, id .. j) end
       redis.call('PEXPIRE', k, math.ceil(window / 1000) + 1000)
     end
     out[#out + 1] = 1; out[#out + 1] = n + count; out[#out + 1] = 0
@@ -472,15 +474,33 @@ impl RedisStore {
     /// The Redis key of a store key: namespaced, and in a cluster with the store key as its
     /// hash tag, so every key of one counter (a quota's windows) lives in one slot.
     fn key(&self, key: &str) -> String {
-        self.tagged(key, "")
+        let mut out = String::with_capacity(self.prefix.len() + key.len() + 2);
+        self.push_key(key, &mut out);
+        out
     }
 
-    /// `key` as the hash tag (in a cluster), then `rest`.
-    fn tagged(&self, key: &str, rest: &str) -> String {
+    /// `key` namespaced (and hash-tagged in a cluster), appended to `out`.
+    fn push_key(&self, key: &str, out: &mut String) {
+        out.push_str(&self.prefix);
         if self.cluster.is_some() {
-            format!("{}{{{key}}}{rest}", self.prefix)
+            out.push('{');
+            out.push_str(key);
+            out.push('}');
         } else {
-            format!("{}{key}{rest}", self.prefix)
+            out.push_str(key);
+        }
+    }
+
+    /// A counter's Redis key, appended to `out`; a quota's has its window id after the key
+    /// (after the hash tag in a cluster, so all its windows share a slot).
+    fn counter_key(&self, c: &Counter, out: &mut String) {
+        match c {
+            Counter::Sliding { key, .. } => self.push_key(key, out),
+            Counter::Quota { key, window_id, .. } => {
+                use std::fmt::Write;
+                self.push_key(key, out);
+                let _ = write!(out, "\u{1f}{window_id}");
+            }
         }
     }
 
@@ -534,48 +554,65 @@ impl RedisStore {
     /// Counters in one COUNT script call (one round trip), without the failure mode.
     async fn count_once(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
         let mut conn = self.connection().await?;
-        let mut inv = self.count.prepare_invoke();
-        let id = unique();
+        // The command is written straight into one `Cmd`: numbers formatted in place, the keys
+        // through one buffer (no String per argument, no second copy as a script invocation
+        // makes); NOSCRIPT (a Redis that restarted or flushed its scripts) loads it once.
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.count.get_hash()).arg(counters.len());
+        let mut key = String::with_capacity(self.prefix.len() + 64);
+        for c in counters {
+            key.clear();
+            self.counter_key(c, &mut key);
+            cmd.arg(key.as_str());
+        }
+        let id = rand::random::<u64>();
+        let flag = |record: bool| if record { "1" } else { "0" };
         for (i, c) in counters.iter().enumerate() {
             match c {
                 Counter::Sliding {
-                    key,
                     limit,
                     window,
                     count,
                     record,
+                    ..
                 } => {
-                    inv.key(self.key(key))
-                        .arg("s")
-                        .arg(window.as_micros().to_string())
+                    cmd.arg("s")
+                        .arg(u64::try_from(window.as_micros()).unwrap_or(u64::MAX))
                         .arg(limit)
                         .arg(count)
-                        .arg(if *record { "1" } else { "0" })
-                        .arg(format!("{id}.{i}"))
-                        .arg("");
+                        .arg(flag(*record))
+                        .arg(id)
+                        .arg(i);
                 }
                 Counter::Quota {
-                    key,
-                    window_id,
                     ttl,
                     max_calls,
                     max_bytes,
                     calls,
                     bytes,
                     record,
+                    ..
                 } => {
-                    inv.key(self.tagged(key, &format!("\u{1f}{window_id}")))
-                        .arg("q")
+                    cmd.arg("q")
                         .arg(ttl.map_or(0, |t| t.as_secs()))
                         .arg(max_calls)
                         .arg(max_bytes)
                         .arg(calls)
                         .arg(bytes)
-                        .arg(if *record { "1" } else { "0" });
+                        .arg(flag(*record));
                 }
             }
         }
-        let v = self.timed(inv.invoke_async::<Vec<i64>>(&mut conn)).await?;
+        let call = async {
+            match cmd.query_async::<Vec<i64>>(&mut conn).await {
+                Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                    self.count.load_async(&mut conn).await?;
+                    cmd.query_async::<Vec<i64>>(&mut conn).await
+                }
+                r => r,
+            }
+        };
+        let v = self.timed(call).await?;
         if v.is_empty() || v.len() % 3 != 0 || v.len() / 3 > counters.len() {
             return Err(StoreError::Unavailable("unexpected script result".into()));
         }
