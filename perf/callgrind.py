@@ -45,10 +45,32 @@ def wait(port, path, headers, timeout=120):
     sys.exit(f"port {port} did not answer")
 
 
-def instructions(cmd, port, path, headers, n, out_file):
+def ready(admin, timeout=120):
+    """Wait until gatehouse's admin listener says ready: start-up work (the store's first
+    connection, the wait for every listener to be bound) is over, so none of it is counted
+    among the requests' instructions (it overlapped the N1 run and not the N2 one otherwise)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.2)
+    sys.exit(f"admin port {admin} never said ready")
+
+
+def instructions(cmd, port, path, headers, n, out_file, admin=None):
     p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *cmd],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        if admin:
+            ready(admin)
         wait(port, path, headers)
         requests(port, path, headers, n - 1)
     finally:
@@ -79,13 +101,13 @@ def main():
     conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
     key = {"Ocp-Apim-Subscription-Key": "perf-key-0001"}
     targets = [
-        ("pingora-minimal", [minimal, f"127.0.0.1:{ports['pingora']}", f"127.0.0.1:{ports['origin']}"], ports["pingora"], "/pass/", {}),
-        ("gatehouse-passthrough", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/", {}),
-        ("gatehouse-typical", [gh, "run", "-c", conf], ports["gatehouse"], "/typ/x", key),
+        ("pingora-minimal", [minimal, f"127.0.0.1:{ports['pingora']}", f"127.0.0.1:{ports['origin']}"], ports["pingora"], "/pass/", {}, None),
+        ("gatehouse-passthrough", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/", {}, ports["admin"]),
+        ("gatehouse-typical", [gh, "run", "-c", conf], ports["gatehouse"], "/typ/x", key, ports["admin"]),
         ("gatehouse-typical-redis", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")],
-         ports["gatehouse_redis"], "/typ/x", key),
+         ports["gatehouse_redis"], "/typ/x", key, ports["admin_redis"]),
         ("gatehouse-typical-redis-lease", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis-lease.yaml")],
-         ports["gatehouse_redis"], "/typ/x", key),
+         ports["gatehouse_redis"], "/typ/x", key, ports["admin_redis"]),
     ]
     redis = subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"],
@@ -93,11 +115,11 @@ def main():
     results = {}
     try:
         run.wait_port(ports["origin"])
-        for name, cmd, port, path, headers in targets:
+        for name, cmd, port, path, headers, admin in targets:
             counts = []
             for n in (N1, N2):
                 out_file = os.path.join(OUT, f"callgrind.{name}{'.' + label if label else ''}.{n}.out")
-                counts.append(instructions(cmd, port, path, headers, n, out_file))
+                counts.append(instructions(cmd, port, path, headers, n, out_file, admin))
             per = (counts[1] - counts[0]) / (N2 - N1)
             results[name] = round(per)
             print(f"{name:24} {per:10,.0f} instructions/request", flush=True)

@@ -12,7 +12,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
 LOAD_CORE, PROXY_CORE = "0", "1"
-PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "pingora": 18006, "redis": 18010}
+PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "admin_redis": 18005, "pingora": 18006, "redis": 18010}
 TARGETS = os.environ.get("TARGETS")  # comma-separated subset of target names
 COMPARE = os.environ.get("COMPARE") == "1"  # flag ratios that regressed >10% against perf/baseline.json
 SAVE_BASELINE = os.environ.get("SAVE_BASELINE") == "1"
