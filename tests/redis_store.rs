@@ -532,9 +532,10 @@ fn sentinel_failover_is_followed_without_a_restart() {
 /// Redis Cluster: three masters started and joined by the test. Two gateway instances given
 /// one node each share exact rate limits (counters on different slots), an exact quota and the
 /// response cache (one origin call for both).
-#[test]
-fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
-    let nodes: Vec<RedisServer> = (0..3)
+/// A Redis Cluster of `masters` masters, each with `replicas` replicas, started and joined by
+/// the test (`redis-cli --cluster create`); returns once every node says `cluster_state:ok`.
+fn start_cluster(masters: usize, replicas: usize) -> (Vec<RedisServer>, Vec<String>) {
+    let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
         .map(|_| {
             RedisServer::start_with(
                 vec![
@@ -543,7 +544,11 @@ fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
                     "--cluster-config-file".into(),
                     "nodes.conf".into(),
                     "--cluster-node-timeout".into(),
-                    "2000".into(),
+                    "1000".into(),
+                    // A replica takes over however long ago it last heard from its master
+                    // (else a test cluster without writes may find its replicas too stale).
+                    "--cluster-replica-validity-factor".into(),
+                    "0".into(),
                 ],
                 Vec::new(),
                 false,
@@ -554,9 +559,10 @@ fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port))
         .collect();
+    let replicas = replicas.to_string();
     let mut args = vec!["--cluster", "create"];
     args.extend(addrs.iter().map(String::as_str));
-    args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    args.extend(["--cluster-replicas", replicas.as_str(), "--cluster-yes"]);
     let out = std::process::Command::new("redis-cli")
         .args(&args)
         .output()
@@ -571,6 +577,28 @@ fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
             .iter()
             .all(|n| cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"))
     });
+    (nodes, addrs)
+}
+
+/// The port of the master that serves `slot`, as node `port` sees the cluster.
+fn slot_owner(port: u16, slot: u16) -> Option<u16> {
+    cli(port, &["cluster", "nodes"]).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let is_master = f.get(2)?.split(',').any(|x| x == "master");
+        let serves = f.iter().skip(8).any(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+        });
+        if !is_master || !serves || f.get(2)?.contains("fail") {
+            return None;
+        }
+        f.get(1)?.split(['@', ':']).nth(1)?.parse().ok()
+    })
+}
+
+#[test]
+fn a_redis_cluster_shares_limits_quotas_and_the_cache() {
+    let (nodes, addrs) = start_cluster(3, 0);
     let origin = Origin::echo();
     let ops: Vec<(&str, &str, &str)> = vec![
         ("rl0", "GET", "/rl0"),
@@ -1162,4 +1190,87 @@ fn a_failing_key_expression_in_a_row_of_limits() {
         "A counted the failed request"
     );
     assert_eq!(p.header("x-c-left"), Some("9"), "C did not");
+}
+
+/// The master that holds a counter's slot dies: its replica takes over (Redis Cluster
+/// failover), and the gateways follow the new owner without a restart (the client library
+/// refreshes the slot map on MOVED / connection errors; the store's probe marks Redis back).
+/// While no master serves the slot, fail-closed answers 500. Counts are the replica's: Redis
+/// replicates asynchronously, so hits counted just before the failover may be lost (the
+/// window may admit that many more; docs/stores.md).
+#[test]
+fn a_cluster_follows_a_failover_of_a_slot_owner() {
+    let (mut nodes, addrs) = start_cluster(3, 1);
+    let origin = Origin::echo();
+    let yaml = format!(
+        "name: failover\nstore:\n  type: redis\n  timeout: 500ms\n  failure_mode: fail-closed\n  cluster:\n    nodes: [{}]\napis:\n{}",
+        addrs
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            "    subscription_required: false\n",
+            &[("rl", "GET", "/rl")]
+        )
+    );
+    let rl = r#"<policies><inbound><base /><rate-limit-by-key calls="10" renewal-period="300" counter-key="the-counter" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+    let a = Gatehouse::start(&yaml, &[("apis/a/rl.xml", rl)]);
+    let b = Gatehouse::start(&yaml, &[("apis/a/rl.xml", rl)]);
+    for g in [&a, &b, &a, &b] {
+        assert_eq!(g.get("/a/rl", &[]).status, 200, "{}", g.log());
+    }
+    // The counter's key carries `the-counter` as its hash tag: that is its slot.
+    let slot: u16 = cli(nodes[0].port, &["cluster", "keyslot", "the-counter"])
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("keyslot: {e}"));
+    let owner = slot_owner(nodes[0].port, slot).unwrap_or_else(|| panic!("no owner of {slot}"));
+    let dead = nodes
+        .iter()
+        .position(|n| n.port == owner)
+        .unwrap_or_else(|| panic!("owner {owner} is not a node"));
+    nodes[dead].kill();
+    let witness = nodes[(dead + 1) % nodes.len()].port;
+    wait_until(
+        "a replica took over the slot",
+        Duration::from_secs(30),
+        || {
+            slot_owner(witness, slot).is_some_and(|p| p != owner)
+                && cli(witness, &["cluster", "info"]).contains("cluster_state:ok")
+        },
+    );
+    // Both gateways find the new owner by themselves (bounded: 20 s each).
+    for g in [&a, &b] {
+        wait_until(
+            "the gateway counts in Redis again",
+            Duration::from_secs(20),
+            || g.get("/a/rl", &[]).status == 200,
+        );
+    }
+    // The limit still holds across both instances: 10 in the window, at most the few hits
+    // that did not reach the replica before the failover more.
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        statuses.push(g.get("/a/rl", &[]).status);
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}\n{}",
+        a.log()
+    );
+    let admitted = 4 + 2 + statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (10..=14).contains(&admitted),
+        "{admitted} admitted in all: {statuses:?}"
+    );
+    assert_eq!(
+        &statuses[18..],
+        &[429, 429],
+        "both instances refuse at the end"
+    );
 }
