@@ -375,12 +375,25 @@ struct SentinelProc {
 
 impl SentinelProc {
     fn start(master_port: u16) -> SentinelProc {
+        SentinelProc::start_with(master_port, 2, "")
+    }
+
+    /// A sentinel with a quorum of `quorum` and `extra` configuration lines (with
+    /// `tls-port PORT`, it listens with TLS only on its port and is not waited for here).
+    fn start_with(master_port: u16, quorum: u8, extra: &str) -> SentinelProc {
         let dir = TempDir::new();
         let port = free_port();
+        let tls = extra.contains("tls-port");
+        let listen = if tls {
+            "port 0".to_string()
+        } else {
+            format!("port {port}")
+        };
+        let extra = extra.replace("tls-port PORT", &format!("tls-port {port}"));
         dir.write(
             "sentinel.conf",
             &format!(
-                "port {port}\nbind 127.0.0.1\ndir {d}\nsentinel monitor mymaster 127.0.0.1 {master_port} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\nsentinel parallel-syncs mymaster 1\n",
+                "{listen}\nbind 127.0.0.1\ndir {d}\n{extra}\nsentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\nsentinel parallel-syncs mymaster 1\n",
                 d = dir.0.display()
             ),
         );
@@ -397,7 +410,7 @@ impl SentinelProc {
             _dir: dir,
         };
         let start = Instant::now();
-        while !RedisServer::plain_ping(port) && start.elapsed() < Duration::from_secs(10) {
+        while !tls && !RedisServer::plain_ping(port) && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(25));
         }
         s
@@ -1273,4 +1286,128 @@ fn a_cluster_follows_a_failover_of_a_slot_owner() {
         &[429, 429],
         "both instances refuse at the end"
     );
+}
+
+/// TLS and ACL all the way: a TLS-only master with an ACL user, and a TLS-only sentinel with
+/// its own password that reaches the master over TLS with that user. The gateway asks the
+/// sentinel over TLS (its password from a named value) and counts on the master over TLS (the
+/// ACL user's password from another); neither password reaches a log.
+#[test]
+fn sentinel_over_tls_with_passwords() {
+    let certs = TempDir::new();
+    certificates(&certs.0);
+    let path = |f: &str| certs.0.join(f).display().to_string();
+    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    certs.write(
+        "users.acl",
+        "user default off\nuser gatehouse on >master-s3cret ~* &* +@all\n",
+    );
+    let tls_args = |port_only: bool| {
+        let mut v = vec![
+            "--tls-cert-file".to_string(),
+            cert.clone(),
+            "--tls-key-file".into(),
+            key.clone(),
+            "--tls-ca-cert-file".into(),
+            ca.clone(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        if port_only {
+            v.extend(["--aclfile".into(), path("users.acl")]);
+        }
+        v
+    };
+    let master = RedisServer::start_with(
+        tls_args(true),
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            ca.clone(),
+            "--user".into(),
+            "gatehouse".into(),
+            "--pass".into(),
+            "master-s3cret".into(),
+        ],
+        true,
+    );
+    let sentinel = SentinelProc::start_with(
+        master.port,
+        1,
+        &format!(
+            "tls-port PORT\ntls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\ntls-auth-clients no\ntls-replication yes\nrequirepass sentinel-s3cret\nsentinel auth-user mymaster gatehouse\nsentinel auth-pass mymaster master-s3cret"
+        ),
+    );
+    let sentinel_cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "--tls",
+                "--cacert",
+                &ca,
+                "-a",
+                "sentinel-s3cret",
+                "--no-auth-warning",
+            ])
+            .args(["-p", &sentinel.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The sentinel answers over TLS and sees the master up (it logged in with the ACL user).
+    wait_until(
+        "the sentinel monitors the master",
+        Duration::from_secs(20),
+        || {
+            let m = sentinel_cli(&["sentinel", "master", "mymaster"]);
+            m.contains("flags\nmaster\n") && !m.contains("disconnected")
+        },
+    );
+    let origin = Origin::echo();
+    let cfg = |sentinel_pw_env: &str| {
+        format!(
+            "name: sentinel-tls\nnamed_values:\n  master-pw:\n    env: GH_MASTER_PW\n  sentinel-pw:\n    env: {sentinel_pw_env}\nstore:\n  type: redis\n  username: gatehouse\n  password: master-pw\n  timeout: 1s\n  failure_mode: fail-closed\n  tls:\n    ca_file: {ca}\n  sentinel:\n    master_name: mymaster\n    nodes: [\"127.0.0.1:{}\"]\n    tls: true\n    password: sentinel-pw\napis:\n{}",
+            sentinel.port,
+            api_yaml(
+                "a",
+                "a",
+                &format!("http://127.0.0.1:{}", origin.port),
+                "    subscription_required: false\n",
+                &[("rl", "GET", "/rl")]
+            )
+        )
+    };
+    let env = [
+        ("GH_MASTER_PW", "master-s3cret"),
+        ("GH_SENTINEL_PW", "sentinel-s3cret"),
+        ("GH_WRONG_PW", "not-the-sentinel-pw"),
+    ];
+    let a = Gatehouse::start_with_env(&cfg("GH_SENTINEL_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    let b = Gatehouse::start_with_env(&cfg("GH_SENTINEL_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    let mut admitted = 0;
+    for i in 0..30 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        match g.get("/a/rl", &[]).status {
+            200 => admitted += 1,
+            429 => {}
+            s => panic!("status {s}:\n{}", g.log()),
+        }
+    }
+    assert_eq!(
+        admitted, 20,
+        "exact across two instances, found through the sentinel"
+    );
+    let wrong = Gatehouse::start_with_env(&cfg("GH_WRONG_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    assert_eq!(
+        wrong.get("/a/rl", &[]).status,
+        500,
+        "fail-closed: the sentinel refused us"
+    );
+    for g in [&a, &b, &wrong] {
+        let log = g.log();
+        assert!(
+            !log.contains("s3cret") && !log.contains("not-the-sentinel-pw"),
+            "{log}"
+        );
+    }
 }

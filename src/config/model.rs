@@ -499,6 +499,15 @@ pub struct SentinelSpec {
     pub master_name: String,
     /// Sentinels as `host:port`.
     pub nodes: Vec<String>,
+    /// Reach the sentinels and the master they name over TLS (`store.tls` applies to both).
+    #[serde(default)]
+    pub tls: bool,
+    /// The sentinels' own ACL user and password (the named value's name), when they ask for
+    /// one; `store.username` / `store.password` are the master's.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// TLS to Redis (`rediss://`): the CAs to trust instead of the system's, and a client

@@ -173,30 +173,54 @@ pub struct Target {
     pub password: Option<String>,
     pub ca: Option<Vec<u8>>,
     pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
-    /// Redis Sentinel: the master's name and the sentinels (`host:port`); the master is
-    /// asked of them at start and after every outage, and `url` is not used.
-    pub sentinel: Option<(String, Vec<String>)>,
+    /// Redis Sentinel (the master is asked of the sentinels at start and after every outage,
+    /// and `url` is not used).
+    pub sentinel: Option<SentinelTarget>,
     /// Redis Cluster: some of its nodes (`host:port`); the rest are discovered.
     pub cluster: Option<Vec<String>>,
+}
+
+/// Redis Sentinel: the monitored master's name, the sentinels (`host:port`), whether TLS
+/// reaches them and the master, and the sentinels' own ACL user and password.
+#[derive(Default)]
+pub struct SentinelTarget {
+    pub master: String,
+    pub nodes: Vec<String>,
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 impl Target {
     /// A client for the sentinels, which name the current master.
     pub fn sentinel_client(&self) -> Result<Option<redis::sentinel::SentinelClient>, Invalid> {
-        let Some((master, nodes)) = &self.sentinel else {
+        use redis::TlsMode;
+        let Some(s) = &self.sentinel else {
             return Ok(None);
         };
         let mut addrs = Vec::new();
-        for n in nodes {
+        for n in &s.nodes {
             let (host, port) = n
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
                 .ok_or_else(|| crate::invalid!("sentinel {n:?} is not host:port"))?;
-            addrs.push(redis::ConnectionAddr::Tcp(host, port));
+            addrs.push(if s.tls {
+                redis::ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                redis::ConnectionAddr::Tcp(host, port)
+            });
+        }
+        if s.tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let mut b = redis::sentinel::SentinelClientBuilder::new(
             addrs,
-            master.clone(),
+            s.master.clone(),
             redis::sentinel::SentinelServerType::Master,
         )
         .map_err(|e| crate::invalid!("sentinel: {e}"))?;
@@ -205,6 +229,22 @@ impl Target {
         }
         if let Some(p) = &self.password {
             b = b.set_client_to_redis_password(p.clone());
+        }
+        if let Some(u) = &s.username {
+            b = b.set_client_to_sentinel_username(u.clone());
+        }
+        if let Some(p) = &s.password {
+            b = b.set_client_to_sentinel_password(p.clone());
+        }
+        if s.tls {
+            b = b
+                .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+                .set_client_to_redis_tls_mode(TlsMode::Secure);
+            if let Some(certs) = self.certificates() {
+                b = b
+                    .set_client_to_sentinel_certificates(certs.clone())
+                    .set_client_to_redis_certificates(certs);
+            }
         }
         b.build()
             .map(Some)

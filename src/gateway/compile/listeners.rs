@@ -117,23 +117,35 @@ pub fn redis_target(
         sentinel: st
             .sentinel
             .as_ref()
-            .map(|s| (s.master_name.clone(), s.nodes.clone())),
+            .map(|s| crate::store::redis::SentinelTarget {
+                master: s.master_name.clone(),
+                nodes: s.nodes.clone(),
+                tls: s.tls,
+                username: s.username.clone(),
+                ..Default::default()
+            }),
         cluster: st.cluster.as_ref().map(|c| c.nodes.clone()),
         ..Default::default()
     };
     let mut ok = true;
-    if let Some(name) = &st.password {
+    let mut secret = |name: &Option<String>, what: &str| -> Option<String> {
+        let name = name.as_ref()?;
         match src.named.get(name) {
-            Some(v) => t.password = Some(v.value.clone()),
+            Some(v) => Some(v.value.clone()),
             None => {
                 ok = false;
                 d.error(
                     "C066",
                     cfg.locate(None, "password", name),
-                    format!("store.password: no named value `{name}`"),
+                    format!("{what}: no named value `{name}`"),
                 );
+                None
             }
         }
+    };
+    t.password = secret(&st.password, "store.password");
+    if let (Some(s), Some(spec)) = (t.sentinel.as_mut(), st.sentinel.as_ref()) {
+        s.password = secret(&spec.password, "store.sentinel.password");
     }
     let mut read = |f: &Option<String>, what: &str| -> Option<Vec<u8>> {
         let f = f.as_ref()?;
