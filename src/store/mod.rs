@@ -75,6 +75,15 @@ pub enum Counted {
     Quota(Quota),
 }
 
+impl Counter {
+    /// The store key it counts under.
+    pub fn key(&self) -> &str {
+        match self {
+            Counter::Sliding { key, .. } | Counter::Quota { key, .. } => key,
+        }
+    }
+}
+
 impl Counted {
     pub fn admitted(&self) -> bool {
         match self {

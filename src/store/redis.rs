@@ -597,8 +597,15 @@ impl RedisStore {
         // The command is written straight into one `Cmd`: numbers formatted in place, the keys
         // through one buffer (no String per argument, no second copy as a script invocation
         // makes); NOSCRIPT (a Redis that restarted or flushed its scripts) loads it once.
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.count.get_hash()).arg(counters.len());
+        // Sized up front: growing the argument buffers cost more than the rest of this.
+        let keys: usize = counters.iter().map(|c| c.key().len()).sum();
+        let mut cmd = redis::Cmd::with_capacity(
+            3 + 8 * counters.len(),
+            64 + keys + counters.len() * (self.prefix.len() + 160),
+        );
+        cmd.arg("EVALSHA")
+            .arg(self.count.get_hash())
+            .arg(counters.len());
         let mut key = String::with_capacity(self.prefix.len() + 64);
         for c in counters {
             key.clear();
