@@ -128,6 +128,107 @@ fn bench(c: &mut Criterion) {
     });
     let _ = std::fs::remove_dir_all(&small);
     let _ = std::fs::remove_dir_all(&big);
+    bench_jwt(c, &rt, &store, &transport);
+}
+
+/// validate-jwt with a configured RSA key: a token the statement verified before (its
+/// signature check remembered) against a token it has not seen (signed anew for each
+/// iteration, outside the measurement).
+fn bench_jwt(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    store: &gatehouse::store::memory::MemoryStore,
+    transport: &gatehouse::exec::transport::NoTransport,
+) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap_or_else(|e| panic!("{e}"));
+    let der = rsa.private_key_to_der().unwrap_or_else(|e| panic!("{e}"));
+    let enc = jsonwebtoken::EncodingKey::from_rsa_der(&der);
+    let (n, e) = (b64(&rsa.n().to_vec()), b64(&rsa.e().to_vec()));
+    let dir = std::env::temp_dir().join(format!("gatehouse-bench-jwt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("policies")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("gatehouse.yaml"),
+        "listeners:\n  - address: 127.0.0.1:1\npolicies:\n  dir: policies\napis:\n  - id: j\n    path: j\n    service_url: http://127.0.0.1:9\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: /x\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.join("policies/global.xml"),
+        format!(r#"<policies><inbound><validate-jwt header-name="Authorization"><issuer-signing-keys><key id="rk" n="{n}" e="{e}" /></issuer-signing-keys><audiences><audience>bench</audience></audiences></validate-jwt></inbound><backend><forward-request /></backend><outbound /><on-error /></policies>"#),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let gw = load(&dir);
+    let pipeline = gw.apis[0].operations[0].pipelines[0].clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let token = |i: u64| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = Some("rk".into());
+        let claims =
+            serde_json::json!({"aud": "bench", "sub": format!("user-{i}"), "exp": now + 3600});
+        jsonwebtoken::encode(&h, &claims, &enc).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let run = |t: &str| {
+        let mut req = gatehouse::exec::ReqState::new(
+            "id".into(),
+            http::Method::GET,
+            gatehouse::exec::Target {
+                base: gw.apis[0].service.clone(),
+                backend: None,
+            },
+            "/x".into(),
+            gatehouse::exec::QueryState::raw(""),
+            gatehouse::exec::RequestInfo {
+                api: Some(0),
+                operation: Some(0),
+                ip: "10.0.0.1".into(),
+                ..Default::default()
+            },
+        );
+        let mut req_h = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(t) {
+            req_h.insert(http::header::AUTHORIZATION, v);
+        }
+        let mut resp_h = http::HeaderMap::new();
+        let mut resp = gatehouse::exec::RespState::default();
+        let mut cx = gatehouse::exec::ExecCtx {
+            gw: &gw,
+            section: gatehouse::policy::Section::Inbound,
+            req: &mut req,
+            req_headers: &mut req_h,
+            resp: &mut resp,
+            resp_headers: &mut resp_h,
+            examples: &[],
+            store,
+            transport,
+        };
+        let flow = rt.block_on(gatehouse::exec::run_section(&pipeline.inbound, &mut cx));
+        assert!(
+            matches!(flow, gatehouse::exec::Flow::Continue),
+            "the token was refused"
+        );
+    };
+    let seen = token(0);
+    run(&seen);
+    c.bench_function("validate-jwt RS256: a token verified before", |b| {
+        b.iter(|| run(black_box(&seen)))
+    });
+    let mut i = 1;
+    c.bench_function("validate-jwt RS256: a new token", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                token(i)
+            },
+            |t| run(black_box(&t)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, bench);

@@ -132,8 +132,13 @@ impl Issuer {
 }
 
 fn gateway(backend: &Origin, issuer: &Issuer, inbound: &str) -> Gatehouse {
+    gateway_with(backend, issuer, inbound, "")
+}
+
+/// `gateway` with more settings under `jwt:` (each line indented by two spaces).
+fn gateway_with(backend: &Origin, issuer: &Issuer, inbound: &str, jwt: &str) -> Gatehouse {
     let yaml = format!(
-        "jwt:\n  min_refetch: 1s\n  azure_ad_authority: http://127.0.0.1:{ip}\nnamed_values:\n  oidc:\n    value: http://127.0.0.1:{ip}/.well-known/openid-configuration\napis:\n  - id: j\n    path: j\n    service_url: http://127.0.0.1:{bp}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n",
+        "jwt:\n{jwt}  min_refetch: 1s\n  azure_ad_authority: http://127.0.0.1:{ip}\nnamed_values:\n  oidc:\n    value: http://127.0.0.1:{ip}/.well-known/openid-configuration\napis:\n  - id: j\n    path: j\n    service_url: http://127.0.0.1:{bp}\n    subscription_required: false\n    operations:\n      - id: any\n        method: GET\n        url_template: \"/{{*rest}}\"\n",
         ip = issuer.origin.port,
         bp = backend.port
     );
@@ -501,4 +506,51 @@ fn a_configured_certificate_verifies_tokens() {
         401
     );
     assert_eq!(gw.last_log()["error"], "TokenSignatureInvalid");
+}
+
+/// A token verified once is not verified again (its signature check is remembered), but never
+/// past the keys it was verified with: after the issuer drops its key and the gateway refreshes
+/// the key set, the same token is refused. Nor past its `exp`: the time checks run on every use.
+#[test]
+fn a_remembered_token_ends_with_its_keys_and_its_exp() {
+    let (backend, issuer) = (Origin::echo(), Issuer::start());
+    let (k1, k2) = (rsa_key("k1"), rsa_key("k2"));
+    issuer.publish(vec![k1.jwk.clone()]);
+    let gw = gateway_with(&backend, &issuer, VALIDATE, "  keys_refresh: 1s\n");
+    let auth = |t: &str| format!("Bearer {t}");
+    let t = sign(Algorithm::RS256, Some("k1"), &k1.enc, good_claims());
+    for _ in 0..3 {
+        assert_eq!(gw.get("/j/x", &[("Authorization", &auth(&t))]).status, 200);
+    }
+    // Rotation: k1 is gone; once the gateway has refreshed the keys, the token is refused.
+    issuer.publish(vec![k2.jwk.clone()]);
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let s = gw.get("/j/x", &[("Authorization", &auth(&t))]).status;
+        statuses.push(s);
+        if s == 401 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(statuses.last(), Some(&401), "{statuses:?}\n{}", gw.log());
+    assert_eq!(gw.last_log()["error"], "TokenSignatureKeyNotFound");
+    // Expiry (keys kept for the default hour here, so only the time ends it): a token that
+    // expires in 2 s is admitted (and remembered), then refused.
+    let gw = gateway(&backend, &issuer, VALIDATE);
+    let mut claims = good_claims();
+    claims["exp"] = json!(now() + 2);
+    let short = sign(Algorithm::RS256, Some("k2"), &k2.enc, claims);
+    for _ in 0..2 {
+        assert_eq!(
+            gw.get("/j/x", &[("Authorization", &auth(&short))]).status,
+            200
+        );
+    }
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        gw.get("/j/x", &[("Authorization", &auth(&short))]).status,
+        401
+    );
+    assert_eq!(gw.last_log()["error"], "TokenExpired");
 }

@@ -74,6 +74,86 @@ pub struct ValidateJwt {
     pub client_application_ids: Vec<Val<String>>,
     /// `keys` decoded once, on first use (certificate keys need the gateway's certificates).
     pub decoded_keys: std::sync::OnceLock<Vec<crate::codec::jwk::Key>>,
+    /// Tokens whose signature this policy verified with an asymmetric key.
+    pub verified: VerifiedTokens,
+}
+
+/// Tokens this policy verified with an asymmetric key (RSA, ECDSA, EdDSA: the checks that cost;
+/// an HMAC costs no more than the hash that would find it here), by SHA-256 of the whole
+/// token, with their claims: the same token again skips the signature check. An entry is used
+/// only while the discovery key sets it was verified with are still the current ones (a
+/// rotation or a refresh of the keys forgets it; configured keys live as long as the policy)
+/// and never past the token's `exp` (the time checks run again on every use). Bounded: when
+/// full, emptied. A copy of the policy starts empty.
+#[derive(Default)]
+pub struct VerifiedTokens(parking_lot::Mutex<ahash::AHashMap<[u8; 32], Verified>>);
+
+struct Verified {
+    claims: Map<String, J>,
+    /// The discovery key sets that were current (kept alive, so compared by address).
+    sets: Vec<std::sync::Arc<jwks::KeySet>>,
+    /// Unix time after which the entry is not used (`exp` plus the clock skew then; a token
+    /// without `exp`: five minutes).
+    until: u64,
+}
+
+/// Tokens kept per validate-jwt statement.
+const MAX_VERIFIED: usize = 10_000;
+
+impl VerifiedTokens {
+    fn get(
+        &self,
+        digest: &[u8; 32],
+        sets: &[std::sync::Arc<jwks::KeySet>],
+    ) -> Option<Map<String, J>> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let m = self.0.lock();
+        let v = m.get(digest)?;
+        let current = v.sets.len() == sets.len()
+            && v.sets
+                .iter()
+                .zip(sets)
+                .all(|(a, b)| std::sync::Arc::ptr_eq(a, b));
+        (current && now <= v.until).then(|| v.claims.clone())
+    }
+
+    fn put(
+        &self,
+        digest: [u8; 32],
+        claims: &Map<String, J>,
+        sets: &[std::sync::Arc<jwks::KeySet>],
+        skew: u64,
+    ) {
+        let now = jsonwebtoken::get_current_timestamp();
+        let until = claims
+            .get("exp")
+            .and_then(|v| v.as_u64())
+            .map_or(now + 300, |exp| exp.saturating_add(skew));
+        let mut m = self.0.lock();
+        if m.len() >= MAX_VERIFIED {
+            m.clear();
+        }
+        m.insert(
+            digest,
+            Verified {
+                claims: claims.clone(),
+                sets: sets.to_vec(),
+                until,
+            },
+        );
+    }
+}
+
+impl Clone for VerifiedTokens {
+    fn clone(&self) -> Self {
+        VerifiedTokens::default()
+    }
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifiedTokens({})", self.0.lock().len())
+    }
 }
 
 impl Policy for ValidateJwt {
@@ -333,6 +413,7 @@ fn parse_validate_jwt(r: &mut Reader, azure: bool) -> ValidateJwt {
         claims,
         client_application_ids: apps,
         decoded_keys: Default::default(),
+        verified: Default::default(),
     }
 }
 
@@ -735,6 +816,12 @@ async fn verify(
             Err(e) => log::warn!("validate-jwt: {e}"),
         }
     }
+    // A token this statement verified before, with key sets that are still current.
+    let digest = (family != Family::Hmac).then(|| openssl::sha::sha256(token.as_bytes()));
+    if let Some(claims) = digest.as_ref().and_then(|d| j.verified.get(d, &sets)) {
+        check_times(&claims, skew, require_exp, f)?;
+        return Ok(claims);
+    }
     let same_family: Vec<&Key> = configured
         .iter()
         .chain(sets.iter().flat_map(|s| s.keys.iter()))
@@ -777,7 +864,12 @@ async fn verify(
     let mut last = None;
     for k in candidates {
         match jsonwebtoken::decode::<Map<String, J>>(token, &k.key, &validation) {
-            Ok(data) => return Ok(data.claims),
+            Ok(data) => {
+                if let Some(d) = digest {
+                    j.verified.put(d, &data.claims, &sets, skew);
+                }
+                return Ok(data.claims);
+            }
             Err(e) => match e.kind() {
                 JwtError::InvalidSignature
                 | JwtError::InvalidAlgorithm
