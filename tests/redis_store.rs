@@ -279,6 +279,32 @@ fn an_outage_costs_no_request_the_timeout_and_recovery_is_quick() {
 /// `rediss://` to a TLS-only redis-server with a CA of the test's, an ACL user whose password
 /// comes from a secret named value, the default user off: two instances share exact counts;
 /// a wrong password is the failure mode and the password is in no log line.
+/// API `a` with the one operation `/rl` (no subscription), served by `origin`.
+fn rl_api(origin: &Origin) -> String {
+    api_yaml(
+        "a",
+        "a",
+        &format!("http://127.0.0.1:{}", origin.port),
+        "    subscription_required: false\n",
+        &[("rl", "GET", "/rl")],
+    )
+}
+
+/// `n` requests for `path`, to each gateway in turn: how many were admitted (200); a status
+/// other than 200 or 429 fails the test.
+fn admitted_in_turn(gws: &[&Gatehouse], path: &str, n: usize) -> usize {
+    let mut admitted = 0;
+    for i in 0..n {
+        let g = gws[i % gws.len()];
+        match g.get(path, &[]).status {
+            200 => admitted += 1,
+            429 => {}
+            s => panic!("status {s}:\n{}", g.log()),
+        }
+    }
+    admitted
+}
+
 #[test]
 fn tls_and_an_acl_user() {
     let certs = TempDir::new();
@@ -324,13 +350,7 @@ fn tls_and_an_acl_user() {
         format!(
             "name: tls\nnamed_values:\n  redis-pw:\n    env: {env_var}\nstore:\n  type: redis\n  url: rediss://127.0.0.1:{}/0\n  username: gatehouse\n  password: redis-pw\n  timeout: 1s\n  failure_mode: fail-closed\n  tls:\n    ca_file: {ca}\napis:\n{}",
             redis.port,
-            api_yaml(
-                "a",
-                "a",
-                &format!("http://127.0.0.1:{}", origin.port),
-                "    subscription_required: false\n",
-                &[("rl", "GET", "/rl")]
-            )
+            rl_api(&origin)
         )
     };
     let env = [
@@ -339,15 +359,7 @@ fn tls_and_an_acl_user() {
     ];
     let a = Gatehouse::start_with_env(&cfg("GH_REDIS_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
     let b = Gatehouse::start_with_env(&cfg("GH_REDIS_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
-    let mut admitted = 0;
-    for i in 0..30 {
-        let g = if i % 2 == 0 { &a } else { &b };
-        match g.get("/a/rl", &[]).status {
-            200 => admitted += 1,
-            429 => {}
-            s => panic!("status {s}:\n{}", g.log()),
-        }
-    }
+    let admitted = admitted_in_turn(&[&a, &b], "/a/rl", 30);
     assert_eq!(admitted, 20, "exact across two instances over TLS");
     let wrong = Gatehouse::start_with_env(&cfg("GH_WRONG_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
     assert_eq!(
@@ -1368,13 +1380,7 @@ fn sentinel_over_tls_with_passwords() {
         format!(
             "name: sentinel-tls\nnamed_values:\n  master-pw:\n    env: GH_MASTER_PW\n  sentinel-pw:\n    env: {sentinel_pw_env}\nstore:\n  type: redis\n  username: gatehouse\n  password: master-pw\n  timeout: 1s\n  failure_mode: fail-closed\n  tls:\n    ca_file: {ca}\n  sentinel:\n    master_name: mymaster\n    nodes: [\"127.0.0.1:{}\"]\n    tls: true\n    password: sentinel-pw\napis:\n{}",
             sentinel.port,
-            api_yaml(
-                "a",
-                "a",
-                &format!("http://127.0.0.1:{}", origin.port),
-                "    subscription_required: false\n",
-                &[("rl", "GET", "/rl")]
-            )
+            rl_api(&origin)
         )
     };
     let env = [
@@ -1384,15 +1390,7 @@ fn sentinel_over_tls_with_passwords() {
     ];
     let a = Gatehouse::start_with_env(&cfg("GH_SENTINEL_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
     let b = Gatehouse::start_with_env(&cfg("GH_SENTINEL_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
-    let mut admitted = 0;
-    for i in 0..30 {
-        let g = if i % 2 == 0 { &a } else { &b };
-        match g.get("/a/rl", &[]).status {
-            200 => admitted += 1,
-            429 => {}
-            s => panic!("status {s}:\n{}", g.log()),
-        }
-    }
+    let admitted = admitted_in_turn(&[&a, &b], "/a/rl", 30);
     assert_eq!(
         admitted, 20,
         "exact across two instances, found through the sentinel"
