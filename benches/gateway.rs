@@ -63,6 +63,49 @@ fn route(gw: &Gateway, path: &str) -> Option<(usize, usize)> {
         .find_map(|(i, o)| o.template.matches(rest, &[]).map(|_| (ai, i)))
 }
 
+/// Run an inbound section through the engine for a GET of `path` on the first API and
+/// operation, with these request headers.
+fn run_inbound(
+    rt: &tokio::runtime::Runtime,
+    gw: &Gateway,
+    section: &[gatehouse::exec::Stmt],
+    path: &str,
+    mut req_h: http::HeaderMap,
+    store: &gatehouse::store::memory::MemoryStore,
+    transport: &gatehouse::exec::transport::NoTransport,
+) -> gatehouse::exec::Flow {
+    let mut req = gatehouse::exec::ReqState::new(
+        "id".into(),
+        http::Method::GET,
+        gatehouse::exec::Target {
+            base: gw.apis[0].service.clone(),
+            backend: None,
+        },
+        path.into(),
+        gatehouse::exec::QueryState::raw(""),
+        gatehouse::exec::RequestInfo {
+            api: Some(0),
+            operation: Some(0),
+            ip: "10.0.0.1".into(),
+            ..Default::default()
+        },
+    );
+    let mut resp_h = http::HeaderMap::new();
+    let mut resp = gatehouse::exec::RespState::default();
+    let mut cx = gatehouse::exec::ExecCtx {
+        gw,
+        section: gatehouse::policy::Section::Inbound,
+        req: &mut req,
+        req_headers: &mut req_h,
+        resp: &mut resp,
+        resp_headers: &mut resp_h,
+        examples: &[],
+        store,
+        transport,
+    };
+    rt.block_on(gatehouse::exec::run_section(section, &mut cx))
+}
+
 fn bench(c: &mut Criterion) {
     let small = config_dir(1);
     let big = config_dir(1000);
@@ -92,37 +135,15 @@ fn bench(c: &mut Criterion) {
     let pipeline = gw1.apis[0].operations[0].pipelines[0].clone();
     c.bench_function("inbound section: rate limit + 3 set-header + choose", |b| {
         b.iter(|| {
-            let mut req = gatehouse::exec::ReqState::new(
-                "id".into(),
-                http::Method::GET,
-                gatehouse::exec::Target {
-                    base: gw1.apis[0].service.clone(),
-                    backend: None,
-                },
-                "/res0/1/items".into(),
-                gatehouse::exec::QueryState::raw(""),
-                gatehouse::exec::RequestInfo {
-                    api: Some(0),
-                    operation: Some(0),
-                    ip: "10.0.0.1".into(),
-                    ..Default::default()
-                },
+            let flow = run_inbound(
+                &rt,
+                &gw1,
+                &pipeline.inbound,
+                "/res0/1/items",
+                http::HeaderMap::new(),
+                &store,
+                &transport,
             );
-            let mut req_h = http::HeaderMap::new();
-            let mut resp_h = http::HeaderMap::new();
-            let mut resp = gatehouse::exec::RespState::default();
-            let mut cx = gatehouse::exec::ExecCtx {
-                gw: &gw1,
-                section: gatehouse::policy::Section::Inbound,
-                req: &mut req,
-                req_headers: &mut req_h,
-                resp: &mut resp,
-                resp_headers: &mut resp_h,
-                examples: &[],
-                store: &store,
-                transport: &transport,
-            };
-            let flow = rt.block_on(gatehouse::exec::run_section(&pipeline.inbound, &mut cx));
             black_box(flow);
         })
     });
@@ -173,40 +194,11 @@ fn bench_jwt(
         jsonwebtoken::encode(&h, &claims, &enc).unwrap_or_else(|e| panic!("{e}"))
     };
     let run = |t: &str| {
-        let mut req = gatehouse::exec::ReqState::new(
-            "id".into(),
-            http::Method::GET,
-            gatehouse::exec::Target {
-                base: gw.apis[0].service.clone(),
-                backend: None,
-            },
-            "/x".into(),
-            gatehouse::exec::QueryState::raw(""),
-            gatehouse::exec::RequestInfo {
-                api: Some(0),
-                operation: Some(0),
-                ip: "10.0.0.1".into(),
-                ..Default::default()
-            },
-        );
-        let mut req_h = http::HeaderMap::new();
+        let mut headers = http::HeaderMap::new();
         if let Ok(v) = http::HeaderValue::from_str(t) {
-            req_h.insert(http::header::AUTHORIZATION, v);
+            headers.insert(http::header::AUTHORIZATION, v);
         }
-        let mut resp_h = http::HeaderMap::new();
-        let mut resp = gatehouse::exec::RespState::default();
-        let mut cx = gatehouse::exec::ExecCtx {
-            gw: &gw,
-            section: gatehouse::policy::Section::Inbound,
-            req: &mut req,
-            req_headers: &mut req_h,
-            resp: &mut resp,
-            resp_headers: &mut resp_h,
-            examples: &[],
-            store,
-            transport,
-        };
-        let flow = rt.block_on(gatehouse::exec::run_section(&pipeline.inbound, &mut cx));
+        let flow = run_inbound(rt, &gw, &pipeline.inbound, "/x", headers, store, transport);
         assert!(
             matches!(flow, gatehouse::exec::Flow::Continue),
             "the token was refused"
