@@ -4,6 +4,7 @@
 pub mod bytes;
 pub mod entities;
 pub mod jwk;
+pub mod jwt_crypto;
 pub mod path;
 pub mod query;
 pub mod trace_context;

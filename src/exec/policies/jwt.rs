@@ -776,6 +776,7 @@ async fn verify(
     require_exp: bool,
     f: &Failure,
 ) -> Result<Map<String, J>, StepError> {
+    crate::codec::jwt_crypto::install();
     let alg: Algorithm = alg_name.parse().map_err(|_| {
         f.err(
             ErrorKind::JwtInvalid,
