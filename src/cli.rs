@@ -100,6 +100,8 @@ enum Command {
 }
 
 pub fn main() -> anyhow::Result<i32> {
+    // Before anything can sign or check a JWT (the first use would fix the library's default).
+    crate::codec::jwt_crypto::install();
     let cli = Cli::parse();
     match cli.command {
         Command::Version => {

@@ -27,7 +27,9 @@ static PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
-/// Make this the process's provider (once; later calls do nothing).
+/// Make this the process's provider (once; later calls do nothing). Call it before anything
+/// signs or checks a token: the library's first use otherwise fixes its RustCrypto default,
+/// which then stays (`cli::main` calls it first thing; `verify` again, for library users).
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
