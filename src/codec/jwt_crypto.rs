@@ -51,6 +51,33 @@ fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifie
     if key.family() != AlgorithmFamily::Rsa {
         return Err(ErrorKind::InvalidKeyFormat.into());
     }
+    let key = prepared(key)?;
+    Ok(Box::new(RsaVerifier {
+        alg: *alg,
+        key,
+        md,
+        pss,
+    }))
+}
+
+/// OpenSSL keys prepared from the `DecodingKey`s seen, by their bytes: preparing a key (its
+/// Montgomery set-up, which OpenSSL then keeps with it) is most of a check's cost. At most
+/// `MAX_PREPARED`, emptied when full (keys come from configuration and the issuers' key sets,
+/// which are few).
+fn prepared(key: &DecodingKey) -> Result<PKey<Public>, Error> {
+    const MAX_PREPARED: usize = 256;
+    static KEYS: std::sync::OnceLock<parking_lot::Mutex<ahash::AHashMap<Vec<u8>, PKey<Public>>>> =
+        std::sync::OnceLock::new();
+    let id: Vec<u8> = match key.kind() {
+        DecodingKeyKind::SecretOrDer(der) => [b"d:".as_slice(), der].concat(),
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            [b"n:".as_slice(), &(n.len() as u64).to_be_bytes(), n, e].concat()
+        }
+    };
+    let keys = KEYS.get_or_init(Default::default);
+    if let Some(k) = keys.lock().get(&id) {
+        return Ok(k.clone());
+    }
     let rsa = match key.kind() {
         // PKCS#1 RSAPublicKey, as `DecodingKey::from_rsa_der` / `from_rsa_pem` keep it.
         DecodingKeyKind::SecretOrDer(der) => Rsa::public_key_from_der_pkcs1(der),
@@ -60,13 +87,13 @@ fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifie
             }),
     }
     .map_err(|_| Error::from(ErrorKind::InvalidKeyFormat))?;
-    let key = PKey::from_rsa(rsa).map_err(|_| Error::from(ErrorKind::InvalidKeyFormat))?;
-    Ok(Box::new(RsaVerifier {
-        alg: *alg,
-        key,
-        md,
-        pss,
-    }))
+    let k = PKey::from_rsa(rsa).map_err(|_| Error::from(ErrorKind::InvalidKeyFormat))?;
+    let mut m = keys.lock();
+    if m.len() >= MAX_PREPARED {
+        m.clear();
+    }
+    m.insert(id, k.clone());
+    Ok(k)
 }
 
 struct RsaVerifier {
