@@ -190,6 +190,12 @@ pub fn shape(
         up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
     }
     if let Some(b) = backend {
+        if b.keepalive_timeout.is_zero() {
+            // No reuse: Pingora keeps an upstream connection alive unless the request says
+            // `close` (an idle timeout of 0 only drops it from the pool when the pool's timer
+            // task next runs, and a request in between still reuses it).
+            up.insert_header(header::CONNECTION, "close")?;
+        }
         for (n, _) in &b.headers {
             up.remove_header(n);
         }
