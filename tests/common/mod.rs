@@ -286,18 +286,22 @@ impl Gatehouse {
     /// Start from a whole configuration of the test's own: `{port}`, `{admin}` and `{dir}` in
     /// `yaml` are filled in.
     pub fn start_raw(yaml: &str, env: &[(&str, &str)]) -> Gatehouse {
-        let dir = TempDir::new();
-        let (port, admin) = (free_port(), free_port());
-        dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, None));
-        Gatehouse::spawn(dir, port, admin, None, env)
+        Gatehouse::on_free_ports(|| {
+            let dir = TempDir::new();
+            let (port, admin) = (free_port(), free_port());
+            dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, None));
+            Gatehouse::try_spawn(dir, port, admin, None, env)
+        })
     }
 
     /// `start_raw` with files (relative to the configuration directory) and, with `tls`, a
     /// self-signed `cert.pem` / `key.pem` for `localhost` and `{tls}` filled with a free port.
     pub fn start_raw_with(yaml: &str, files: &[(&str, &str)], tls: bool) -> Gatehouse {
-        let (dir, port, admin, tls_port) = prepare(files, tls);
-        dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, tls_port));
-        Gatehouse::spawn(dir, port, admin, tls_port, &[])
+        Gatehouse::on_free_ports(|| {
+            let (dir, port, admin, tls_port) = prepare(files, tls);
+            dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, tls_port));
+            Gatehouse::try_spawn(dir, port, admin, tls_port, &[])
+        })
     }
 
     fn start_full(
@@ -307,24 +311,42 @@ impl Gatehouse {
         tls: bool,
         env: &[(&str, &str)],
     ) -> Gatehouse {
-        let (dir, port, admin, tls_port) = prepare(files, tls);
-        dir.write(
-            "gatehouse.yaml",
-            &full_config(&dir.0, port, admin, tls_port, yaml),
-        );
-        for (p, c) in policies {
-            dir.write(&format!("policies/{p}"), c);
-        }
-        Gatehouse::spawn(dir, port, admin, tls_port, env)
+        Gatehouse::on_free_ports(|| {
+            let (dir, port, admin, tls_port) = prepare(files, tls);
+            dir.write(
+                "gatehouse.yaml",
+                &full_config(&dir.0, port, admin, tls_port, yaml),
+            );
+            for (p, c) in policies {
+                dir.write(&format!("policies/{p}"), c);
+            }
+            Gatehouse::try_spawn(dir, port, admin, tls_port, env)
+        })
     }
 
-    fn spawn(
+    /// Start a gateway with `start` (which picks its ports with `free_port`), again with other
+    /// ports when it could not bind one: a port is free when `free_port` picks it, and another
+    /// process (an outgoing connection's ephemeral port, say) may take it before the gateway
+    /// binds it. At most three tries.
+    fn on_free_ports(start: impl Fn() -> Result<Gatehouse, String>) -> Gatehouse {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match start() {
+                Ok(g) => return g,
+                Err(log) => last = log,
+            }
+        }
+        panic!("gatehouse could not bind its ports in three tries:\n{last}")
+    }
+
+    /// Spawn and wait until ready; `Err(log)` when it exited because a port was taken.
+    fn try_spawn(
         dir: TempDir,
         port: u16,
         admin: u16,
         tls_port: Option<u16>,
         env: &[(&str, &str)],
-    ) -> Gatehouse {
+    ) -> Result<Gatehouse, String> {
         let log =
             std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
@@ -345,21 +367,25 @@ impl Gatehouse {
             child,
             sent: AtomicUsize::new(0),
         };
-        g.wait_ready();
-        g
+        match g.wait_ready() {
+            Ok(()) => Ok(g),
+            Err(log) if log.contains("Address already in use") => Err(log),
+            Err(log) => panic!("{log}"),
+        }
     }
 
-    fn wait_ready(&mut self) {
+    /// Wait until the gateway answers `/readyz`; `Err` with its log when it exited.
+    fn wait_ready(&mut self) -> Result<(), String> {
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("gatehouse exited with {status}:\n{}", self.log());
+                return Err(format!("gatehouse exited with {status}:\n{}", self.log()));
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && std::net::TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
             {
                 let r = get(self.admin, "/readyz", &[]);
                 if r.status == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
