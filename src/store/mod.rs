@@ -141,7 +141,7 @@ pub async fn count_each<S: Store + ?Sized>(
 ) -> Result<Vec<Counted>, StoreError> {
     let mut out = Vec::with_capacity(counters.len());
     for c in counters {
-        let r = count_one(store, c).await?;
+        let r = store.count_one(c).await?;
         let refused = !r.admitted();
         out.push(r);
         if refused {
@@ -181,6 +181,11 @@ pub trait Store: Send + Sync {
     /// if any.
     async fn count(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
         count_each(self, counters).await
+    }
+
+    /// One counter (`count` with one, without a vector of answers).
+    async fn count_one(&self, c: &Counter) -> Result<Counted, StoreError> {
+        count_one(self, c).await
     }
 
     /// Record `count` calls now without checking (deferred increments).

@@ -756,8 +756,8 @@ impl RedisStore {
 
 impl RedisStore {
     /// One counter through the COUNT script, without the failure mode.
-    async fn count_single(&self, c: Counter) -> Result<Counted, StoreError> {
-        self.count_once(std::slice::from_ref(&c))
+    async fn count_single(&self, c: &Counter) -> Result<Counted, StoreError> {
+        self.count_once(std::slice::from_ref(c))
             .await?
             .pop()
             .ok_or_else(|| StoreError::Unavailable("unexpected script result".into()))
@@ -779,7 +779,7 @@ impl RedisStore {
             count,
             record,
         };
-        match self.count_single(c).await? {
+        match self.count_single(&c).await? {
             Counted::Sliding(s) => Ok(s),
             Counted::Quota(_) => Err(StoreError::Unavailable("unexpected script result".into())),
         }
@@ -928,6 +928,21 @@ impl Store for RedisStore {
         self.sliding_exact(key, limit, window, count, record).await
     }
 
+    async fn count_one(&self, c: &Counter) -> Result<Counted, StoreError> {
+        // The caller's counter as it is (no key copied into a new one); a lease is taken
+        // through `sliding_hit`.
+        if self.lease.is_some() {
+            return super::count_one(self, c).await;
+        }
+        match self.count_single(c).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let local = self.local.count_one(c);
+                self.fallback(e, local, || Counted::open(c)).await
+            }
+        }
+    }
+
     async fn count(&self, counters: &[Counter]) -> Result<Vec<Counted>, StoreError> {
         // One counter, a lease to take from, or keys in several cluster slots (a script sees
         // one slot): one call per counter.
@@ -976,7 +991,7 @@ impl Store for RedisStore {
             bytes,
             record,
         };
-        match self.count_single(c).await {
+        match self.count_single(&c).await {
             Ok(Counted::Quota(q)) => Ok(q),
             Ok(Counted::Sliding(_)) => {
                 Err(StoreError::Unavailable("unexpected script result".into()))

@@ -150,9 +150,7 @@ pub(super) async fn run_alone(p: &dyn Counts, cx: &mut ExecCtx<'_>) -> Outcome {
     p.plan(cx, &mut counters)?;
     // One counter (the usual case): its own store call, no vector of answers.
     if let [c] = counters.as_slice() {
-        let one = crate::store::count_one(cx.store, c)
-            .await
-            .map_err(store_failure)?;
+        let one = cx.store.count_one(c).await.map_err(store_failure)?;
         return p.finish(cx, &counters, &[one]).map(|_| Step::Next);
     }
     let counted = if counters.is_empty() {
