@@ -623,30 +623,43 @@ impl RedisServer {
 
     /// A server with extra arguments; with `tls`, it listens with TLS only (its port is the
     /// TLS port) and `cli` holds what `redis-cli` needs to reach it.
+    /// A port from `free_port` can be taken by another process before the server binds it:
+    /// then again on another port (at most three tries).
     pub fn start_with(extra: Vec<String>, cli: Vec<String>, tls: bool) -> RedisServer {
-        let dir = TempDir::new();
-        let port = free_port();
-        let mut extra = extra;
-        if tls {
-            extra.extend([
-                "--port".into(),
-                "0".into(),
-                "--tls-port".into(),
-                port.to_string(),
-            ]);
+        for _ in 0..3 {
+            let port = free_port();
+            let mut args = extra.clone();
+            if tls {
+                args.extend([
+                    "--port".into(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    port.to_string(),
+                ]);
+            }
+            let mut r = RedisServer {
+                port,
+                child: None,
+                dir: TempDir::new(),
+                extra: args,
+                cli: cli.clone(),
+            };
+            if r.try_spawn() {
+                return r;
+            }
+            r.kill();
         }
-        let mut r = RedisServer {
-            port,
-            child: None,
-            dir,
-            extra,
-            cli,
-        };
-        r.spawn();
-        r
+        panic!("redis-server did not start in three tries");
     }
 
     fn spawn(&mut self) {
+        if !self.try_spawn() {
+            panic!("redis-server did not start on port {}", self.port);
+        }
+    }
+
+    /// Start the server on `port`; false when it does not answer within 5 s.
+    fn try_spawn(&mut self) -> bool {
         let tls = self.extra.iter().any(|a| a == "--tls-port");
         let mut cmd = Command::new("redis-server");
         if !tls {
@@ -664,11 +677,11 @@ impl RedisServer {
         self.child = Some(child);
         for _ in 0..200 {
             if self.ping() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        false
     }
 
     pub fn ping(&self) -> bool {
