@@ -550,6 +550,7 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
     server.run(pingora::server::RunArgs {
         shutdown_signal: Box::new(signals),
     });
+    crate::observe::access_log::flush();
     Ok(0)
 }
 

@@ -174,5 +174,6 @@ fn named_values_and_fragments() {
     );
     assert!(text.contains("{{token}}"), "{text}");
     assert!(!text.contains(dir_secret), "{text}");
+    let _ = gw.last_log();
     assert!(!gw.log().contains(dir_secret), "secret leaked into the log");
 }

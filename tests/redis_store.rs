@@ -368,6 +368,7 @@ fn tls_and_an_acl_user() {
         "fail-closed: the store refused us"
     );
     for g in [&a, &b, &wrong] {
+        let _ = g.last_log();
         let log = g.log();
         assert!(
             !log.contains("redis-s3cret-pw") && !log.contains("not-the-password"),

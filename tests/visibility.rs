@@ -167,3 +167,61 @@ fn an_open_admin_listener_without_a_token_is_refused() {
     assert!(err.contains("error[C061]"), "{err}");
     assert!(!err.contains("abc"), "the value is not shown: {err}");
 }
+
+/// The access log is written by its own thread in batches: a request never waits for stdout.
+/// With the pipe behind stdout full (nobody reads it; a pipe holds 64 KiB, ~150 lines here), a
+/// gateway that wrote each line in place would hang in `write` and stop answering. Once the
+/// pipe is read, every line arrives, whole and in order.
+#[test]
+fn an_access_log_nobody_reads_never_stalls_a_request_and_loses_no_line() {
+    let origin = Origin::echo();
+    let yaml = format!(
+        "apis:\n{}",
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            OPEN,
+            &[("any", "GET", "/{*rest}")]
+        )
+    );
+    let mut gw = Gatehouse::start_piped(&yaml, &[]);
+    const N: usize = 600;
+    let started = std::time::Instant::now();
+    for i in 0..N {
+        let r = gw.get(&format!("/a/{i}"), &[]);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    // Bounded: the harness's client times out a request after 20 s.
+    eprintln!("{N} requests in {:?} with stdout unread", started.elapsed());
+    let Some(out) = gw.stdout.take() else {
+        panic!("started without a stdout pipe")
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut paths = Vec::new();
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            paths.push(v["path"].as_str().unwrap_or_default().to_string());
+            if paths.len() == N {
+                break;
+            }
+        }
+        let _ = tx.send(paths);
+    });
+    // All N lines are read with no further request; a missing line shows when the process
+    // ends (its stdout closes), so end it after a while.
+    let paths = match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(p) => p,
+        Err(_) => {
+            gw.signal("TERM");
+            rx.recv_timeout(std::time::Duration::from_secs(15))
+                .unwrap_or_default()
+        }
+    };
+    let want: Vec<String> = (0..N).map(|i| format!("/a/{i}")).collect();
+    assert_eq!(paths, want, "{}", gw.log());
+}

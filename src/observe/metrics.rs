@@ -41,6 +41,8 @@ pub struct Metrics {
     pub backend_requests: IntCounterVec,
     /// Time from sending a call to a backend to its response headers (or failure).
     pub backend_latency: HistogramVec,
+    /// Access-log lines dropped because the writer could not keep up (stdout blocked).
+    pub access_log_dropped: prometheus::IntCounter,
     /// Always 1; the labels say which build serves.
     pub build_info: prometheus::IntGaugeVec,
 }
@@ -86,6 +88,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         store_errors: prometheus::register_int_counter!(
             "gatehouse_store_errors_total",
             "Failed calls to the shared store"
+        )?,
+        access_log_dropped: prometheus::register_int_counter!(
+            "gatehouse_access_log_dropped_total",
+            "Access-log lines dropped because the writer could not keep up"
         )?,
         store_up: register_int_gauge!(
             "gatehouse_store_up",

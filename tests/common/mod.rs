@@ -255,6 +255,8 @@ pub struct Gatehouse {
     child: Child,
     /// Requests sent through `get` / `send`, to wait for their access-log lines.
     sent: AtomicUsize,
+    /// The process's stdout (the access log), when started with `start_piped`.
+    pub stdout: Option<std::process::ChildStdout>,
 }
 
 impl Gatehouse {
@@ -265,7 +267,13 @@ impl Gatehouse {
 
     /// Like `start`, with extra files relative to the configuration directory.
     pub fn start_with(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, files, false, &[])
+        Gatehouse::start_full(yaml, policies, files, false, &[], false)
+    }
+
+    /// Like `start`, with the access log (stdout) going to a pipe the test reads, or leaves
+    /// unread: `stdout`. The process log still goes to `log()`.
+    pub fn start_piped(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
+        Gatehouse::start_full(yaml, policies, &[], false, &[], true)
     }
 
     /// Like `start_with`, with extra environment variables for the process.
@@ -275,12 +283,12 @@ impl Gatehouse {
         files: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, files, false, env)
+        Gatehouse::start_full(yaml, policies, files, false, env, false)
     }
 
     /// With an extra HTTPS listener using a fresh self-signed certificate for `localhost`.
     pub fn start_tls(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, &[], true, &[])
+        Gatehouse::start_full(yaml, policies, &[], true, &[], false)
     }
 
     /// Start from a whole configuration of the test's own: `{port}`, `{admin}` and `{dir}` in
@@ -290,7 +298,7 @@ impl Gatehouse {
             let dir = TempDir::new();
             let (port, admin) = (free_port(), free_port());
             dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, None));
-            Gatehouse::try_spawn(dir, port, admin, None, env)
+            Gatehouse::try_spawn(dir, port, admin, None, env, false)
         })
     }
 
@@ -300,7 +308,7 @@ impl Gatehouse {
         Gatehouse::on_free_ports(|| {
             let (dir, port, admin, tls_port) = prepare(files, tls);
             dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, tls_port));
-            Gatehouse::try_spawn(dir, port, admin, tls_port, &[])
+            Gatehouse::try_spawn(dir, port, admin, tls_port, &[], false)
         })
     }
 
@@ -310,6 +318,7 @@ impl Gatehouse {
         files: &[(&str, &str)],
         tls: bool,
         env: &[(&str, &str)],
+        piped: bool,
     ) -> Gatehouse {
         Gatehouse::on_free_ports(|| {
             let (dir, port, admin, tls_port) = prepare(files, tls);
@@ -320,7 +329,7 @@ impl Gatehouse {
             for (p, c) in policies {
                 dir.write(&format!("policies/{p}"), c);
             }
-            Gatehouse::try_spawn(dir, port, admin, tls_port, env)
+            Gatehouse::try_spawn(dir, port, admin, tls_port, env, piped)
         })
     }
 
@@ -346,19 +355,25 @@ impl Gatehouse {
         admin: u16,
         tls_port: Option<u16>,
         env: &[(&str, &str)],
+        piped: bool,
     ) -> Result<Gatehouse, String> {
         let log =
             std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
-        let child = Command::new(bin())
+        let mut child = Command::new(bin())
             .args(["run", "-c"])
             .arg(dir.0.join("gatehouse.yaml"))
             .env("RUST_LOG", "warn,gatehouse=info")
             .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .stdout(Stdio::from(log))
+            .stdout(if piped {
+                Stdio::piped()
+            } else {
+                Stdio::from(log)
+            })
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn gatehouse: {e}"));
+        let stdout = child.stdout.take();
         let mut g = Gatehouse {
             port,
             tls_port,
@@ -366,6 +381,7 @@ impl Gatehouse {
             dir,
             child,
             sent: AtomicUsize::new(0),
+            stdout,
         };
         match g.wait_ready() {
             Ok(()) => Ok(g),
@@ -459,13 +475,19 @@ impl Gatehouse {
 
     /// The most recent access-log entry for `path` (waits, bounded, for it to appear).
     pub fn log_for(&self, path: &str) -> serde_json::Value {
+        self.log_where(|v| v["path"] == path)
+    }
+
+    /// The most recent access-log entry that `pred` accepts (waits, bounded, for it: lines are
+    /// written in batches, a few milliseconds after their responses).
+    pub fn log_where(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         for _ in 0..200 {
-            if let Some(v) = self.access_log().into_iter().rfind(|v| v["path"] == path) {
+            if let Some(v) = self.access_log().into_iter().rfind(|v| pred(v)) {
                 return v;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("no access log line for {path}:\n{}", self.log())
+        panic!("no such access log line:\n{}", self.log())
     }
 
     pub fn write_policy(&self, rel: &str, content: &str) {
