@@ -14,7 +14,7 @@ CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
 LOAD_CORE, PROXY_CORE = "0", "1"
 PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "admin_redis": 18005, "pingora": 18006, "redis": 18010}
 TARGETS = os.environ.get("TARGETS")  # comma-separated subset of target names
-COMPARE = os.environ.get("COMPARE") == "1"  # flag ratios that regressed >10% against perf/baseline.json
+COMPARE = os.environ.get("COMPARE") == "1"  # flag gatehouse ratios that got worse beyond their noise (compare())
 SAVE_BASELINE = os.environ.get("SAVE_BASELINE") == "1"
 BASELINE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "perf", "baseline.json")
 
@@ -200,13 +200,17 @@ def main():
         print_table(summary)
         print(f"\nwritten: {out}")
         ratios = {k: {r: v[r] for r in RATIOS if v.get(r) is not None} for k, v in summary.items()}
+        noise = round_noise(results)
         if SAVE_BASELINE:
             with open(BASELINE, "w") as f:
-                json.dump({"note": "ratios from one perf/run.sh run; COMPARE=1 flags any that regressed by more than 10%",
-                           "written": time.strftime("%Y-%m-%d %H:%M:%S"), "ratios": ratios}, f, indent=2, sort_keys=True)
+                json.dump({"note": "ratios (medians of rounds) from one perf/run.sh run and their spread between rounds; "
+                                   "COMPARE=1 reports gatehouse's rows and flags a ratio that got worse by more than "
+                                   "max(10%, its spread in either run)",
+                           "written": time.strftime("%Y-%m-%d %H:%M:%S"), "ratios": ratios, "noise": noise},
+                          f, indent=2, sort_keys=True)
             print(f"baseline written: {BASELINE}")
         if COMPARE:
-            sys.exit(compare(ratios))
+            sys.exit(compare(ratios, noise))
     finally:
         for _, p in procs:
             p.send_signal(signal.SIGTERM)
@@ -220,27 +224,55 @@ def main():
 
 # Ratios kept in the baseline; for cpu_* and p99_* higher is worse, for rps_* lower is worse.
 RATIOS = ("rps_vs_nginx", "cpu_vs_nginx", "p99_vs_nginx", "cpu_vs_minimal", "cpu_vs_passthrough", "rps_vs_passthrough")
+# Rows that are references, not gatehouse: they are never a gatehouse regression (nginx getting
+# slower in one run makes gatehouse's ratio to it look better, not worse, and is not flagged).
+REFERENCES = ("origin", "nginx", "pingora-minimal")
+MIN_THRESHOLD = 0.10
 
 
-def compare(ratios):
+def round_noise(results):
+    """Per row and ratio, the spread of that ratio between this run's rounds ((max - min) /
+    median): the noise a change must clear before it means anything."""
+    noise = {}
+    for key, runs in results.items():
+        per_round = [summarize({k: [v[i]] for k, v in results.items() if len(v) > i}).get(key, {}) for i in range(len(runs))]
+        for r in RATIOS:
+            xs = [p[r] for p in per_round if p.get(r) is not None]
+            m = median(xs)
+            if len(xs) > 1 and m:
+                noise.setdefault(key, {})[r] = (max(xs) - min(xs)) / m
+    return noise
+
+
+def compare(ratios, noise):
+    """Report each gatehouse ratio against the baseline, direction-aware (only a ratio that got
+    worse can regress) and against the noise measured between rounds: a change is flagged only
+    when it exceeds max(10%, this run's spread, the baseline run's spread) of that ratio."""
     try:
         with open(BASELINE) as f:
-            base = json.load(f)["ratios"]
+            doc = json.load(f)
+        base, base_noise = doc["ratios"], doc.get("noise", {})
     except (OSError, KeyError, ValueError) as e:
         print(f"no usable baseline at {BASELINE}: {e}")
         return 2
     bad = []
-    for key, old in base.items():
+    for key, old in sorted(base.items()):
+        if key.split("@")[0] in REFERENCES:
+            continue
         for r, ov in old.items():
             nv = ratios.get(key, {}).get(r)
             if nv is None or not ov:
                 continue
-            worse = nv > ov * 1.10 if not r.startswith("rps") else nv < ov * 0.90
+            bound = max(MIN_THRESHOLD, noise.get(key, {}).get(r, 0.0), base_noise.get(key, {}).get(r, 0.0))
+            change = (nv - ov) / ov if not r.startswith("rps") else (ov - nv) / ov  # > 0: worse
+            worse = change > bound
             if worse or os.environ.get("VERBOSE") == "1":
-                print(f"  {'REGRESSED' if worse else 'ok':9} {key:36} {r:20} baseline {ov:6.2f} now {nv:6.2f}")
+                print(f"  {'REGRESSED' if worse else 'ok':9} {key:36} {r:20} baseline {ov:6.2f} now {nv:6.2f}"
+                      f" ({change:+.0%} worse; bound {bound:.0%})")
             if worse:
                 bad.append((key, r))
-    print(f"\n{len(bad)} ratio(s) regressed by more than 10%" if bad else "\nno ratio regressed by more than 10%")
+    print(f"\n{len(bad)} gatehouse ratio(s) got worse beyond their noise" if bad
+          else "\nno gatehouse ratio got worse beyond its noise (max of 10% and the spread between rounds)")
     return 1 if bad else 0
 
 
