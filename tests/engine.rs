@@ -207,6 +207,73 @@ fn scopes_compose_around_base_in_document_order() {
     );
 }
 
+/// Operations whose scope chains are the same documents share one compiled pipeline (memory
+/// grows with distinct policies, not with operations); one with its own policy has its own, and
+/// its statements apply to it alone.
+#[test]
+fn operations_with_the_same_documents_share_one_pipeline() {
+    let global = common::sections(&set("X-Order", "global"), "", "", "");
+    let op = format!(
+        "<policies><inbound><base />{}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>",
+        set("X-Order", "operation")
+    );
+    let yaml = format!(
+        "apis:\n{}{}",
+        common::api_yaml(
+            "t",
+            "t",
+            "http://127.0.0.1:9",
+            common::OPEN,
+            &[
+                ("a", "GET", "/a"),
+                ("b", "GET", "/b"),
+                ("own", "GET", "/own")
+            ]
+        ),
+        common::api_yaml(
+            "u",
+            "u",
+            "http://127.0.0.1:9",
+            common::OPEN,
+            &[("c", "GET", "/c")]
+        )
+    );
+    let files = [
+        ("global.xml", global.as_str()),
+        ("apis/t/own.xml", op.as_str()),
+    ];
+    let gw = compile(&yaml, &files);
+    let pipeline = |api: &str, op: &str| {
+        let a = gw
+            .apis
+            .iter()
+            .find(|a| a.id == api)
+            .unwrap_or_else(|| panic!("{api}"));
+        let o = a
+            .operations
+            .iter()
+            .find(|o| o.id == op)
+            .unwrap_or_else(|| panic!("{op}"));
+        o.pipelines[0].clone()
+    };
+    assert!(Arc::ptr_eq(&pipeline("t", "a"), &pipeline("t", "b")));
+    assert!(
+        Arc::ptr_eq(&pipeline("t", "a"), &pipeline("u", "c")),
+        "same documents across APIs"
+    );
+    assert!(!Arc::ptr_eq(&pipeline("t", "a"), &pipeline("t", "own")));
+    drop(pipeline);
+    let mut run = Run::new(gw, "own", "GET", "/t/own", &[]);
+    assert!(matches!(run.section(Section::Inbound), Flow::Continue));
+    assert_eq!(
+        run.header(&run.req_headers, "x-order"),
+        ["global, operation"]
+    );
+    let mut run = Run::new(compile(&yaml, &files), "a", "GET", "/t/a", &[]);
+    assert!(matches!(run.section(Section::Inbound), Flow::Continue));
+    assert_eq!(run.header(&run.req_headers, "x-order"), ["global"]);
+}
+
 #[test]
 fn choose_takes_the_first_true_branch_and_otherwise_when_none_is() {
     let inbound = format!(

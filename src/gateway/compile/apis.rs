@@ -11,6 +11,7 @@ pub(super) fn compile_api(
     products: &[Product],
     backends: &[Backend],
     backend_ids: &AHashMap<String, usize>,
+    pipelines_by_chain: &mut Pipelines,
     d: &mut Diagnostics,
 ) -> Option<Api> {
     let span = cfg.locate(None, "id", &spec.id);
@@ -91,8 +92,8 @@ pub(super) fn compile_api(
             ),
         );
     }
-    let empty = PolicyDoc::default();
-    let api_doc = set.apis.get(&spec.id).unwrap_or(&empty);
+    let empty = &set.empty;
+    let api_doc = set.apis.get(&spec.id).unwrap_or(empty);
     let on_error: Arc<[Stmt]> = compose::compose(&[&set.global, api_doc], Section::OnError).into();
 
     let mut operations = Vec::new();
@@ -135,19 +136,16 @@ pub(super) fn compile_api(
         let op_doc = set
             .operations
             .get(&(spec.id.clone(), op.id.clone()))
-            .unwrap_or(&empty);
-        let mut pipelines = vec![Arc::new(build_pipeline(
-            &[&set.global, api_doc, op_doc],
-            backend_ids,
-            d,
-        ))];
+            .unwrap_or(empty);
+        let mut pipelines =
+            vec![pipelines_by_chain.get(&[&set.global, api_doc, op_doc], backend_ids, d)];
         for &p in &api_products {
-            let prod_doc = set.products.get(&products[p].id).unwrap_or(&empty);
-            pipelines.push(Arc::new(build_pipeline(
+            let prod_doc = set.products.get(&products[p].id).unwrap_or(empty);
+            pipelines.push(pipelines_by_chain.get(
                 &[&set.global, prod_doc, api_doc, op_doc],
                 backend_ids,
                 d,
-            )));
+            ));
         }
         let examples: Arc<[Example]> = op
             .examples

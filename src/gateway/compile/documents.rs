@@ -60,6 +60,7 @@ pub(super) fn load_policies(
         products: AHashMap::new(),
         apis: AHashMap::new(),
         operations: AHashMap::new(),
+        empty: PolicyDoc::default(),
     };
     for (id, path) in src.xml_files(&dir.join("products")) {
         if !products.iter().any(|p| &p.id == id) {

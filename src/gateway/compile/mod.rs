@@ -36,6 +36,7 @@ use certificates::*;
 use documents::*;
 use listeners::*;
 pub use pipelines::build_pipeline;
+use pipelines::Pipelines;
 use subscriptions::*;
 
 use super::load::Sources;
@@ -46,6 +47,8 @@ struct PolicySet {
     products: AHashMap<String, PolicyDoc>,
     apis: AHashMap<String, PolicyDoc>,
     operations: AHashMap<(String, String), PolicyDoc>,
+    /// Stands for every scope without a document of its own.
+    empty: PolicyDoc,
 }
 
 /// Compile a loaded configuration and the files the loader read for it (`load::Sources`); no
@@ -101,6 +104,7 @@ fn compile_unmasked(
 
     let global_on_error: Arc<[Stmt]> = compose::compose(&[&set.global], Section::OnError).into();
     let mut apis = Vec::new();
+    let mut pipelines = Pipelines::default();
     for (ai, spec) in cfg.raw.apis.iter().enumerate() {
         if let Some(api) = compile_api(
             cfg,
@@ -110,6 +114,7 @@ fn compile_unmasked(
             &products,
             &backends,
             &backend_ids,
+            &mut pipelines,
             &mut d,
         ) {
             apis.push(api);

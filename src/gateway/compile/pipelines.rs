@@ -3,6 +3,34 @@
 use super::*;
 use crate::exec::policies::limit_concurrency::{AcquireSlot, LimitConcurrency};
 
+/// Compiled pipelines by the documents they compose. Operations whose chains are the same
+/// documents (most operations have no policy of their own) share one pipeline instead of each
+/// holding a copy of the same statements: with 1,000 APIs x 10 operations under one global
+/// policy, one pipeline instead of 10,000. Diagnostics of a shared chain are reported once.
+#[derive(Default)]
+pub(super) struct Pipelines(AHashMap<Vec<usize>, Arc<Pipeline>>);
+
+impl Pipelines {
+    /// The pipeline composing `chain`, compiled on first use. Documents are told apart by
+    /// address: they live in the `PolicySet` (or are the one shared empty document) for the
+    /// whole compilation, so equal addresses mean the same document.
+    pub(super) fn get(
+        &mut self,
+        chain: &[&PolicyDoc],
+        backend_ids: &AHashMap<String, usize>,
+        d: &mut Diagnostics,
+    ) -> Arc<Pipeline> {
+        let key: Vec<usize> = chain
+            .iter()
+            .map(|doc| std::ptr::from_ref::<PolicyDoc>(doc) as usize)
+            .collect();
+        self.0
+            .entry(key)
+            .or_insert_with(|| Arc::new(build_pipeline(chain, backend_ids, d)))
+            .clone()
+    }
+}
+
 /// Compose the four sections over a scope chain and split the backend section at
 /// `forward-request`.
 pub fn build_pipeline(
