@@ -11,6 +11,7 @@ start-up and shutdown. Writes perf/out/callgrind-<timestamp>.json and keeps the 
 the requests between two of them cost.
   perf/callgrind.sh                 # N1=300, N2=1300
   GATEHOUSE_BIN=path LABEL=before perf/callgrind.py   # another build (before/after a change)
+  TARGETS=pingora-minimal,gatehouse-passthrough perf/callgrind.py   # a subset
 """
 import http.client, json, os, signal, subprocess, sys, tempfile, time
 
@@ -65,9 +66,10 @@ def ready(admin, timeout=120):
     sys.exit(f"admin port {admin} never said ready")
 
 
-def instructions(cmd, port, path, headers, n, out_file, admin=None):
+def instructions(cmd, port, path, headers, n, out_file, admin=None, stdout=None):
+    out = open(stdout, "wb") if stdout else subprocess.DEVNULL
     p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *cmd],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=out, stderr=subprocess.DEVNULL)
     try:
         if admin:
             ready(admin)
@@ -80,6 +82,8 @@ def instructions(cmd, port, path, headers, n, out_file, admin=None):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+        if stdout:
+            out.close()
     with open(out_file) as f:
         for line in f:
             if line.startswith("summary:") or line.startswith("totals:"):
@@ -100,15 +104,26 @@ def main():
     minimal = os.environ.get("MINIMAL_BIN", os.path.join(ROOT, "target", "release", "examples", "minimal_proxy"))
     conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
     key = {"Ocp-Apim-Subscription-Key": "perf-key-0001"}
+    # The same configuration with the access log on, written to a file (the shipped default
+    # writes it to stdout; a file stands for journald or a pipe).
+    logged_conf = os.path.join(ROOT, "perf", "gatehouse-perf-logged.yaml")
+    with open(conf) as f, open(logged_conf + ".tmp", "w") as g:
+        g.write(f.read().replace("access_log: off", "access_log: stdout"))
+    os.replace(logged_conf + ".tmp", logged_conf)
+    access_log = os.path.join(tmp, "access.log")
     targets = [
         ("pingora-minimal", [minimal, f"127.0.0.1:{ports['pingora']}", f"127.0.0.1:{ports['origin']}"], ports["pingora"], "/pass/", {}, None),
         ("gatehouse-passthrough", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/", {}, ports["admin"]),
+        ("gatehouse-passthrough-logged", [gh, "run", "-c", logged_conf], ports["gatehouse"], "/pass/", {}, ports["admin"]),
         ("gatehouse-typical", [gh, "run", "-c", conf], ports["gatehouse"], "/typ/x", key, ports["admin"]),
         ("gatehouse-typical-redis", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")],
          ports["gatehouse_redis"], "/typ/x", key, ports["admin_redis"]),
         ("gatehouse-typical-redis-lease", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis-lease.yaml")],
          ports["gatehouse_redis"], "/typ/x", key, ports["admin_redis"]),
     ]
+    if os.environ.get("TARGETS"):  # a subset, e.g. TARGETS=pingora-minimal,gatehouse-passthrough
+        keep = set(os.environ["TARGETS"].split(","))
+        targets = [t for t in targets if t[0] in keep]
     redis = subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -119,7 +134,8 @@ def main():
             counts = []
             for n in (N1, N2):
                 out_file = os.path.join(OUT, f"callgrind.{name}{'.' + label if label else ''}.{n}.out")
-                counts.append(instructions(cmd, port, path, headers, n, out_file, admin))
+                counts.append(instructions(cmd, port, path, headers, n, out_file, admin,
+                                           access_log if name.endswith("-logged") else None))
             per = (counts[1] - counts[0]) / (N2 - N1)
             results[name] = round(per)
             print(f"{name:24} {per:10,.0f} instructions/request", flush=True)
@@ -133,6 +149,8 @@ def main():
         for name, v in results.items():
             print(f"{name:24} {v / base:6.2f}x minimal Pingora")
     passthrough = results.get("gatehouse-passthrough")
+    if passthrough and "gatehouse-passthrough-logged" in results:
+        print(f"passthrough-logged / passthrough {results['gatehouse-passthrough-logged'] / passthrough:6.2f}x")
     if passthrough and "gatehouse-typical-redis" in results:
         print(f"typical-redis / passthrough {results['gatehouse-typical-redis'] / passthrough:6.2f}x")
     if passthrough and "gatehouse-typical-redis-lease" in results:

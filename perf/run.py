@@ -12,7 +12,8 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
 LOAD_CORE, PROXY_CORE = "0", "1"
-PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "admin_redis": 18005, "pingora": 18006, "redis": 18010}
+PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "admin_redis": 18005, "pingora": 18006,
+         "gatehouse_logged": 18007, "admin_logged": 18008, "redis": 18010}
 TARGETS = os.environ.get("TARGETS")  # comma-separated subset of target names
 COMPARE = os.environ.get("COMPARE") == "1"  # flag gatehouse ratios that got worse beyond their noise (compare())
 SAVE_BASELINE = os.environ.get("SAVE_BASELINE") == "1"
@@ -59,8 +60,8 @@ http {{
     return path
 
 
-def start(cmd, core, **kw):
-    return subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+def start(cmd, core, stdout=subprocess.DEVNULL, **kw):
+    return subprocess.Popen(["taskset", "-c", core] + cmd, stdout=stdout, stderr=subprocess.DEVNULL, **kw)
 
 
 def wait_port(port, path="/", timeout=20):
@@ -139,18 +140,33 @@ def main():
         procs.append(("origin", start([NGINX, "-c", origin_conf, "-p", os.path.join(tmp, "origin")], LOAD_CORE)))
         wait_port(PORTS["origin"])
         procs.append(("nginx", start([NGINX, "-c", proxy_conf, "-p", os.path.join(tmp, "proxy")], PROXY_CORE)))
-        gh = os.path.join(ROOT, "target", "release", "gatehouse")
+        gh = os.environ.get("GATEHOUSE_BIN", os.path.join(ROOT, "target", "release", "gatehouse"))
         env = dict(os.environ, RUST_LOG="error")
         # Redis for the shared-store route, on the load core (it is part of the environment).
         procs.append(("redis", start(["redis-server", "--port", str(PORTS["redis"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], LOAD_CORE)))
         time.sleep(0.5)
-        minimal = os.path.join(ROOT, "target", "release", "examples", "minimal_proxy")
+        minimal = os.environ.get("MINIMAL_BIN", os.path.join(ROOT, "target", "release", "examples", "minimal_proxy"))
         procs.append(("pingora-minimal", start([minimal, f"127.0.0.1:{PORTS['pingora']}", f"127.0.0.1:{PORTS['origin']}"], PROXY_CORE, env=env)))
         procs.append(("gatehouse", start([gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf.yaml")], PROXY_CORE, env=env)))
+        # The passthrough configuration with the access log on (stdout, to a file here: it stands
+        # for journald or a pipe), to measure what logging costs.
+        with open(os.path.join(ROOT, "perf", "gatehouse-perf.yaml")) as f:
+            logged = (f.read().replace("access_log: off", "access_log: stdout")
+                      .replace(f"127.0.0.1:{PORTS['gatehouse']}", f"127.0.0.1:{PORTS['gatehouse_logged']}")
+                      .replace(f"127.0.0.1:{PORTS['admin']}", f"127.0.0.1:{PORTS['admin_logged']}")
+                      .replace("/tmp/gatehouse-perf.pid", "/tmp/gatehouse-perf-logged.pid")
+                      .replace("/tmp/gatehouse-perf-upgrade.sock", "/tmp/gatehouse-perf-logged-upgrade.sock")
+                      .replace("  dir: policies", f"  dir: {os.path.join(ROOT, 'perf', 'policies')}"))
+        logged_conf = os.path.join(tmp, "gatehouse-logged.yaml")
+        with open(logged_conf, "w") as f:
+            f.write(logged)
+        access_log = open(os.path.join(tmp, "access.log"), "wb")
+        procs.append(("gatehouse-logged", start([gh, "run", "-c", logged_conf], PROXY_CORE, env=env, stdout=access_log)))
         procs.append(("gatehouse-redis", start([gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis.yaml")], PROXY_CORE, env=env)))
         wait_port(PORTS["nginx"])
         wait_port(PORTS["gatehouse"], "/pass/")
         wait_port(PORTS["gatehouse_redis"], "/rl/")
+        wait_port(PORTS["gatehouse_logged"], "/pass/")
         wait_port(PORTS["pingora"])
         by_name = dict(procs)
         key = "Ocp-Apim-Subscription-Key: perf-key-0001"
@@ -161,6 +177,7 @@ def main():
             ("nginx", PORTS["nginx"], "/pass/", by_name["nginx"], ()),
             ("pingora-minimal", PORTS["pingora"], "/pass/", by_name["pingora-minimal"], ()),
             ("gatehouse-passthrough", PORTS["gatehouse"], "/pass/", by_name["gatehouse"], ()),
+            ("gatehouse-passthrough-logged", PORTS["gatehouse_logged"], "/pass/", by_name["gatehouse-logged"], ()),
             ("gatehouse-ratelimit-memory", PORTS["gatehouse"], "/rl/", by_name["gatehouse"], ()),
             ("gatehouse-ratelimit-redis", PORTS["gatehouse_redis"], "/rl/", by_name["gatehouse-redis"], ()),
             ("gatehouse-typical", PORTS["gatehouse"], "/typ/x", by_name["gatehouse"], (key,)),
