@@ -16,6 +16,9 @@ ROOT = run.ROOT
 SIZES = [int(x) for x in os.environ.get("SIZES", "1,1000,10000").split(",")]
 REQUESTS = int(os.environ.get("REQUESTS", "1000"))
 OWN_POLICIES = os.environ.get("OWN_POLICIES") == "1"
+# Seconds between ready and the idle reading: jemalloc returns the start-up compile's freed pages
+# to the OS over its decay time (10 s), from its background thread.
+IDLE_WAIT = float(os.environ.get("IDLE_WAIT", "12"))
 BIN = os.environ.get("GATEHOUSE_BIN", os.path.join(ROOT, "target", "release", "gatehouse"))
 PORT, ADMIN, ORIGIN = 18102, 18103, 18100
 
@@ -95,7 +98,7 @@ def main():
                 if not ready():
                     sys.exit(f"{n} APIs: not ready")
                 start_s = time.time() - t0
-                time.sleep(1.0)
+                time.sleep(IDLE_WAIT)
                 idle = rss_kb(p.pid)
                 c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
                 for i in range(REQUESTS):

@@ -547,6 +547,10 @@ fn run(path: &Path, daemon: bool, upgrade: bool, test: bool) -> anyhow::Result<i
         grace_period: cfg.raw.server.grace_period.0,
         upgrade_sock: PathBuf::from(&cfg.raw.server.upgrade_sock),
     };
+    // The configuration as read (its text, the parsed YAML, the index of positions for
+    // diagnostics: about 1 KB per operation) is not needed while serving; a reload reads the
+    // file again.
+    drop(cfg);
     server.run(pingora::server::RunArgs {
         shutdown_signal: Box::new(signals),
     });

@@ -7,6 +7,12 @@ fn main() {
     // Before anything else: a SIGHUP from now on is a reload request, never fatal.
     gatehouse::cli::catch_early_sighup();
     gatehouse::observe::logging::init();
+    // jemalloc's background threads return freed pages to the OS on their own (after the
+    // start-up compile, after each reload's old snapshot is dropped); without them an idle
+    // process keeps them until it allocates again.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        log::warn!("jemalloc background threads unavailable: {e}");
+    }
     let code = match gatehouse::cli::main() {
         Ok(code) => code,
         Err(e) => {

@@ -93,7 +93,7 @@ fn log(f: &Finished, target: AccessLogTarget) {
     let entry = access_log::Entry {
         ts: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
+            .unwrap_or_default(),
         request_id: f.request_id,
         method: f.method,
         path: f.path,
@@ -102,7 +102,7 @@ fn log(f: &Finished, target: AccessLogTarget) {
         operation: op.map(|o| o.id.as_str()),
         product: f.product.map(|p| gw.products[p].id.as_str()),
         subscription: f.subscription.map(|s| gw.subscriptions.list[s].id.as_str()),
-        client: f.client.map(|a| a.to_string()),
+        client: f.client,
         produced_by,
         error: f.error.map(|e| e.reason()),
         traces: f
@@ -119,8 +119,8 @@ fn log(f: &Finished, target: AccessLogTarget) {
                     .collect()
             })
             .unwrap_or_default(),
-        duration_ms: f.started.elapsed().as_secs_f64() * 1000.0,
-        backend_ms: f.backend_time.map(|d| d.as_secs_f64() * 1000.0),
+        duration: f.started.elapsed(),
+        backend: f.backend_time,
         store_degraded: f.store_degraded,
         trace_id: f
             .req
@@ -131,8 +131,8 @@ fn log(f: &Finished, target: AccessLogTarget) {
         user_agent: header(f.request_headers, http::header::USER_AGENT),
         bytes_in: f.bytes_in,
         bytes_out: f.bytes_out,
-        upstream: f.upstream.map(|u| u.to_string()),
-        backend: f.backend.map(|b| gw.backends[b].id.as_str()),
+        upstream: f.upstream,
+        backend_id: f.backend.map(|b| gw.backends[b].id.as_str()),
         upstream_attempts: f.upstream_attempts,
     };
     access_log::write(target, &entry);

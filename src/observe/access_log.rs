@@ -8,29 +8,25 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use serde::Serialize;
-
 use crate::config::AccessLogTarget;
 use crate::observe::metrics;
 
-#[derive(Serialize)]
+#[derive(Default)]
 pub struct Producer<'a> {
     /// `backend` or `gateway`.
     pub kind: &'a str,
     /// For gateway responses: the policy element or built-in step.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub section: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+/// One request's line. Written by `Entry::write_json` (fields in this order; `None` is `null`
+/// unless the field says it is left out).
 pub struct Entry<'a> {
-    pub ts: f64,
+    /// Seconds since the Unix epoch.
+    pub ts: Duration,
     pub request_id: &'a str,
     pub method: &'a str,
     pub path: &'a str,
@@ -39,19 +35,17 @@ pub struct Entry<'a> {
     pub operation: Option<&'a str>,
     pub product: Option<&'a str>,
     pub subscription: Option<&'a str>,
-    pub client: Option<String>,
+    pub client: Option<&'a dyn std::fmt::Display>,
     pub produced_by: Producer<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out when `None`.
     pub error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Left out when empty.
     pub traces: Vec<TraceLine<'a>>,
-    pub duration_ms: f64,
-    pub backend_ms: Option<f64>,
-    /// The shared store was unreachable (its failure mode applied).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duration: Duration,
+    pub backend: Option<Duration>,
+    /// The shared store was unreachable (its failure mode applied). Left out when false.
     pub store_degraded: bool,
-    /// The W3C trace id (`correlation.trace_context`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The W3C trace id (`correlation.trace_context`). Left out when `None`.
     pub trace_id: Option<String>,
     pub host: Option<&'a str>,
     pub user_agent: Option<&'a str>,
@@ -59,18 +53,243 @@ pub struct Entry<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Where the last upstream call went (`ip:port`, else the backend URL's authority).
-    pub upstream: Option<String>,
+    pub upstream: Option<&'a dyn std::fmt::Display>,
     /// The backend entity or pool member that took the last call.
-    pub backend: Option<&'a str>,
+    pub backend_id: Option<&'a str>,
     /// Calls sent upstream (0 when the gateway answered; above 1 with retries or redirects).
     pub upstream_attempts: u32,
 }
 
-#[derive(Serialize)]
 pub struct TraceLine<'a> {
     pub source: &'a str,
     pub severity: &'a str,
     pub message: &'a str,
+}
+
+impl Entry<'_> {
+    /// The line as JSON (no newline). Written by hand rather than through serde: this runs for
+    /// every request, and the generic serializer cost more than the rest of logging together.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut j = Json::new(out);
+        j.key("ts");
+        j.seconds(self.ts);
+        j.key("request_id");
+        j.str(self.request_id);
+        j.key("method");
+        j.str(self.method);
+        j.key("path");
+        j.str(self.path);
+        j.key("status");
+        j.int(u64::from(self.status));
+        j.opt_str("api", self.api);
+        j.opt_str("operation", self.operation);
+        j.opt_str("product", self.product);
+        j.opt_str("subscription", self.subscription);
+        j.opt_display("client", self.client);
+        j.key("produced_by");
+        {
+            let p = &self.produced_by;
+            let mut o = j.object();
+            o.key("kind");
+            o.str(p.kind);
+            for (k, v) in [
+                ("policy", p.policy),
+                ("policy_id", p.policy_id),
+                ("section", p.section),
+                ("scope", p.scope),
+            ] {
+                if let Some(v) = v {
+                    o.key(k);
+                    o.str(v);
+                }
+            }
+            o.end();
+        }
+        if let Some(e) = self.error {
+            j.key("error");
+            j.str(e);
+        }
+        if !self.traces.is_empty() {
+            j.key("traces");
+            j.out.push(b'[');
+            for (i, t) in self.traces.iter().enumerate() {
+                if i > 0 {
+                    j.out.push(b',');
+                }
+                let mut o = j.object();
+                o.key("source");
+                o.str(t.source);
+                o.key("severity");
+                o.str(t.severity);
+                o.key("message");
+                o.str(t.message);
+                o.end();
+            }
+            j.out.push(b']');
+        }
+        j.key("duration_ms");
+        j.millis(self.duration);
+        j.key("backend_ms");
+        match self.backend {
+            Some(d) => j.millis(d),
+            None => j.null(),
+        }
+        if self.store_degraded {
+            j.key("store_degraded");
+            j.out.extend_from_slice(b"true");
+        }
+        if let Some(t) = &self.trace_id {
+            j.key("trace_id");
+            j.str(t);
+        }
+        j.opt_str("host", self.host);
+        j.opt_str("user_agent", self.user_agent);
+        j.key("bytes_in");
+        j.int(self.bytes_in);
+        j.key("bytes_out");
+        j.int(self.bytes_out);
+        j.opt_display("upstream", self.upstream);
+        j.opt_str("backend", self.backend_id);
+        j.key("upstream_attempts");
+        j.int(u64::from(self.upstream_attempts));
+        j.end();
+    }
+}
+
+/// A JSON object being written into a byte buffer.
+struct Json<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Json<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Json<'o> {
+        out.push(b'{');
+        Json { out, first: true }
+    }
+
+    fn object(&mut self) -> Json<'_> {
+        Json::new(self.out)
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        // Keys are this module's constants: nothing to escape.
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn null(&mut self) {
+        self.out.extend_from_slice(b"null");
+    }
+
+    fn str(&mut self, s: &str) {
+        escape_into(self.out, s);
+    }
+
+    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+        self.key(k);
+        match v {
+            Some(v) => self.str(v),
+            None => self.null(),
+        }
+    }
+
+    fn opt_display(&mut self, k: &str, v: Option<&dyn std::fmt::Display>) {
+        self.key(k);
+        match v {
+            Some(v) => {
+                let mut text = String::new();
+                let _ = std::fmt::write(&mut text, format_args!("{v}"));
+                self.str(&text);
+            }
+            None => self.null(),
+        }
+    }
+
+    fn int(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out.extend_from_slice(&digits[i..]);
+    }
+
+    /// `seconds.micros` (6 decimals).
+    fn seconds(&mut self, d: Duration) {
+        self.int(d.as_secs());
+        self.fraction(u64::from(d.subsec_micros()), 6);
+    }
+
+    /// Milliseconds with 3 decimals (microsecond resolution).
+    fn millis(&mut self, d: Duration) {
+        let micros = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.int(micros / 1000);
+        self.fraction(micros % 1000, 3);
+    }
+
+    fn fraction(&mut self, n: u64, width: u32) {
+        self.out.push(b'.');
+        let mut div = 10u64.pow(width - 1);
+        while div > 0 {
+            self.out.push(b'0' + ((n / div) % 10) as u8);
+            div /= 10;
+        }
+    }
+}
+
+/// `s` as a JSON string: `"` and `\` escaped, control characters as `\n`-style or `\u00XX`
+/// escapes; everything else (UTF-8 included) as it is.
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+    if bytes.iter().all(|&b| plain(b)) {
+        out.extend_from_slice(bytes);
+    } else {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut from = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if plain(b) {
+                continue;
+            }
+            out.extend_from_slice(&bytes[from..i]);
+            from = i + 1;
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]),
+            }
+        }
+        out.extend_from_slice(&bytes[from..]);
+    }
+    out.push(b'"');
 }
 
 /// How long the writer waits after the first line of a batch before it writes the batch: lines
@@ -98,8 +317,9 @@ struct Sink {
     pending: Mutex<Pending>,
     /// Signalled when a line lands in an empty batch (once per batch, not per line).
     wake: Condvar,
-    /// Set while `flush` writes, so lines are written in the order they were logged.
-    writing: Mutex<()>,
+    /// The writer's own (stdout, stderr) buffers; held while `flush` writes, so lines are
+    /// written in the order they were logged.
+    writing: Mutex<(Vec<u8>, Vec<u8>)>,
 }
 
 static SINK: OnceLock<Option<Sink>> = OnceLock::new();
@@ -138,7 +358,7 @@ impl Sink {
                 stderr: Vec::new(),
             }),
             wake: Condvar::new(),
-            writing: Mutex::new(()),
+            writing: Mutex::new((Vec::new(), Vec::new())),
         }
     }
 
@@ -158,18 +378,29 @@ impl Sink {
 
     /// Write what is pending now (the writer's batches, and once more at exit).
     fn flush(&self) {
-        let _order = self.writing.lock();
-        let (out, err) = {
+        // The writer's buffers: swapped with the pending ones, so neither side grows a new
+        // buffer for every batch.
+        let mut spare = self.writing.lock();
+        let (out, err) = &mut *spare;
+        {
             let mut p = self.pending.lock();
-            (std::mem::take(&mut p.stdout), std::mem::take(&mut p.stderr))
-        };
+            std::mem::swap(&mut p.stdout, out);
+            std::mem::swap(&mut p.stderr, err);
+        }
         if !out.is_empty() {
             let mut o = std::io::stdout().lock();
-            let _ = o.write_all(&out);
+            let _ = o.write_all(out);
             let _ = o.flush();
         }
         if !err.is_empty() {
-            let _ = std::io::stderr().lock().write_all(&err);
+            let _ = std::io::stderr().lock().write_all(err);
+        }
+        for b in [out, err] {
+            b.clear();
+            // After a burst, do not keep megabytes for the quiet that follows.
+            if b.capacity() > 1 << 20 {
+                *b = Vec::new();
+            }
         }
     }
 
@@ -203,9 +434,7 @@ pub fn write(target: AccessLogTarget, entry: &Entry) {
     }
     LINE.with_borrow_mut(|line| {
         line.clear();
-        if serde_json::to_writer(&mut *line, entry).is_err() {
-            return;
-        }
+        entry.write_json(line);
         line.push(b'\n');
         match sink() {
             Some(s) => s.push(target, line),
@@ -235,6 +464,73 @@ pub fn flush() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_is_json_whatever_its_strings_hold() {
+        let hostile = "q\"uo\\te\r\n\t\u{1}\u{1f}\u{7f} é 😀 </script>";
+        let client: &dyn std::fmt::Display = &"127.0.0.1:4711";
+        let entry = Entry {
+            ts: Duration::new(1_796_315_953, 605_933_123),
+            request_id: "id",
+            method: "GET",
+            path: hostile,
+            status: 404,
+            api: None,
+            operation: Some("op"),
+            product: None,
+            subscription: None,
+            client: Some(client),
+            produced_by: Producer {
+                kind: "gateway",
+                policy: Some("return-response"),
+                ..Producer::default()
+            },
+            error: Some(hostile),
+            traces: vec![TraceLine {
+                source: "s",
+                severity: "information",
+                message: hostile,
+            }],
+            duration: Duration::from_micros(2_287_355),
+            backend: Some(Duration::from_nanos(999)),
+            store_degraded: true,
+            trace_id: None,
+            host: Some(hostile),
+            user_agent: None,
+            bytes_in: 0,
+            bytes_out: u64::MAX,
+            upstream: None,
+            backend_id: None,
+            upstream_attempts: 0,
+        };
+        let mut out = Vec::new();
+        entry.write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+        assert_eq!(v["path"], hostile);
+        assert_eq!(v["error"], hostile);
+        assert_eq!(v["host"], hostile);
+        assert_eq!(v["traces"][0]["message"], hostile);
+        assert_eq!(v["ts"].as_f64(), Some(1_796_315_953.605_933));
+        assert_eq!(v["duration_ms"].as_f64(), Some(2_287.355));
+        assert_eq!(v["backend_ms"].as_f64(), Some(0.0));
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["bytes_out"], u64::MAX);
+        assert_eq!(v["client"], "127.0.0.1:4711");
+        assert!(v["api"].is_null() && v["upstream"].is_null());
+        assert_eq!(
+            v["produced_by"],
+            serde_json::json!({"kind": "gateway", "policy": "return-response"})
+        );
+        assert_eq!(v["store_degraded"], true);
+        assert!(v.get("trace_id").is_none());
+        // No raw control character is left in the line (one line per request).
+        assert!(
+            !out.iter().any(|&b| b < 0x20),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
 
     #[test]
     fn lines_a_stalled_writer_has_not_taken_are_bounded_and_counted() {
