@@ -3,7 +3,8 @@
 operations (the global policy of `benches/gateway.rs`: a rate limit, three set-header and a
 choose; no API or operation policy unless OWN_POLICIES=1 gives every operation one), for each N
 in SIZES. Per size: time from start to /readyz, idle RSS (VmRSS), RSS after REQUESTS requests
-spread over the APIs, and the snapshot's share (RSS at N minus RSS at the smallest N).
+spread over the APIs (one keep-alive client), and their wall time and the gateway's CPU per
+request (a coarse check that cost stays flat with size; instructions: cargo bench --bench gateway).
   perf/scale.sh                                   # SIZES=1,1000,10000
   GATEHOUSE_BIN=path SIZES=1000 python3 perf/scale.py
 """
@@ -14,7 +15,7 @@ import run  # noqa: E402  (the perf suite's helpers)
 
 ROOT = run.ROOT
 SIZES = [int(x) for x in os.environ.get("SIZES", "1,1000,10000").split(",")]
-REQUESTS = int(os.environ.get("REQUESTS", "1000"))
+REQUESTS = int(os.environ.get("REQUESTS", "5000"))
 OWN_POLICIES = os.environ.get("OWN_POLICIES") == "1"
 # Seconds between ready and the idle reading: jemalloc returns the start-up compile's freed pages
 # to the OS over its decay time (10 s), from its background thread.
@@ -64,6 +65,12 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 def ready(timeout=300):
     end = time.time() + timeout
     while time.time() < end:
@@ -101,6 +108,8 @@ def main():
                 time.sleep(IDLE_WAIT)
                 idle = rss_kb(p.pid)
                 c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
+                cpu0 = cpu_ticks(p.pid)
+                t1 = time.time()
                 for i in range(REQUESTS):
                     c.request("GET", f"/svc{i % n}/v1/res{i % 10}/{i}/items")
                     r = c.getresponse()
@@ -108,11 +117,15 @@ def main():
                     if r.status != 200:
                         sys.exit(f"{n} APIs: status {r.status}")
                 c.close()
+                wall_us = (time.time() - t1) * 1e6 / REQUESTS
+                cpu_us = (cpu_ticks(p.pid) - cpu0) * 1e6 / os.sysconf("SC_CLK_TCK") / REQUESTS
                 loaded = rss_kb(p.pid)
                 rows.append({"apis": n, "operations": n * 10, "ready_s": round(start_s, 2),
-                             "idle_rss_mb": round(idle / 1024, 1), "rss_after_requests_mb": round(loaded / 1024, 1)})
+                             "idle_rss_mb": round(idle / 1024, 1), "rss_after_requests_mb": round(loaded / 1024, 1),
+                             "request_wall_us": round(wall_us, 1), "gateway_cpu_us_per_request": round(cpu_us, 1)})
                 print(f"{n:6} APIs x 10: ready in {start_s:5.2f} s, idle RSS {idle / 1024:6.1f} MB, "
-                      f"after {REQUESTS} requests {loaded / 1024:6.1f} MB", flush=True)
+                      f"after {REQUESTS} requests {loaded / 1024:6.1f} MB; per request {wall_us:6.1f} us "
+                      f"(gateway CPU {cpu_us:5.1f} us)", flush=True)
             finally:
                 p.terminate()
                 try:

@@ -20,7 +20,7 @@ pub struct Finished<'a> {
     /// The client's request headers (their credentials are masked in traces).
     pub request_headers: &'a HeaderMap,
     pub status: u16,
-    pub client: Option<&'a dyn std::fmt::Display>,
+    pub client: Option<access_log::Addr<'a>>,
     pub api: Option<usize>,
     pub operation: Option<usize>,
     pub product: Option<usize>,
@@ -35,7 +35,7 @@ pub struct Finished<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The address the last upstream connection went to (else the target's authority).
-    pub upstream: Option<&'a dyn std::fmt::Display>,
+    pub upstream: Option<access_log::Addr<'a>>,
     /// The backend entity or pool member that took the last call.
     pub backend: Option<usize>,
     /// Calls sent upstream for this request (retries and redirects included).

@@ -35,7 +35,7 @@ pub struct Entry<'a> {
     pub operation: Option<&'a str>,
     pub product: Option<&'a str>,
     pub subscription: Option<&'a str>,
-    pub client: Option<&'a dyn std::fmt::Display>,
+    pub client: Option<Addr<'a>>,
     pub produced_by: Producer<'a>,
     /// Left out when `None`.
     pub error: Option<&'a str>,
@@ -53,11 +53,18 @@ pub struct Entry<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Where the last upstream call went (`ip:port`, else the backend URL's authority).
-    pub upstream: Option<&'a dyn std::fmt::Display>,
+    pub upstream: Option<Addr<'a>>,
     /// The backend entity or pool member that took the last call.
     pub backend_id: Option<&'a str>,
     /// Calls sent upstream (0 when the gateway answered; above 1 with retries or redirects).
     pub upstream_attempts: u32,
+}
+
+/// An address in the log. An IP socket address (the usual case) is written without `fmt`.
+#[derive(Clone, Copy)]
+pub enum Addr<'a> {
+    Inet(std::net::SocketAddr),
+    Other(&'a dyn std::fmt::Display),
 }
 
 pub struct TraceLine<'a> {
@@ -85,7 +92,7 @@ impl Entry<'_> {
         j.opt_str("operation", self.operation);
         j.opt_str("product", self.product);
         j.opt_str("subscription", self.subscription);
-        j.opt_display("client", self.client);
+        j.opt_addr("client", self.client);
         j.key("produced_by");
         {
             let p = &self.produced_by;
@@ -148,7 +155,7 @@ impl Entry<'_> {
         j.int(self.bytes_in);
         j.key("bytes_out");
         j.int(self.bytes_out);
-        j.opt_display("upstream", self.upstream);
+        j.opt_addr("upstream", self.upstream);
         j.opt_str("backend", self.backend_id);
         j.key("upstream_attempts");
         j.int(u64::from(self.upstream_attempts));
@@ -203,16 +210,31 @@ impl<'o> Json<'o> {
         }
     }
 
-    fn opt_display(&mut self, k: &str, v: Option<&dyn std::fmt::Display>) {
+    fn opt_addr(&mut self, k: &str, v: Option<Addr>) {
         self.key(k);
         match v {
-            Some(v) => {
-                let mut text = String::new();
-                let _ = std::fmt::write(&mut text, format_args!("{v}"));
-                self.str(&text);
+            Some(Addr::Inet(std::net::SocketAddr::V4(a))) => {
+                self.out.push(b'"');
+                for (i, o) in a.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b'.');
+                    }
+                    self.int(u64::from(o));
+                }
+                self.out.push(b':');
+                self.int(u64::from(a.port()));
+                self.out.push(b'"');
             }
+            Some(Addr::Inet(a)) => self.display(&a),
+            Some(Addr::Other(d)) => self.display(d),
             None => self.null(),
         }
+    }
+
+    fn display(&mut self, v: &dyn std::fmt::Display) {
+        let mut text = String::new();
+        let _ = std::fmt::write(&mut text, format_args!("{v}"));
+        self.str(&text);
     }
 
     fn int(&mut self, n: u64) {
@@ -253,6 +275,33 @@ impl<'o> Json<'o> {
     }
 }
 
+/// Whether no byte of `bytes` needs escaping: eight bytes at a time (a byte below 0x20, `"` or
+/// `\\` in a word sets its high bit in `hits`), then byte by byte for the rest.
+fn all_plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero iff some byte of `x` is zero (the classic test: a borrow only starts at a zero
+    // byte, so it cannot make the whole word non-zero by itself).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_ne_bytes(w);
+        // Bytes below 0x20: their top three bits are zero.
+        let control = zero(x & u64::from_ne_bytes([0xe0; 8]));
+        let quote = zero(x ^ u64::from_ne_bytes([b'"'; 8]));
+        let backslash = zero(x ^ u64::from_ne_bytes([b'\\'; 8]));
+        if control | quote | backslash != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// `s` as a JSON string: `"` and `\` escaped, control characters as `\n`-style or `\u00XX`
 /// escapes; everything else (UTF-8 included) as it is.
 fn escape_into(out: &mut Vec<u8>, s: &str) {
@@ -260,7 +309,7 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
-    if bytes.iter().all(|&b| plain(b)) {
+    if all_plain(bytes) {
         out.extend_from_slice(bytes);
     } else {
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -468,7 +517,8 @@ mod tests {
     #[test]
     fn a_line_is_json_whatever_its_strings_hold() {
         let hostile = "q\"uo\\te\r\n\t\u{1}\u{1f}\u{7f} é 😀 </script>";
-        let client: &dyn std::fmt::Display = &"127.0.0.1:4711";
+        let client = Addr::Inet(std::net::SocketAddr::from(([127, 0, 0, 1], 4711)));
+        let authority: &dyn std::fmt::Display = &"backend.example:8443";
         let entry = Entry {
             ts: Duration::new(1_796_315_953, 605_933_123),
             request_id: "id",
@@ -499,7 +549,7 @@ mod tests {
             user_agent: None,
             bytes_in: 0,
             bytes_out: u64::MAX,
-            upstream: None,
+            upstream: Some(Addr::Other(authority)),
             backend_id: None,
             upstream_attempts: 0,
         };
@@ -517,7 +567,8 @@ mod tests {
         assert_eq!(v["status"], 404);
         assert_eq!(v["bytes_out"], u64::MAX);
         assert_eq!(v["client"], "127.0.0.1:4711");
-        assert!(v["api"].is_null() && v["upstream"].is_null());
+        assert!(v["api"].is_null() && v["product"].is_null());
+        assert_eq!(v["upstream"], "backend.example:8443");
         assert_eq!(
             v["produced_by"],
             serde_json::json!({"kind": "gateway", "policy": "return-response"})
@@ -530,6 +581,39 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out)
         );
+    }
+
+    #[test]
+    fn every_byte_that_needs_escaping_is_found_at_every_position() {
+        let reference = |s: &[u8]| s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
+        for len in [0, 1, 7, 8, 9, 16, 17] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(all_plain(&s), reference(&s), "byte {b:#x} at {at} of {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_their_display() {
+        for a in [
+            "10.1.2.3:80",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[::1]:8080",
+        ] {
+            let Ok(sa) = a.parse::<std::net::SocketAddr>() else {
+                panic!("{a}")
+            };
+            let mut out = Vec::new();
+            let mut j = Json::new(&mut out);
+            j.opt_addr("a", Some(Addr::Inet(sa)));
+            j.end();
+            assert_eq!(String::from_utf8_lossy(&out), format!("{{\"a\":\"{sa}\"}}"));
+        }
     }
 
     #[test]

@@ -470,9 +470,13 @@ impl Ctx {
             .as_ref()
             .filter(|r| r.forwarded > 0 || self.attempts > 0)
             .map(|r| &r.target.base.authority);
-        let upstream: Option<&dyn std::fmt::Display> = match (&self.upstream_addr, authority) {
-            (Some(a), _) => Some(a),
-            (None, Some(a)) => Some(a),
+        use crate::observe::access_log::Addr;
+        fn addr(a: &PingoraAddr) -> Addr<'_> {
+            a.as_inet().map_or(Addr::Other(a), |i| Addr::Inet(*i))
+        }
+        let upstream = match (&self.upstream_addr, authority) {
+            (Some(a), _) => Some(addr(a)),
+            (None, Some(a)) => Some(Addr::Other(a)),
             (None, None) => None,
         };
         exec::record::record(
@@ -483,7 +487,7 @@ impl Ctx {
                 path: req.uri.path(),
                 request_headers: &req.headers,
                 status,
-                client: client.map(|a| a as &dyn std::fmt::Display),
+                client: client.map(addr),
                 api: self.api,
                 operation: self.op,
                 product: self.product,
