@@ -11,6 +11,13 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::AccessLogTarget;
 use crate::observe::metrics;
 
+/// A key as `Json::key` writes it: `"name":`.
+macro_rules! key {
+    ($k:literal) => {
+        concat!("\"", $k, "\":")
+    };
+}
+
 #[derive(Default)]
 pub struct Producer<'a> {
     /// `backend` or `gateway`.
@@ -78,32 +85,32 @@ impl Entry<'_> {
     /// every request, and the generic serializer cost more than the rest of logging together.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let mut j = Json::new(out);
-        j.key("ts");
+        j.key(key!("ts"));
         j.seconds(self.ts);
-        j.key("request_id");
+        j.key(key!("request_id"));
         j.str(self.request_id);
-        j.key("method");
+        j.key(key!("method"));
         j.str(self.method);
-        j.key("path");
+        j.key(key!("path"));
         j.str(self.path);
-        j.key("status");
+        j.key(key!("status"));
         j.int(u64::from(self.status));
-        j.opt_str("api", self.api);
-        j.opt_str("operation", self.operation);
-        j.opt_str("product", self.product);
-        j.opt_str("subscription", self.subscription);
-        j.opt_addr("client", self.client);
-        j.key("produced_by");
+        j.opt_str(key!("api"), self.api);
+        j.opt_str(key!("operation"), self.operation);
+        j.opt_str(key!("product"), self.product);
+        j.opt_str(key!("subscription"), self.subscription);
+        j.opt_addr(key!("client"), self.client);
+        j.key(key!("produced_by"));
         {
             let p = &self.produced_by;
             let mut o = j.object();
-            o.key("kind");
+            o.key(key!("kind"));
             o.str(p.kind);
             for (k, v) in [
-                ("policy", p.policy),
-                ("policy_id", p.policy_id),
-                ("section", p.section),
-                ("scope", p.scope),
+                (key!("policy"), p.policy),
+                (key!("policy_id"), p.policy_id),
+                (key!("section"), p.section),
+                (key!("scope"), p.scope),
             ] {
                 if let Some(v) = v {
                     o.key(k);
@@ -113,51 +120,51 @@ impl Entry<'_> {
             o.end();
         }
         if let Some(e) = self.error {
-            j.key("error");
+            j.key(key!("error"));
             j.str(e);
         }
         if !self.traces.is_empty() {
-            j.key("traces");
+            j.key(key!("traces"));
             j.out.push(b'[');
             for (i, t) in self.traces.iter().enumerate() {
                 if i > 0 {
                     j.out.push(b',');
                 }
                 let mut o = j.object();
-                o.key("source");
+                o.key(key!("source"));
                 o.str(t.source);
-                o.key("severity");
+                o.key(key!("severity"));
                 o.str(t.severity);
-                o.key("message");
+                o.key(key!("message"));
                 o.str(t.message);
                 o.end();
             }
             j.out.push(b']');
         }
-        j.key("duration_ms");
+        j.key(key!("duration_ms"));
         j.millis(self.duration);
-        j.key("backend_ms");
+        j.key(key!("backend_ms"));
         match self.backend {
             Some(d) => j.millis(d),
             None => j.null(),
         }
         if self.store_degraded {
-            j.key("store_degraded");
+            j.key(key!("store_degraded"));
             j.out.extend_from_slice(b"true");
         }
         if let Some(t) = &self.trace_id {
-            j.key("trace_id");
+            j.key(key!("trace_id"));
             j.str(t);
         }
-        j.opt_str("host", self.host);
-        j.opt_str("user_agent", self.user_agent);
-        j.key("bytes_in");
+        j.opt_str(key!("host"), self.host);
+        j.opt_str(key!("user_agent"), self.user_agent);
+        j.key(key!("bytes_in"));
         j.int(self.bytes_in);
-        j.key("bytes_out");
+        j.key(key!("bytes_out"));
         j.int(self.bytes_out);
-        j.opt_addr("upstream", self.upstream);
-        j.opt_str("backend", self.backend_id);
-        j.key("upstream_attempts");
+        j.opt_addr(key!("upstream"), self.upstream);
+        j.opt_str(key!("backend"), self.backend_id);
+        j.key(key!("upstream_attempts"));
         j.int(u64::from(self.upstream_attempts));
         j.end();
     }
@@ -183,15 +190,14 @@ impl<'o> Json<'o> {
         self.out.push(b'}');
     }
 
+    /// `k` is a key as written, quotes and colon included (`key!`): this module's constants,
+    /// nothing to escape.
     fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        // Keys are this module's constants: nothing to escape.
-        self.out.push(b'"');
         self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
     }
 
     fn null(&mut self) {
@@ -238,6 +244,10 @@ impl<'o> Json<'o> {
     }
 
     fn int(&mut self, n: u64) {
+        if n < 10 {
+            self.out.push(b'0' + n as u8);
+            return;
+        }
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         let mut n = n;
@@ -610,7 +620,7 @@ mod tests {
             };
             let mut out = Vec::new();
             let mut j = Json::new(&mut out);
-            j.opt_addr("a", Some(Addr::Inet(sa)));
+            j.opt_addr(key!("a"), Some(Addr::Inet(sa)));
             j.end();
             assert_eq!(String::from_utf8_lossy(&out), format!("{{\"a\":\"{sa}\"}}"));
         }
