@@ -3,7 +3,8 @@
 operations (the global policy of `benches/gateway.rs`: a rate limit, three set-header and a
 choose; no API or operation policy unless OWN_POLICIES=1 gives every operation one), for each N
 in SIZES. Per size: time from start to /readyz, idle RSS (VmRSS), RSS after REQUESTS requests
-spread over the APIs (one keep-alive client), and their wall time and the gateway's CPU per
+over 100 operations spread across the APIs (one keep-alive client, after one warm-up call
+each), and their wall time and the gateway's CPU per
 request (a coarse check that cost stays flat with size; instructions: cargo bench --bench gateway).
   perf/scale.sh                                   # SIZES=1,1000,10000
   GATEHOUSE_BIN=path SIZES=1000 python3 perf/scale.py
@@ -108,14 +109,24 @@ def main():
                 time.sleep(IDLE_WAIT)
                 idle = rss_kb(p.pid)
                 c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
-                cpu0 = cpu_ticks(p.pid)
-                t1 = time.time()
-                for i in range(REQUESTS):
-                    c.request("GET", f"/svc{i % n}/v1/res{i % 10}/{i}/items")
+                # 100 operations spread over the whole configuration (first, middle, last APIs),
+                # each called once first (its metric handles are made on first use), then
+                # REQUESTS calls over them: the steady cost of a request, at this size.
+                spread = [(k * n // 100, k % 10) for k in range(100)]
+
+                def call(i):
+                    api, op = spread[i % len(spread)]
+                    c.request("GET", f"/svc{api}/v1/res{op}/{i}/items")
                     r = c.getresponse()
                     r.read()
                     if r.status != 200:
                         sys.exit(f"{n} APIs: status {r.status}")
+                for i in range(len(spread)):
+                    call(i)
+                cpu0 = cpu_ticks(p.pid)
+                t1 = time.time()
+                for i in range(REQUESTS):
+                    call(i)
                 c.close()
                 wall_us = (time.time() - t1) * 1e6 / REQUESTS
                 cpu_us = (cpu_ticks(p.pid) - cpu0) * 1e6 / os.sysconf("SC_CLK_TCK") / REQUESTS
