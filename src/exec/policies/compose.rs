@@ -250,7 +250,7 @@ mod tests {
             id: None,
             span: Span::file("t"),
             scope,
-            display: tag.to_string(),
+            display: tag.into(),
         }
     }
 
@@ -281,7 +281,7 @@ mod tests {
     }
 
     fn names(v: &[Stmt]) -> Vec<&str> {
-        v.iter().map(|s| s.display.as_str()).collect()
+        v.iter().map(|s| &*s.display).collect()
     }
 
     #[test]

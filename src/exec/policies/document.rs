@@ -153,7 +153,7 @@ fn parse_statement(el: &Element, env: &Env, diags: &mut Diagnostics) -> Option<S
         id,
         span: el.span.clone(),
         scope: env.scope,
-        display: render_element(el),
+        display: render_element(el).into(),
     })
 }
 

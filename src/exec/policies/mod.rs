@@ -498,8 +498,10 @@ pub struct Stmt {
     pub id: Option<String>,
     pub span: Span,
     pub scope: Scope,
-    /// The element as written (named values not substituted), for `explain`.
-    pub display: String,
+    /// The element as written (named values not substituted), for `explain`. Shared by the
+    /// copies composition makes of a statement (a global policy's statements are in every
+    /// operation's pipeline).
+    pub display: std::sync::Arc<str>,
 }
 
 impl Stmt {
