@@ -122,6 +122,20 @@ fn forwarded_headers_reach_the_backend() {
     );
     let h = &r.json()["headers"];
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // Without one, the peer alone; with two header lines, both in order, then the peer.
+    let r = gw.get("/a/x", &[]);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "127.0.0.1");
+    let r = gw.get(
+        "/a/x",
+        &[
+            ("X-Forwarded-For", "203.0.113.9, 198.51.100.1"),
+            ("X-Forwarded-For", "192.0.2.7"),
+        ],
+    );
+    assert_eq!(
+        r.json()["headers"]["x-forwarded-for"],
+        "203.0.113.9, 198.51.100.1, 192.0.2.7, 127.0.0.1"
+    );
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], "api.example.com");
     // Switched off.

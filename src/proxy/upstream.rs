@@ -150,18 +150,24 @@ pub fn shape(
     up.insert_header(header::HOST, req.target.base.authority.as_str())?;
     if gw.forwarded_headers && !req.info.peer_ip.is_empty() {
         // Append the peer to X-Forwarded-For; set Proto / Host unless a trusted proxy did.
-        let xff = up
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let xff = if xff.is_empty() {
-            req.info.peer_ip.clone()
+        // One string, built only when a proxy before us sent the header (no temporary list).
+        let mut xff = String::new();
+        for v in up.headers.get_all("x-forwarded-for") {
+            if let Ok(v) = v.to_str() {
+                if xff.is_empty() {
+                    xff.reserve(v.len() + 2 + req.info.peer_ip.len());
+                } else {
+                    xff.push_str(", ");
+                }
+                xff.push_str(v);
+            }
+        }
+        if xff.is_empty() {
+            xff.push_str(&req.info.peer_ip);
         } else {
-            format!("{xff}, {}", req.info.peer_ip)
-        };
+            xff.push_str(", ");
+            xff.push_str(&req.info.peer_ip);
+        }
         up.insert_header("x-forwarded-for", xff)?;
         let keep = req.info.peer_trusted;
         if !(keep && up.headers.contains_key("x-forwarded-proto")) {
