@@ -142,7 +142,7 @@ pub fn shape(
     // Plain HTTP through a forward proxy: absolute-form request target (HTTPS tunnels).
     match forward_proxy(req, backend).filter(|_| !req.target.base.tls) {
         Some(proxy) => crate::upstream::absolute_form(proxy, up, &req.target.base.authority, &pq)?,
-        None => match http::Uri::try_from(pq.as_str()) {
+        None => match http::Uri::from_maybe_shared(bytes::Bytes::from(pq)) {
             Ok(uri) => up.set_uri(uri),
             Err(_) => return Error::e_explain(ErrorType::InternalError, "invalid backend URL"),
         },
