@@ -13,6 +13,7 @@ import http.client, json, os, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the perf suite's helpers)
+import callgrind  # noqa: E402  (its wait for /readyz)
 
 ROOT = run.ROOT
 SIZES = [int(x) for x in os.environ.get("SIZES", "1,1000,10000").split(",")]
@@ -72,22 +73,6 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def ready(timeout=300):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", ADMIN, timeout=5)
-            c.request("GET", "/readyz")
-            r = c.getresponse()
-            r.read()
-            if r.status == 200:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="gatehouse-scale-")
     origin_conf = run.nginx_conf(os.path.join(tmp, "origin"), ORIGIN,
@@ -103,8 +88,7 @@ def main():
             p = subprocess.Popen([BIN, "run", "-c", os.path.join(d, "gatehouse.yaml")],
                                  env=dict(os.environ, RUST_LOG="error"), stdout=subprocess.DEVNULL)
             try:
-                if not ready():
-                    sys.exit(f"{n} APIs: not ready")
+                callgrind.ready(ADMIN, timeout=300)  # exits when it never says ready
                 start_s = time.time() - t0
                 time.sleep(IDLE_WAIT)
                 idle = rss_kb(p.pid)

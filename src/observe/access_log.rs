@@ -87,12 +87,9 @@ impl Entry<'_> {
         let mut j = Json::new(out);
         j.key(key!("ts"));
         j.seconds(self.ts);
-        j.key(key!("request_id"));
-        j.str(self.request_id);
-        j.key(key!("method"));
-        j.str(self.method);
-        j.key(key!("path"));
-        j.str(self.path);
+        j.field(key!("request_id"), self.request_id);
+        j.field(key!("method"), self.method);
+        j.field(key!("path"), self.path);
         j.key(key!("status"));
         j.int(u64::from(self.status));
         j.opt_str(key!("api"), self.api);
@@ -104,8 +101,7 @@ impl Entry<'_> {
         {
             let p = &self.produced_by;
             let mut o = j.object();
-            o.key(key!("kind"));
-            o.str(p.kind);
+            o.field(key!("kind"), p.kind);
             for (k, v) in [
                 (key!("policy"), p.policy),
                 (key!("policy_id"), p.policy_id),
@@ -120,8 +116,7 @@ impl Entry<'_> {
             o.end();
         }
         if let Some(e) = self.error {
-            j.key(key!("error"));
-            j.str(e);
+            j.field(key!("error"), e);
         }
         if !self.traces.is_empty() {
             j.key(key!("traces"));
@@ -131,12 +126,9 @@ impl Entry<'_> {
                     j.out.push(b',');
                 }
                 let mut o = j.object();
-                o.key(key!("source"));
-                o.str(t.source);
-                o.key(key!("severity"));
-                o.str(t.severity);
-                o.key(key!("message"));
-                o.str(t.message);
+                o.field(key!("source"), t.source);
+                o.field(key!("severity"), t.severity);
+                o.field(key!("message"), t.message);
                 o.end();
             }
             j.out.push(b']');
@@ -153,8 +145,7 @@ impl Entry<'_> {
             j.out.extend_from_slice(b"true");
         }
         if let Some(t) = &self.trace_id {
-            j.key(key!("trace_id"));
-            j.str(t);
+            j.field(key!("trace_id"), t);
         }
         j.opt_str(key!("host"), self.host);
         j.opt_str(key!("user_agent"), self.user_agent);
@@ -206,6 +197,11 @@ impl<'o> Json<'o> {
 
     fn str(&mut self, s: &str) {
         escape_into(self.out, s);
+    }
+
+    fn field(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.str(v);
     }
 
     fn opt_str(&mut self, k: &str, v: Option<&str>) {
