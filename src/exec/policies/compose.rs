@@ -220,8 +220,8 @@ pub fn check_composed(section: Section, stmts: &[Stmt], diags: &mut Diagnostics)
                     StmtKind::LimitConcurrency(super::limit_concurrency::LimitConcurrency {
                         body,
                         ..
-                    })
-                    | StmtKind::Retry(super::retry::Retry { body, .. }) => collect(body, out),
+                    }) => collect(body, out),
+                    StmtKind::Retry(r) => collect(&r.body, out),
                     _ => {}
                 }
             }
