@@ -357,26 +357,42 @@ fn tls_and_an_acl_user() {
         ("GH_REDIS_PW", "redis-s3cret-pw"),
         ("GH_WRONG_PW", "not-the-password"),
     ];
-    let a = Gatehouse::start_with_env(&cfg("GH_REDIS_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
-    let b = Gatehouse::start_with_env(&cfg("GH_REDIS_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    exact_across_two_then_refused(
+        cfg,
+        "GH_REDIS_PW",
+        &env,
+        &["redis-s3cret-pw", "not-the-password"],
+        "over TLS",
+    );
+    // A plain client cannot talk to the TLS port: the URL's scheme is what made it work.
+    assert!(!RedisServer::plain_ping(redis.port));
+}
+
+/// Two gateways on `cfg(good_env)` share the limit of 20 exactly (20 of 30 admitted, `how`
+/// they reach Redis); one on `cfg("GH_WRONG_PW")` is refused by the store (fail-closed: 500);
+/// no log of the three holds any of `secrets` (each read after its last line is out).
+fn exact_across_two_then_refused(
+    cfg: impl Fn(&str) -> String,
+    good_env: &str,
+    env: &[(&str, &str)],
+    secrets: &[&str],
+    how: &str,
+) {
+    let a = Gatehouse::start_with_env(&cfg(good_env), &[("apis/a/rl.xml", RL)], &[], env);
+    let b = Gatehouse::start_with_env(&cfg(good_env), &[("apis/a/rl.xml", RL)], &[], env);
     let admitted = admitted_in_turn(&[&a, &b], "/a/rl", 30);
-    assert_eq!(admitted, 20, "exact across two instances over TLS");
-    let wrong = Gatehouse::start_with_env(&cfg("GH_WRONG_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
+    assert_eq!(admitted, 20, "exact across two instances, {how}");
+    let wrong = Gatehouse::start_with_env(&cfg("GH_WRONG_PW"), &[("apis/a/rl.xml", RL)], &[], env);
     assert_eq!(
         wrong.get("/a/rl", &[]).status,
         500,
-        "fail-closed: the store refused us"
+        "fail-closed: the store refused us ({how})"
     );
     for g in [&a, &b, &wrong] {
         let _ = g.last_log();
         let log = g.log();
-        assert!(
-            !log.contains("redis-s3cret-pw") && !log.contains("not-the-password"),
-            "{log}"
-        );
+        assert!(!secrets.iter().any(|s| log.contains(s)), "{log}");
     }
-    // A plain client cannot talk to the TLS port: the URL's scheme is what made it work.
-    assert!(!RedisServer::plain_ping(redis.port));
 }
 
 /// A sentinel process monitoring `master_port` as `mymaster`.
@@ -1389,24 +1405,11 @@ fn sentinel_over_tls_with_passwords() {
         ("GH_SENTINEL_PW", "sentinel-s3cret"),
         ("GH_WRONG_PW", "not-the-sentinel-pw"),
     ];
-    let a = Gatehouse::start_with_env(&cfg("GH_SENTINEL_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
-    let b = Gatehouse::start_with_env(&cfg("GH_SENTINEL_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
-    let admitted = admitted_in_turn(&[&a, &b], "/a/rl", 30);
-    assert_eq!(
-        admitted, 20,
-        "exact across two instances, found through the sentinel"
+    exact_across_two_then_refused(
+        cfg,
+        "GH_SENTINEL_PW",
+        &env,
+        &["s3cret", "not-the-sentinel-pw"],
+        "found through the sentinel",
     );
-    let wrong = Gatehouse::start_with_env(&cfg("GH_WRONG_PW"), &[("apis/a/rl.xml", RL)], &[], &env);
-    assert_eq!(
-        wrong.get("/a/rl", &[]).status,
-        500,
-        "fail-closed: the sentinel refused us"
-    );
-    for g in [&a, &b, &wrong] {
-        let log = g.log();
-        assert!(
-            !log.contains("s3cret") && !log.contains("not-the-sentinel-pw"),
-            "{log}"
-        );
-    }
 }
