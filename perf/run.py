@@ -251,10 +251,12 @@ def round_noise(results):
     """Per row and ratio, the spread of that ratio between this run's rounds ((max - min) /
     median): the noise a change must clear before it means anything."""
     noise = {}
-    for key, runs in results.items():
-        per_round = [summarize({k: [v[i]] for k, v in results.items() if len(v) > i}).get(key, {}) for i in range(len(runs))]
+    rounds = max((len(v) for v in results.values()), default=0)
+    # Each round summarised on its own (its ratios against the same round's references).
+    per_round = [summarize({k: [v[i]] for k, v in results.items() if len(v) > i}) for i in range(rounds)]
+    for key in results:
         for r in RATIOS:
-            xs = [p[r] for p in per_round if p.get(r) is not None]
+            xs = [p[key][r] for p in per_round if p.get(key, {}).get(r) is not None]
             m = median(xs)
             if len(xs) > 1 and m:
                 noise.setdefault(key, {})[r] = (max(xs) - min(xs)) / m
