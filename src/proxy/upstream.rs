@@ -153,21 +153,13 @@ pub fn shape(
         // One string, built only when a proxy before us sent the header (no temporary list).
         let mut xff = String::new();
         for v in up.headers.get_all("x-forwarded-for") {
-            if let Ok(v) = v.to_str() {
-                if xff.is_empty() {
-                    xff.reserve(v.len() + 2 + req.info.peer_ip.len());
-                } else {
-                    xff.push_str(", ");
-                }
+            // An empty header line adds no empty entry.
+            if let Some(v) = v.to_str().ok().filter(|v| !v.is_empty()) {
                 xff.push_str(v);
+                xff.push_str(", ");
             }
         }
-        if xff.is_empty() {
-            xff.push_str(&req.info.peer_ip);
-        } else {
-            xff.push_str(", ");
-            xff.push_str(&req.info.peer_ip);
-        }
+        xff.push_str(&req.info.peer_ip);
         up.insert_header("x-forwarded-for", xff)?;
         let keep = req.info.peer_trusted;
         if !(keep && up.headers.contains_key("x-forwarded-proto")) {
