@@ -659,6 +659,9 @@ pub fn call_method(
     match v {
         Value::Ctx(c) => context::call(m, *c, name, targs, args, named_args, outs),
         Value::Str(s) => string::call(m, s, name, args, named_args, outs),
+        Value::Bytes(_) | Value::List(_) if matches!(name, "Encrypt" | "Decrypt") => {
+            crypto::cipher(m, v, name, args)
+        }
         Value::List(_) | Value::Set(_) | Value::Dict(_) | Value::Bytes(_) => {
             linq::collection_call(m, v, name, targs, args, outs)
         }

@@ -24,6 +24,7 @@ const FAMILIES: &[(&Names, &str)] = &[
     (&super::NAMES, include_str!("mod.rs")),
     (&super::context::NAMES, include_str!("context.rs")),
     (&super::convert::NAMES, include_str!("convert.rs")),
+    (&super::crypto::NAMES, include_str!("crypto.rs")),
     (&super::json::NAMES, include_str!("json.rs")),
     (&super::jwt::NAMES, include_str!("jwt.rs")),
     (&super::linq::NAMES, include_str!("linq.rs")),
@@ -155,7 +156,8 @@ mod tests {
         assert_eq!(member_name("Length"), Some("Length"));
         assert_eq!(method_name("Substring"), Some("Substring"));
         assert_eq!(method_name("Where"), Some("Where"));
-        assert_eq!(method_name("Encrypt"), None);
+        assert_eq!(method_name("Encrypt"), Some("Encrypt"));
+        assert_eq!(method_name("TransformFinalBlock"), None);
         let string = RType {
             ty: Ty::String,
             arrays: 0,
