@@ -6,7 +6,7 @@ use std::time::Duration;
 
 fn yaml(origin_port: u16) -> String {
     format!(
-        "apis:\n{}{}products:\n  - id: gold\n    apis: [keyed]\nsubscriptions:\n  - id: s1\n    scope: product:gold\n    primary_key: key-one-12345\n  - id: s2\n    scope: product:gold\n    primary_key: key-two-12345\n",
+        "apis:\n{}{}{}products:\n  - id: gold\n    apis: [keyed, keyed2]\nsubscriptions:\n  - id: s1\n    scope: product:gold\n    primary_key: key-one-12345\n  - id: s2\n    scope: product:gold\n    primary_key: key-two-12345\n",
         api_yaml(
             "open",
             "open",
@@ -15,6 +15,7 @@ fn yaml(origin_port: u16) -> String {
             &[("rl", "GET", "/rl"), ("cond", "GET", "/cond/{code}"), ("quota", "GET", "/quota"), ("bw", "POST", "/bw")]
         ),
         api_yaml("keyed", "keyed", &format!("http://127.0.0.1:{origin_port}"), "", &[("a", "GET", "/a"), ("b", "GET", "/b")]),
+        api_yaml("keyed2", "keyed2", &format!("http://127.0.0.1:{origin_port}"), "", &[("c", "GET", "/c")]),
     )
 }
 
@@ -159,6 +160,33 @@ fn quota_by_key_calls_and_bandwidth() {
             .starts_with("Out of bandwidth quota."),
         "{}",
         r.text()
+    );
+}
+
+/// How a `rate-limit` counter is scoped (Microsoft's pages say only "per subscription"; the
+/// choice is docs/policies.md's): one counter per subscription for the statement's calls and
+/// period, across every API the statement covers. A product-scope statement counts the calls to
+/// all the product's APIs together; another subscription has its own counter.
+#[test]
+fn rate_limit_at_product_scope_counts_every_api_of_the_product_per_subscription() {
+    let o = origin();
+    let product = r#"<rate-limit calls="3" renewal-period="60" />"#;
+    let gw = Gatehouse::start(&yaml(o.port), &[("products/gold.xml", &doc(product, ""))]);
+    let k1 = [("Ocp-Apim-Subscription-Key", "key-one-12345")];
+    let k2 = [("Ocp-Apim-Subscription-Key", "key-two-12345")];
+    assert_eq!(gw.get("/keyed/a", &k1).status, 200);
+    assert_eq!(gw.get("/keyed2/c", &k1).status, 200);
+    assert_eq!(gw.get("/keyed/b", &k1).status, 200);
+    assert_eq!(
+        gw.get("/keyed2/c", &k1).status,
+        429,
+        "the fourth call to any API of the product"
+    );
+    assert_eq!(gw.get("/keyed/a", &k1).status, 429);
+    assert_eq!(
+        gw.get("/keyed2/c", &k2).status,
+        200,
+        "another subscription's own counter"
     );
 }
 
