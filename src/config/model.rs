@@ -55,6 +55,65 @@ pub struct RawConfig {
     pub jwt: JwtSettingsSpec,
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Where `authentication-managed-identity` gets its tokens off Azure.
+    #[serde(default)]
+    pub managed_identity: Option<ManagedIdentitySpec>,
+}
+
+/// `authentication-managed-identity` off Azure: an OAuth 2.0 client-credentials token provider
+/// (Entra ID or any other), with a client secret from a named value or a federated token file
+/// (workload identity). The identity without `client-id` is this one; `identities` holds the
+/// user-assigned ones, by the `client-id` the policies name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedIdentitySpec {
+    /// The token endpoint (`https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`).
+    pub token_url: String,
+    pub client_id: String,
+    /// The named value whose value is the client secret (make it a secret).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// A file holding a federated token, sent as the client assertion (re-read per fetch).
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// How `resource` is sent: `scope` (`<resource>/.default`, Entra v2, the default) or
+    /// `resource` (Entra v1 and providers that take a resource).
+    #[serde(default)]
+    pub resource_as: ResourceParam,
+    /// Tokens are renewed this long before they expire.
+    #[serde(default = "default_refresh_before")]
+    pub refresh_before: HumanDuration,
+    /// Longest wait for the token endpoint.
+    #[serde(default = "default_token_timeout")]
+    pub timeout: HumanDuration,
+    /// User-assigned identities: the policy's `client-id` -> its credential.
+    #[serde(default)]
+    pub identities: BTreeMap<String, IdentityCredentialSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityCredentialSpec {
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceParam {
+    #[default]
+    Scope,
+    Resource,
+}
+
+fn default_refresh_before() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
+}
+
+fn default_token_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
 }
 
 /// Request limits, checked before anything else runs.

@@ -56,6 +56,9 @@ pub enum ErrorKind {
     /// validate-client-certificate: no certificate, or one that fails a rule or matches no
     /// identity (403; Reason and status undocumented by APIM, gatehouse's).
     ClientCertificateNotValid,
+    /// authentication-managed-identity: the token provider gave no token (500; APIM documents
+    /// no Reason, this is gatehouse's).
+    TokenAcquisitionFailure,
     /// Anything else inside the gateway.
     Internal,
 }
@@ -100,6 +103,7 @@ impl ErrorKind {
             ErrorKind::RequestNotValid => "Bad request",
             ErrorKind::ResponseNotValid => "Response not allowed",
             ErrorKind::ClientCertificateNotValid => "ClientCertificateNotValid",
+            ErrorKind::TokenAcquisitionFailure => "TokenAcquisitionFailure",
             ErrorKind::Internal => "InternalError",
         }
     }

@@ -9,6 +9,7 @@ pub mod env;
 pub mod error;
 pub mod failure;
 pub mod headers;
+pub mod identity;
 pub mod inspector;
 pub mod jwks;
 pub mod model;

@@ -59,6 +59,8 @@ pub struct Gateway {
     /// Values of secret named values (masked in traces).
     pub secrets: Vec<String>,
     pub limits: Limits,
+    /// Where `authentication-managed-identity` gets tokens (`managed_identity`).
+    pub managed_identity: Option<Arc<super::identity::TokenProvider>>,
 }
 
 #[derive(Clone, Copy, Debug)]

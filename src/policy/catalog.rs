@@ -25,7 +25,6 @@ const CATALOG: &[(&str, Support, u8)] = &[
     // Neither depends on Azure: they are policies gatehouse does not run yet.
     ("llm-token-limit", Support::NotYet, I),
     ("llm-emit-token-metric", Support::NotYet, ALL),
-    ("authentication-managed-identity", Support::AzureOnly, I),
     ("get-authorization-context", Support::AzureOnly, I),
     ("log-to-eventhub", Support::AzureOnly, ALL),
     ("send-service-bus-message", Support::AzureOnly, ALL),

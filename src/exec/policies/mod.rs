@@ -44,6 +44,7 @@ pub mod jsonp;
 pub mod jwt;
 pub mod limit_concurrency;
 pub mod limits;
+pub mod managed_identity;
 pub mod mock_response;
 pub mod proxy;
 pub mod quota;
@@ -463,6 +464,7 @@ policies! {
         Retry(Box<retry::Retry>) = "retry" in ALL;
         Wait(wait::Wait) = "wait" in I | B | O;
         SendRequest(Box<send_request::SendRequest>) = "send-request" in ALL, "send-one-way-request" in ALL;
+        AuthenticationManagedIdentity(managed_identity::ManagedIdentity) = "authentication-managed-identity" in I;
     }
 }
 

@@ -32,6 +32,8 @@ pub struct SendRequest {
     pub certificate: Option<CertificateRef>,
     /// `<proxy url username password>`: an HTTP forward proxy (http:// URLs).
     pub proxy: Option<crate::net::proxy::ForwardProxy>,
+    /// `<authentication-managed-identity>`: the call's `Authorization: Bearer` token.
+    pub managed_identity: Option<super::managed_identity::ManagedIdentity>,
 }
 
 impl Policy for SendRequest {
@@ -67,6 +69,9 @@ impl Policy for SendRequest {
         }
         if let Some(b) = &self.body {
             super::set_body::exprs(b, f);
+        }
+        if let Some(m) = &self.managed_identity {
+            visit_val(&m.resource, f);
         }
     }
 }
@@ -105,6 +110,7 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
         body: None,
         certificate: None,
         proxy: None,
+        managed_identity: None,
     };
     for child in r.children() {
         // The parent's name is read below while this reader lives: borrow fields apart.
@@ -147,15 +153,8 @@ fn parse_send_request(r: &mut Reader, two_way: bool) -> SendRequest {
                 }
             }
             "authentication-managed-identity" => {
-                cr.diags.error(
-                    "P021",
-                    child.span.clone(),
-                    format!(
-                        "<{}> inside <{}> is not supported by this gatehouse build yet",
-                        child.name, r.el.name
-                    ),
-                );
-                continue;
+                cr.no_children();
+                out.managed_identity = Some(super::managed_identity::read(&mut cr, false));
             }
             _ => {
                 not_allowed(cr.diags, child, &r.el.name, "");
@@ -182,6 +181,54 @@ const ONE_WAY_MAX: usize = 256;
 pub struct Prepared {
     pub req: CallRequest,
     pub timeout: Duration,
+    /// `<authentication-managed-identity>`: the token to fetch before sending.
+    pub identity: Option<TokenFor>,
+}
+
+/// A token to put in the call's `Authorization`: the provider, the identity, the resource
+/// (evaluated) and whether a failure lets the call go without it.
+pub struct TokenFor {
+    pub provider: Option<std::sync::Arc<crate::exec::identity::TokenProvider>>,
+    pub client_id: Option<String>,
+    pub resource: String,
+    pub ignore_error: bool,
+}
+
+/// Send a prepared call: fetch its token first when it has one.
+pub async fn call(
+    transport: &dyn crate::exec::transport::Transport,
+    p: &Prepared,
+) -> Result<crate::expr::value::Message, (crate::exec::ErrorKind, String)> {
+    let mut req = p.req.clone();
+    if let Some(t) = &p.identity {
+        let got = match &t.provider {
+            Some(provider) => {
+                provider
+                    .token(t.client_id.as_deref(), &t.resource, transport)
+                    .await
+            }
+            None => Err((
+                crate::exec::ErrorKind::TokenAcquisitionFailure,
+                "no token provider is configured (managed_identity)".to_string(),
+            )),
+        };
+        match got {
+            Ok(token) => {
+                let v = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    (
+                        crate::exec::ErrorKind::TokenAcquisitionFailure,
+                        "the token is not a header value".to_string(),
+                    )
+                })?;
+                req.headers
+                    .retain(|(k, _)| k != http::header::AUTHORIZATION);
+                req.headers.push((http::header::AUTHORIZATION, v));
+            }
+            Err(_) if t.ignore_error => {}
+            Err(e) => return Err(e),
+        }
+    }
+    transport.send(req, p.timeout).await
 }
 
 async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
@@ -195,14 +242,15 @@ async fn run(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<(), StepError> {
         }
         let out = cx.transport.clone_box();
         tokio::spawn(async move {
-            if let Err((_, m)) = out.send(p.req, p.timeout).await {
+            if let Err((_, m)) = call(&*out, &p).await {
                 log::info!("send-one-way-request failed: {m}");
             }
             ONE_WAY_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         });
         return Ok(());
     };
-    let result = cx.transport.send(p.req, p.timeout).await;
+    // Boxed: the token fetch and the call would make every waiting statement's future large.
+    let result = Box::pin(call(cx.transport, &p)).await;
     finish(var, r.ignore_error, result, cx)
 }
 
@@ -294,5 +342,18 @@ pub fn prepare(r: &SendRequest, cx: &mut ExecCtx<'_>) -> Result<Prepared, StepEr
         client_cert: r.certificate.as_ref().and_then(|c| cx.gw.certificate(c)),
         proxy: r.proxy.clone(),
     };
-    Ok(Prepared { req, timeout })
+    let identity = match &r.managed_identity {
+        Some(m) => Some(TokenFor {
+            provider: cx.gw.managed_identity.clone(),
+            client_id: m.client_id.clone(),
+            resource: value(&m.resource, cx)?.into_owned(),
+            ignore_error: m.ignore_error,
+        }),
+        None => None,
+    };
+    Ok(Prepared {
+        req,
+        timeout,
+        identity,
+    })
 }

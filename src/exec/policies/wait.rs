@@ -83,7 +83,7 @@ fn read(r: &mut Reader) -> Option<Wait> {
 }
 
 enum Job<'s> {
-    Send(&'s SendRequest, send_request::Prepared),
+    Send(&'s SendRequest, Box<send_request::Prepared>),
     Lookup {
         key: String,
         variable: &'s str,
@@ -117,8 +117,7 @@ async fn run<'s>(
         .map(|j| -> Option<JobFuture> {
             Some(match j {
                 Job::Send(_, p) => {
-                    let (req, timeout) = (p.req.clone(), p.timeout);
-                    Box::pin(async move { Done::Send(transport.send(req, timeout).await) })
+                    Box::pin(async move { Done::Send(send_request::call(transport, p).await) })
                 }
                 Job::Lookup { key, caching, .. } => {
                     let (key, caching) = (key.clone(), *caching);
@@ -182,7 +181,7 @@ where
         for (i, st) in body.iter().enumerate() {
             match &st.kind {
                 StmtKind::SendRequest(r) if r.response_variable.is_some() => {
-                    jobs.push(Job::Send(r, send_request::prepare(r, cx)?));
+                    jobs.push(Job::Send(r, Box::new(send_request::prepare(r, cx)?)));
                 }
                 StmtKind::CacheLookupValue(cache_value::CacheLookupValue {
                     key,

@@ -23,6 +23,7 @@ mod apis;
 mod backends;
 mod certificates;
 mod documents;
+mod identity;
 mod listeners;
 pub use listeners::redis_target;
 mod pipelines;
@@ -140,6 +141,8 @@ fn compile_unmasked(
         &certificate_x509,
         &mut d,
     );
+    let managed_identity = identity::token_provider(cfg, src, &mut d);
+    identity::check_identity_refs(cfg, &apis, managed_identity.as_deref(), &mut d);
     let client_trust = certificates::compile_trust(cfg, src, &apis, &mut d);
     let all_schemas = schemas::compile_schemas(cfg, &mut d);
     schemas::check_schema_refs(&apis, &all_schemas, &mut d);
@@ -198,6 +201,7 @@ fn compile_unmasked(
             body_read_timeout: cfg.raw.limits.body_read_timeout.0,
         },
         secrets: secrets.clone(),
+        managed_identity,
         jwt: super::JwtSettings {
             keys_refresh: cfg.raw.jwt.keys_refresh.0,
             min_refetch: cfg.raw.jwt.min_refetch.0,
