@@ -185,6 +185,49 @@ fn breaker_trips_after_failures_and_closes_after_the_trip_duration() {
     assert_eq!(gw.get("/p/a", &[]).status, 200);
 }
 
+/// Backends written with ARM's names and value forms (as Bicep, ARM templates and APIOps write
+/// them): `type: Pool`, members by ARM resource id with weight 0 (APIM's default weighting),
+/// `circuitBreaker` / `failureCondition` / `statusCodeRanges` / `errorReasons` / `tripDuration`
+/// with ISO 8601 durations, `credentials.header`, `protocol`, `description`, `resourceId`.
+#[test]
+fn arm_names_for_a_pool_its_members_and_their_breakers() {
+    let (primary, secondary) = (named("primary"), named("secondary"));
+    let arm = |id: &str| {
+        format!("/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim/backends/{id}")
+    };
+    let breaker = "    circuitBreaker:\n      rules:\n        - name: five-hundreds\n          failureCondition:\n            count: 2\n            interval: PT10S\n            statusCodeRanges: [{ min: 500, max: 599 }]\n            errorReasons: [Server errors]\n          tripDuration: PT0.5S\n          acceptRetryAfter: false\n";
+    let extra = |name: &str| {
+        format!("    protocol: http\n    description: {name} member\n    resourceId: https://management.azure.com/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/{name}\n    credentials:\n      header:\n        x-member-key: [\"key-{name}\"]\n{breaker}")
+    };
+    let backends = format!(
+        "{}{}  - id: pool\n    type: Pool\n    pool:\n      services:\n        - {{ id: \"{}\", priority: 1, weight: 0 }}\n        - {{ id: \"{}\", priority: 2, weight: 0 }}\n",
+        backend("primary", &primary, &extra("primary")),
+        backend("secondary", &secondary, &extra("secondary")),
+        arm("primary"),
+        arm("secondary"),
+    );
+    let gw = gateway(&backends, "pool", "<forward-request />");
+    let r = gw.get("/p/x", &[]);
+    assert_eq!(member(&r), "primary");
+    assert_eq!(
+        primary.origin.last().header("x-member-key"),
+        Some("key-primary")
+    );
+    // Two 5xx trip the primary's breaker (count 2 in PT10S); the secondary serves.
+    primary.fail.store(500, Ordering::SeqCst);
+    assert_eq!(gw.get("/p/x", &[]).status, 500);
+    assert_eq!(gw.get("/p/x", &[]).status, 500);
+    primary.fail.store(0, Ordering::SeqCst);
+    assert_eq!(member(&gw.get("/p/x", &[])), "secondary");
+    assert_eq!(
+        secondary.origin.last().header("x-member-key"),
+        Some("key-secondary")
+    );
+    // After tripDuration PT0.5S the primary is back.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(member(&gw.get("/p/x", &[])), "primary");
+}
+
 #[test]
 fn connection_failures_trip_the_breaker() {
     // Nothing listens on this port: BackendConnectionFailure counts as a failure.
@@ -297,7 +340,7 @@ fn bad_backend_configuration_is_reported_with_positions() {
     let dir = TempDir::new();
     dir.write(
         "gatehouse.yaml",
-        "listeners:\n  - address: 127.0.0.1:0\nbackends:\n  - id: a\n    url: http://127.0.0.1:1\n    circuit_breaker:\n      rules:\n        - failure_condition:\n            interval: 10s\n          trip_duration: 5s\n  - id: p\n    type: pool\n    pool:\n      services:\n        - { id: a, weight: 0 }\n        - { id: nope }\n  - id: q\n    type: pool\n    pool:\n      services:\n        - { id: p }\napis: []\n",
+        "listeners:\n  - address: 127.0.0.1:0\nbackends:\n  - id: a\n    url: http://127.0.0.1:1\n    protocol: ftp\n    circuit_breaker:\n      rules:\n        - failure_condition:\n            interval: 10s\n          trip_duration: 5s\n  - id: p\n    type: pool\n    pool:\n      services:\n        - { id: a, weight: 2000 }\n        - { id: nope }\n  - id: q\n    type: pool\n    pool:\n      services:\n        - { id: p }\napis: []\n",
     );
     let out = run_cli(&dir.0, &["check", "-c", "gatehouse.yaml"]);
     let err =
@@ -306,7 +349,8 @@ fn bad_backend_configuration_is_reported_with_positions() {
     for want in [
         "C034",
         "exactly one of `count` or `percentage`",
-        "weight 0",
+        "weight 2000",
+        "protocol must be http or soap, found \"ftp\"",
         "unknown backend `nope`",
         "member `p` is a pool",
         "gatehouse.yaml:4:",

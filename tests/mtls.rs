@@ -441,3 +441,63 @@ fn the_streaming_deadline_holds_over_tls() {
         "{took:?}"
     );
 }
+
+/// ARM's backend credentials (`credentials.certificate` thumbprints, `credentials.certificateIds`
+/// ids or ARM resource ids) present a configured certificate; ARM's `tls.validateCertificateChain`
+/// / `validateCertificateName` turn the checks off; a certificate that is not configured is C068.
+#[test]
+fn arm_credentials_present_a_configured_certificate_by_thumbprint_or_id() {
+    let certs = TempDir::new();
+    certificates(&certs.0);
+    let port = mtls_origin(&certs.0);
+    let thumb = {
+        let pem = std::fs::read(certs.0.join("client.pem")).unwrap_or_else(|e| panic!("{e}"));
+        let cert = openssl::x509::X509::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+        let d = cert
+            .digest(openssl::hash::MessageDigest::sha1())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // As the portal shows it: lower case, colon-separated.
+        d.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let arm_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim/certificates/gw-client";
+    let backend = |id: &str, extra: &str| {
+        format!("  - id: {id}\n    url: https://127.0.0.1:{port}\n    protocol: http\n    description: \"{id} from ARM\"\n{extra}")
+    };
+    let yaml = format!(
+        "certificates:\n  - id: gw-client\n    cert_file: certs/client.pem\n    key_file: certs/client.key\nbackends:\n{}{}{}apis:\n{}{}{}",
+        backend("by-thumb", &format!("    tls:\n      sni: localhost\n      ca_file: certs/ca.pem\n    credentials:\n      certificate: [\"{thumb}\"]\n")),
+        backend("by-id", &format!("    tls:\n      sni: localhost\n      ca_file: certs/ca.pem\n    credentials:\n      certificateIds: [\"{arm_id}\"]\n")),
+        backend("unchecked", "    tls:\n      validateCertificateChain: false\n      validateCertificateName: false\n    credentials:\n      certificateIds: [gw-client]\n"),
+        api("a", "by-thumb"),
+        api("b", "by-id"),
+        api("c", "unchecked"),
+    );
+    let gw = start_with_certs(&certs.0, &yaml, &[]);
+    for path in ["/a/x", "/b/x", "/c/x"] {
+        let r = gw.get(path, &[]);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "client=gatehouse-client".to_string()),
+            "{path}: {}",
+            gw.log()
+        );
+    }
+
+    // A certificate the configuration does not hold.
+    let dir = TempDir::new();
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\nbackends:\n  - id: x\n    url: https://127.0.0.1:1\n    credentials:\n      certificate: [\"AD36D13743694E49BD05E05CA1316331670A9605\"]\n      certificateIds: [\"/subscriptions/s/providers/Microsoft.ApiManagement/service/a/certificates/nope\"]\napis: []\n",
+    );
+    let out = check_fails(&dir.0);
+    assert!(
+        out.contains("C068")
+            && out.contains("AD36D13743694E49BD05E05CA1316331670A9605")
+            && out.contains("certificates/nope"),
+        "{out}"
+    );
+    assert!(out.contains("gatehouse.yaml:"), "{out}");
+}

@@ -676,6 +676,15 @@ pub struct BackendSpec {
     pub url: String,
     #[serde(default)]
     pub title: Option<String>,
+    /// Informational (ARM's `description`).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// ARM's `protocol`: `http` (default) or `soap` (SOAP pass-through, forwarded as HTTP).
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// ARM's `resourceId` (the Function or Logic App behind it): informational.
+    #[serde(default, alias = "resourceId")]
+    pub resource_id: Option<String>,
     #[serde(default)]
     pub credentials: Credentials,
     #[serde(default)]
@@ -697,7 +706,7 @@ pub struct BackendSpec {
     #[serde(default)]
     pub pool: Option<PoolSpec>,
     /// APIM circuit breaker: exactly one rule.
-    #[serde(default)]
+    #[serde(default, alias = "circuitBreaker")]
     pub circuit_breaker: Option<CircuitBreakerSpec>,
     /// Active health check, run in the background.
     #[serde(default)]
@@ -722,7 +731,9 @@ pub struct ProxySpec {
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     #[default]
+    #[serde(alias = "Single")]
     Single,
+    #[serde(alias = "Pool")]
     Pool,
 }
 
@@ -735,6 +746,7 @@ pub struct PoolSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolMemberSpec {
+    /// A backend id, or its ARM resource id (`/subscriptions/.../backends/<id>`).
     pub id: String,
     /// Lower numbers are tried first.
     #[serde(default)]
@@ -754,9 +766,11 @@ pub struct CircuitBreakerSpec {
 pub struct BreakerRuleSpec {
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(alias = "failureCondition")]
     pub failure_condition: FailureConditionSpec,
+    #[serde(alias = "tripDuration")]
     pub trip_duration: HumanDuration,
-    #[serde(default)]
+    #[serde(default, alias = "acceptRetryAfter")]
     pub accept_retry_after: bool,
     /// Let one probe request through after the trip duration and close only if it succeeds
     /// (gatehouse's addition; APIM documents none). Default true.
@@ -776,9 +790,9 @@ pub struct FailureConditionSpec {
     #[serde(default)]
     pub percentage: Option<u32>,
     pub interval: HumanDuration,
-    #[serde(default)]
+    #[serde(default, alias = "statusCodeRanges")]
     pub status_code_ranges: Vec<StatusRangeSpec>,
-    #[serde(default)]
+    #[serde(default, alias = "errorReasons")]
     pub error_reasons: Vec<String>,
 }
 
@@ -828,12 +842,20 @@ pub enum HealthCheckKind {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    #[serde(default)]
+    #[serde(default, alias = "header")]
     pub headers: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub query: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub authorization: Option<AuthorizationCredential>,
+    /// ARM's `certificate`: client certificates for the backend by SHA-1 thumbprint, resolved
+    /// against `certificates`.
+    #[serde(default, alias = "certificate")]
+    pub certificates: Vec<String>,
+    /// ARM's `certificateIds`: the same by id (a `certificates` id, or its ARM resource id);
+    /// these win over thumbprints.
+    #[serde(default, alias = "certificateIds")]
+    pub certificate_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -846,9 +868,17 @@ pub struct AuthorizationCredential {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendTls {
-    #[serde(default = "default_true")]
+    #[serde(
+        default = "default_true",
+        alias = "validateCertificateChain",
+        alias = "validate_certificate_chain"
+    )]
     pub verify_chain: bool,
-    #[serde(default = "default_true")]
+    #[serde(
+        default = "default_true",
+        alias = "validateCertificateName",
+        alias = "validate_certificate_name"
+    )]
     pub verify_name: bool,
     /// Server name to send (SNI); defaults to the URL's host.
     #[serde(default)]

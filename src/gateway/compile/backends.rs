@@ -30,6 +30,18 @@ pub(super) fn compile_backends(
     for b in &specs {
         let span = cfg.locate(None, "id", &b.id);
         let is_pool = b.kind == BackendKind::Pool;
+        if let Some(p) = b.protocol.as_deref() {
+            if !p.eq_ignore_ascii_case("http") && !p.eq_ignore_ascii_case("soap") {
+                d.error(
+                    "C031",
+                    cfg.locate(Some(&b.id), "protocol", p),
+                    format!(
+                        "backend `{}`: protocol must be http or soap, found {p:?}",
+                        b.id
+                    ),
+                );
+            }
+        }
         let url = if is_pool && b.url.is_empty() {
             BaseUrl::default()
         } else {
@@ -203,6 +215,73 @@ pub(super) fn compile_backends(
     (out, ids)
 }
 
+/// The name an ARM resource id ends with (`/subscriptions/.../<kind>/<name>` -> `<name>`); any
+/// other text as it is.
+pub(super) fn arm_name<'a>(id: &'a str, kind: &str) -> &'a str {
+    let marker = format!("/{kind}/");
+    match id.rfind(&marker) {
+        Some(at) if id.starts_with('/') => id[at + marker.len()..].trim_end_matches('/'),
+        _ => id,
+    }
+}
+
+/// ARM's `credentials.certificateIds` / `credentials.certificate`: the backend presents the named
+/// configured certificate (ids win over thumbprints; the first that resolves is used). A name
+/// that resolves to nothing is C068.
+pub(super) fn attach_credential_certificates(
+    cfg: &LoadedConfig,
+    backends: &mut [Backend],
+    certificates: &upstream::Certificates,
+    thumbprints: &AHashMap<String, String>,
+    d: &mut Diagnostics,
+) {
+    for b in backends.iter_mut() {
+        let Some(spec) = cfg.raw.backends.iter().find(|s| s.id == b.id) else {
+            continue;
+        };
+        let c = &spec.credentials;
+        if c.certificate_ids.is_empty() && c.certificates.is_empty() {
+            continue;
+        }
+        let by_id = c
+            .certificate_ids
+            .iter()
+            .map(|id| (id, arm_name(id, "certificates").to_string()));
+        let by_thumb = c.certificates.iter().map(|t| {
+            let t = t.trim().replace([':', ' '], "").to_ascii_uppercase();
+            (t.clone(), thumbprints.get(&t).cloned().unwrap_or_default())
+        });
+        let mut chosen = None;
+        for (given, id) in by_id.map(|(g, id)| (g.clone(), id)).chain(by_thumb) {
+            match certificates.get(&id) {
+                Some(cert) => {
+                    chosen.get_or_insert_with(|| cert.clone());
+                }
+                None => d.error(
+                    "C068",
+                    cfg.locate(Some(&b.id), "", &given),
+                    format!(
+                        "backend `{}`: credentials name certificate {given:?}, which is not configured under `certificates`",
+                        b.id
+                    ),
+                ),
+            }
+        }
+        if b.client_cert.is_some() && chosen.is_some() {
+            d.error(
+                "C068",
+                cfg.locate(None, "id", &b.id),
+                format!(
+                    "backend `{}`: give the client certificate once: `credentials` certificates or `tls.client_cert_file`",
+                    b.id
+                ),
+            );
+        } else if chosen.is_some() {
+            b.client_cert = chosen;
+        }
+    }
+}
+
 /// Most members a pool may have (APIM's limit).
 pub(super) const MAX_POOL_MEMBERS: usize = 30;
 
@@ -226,7 +305,8 @@ pub(super) fn compile_pool(
     }
     let mut groups: Vec<(u32, Vec<usize>, Vec<u32>)> = Vec::new();
     for m in &p.services {
-        let Some(&i) = ids.get(&m.id) else {
+        let member = arm_name(&m.id, "backends");
+        let Some(&i) = ids.get(member) else {
             d.error(
                 "C033",
                 span.clone(),
@@ -245,7 +325,8 @@ pub(super) fn compile_pool(
             );
             continue;
         }
-        let weight = m.weight.unwrap_or(1);
+        // Weight 0 is what ARM writes for "no weight": the default, like an absent one.
+        let weight = m.weight.filter(|w| *w != 0).unwrap_or(1);
         if !(1..=1000).contains(&weight) {
             d.error(
                 "C033",

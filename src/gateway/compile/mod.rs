@@ -84,7 +84,7 @@ fn compile_unmasked(
     let admin_token = listeners::admin_token(cfg, &named, &mut d);
     let request_id_header = listeners::request_id_header(cfg, &mut d);
     let policy_dir = clean_path(&cfg.dir.join(&cfg.raw.policies.dir));
-    let (backends, backend_ids) = compile_backends(cfg, src, &named, &mut d);
+    let (mut backends, backend_ids) = compile_backends(cfg, src, &named, &mut d);
     let mut api_index: AHashMap<&str, usize> = AHashMap::new();
     let mut seen: AHashMap<&str, usize> = AHashMap::new();
     for (i, a) in cfg.raw.apis.iter().enumerate() {
@@ -123,6 +123,7 @@ fn compile_unmasked(
     }
     let subscriptions = compile_subscriptions(cfg, &api_index, &products, &mut d);
     let (certificates, thumbprints, certificate_x509) = compile_certificates(cfg, src, &mut d);
+    attach_credential_certificates(cfg, &mut backends, &certificates, &thumbprints, &mut d);
     let mut trusted_proxies = Vec::new();
     for t in &cfg.raw.client_identity.trusted_proxies {
         match crate::net::cidr::parse(t) {
