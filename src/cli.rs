@@ -46,6 +46,26 @@ enum ScopeArg {
     Operation,
 }
 
+/// Serve an Azure APIOps extract (`config::apiops`): replaces the configuration's `apiops`.
+#[derive(clap::Args)]
+struct ApiopsArgs {
+    /// The APIOps extract's folder (`apimartifacts/`): its APIs, products, named values,
+    /// backends, fragments and policies, beside the configuration's.
+    #[arg(long, value_name = "DIR")]
+    apiops: Option<PathBuf>,
+    /// With --apiops: leave out what cannot be served (listed as warnings) instead of refusing.
+    #[arg(long)]
+    skip_unsupported: bool,
+}
+
+impl ApiopsArgs {
+    fn apply(&self) {
+        if let Some(dir) = &self.apiops {
+            crate::config::set_apiops_override(dir, self.skip_unsupported);
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the gateway.
@@ -61,6 +81,8 @@ enum Command {
         /// Check the configuration, then exit.
         #[arg(short, long)]
         test: bool,
+        #[command(flatten)]
+        apiops: ApiopsArgs,
     },
     /// Load and compile everything; print every problem; exit 1 on errors.
     Check {
@@ -83,6 +105,8 @@ enum Command {
         use_config: bool,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        #[command(flatten)]
+        apiops: ApiopsArgs,
     },
     /// Print the effective policy of an operation and the order its statements run in.
     Explain {
@@ -94,6 +118,8 @@ enum Command {
         operation: String,
         #[arg(long)]
         product: Option<String>,
+        #[command(flatten)]
+        apiops: ApiopsArgs,
     },
     /// Print the version.
     Version,
@@ -116,7 +142,9 @@ pub fn main() -> anyhow::Result<i32> {
             named_values,
             fragments,
             use_config,
+            apiops,
         } => {
+            apiops.apply();
             let standalone = Standalone {
                 named_values,
                 fragments,
@@ -135,7 +163,9 @@ pub fn main() -> anyhow::Result<i32> {
             api,
             operation,
             product,
+            apiops,
         } => {
+            apiops.apply();
             let (cfg, gw) = load_or_report(&config)?;
             let _ = cfg;
             print!(
@@ -150,7 +180,11 @@ pub fn main() -> anyhow::Result<i32> {
             daemon,
             upgrade,
             test,
-        } => run(&config, daemon, upgrade, test),
+            apiops,
+        } => {
+            apiops.apply();
+            run(&config, daemon, upgrade, test)
+        }
     }
 }
 

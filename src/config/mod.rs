@@ -1,6 +1,7 @@
 //! Loading `gatehouse.yaml`: strict parsing, named-value resolution (plain and secret) and
 //! positions for semantic errors found later.
 
+pub mod apiops;
 pub mod contract;
 pub mod duration;
 pub mod model;
@@ -15,6 +16,10 @@ pub use model::*;
 /// A parsed configuration file together with its text, for positions of later errors.
 pub struct LoadedConfig {
     pub raw: RawConfig,
+    /// The policy documents of the APIOps extract merged in (`apiops`), if any.
+    pub apiops: Option<apiops::PolicyFiles>,
+    /// Warnings found while loading (the APIOps extract's), reported with compile's.
+    pub load_warnings: Diagnostics,
     pub path: Arc<str>,
     pub dir: PathBuf,
     pub text: String,
@@ -230,6 +235,19 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Diagnostics> {
     load_text(path, text)
 }
 
+/// `--apiops DIR` on the command line: replaces the configuration's `apiops` for every load
+/// (start, check, reload).
+static APIOPS_OVERRIDE: std::sync::OnceLock<ApiopsSpec> = std::sync::OnceLock::new();
+
+/// Set `--apiops` (once, before the first load).
+pub fn set_apiops_override(dir: &Path, skip_unsupported: bool) {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let _ = APIOPS_OVERRIDE.set(ApiopsSpec {
+        dir: dir.display().to_string(),
+        skip_unsupported,
+    });
+}
+
 /// `load` of configuration text that claims to come from `path` (relative paths inside it are
 /// relative to `path`'s directory).
 pub fn load_text(path: &Path, text: String) -> Result<LoadedConfig, Diagnostics> {
@@ -238,12 +256,26 @@ pub fn load_text(path: &Path, text: String) -> Result<LoadedConfig, Diagnostics>
     match serde_yaml::from_str::<RawConfig>(&text) {
         Ok(mut raw) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            if let Some(o) = APIOPS_OVERRIDE.get() {
+                raw.apiops = Some(o.clone());
+            }
+            let apiops = raw.apiops.clone().map(|spec| {
+                apiops::merge(
+                    &mut raw,
+                    &dir.join(&spec.dir),
+                    spec.skip_unsupported,
+                    &mut diags,
+                )
+            });
             openapi::import(&mut raw.apis, &dir, &mut diags);
             if diags.has_errors() {
                 return Err(diags);
             }
             Ok(LoadedConfig {
                 located: Default::default(),
+                apiops,
+                // Warnings from the extract (left-out APIs, old revisions): compile reports them.
+                load_warnings: diags,
                 raw,
                 path: file,
                 dir,

@@ -58,6 +58,20 @@ pub struct RawConfig {
     /// Where `authentication-managed-identity` gets its tokens off Azure.
     #[serde(default)]
     pub managed_identity: Option<ManagedIdentitySpec>,
+    /// An Azure APIOps extract whose APIs, products, named values, backends, fragments and
+    /// policies are served as if written here (`config::apiops`).
+    #[serde(default)]
+    pub apiops: Option<ApiopsSpec>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ApiopsSpec {
+    /// The extract's folder (`apimartifacts/`), relative to this file.
+    pub dir: String,
+    /// Leave out the APIs gatehouse cannot serve (listed as warnings) instead of refusing.
+    #[serde(default)]
+    pub skip_unsupported: bool,
 }
 
 /// `authentication-managed-identity` off Azure: an OAuth 2.0 client-credentials token provider

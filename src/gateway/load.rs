@@ -29,6 +29,8 @@ pub struct Sources {
     xml_dirs: AHashMap<PathBuf, Vec<(String, PathBuf)>>,
     /// Policy document texts by path: at most one byte past the limit is read.
     texts: AHashMap<PathBuf, Result<String, Invalid>>,
+    /// The global policy document, when it is not `global.xml` (an APIOps extract's).
+    global: Option<PathBuf>,
 }
 
 impl Sources {
@@ -93,7 +95,53 @@ impl Sources {
         for api in &cfg.raw.apis {
             s.read_xml_dir(&dir.join("apis").join(&api.id), policy::MAX_DOCUMENT_BYTES);
         }
+        if let Some(files) = &cfg.apiops {
+            s.add_apiops(&dir, files);
+        }
         s
+    }
+
+    /// An APIOps extract's documents, filed where the policy directory's would be (by id), under
+    /// their own paths (so that diagnostics name the extract's files).
+    fn add_apiops(&mut self, dir: &Path, files: &crate::config::apiops::PolicyFiles) {
+        let max = policy::MAX_DOCUMENT_BYTES;
+        let file = |s: &mut Sources, sub: PathBuf, id: &str, path: &Path, max: usize| {
+            s.read_text(path, max);
+            let list = s.xml_dirs.entry(sub).or_default();
+            list.retain(|(i, _)| i != id);
+            list.push((id.to_string(), path.to_path_buf()));
+            list.sort();
+        };
+        for (id, p) in &files.fragments {
+            file(
+                self,
+                dir.join("fragments"),
+                id,
+                p,
+                policy::MAX_FRAGMENT_BYTES,
+            );
+        }
+        for (id, p) in &files.products {
+            file(self, dir.join("products"), id, p, max);
+        }
+        for (id, p) in &files.apis {
+            file(self, dir.join("apis"), id, p, max);
+        }
+        for (api, op, p) in &files.operations {
+            file(self, dir.join("apis").join(api), op, p, max);
+        }
+        if let Some(g) = &files.global {
+            self.read_text(g, max);
+            self.global = Some(g.clone());
+        }
+    }
+
+    /// Where the global policy document is (`global.xml` of the policy directory, unless an
+    /// APIOps extract gives one).
+    pub fn global_path(&self, dir: &Path) -> PathBuf {
+        self.global
+            .clone()
+            .unwrap_or_else(|| dir.join("global.xml"))
     }
 
     fn read_xml_dir(&mut self, dir: &Path, max: usize) {

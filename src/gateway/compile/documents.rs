@@ -49,7 +49,7 @@ pub(super) fn load_policies(
         compose::check_legality(&doc, d);
         Some(doc)
     };
-    let global_path = dir.join("global.xml");
+    let global_path = src.global_path(dir);
     let global = if src.has_text(&global_path) {
         load(&global_path, Scope::Global, d).unwrap_or_default()
     } else {

@@ -1,0 +1,481 @@
+//! `apiops: DIR` (or `--apiops DIR`): an Azure APIOps extract as a configuration source, read as
+//! the extractor writes it, and merged into the configuration before anything else looks at it.
+//!
+//! Read: the service `policy.xml`; `apis/<name>/` (`apiInformation.json`, a
+//! `specification.(yaml|yml|json)` whose operations become the API's, `policy.xml`,
+//! `operations/<op>/policy.xml`; a `<name>;rev=N` folder is used when it is the current revision);
+//! `products/<name>/` (`productInformation.json`, `policy.xml`, the API links as `apis.json` or as
+//! one folder per API under `apis/`); `named values/<name>/namedValueInformation.json`;
+//! `backends/<name>/backendInformation.json` (ARM's names, see docs/backends.md); `policy
+//! fragments/<name>/policy.xml`; `version sets/<name>/versionSetInformation.json` (the segment
+//! scheme). Everything Azure keeps that gatehouse does not need (loggers, diagnostics, gateways,
+//! groups, tags, …) is ignored.
+//!
+//! The YAML beside it holds what Azure does not: listeners, the store, and the overrides: a
+//! named value or backend the YAML defines wins over the extract's (that is how secrets, which
+//! an extract holds without their value, get one). What cannot be served (SOAP, GraphQL and
+//! WebSocket APIs, query and header versioning, a secret without a value) is a diagnostic
+//! naming the file and the JSON path (C070-C073); `skip_unsupported` leaves such APIs out and
+//! lists them as warnings instead.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::model::{
+    ApiSpec, BackendSpec, NamedValueSpec, ProductSpec, RawConfig, SubscriptionKeyNames,
+};
+use crate::diag::{Diagnostics, Span};
+
+/// Largest JSON file read from an extract.
+const MAX_JSON_BYTES: u64 = 1024 * 1024;
+
+/// The policy documents of an extract, by what they apply to (paths of the extract's files, so
+/// that diagnostics name them).
+#[derive(Debug, Default, Clone)]
+pub struct PolicyFiles {
+    pub global: Option<PathBuf>,
+    pub products: Vec<(String, PathBuf)>,
+    pub apis: Vec<(String, PathBuf)>,
+    pub operations: Vec<(String, String, PathBuf)>,
+    pub fragments: Vec<(String, PathBuf)>,
+}
+
+/// A version set: how the versions of its APIs are told apart.
+struct VersionSet {
+    scheme: String,
+    file: PathBuf,
+}
+
+/// Read the extract at `dir` and merge it into `raw`; the policy files it holds.
+pub fn merge(
+    raw: &mut RawConfig,
+    dir: &Path,
+    skip_unsupported: bool,
+    d: &mut Diagnostics,
+) -> PolicyFiles {
+    let mut files = PolicyFiles::default();
+    if !dir.is_dir() {
+        d.error(
+            "C070",
+            Span::file(&dir.display().to_string()),
+            "the APIOps folder does not exist or is not a directory",
+        );
+        return files;
+    }
+    let global = dir.join("policy.xml");
+    if global.is_file() {
+        files.global = Some(global);
+    }
+    for (name, folder) in subfolders(&dir.join("policy fragments")) {
+        let p = folder.join("policy.xml");
+        if p.is_file() {
+            files.fragments.push((name, p));
+        }
+    }
+    named_values(raw, dir, d);
+    backends(raw, dir, d);
+    let version_sets = version_sets(dir, d);
+    apis(raw, dir, &version_sets, skip_unsupported, &mut files, d);
+    products(raw, dir, &mut files, d);
+    files
+}
+
+/// The folders directly under `dir`, by name, sorted.
+fn subfolders(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p.clone())))
+        .collect();
+    v.sort();
+    v
+}
+
+fn name_of(file: &Path) -> Arc<str> {
+    Arc::from(file.display().to_string())
+}
+
+/// A JSON file's `properties` (ARM's envelope; a file without one is taken as the properties).
+fn read_json(file: &Path, d: &mut Diagnostics) -> Option<Value> {
+    let text = match super::read_bounded(file, MAX_JSON_BYTES) {
+        Ok(t) => t,
+        Err(e) => {
+            d.error(
+                "C070",
+                Span::new(&name_of(file), 1, 1),
+                format!("cannot read: {e}"),
+            );
+            return None;
+        }
+    };
+    match serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}')) {
+        Ok(mut v) => match v.get_mut("properties").map(Value::take) {
+            Some(p) if p.is_object() => Some(p),
+            _ if v.is_object() => Some(v),
+            _ => {
+                d.error(
+                    "C070",
+                    Span::new(&name_of(file), 1, 1),
+                    "expected a JSON object",
+                );
+                None
+            }
+        },
+        Err(e) => {
+            d.error(
+                "C070",
+                Span::new(&name_of(file), e.line() as u32, e.column() as u32),
+                format!("not JSON: {e}"),
+            );
+            None
+        }
+    }
+}
+
+fn string(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Where a JSON property is, for a diagnostic: the line of `"key"` in the file.
+fn at(file: &Path, key: &str) -> Span {
+    let name = name_of(file);
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let needle = format!("\"{key}\"");
+    match text.find(&needle) {
+        Some(off) => {
+            let line = text[..off].matches('\n').count() as u32 + 1;
+            let col = (off - text[..off].rfind('\n').map_or(0, |n| n + 1)) as u32 + 1;
+            Span::new(&name, line, col)
+        }
+        None => Span::new(&name, 1, 1),
+    }
+}
+
+/// The last segment of an ARM id (`/subscriptions/.../apiVersionSets/v` -> `v`), or the text.
+fn arm_last(id: &str) -> &str {
+    id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
+}
+
+fn named_values(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
+    for (folder, path) in subfolders(&dir.join("named values")) {
+        let file = path.join("namedValueInformation.json");
+        let Some(p) = read_json(&file, d) else {
+            continue;
+        };
+        // Policies name a named value by its display name.
+        let name = string(&p, "displayName").unwrap_or(folder);
+        if raw.named_values.contains_key(&name) {
+            continue; // the YAML's wins (an override)
+        }
+        let secret = p.get("secret").and_then(Value::as_bool).unwrap_or(false);
+        match string(&p, "value") {
+            Some(value) => {
+                raw.named_values.insert(
+                    name,
+                    NamedValueSpec {
+                        value: Some(value),
+                        secret,
+                        env: None,
+                        file: None,
+                    },
+                );
+            }
+            None => {
+                let why = if p.get("keyVault").is_some_and(|k| !k.is_null()) {
+                    "is a Key Vault reference"
+                } else {
+                    "is a secret the extract holds without its value"
+                };
+                d.error(
+                    "C072",
+                    at(&file, "displayName"),
+                    format!("named value `{name}` {why}: give it a value in the YAML (`named_values: {name}: {{ env: VAR }}` or `file:`)"),
+                );
+            }
+        }
+    }
+}
+
+fn backends(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
+    for (name, path) in subfolders(&dir.join("backends")) {
+        let file = path.join("backendInformation.json");
+        let Some(mut p) = read_json(&file, d) else {
+            continue;
+        };
+        if raw.backends.iter().any(|b| b.id == name) {
+            continue; // the YAML's wins
+        }
+        if let Some(o) = p.as_object_mut() {
+            o.insert("id".into(), Value::String(name.clone()));
+            // Empty ARM sections (`"credentials": null`, `"tls": {}`) mean the defaults.
+            o.retain(|_, v| !v.is_null());
+        }
+        match serde_json::from_value::<BackendSpec>(p) {
+            Ok(b) => raw.backends.push(b),
+            Err(e) => {
+                let msg = e.to_string();
+                let key = msg.split('`').nth(1).unwrap_or("properties").to_string();
+                d.error("C073", at(&file, &key), format!("backend `{name}`: {msg}"));
+            }
+        }
+    }
+}
+
+fn version_sets(dir: &Path, d: &mut Diagnostics) -> BTreeMap<String, VersionSet> {
+    let mut out = BTreeMap::new();
+    for (name, path) in subfolders(&dir.join("version sets")) {
+        let file = path.join("versionSetInformation.json");
+        let Some(p) = read_json(&file, d) else {
+            continue;
+        };
+        let scheme = string(&p, "versioningScheme").unwrap_or_else(|| "Segment".into());
+        out.insert(name, VersionSet { scheme, file });
+    }
+    out
+}
+
+fn apis(
+    raw: &mut RawConfig,
+    dir: &Path,
+    version_sets: &BTreeMap<String, VersionSet>,
+    skip_unsupported: bool,
+    files: &mut PolicyFiles,
+    d: &mut Diagnostics,
+) {
+    let unsupported = |d: &mut Diagnostics, span: Span, msg: String| {
+        if skip_unsupported {
+            d.warning(
+                "C071",
+                span,
+                format!("{msg}; left out (--skip-unsupported)"),
+            );
+        } else {
+            d.error(
+                "C071",
+                span,
+                format!("{msg} (--skip-unsupported serves the rest)"),
+            );
+        }
+    };
+    for (folder, path) in subfolders(&dir.join("apis")) {
+        let (name, revision) = match folder.split_once(";rev=") {
+            Some((n, r)) => (n.to_string(), Some(r.to_string())),
+            None => (folder.clone(), None),
+        };
+        let file = path.join("apiInformation.json");
+        if !file.is_file() {
+            if path.join("Original").is_dir() {
+                unsupported(
+                    d,
+                    Span::file(&path.display().to_string()),
+                    format!("API folder `{folder}` is in the older extractor layout (`<display name>/Original/<revision>/`), which is not read yet"),
+                );
+            }
+            continue;
+        }
+        let Some(p) = read_json(&file, d) else {
+            continue;
+        };
+        // Only the current revision serves; the others are reachable in APIM with `;rev=N`.
+        let current = p
+            .get("isCurrent")
+            .and_then(Value::as_bool)
+            .unwrap_or(revision.is_none());
+        if !current {
+            d.warning(
+                "C071",
+                at(&file, "isCurrent"),
+                format!("API `{name}` revision {}: not the current revision; only the current one serves", revision.as_deref().unwrap_or("?")),
+            );
+            continue;
+        }
+        let kind = string(&p, "type")
+            .or_else(|| string(&p, "apiType"))
+            .unwrap_or_else(|| "http".into())
+            .to_ascii_lowercase();
+        if !matches!(kind.as_str(), "http" | "") {
+            unsupported(
+                d,
+                at(&file, "type"),
+                format!("API `{name}` is a {kind} API, which gatehouse does not serve"),
+            );
+            continue;
+        }
+        let spec_file = [
+            "specification.yaml",
+            "specification.yml",
+            "specification.json",
+        ]
+        .iter()
+        .map(|f| path.join(f))
+        .find(|f| f.is_file());
+        if spec_file.is_none() {
+            if let Some(other) = ["specification.wsdl", "specification.graphql"]
+                .iter()
+                .map(|f| path.join(f))
+                .find(|f| f.is_file())
+            {
+                unsupported(
+                    d,
+                    Span::file(&other.display().to_string()),
+                    format!(
+                        "API `{name}` is defined by {}, which gatehouse does not serve",
+                        other.file_name().and_then(|f| f.to_str()).unwrap_or("")
+                    ),
+                );
+                continue;
+            }
+        }
+        let mut api_path = string(&p, "path").unwrap_or_default();
+        if let Some(vs) = string(&p, "apiVersionSetId") {
+            let vs_name = arm_last(&vs).to_string();
+            let version = string(&p, "apiVersion").unwrap_or_default();
+            match version_sets.get(&vs_name) {
+                Some(set) if set.scheme.eq_ignore_ascii_case("segment") => {
+                    if !version.is_empty() {
+                        api_path = format!("{}/{version}", api_path.trim_end_matches('/'));
+                    }
+                }
+                Some(set) => {
+                    unsupported(
+                        d,
+                        at(&set.file, "versioningScheme"),
+                        format!("API `{name}`: version set `{vs_name}` tells versions apart by {}, which gatehouse does not route yet (only Segment)", set.scheme),
+                    );
+                    continue;
+                }
+                None => {
+                    d.error(
+                        "C070",
+                        at(&file, "apiVersionSetId"),
+                        format!("API `{name}` names version set `{vs_name}`, which the extract does not hold"),
+                    );
+                    continue;
+                }
+            }
+        }
+        if raw.apis.iter().any(|a| a.id == name) {
+            d.error(
+                "C070",
+                at(&file, "path"),
+                format!("API `{name}` is in the extract and in the YAML"),
+            );
+            continue;
+        }
+        let keys = p.get("subscriptionKeyParameterNames");
+        let mut subscription_key = SubscriptionKeyNames::default();
+        if let Some(h) = keys.and_then(|k| string(k, "header")) {
+            subscription_key.header = h;
+        }
+        if let Some(q) = keys.and_then(|k| string(k, "query")) {
+            subscription_key.query = q;
+        }
+        raw.apis.push(ApiSpec {
+            id: name.clone(),
+            name: string(&p, "displayName"),
+            path: api_path.trim_matches('/').to_string(),
+            hosts: Vec::new(),
+            service_url: string(&p, "serviceUrl").filter(|s| !s.is_empty()),
+            backend: None,
+            subscription_required: p
+                .get("subscriptionRequired")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            subscription_key,
+            strip_subscription_key: false,
+            operations: Vec::new(),
+            openapi: spec_file.map(|f| f.display().to_string()),
+            compression: None,
+        });
+        let policy = path.join("policy.xml");
+        if policy.is_file() {
+            files.apis.push((name.clone(), policy));
+        }
+        for (op, op_path) in subfolders(&path.join("operations")) {
+            let policy = op_path.join("policy.xml");
+            if policy.is_file() {
+                files.operations.push((name.clone(), op, policy));
+            }
+        }
+    }
+}
+
+fn products(raw: &mut RawConfig, dir: &Path, files: &mut PolicyFiles, d: &mut Diagnostics) {
+    for (name, path) in subfolders(&dir.join("products")) {
+        let file = path.join("productInformation.json");
+        let Some(p) = read_json(&file, d) else {
+            continue;
+        };
+        if raw.products.iter().any(|x| x.id == name) {
+            continue; // the YAML's wins
+        }
+        // The API links: `apis.json` (names, or objects with a name), or a folder per API.
+        let mut apis: Vec<String> = Vec::new();
+        let list = path.join("apis.json");
+        if list.is_file() {
+            match super::read_bounded(&list, MAX_JSON_BYTES)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+            {
+                Ok(Value::Array(items)) => {
+                    for i in items {
+                        let n = match &i {
+                            Value::String(s) => Some(s.clone()),
+                            Value::Object(_) => string(&i, "name")
+                                .or_else(|| i.get("properties").and_then(|p| string(p, "name"))),
+                            _ => None,
+                        };
+                        if let Some(n) = n {
+                            apis.push(arm_last(&n).to_string());
+                        }
+                    }
+                }
+                Ok(_) => d.error(
+                    "C070",
+                    Span::new(&name_of(&list), 1, 1),
+                    "expected a JSON array of API names",
+                ),
+                Err(e) => d.error(
+                    "C070",
+                    Span::new(&name_of(&list), 1, 1),
+                    format!("cannot read: {e}"),
+                ),
+            }
+        }
+        for (api, _) in subfolders(&path.join("apis")) {
+            if !apis.contains(&api) {
+                apis.push(api);
+            }
+        }
+        // Links to APIs the extract does not serve (left out, or not there) are dropped.
+        apis.retain(|a| raw.apis.iter().any(|x| &x.id == a));
+        let state = match string(&p, "state")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("notpublished") => super::model::ProductState::NotPublished,
+            _ => super::model::ProductState::Published,
+        };
+        raw.products.push(ProductSpec {
+            id: name.clone(),
+            name: string(&p, "displayName"),
+            apis,
+            subscription_required: p
+                .get("subscriptionRequired")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            state,
+        });
+        let policy = path.join("policy.xml");
+        if policy.is_file() {
+            files.products.push((name, policy));
+        }
+    }
+}

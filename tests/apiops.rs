@@ -1,0 +1,212 @@
+//! An Azure APIOps extract served as it is (`apiops:` / `--apiops`): the fixture in
+//! `tests/fixtures/apiops/` is in the extractor's shape (folders with spaces, CRLF policies, a
+//! non-current revision, a version set, APIs defined by OpenAPI 3 and Swagger 2, operation
+//! policies, products linked both ways, named values with a secret and a Key Vault reference
+//! the YAML maps, a pool of ARM-id members with breakers, a fragment, a SOAP API to report).
+//! The origins' ports are filled into the copy the test serves.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The fixture's files (relative to its folder) with the origins' ports filled in.
+fn fixture(ports: &[(&str, u16)]) -> Vec<(String, String)> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+                out.push((
+                    rel,
+                    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{e}")),
+                ));
+            }
+        }
+    }
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apiops");
+    let mut out = Vec::new();
+    walk(&base, &base, &mut out);
+    for (_, text) in out.iter_mut() {
+        for (name, port) in ports {
+            *text = text.replace(&format!("{{{name}}}"), &port.to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn yaml(files: &[(String, String)]) -> String {
+    files
+        .iter()
+        .find(|(p, _)| p == "gatehouse.yaml")
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default()
+}
+
+/// The extract's files without the YAML (the harness writes its own, with the fixture's body).
+fn extract(files: &[(String, String)]) -> Vec<(&str, &str)> {
+    files
+        .iter()
+        .filter(|(p, _)| p != "gatehouse.yaml")
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect()
+}
+
+fn named(name: &'static str) -> (Origin, Arc<AtomicBool>) {
+    let fail = Arc::new(AtomicBool::new(false));
+    let f = fail.clone();
+    let o = Origin::start(move |r| {
+        if f.load(Ordering::SeqCst) {
+            return Reply::Full(Response::new(500, "failing"));
+        }
+        Reply::Full(echo_response(r).with_header("X-Member", name))
+    });
+    (o, fail)
+}
+
+#[test]
+fn an_apiops_extract_serves_with_skip_unsupported() {
+    let ((east, east_fails), (west, _), (echo, _)) = (named("east"), named("west"), named("echo"));
+    let files = fixture(&[
+        ("orders_east", east.port),
+        ("orders_west", west.port),
+        ("echo", echo.port),
+    ]);
+    // The SOAP API is left out and listed (the YAML says skip_unsupported).
+    let body = yaml(&files).replace(
+        "  dir: apimartifacts\n",
+        "  dir: apimartifacts\n  skip_unsupported: true\n",
+    );
+    let gw = Gatehouse::start_with_env(
+        &body,
+        &[],
+        &extract(&files),
+        &[("GATEHOUSE_TEST_KV_TOKEN", "kv-secret")],
+    );
+
+    // Orders v1 (version set, Segment scheme): the operation from the OpenAPI definition, its
+    // policies at all four scopes, the product's, the API's own key header name, the pool.
+    let key = [("X-Orders-Key", "starter-key-0001")];
+    let r = gw.get("/orders/v1/orders/42", &key);
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.log());
+    assert_eq!(
+        r.header("X-Member"),
+        Some("east"),
+        "the pool's priority-1 member"
+    );
+    let h = &r.json()["headers"];
+    assert_eq!(h["x-global"], "global");
+    assert_eq!(h["x-product"], "Starter");
+    assert_eq!(h["x-fragment"], "stamped");
+    assert_eq!(h["x-api"], "Orders orders/v1");
+    assert_eq!(h["x-operation"], "getOrder 42");
+    assert_eq!(h["x-secret-set"], "yes", "the YAML's value for the secret");
+    assert_eq!(
+        h["x-backend-key"], "key-from-the-extract",
+        "credentials.header with a named value"
+    );
+    assert_eq!(r.json()["path"], "/orders/42");
+
+    // Without a key, or with the default header name (the API renamed it): 401.
+    assert_eq!(gw.get("/orders/v1/orders/42", &[]).status, 401);
+    assert_eq!(
+        gw.get(
+            "/orders/v1/orders/42",
+            &[("Ocp-Apim-Subscription-Key", "starter-key-0001")]
+        )
+        .status,
+        401
+    );
+    // No unversioned path: the version set's segment is part of the API's path.
+    assert_eq!(gw.get("/orders/orders/42", &key).status, 404);
+
+    // The east member fails: its breaker (count 1, PT1M, 500-599) trips and west serves.
+    east_fails.store(true, Ordering::SeqCst);
+    let r = gw.get("/orders/v1/orders/7", &key);
+    assert_eq!(r.status, 500);
+    let r = gw.get("/orders/v1/orders/7", &key);
+    assert_eq!(r.header("X-Member"), Some("west"), "{}", r.text());
+
+    // Echo (Swagger 2, linked to its product by a folder): the current revision's service URL.
+    let r = gw.get(
+        "/echo/resource",
+        &[("Ocp-Apim-Subscription-Key", "unlimited-key-0001")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/echo/resource");
+    assert_eq!(r.json()["query"], "from-operation=echo-get");
+    // The starter key does not open echo (not in that product), nor unlimited orders.
+    assert_eq!(
+        gw.get(
+            "/echo/resource",
+            &[("Ocp-Apim-Subscription-Key", "starter-key-0001")]
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        gw.get(
+            "/orders/v1/orders/1",
+            &[("X-Orders-Key", "unlimited-key-0001")]
+        )
+        .status,
+        401
+    );
+
+    // The SOAP API was left out.
+    assert_eq!(gw.get("/legacy/x", &key).status, 404);
+}
+
+#[test]
+fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
+    let files = fixture(&[("orders_east", 1), ("orders_west", 2), ("echo", 3)]);
+    let dir = TempDir::new();
+    for (p, t) in &files {
+        dir.write(p, t);
+    }
+    // Without the YAML's mapping of the secrets, and without --skip-unsupported.
+    dir.write(
+        "gatehouse.yaml",
+        "listeners:\n  - address: 127.0.0.1:1\napiops:\n  dir: apimartifacts\n",
+    );
+    let out = check_fails(&dir.0);
+    for want in [
+        "legacy-soap/apiInformation.json:",
+        "C071",
+        "a soap API",
+        "namedValueInformation.json:",
+        "C072",
+        "named value `orders-secret` is a secret the extract holds without its value",
+        "named value `kv-token` is a Key Vault reference",
+        "echo-api;rev=2/apiInformation.json:",
+        "not the current revision",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+
+    // The same folder through --apiops, with the fixture's YAML and --skip-unsupported: clean
+    // but for the warnings that list what was left out.
+    dir.write("gatehouse.yaml", "listeners:\n  - address: 127.0.0.1:1\nnamed_values:\n  orders-secret: { value: x, secret: true }\n  kv-token: { value: y, secret: true }\n");
+    let out = run_cli(
+        &dir.0,
+        &[
+            "check",
+            "-c",
+            "gatehouse.yaml",
+            "--apiops",
+            "apimartifacts",
+            "--skip-unsupported",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("left out (--skip-unsupported)"), "{text}");
+}
