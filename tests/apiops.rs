@@ -162,6 +162,33 @@ fn an_apiops_extract_serves_with_skip_unsupported() {
 
     // The SOAP API was left out.
     assert_eq!(gw.get("/legacy/x", &key).status, 404);
+
+    // A reload reads the extract again: an operation policy changed in place serves.
+    let changed = std::fs::read_to_string(
+        gw.dir
+            .0
+            .join("apimartifacts/apis/echo-api/operations/echo-get/policy.xml"),
+    )
+    .unwrap_or_default()
+    .replace("<value>echo-get</value>", "<value>reloaded</value>");
+    gw.dir.write(
+        "apimartifacts/apis/echo-api/operations/echo-get/policy.xml",
+        &changed,
+    );
+    gw.signal("HUP");
+    let mut query = String::new();
+    for _ in 0..100 {
+        let r = gw.get(
+            "/echo/resource",
+            &[("Ocp-Apim-Subscription-Key", "unlimited-key-0001")],
+        );
+        query = r.json()["query"].as_str().unwrap_or_default().to_string();
+        if query == "from-operation=reloaded" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(query, "from-operation=reloaded", "{}", gw.log());
 }
 
 #[test]
