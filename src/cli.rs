@@ -121,8 +121,29 @@ enum Command {
         #[command(flatten)]
         apiops: ApiopsArgs,
     },
+    /// Write another source's configuration out as gatehouse YAML and policies.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// An Azure APIOps extract (`apimartifacts/`).
+    Apiops {
+        /// The extract's folder.
+        dir: PathBuf,
+        /// The folder to write (`gatehouse.yaml`, `policies/`, `specs/`); must not hold a
+        /// `gatehouse.yaml` yet.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Leave out what cannot be served (listed as warnings) instead of refusing.
+        #[arg(long)]
+        skip_unsupported: bool,
+    },
 }
 
 pub fn main() -> anyhow::Result<i32> {
@@ -130,6 +151,22 @@ pub fn main() -> anyhow::Result<i32> {
     crate::codec::jwt_crypto::install();
     let cli = Cli::parse();
     match cli.command {
+        Command::Import {
+            source:
+                ImportSource::Apiops {
+                    dir,
+                    out,
+                    skip_unsupported,
+                },
+        } => {
+            let d = crate::config::apiops::import(&dir, &out, skip_unsupported);
+            print_diags(&d, Format::Text);
+            if d.has_errors() {
+                return Ok(1);
+            }
+            eprintln!("wrote {}", out.join("gatehouse.yaml").display());
+            Ok(0)
+        }
         Command::Version => {
             println!("gatehouse {} (pingora 0.9.1)", env!("CARGO_PKG_VERSION"));
             Ok(0)

@@ -237,3 +237,115 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("left out (--skip-unsupported)"), "{text}");
 }
+
+/// `gatehouse import apiops DIR -o OUT` writes a configuration that checks clean and serves the
+/// same (the secrets it cannot know become `env:` named values to fill in, reported).
+#[test]
+fn import_writes_a_configuration_that_serves_the_same() {
+    let ((east, _), (west, _), (echo, _)) = (named("east"), named("west"), named("echo"));
+    let files = fixture(&[
+        ("orders_east", east.port),
+        ("orders_west", west.port),
+        ("echo", echo.port),
+    ]);
+    let dir = TempDir::new();
+    for (p, t) in &files {
+        dir.write(p, t);
+    }
+    let out = run_cli(&dir.0, &["import", "apiops", "apimartifacts", "-o", "out"]);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "the SOAP API stops an import without --skip-unsupported"
+    );
+    assert!(
+        text.contains("legacy-soap") && !dir.0.join("out/gatehouse.yaml").exists(),
+        "{text}"
+    );
+
+    let out = run_cli(
+        &dir.0,
+        &[
+            "import",
+            "apiops",
+            "apimartifacts",
+            "-o",
+            "out",
+            "--skip-unsupported",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("written as `env: APIM_NV_ORDERS_SECRET`"),
+        "{text}"
+    );
+    // Writing over an earlier import is refused.
+    let again = run_cli(
+        &dir.0,
+        &[
+            "import",
+            "apiops",
+            "apimartifacts",
+            "-o",
+            "out",
+            "--skip-unsupported",
+        ],
+    );
+    assert!(!again.status.success());
+
+    // Serve the written configuration (the harness brings its own listeners), with keys.
+    let written =
+        std::fs::read_to_string(dir.0.join("out/gatehouse.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let body: String = written
+        .split("\nnamed_values:")
+        .nth(1)
+        .map(|rest| format!("named_values:{rest}"))
+        .unwrap_or_else(|| panic!("no named_values in:\n{written}"));
+    let body = format!(
+        "{body}subscriptions:\n  - id: s\n    scope: product:starter\n    primary_key: starter-key-0001\n"
+    );
+    let mut copied = Vec::new();
+    for sub in ["policies", "specs"] {
+        let base = dir.0.join("out");
+        fn walk(d: &Path, base: &Path, out: &mut Vec<(String, String)>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else if let Ok(t) = std::fs::read_to_string(&p) {
+                    out.push((p.strip_prefix(base).unwrap_or(&p).display().to_string(), t));
+                }
+            }
+        }
+        walk(&base.join(sub), &base, &mut copied);
+    }
+    let refs: Vec<(&str, &str)> = copied
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let gw = Gatehouse::start_with_env(
+        &body,
+        &[],
+        &refs,
+        &[("APIM_NV_ORDERS_SECRET", "s"), ("APIM_NV_KV_TOKEN", "k")],
+    );
+    let r = gw.get(
+        "/orders/v1/orders/42",
+        &[("X-Orders-Key", "starter-key-0001")],
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.log());
+    assert_eq!(r.header("X-Member"), Some("east"));
+    let h = &r.json()["headers"];
+    for (k, v) in [
+        ("x-global", "global"),
+        ("x-product", "Starter"),
+        ("x-fragment", "stamped"),
+        ("x-api", "Orders orders/v1"),
+        ("x-operation", "getOrder 42"),
+        ("x-secret-set", "yes"),
+        ("x-backend-key", "key-from-the-extract"),
+    ] {
+        assert_eq!(h[k], v, "{k}");
+    }
+}

@@ -56,6 +56,19 @@ pub fn merge(
     skip_unsupported: bool,
     d: &mut Diagnostics,
 ) -> PolicyFiles {
+    read_into(raw, dir, skip_unsupported, false, d).0
+}
+
+/// `merge`, for serving (`export` false) or for `import apiops` (true: a secret without a value
+/// becomes an `env:` named value to fill in, reported as a warning); also each backend's
+/// properties as the extract wrote them.
+fn read_into(
+    raw: &mut RawConfig,
+    dir: &Path,
+    skip_unsupported: bool,
+    export: bool,
+    d: &mut Diagnostics,
+) -> (PolicyFiles, Vec<(String, Value)>) {
     let mut files = PolicyFiles::default();
     if !dir.is_dir() {
         d.error(
@@ -63,7 +76,7 @@ pub fn merge(
             Span::file(&dir.display().to_string()),
             "the APIOps folder does not exist or is not a directory",
         );
-        return files;
+        return (files, Vec::new());
     }
     let global = dir.join("policy.xml");
     if global.is_file() {
@@ -75,12 +88,12 @@ pub fn merge(
             files.fragments.push((name, p));
         }
     }
-    named_values(raw, dir, d);
-    backends(raw, dir, d);
+    named_values(raw, dir, export, d);
+    let backend_json = backends(raw, dir, d);
     let version_sets = version_sets(dir, d);
     apis(raw, dir, &version_sets, skip_unsupported, &mut files, d);
     products(raw, dir, &mut files, d);
-    files
+    (files, backend_json)
 }
 
 /// The folders directly under `dir`, by name, sorted.
@@ -162,7 +175,7 @@ fn arm_last(id: &str) -> &str {
     id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
 }
 
-fn named_values(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
+fn named_values(raw: &mut RawConfig, dir: &Path, export: bool, d: &mut Diagnostics) {
     for (folder, path) in subfolders(&dir.join("named values")) {
         let file = path.join("namedValueInformation.json");
         let Some(p) = read_json(&file, d) else {
@@ -186,6 +199,34 @@ fn named_values(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
                     },
                 );
             }
+            None if export => {
+                let var = format!(
+                    "APIM_NV_{}",
+                    name.chars()
+                        .map(|c| if c.is_ascii_alphanumeric() {
+                            c.to_ascii_uppercase()
+                        } else {
+                            '_'
+                        })
+                        .collect::<String>()
+                );
+                d.warning(
+                    "C072",
+                    at(&file, "displayName"),
+                    format!(
+                        "named value `{name}` has no value in the extract: written as `env: {var}`"
+                    ),
+                );
+                raw.named_values.insert(
+                    name,
+                    NamedValueSpec {
+                        value: None,
+                        secret: true,
+                        env: Some(var),
+                        file: None,
+                    },
+                );
+            }
             None => {
                 let why = if p.get("keyVault").is_some_and(|k| !k.is_null()) {
                     "is a Key Vault reference"
@@ -202,7 +243,8 @@ fn named_values(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
     }
 }
 
-fn backends(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
+fn backends(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) -> Vec<(String, Value)> {
+    let mut json = Vec::new();
     for (name, path) in subfolders(&dir.join("backends")) {
         let file = path.join("backendInformation.json");
         let Some(mut p) = read_json(&file, d) else {
@@ -216,8 +258,11 @@ fn backends(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
             // Empty ARM sections (`"credentials": null`, `"tls": {}`) mean the defaults.
             o.retain(|_, v| !v.is_null());
         }
-        match serde_json::from_value::<BackendSpec>(p) {
-            Ok(b) => raw.backends.push(b),
+        match serde_json::from_value::<BackendSpec>(p.clone()) {
+            Ok(b) => {
+                raw.backends.push(b);
+                json.push((name, p));
+            }
             Err(e) => {
                 let msg = e.to_string();
                 let key = msg.split('`').nth(1).unwrap_or("properties").to_string();
@@ -225,6 +270,7 @@ fn backends(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
             }
         }
     }
+    json
 }
 
 fn version_sets(dir: &Path, d: &mut Diagnostics) -> BTreeMap<String, VersionSet> {
@@ -478,4 +524,167 @@ fn products(raw: &mut RawConfig, dir: &Path, files: &mut PolicyFiles, d: &mut Di
             files.products.push((name, policy));
         }
     }
+}
+
+/// `gatehouse import apiops DIR -o OUT`: the extract written out as a gatehouse configuration
+/// (`OUT/gatehouse.yaml`, the policies under `OUT/policies/`, the specifications under
+/// `OUT/specs/`), which serves the same. Returns the diagnostics (warnings name what to fill
+/// in); nothing is written when there are errors.
+pub fn import(dir: &Path, out: &Path, skip_unsupported: bool) -> Diagnostics {
+    use serde_yaml::{Mapping, Value as Y};
+    let mut d = Diagnostics::new();
+    let target = out.join("gatehouse.yaml");
+    if target.exists() {
+        d.error(
+            "C070",
+            Span::file(&target.display().to_string()),
+            "already exists: import writes a new folder",
+        );
+        return d;
+    }
+    let mut raw = match serde_yaml::from_str::<RawConfig>("listeners: []") {
+        Ok(r) => r,
+        Err(e) => {
+            d.error("C070", Span::file("import"), e.to_string());
+            return d;
+        }
+    };
+    let (files, backend_json) = read_into(&mut raw, dir, skip_unsupported, true, &mut d);
+    if d.has_errors() {
+        return d;
+    }
+    let mut copies: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let policies = out.join("policies");
+    if let Some(g) = &files.global {
+        copies.push((g.clone(), policies.join("global.xml")));
+    }
+    let mut place = |p: &Path, dst: PathBuf| copies.push((p.to_path_buf(), dst));
+    for (id, p) in &files.fragments {
+        place(p, policies.join("fragments").join(format!("{id}.xml")));
+    }
+    for (id, p) in &files.products {
+        place(p, policies.join("products").join(format!("{id}.xml")));
+    }
+    for (id, p) in &files.apis {
+        place(p, policies.join("apis").join(format!("{id}.xml")));
+    }
+    for (api, op, p) in &files.operations {
+        place(p, policies.join("apis").join(api).join(format!("{op}.xml")));
+    }
+    let y = |s: &str| Y::String(s.to_string());
+    let mut named = Mapping::new();
+    for (name, spec) in &raw.named_values {
+        let mut m = Mapping::new();
+        if let Some(v) = &spec.value {
+            m.insert(y("value"), y(v));
+        }
+        if let Some(v) = &spec.env {
+            m.insert(y("env"), y(v));
+        }
+        if spec.secret {
+            m.insert(y("secret"), Y::Bool(true));
+        }
+        named.insert(y(name), Y::Mapping(m));
+    }
+    // Backends as the extract wrote them: the configuration reads ARM's names.
+    let backends: Vec<Y> = backend_json
+        .iter()
+        .filter_map(|(_, v)| serde_yaml::to_value(v).ok())
+        .collect();
+    let mut apis = Vec::new();
+    for a in &raw.apis {
+        let mut m = Mapping::new();
+        m.insert(y("id"), y(&a.id));
+        if let Some(n) = &a.name {
+            m.insert(y("name"), y(n));
+        }
+        m.insert(y("path"), y(&a.path));
+        if let Some(u) = &a.service_url {
+            m.insert(y("service_url"), y(u));
+        }
+        m.insert(y("subscription_required"), Y::Bool(a.subscription_required));
+        let k = &a.subscription_key;
+        let default = SubscriptionKeyNames::default();
+        if k.header != default.header || k.query != default.query {
+            let mut km = Mapping::new();
+            km.insert(y("header"), y(&k.header));
+            km.insert(y("query"), y(&k.query));
+            m.insert(y("subscription_key"), Y::Mapping(km));
+        }
+        if let Some(spec) = &a.openapi {
+            let src = PathBuf::from(spec);
+            let ext = src
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("yaml")
+                .to_string();
+            let rel = format!("specs/{}.{ext}", a.id);
+            copies.push((src, out.join(&rel)));
+            m.insert(y("openapi"), y(&rel));
+        }
+        apis.push(Y::Mapping(m));
+    }
+    let mut products = Vec::new();
+    for p in &raw.products {
+        let mut m = Mapping::new();
+        m.insert(y("id"), y(&p.id));
+        if let Some(n) = &p.name {
+            m.insert(y("name"), y(n));
+        }
+        m.insert(
+            y("apis"),
+            Y::Sequence(p.apis.iter().map(|a| y(a)).collect()),
+        );
+        m.insert(y("subscription_required"), Y::Bool(p.subscription_required));
+        if p.state == super::model::ProductState::NotPublished {
+            m.insert(y("state"), y("notPublished"));
+        }
+        products.push(Y::Mapping(m));
+    }
+    let mut listener = Mapping::new();
+    listener.insert(y("address"), y("127.0.0.1:8080"));
+    let mut pol = Mapping::new();
+    pol.insert(y("dir"), y("policies"));
+    let mut root = Mapping::new();
+    root.insert(y("listeners"), Y::Sequence(vec![Y::Mapping(listener)]));
+    root.insert(y("policies"), Y::Mapping(pol));
+    root.insert(y("named_values"), Y::Mapping(named));
+    root.insert(y("backends"), Y::Sequence(backends));
+    root.insert(y("apis"), Y::Sequence(apis));
+    root.insert(y("products"), Y::Sequence(products));
+    let text = match serde_yaml::to_string(&Y::Mapping(root)) {
+        Ok(t) => format!(
+            "# Written by `gatehouse import apiops {}`.\n# Fill in: the listener, the named values read from the environment, and\n# `subscriptions:` (an extract holds no keys).\n{t}",
+            dir.display()
+        ),
+        Err(e) => {
+            d.error("C070", Span::file(&target.display().to_string()), e.to_string());
+            return d;
+        }
+    };
+    let write = |path: &Path, bytes: &[u8], d: &mut Diagnostics| {
+        let r = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(path, bytes));
+        if let Err(e) = r {
+            d.error(
+                "C070",
+                Span::file(&path.display().to_string()),
+                format!("cannot write: {e}"),
+            );
+        }
+    };
+    write(&target, text.as_bytes(), &mut d);
+    for (src, dst) in copies {
+        match std::fs::read(&src) {
+            Ok(b) => write(&dst, &b, &mut d),
+            Err(e) => d.error(
+                "C070",
+                Span::file(&src.display().to_string()),
+                format!("cannot read: {e}"),
+            ),
+        }
+    }
+    d
 }
