@@ -52,7 +52,8 @@ fn load(dir: &std::path::Path) -> Gateway {
 
 /// API and operation match as the proxy does it.
 fn route(gw: &Gateway, path: &str) -> Option<(usize, usize)> {
-    let (ai, prefix) = gw.match_api(Some("api.example.com"), path)?;
+    let headers = http::HeaderMap::new();
+    let (ai, prefix) = gw.match_api(Some("api.example.com"), path, &headers, "")?;
     let api = &gw.apis[ai];
     let rest = &path[prefix..];
     let m = http::Method::GET;

@@ -163,6 +163,37 @@ fn an_apiops_extract_serves_with_skip_unsupported() {
     // The SOAP API was left out.
     assert_eq!(gw.get("/legacy/x", &key).status, 404);
 
+    // Query versioning: the original API without `api-version`, v2 with it (any case).
+    let path_of = |target: &str, headers: &[(&str, &str)]| {
+        let r = gw.get(target, headers);
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        r.json()["path"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(path_of("/billing/items", &[]), "/billing-original/items");
+    assert_eq!(
+        path_of("/billing/items?api-version=v2", &[]),
+        "/billing-v2/items"
+    );
+    assert_eq!(
+        path_of("/billing/items?api-version=V2", &[]),
+        "/billing-v2/items"
+    );
+    assert_eq!(
+        path_of("/billing/items?api-version=v9", &[]),
+        "/billing-original/items"
+    );
+    // Header versioning, no original: a request naming no version (or an unknown one) is 404.
+    assert_eq!(
+        path_of("/reports/items", &[("X-Version", "v1")]),
+        "/reports-v1/items"
+    );
+    assert_eq!(
+        path_of("/reports/items", &[("x-version", "v2")]),
+        "/reports-v2/items"
+    );
+    assert_eq!(gw.get("/reports/items", &[]).status, 404);
+    assert_eq!(gw.get("/reports/items", &[("X-Version", "v3")]).status, 404);
+
     // A reload reads the extract again: an operation policy changed in place serves.
     let changed = std::fs::read_to_string(
         gw.dir
@@ -337,6 +368,10 @@ fn import_writes_a_configuration_that_serves_the_same() {
     assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.log());
     assert_eq!(r.header("X-Member"), Some("east"));
     let h = &r.json()["headers"];
+    let r = gw.get("/billing/items?api-version=v2", &[]);
+    assert_eq!(r.json()["path"], "/billing-v2/items", "{}", r.text());
+    let r = gw.get("/reports/items", &[("X-Version", "v1")]);
+    assert_eq!(r.json()["path"], "/reports-v1/items", "{}", r.text());
     for (k, v) in [
         ("x-global", "global"),
         ("x-product", "Starter"),

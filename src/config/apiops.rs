@@ -25,7 +25,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::model::{
-    ApiSpec, BackendSpec, NamedValueSpec, ProductSpec, RawConfig, SubscriptionKeyNames,
+    ApiSpec, ApiVersionSpec, BackendSpec, NamedValueSpec, ProductSpec, RawConfig,
+    SubscriptionKeyNames,
 };
 use crate::diag::{Diagnostics, Span};
 
@@ -46,6 +47,8 @@ pub struct PolicyFiles {
 /// A version set: how the versions of its APIs are told apart.
 struct VersionSet {
     scheme: String,
+    query: Option<String>,
+    header: Option<String>,
     file: PathBuf,
 }
 
@@ -281,7 +284,15 @@ fn version_sets(dir: &Path, d: &mut Diagnostics) -> BTreeMap<String, VersionSet>
             continue;
         };
         let scheme = string(&p, "versioningScheme").unwrap_or_else(|| "Segment".into());
-        out.insert(name, VersionSet { scheme, file });
+        out.insert(
+            name,
+            VersionSet {
+                scheme,
+                query: string(&p, "versionQueryName"),
+                header: string(&p, "versionHeaderName"),
+                file,
+            },
+        );
     }
     out
 }
@@ -379,23 +390,40 @@ fn apis(
             }
         }
         let mut api_path = string(&p, "path").unwrap_or_default();
+        let mut version = None;
         if let Some(vs) = string(&p, "apiVersionSetId") {
             let vs_name = arm_last(&vs).to_string();
-            let version = string(&p, "apiVersion").unwrap_or_default();
+            let value = string(&p, "apiVersion").unwrap_or_default();
             match version_sets.get(&vs_name) {
-                Some(set) if set.scheme.eq_ignore_ascii_case("segment") => {
-                    if !version.is_empty() {
-                        api_path = format!("{}/{version}", api_path.trim_end_matches('/'));
+                // The original (unversioned) API of a set serves the requests naming no version.
+                Some(_) if value.is_empty() => {}
+                Some(set) => match set.scheme.to_ascii_lowercase().as_str() {
+                    "segment" => api_path = format!("{}/{value}", api_path.trim_end_matches('/')),
+                    "query" => {
+                        version = Some(ApiVersionSpec {
+                            value,
+                            query: Some(set.query.clone().unwrap_or_else(|| "api-version".into())),
+                            header: None,
+                        })
                     }
-                }
-                Some(set) => {
-                    unsupported(
-                        d,
-                        at(&set.file, "versioningScheme"),
-                        format!("API `{name}`: version set `{vs_name}` tells versions apart by {}, which gatehouse does not route yet (only Segment)", set.scheme),
-                    );
-                    continue;
-                }
+                    "header" => {
+                        version = Some(ApiVersionSpec {
+                            value,
+                            query: None,
+                            header: Some(
+                                set.header.clone().unwrap_or_else(|| "Api-Version".into()),
+                            ),
+                        })
+                    }
+                    other => {
+                        unsupported(
+                            d,
+                            at(&set.file, "versioningScheme"),
+                            format!("API `{name}`: version set `{vs_name}` has versioning scheme {other:?} (Segment, Query or Header)"),
+                        );
+                        continue;
+                    }
+                },
                 None => {
                     d.error(
                         "C070",
@@ -438,6 +466,7 @@ fn apis(
             operations: Vec::new(),
             openapi: spec_file.map(|f| f.display().to_string()),
             compression: None,
+            version,
         });
         let policy = path.join("policy.xml");
         if policy.is_file() {
@@ -610,6 +639,17 @@ pub fn import(dir: &Path, out: &Path, skip_unsupported: bool) -> Diagnostics {
             km.insert(y("header"), y(&k.header));
             km.insert(y("query"), y(&k.query));
             m.insert(y("subscription_key"), Y::Mapping(km));
+        }
+        if let Some(v) = &a.version {
+            let mut vm = Mapping::new();
+            vm.insert(y("value"), y(&v.value));
+            if let Some(q) = &v.query {
+                vm.insert(y("query"), y(q));
+            }
+            if let Some(h) = &v.header {
+                vm.insert(y("header"), y(h));
+            }
+            m.insert(y("version"), Y::Mapping(vm));
         }
         if let Some(spec) = &a.openapi {
             let src = PathBuf::from(spec);

@@ -952,6 +952,23 @@ pub struct ApiSpec {
     /// Response compression for this API (replaces the top-level `compression`).
     #[serde(default)]
     pub compression: Option<CompressionSpec>,
+    /// APIM's query or header versioning: this API serves the requests that name `version` in
+    /// the query parameter or header given (other APIs may share its path).
+    #[serde(default)]
+    pub version: Option<ApiVersionSpec>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ApiVersionSpec {
+    /// The version this API is (`v1`).
+    pub value: String,
+    /// The query parameter that names it (`api-version`), or
+    #[serde(default)]
+    pub query: Option<String>,
+    /// the header that names it (`Api-Version`).
+    #[serde(default)]
+    pub header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

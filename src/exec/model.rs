@@ -138,6 +138,36 @@ pub struct Api {
     pub on_error: Arc<[Stmt]>,
     /// Response compression (the API's, else the top-level one); `None` when off.
     pub compression: Option<Arc<Compression>>,
+    /// Query or header versioning: the requests this API takes among those for its path.
+    pub version: Option<VersionRule>,
+}
+
+/// APIM's query or header versioning (a version set's scheme).
+#[derive(Debug, Clone)]
+pub struct VersionRule {
+    pub by: VersionBy,
+    pub value: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum VersionBy {
+    Query(String),
+    Header(HeaderName),
+}
+
+impl VersionRule {
+    /// Whether the request names this version (values compare case-insensitively, as APIM's).
+    pub fn matches(&self, headers: &http::HeaderMap, query: &str) -> bool {
+        match &self.by {
+            VersionBy::Header(h) => headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(&self.value)),
+            VersionBy::Query(name) => crate::codec::query::parse(query)
+                .iter()
+                .any(|(k, v)| k == name && v.eq_ignore_ascii_case(&self.value)),
+        }
+    }
 }
 
 /// How an API's responses are compressed.
@@ -326,8 +356,16 @@ pub struct Product {
 }
 
 impl Gateway {
-    /// Find the API for a host and path: the longest matching path prefix wins.
-    pub fn match_api(&self, host: Option<&str>, path: &str) -> Option<(usize, usize)> {
+    /// Find the API for a host and path: the longest matching path prefix wins; among APIs of
+    /// one path, a versioned one (query or header versioning) only when the request names its
+    /// version, and then before an unversioned one.
+    pub fn match_api(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        headers: &http::HeaderMap,
+        query: &str,
+    ) -> Option<(usize, usize)> {
         let host = host.map(|h| {
             h.rsplit_once(':')
                 .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
@@ -360,14 +398,21 @@ impl Gateway {
             if !(rest.is_empty() || rest.starts_with('/')) {
                 continue;
             }
+            if api
+                .version
+                .as_ref()
+                .is_some_and(|v| !v.matches(headers, query))
+            {
+                continue;
+            }
             let better = match best {
                 None => true,
                 Some((b, _)) => {
                     let b = &self.apis[b];
                     api.path.len() > b.path.len()
                         || (api.path.len() == b.path.len()
-                            && !api.hosts.is_empty()
-                            && b.hosts.is_empty())
+                            && ((!api.hosts.is_empty() && b.hosts.is_empty())
+                                || (api.version.is_some() && b.version.is_none())))
                 }
             };
             if better {

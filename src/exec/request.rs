@@ -103,7 +103,7 @@ pub fn admit(
         )
     };
     let (ai, prefix_len) = gw
-        .match_api(r.host, &path)
+        .match_api(r.host, &path, r.headers, r.query)
         .ok_or_else(|| refused(not_found(), None, None))?;
     let api = &gw.apis[ai];
     let remainder = &path[prefix_len..];

@@ -67,6 +67,33 @@ pub(super) fn compile_api(
             return None;
         }
     };
+    let version = match &spec.version {
+        None => None,
+        Some(v) => {
+            use crate::exec::model::{VersionBy, VersionRule};
+            let by = match (&v.query, &v.header) {
+                (Some(q), None) if !q.is_empty() => Some(VersionBy::Query(q.clone())),
+                (None, Some(h)) => HeaderName::from_bytes(h.as_bytes())
+                    .ok()
+                    .map(VersionBy::Header),
+                _ => None,
+            };
+            match by {
+                Some(by) if !v.value.is_empty() => Some(VersionRule {
+                    by,
+                    value: v.value.clone(),
+                }),
+                _ => {
+                    d.error(
+                        "C024",
+                        span.clone(),
+                        format!("API `{}`: `version` takes a `value` and exactly one of `query` or `header` (a valid header name)", spec.id),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
     let api_products: Vec<usize> = products
         .iter()
         .enumerate()
@@ -191,6 +218,7 @@ pub(super) fn compile_api(
         compression: crate::exec::model::Compression::from_spec(
             spec.compression.as_ref().unwrap_or(&cfg.raw.compression),
         ),
+        version,
     })
 }
 
