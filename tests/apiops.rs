@@ -160,8 +160,9 @@ fn an_apiops_extract_serves_with_skip_unsupported() {
         401
     );
 
-    // The SOAP API was left out.
+    // The SOAP API and the API whose policy logs to Event Hubs were left out.
     assert_eq!(gw.get("/legacy/x", &key).status, 404);
+    assert_eq!(gw.get("/events/items", &[]).status, 404);
 
     // Query versioning: the original API without `api-version`, v2 with it (any case).
     let path_of = |target: &str, headers: &[(&str, &str)]| {
@@ -245,6 +246,8 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
         "named value `kv-token` is a Key Vault reference",
         "echo-api;rev=2/apiInformation.json:",
         "not the current revision",
+        "apis/events/policy.xml:4:",
+        "P020",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
@@ -267,6 +270,10 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("left out (--skip-unsupported)"), "{text}");
+    assert!(
+        text.contains("apis/events/policy.xml:4:") && text.contains("uses <log-to-eventhub>"),
+        "{text}"
+    );
 }
 
 /// `gatehouse import apiops DIR -o OUT` writes a configuration that checks clean and serves the

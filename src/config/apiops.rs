@@ -468,14 +468,34 @@ fn apis(
             compression: None,
             version,
         });
+        let mut docs: Vec<(Option<String>, PathBuf)> = Vec::new();
         let policy = path.join("policy.xml");
         if policy.is_file() {
-            files.apis.push((name.clone(), policy));
+            docs.push((None, policy));
         }
         for (op, op_path) in subfolders(&path.join("operations")) {
             let policy = op_path.join("policy.xml");
             if policy.is_file() {
-                files.operations.push((name.clone(), op, policy));
+                docs.push((Some(op), policy));
+            }
+        }
+        // Leaving out what cannot be served covers APIs whose own policies use a policy
+        // gatehouse does not run (without skipping, compile reports each where it stands).
+        if skip_unsupported {
+            if let Some((at, element)) = docs.iter().find_map(|(_, p)| unsupported_policy(p)) {
+                raw.apis.pop();
+                d.warning(
+                    "C071",
+                    at,
+                    format!("API `{name}` uses <{element}>, which gatehouse does not run; left out (--skip-unsupported)"),
+                );
+                continue;
+            }
+        }
+        for (op, p) in docs {
+            match op {
+                None => files.apis.push((name.clone(), p)),
+                Some(op) => files.operations.push((name.clone(), op, p)),
             }
         }
     }
@@ -727,4 +747,18 @@ pub fn import(dir: &Path, out: &Path, skip_unsupported: bool) -> Diagnostics {
         }
     }
     d
+}
+
+/// The first policy element in a document that gatehouse does not run (Azure-only or not yet),
+/// with its position; `None` for a document that cannot be read or parsed (compile reports it).
+fn unsupported_policy(file: &Path) -> Option<(Span, String)> {
+    let text = super::read_bounded(file, crate::policy::MAX_DOCUMENT_BYTES as u64).ok()?;
+    let root = crate::policy::xml::parse(&name_of(file), &text).ok()?;
+    fn walk(e: &crate::policy::xml::Element) -> Option<(Span, String)> {
+        if crate::policy::catalog::lookup(&e.name).is_some() {
+            return Some((e.span.clone(), e.name.clone()));
+        }
+        e.elements().find_map(walk)
+    }
+    walk(&root)
 }

@@ -18,8 +18,9 @@ pub struct LoadedConfig {
     pub raw: RawConfig,
     /// The policy documents of the APIOps extract merged in (`apiops`), if any.
     pub apiops: Option<apiops::PolicyFiles>,
-    /// Warnings found while loading (the APIOps extract's), reported with compile's.
-    pub load_warnings: Diagnostics,
+    /// What loading the APIOps extract found (errors too): compile reports it with its own,
+    /// and fails when it holds an error.
+    pub load_diagnostics: Diagnostics,
     pub path: Arc<str>,
     pub dir: PathBuf,
     pub text: String,
@@ -259,23 +260,26 @@ pub fn load_text(path: &Path, text: String) -> Result<LoadedConfig, Diagnostics>
             if let Some(o) = APIOPS_OVERRIDE.get() {
                 raw.apiops = Some(o.clone());
             }
+            // The extract's problems go on to compile, which reports them with its own, all at
+            // once (a policy problem in the extract is found only there).
+            let mut from_apiops = Diagnostics::new();
             let apiops = raw.apiops.clone().map(|spec| {
                 apiops::merge(
                     &mut raw,
                     &dir.join(&spec.dir),
                     spec.skip_unsupported,
-                    &mut diags,
+                    &mut from_apiops,
                 )
             });
             openapi::import(&mut raw.apis, &dir, &mut diags);
             if diags.has_errors() {
+                diags.extend(from_apiops);
                 return Err(diags);
             }
             Ok(LoadedConfig {
                 located: Default::default(),
                 apiops,
-                // Warnings from the extract (left-out APIs, old revisions): compile reports them.
-                load_warnings: diags,
+                load_diagnostics: from_apiops,
                 raw,
                 path: file,
                 dir,

@@ -77,7 +77,7 @@ fn compile_unmasked(
     secrets: &mut Vec<String>,
 ) -> Result<(Gateway, Diagnostics), Diagnostics> {
     let mut d = Diagnostics::new();
-    d.extend(cfg.load_warnings.clone());
+    d.extend(cfg.load_diagnostics.clone());
     check_listeners(cfg, src, &mut d);
     d.extend(src.named_diagnostics.clone());
     let named = src.named.clone();
