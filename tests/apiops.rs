@@ -254,7 +254,7 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
 
     // The same folder through --apiops, with the fixture's YAML and --skip-unsupported: clean
     // but for the warnings that list what was left out.
-    dir.write("gatehouse.yaml", "listeners:\n  - address: 127.0.0.1:1\nnamed_values:\n  orders-secret: { value: x, secret: true }\n  kv-token: { value: y, secret: true }\n");
+    dir.write("gatehouse.yaml", "listeners:\n  - address: 127.0.0.1:1\nnamed_values:\n  orders-secret: { value: not-shown-1, secret: true }\n  kv-token: { value: not-shown-2, secret: true }\n");
     let out = run_cli(
         &dir.0,
         &[
@@ -272,6 +272,11 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
     assert!(text.contains("left out (--skip-unsupported)"), "{text}");
     assert!(
         text.contains("apis/events/policy.xml:4:") && text.contains("uses <log-to-eventhub>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("subscriptionInformation.json:")
+            && text.contains("subscription `starter-sub` is left out"),
         "{text}"
     );
 }

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::model::{
     ApiSpec, ApiVersionSpec, BackendSpec, NamedValueSpec, ProductSpec, RawConfig,
-    SubscriptionKeyNames,
+    SubscriptionKeyNames, SubscriptionState,
 };
 use crate::diag::{Diagnostics, Span};
 
@@ -96,6 +96,7 @@ fn read_into(
     let version_sets = version_sets(dir, d);
     apis(raw, dir, &version_sets, skip_unsupported, &mut files, d);
     products(raw, dir, &mut files, d);
+    subscriptions(raw, dir, d);
     (files, backend_json)
 }
 
@@ -761,4 +762,73 @@ fn unsupported_policy(file: &Path) -> Option<(Span, String)> {
         e.elements().find_map(walk)
     }
     walk(&root)
+}
+
+/// `subscriptions/<name>/subscriptionInformation.json`: the scope (ARM's `/products/<id>`,
+/// `/apis/<id>`, `/apis`, or a full resource id ending so), the name, state and tracing. An
+/// extract holds no keys: the YAML's subscription of the same id gives them (and may leave out
+/// the scope); one the YAML does not key is left out with a warning (C072).
+fn subscriptions(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
+    for (name, path) in subfolders(&dir.join("subscriptions")) {
+        let file = path.join("subscriptionInformation.json");
+        let Some(p) = read_json(&file, d) else {
+            continue;
+        };
+        let arm_scope = string(&p, "scope").unwrap_or_default();
+        let trimmed = arm_scope.trim_end_matches('/');
+        let scope = if let Some(at) = trimmed.rfind("/products/") {
+            format!("product:{}", &trimmed[at + "/products/".len()..])
+        } else if let Some(at) = trimmed.rfind("/apis/") {
+            format!("api:{}", &trimmed[at + "/apis/".len()..])
+        } else if trimmed.ends_with("/apis") {
+            "all-apis".to_string()
+        } else {
+            d.error(
+                "C070",
+                at(&file, "scope"),
+                format!(
+                    "subscription `{name}`: scope {arm_scope:?} names no product, API or all APIs"
+                ),
+            );
+            continue;
+        };
+        let state = match string(&p, "state")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("suspended") => SubscriptionState::Suspended,
+            Some("submitted") => SubscriptionState::Submitted,
+            Some("rejected") => SubscriptionState::Rejected,
+            Some("cancelled") => SubscriptionState::Cancelled,
+            Some("expired") => SubscriptionState::Expired,
+            _ => SubscriptionState::Active,
+        };
+        let tracing = p
+            .get("allowTracing")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        match raw.subscriptions.iter_mut().find(|s| s.id == name) {
+            Some(s) => {
+                if s.scope.is_empty() {
+                    s.scope = scope;
+                }
+                if s.name.is_none() {
+                    s.name = string(&p, "displayName");
+                }
+                s.allow_tracing |= tracing;
+                // The extract's state, unless the YAML says otherwise than the default.
+                if s.state == SubscriptionState::Active {
+                    s.state = state;
+                }
+            }
+            None => {
+                d.warning(
+                    "C072",
+                    at(&file, "scope"),
+                    format!("subscription `{name}` is left out: an extract holds no keys; give them in the YAML (`subscriptions: - {{ id: {name}, primary_key: ... }}`)"),
+                );
+            }
+        }
+    }
 }

@@ -1165,7 +1165,9 @@ pub struct SubscriptionSpec {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
-    /// `product:<id>`, `api:<id>`, `all-apis`, or `all-access`.
+    /// `product:<id>`, `api:<id>`, `all-apis`, or `all-access` (may be left out when an APIOps
+    /// extract holds the subscription).
+    #[serde(default)]
     pub scope: String,
     #[serde(default)]
     pub primary_key: Option<String>,
