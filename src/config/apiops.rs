@@ -642,12 +642,17 @@ pub fn import(dir: &Path, out: &Path, skip_unsupported: bool) -> Diagnostics {
         .filter_map(|(_, v)| serde_yaml::to_value(v).ok())
         .collect();
     let mut apis = Vec::new();
-    for a in &raw.apis {
+    // An entity's mapping, starting with its id and name.
+    let entity = |id: &str, name: &Option<String>| {
         let mut m = Mapping::new();
-        m.insert(y("id"), y(&a.id));
-        if let Some(n) = &a.name {
+        m.insert(y("id"), y(id));
+        if let Some(n) = name {
             m.insert(y("name"), y(n));
         }
+        m
+    };
+    for a in &raw.apis {
+        let mut m = entity(&a.id, &a.name);
         m.insert(y("path"), y(&a.path));
         if let Some(u) = &a.service_url {
             m.insert(y("service_url"), y(u));
@@ -687,11 +692,7 @@ pub fn import(dir: &Path, out: &Path, skip_unsupported: bool) -> Diagnostics {
     }
     let mut products = Vec::new();
     for p in &raw.products {
-        let mut m = Mapping::new();
-        m.insert(y("id"), y(&p.id));
-        if let Some(n) = &p.name {
-            m.insert(y("name"), y(n));
-        }
+        let mut m = entity(&p.id, &p.name);
         m.insert(
             y("apis"),
             Y::Sequence(p.apis.iter().map(|a| y(a)).collect()),
