@@ -162,7 +162,7 @@ fn string(v: &Value, key: &str) -> Option<String> {
 /// Where a JSON property is, for a diagnostic: the line of `"key"` in the file.
 fn at(file: &Path, key: &str) -> Span {
     let name = name_of(file);
-    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let text = super::read_bounded(file, MAX_JSON_BYTES).unwrap_or_default();
     let needle = format!("\"{key}\"");
     match text.find(&needle) {
         Some(off) => {
