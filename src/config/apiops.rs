@@ -340,19 +340,35 @@ fn apis(
         let Some(p) = read_json(&file, d) else {
             continue;
         };
-        // Only the current revision serves; the others are reachable in APIM with `;rev=N`.
+        // The current revision serves at the API's path; another one, as in APIM, at
+        // `<path>;rev=N` (its id is `<name>;rev=N`).
         let current = p
             .get("isCurrent")
             .and_then(Value::as_bool)
             .unwrap_or(revision.is_none());
-        if !current {
-            d.warning(
-                "C071",
-                at(&file, "isCurrent"),
-                format!("API `{name}` revision {}: not the current revision; only the current one serves", revision.as_deref().unwrap_or("?")),
-            );
-            continue;
-        }
+        let rev_suffix = if current {
+            None
+        } else {
+            let n = revision
+                .clone()
+                .or_else(|| string(&p, "apiRevision"))
+                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()));
+            match n {
+                Some(n) => Some(format!(";rev={n}")),
+                None => {
+                    d.warning(
+                        "C071",
+                        at(&file, "isCurrent"),
+                        format!("API `{name}`: a revision that is not current and has no usable `apiRevision`; left out"),
+                    );
+                    continue;
+                }
+            }
+        };
+        let name = match &rev_suffix {
+            Some(r) => format!("{name}{r}"),
+            None => name,
+        };
         let kind = string(&p, "type")
             .or_else(|| string(&p, "apiType"))
             .unwrap_or_else(|| "http".into())
@@ -434,6 +450,9 @@ fn apis(
                     continue;
                 }
             }
+        }
+        if let Some(r) = &rev_suffix {
+            api_path = format!("{}{r}", api_path.trim_end_matches('/'));
         }
         if raw.apis.iter().any(|a| a.id == name) {
             d.error(
@@ -551,6 +570,17 @@ fn products(raw: &mut RawConfig, dir: &Path, files: &mut PolicyFiles, d: &mut Di
         }
         // Links to APIs the extract does not serve (left out, or not there) are dropped.
         apis.retain(|a| raw.apis.iter().any(|x| &x.id == a));
+        // A product holds an API's revisions with it.
+        let revisions: Vec<String> = raw
+            .apis
+            .iter()
+            .filter(|x| {
+                x.id.split_once(";rev=")
+                    .is_some_and(|(base, _)| apis.iter().any(|a| a == base))
+            })
+            .map(|x| x.id.clone())
+            .collect();
+        apis.extend(revisions);
         let state = match string(&p, "state")
             .as_deref()
             .map(str::to_ascii_lowercase)
