@@ -72,7 +72,7 @@ fn named(name: &'static str) -> (Origin, Arc<AtomicBool>) {
 }
 
 #[test]
-fn an_apiops_extract_serves_with_skip_unsupported() {
+fn gatehouse_run_apiops_serves_an_extract() {
     let ((east, east_fails), (west, _), (echo, _)) = (named("east"), named("west"), named("echo"));
     let files = fixture(&[
         ("orders_east", east.port),
@@ -80,15 +80,24 @@ fn an_apiops_extract_serves_with_skip_unsupported() {
         ("echo", echo.port),
     ]);
     // The SOAP API is left out and listed (the YAML says skip_unsupported).
-    let body = yaml(&files).replace(
-        "  dir: apimartifacts\n",
-        "  dir: apimartifacts\n  skip_unsupported: true\n",
-    );
-    let gw = Gatehouse::start_with_env(
+    // `gatehouse run -c gatehouse.yaml --apiops DIR --skip-unsupported`: the extract in a folder
+    // of its own, the fixture's YAML without its `apiops` (the flag replaces it).
+    let folder = TempDir::new();
+    for (p, t) in extract(&files) {
+        folder.write(p, t);
+    }
+    let extract_dir = folder.0.join("apimartifacts");
+    let body = yaml(&files).replace("apiops:\n  dir: apimartifacts\n", "");
+    assert!(!body.contains("apiops"), "{body}");
+    let gw = Gatehouse::start_with_args(
         &body,
         &[],
-        &extract(&files),
         &[("GATEHOUSE_TEST_KV_TOKEN", "kv-secret")],
+        &[
+            "--apiops",
+            &extract_dir.display().to_string(),
+            "--skip-unsupported",
+        ],
     );
 
     // Orders v1 (version set, Segment scheme): the operation from the OpenAPI definition, its
@@ -199,14 +208,11 @@ fn an_apiops_extract_serves_with_skip_unsupported() {
     assert_eq!(gw.get("/reports/items", &[("X-Version", "v3")]).status, 404);
 
     // A reload reads the extract again: an operation policy changed in place serves.
-    let changed = std::fs::read_to_string(
-        gw.dir
-            .0
-            .join("apimartifacts/apis/echo-api/operations/echo-get/policy.xml"),
-    )
-    .unwrap_or_default()
-    .replace("<value>echo-get</value>", "<value>reloaded</value>");
-    gw.dir.write(
+    let changed =
+        std::fs::read_to_string(extract_dir.join("apis/echo-api/operations/echo-get/policy.xml"))
+            .unwrap_or_default()
+            .replace("<value>echo-get</value>", "<value>reloaded</value>");
+    folder.write(
         "apimartifacts/apis/echo-api/operations/echo-get/policy.xml",
         &changed,
     );

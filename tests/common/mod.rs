@@ -267,13 +267,23 @@ impl Gatehouse {
 
     /// Like `start`, with extra files relative to the configuration directory.
     pub fn start_with(yaml: &str, policies: &[(&str, &str)], files: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, files, false, &[], false)
+        Gatehouse::start_full(yaml, policies, files, false, &[], false, &[])
     }
 
     /// Like `start`, with the access log (stdout) going to a pipe the test reads, or leaves
     /// unread: `stdout`. The process log still goes to `log()`.
     pub fn start_piped(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, &[], false, &[], true)
+        Gatehouse::start_full(yaml, policies, &[], false, &[], true, &[])
+    }
+
+    /// Like `start_with_env`, with extra arguments after `run -c FILE` (`--apiops DIR`, say).
+    pub fn start_with_args(
+        yaml: &str,
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Gatehouse {
+        Gatehouse::start_full(yaml, &[], files, false, env, false, args)
     }
 
     /// Like `start_with`, with extra environment variables for the process.
@@ -283,12 +293,12 @@ impl Gatehouse {
         files: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, files, false, env, false)
+        Gatehouse::start_full(yaml, policies, files, false, env, false, &[])
     }
 
     /// With an extra HTTPS listener using a fresh self-signed certificate for `localhost`.
     pub fn start_tls(yaml: &str, policies: &[(&str, &str)]) -> Gatehouse {
-        Gatehouse::start_full(yaml, policies, &[], true, &[], false)
+        Gatehouse::start_full(yaml, policies, &[], true, &[], false, &[])
     }
 
     /// Start from a whole configuration of the test's own: `{port}`, `{admin}` and `{dir}` in
@@ -298,7 +308,7 @@ impl Gatehouse {
             let dir = TempDir::new();
             let (port, admin) = (free_port(), free_port());
             dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, None));
-            Gatehouse::try_spawn(dir, port, admin, None, env, false)
+            Gatehouse::try_spawn(dir, port, admin, None, env, false, &[])
         })
     }
 
@@ -308,7 +318,7 @@ impl Gatehouse {
         Gatehouse::on_free_ports(|| {
             let (dir, port, admin, tls_port) = prepare(files, tls);
             dir.write("gatehouse.yaml", &fill(yaml, &dir, port, admin, tls_port));
-            Gatehouse::try_spawn(dir, port, admin, tls_port, &[], false)
+            Gatehouse::try_spawn(dir, port, admin, tls_port, &[], false, &[])
         })
     }
 
@@ -319,6 +329,7 @@ impl Gatehouse {
         tls: bool,
         env: &[(&str, &str)],
         piped: bool,
+        args: &[&str],
     ) -> Gatehouse {
         Gatehouse::on_free_ports(|| {
             let (dir, port, admin, tls_port) = prepare(files, tls);
@@ -329,7 +340,7 @@ impl Gatehouse {
             for (p, c) in policies {
                 dir.write(&format!("policies/{p}"), c);
             }
-            Gatehouse::try_spawn(dir, port, admin, tls_port, env, piped)
+            Gatehouse::try_spawn(dir, port, admin, tls_port, env, piped, args)
         })
     }
 
@@ -356,6 +367,7 @@ impl Gatehouse {
         tls_port: Option<u16>,
         env: &[(&str, &str)],
         piped: bool,
+        args: &[&str],
     ) -> Result<Gatehouse, String> {
         let log =
             std::fs::File::create(dir.0.join("out.log")).unwrap_or_else(|e| panic!("log: {e}"));
@@ -363,6 +375,7 @@ impl Gatehouse {
         let mut child = Command::new(bin())
             .args(["run", "-c"])
             .arg(dir.0.join("gatehouse.yaml"))
+            .args(args)
             .env("RUST_LOG", "warn,gatehouse=info")
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(if piped {
