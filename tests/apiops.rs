@@ -172,6 +172,12 @@ fn gatehouse_run_apiops_serves_an_extract() {
         401
     );
 
+    // An API in the extractor's older layout (`<display name>/Original/<revision>/`).
+    let r = gw.get("/legacy-echo/ping", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["path"], "/legacy-echo/ping");
+    assert_eq!(r.json()["headers"]["x-layout"], "legacy-echo");
+
     // The SOAP API and the API whose policy logs to Event Hubs were left out.
     assert_eq!(gw.get("/legacy/x", &key).status, 404);
     assert_eq!(gw.get("/events/items", &[]).status, 404);

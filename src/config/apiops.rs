@@ -321,22 +321,8 @@ fn apis(
             );
         }
     };
-    for (folder, path) in subfolders(&dir.join("apis")) {
-        let (name, revision) = match folder.split_once(";rev=") {
-            Some((n, r)) => (n.to_string(), Some(r.to_string())),
-            None => (folder.clone(), None),
-        };
+    for (name, revision, path, default_current) in api_folders(dir) {
         let file = path.join("apiInformation.json");
-        if !file.is_file() {
-            if path.join("Original").is_dir() {
-                unsupported(
-                    d,
-                    Span::file(&path.display().to_string()),
-                    format!("API folder `{folder}` is in the older extractor layout (`<display name>/Original/<revision>/`), which is not read yet"),
-                );
-            }
-            continue;
-        }
         let Some(p) = read_json(&file, d) else {
             continue;
         };
@@ -345,7 +331,7 @@ fn apis(
         let current = p
             .get("isCurrent")
             .and_then(Value::as_bool)
-            .unwrap_or(revision.is_none());
+            .unwrap_or(default_current);
         let rev_suffix = if current {
             None
         } else {
@@ -862,4 +848,62 @@ fn subscriptions(raw: &mut RawConfig, dir: &Path, d: &mut Diagnostics) {
             }
         }
     }
+}
+
+/// The API folders of an extract: (name, revision from the folder name, folder, whether it is
+/// the current revision when its `apiInformation.json` does not say). The current
+/// layout is `apis/<name>/` and `apis/<name>;rev=N/`; the older one
+/// `apis/<display name>/<version or Original>/<revision>/`, whose API name is the
+/// `apiInformation.json`'s own `name` when it has one, else the display name in lower case with
+/// dashes for spaces (and `-<version>` for a version other than `Original`).
+fn api_folders(dir: &Path) -> Vec<(String, Option<String>, PathBuf, bool)> {
+    let mut out = Vec::new();
+    for (folder, path) in subfolders(&dir.join("apis")) {
+        if path.join("apiInformation.json").is_file() {
+            let (name, revision) = match folder.split_once(";rev=") {
+                Some((n, r)) => (n.to_string(), Some(r.to_string())),
+                None => (folder.clone(), None),
+            };
+            let default_current = revision.is_none();
+            out.push((name, revision, path, default_current));
+            continue;
+        }
+        for (version, vpath) in subfolders(&path) {
+            for (revision, rpath) in subfolders(&vpath) {
+                let info = rpath.join("apiInformation.json");
+                if !info.is_file() {
+                    continue;
+                }
+                let own = super::read_bounded(&info, MAX_JSON_BYTES)
+                    .ok()
+                    .and_then(|t| {
+                        serde_json::from_str::<Value>(t.trim_start_matches('\u{feff}')).ok()
+                    })
+                    .and_then(|v| string(&v, "name"))
+                    .map(|n| {
+                        arm_last(&n)
+                            .split(";rev=")
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .filter(|n| !n.is_empty());
+                let name = own.unwrap_or_else(|| {
+                    let base: String = folder
+                        .trim()
+                        .to_ascii_lowercase()
+                        .chars()
+                        .map(|c| if c.is_whitespace() { '-' } else { c })
+                        .collect();
+                    if version.eq_ignore_ascii_case("original") {
+                        base
+                    } else {
+                        format!("{base}-{}", version.to_ascii_lowercase())
+                    }
+                });
+                out.push((name, Some(revision), rpath, true));
+            }
+        }
+    }
+    out
 }
