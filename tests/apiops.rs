@@ -245,6 +245,15 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
     for (p, t) in &files {
         dir.write(p, t);
     }
+    // A backend file that is not JSON, and one with a property gatehouse does not know.
+    dir.write(
+        "apimartifacts/backends/broken/backendInformation.json",
+        "{\n  \"properties\": {\n    \"url\": \"http://x\",,\n  }\n}\n",
+    );
+    dir.write(
+        "apimartifacts/backends/fabric/backendInformation.json",
+        "{\n  \"properties\": {\n    \"url\": \"fabric:/app\",\n    \"properties\": { \"serviceFabricCluster\": {} }\n  }\n}\n",
+    );
     // Without the YAML's mapping of the secrets, and without --skip-unsupported.
     dir.write(
         "gatehouse.yaml",
@@ -261,10 +270,19 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
         "named value `kv-token` is a Key Vault reference",
         "apis/events/policy.xml:4:",
         "P020",
+        "backends/broken/backendInformation.json:3:",
+        "not JSON",
+        "backends/fabric/backendInformation.json:4:",
+        "C073",
+        "unknown field `properties`",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 
+    for b in ["broken", "fabric"] {
+        std::fs::remove_dir_all(dir.0.join(format!("apimartifacts/backends/{b}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
     // The same folder through --apiops, with the fixture's YAML and --skip-unsupported: clean
     // but for the warnings that list what was left out.
     dir.write("gatehouse.yaml", "listeners:\n  - address: 127.0.0.1:1\nnamed_values:\n  orders-secret: { value: not-shown-1, secret: true }\n  kv-token: { value: not-shown-2, secret: true }\n");

@@ -164,7 +164,8 @@ fn at(file: &Path, key: &str) -> Span {
     let name = name_of(file);
     let text = super::read_bounded(file, MAX_JSON_BYTES).unwrap_or_default();
     let needle = format!("\"{key}\"");
-    match text.find(&needle) {
+    // The last mention: a key named like ARM's `properties` envelope is inside it.
+    match text.rfind(&needle) {
         Some(off) => {
             let line = text[..off].matches('\n').count() as u32 + 1;
             let col = (off - text[..off].rfind('\n').map_or(0, |n| n + 1)) as u32 + 1;
