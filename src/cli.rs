@@ -149,6 +149,8 @@ enum ImportSource {
 pub fn main() -> anyhow::Result<i32> {
     // Before anything can sign or check a JWT (the first use would fix the library's default).
     crate::codec::jwt_crypto::install();
+    // `--skip-unsupported` reads an APIOps extract's policies with the policy layer's reader.
+    crate::config::apiops::set_policy_scan(crate::gateway::load::unsupported_policy);
     let cli = Cli::parse();
     match cli.command {
         Command::Import {

@@ -768,18 +768,21 @@ pub fn import(dir: &Path, out: &Path, skip_unsupported: bool) -> Diagnostics {
     d
 }
 
-/// The first policy element in a document that gatehouse does not run (Azure-only or not yet),
-/// with its position; `None` for a document that cannot be read or parsed (compile reports it).
+/// Finds the first policy element a document uses that gatehouse does not run, with its
+/// position. Reading policies is the policy layer's work, above this one: the layer above gives
+/// the function at start (`set_policy_scan`; the command line does). Without it,
+/// `skip_unsupported` leaves out only what the extract's JSON shows, and compile reports the
+/// policies where they stand.
+pub type PolicyScan = fn(&Path) -> Option<(Span, String)>;
+
+static POLICY_SCAN: std::sync::OnceLock<PolicyScan> = std::sync::OnceLock::new();
+
+pub fn set_policy_scan(scan: PolicyScan) {
+    let _ = POLICY_SCAN.set(scan);
+}
+
 fn unsupported_policy(file: &Path) -> Option<(Span, String)> {
-    let text = super::read_bounded(file, crate::policy::MAX_DOCUMENT_BYTES as u64).ok()?;
-    let root = crate::policy::xml::parse(&name_of(file), &text).ok()?;
-    fn walk(e: &crate::policy::xml::Element) -> Option<(Span, String)> {
-        if crate::policy::catalog::lookup(&e.name).is_some() {
-            return Some((e.span.clone(), e.name.clone()));
-        }
-        e.elements().find_map(walk)
-    }
-    walk(&root)
+    POLICY_SCAN.get().and_then(|scan| scan(file))
 }
 
 /// `subscriptions/<name>/subscriptionInformation.json`: the scope (ARM's `/products/<id>`,

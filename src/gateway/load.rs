@@ -260,3 +260,19 @@ pub fn check_policy_file(path: &Path, scope: Scope, with: &CheckWith) -> Diagnos
     d.mask_secrets(&secrets);
     d.sorted()
 }
+
+/// The first policy element in a document that gatehouse does not run (Azure-only or not yet),
+/// with its position; `None` for a document that cannot be read or parsed (compile reports it).
+/// What `--skip-unsupported` uses to leave out an APIOps API (`config::apiops::set_policy_scan`).
+pub fn unsupported_policy(file: &Path) -> Option<(crate::diag::Span, String)> {
+    let text = crate::config::read_bounded(file, policy::MAX_DOCUMENT_BYTES as u64).ok()?;
+    let name: std::sync::Arc<str> = std::sync::Arc::from(file.display().to_string());
+    let root = policy::xml::parse(&name, &text).ok()?;
+    fn walk(e: &policy::xml::Element) -> Option<(crate::diag::Span, String)> {
+        if policy::catalog::lookup(&e.name).is_some() {
+            return Some((e.span.clone(), e.name.clone()));
+        }
+        e.elements().find_map(walk)
+    }
+    walk(&root)
+}
