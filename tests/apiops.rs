@@ -11,25 +11,25 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The fixture's files (relative to its folder) with the origins' ports filled in.
-fn fixture(ports: &[(&str, u16)]) -> Vec<(String, String)> {
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
-        for e in std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .flatten()
-        {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
-                out.push((
-                    rel,
-                    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{e}")),
-                ));
-            }
+/// Every file under `dir` (recursively), as (path relative to `base`, text).
+fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
+    for e in std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+    {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, base, out);
+        } else {
+            let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{e}"));
+            out.push((rel, text));
         }
     }
+}
+
+/// The fixture's files (relative to its folder) with the origins' ports filled in.
+fn fixture(ports: &[(&str, u16)]) -> Vec<(String, String)> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apiops");
     let mut out = Vec::new();
     walk(&base, &base, &mut out);
@@ -59,6 +59,25 @@ fn extract(files: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// The three origins (east, west, echo; east can be made to fail) and the fixture with their
+/// ports.
+#[allow(clippy::type_complexity)]
+fn origins_and_fixture() -> (
+    Origin,
+    Arc<AtomicBool>,
+    Origin,
+    Origin,
+    Vec<(String, String)>,
+) {
+    let ((east, east_fails), (west, _), (echo, _)) = (named("east"), named("west"), named("echo"));
+    let files = fixture(&[
+        ("orders_east", east.port),
+        ("orders_west", west.port),
+        ("echo", echo.port),
+    ]);
+    (east, east_fails, west, echo, files)
+}
+
 fn named(name: &'static str) -> (Origin, Arc<AtomicBool>) {
     let fail = Arc::new(AtomicBool::new(false));
     let f = fail.clone();
@@ -73,13 +92,7 @@ fn named(name: &'static str) -> (Origin, Arc<AtomicBool>) {
 
 #[test]
 fn gatehouse_run_apiops_serves_an_extract() {
-    let ((east, east_fails), (west, _), (echo, _)) = (named("east"), named("west"), named("echo"));
-    let files = fixture(&[
-        ("orders_east", east.port),
-        ("orders_west", west.port),
-        ("echo", echo.port),
-    ]);
-    // The SOAP API is left out and listed (the YAML says skip_unsupported).
+    let (_east, east_fails, _west, _echo, files) = origins_and_fixture();
     // `gatehouse run -c gatehouse.yaml --apiops DIR --skip-unsupported`: the extract in a folder
     // of its own, the fixture's YAML without its `apiops` (the flag replaces it).
     let folder = TempDir::new();
@@ -316,12 +329,7 @@ fn check_says_what_cannot_be_served_naming_the_files_all_at_once() {
 /// same (the secrets it cannot know become `env:` named values to fill in, reported).
 #[test]
 fn import_writes_a_configuration_that_serves_the_same() {
-    let ((east, _), (west, _), (echo, _)) = (named("east"), named("west"), named("echo"));
-    let files = fixture(&[
-        ("orders_east", east.port),
-        ("orders_west", west.port),
-        ("echo", echo.port),
-    ]);
+    let (_east, _, _west, _echo, files) = origins_and_fixture();
     let dir = TempDir::new();
     for (p, t) in &files {
         dir.write(p, t);
@@ -380,18 +388,8 @@ fn import_writes_a_configuration_that_serves_the_same() {
         "{body}subscriptions:\n  - id: s\n    scope: product:starter\n    primary_key: starter-key-0001\n"
     );
     let mut copied = Vec::new();
+    let base = dir.0.join("out");
     for sub in ["policies", "specs"] {
-        let base = dir.0.join("out");
-        fn walk(d: &Path, base: &Path, out: &mut Vec<(String, String)>) {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, base, out);
-                } else if let Ok(t) = std::fs::read_to_string(&p) {
-                    out.push((p.strip_prefix(base).unwrap_or(&p).display().to_string(), t));
-                }
-            }
-        }
         walk(&base.join(sub), &base, &mut copied);
     }
     let refs: Vec<(&str, &str)> = copied

@@ -457,6 +457,29 @@ fn apis(
         if let Some(q) = keys.and_then(|k| string(k, "query")) {
             subscription_key.query = q;
         }
+        let mut docs: Vec<(Option<String>, PathBuf)> = Vec::new();
+        let policy = path.join("policy.xml");
+        if policy.is_file() {
+            docs.push((None, policy));
+        }
+        for (op, op_path) in subfolders(&path.join("operations")) {
+            let policy = op_path.join("policy.xml");
+            if policy.is_file() {
+                docs.push((Some(op), policy));
+            }
+        }
+        // Leaving out what cannot be served covers APIs whose own policies use a policy
+        // gatehouse does not run (without skipping, compile reports each where it stands).
+        if skip_unsupported {
+            if let Some((at, element)) = docs.iter().find_map(|(_, p)| unsupported_policy(p)) {
+                d.warning(
+                    "C071",
+                    at,
+                    format!("API `{name}` uses <{element}>, which gatehouse does not run; left out (--skip-unsupported)"),
+                );
+                continue;
+            }
+        }
         raw.apis.push(ApiSpec {
             id: name.clone(),
             name: string(&p, "displayName"),
@@ -475,30 +498,6 @@ fn apis(
             compression: None,
             version,
         });
-        let mut docs: Vec<(Option<String>, PathBuf)> = Vec::new();
-        let policy = path.join("policy.xml");
-        if policy.is_file() {
-            docs.push((None, policy));
-        }
-        for (op, op_path) in subfolders(&path.join("operations")) {
-            let policy = op_path.join("policy.xml");
-            if policy.is_file() {
-                docs.push((Some(op), policy));
-            }
-        }
-        // Leaving out what cannot be served covers APIs whose own policies use a policy
-        // gatehouse does not run (without skipping, compile reports each where it stands).
-        if skip_unsupported {
-            if let Some((at, element)) = docs.iter().find_map(|(_, p)| unsupported_policy(p)) {
-                raw.apis.pop();
-                d.warning(
-                    "C071",
-                    at,
-                    format!("API `{name}` uses <{element}>, which gatehouse does not run; left out (--skip-unsupported)"),
-                );
-                continue;
-            }
-        }
         for (op, p) in docs {
             match op {
                 None => files.apis.push((name.clone(), p)),
