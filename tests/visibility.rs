@@ -225,3 +225,54 @@ fn an_access_log_nobody_reads_never_stalls_a_request_and_loses_no_line() {
     let want: Vec<String> = (0..N).map(|i| format!("/a/{i}")).collect();
     assert_eq!(paths, want, "{}", gw.log());
 }
+
+/// Lines still queued for the writer thread when the server stops are written before the
+/// process exits (`access_log::flush` after Pingora's `run` returns). With the pipe behind stdout
+/// full, the writer is stuck in its first batch while the rest of the lines wait in the queue;
+/// the pipe is read only after the shutdown has begun, so those lines reach it only through the
+/// flush at exit (without it, the process ends with them queued: 115 of 400 arrived).
+#[test]
+fn lines_queued_when_the_server_stops_are_written_before_the_process_exits() {
+    let origin = Origin::echo();
+    let yaml = format!(
+        "apis:\n{}",
+        api_yaml(
+            "a",
+            "a",
+            &format!("http://127.0.0.1:{}", origin.port),
+            OPEN,
+            &[("any", "GET", "/{*rest}")]
+        )
+    );
+    let mut gw = Gatehouse::start_piped(&yaml, &[]);
+    const N: usize = 400;
+    for i in 0..N {
+        let r = gw.get(&format!("/a/{i}"), &[]);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    gw.signal("TERM");
+    // The harness's grace period and shutdown timeout are 1 s each: by now the server has
+    // stopped and the process waits for the writer, stuck on the full pipe.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let Some(out) = gw.stdout.take() else {
+        panic!("started without a stdout pipe")
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let paths: Vec<String> = std::io::BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .map(|v| v["path"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let _ = tx.send(paths);
+    });
+    // Read to the end: the process closes stdout when it exits.
+    let paths = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("the process did not exit:\n{}", gw.log()));
+    let want: Vec<String> = (0..N).map(|i| format!("/a/{i}")).collect();
+    assert_eq!(paths.len(), N, "{}", gw.log());
+    assert_eq!(paths, want);
+}
