@@ -387,6 +387,48 @@ fn configured_keys_symmetric_rsa_and_custom_failure_response() {
     assert_eq!(gw.last_log()["error"], "TokenSignatureInvalid");
 }
 
+/// HMAC tokens are remembered too (their signature check and decoding skipped on reuse), with
+/// the same limits: the time checks run on every use, and a token that differs in one byte is
+/// verified on its own.
+#[test]
+fn a_remembered_hmac_token_still_expires_and_a_changed_one_is_verified() {
+    let (backend, issuer) = (Origin::echo(), Issuer::start());
+    let secret = b"a-very-secret-hmac-key-of-32-bytes!";
+    let inbound = format!(
+        r#"<validate-jwt header-name="Authorization">
+            <issuer-signing-keys><key>{}</key></issuer-signing-keys>
+            <audiences><audience>api://orders</audience></audiences>
+        </validate-jwt>"#,
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    );
+    let gw = gateway(&backend, &issuer, &inbound);
+    let auth = |t: &str| format!("Bearer {t}");
+    let mut claims = good_claims();
+    claims["exp"] = json!(now() + 2);
+    let t = sign(
+        Algorithm::HS256,
+        None,
+        &EncodingKey::from_secret(secret),
+        claims,
+    );
+    for _ in 0..3 {
+        assert_eq!(gw.get("/j/x", &[("Authorization", &auth(&t))]).status, 200);
+    }
+    // The same token with one character of its signature changed: not the remembered one.
+    let mut forged = t.clone();
+    let at = t.rfind('.').unwrap_or_default() + 5;
+    let other = if &t[at..at + 1] == "A" { "B" } else { "A" };
+    forged.replace_range(at..at + 1, other);
+    assert_eq!(
+        gw.get("/j/x", &[("Authorization", &auth(&forged))]).status,
+        401
+    );
+    assert_eq!(gw.last_log()["error"], "TokenSignatureInvalid");
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(gw.get("/j/x", &[("Authorization", &auth(&t))]).status, 401);
+    assert_eq!(gw.last_log()["error"], "TokenExpired");
+}
+
 #[test]
 fn validate_azure_ad_token_against_a_local_discovery_document() {
     let (backend, issuer) = (Origin::echo(), Issuer::start());

@@ -475,6 +475,91 @@ pub fn from_json(v: serde_json::Value) -> Value {
     }
 }
 
+/// JSON text read straight into values (objects and arrays become JObject / JArray), as
+/// `from_json(serde_json::from_str(text)?)` would give, without building a `serde_json::Value`
+/// first (its map, hashed once more, and the copy into values cost more than the parse).
+/// serde_json's own nesting limit (128) applies.
+pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = JsonSeed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+struct JsonSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonSeed {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(JsonSeed)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(JsonSeed)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Long(i))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        // As `Number::as_i64` then `as_f64`: past i64, a double.
+        Ok(i64::try_from(u).map_or(Value::Double(u as f64), Value::Long))
+    }
+
+    fn visit_f64<E>(self, d: f64) -> Result<Value, E> {
+        Ok(Value::Double(d))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::str(s))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::string(s))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(x) = seq.next_element_seed(JsonSeed)? {
+            v.push(x);
+        }
+        Ok(Value::JArray(shared(v)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        // A repeated name keeps its first position and its last value, as serde_json's map.
+        let mut m = IndexMap::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(JsonSeed)?;
+            m.insert(k, v);
+        }
+        Ok(Value::JObject(shared(m)))
+    }
+}
+
 /// Convert a value to JSON (as JsonConvert.SerializeObject would).
 pub fn to_json(v: &Value) -> serde_json::Value {
     use serde_json::Value as J;
@@ -531,54 +616,149 @@ pub fn json_text(v: &Value, indented: bool) -> String {
         Value::JProperty(p) => {
             write_json_string(&mut out, &p.0);
             out.push_str(": ");
-            write_json(&mut out, &to_json(&p.1), indented, 0);
+            write_value(&mut out, &p.1, indented, 0);
         }
-        _ => write_json(&mut out, &to_json(v), indented, 0),
+        _ => write_value(&mut out, v, indented, 0),
     }
     out
 }
 
-fn write_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+/// `write_json(to_json(v))` without building the `serde_json::Value`: JSON tokens, lists and
+/// scalars are written as they are; what `to_json` turns into something else (dictionaries,
+/// pairs, dates, objects) goes through it.
+fn write_value(out: &mut String, v: &Value, indented: bool, level: usize) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Long(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Byte(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::Double(d) if d.is_finite() => write_double(out, *d),
+        Value::Double(_) => out.push_str("null"),
+        Value::Str(s) => write_json_string(out, s),
+        Value::List(l) | Value::JArray(l) => {
+            let l = l.lock();
+            write_seq(out, l.iter(), l.is_empty(), indented, level);
+        }
+        Value::Set(m) => {
+            let m = m.lock();
+            write_seq(out, m.values(), m.is_empty(), indented, level);
+        }
+        Value::JObject(o) => {
+            let o = o.lock();
+            if o.is_empty() {
+                out.push_str("{}");
+                return;
             }
-            c => out.push(c),
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indented, level + 1);
+                write_json_string(out, k);
+                out.push_str(if indented { ": " } else { ":" });
+                write_value(out, x, indented, level + 1);
+            }
+            newline(out, indented, level);
+            out.push('}');
+        }
+        other => write_json(out, &to_json(other), indented, level),
+    }
+}
+
+fn write_seq<'v>(
+    out: &mut String,
+    items: impl Iterator<Item = &'v Value>,
+    empty: bool,
+    indented: bool,
+    level: usize,
+) {
+    if empty {
+        out.push_str("[]");
+        return;
+    }
+    out.push('[');
+    for (i, x) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        newline(out, indented, level + 1);
+        write_value(out, x, indented, level + 1);
+    }
+    newline(out, indented, level);
+    out.push(']');
+}
+
+fn newline(out: &mut String, indented: bool, level: usize) {
+    if indented {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str("  ");
         }
     }
+}
+
+/// A finite double as Newtonsoft writes it: shortest round trip, always with a fraction or an
+/// exponent (1.0, 1.5, 1E+21).
+fn write_double(out: &mut String, d: f64) {
+    let start = out.len();
+    if d != 0.0 && (1e-5..1e15).contains(&d.abs()) {
+        let _ = write!(out, "{d}");
+    } else {
+        out.push_str(&format_double(d));
+    }
+    if !out[start..].contains(['.', 'E']) {
+        out.push_str(".0");
+    }
+}
+
+fn write_json_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    // Runs that need no escape are copied whole.
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(esc);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
 fn write_json(out: &mut String, v: &serde_json::Value, indented: bool, level: usize) {
     use serde_json::Value as J;
-    let nl = |out: &mut String, level: usize| {
-        if indented {
-            out.push('\n');
-            for _ in 0..level {
-                out.push_str("  ");
-            }
-        }
-    };
+    let nl = |out: &mut String, level: usize| newline(out, indented, level);
     match v {
         J::Null => out.push_str("null"),
         J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         J::Number(n) => {
             if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
-                // Newtonsoft writes doubles with a fraction: 1.0, 1.5, 1E+21.
-                let s = format_double(f);
-                out.push_str(&s);
-                if !s.contains(['.', 'E', 'N', '∞']) {
-                    out.push_str(".0");
-                }
+                // Newtonsoft writes doubles with a fraction: 1.0, 1.5, 1E+21 (a Number is
+                // finite).
+                write_double(out, f);
             } else {
                 let _ = write!(out, "{n}");
             }
@@ -719,5 +899,43 @@ mod tests {
             json_text(&v, true),
             "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    {}\n  ],\n  \"c\": \"x\\\"y\"\n}"
         );
+    }
+    /// The direct reader and writer (`parse_json`, `json_text`) give what the round trip
+    /// through `serde_json::Value` gave, for every kind of token and string.
+    #[test]
+    fn direct_json_reading_and_writing_match_the_serde_json_round_trip() {
+        let docs = [
+            r#"{"b":1,"a":[1,2.5,{}],"c":"x\"y"}"#,
+            r#"[null,true,false,0,-0,-0.0,1.0,1e21,1.5e-7,123456789012345678,18446744073709551615,-9223372036854775808]"#,
+            r#"{"s":"tab\t nl\n cr\r bs\\ q\" ff\f bk\b nul\u0000 us\u001f del\u007f é € 😀 \ud83d\ude00 </script>"}"#,
+            r#"{"dup":1,"x":2,"dup":3}"#,
+            r#"{"deep":[[[{"a":[{"b":{"c":[]}}]}]]],"empty":{},"e2":[]}"#,
+            r#""just a string""#,
+            r#"  42  "#,
+            r#"[0.1,0.30000000000000004,1e-5,9.99e-6,1e15,999999999999999.9,-1e300,5e-324]"#,
+        ];
+        for doc in docs {
+            let old = from_json(serde_json::from_str(doc).unwrap_or_else(|e| panic!("{doc}: {e}")));
+            let new = parse_json(doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
+            for indented in [false, true] {
+                let mut want = String::new();
+                write_json(&mut want, &to_json(&old), indented, 0);
+                assert_eq!(json_text(&new, indented), want, "{doc}");
+                assert_eq!(json_text(&old, indented), want, "{doc}");
+            }
+        }
+        // A double that is not finite (computed, never parsed) is written as null, as before.
+        assert_eq!(
+            json_text(&Value::list(vec![Value::Double(f64::NAN)]), false),
+            "[null]"
+        );
+        // Refused as serde_json refuses: trailing text, bad syntax, nesting past 128.
+        for bad in ["{} x", "{\"a\":}", "[1,]", "", &"[".repeat(200)] {
+            assert!(parse_json(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -74,13 +74,14 @@ pub struct ValidateJwt {
     pub client_application_ids: Vec<Val<String>>,
     /// `keys` decoded once, on first use (certificate keys need the gateway's certificates).
     pub decoded_keys: std::sync::OnceLock<Vec<crate::codec::jwk::Key>>,
-    /// Tokens whose signature this policy verified with an asymmetric key.
+    /// Tokens whose signature this policy verified.
     pub verified: VerifiedTokens,
 }
 
-/// Tokens this policy verified with an asymmetric key (RSA, ECDSA, EdDSA: the checks that cost;
-/// an HMAC costs no more than the hash that would find it here), by SHA-256 of the whole
-/// token, with their claims: the same token again skips the signature check. An entry is used
+/// Tokens this policy verified, by SHA-256 of the whole token, with their claims: the same
+/// token again skips the signature check and the decoding. (HMAC tokens too: with
+/// jsonwebtoken's key set-up, base64 and claims parsing, verifying an HS256 token cost about 40k
+/// instructions, finding it here about 5k; perf/callgrind.py's `gatehouse-jwt-body`.) An entry is used
 /// only while the discovery key sets it was verified with are still the current ones (a
 /// rotation or a refresh of the keys forgets it; configured keys live as long as the policy)
 /// and never past the token's `exp` (the time checks run again on every use). Bounded: when
@@ -818,8 +819,8 @@ async fn verify(
         }
     }
     // A token this statement verified before, with key sets that are still current.
-    let digest = (family != Family::Hmac).then(|| openssl::sha::sha256(token.as_bytes()));
-    if let Some(claims) = digest.as_ref().and_then(|d| j.verified.get(d, &sets)) {
+    let digest = openssl::sha::sha256(token.as_bytes());
+    if let Some(claims) = j.verified.get(&digest, &sets) {
         check_times(&claims, skew, require_exp, f)?;
         return Ok(claims);
     }
@@ -866,9 +867,7 @@ async fn verify(
     for k in candidates {
         match jsonwebtoken::decode::<Map<String, J>>(token, &k.key, &validation) {
             Ok(data) => {
-                if let Some(d) = digest {
-                    j.verified.put(d, &data.claims, &sets, skew);
-                }
+                j.verified.put(digest, &data.claims, &sets, skew);
                 return Ok(data.claims);
             }
             Err(e) => match e.kind() {

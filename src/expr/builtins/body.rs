@@ -9,9 +9,13 @@ use super::super::value::{shared, Key, Obj, Value};
 /// `As<T>()` over body bytes.
 pub fn body_as(m: &mut Machine, bytes: &[u8], targs: &[RType]) -> EResult<Value> {
     let t = targs.first().map_or(Ty::String, |t| t.ty);
-    let text = || String::from_utf8_lossy(bytes).into_owned();
+    // Valid UTF-8 (the usual case) is read in place; otherwise with U+FFFD for bad bytes.
+    let text = || match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     Ok(match t {
-        Ty::String => Value::string(text()),
+        Ty::String => Value::str(&text()),
         Ty::Bytes => Value::Bytes(Arc::new(bytes.to_vec())),
         Ty::XElement | Ty::XDocument => Value::obj(Obj::Xml(super::xml::parse(&text())?)),
         Ty::JObject | Ty::JToken | Ty::JArray => {

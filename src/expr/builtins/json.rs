@@ -105,8 +105,8 @@ pub fn to_token(v: Value) -> Value {
 }
 
 pub fn parse(text: &str) -> EResult<Value> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(j) => Ok(from_json(j)),
+    match value::parse_json(text) {
+        Ok(v) => Ok(v),
         Err(e) => exception(
             "JsonReaderException",
             format!("Error reading JToken from JsonReader: {e}"),
