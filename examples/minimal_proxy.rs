@@ -2,6 +2,8 @@
 //! with the same release profile as gatehouse (fat LTO, one codegen unit) and the same
 //! allocator (jemalloc), so that the comparison measures gatehouse's own work.
 //!   cargo run --release --example minimal_proxy -- 127.0.0.1:18006 127.0.0.1:18000
+//! Optional third and fourth arguments: worker threads (1) and `steal` for Pingora's work
+//! stealing (off by default), for perf/threads.py.
 use async_trait::async_trait;
 use pingora::prelude::*;
 
@@ -29,9 +31,10 @@ fn main() {
         (Some(l), Some(u)) => (l.clone(), u.clone()),
         _ => ("127.0.0.1:18006".to_string(), "127.0.0.1:18000".to_string()),
     };
+    let threads = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(1);
     let conf = pingora::server::configuration::ServerConf {
-        threads: 1,
-        work_stealing: false,
+        threads,
+        work_stealing: args.get(4).is_some_and(|s| s == "steal"),
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -96,7 +96,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gatehouse-callgrind-")
     ports = run.PORTS
     origin_conf = run.nginx_conf(os.path.join(tmp, "origin"), ports["origin"],
-                                 f'server {{ listen 127.0.0.1:{ports["origin"]}; location / {{ return 200 "hello from origin\\n"; }} }}')
+                                 f'server {{ listen 127.0.0.1:{ports["origin"]}; location / {{ return 200 "hello from origin\\n"; }}'
+                                 f' location /json {{ default_type application/json; return 200 \'{run.json_2k()}\'; }} }}')
     origin = subprocess.Popen([run.NGINX, "-c", origin_conf, "-p", os.path.join(tmp, "origin")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gh = os.environ.get("GATEHOUSE_BIN", os.path.join(ROOT, "target", "release", "gatehouse"))
@@ -104,6 +105,9 @@ def main():
     minimal = os.environ.get("MINIMAL_BIN", os.path.join(ROOT, "target", "release", "examples", "minimal_proxy"))
     conf = os.path.join(ROOT, "perf", "gatehouse-perf.yaml")
     key = {"Ocp-Apim-Subscription-Key": "perf-key-0001"}
+    token = run.hs256_token(b"perf-secret-of-at-least-thirty-two-bytes",
+                            {"aud": "perf", "sub": "perf", "exp": int(time.time()) + 86400})
+    jwt = {"Authorization": f"Bearer {token}"}
     # The same configuration with the access log on, written to a file (the shipped default
     # writes it to stdout; a file stands for journald or a pipe).
     logged_conf = os.path.join(ROOT, "perf", "gatehouse-perf-logged.yaml")
@@ -111,6 +115,15 @@ def main():
         g.write(f.read().replace("access_log: off", "access_log: stdout"))
     os.replace(logged_conf + ".tmp", logged_conf)
     access_log = os.path.join(tmp, "access.log")
+    # The passthrough configuration with Pingora's work stealing on (one thread: a multi-thread
+    # tokio runtime with one worker instead of a current-thread one); run when TARGETS names it.
+    steal_conf = os.path.join(tmp, "gatehouse-steal.yaml")
+    with open(conf) as f, open(steal_conf, "w") as g:
+        text = f.read()
+        if "work_stealing: false" not in text:
+            sys.exit("perf/gatehouse-perf.yaml no longer sets work_stealing: false")
+        g.write(text.replace("work_stealing: false", "work_stealing: true")
+                .replace("  dir: policies", f"  dir: {os.path.join(ROOT, 'perf', 'policies')}"))
     targets = [
         ("pingora-minimal", [minimal, f"127.0.0.1:{ports['pingora']}", f"127.0.0.1:{ports['origin']}"], ports["pingora"], "/pass/", {}, None),
         ("gatehouse-passthrough", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/", {}, ports["admin"]),
@@ -120,10 +133,18 @@ def main():
          ports["gatehouse_redis"], "/typ/x", key, ports["admin_redis"]),
         ("gatehouse-typical-redis-lease", [gh, "run", "-c", os.path.join(ROOT, "perf", "gatehouse-perf-redis-lease.yaml")],
          ports["gatehouse_redis"], "/typ/x", key, ports["admin_redis"]),
+        ("gatehouse-passthrough-steal", [gh, "run", "-c", steal_conf], ports["gatehouse"], "/pass/", {}, ports["admin"]),
+        # validate-jwt (HS256) and the 2 KiB JSON response rewritten by set-body; against the
+        # passthrough route fetching the same JSON (`gatehouse-passthrough-json`).
+        ("gatehouse-jwt-body", [gh, "run", "-c", conf], ports["gatehouse"], "/jwt/json", jwt, ports["admin"]),
+        ("gatehouse-passthrough-json", [gh, "run", "-c", conf], ports["gatehouse"], "/pass/json", {}, ports["admin"]),
     ]
+    optional = {"gatehouse-passthrough-steal", "gatehouse-jwt-body", "gatehouse-passthrough-json"}
     if os.environ.get("TARGETS"):  # a subset, e.g. TARGETS=pingora-minimal,gatehouse-passthrough
         keep = set(os.environ["TARGETS"].split(","))
         targets = [t for t in targets if t[0] in keep]
+    else:
+        targets = [t for t in targets if t[0] not in optional]
     redis = subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,6 +12,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNS = [int(c) for c in os.environ.get("CONNS", "64,1").split(",")]
 LOAD_CORE, PROXY_CORE = "0", "1"
+WRK_THREADS = 1  # perf/threads.py loads with more
 PORTS = {"origin": 18000, "nginx": 18001, "gatehouse": 18002, "admin": 18003, "gatehouse_redis": 18004, "admin_redis": 18005, "pingora": 18006,
          "gatehouse_logged": 18007, "admin_logged": 18008, "redis": 18010}
 TARGETS = os.environ.get("TARGETS")  # comma-separated subset of target names
@@ -115,7 +116,7 @@ def to_ms(v, unit):
 
 
 def wrk(port, path, conns, headers=()):
-    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}s", "--latency"]
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", f"-t{WRK_THREADS}", f"-c{conns}", f"-d{DURATION}s", "--latency"]
     for h in headers:
         cmd += ["-H", h]
     cmd.append(f"http://127.0.0.1:{port}{path}")
