@@ -497,7 +497,7 @@ impl Machine<'_> {
                 Ok(builtins::typed_array(v))
             }
             Node::NewAnon { members } => {
-                let mut map = indexmap::IndexMap::new();
+                let mut map = value::JMap::default();
                 for (k, v) in members {
                     let v = self.eval(v)?;
                     map.insert(k.clone(), v);

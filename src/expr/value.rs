@@ -13,6 +13,10 @@ use super::types::RType;
 
 pub type Shared<T> = Arc<Mutex<T>>;
 
+/// A JObject's properties, in order; hashed with aHash (keyed per map, like std's SipHash, and
+/// several times cheaper on short keys: a parsed body hashes every property name once).
+pub type JMap = IndexMap<String, Value, ahash::RandomState>;
+
 pub fn shared<T>(v: T) -> Shared<T> {
     Arc::new(Mutex::new(v))
 }
@@ -228,7 +232,7 @@ pub enum Value {
     Dict(Shared<IndexMap<Key, Value>>),
     Set(Shared<IndexMap<Key, Value>>),
     Pair(Arc<(Value, Value)>),
-    JObject(Shared<IndexMap<String, Value>>),
+    JObject(Shared<JMap>),
     JArray(Shared<Vec<Value>>),
     JProperty(Arc<(Arc<str>, Value)>),
     Lambda(Arc<Lambda>),
@@ -551,7 +555,7 @@ impl<'de> serde::de::Visitor<'de> for JsonSeed {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         // A repeated name keeps its first position and its last value, as serde_json's map.
-        let mut m = IndexMap::new();
+        let mut m = JMap::default();
         while let Some(k) = map.next_key::<String>()? {
             let v = map.next_value_seed(JsonSeed)?;
             m.insert(k, v);

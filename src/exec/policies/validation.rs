@@ -73,7 +73,7 @@ pub fn finish(
         let list: Vec<Value> = kept
             .iter()
             .map(|p| {
-                let mut m = indexmap::IndexMap::new();
+                let mut m = crate::expr::value::JMap::default();
                 m.insert("Name".to_string(), Value::str(&p.name));
                 m.insert("Type".to_string(), Value::str(p.kind));
                 m.insert("ValidationRule".to_string(), Value::str(p.rule));

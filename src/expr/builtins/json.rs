@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use indexmap::IndexMap;
 
 use super::super::eval::{exception, EResult, Machine};
 use super::super::types::{RType, Ty};
@@ -554,7 +553,7 @@ pub fn construct(
 ) -> EResult<Value> {
     match ty.ty {
         Ty::JObject => {
-            let mut map: IndexMap<String, Value> = IndexMap::new();
+            let mut map = value::JMap::default();
             let mut add = |x: Value, m: &mut Machine| -> EResult<()> {
                 match x {
                     Value::JProperty(p) => {

@@ -804,7 +804,7 @@ pub fn construct(
         Ty::JObject | Ty::JArray | Ty::JValue | Ty::JProperty => json::construct(m, ty, args, init),
         Ty::Object => match init {
             Some(Initializer::Members(ms)) => Ok(Value::JObject(shared(ms.into_iter().collect()))),
-            _ => Ok(Value::JObject(shared(indexmap::IndexMap::new()))),
+            _ => Ok(Value::JObject(shared(super::value::JMap::default()))),
         },
         Ty::String => match (args.first(), args.get(1)) {
             (Some(Value::Char(c)), Some(n)) => {
