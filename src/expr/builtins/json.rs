@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-
 use super::super::eval::{exception, EResult, Machine};
 use super::super::types::{RType, Ty};
 use super::super::value::{self, from_json, json_text, shared, EnumVal, Value};
